@@ -34,10 +34,10 @@ int wq_fail_errno(wq_error_t *err, const char *fmt, ...) __attribute__((format(p
 const char *wq_errc_name(enum wq_errc code);
 
 /* Abort with file, line and expression: for our own invariants only, never for input. */
-#define WQ_ASSERT(cond)                                                                            \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            wq_assert_fail(#cond, __FILE__, __LINE__);                                             \
+#define WQ_ASSERT(cond)                                \
+    do {                                               \
+        if (!(cond))                                   \
+            wq_assert_fail(#cond, __FILE__, __LINE__); \
     } while (0)
 _Noreturn void wq_assert_fail(const char *expr, const char *file, int line);
 

@@ -1,12 +1,12 @@
 /* Logging to stderr; see log.h. */
 #include "log.h"
 
-#include "clock.h"
-
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "clock.h"
 
 unsigned wq_log_flags;
 int wq_log_level = LOG_INFO;
@@ -39,8 +39,8 @@ wq_log(int level, const char *fmt, ...)
 {
     if (level > wq_log_level)
         return;
-    static const char *const tags[] = {"emerg", "alert", "crit",  "error",
-                                       "warn",  "note",  "info",  "debug"};
+    static const char *const tags[] = {"emerg", "alert", "crit", "error",
+                                       "warn",  "note",  "info", "debug"};
     char line[1024];
     va_list ap;
     va_start(ap, fmt);

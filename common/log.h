@@ -24,10 +24,10 @@ void wq_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 #define log_err(...)  wq_log(LOG_ERR, __VA_ARGS__)
 #define log_warn(...) wq_log(LOG_WARNING, __VA_ARGS__)
 #define log_info(...) wq_log(LOG_INFO, __VA_ARGS__)
-#define log_flag(f, ...)                                                                           \
-    do {                                                                                           \
-        if (wq_log_flags & WQ_LOGF_##f)                                                            \
-            wq_log(LOG_DEBUG, __VA_ARGS__);                                                        \
+#define log_flag(f, ...)                    \
+    do {                                    \
+        if (wq_log_flags & WQ_LOGF_##f)     \
+            wq_log(LOG_DEBUG, __VA_ARGS__); \
     } while (0)
 
 /* One spelling for job ids in logs. */

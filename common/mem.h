@@ -5,10 +5,10 @@
 
 #include <stddef.h>
 
-void *wq_malloc(size_t n);             /* Caller owns the result. */
-void *wq_calloc(size_t n, size_t sz);  /* Caller owns the result. */
-void *wq_realloc(void *p, size_t n);   /* Caller owns the result. */
-char *wq_strdup(const char *s);        /* NULL in, NULL out. Caller owns the result. */
+void *wq_malloc(size_t n);            /* Caller owns the result. */
+void *wq_calloc(size_t n, size_t sz); /* Caller owns the result. */
+void *wq_realloc(void *p, size_t n);  /* Caller owns the result. */
+char *wq_strdup(const char *s);       /* NULL in, NULL out. Caller owns the result. */
 char *wq_strndup(const char *s, size_t n);
 
 /* printf into a new string. Caller owns the result. */

@@ -9,8 +9,8 @@
 #include <string.h>
 
 int
-wq_parse_int(const char *s, int64_t min, int64_t max, const char *what, int64_t *out,
-             wq_error_t *err)
+wq_parse_int(
+    const char *s, int64_t min, int64_t max, const char *what, int64_t *out, wq_error_t *err)
 {
     if (s == NULL || *s == '\0')
         return wq_fail(err, WQ_EINVAL, "%s: empty value; expected a whole number", what);
@@ -25,8 +25,8 @@ wq_parse_int(const char *s, int64_t min, int64_t max, const char *what, int64_t 
     if (*end != '\0')
         return wq_fail(err, WQ_EINVAL, "%s: '%.40s' is not a whole number", what, s);
     if (errno == ERANGE || v < min || v > max)
-        return wq_fail(err, WQ_EINVAL, "%s: %.40s is out of range (%" PRId64 "..%" PRId64 ")",
-                       what, s, min, max);
+        return wq_fail(err, WQ_EINVAL, "%s: %.40s is out of range (%" PRId64 "..%" PRId64 ")", what,
+                       s, min, max);
     *out = v;
     return 0;
 }
@@ -59,8 +59,8 @@ wq_parse_duration(const char *s, const char *what, int64_t *seconds, wq_error_t 
     if (*p == '\0') {
         total = a * 60;
     } else if (p[1] == '\0' && strchr("smhd", *p) != NULL) {
-        static const int64_t mult[] = {['s' - 'a'] = 1, ['m' - 'a'] = 60, ['h' - 'a'] = 3600,
-                                       ['d' - 'a'] = 86400};
+        static const int64_t mult[] = {
+            ['s' - 'a'] = 1, ['m' - 'a'] = 60, ['h' - 'a'] = 3600, ['d' - 'a'] = 86400};
         total = a * mult[*p - 'a'];
     } else {
         int64_t days = 0, parts[3] = {0, 0, 0};

@@ -4,13 +4,13 @@
 #ifndef WSLQ_PARSE_H
 #define WSLQ_PARSE_H
 
-#include "err.h"
-
 #include <stdint.h>
 
+#include "err.h"
+
 /* Decimal integer in [min, max]. 'what' names the value in the error ("--gpus"). */
-int wq_parse_int(const char *s, int64_t min, int64_t max, const char *what, int64_t *out,
-                 wq_error_t *err);
+int wq_parse_int(
+    const char *s, int64_t min, int64_t max, const char *what, int64_t *out, wq_error_t *err);
 
 /* Duration to seconds. Bare numbers are minutes (as in Slurm's --time); suffixes s, m, h, d;
  * also [D-]HH:MM:SS and MM:SS. Zero is allowed (no limit). */

@@ -1,0 +1,524 @@
+/* The wire; see wire.h. The only file that unpacks bytes that came from a socket. */
+#include "wire.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <zmq.h>
+
+#include "common/log.h"
+
+static int
+check_str(const char *s, size_t max, int required, const char *what, wq_error_t *err)
+{
+    if (s == NULL || s[0] == '\0') {
+        if (required)
+            return wq_fail(err, WQ_EPROTO, "%s is empty", what);
+        return 0;
+    }
+    size_t n = strnlen(s, max + 1);
+    if (n > max)
+        return wq_fail(err, WQ_ELIMIT, "%s is longer than %zu bytes", what, max);
+    return 0;
+}
+
+static int
+check_name(const char *s, int required, const char *what, wq_error_t *err)
+{
+    if (check_str(s, WIRE_MAX_NAME, required, what, err) < 0)
+        return -1;
+    for (const char *p = s; p != NULL && *p; p++)
+        if ((unsigned char) *p < 0x20 || *p == 0x7f)
+            return wq_fail(err, WQ_EPROTO, "%s contains a control character", what);
+    return 0;
+}
+
+static int
+check_count(size_t n, size_t max, const char *what, wq_error_t *err)
+{
+    if (n > max)
+        return wq_fail(err, WQ_ELIMIT, "%s has %zu items, more than %zu", what, n, max);
+    return 0;
+}
+
+static int
+check_state(Wslq__JobState st, int allow_unset, wq_error_t *err)
+{
+    if ((st == WSLQ__JOB_STATE__JOB_STATE_UNSPECIFIED && !allow_unset) || st < 0 ||
+        st > WSLQ__JOB_STATE__NODE_FAIL)
+        return wq_fail(err, WQ_EPROTO, "job state %d is out of range", (int) st);
+    return 0;
+}
+
+int
+wire_validate_spec(const Wslq__JobSpec *spec, wq_error_t *err)
+{
+    if (spec == NULL)
+        return wq_fail(err, WQ_EPROTO, "job spec is missing");
+    if (spec->n_argv == 0)
+        return wq_fail(err, WQ_EPROTO, "job has no command (argv is empty)");
+    if (check_count(spec->n_argv, WIRE_MAX_ARGV, "argv", err) < 0 ||
+        check_count(spec->n_env, WIRE_MAX_ENV, "env", err) < 0 ||
+        check_count(spec->n_depends_on, WIRE_MAX_DEPS, "dependency list", err) < 0)
+        return -1;
+    size_t total = 0;
+    for (size_t i = 0; i < spec->n_argv; i++) {
+        if (spec->argv[i] == NULL)
+            return wq_fail(err, WQ_EPROTO, "argv[%zu] is missing", i);
+        size_t n = strnlen(spec->argv[i], WIRE_MAX_ARG_LEN + 1);
+        if (n > WIRE_MAX_ARG_LEN)
+            return wq_fail(err, WQ_ELIMIT, "argv[%zu] is longer than %d bytes", i,
+                           WIRE_MAX_ARG_LEN);
+        if (i == 0 && n == 0)
+            return wq_fail(err, WQ_EPROTO, "argv[0] (the program) is empty");
+        total += n;
+    }
+    for (size_t i = 0; i < spec->n_env; i++) {
+        const char *e = spec->env[i];
+        if (e == NULL)
+            return wq_fail(err, WQ_EPROTO, "env[%zu] is missing", i);
+        size_t n = strnlen(e, WIRE_MAX_ENV_LEN + 1);
+        if (n > WIRE_MAX_ENV_LEN)
+            return wq_fail(err, WQ_ELIMIT, "env[%zu] is longer than %d bytes", i, WIRE_MAX_ENV_LEN);
+        const char *eq = strchr(e, '=');
+        if (eq == NULL || eq == e)
+            return wq_fail(err, WQ_EPROTO, "env[%zu] is not of the form NAME=VALUE", i);
+        total += n;
+    }
+    if (check_str(spec->cwd, WIRE_MAX_PATH, 0, "working directory", err) < 0)
+        return -1;
+    if (spec->cwd != NULL && spec->cwd[0] != '\0' && spec->cwd[0] != '/')
+        return wq_fail(err, WQ_EPROTO, "working directory '%.64s' is not absolute", spec->cwd);
+    total += spec->cwd ? strlen(spec->cwd) : 0;
+    if (total > WIRE_MAX_SPEC_BYTES)
+        return wq_fail(err, WQ_ELIMIT,
+                       "command, environment and directory total %zu bytes, "
+                       "more than %u",
+                       total, WIRE_MAX_SPEC_BYTES);
+    if (check_name(spec->name, 0, "job name", err) < 0 ||
+        check_name(spec->user, 0, "user name", err) < 0)
+        return -1;
+    if (spec->nodes < 1 || spec->nodes > WIRE_MAX_NODES)
+        return wq_fail(err, WQ_EPROTO, "node count %u is out of range (1..%d)", spec->nodes,
+                       WIRE_MAX_NODES);
+    if (spec->gpus_per_node > WIRE_MAX_GPUS)
+        return wq_fail(err, WQ_ELIMIT, "%u GPUs per node is more than %d", spec->gpus_per_node,
+                       WIRE_MAX_GPUS);
+    if (spec->ranks_per_node > WIRE_MAX_RANKS)
+        return wq_fail(err, WQ_ELIMIT, "%u ranks per node is more than %d", spec->ranks_per_node,
+                       WIRE_MAX_RANKS);
+    if (spec->cpus_per_node > 65536)
+        return wq_fail(err, WQ_ELIMIT, "%u CPUs per node is out of range", spec->cpus_per_node);
+    if (spec->mem_mb_per_node > (1ULL << 30))
+        return wq_fail(err, WQ_ELIMIT, "memory request is out of range");
+    if (spec->time_limit_s > (uint64_t) WIRE_MAX_TIME_LIMIT_S)
+        return wq_fail(err, WQ_ELIMIT, "time limit is longer than a year");
+    if (spec->retries > 100)
+        return wq_fail(err, WQ_ELIMIT, "%u retries is more than 100", spec->retries);
+    for (size_t i = 0; i < spec->n_depends_on; i++)
+        if (spec->depends_on[i] == 0)
+            return wq_fail(err, WQ_EPROTO, "dependency on job 0");
+    return 0;
+}
+
+static int
+check_gpus(size_t n, Wslq__GpuInfo **gpus, wq_error_t *err)
+{
+    if (check_count(n, WIRE_MAX_GPUS, "GPU list", err) < 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (gpus[i]->index >= WIRE_MAX_GPUS)
+            return wq_fail(err, WQ_EPROTO, "GPU index %u is out of range", gpus[i]->index);
+        if (check_str(gpus[i]->uuid, 95, 0, "GPU UUID", err) < 0 ||
+            check_str(gpus[i]->name, 95, 0, "GPU name", err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int
+check_alloc(const Wslq__Alloc *a, wq_error_t *err)
+{
+    if (a == NULL)
+        return wq_fail(err, WQ_EPROTO, "allocation is missing");
+    if (check_name(a->node, 1, "node name", err) < 0 ||
+        check_count(a->n_gpus, WIRE_MAX_GPUS, "allocated GPUs", err) < 0 ||
+        check_count(a->n_gpu_uuids, WIRE_MAX_GPUS, "allocated GPU UUIDs", err) < 0 ||
+        check_str(a->ip, 63, 0, "node IP", err) < 0)
+        return -1;
+    if (a->nranks < 1 || a->nranks > WIRE_MAX_RANKS)
+        return wq_fail(err, WQ_EPROTO, "rank count %u is out of range", a->nranks);
+    for (size_t i = 0; i < a->n_gpus; i++)
+        if (a->gpus[i] >= WIRE_MAX_GPUS)
+            return wq_fail(err, WQ_EPROTO, "GPU index %u is out of range", a->gpus[i]);
+    return 0;
+}
+
+static int
+check_attrs(size_t n, Wslq__NodeAttr **attrs, wq_error_t *err)
+{
+    if (check_count(n, 256, "node attributes", err) < 0)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (check_str(attrs[i]->key, 64, 1, "attribute key", err) < 0 ||
+            check_str(attrs[i]->value, 1024, 0, "attribute value", err) < 0)
+            return -1;
+    return 0;
+}
+
+static int
+check_job_info(const Wslq__JobInfo *j, wq_error_t *err)
+{
+    if (j == NULL)
+        return wq_fail(err, WQ_EPROTO, "job is missing");
+    if (wire_validate_spec(j->spec, err) < 0 || check_state(j->state, 0, err) < 0 ||
+        check_count(j->n_allocs, WIRE_MAX_NODES, "allocations", err) < 0)
+        return -1;
+    for (size_t i = 0; i < j->n_allocs; i++)
+        if (check_alloc(j->allocs[i], err) < 0)
+            return -1;
+    return 0;
+}
+
+static int
+validate_body(const Wslq__Envelope *env, wq_error_t *err)
+{
+    switch (env->body_case) {
+    case WSLQ__ENVELOPE__BODY_SUBMIT:
+        return wire_validate_spec(env->submit->spec, err);
+    case WSLQ__ENVELOPE__BODY_SUBMIT_REPLY:
+    case WSLQ__ENVELOPE__BODY_REREGISTER:
+    case WSLQ__ENVELOPE__BODY_STARTED:
+    case WSLQ__ENVELOPE__BODY_ENDED_ACK:
+    case WSLQ__ENVELOPE__BODY_CANCEL_REPLY:
+        return 0;
+    case WSLQ__ENVELOPE__BODY_QUEUE: {
+        const Wslq__QueueRequest *q = env->queue;
+        if (check_count(q->n_states, 16, "state filter", err) < 0 ||
+            check_name(q->user, 0, "user filter", err) < 0 ||
+            check_name(q->name, 0, "name filter", err) < 0)
+            return -1;
+        for (size_t i = 0; i < q->n_states; i++)
+            if (check_state(q->states[i], 0, err) < 0)
+                return -1;
+        return 0;
+    }
+    case WSLQ__ENVELOPE__BODY_QUEUE_REPLY:
+        if (check_count(env->queue_reply->n_jobs, WIRE_MAX_LIST, "job list", err) < 0)
+            return -1;
+        for (size_t i = 0; i < env->queue_reply->n_jobs; i++)
+            if (check_job_info(env->queue_reply->jobs[i], err) < 0)
+                return -1;
+        return 0;
+    case WSLQ__ENVELOPE__BODY_SHOW:
+        return env->show->job_id == 0 ? wq_fail(err, WQ_EPROTO, "job id 0") : 0;
+    case WSLQ__ENVELOPE__BODY_SHOW_REPLY:
+        if (check_job_info(env->show_reply->job, err) < 0 ||
+            check_count(env->show_reply->n_events, WIRE_MAX_LIST, "event list", err) < 0)
+            return -1;
+        for (size_t i = 0; i < env->show_reply->n_events; i++)
+            if (check_state(env->show_reply->events[i]->state, 0, err) < 0)
+                return -1;
+        return 0;
+    case WSLQ__ENVELOPE__BODY_LOGS:
+        if (env->logs->job_id == 0)
+            return wq_fail(err, WQ_EPROTO, "job id 0");
+        return env->logs->wait_ms > 60000 ? wq_fail(err, WQ_ELIMIT, "log wait over 60 s") : 0;
+    case WSLQ__ENVELOPE__BODY_LOGS_REPLY:
+        if (env->logs_reply->data.len > WIRE_MAX_LOG_CHUNK)
+            return wq_fail(err, WQ_ELIMIT, "log reply of %zu bytes is too large",
+                           env->logs_reply->data.len);
+        return check_state(env->logs_reply->state, 1, err);
+    case WSLQ__ENVELOPE__BODY_CANCEL:
+        if (env->cancel->n_job_ids == 0)
+            return wq_fail(err, WQ_EPROTO, "cancel names no job");
+        if (check_count(env->cancel->n_job_ids, 10000, "cancel list", err) < 0)
+            return -1;
+        for (size_t i = 0; i < env->cancel->n_job_ids; i++)
+            if (env->cancel->job_ids[i] == 0)
+                return wq_fail(err, WQ_EPROTO, "job id 0");
+        return 0;
+    case WSLQ__ENVELOPE__BODY_NODES:
+        return check_name(env->nodes->name, 0, "node name", err);
+    case WSLQ__ENVELOPE__BODY_NODES_REPLY:
+        if (check_count(env->nodes_reply->n_nodes, WIRE_MAX_LIST, "node list", err) < 0)
+            return -1;
+        for (size_t i = 0; i < env->nodes_reply->n_nodes; i++) {
+            const Wslq__NodeInfo *n = env->nodes_reply->nodes[i];
+            if (check_name(n->name, 1, "node name", err) < 0 ||
+                check_gpus(n->n_gpus, n->gpus, err) < 0 ||
+                check_attrs(n->n_attrs, n->attrs, err) < 0)
+                return -1;
+        }
+        return 0;
+    case WSLQ__ENVELOPE__BODY_KV: {
+        const Wslq__KvRequest *kv = env->kv;
+        if (kv->op < WSLQ__KV_REQUEST__OP__PUT || kv->op > WSLQ__KV_REQUEST__OP__WAIT)
+            return wq_fail(err, WQ_EPROTO, "key/value operation %d is out of range", (int) kv->op);
+        if (kv->job_id == 0)
+            return wq_fail(err, WQ_EPROTO, "job id 0");
+        if (check_str(kv->key, WIRE_MAX_KV_KEY, 1, "key", err) < 0)
+            return -1;
+        if (kv->value.len > WIRE_MAX_KV_VALUE)
+            return wq_fail(err, WQ_ELIMIT, "value of %zu bytes is larger than %u", kv->value.len,
+                           WIRE_MAX_KV_VALUE);
+        return kv->timeout_ms > 3600000 ? wq_fail(err, WQ_ELIMIT, "wait over an hour") : 0;
+    }
+    case WSLQ__ENVELOPE__BODY_KV_REPLY:
+        return env->kv_reply->value.len > WIRE_MAX_KV_VALUE
+                   ? wq_fail(err, WQ_ELIMIT, "value too large")
+                   : 0;
+    case WSLQ__ENVELOPE__BODY_ERROR:
+        return check_str(env->error->text, 1024, 0, "error text", err);
+    case WSLQ__ENVELOPE__BODY_REG: {
+        const Wslq__Register *r = env->reg;
+        if (check_name(r->name, 1, "node name", err) < 0)
+            return -1;
+        for (const char *p = r->name; *p; p++)
+            if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                  (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.'))
+                return wq_fail(err, WQ_EPROTO,
+                               "node name '%.64s' may hold only letters, digits, '-', '_', '.'",
+                               r->name);
+        if (check_name(r->hostname, 0, "hostname", err) < 0 ||
+            check_str(r->ip, 63, 0, "node IP", err) < 0 ||
+            check_str(r->version, 64, 0, "version", err) < 0 ||
+            check_gpus(r->n_gpus, r->gpus, err) < 0 ||
+            check_count(r->n_running, 4096, "running job list", err) < 0 ||
+            check_attrs(r->n_attrs, r->attrs, err) < 0)
+            return -1;
+        return 0;
+    }
+    case WSLQ__ENVELOPE__BODY_REG_REPLY:
+        return check_count(env->reg_reply->n_kill_jobs, 4096, "kill list", err);
+    case WSLQ__ENVELOPE__BODY_HEARTBEAT:
+        return check_gpus(env->heartbeat->n_gpus, env->heartbeat->gpus, err);
+    case WSLQ__ENVELOPE__BODY_LAUNCH: {
+        const Wslq__JobLaunch *l = env->launch;
+        if (l->job_id == 0)
+            return wq_fail(err, WQ_EPROTO, "job id 0");
+        if (wire_validate_spec(l->spec, err) < 0 || check_alloc(l->alloc, err) < 0 ||
+            check_str(l->master_addr, 63, 0, "master address", err) < 0)
+            return -1;
+        if (l->world_size < 1 || l->master_port > 65535)
+            return wq_fail(err, WQ_EPROTO, "world size or master port out of range");
+        return 0;
+    }
+    case WSLQ__ENVELOPE__BODY_ENDED:
+        return check_str(env->ended->reason, 512, 0, "end reason", err);
+    case WSLQ__ENVELOPE__BODY_KILL:
+        return check_str(env->kill->reason, 512, 0, "kill reason", err);
+    case WSLQ__ENVELOPE__BODY_LOG:
+        if (env->log->data.len > WIRE_MAX_LOG_CHUNK)
+            return wq_fail(err, WQ_ELIMIT, "log chunk of %zu bytes is larger than %u",
+                           env->log->data.len, WIRE_MAX_LOG_CHUNK);
+        return 0;
+    case WSLQ__ENVELOPE__BODY_METRICS:
+        if (check_count(env->metrics->n_lines, WIRE_MAX_METRIC_LINES, "metric lines", err) < 0)
+            return -1;
+        for (size_t i = 0; i < env->metrics->n_lines; i++)
+            if (check_str(env->metrics->lines[i], WIRE_MAX_METRIC_LINE, 1, "metric line", err) < 0)
+                return -1;
+        return 0;
+    case WSLQ__ENVELOPE__BODY__NOT_SET:
+    default:
+        break;
+    }
+    return wq_fail(err, WQ_EPROTO, "message has no body (or one this version does not know)");
+}
+
+int
+wire_validate(const Wslq__Envelope *env, wq_error_t *err)
+{
+    if (env->proto_version < WIRE_PROTO_MIN || env->proto_version > WIRE_PROTO_CUR)
+        return wq_fail(err, WQ_EPROTO, "unsupported protocol version %u (this build speaks %d..%d)",
+                       env->proto_version, WIRE_PROTO_MIN, WIRE_PROTO_CUR);
+    return validate_body(env, err);
+}
+
+Wslq__Envelope *
+wire_decode(const void *data, size_t len, wq_error_t *err)
+{
+    if (len > WIRE_MAX_FRAME) {
+        wq_fail(err, WQ_ELIMIT, "frame of %zu bytes exceeds the limit of %u", len, WIRE_MAX_FRAME);
+        return NULL;
+    }
+    if (len == 0) {
+        wq_fail(err, WQ_EPROTO, "empty frame");
+        return NULL;
+    }
+    Wslq__Envelope *env = wslq__envelope__unpack(NULL, len, data);
+    if (env == NULL) {
+        wq_fail(err, WQ_EPROTO, "malformed message (%zu bytes)", len);
+        return NULL;
+    }
+    if (wire_validate(env, err) < 0) {
+        wire_free(&env);
+        return NULL;
+    }
+    return env;
+}
+
+void
+wire_free(Wslq__Envelope **env_p)
+{
+    if (env_p == NULL || *env_p == NULL)
+        return;
+    wslq__envelope__free_unpacked(*env_p, NULL);
+    *env_p = NULL;
+}
+
+uint8_t *
+wire_encode(Wslq__Envelope *env, size_t *len)
+{
+    env->proto_version = WIRE_PROTO_CUR;
+    size_t n = wslq__envelope__get_packed_size(env);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (buf == NULL)
+        abort();
+    *len = wslq__envelope__pack(env, buf);
+    return buf;
+}
+
+static void
+free_buf(void *data, void *hint)
+{
+    (void) hint;
+    free(data);
+}
+
+int
+wire_send(void *sock,
+          const void *identity,
+          size_t identity_len,
+          Wslq__Envelope *env,
+          int flags,
+          wq_error_t *err)
+{
+    size_t len;
+    uint8_t *buf = wire_encode(env, &len);
+    if (identity != NULL && zmq_send(sock, identity, identity_len, ZMQ_SNDMORE | flags) < 0) {
+        free(buf);
+        return wq_fail_errno(err, "send failed");
+    }
+    zmq_msg_t msg;
+    zmq_msg_init_data(&msg, buf, len, free_buf, NULL);
+    if (zmq_msg_send(&msg, sock, flags) < 0) {
+        zmq_msg_close(&msg);
+        return wq_fail_errno(err, "send failed");
+    }
+    return 0;
+}
+
+static void
+drain(void *sock)
+{
+    int more = 1;
+    size_t sz = sizeof more;
+    while (zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &sz) == 0 && more) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        zmq_msg_recv(&m, sock, 0);
+        zmq_msg_close(&m);
+    }
+}
+
+Wslq__Envelope *
+wire_recv(void *sock, void *identity, size_t *identity_len, int flags, wq_error_t *err)
+{
+    if (identity != NULL) {
+        int n = zmq_recv(sock, identity, 256, flags);
+        if (n < 0) {
+            if (errno == EAGAIN)
+                wq_fail(err, WQ_EBUSY, "no message");
+            else
+                wq_fail_errno(err, "receive failed");
+            return NULL;
+        }
+        *identity_len = n > 256 ? 256 : (size_t) n;
+        int more = 0;
+        size_t sz = sizeof more;
+        zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &sz);
+        if (!more) {
+            wq_fail(err, WQ_EPROTO, "message has no body frame");
+            return NULL;
+        }
+        flags = 0; /* the rest of a multipart message is already here */
+    }
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
+    if (zmq_msg_recv(&msg, sock, flags) < 0) {
+        if (errno == EAGAIN)
+            wq_fail(err, WQ_EBUSY, "no message");
+        else
+            wq_fail_errno(err, "receive failed");
+        zmq_msg_close(&msg);
+        return NULL;
+    }
+    int more = 0;
+    size_t sz = sizeof more;
+    zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &sz);
+    if (more) {
+        drain(sock);
+        zmq_msg_close(&msg);
+        wq_fail(err, WQ_EPROTO, "message has more than one body frame");
+        return NULL;
+    }
+    Wslq__Envelope *env = wire_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), err);
+    zmq_msg_close(&msg);
+    return env;
+}
+
+int
+wire_send_error(
+    void *sock, const void *identity, size_t identity_len, uint64_t request_id, const wq_error_t *e)
+{
+    Wslq__ErrorReply er = WSLQ__ERROR_REPLY__INIT;
+    er.code = (uint32_t) e->code;
+    er.text = (char *) e->text;
+    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
+    env.request_id = request_id;
+    env.body_case = WSLQ__ENVELOPE__BODY_ERROR;
+    env.error = &er;
+    return wire_send(sock, identity, identity_len, &env, ZMQ_DONTWAIT, NULL);
+}
+
+static const char *const state_names[] = {"UNKNOWN",   "PENDING",   "STARTING",
+                                          "RUNNING",   "COMPLETED", "FAILED",
+                                          "CANCELLED", "TIMEOUT",   "NODE_FAIL"};
+
+const char *
+wire_state_name(Wslq__JobState state)
+{
+    if (state < 0 || state > WSLQ__JOB_STATE__NODE_FAIL)
+        return "UNKNOWN";
+    return state_names[state];
+}
+
+Wslq__JobState
+wire_state_parse(const char *name)
+{
+    static const struct {
+        const char *abbr;
+        Wslq__JobState st;
+    } abbrs[] = {{"PD", WSLQ__JOB_STATE__PENDING}, {"ST", WSLQ__JOB_STATE__STARTING},
+                 {"R", WSLQ__JOB_STATE__RUNNING},  {"CD", WSLQ__JOB_STATE__COMPLETED},
+                 {"F", WSLQ__JOB_STATE__FAILED},   {"CA", WSLQ__JOB_STATE__CANCELLED},
+                 {"TO", WSLQ__JOB_STATE__TIMEOUT}, {"NF", WSLQ__JOB_STATE__NODE_FAIL}};
+    if (name == NULL)
+        return WSLQ__JOB_STATE__JOB_STATE_UNSPECIFIED;
+    for (int i = 1; i <= WSLQ__JOB_STATE__NODE_FAIL; i++)
+        if (strcasecmp(name, state_names[i]) == 0)
+            return (Wslq__JobState) i;
+    for (size_t i = 0; i < sizeof abbrs / sizeof abbrs[0]; i++)
+        if (strcasecmp(name, abbrs[i].abbr) == 0)
+            return abbrs[i].st;
+    return WSLQ__JOB_STATE__JOB_STATE_UNSPECIFIED;
+}
+
+int
+wire_state_is_final(Wslq__JobState state)
+{
+    return state >= WSLQ__JOB_STATE__COMPLETED && state <= WSLQ__JOB_STATE__NODE_FAIL;
+}

@@ -1,0 +1,90 @@
+/* The wire: the only code that turns network bytes into messages.
+ *
+ * wire_decode() checks the frame size before unpacking and the meaning after (version,
+ * body present, string lengths, argv/env counts, GPU counts, enum ranges). Everything past
+ * it handles a valid Wslq__Envelope. Frames go over ZeroMQ: a DEALER (CLI, worker) sends
+ * one frame; the scheduler's ROUTER sees [identity][frame]. */
+#ifndef WSLQ_WIRE_H
+#define WSLQ_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "proto/wslq.pb-c.h"
+
+#define WIRE_PROTO_MIN 1 /* oldest version accepted */
+#define WIRE_PROTO_CUR 1 /* version this build speaks */
+
+#define WIRE_MAX_FRAME        (8u << 20)   /* bytes; checked before unpack */
+#define WIRE_MAX_ARGV         256          /* items */
+#define WIRE_MAX_ARG_LEN      4096         /* bytes per argv item */
+#define WIRE_MAX_ENV          256          /* items */
+#define WIRE_MAX_ENV_LEN      8192         /* bytes per K=V */
+#define WIRE_MAX_SPEC_BYTES   (128u << 10) /* argv + env + cwd, summed */
+#define WIRE_MAX_NAME         128          /* job, node, user names */
+#define WIRE_MAX_PATH         4096
+#define WIRE_MAX_NODES        256 /* nodes in one job */
+#define WIRE_MAX_GPUS         64  /* per node */
+#define WIRE_MAX_RANKS        256 /* per node */
+#define WIRE_MAX_DEPS         64
+#define WIRE_MAX_LOG_CHUNK    (256u << 10) /* bytes of job output per LogChunk */
+#define WIRE_MAX_KV_KEY       256
+#define WIRE_MAX_KV_VALUE     (64u << 10)
+#define WIRE_MAX_METRIC_LINES 256
+#define WIRE_MAX_METRIC_LINE  4096
+#define WIRE_MAX_LIST         100000 /* any other repeated field */
+#define WIRE_MAX_TIME_LIMIT_S (366LL * 86400)
+
+/* Decode and validate one frame. Returns a message the caller owns (wire_free), or NULL
+ * with *err (code WQ_EPROTO or WQ_ELIMIT) naming the first problem found. */
+Wslq__Envelope *wire_decode(const void *data, size_t len, wq_error_t *err);
+
+/* Validate an already built or unpacked message: 0 or -1 with *err. */
+int wire_validate(const Wslq__Envelope *env, wq_error_t *err);
+
+/* Validate a job spec alone (the CLI checks its own before sending). */
+int wire_validate_spec(const Wslq__JobSpec *spec, wq_error_t *err);
+
+/* Free a decoded message and NULL the pointer. NULL-safe. */
+void wire_free(Wslq__Envelope **env_p);
+
+/* Pack 'env' (its proto_version is set to WIRE_PROTO_CUR). Caller owns the buffer (free). */
+uint8_t *wire_encode(Wslq__Envelope *env, size_t *len);
+
+/* Send 'env' as one frame on a DEALER socket, or as [identity][frame] on a ROUTER when
+ * 'identity' is non-NULL. flags: ZMQ_DONTWAIT or 0. Returns 0 or -1 with *err. */
+int wire_send(void *sock,
+              const void *identity,
+              size_t identity_len,
+              Wslq__Envelope *env,
+              int flags,
+              wq_error_t *err);
+
+/* Receive one message. On a ROUTER pass 'identity' (a buffer of at least 256 bytes) and
+ * get its length in *identity_len. Extra frames are drained and rejected.
+ * Returns a message the caller owns, or NULL with *err (WQ_EPROTO for bad frames,
+ * WQ_EBUSY when ZMQ_DONTWAIT found nothing, WQ_ESYS on socket errors). */
+Wslq__Envelope *
+wire_recv(void *sock, void *identity, size_t *identity_len, int flags, wq_error_t *err);
+
+/* "PENDING", "RUNNING", ...; "UNKNOWN" out of range. */
+const char *wire_state_name(Wslq__JobState state);
+
+/* Parse a state name (any case; "CD", "R", "PD" short forms as in Slurm). 0 if unknown. */
+Wslq__JobState wire_state_parse(const char *name);
+
+/* 1 for COMPLETED, FAILED, CANCELLED, TIMEOUT, NODE_FAIL. */
+int wire_state_is_final(Wslq__JobState state);
+
+/* Send an ErrorReply carrying err->code and err->text in answer to 'request_id'. */
+int wire_send_error(void *sock,
+                    const void *identity,
+                    size_t identity_len,
+                    uint64_t request_id,
+                    const wq_error_t *err);
+
+/* Copy 'src' into a protobuf string field: the result is a NUL-terminated copy made with
+ * malloc; protobuf-c frees it with free() when the message is freed as unpacked. */
+
+#endif

@@ -1,0 +1,317 @@
+/* wire: round trips and every rejection wire_decode() must make. */
+#include <cmocka.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/wire.h"
+
+static char *argv_one[] = {"python3", "-c", "print('hi')"};
+
+static Wslq__Envelope *
+roundtrip(Wslq__Envelope *env, wq_error_t *err)
+{
+    size_t len;
+    uint8_t *buf = wire_encode(env, &len);
+    Wslq__Envelope *out = wire_decode(buf, len, err);
+    free(buf);
+    return out;
+}
+
+static void
+init_submit(Wslq__Envelope *env, Wslq__SubmitRequest *req, Wslq__JobSpec *spec)
+{
+    wslq__job_spec__init(spec);
+    spec->n_argv = 3;
+    spec->argv = argv_one;
+    spec->nodes = 1;
+    spec->gpus_per_node = 1;
+    spec->name = "hello";
+    wslq__submit_request__init(req);
+    req->spec = spec;
+    wslq__envelope__init(env);
+    env->request_id = 42;
+    env->body_case = WSLQ__ENVELOPE__BODY_SUBMIT;
+    env->submit = req;
+}
+
+static void
+test_submit_roundtrip(void **state)
+{
+    (void) state;
+    Wslq__Envelope env;
+    Wslq__SubmitRequest req;
+    Wslq__JobSpec spec;
+    init_submit(&env, &req, &spec);
+    wq_error_t err = {0};
+    Wslq__Envelope *out = roundtrip(&env, &err);
+    assert_non_null(out);
+    assert_int_equal(out->proto_version, WIRE_PROTO_CUR);
+    assert_int_equal(out->request_id, 42);
+    assert_int_equal(out->body_case, WSLQ__ENVELOPE__BODY_SUBMIT);
+    assert_int_equal(out->submit->spec->n_argv, 3);
+    assert_string_equal(out->submit->spec->argv[2], "print('hi')");
+    assert_string_equal(out->submit->spec->name, "hello");
+    wire_free(&out);
+    assert_null(out);
+}
+
+static void
+expect_reject(Wslq__Envelope *env, enum wq_errc code, const char *text_part)
+{
+    wq_error_t err = {0};
+    Wslq__Envelope *out = roundtrip(env, &err);
+    assert_null(out);
+    assert_int_equal(err.code, code);
+    if (strstr(err.text, text_part) == NULL)
+        fail_msg("error '%s' does not mention '%s'", err.text, text_part);
+}
+
+static void
+test_version_zero_rejected(void **state)
+{
+    (void) state;
+    Wslq__Envelope env;
+    Wslq__SubmitRequest req;
+    Wslq__JobSpec spec;
+    init_submit(&env, &req, &spec);
+    size_t len;
+    uint8_t *buf = wire_encode(&env, &len);
+    free(buf);
+    /* Pack by hand with version 0 and a future version. */
+    for (uint32_t v = 0; v < 3; v += 2) {
+        env.proto_version = v;
+        len = wslq__envelope__get_packed_size(&env);
+        buf = malloc(len);
+        wslq__envelope__pack(&env, buf);
+        wq_error_t err = {0};
+        assert_null(wire_decode(buf, len, &err));
+        assert_int_equal(err.code, WQ_EPROTO);
+        assert_non_null(strstr(err.text, "protocol version"));
+        free(buf);
+    }
+}
+
+static void
+test_missing_body_rejected(void **state)
+{
+    (void) state;
+    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
+    expect_reject(&env, WQ_EPROTO, "no body");
+}
+
+static void
+test_argv_empty_rejected(void **state)
+{
+    (void) state;
+    Wslq__Envelope env;
+    Wslq__SubmitRequest req;
+    Wslq__JobSpec spec;
+    init_submit(&env, &req, &spec);
+    spec.n_argv = 0;
+    expect_reject(&env, WQ_EPROTO, "argv is empty");
+}
+
+static void
+test_argv_too_many_rejected(void **state)
+{
+    (void) state;
+    Wslq__Envelope env;
+    Wslq__SubmitRequest req;
+    Wslq__JobSpec spec;
+    init_submit(&env, &req, &spec);
+    char *many[WIRE_MAX_ARGV + 1];
+    for (int i = 0; i <= WIRE_MAX_ARGV; i++)
+        many[i] = "x";
+    spec.argv = many;
+    spec.n_argv = WIRE_MAX_ARGV + 1;
+    expect_reject(&env, WQ_ELIMIT, "argv");
+    spec.n_argv = WIRE_MAX_ARGV; /* exactly at the limit is fine */
+    wq_error_t err = {0};
+    Wslq__Envelope *out = roundtrip(&env, &err);
+    assert_non_null(out);
+    wire_free(&out);
+}
+
+static void
+test_long_arg_and_bad_env_rejected(void **state)
+{
+    (void) state;
+    Wslq__Envelope env;
+    Wslq__SubmitRequest req;
+    Wslq__JobSpec spec;
+    init_submit(&env, &req, &spec);
+    char *big = malloc(WIRE_MAX_ARG_LEN + 2);
+    memset(big, 'a', WIRE_MAX_ARG_LEN + 1);
+    big[WIRE_MAX_ARG_LEN + 1] = '\0';
+    char *args[] = {"echo", big};
+    spec.argv = args;
+    spec.n_argv = 2;
+    expect_reject(&env, WQ_ELIMIT, "argv[1]");
+    free(big);
+
+    init_submit(&env, &req, &spec);
+    char *env_bad[] = {"NOEQUALS"};
+    spec.env = env_bad;
+    spec.n_env = 1;
+    expect_reject(&env, WQ_EPROTO, "NAME=VALUE");
+    char *env_empty_key[] = {"=x"};
+    spec.env = env_empty_key;
+    expect_reject(&env, WQ_EPROTO, "NAME=VALUE");
+}
+
+static void
+test_counts_rejected(void **state)
+{
+    (void) state;
+    Wslq__Envelope env;
+    Wslq__SubmitRequest req;
+    Wslq__JobSpec spec;
+    init_submit(&env, &req, &spec);
+    spec.nodes = 0;
+    expect_reject(&env, WQ_EPROTO, "node count");
+    spec.nodes = 1;
+    spec.gpus_per_node = WIRE_MAX_GPUS + 1;
+    expect_reject(&env, WQ_ELIMIT, "GPUs per node");
+    spec.gpus_per_node = 1;
+    spec.cwd = "relative/dir";
+    expect_reject(&env, WQ_EPROTO, "not absolute");
+    spec.cwd = "";
+    spec.name = "bad\nname";
+    expect_reject(&env, WQ_EPROTO, "control character");
+}
+
+static void
+test_truncated_and_garbage_rejected(void **state)
+{
+    (void) state;
+    Wslq__Envelope env;
+    Wslq__SubmitRequest req;
+    Wslq__JobSpec spec;
+    init_submit(&env, &req, &spec);
+    size_t len;
+    uint8_t *buf = wire_encode(&env, &len);
+    int rejected = 0;
+    for (size_t cut = 0; cut < len; cut++) {
+        wq_error_t err = {0};
+        Wslq__Envelope *out = wire_decode(buf, cut, &err);
+        if (out == NULL) {
+            assert_true(err.code == WQ_EPROTO || err.code == WQ_ELIMIT);
+            rejected++;
+        }
+        wire_free(&out);
+    }
+    /* Nearly every prefix is malformed or fails validation (the empty one among them). */
+    assert_true(rejected >= (int) len - 2);
+    free(buf);
+
+    srand(7);
+    uint8_t junk[512];
+    for (int round = 0; round < 2000; round++) {
+        size_t n = (size_t) (rand() % (int) sizeof junk);
+        for (size_t i = 0; i < n; i++)
+            junk[i] = (uint8_t) rand();
+        wq_error_t err = {0};
+        Wslq__Envelope *out = wire_decode(junk, n, &err);
+        if (out != NULL) /* a random frame may parse; it must then be valid */
+            assert_int_equal(wire_validate(out, NULL), 0);
+        wire_free(&out);
+    }
+}
+
+static void
+test_oversized_rejected_before_unpack(void **state)
+{
+    (void) state;
+    size_t n = WIRE_MAX_FRAME + 1;
+    uint8_t *buf = calloc(1, n);
+    wq_error_t err = {0};
+    assert_null(wire_decode(buf, n, &err));
+    assert_int_equal(err.code, WQ_ELIMIT);
+    assert_non_null(strstr(err.text, "exceeds"));
+    free(buf);
+}
+
+static void
+test_kv_and_log_limits(void **state)
+{
+    (void) state;
+    Wslq__KvRequest kv = WSLQ__KV_REQUEST__INIT;
+    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
+    env.body_case = WSLQ__ENVELOPE__BODY_KV;
+    env.kv = &kv;
+    kv.job_id = 1;
+    kv.key = "k";
+    kv.op = 9;
+    expect_reject(&env, WQ_EPROTO, "out of range");
+    kv.op = WSLQ__KV_REQUEST__OP__PUT;
+    kv.value.len = WIRE_MAX_KV_VALUE + 1;
+    kv.value.data = calloc(1, kv.value.len);
+    expect_reject(&env, WQ_ELIMIT, "larger than");
+    free(kv.value.data);
+
+    Wslq__LogChunk lc = WSLQ__LOG_CHUNK__INIT;
+    env.body_case = WSLQ__ENVELOPE__BODY_LOG;
+    env.log = &lc;
+    lc.job_id = 1;
+    lc.data.len = WIRE_MAX_LOG_CHUNK + 1;
+    lc.data.data = calloc(1, lc.data.len);
+    expect_reject(&env, WQ_ELIMIT, "log chunk");
+    free(lc.data.data);
+}
+
+static void
+test_register_name_charset(void **state)
+{
+    (void) state;
+    Wslq__Register r = WSLQ__REGISTER__INIT;
+    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
+    env.body_case = WSLQ__ENVELOPE__BODY_REG;
+    env.reg = &r;
+    r.name = "pc 1";
+    expect_reject(&env, WQ_EPROTO, "letters, digits");
+    r.name = "";
+    expect_reject(&env, WQ_EPROTO, "empty");
+    r.name = "lab-pc1.local";
+    wq_error_t err = {0};
+    Wslq__Envelope *out = roundtrip(&env, &err);
+    assert_non_null(out);
+    assert_string_equal(out->reg->name, "lab-pc1.local");
+    wire_free(&out);
+}
+
+static void
+test_state_names(void **state)
+{
+    (void) state;
+    assert_string_equal(wire_state_name(WSLQ__JOB_STATE__NODE_FAIL), "NODE_FAIL");
+    assert_string_equal(wire_state_name(99), "UNKNOWN");
+    assert_int_equal(wire_state_parse("running"), WSLQ__JOB_STATE__RUNNING);
+    assert_int_equal(wire_state_parse("PD"), WSLQ__JOB_STATE__PENDING);
+    assert_int_equal(wire_state_parse("bogus"), 0);
+    assert_true(wire_state_is_final(WSLQ__JOB_STATE__TIMEOUT));
+    assert_false(wire_state_is_final(WSLQ__JOB_STATE__STARTING));
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_submit_roundtrip),
+        cmocka_unit_test(test_version_zero_rejected),
+        cmocka_unit_test(test_missing_body_rejected),
+        cmocka_unit_test(test_argv_empty_rejected),
+        cmocka_unit_test(test_argv_too_many_rejected),
+        cmocka_unit_test(test_long_arg_and_bad_env_rejected),
+        cmocka_unit_test(test_counts_rejected),
+        cmocka_unit_test(test_truncated_and_garbage_rejected),
+        cmocka_unit_test(test_oversized_rejected_before_unpack),
+        cmocka_unit_test(test_kv_and_log_limits),
+        cmocka_unit_test(test_register_name_charset),
+        cmocka_unit_test(test_state_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
