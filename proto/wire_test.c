@@ -1,11 +1,13 @@
 /* wire: round trips and every rejection wire_decode() must make. */
-#include <cmocka.h>
+/* cmocka.h needs these first. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+/* after the standard headers */
+#include <cmocka.h>
 
 #include "proto/wire.h"
 
