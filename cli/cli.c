@@ -1,0 +1,140 @@
+/* What every command shares; see cli.h. */
+#include "cli.h"
+
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <inttypes.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/parse.h"
+
+int
+cli_parse_timeout(const char *s, const char *what, int *timeout_ms, wq_error_t *err)
+{
+    const char *p = s;
+    int64_t v = 0;
+    int digits = 0;
+    while (isdigit((unsigned char) *p) && digits < 8) {
+        v = v * 10 + (*p - '0');
+        p++;
+        digits++;
+    }
+    int64_t mult;
+    if (digits == 0)
+        goto bad;
+    if (*p == '\0' || strcmp(p, "s") == 0)
+        mult = 1000;
+    else if (strcmp(p, "ms") == 0)
+        mult = 1;
+    else if (strcmp(p, "m") == 0)
+        mult = 60000;
+    else
+        goto bad;
+    v *= mult;
+    if (v < 1 || v > 3600 * 1000)
+        return wq_fail(err, WQ_EINVAL, "%s: '%.40s' is out of range (1ms..1h)", what, s);
+    *timeout_ms = (int) v;
+    return 0;
+bad:
+    return wq_fail(err, WQ_EINVAL, "%s: '%.40s' is not a timeout; use seconds, e.g. 5, 500ms, 2m",
+                   what, s);
+}
+
+int
+cli_ctx_init(cli_ctx_t *ctx, wq_error_t *err)
+{
+    ctx->scheduler = CLI_DEFAULT_SCHEDULER;
+    ctx->timeout_ms = CLI_DEFAULT_TIMEOUT_MS;
+    ctx->verb = NULL;
+    const char *s = getenv("WSLQ_SCHEDULER");
+    if (s != NULL && s[0] != '\0')
+        ctx->scheduler = s;
+    s = getenv("WSLQ_TIMEOUT");
+    if (s != NULL && s[0] != '\0')
+        return cli_parse_timeout(s, "WSLQ_TIMEOUT", &ctx->timeout_ms, err);
+    return 0;
+}
+
+int
+cli_usage_error(const cli_ctx_t *ctx, const char *fmt, ...)
+{
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    if (ctx != NULL && ctx->verb != NULL)
+        fprintf(stderr, "wslq: %s; see 'wslq %s --help'\n", what, ctx->verb);
+    else
+        fprintf(stderr, "wslq: %s; see 'wslq --help'\n", what);
+    return CLI_USAGE;
+}
+
+int
+cli_fail(const wq_error_t *err)
+{
+    fprintf(stderr, "wslq: %s\n", err->text[0] ? err->text : "unknown error");
+    return CLI_FAIL;
+}
+
+int
+cli_parse_job_id(const char *s, uint64_t *id, wq_error_t *err)
+{
+    const char *p = s;
+    if (*p == '\0')
+        return wq_fail(err, WQ_EINVAL, "empty job id");
+    uint64_t v = 0;
+    for (; *p; p++) {
+        if (!isdigit((unsigned char) *p) || v > (UINT64_MAX - 9) / 10)
+            return wq_fail(err, WQ_EINVAL, "'%.40s' is not a job id", s);
+        v = v * 10 + (uint64_t) (*p - '0');
+    }
+    if (v == 0)
+        return wq_fail(err, WQ_EINVAL, "'%.40s' is not a job id", s);
+    *id = v;
+    return 0;
+}
+
+const char *
+cli_user_name(void)
+{
+    static char name[128];
+    if (name[0] != '\0')
+        return name;
+    struct passwd *pw = getpwuid(getuid());
+    if (pw != NULL && pw->pw_name != NULL && pw->pw_name[0] != '\0')
+        snprintf(name, sizeof name, "%s", pw->pw_name);
+    else
+        snprintf(name, sizeof name, "%u", (unsigned) getuid());
+    return name;
+}
+
+int
+cli_print_json(struct cJSON *doc)
+{
+    char *text = cJSON_Print(doc);
+    cJSON_Delete(doc);
+    if (text == NULL) {
+        fprintf(stderr, "wslq: out of memory formatting JSON\n");
+        return CLI_FAIL;
+    }
+    fputs(text, stdout);
+    fputc('\n', stdout);
+    free(text);
+    return CLI_OK;
+}
+
+int
+cli_one_job_id(char **operands, int n, uint64_t *id, wq_error_t *err)
+{
+    if (n == 0)
+        return wq_fail(err, WQ_EINVAL, "no job id given");
+    if (n > 1)
+        return wq_fail(err, WQ_EINVAL, "one job id expected, got %d", n);
+    return cli_parse_job_id(operands[0], id, err);
+}

@@ -1,0 +1,66 @@
+/* The wslq command-line client: what every command shares.
+ *
+ * Exit codes: CLI_OK (0) done; CLI_FAIL (1) the request failed (server error, unreachable
+ * scheduler, unknown job); CLI_USAGE (2) the command line was wrong. Errors are one line on
+ * stderr starting with "wslq: ". */
+#ifndef WSLQ_CLI_H
+#define WSLQ_CLI_H
+
+#include <stdint.h>
+
+#include "common/err.h"
+
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+#define CLI_DEFAULT_SCHEDULER  "tcp://127.0.0.1:7420"
+#define CLI_DEFAULT_TIMEOUT_MS 5000
+
+/* Settings every command shares; filled from the environment, then from the flags before
+ * and after the verb. */
+typedef struct cli_ctx {
+    const char *scheduler; /* ZeroMQ endpoint; not owned (argv or environ) */
+    int timeout_ms;        /* ms to wait for each reply */
+    const char *verb;      /* the command being run, for usage messages */
+} cli_ctx_t;
+
+/* Defaults, then WSLQ_SCHEDULER and WSLQ_TIMEOUT. Returns 0, or -1 with *err when
+ * WSLQ_TIMEOUT is not a duration. */
+int cli_ctx_init(cli_ctx_t *ctx, wq_error_t *err);
+
+/* Parse a request timeout: a bare number is seconds; "500ms", "2s", "1m" also work.
+ * 'what' names the source in the error ("--timeout"). */
+int cli_parse_timeout(const char *s, const char *what, int *timeout_ms, wq_error_t *err);
+
+/* Print "wslq: <what>; see 'wslq <verb> --help'" and return CLI_USAGE. */
+int cli_usage_error(const cli_ctx_t *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Print "wslq: <err->text>" and return CLI_FAIL. */
+int cli_fail(const wq_error_t *err);
+
+/* Parse a job id ("42"): 0 or -1 with *err. */
+int cli_parse_job_id(const char *s, uint64_t *id, wq_error_t *err);
+
+/* Exactly one job id among the operands of show/logs: 0 or -1 with *err. */
+int cli_one_job_id(char **operands, int n, uint64_t *id, wq_error_t *err);
+
+/* Login name of the calling user (getpwuid), or the uid as a string when there is no
+ * passwd entry. Static storage. */
+const char *cli_user_name(void);
+
+struct cJSON;
+/* Print a JSON document (pretty, newline-terminated) to stdout and delete it. Returns
+ * CLI_OK, or CLI_FAIL when stdout cannot be written. */
+int cli_print_json(struct cJSON *doc);
+
+/* One function per verb: argv[0] is the verb. Each returns an exit code. */
+int cmd_submit(cli_ctx_t *ctx, int argc, char **argv);
+int cmd_queue(cli_ctx_t *ctx, int argc, char **argv);
+int cmd_show(cli_ctx_t *ctx, int argc, char **argv);
+int cmd_logs(cli_ctx_t *ctx, int argc, char **argv);
+int cmd_cancel(cli_ctx_t *ctx, int argc, char **argv);
+int cmd_nodes(cli_ctx_t *ctx, int argc, char **argv);
+int cmd_kv(cli_ctx_t *ctx, int argc, char **argv);
+int cmd_doctor(cli_ctx_t *ctx, int argc, char **argv);
+
+#endif

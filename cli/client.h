@@ -1,0 +1,36 @@
+/* Request/reply with the scheduler over a ZeroMQ DEALER.
+ *
+ * One client per process. Each call sends one Envelope with a fresh random request_id and
+ * waits for the reply carrying the same id; replies to earlier, abandoned calls are dropped.
+ * An ErrorReply becomes a failure whose text is the server's line. */
+#ifndef WSLQ_CLI_CLIENT_H
+#define WSLQ_CLI_CLIENT_H
+
+#include "cli.h"
+#include "proto/wire.h"
+
+typedef struct client client_t;
+
+/* Connect (lazily: ZeroMQ connects in the background) to ctx->scheduler. Returns NULL with
+ * *err for an address ZeroMQ cannot parse. Caller owns the result (client_destroy). */
+client_t *client_new(const cli_ctx_t *ctx, wq_error_t *err);
+
+/* Send 'req' and wait ctx->timeout_ms + extra_wait_ms for the reply, which must have body
+ * 'expect'. Returns the reply (caller owns it: wire_free), or NULL with *err:
+ *   the server's code and text for an ErrorReply;
+ *   WQ_ETIMEDOUT "cannot reach scheduler at ADDR (timed out after N s); is wslq-scheduler
+ *   running?" when nothing came back in time;
+ *   WQ_EPROTO for a reply that does not decode or is of the wrong kind. */
+Wslq__Envelope *client_call(client_t *c,
+                            Wslq__Envelope *req,
+                            Wslq__Envelope__BodyCase expect,
+                            int extra_wait_ms,
+                            wq_error_t *err);
+
+/* Close the socket (linger 0) and NULL *cp. NULL-safe. */
+void client_destroy(client_t **cp);
+
+/* The "cannot reach" line for an address and timeout, in *err (code WQ_ETIMEDOUT). */
+int client_unreachable(const char *addr, int timeout_ms, wq_error_t *err);
+
+#endif

@@ -1,0 +1,192 @@
+/* wslq cancel: cancel jobs by id, or every job of a user (optionally by state or name). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "client.h"
+#include "common/mem.h"
+#include "opt.h"
+
+static const char usage[] =
+    "usage: wslq cancel JOB [JOB...]\n"
+    "       wslq cancel (--me | --user USER) [--state S[,S]] [--name NAME]\n"
+    "\n"
+    "Cancel jobs: pending ones never start, running ones are stopped on every node\n"
+    "(SIGTERM, then SIGKILL after a grace period). Prints 'Cancelled job N' for each.\n"
+    "  -u, --user USER     every pending or running job of USER\n"
+    "      --me            every pending or running job of mine\n"
+    "  -s, --state S[,S]   with --user/--me: only jobs in these states\n"
+    "  -n, --name NAME     with --user/--me: only jobs with this name\n"
+    "  --scheduler ADDR, --timeout SEC   as for every command\n"
+    "\n"
+    "Exit 1 if any job could not be cancelled (not found, already ended).\n";
+
+enum { O_USER = 1, O_ME, O_STATE, O_NAME };
+static const opt_t opts[] = {
+    {"user", 'u', 1, O_USER}, {"me", 0, 0, O_ME}, {"state", 's', 1, O_STATE},
+    {"name", 'n', 1, O_NAME}, OPT_COMMON,         {NULL, 0, 0, 0},
+};
+
+/* Cancel one job; prints the outcome. Returns CLI_OK or CLI_FAIL. */
+static int
+cancel_one(client_t *c, uint64_t job, wq_error_t *errp)
+{
+    wq_error_t err = {0};
+    Wslq__CancelRequest req = WSLQ__CANCEL_REQUEST__INIT;
+    req.n_job_ids = 1;
+    req.job_ids = &job;
+    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
+    env.body_case = WSLQ__ENVELOPE__BODY_CANCEL;
+    env.cancel = &req;
+    Wslq__Envelope *rep = client_call(c, &env, WSLQ__ENVELOPE__BODY_CANCEL_REPLY, 0, &err);
+    if (rep == NULL) {
+        *errp = err;
+        return cli_fail(&err);
+    }
+    int done = 0;
+    for (size_t i = 0; i < rep->cancel_reply->n_cancelled; i++)
+        done |= rep->cancel_reply->cancelled[i] == job;
+    wire_free(&rep);
+    if (!done) {
+        fprintf(stderr, "wslq: job %" PRIu64 " was not cancelled (it has already ended)\n", job);
+        return CLI_FAIL;
+    }
+    printf("Cancelled job %" PRIu64 "\n", job);
+    fflush(stdout);
+    return CLI_OK;
+}
+
+/* The ids of the live jobs matching the filters. Caller owns *ids. */
+static int
+select_jobs(client_t *c, Wslq__QueueRequest *q, uint64_t **ids, size_t *n, wq_error_t *err)
+{
+    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
+    env.body_case = WSLQ__ENVELOPE__BODY_QUEUE;
+    env.queue = q;
+    q->all = 0;
+    q->limit = 100000;
+    Wslq__Envelope *rep = client_call(c, &env, WSLQ__ENVELOPE__BODY_QUEUE_REPLY, 0, err);
+    if (rep == NULL)
+        return -1;
+    *n = 0;
+    *ids = wq_calloc(rep->queue_reply->n_jobs + 1, sizeof **ids);
+    for (size_t i = 0; i < rep->queue_reply->n_jobs; i++)
+        if (!wire_state_is_final(rep->queue_reply->jobs[i]->state))
+            (*ids)[(*n)++] = rep->queue_reply->jobs[i]->id;
+    wire_free(&rep);
+    return 0;
+}
+
+int
+cmd_cancel(cli_ctx_t *ctx, int argc, char **argv)
+{
+    Wslq__QueueRequest q = WSLQ__QUEUE_REQUEST__INIT;
+    Wslq__JobState states[16];
+    q.states = states;
+    int filtered = 0, whose = 0;
+    wq_error_t err = {0};
+    opt_parser_t p;
+    opt_parser_init(&p, argc, argv, 0);
+    int id;
+    while ((id = opt_next(&p, opts, &err)) > 0) {
+        switch (id) {
+        case OPT_HELP:
+            opt_parser_fini(&p);
+            fputs(usage, stdout);
+            return CLI_OK;
+        case O_USER:
+            q.user = (char *) p.arg;
+            filtered = whose = 1;
+            break;
+        case O_ME:
+            q.user = (char *) cli_user_name();
+            filtered = whose = 1;
+            break;
+        case O_NAME:
+            q.name = (char *) p.arg;
+            filtered = 1;
+            break;
+        case O_STATE: {
+            char *copy = wq_strdup(p.arg), *save = NULL;
+            q.n_states = 0;
+            for (char *s = strtok_r(copy, ",", &save); s && id > 0;
+                 s = strtok_r(NULL, ",", &save)) {
+                Wslq__JobState st = wire_state_parse(s);
+                if (st == WSLQ__JOB_STATE__JOB_STATE_UNSPECIFIED || wire_state_is_final(st)) {
+                    wq_fail(&err, WQ_EINVAL,
+                            "--state: '%.40s' is not a state a job can be "
+                            "cancelled in (PENDING, STARTING, RUNNING)",
+                            s);
+                    id = -1;
+                } else if (q.n_states < 16) {
+                    states[q.n_states++] = st;
+                }
+            }
+            free(copy);
+            filtered = 1;
+            break;
+        }
+        default:
+            if (opt_common(ctx, id, p.arg, &err) != 0)
+                id = -1;
+            break;
+        }
+        if (id < 0)
+            break;
+    }
+    uint64_t *ids = NULL;
+    size_t n = 0;
+    if (id == 0) {
+        if (filtered && p.n_operands > 0) {
+            wq_fail(&err, WQ_EINVAL, "give job ids or filters, not both");
+            id = -1;
+        } else if (filtered && !whose) {
+            wq_fail(&err, WQ_EINVAL, "say whose jobs to cancel with --me or --user USER");
+            id = -1;
+        } else if (!filtered && p.n_operands == 0) {
+            wq_fail(&err, WQ_EINVAL, "no job id given");
+            id = -1;
+        } else {
+            ids = wq_calloc((size_t) p.n_operands + 1, sizeof *ids);
+            for (int i = 0; i < p.n_operands && id == 0; i++)
+                if (cli_parse_job_id(p.operands[i], &ids[n++], &err) < 0)
+                    id = -1;
+        }
+    }
+    opt_parser_fini(&p);
+    if (id < 0) {
+        free(ids);
+        return cli_usage_error(ctx, "%s", err.text);
+    }
+
+    client_t *c = client_new(ctx, &err);
+    if (c == NULL) {
+        free(ids);
+        return cli_fail(&err);
+    }
+    int rc = CLI_OK;
+    if (filtered) {
+        free(ids);
+        ids = NULL;
+        if (select_jobs(c, &q, &ids, &n, &err) < 0) {
+            client_destroy(&c);
+            return cli_fail(&err);
+        }
+        if (n == 0)
+            printf("No matching jobs\n");
+    }
+    /* One request per job, so each gets its own answer ("job 99 not found"). */
+    for (size_t i = 0; i < n; i++) {
+        wq_error_t e = {0};
+        if (cancel_one(c, ids[i], &e) != CLI_OK) {
+            rc = CLI_FAIL;
+            if (e.code == WQ_ETIMEDOUT)
+                break; /* the scheduler is gone: do not wait again for each job */
+        }
+    }
+    free(ids);
+    client_destroy(&c);
+    return rc;
+}

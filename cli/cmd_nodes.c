@@ -1,0 +1,176 @@
+/* wslq nodes: every node with its CPUs, memory and GPUs, and which job holds each GPU. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "client.h"
+#include "common/clock.h"
+#include "common/parse.h"
+#include "json.h"
+#include "opt.h"
+#include "print.h"
+#include "table.h"
+
+static const char usage[] =
+    "usage: wslq nodes [NAME] [--json]\n"
+    "\n"
+    "Per node: state, CPUs and memory (allocated/total), GPUs (in use/total), address; then\n"
+    "one line per GPU: index, model, memory used/total, temperature and utilisation ('-' when\n"
+    "the driver does not report them), UUID, the job holding it or 'free', and 'declared' for\n"
+    "GPUs configured by hand rather than discovered. With NAME, also the node's attributes\n"
+    "(wslq doctor results).\n"
+    "  --json              {\"nodes\": [...]}\n"
+    "  --scheduler ADDR, --timeout SEC   as for every command\n";
+
+enum { O_JSON = 1 };
+static const opt_t opts[] = {{"json", 0, 0, O_JSON}, OPT_COMMON, {NULL, 0, 0, 0}};
+
+void
+print_nodes(const Wslq__NodesReply *r, int64_t now_ms, FILE *out)
+{
+    static const char *const nh[] = {"NAME", "STATE", "CPUS", "MEMORY", "GPUS", "IP", "SEEN"};
+    table_t *t = table_new(7, nh);
+    table_set_right(t, 2);
+    table_set_right(t, 3);
+    table_set_right(t, 4);
+    size_t ngpus = 0;
+    for (size_t i = 0; i < r->n_nodes; i++) {
+        const Wslq__NodeInfo *n = r->nodes[i];
+        char a[32], b[32];
+        size_t used = 0;
+        for (size_t k = 0; k < n->n_gpus; k++)
+            used += n->gpus[k]->job_id != 0;
+        ngpus += n->n_gpus;
+        table_row(t);
+        table_cellf(t, "%s", n->name);
+        table_cellf(t, "%s", n->state && n->state[0] ? n->state : "-");
+        table_cellf(t, "%u/%u", n->cpus_alloc, n->cpus);
+        table_cellf(t, "%s/%s", wq_format_size_mb((int64_t) n->mem_alloc_mb, a, sizeof a),
+                    wq_format_size_mb((int64_t) n->mem_mb, b, sizeof b));
+        table_cellf(t, "%zu/%zu", used, n->n_gpus);
+        table_cellf(t, "%s%s", n->ip && n->ip[0] ? n->ip : "-", n->inbound_ok ? "" : " (nat)");
+        if (n->last_seen_ms > 0 && now_ms >= n->last_seen_ms)
+            table_cellf(t, "%" PRId64 "s ago", (now_ms - n->last_seen_ms) / 1000);
+        else
+            table_cellf(t, "-");
+    }
+    table_print(t, out, 0, 0);
+    table_destroy(&t);
+    if (ngpus == 0)
+        return;
+
+    static const char *const gh[] = {"NODE", "GPU",  "NAME", "MEMORY", "TEMP",
+                                     "UTIL", "UUID", "JOB",  "NOTE"};
+    table_t *g = table_new(9, gh);
+    table_set_right(g, 1);
+    table_set_right(g, 3);
+    table_set_right(g, 4);
+    table_set_right(g, 5);
+    table_set_max(g, 2, 32);
+    for (size_t i = 0; i < r->n_nodes; i++) {
+        const Wslq__NodeInfo *n = r->nodes[i];
+        for (size_t k = 0; k < n->n_gpus; k++) {
+            const Wslq__GpuInfo *x = n->gpus[k];
+            char a[32], b[32];
+            table_row(g);
+            table_cellf(g, "%s", n->name);
+            table_cellf(g, "%u", x->index);
+            table_cellf(g, "%s", x->name && x->name[0] ? x->name : "-");
+            if (x->mem_total_mb > 0)
+                table_cellf(g, "%s/%s", wq_format_size_mb((int64_t) x->mem_used_mb, a, sizeof a),
+                            wq_format_size_mb((int64_t) x->mem_total_mb, b, sizeof b));
+            else
+                table_cellf(g, "-");
+            if (x->temp_c >= 0)
+                table_cellf(g, "%dC", x->temp_c);
+            else
+                table_cellf(g, "-");
+            if (x->util_pct >= 0)
+                table_cellf(g, "%d%%", x->util_pct);
+            else
+                table_cellf(g, "-");
+            table_cellf(g, "%s", x->uuid && x->uuid[0] ? x->uuid : "-");
+            if (x->job_id != 0)
+                table_cellf(g, "%" PRIu64, x->job_id);
+            else
+                table_cellf(g, "free");
+            table_cellf(g, "%s", x->declared ? "declared" : "");
+        }
+    }
+    fputc('\n', out);
+    table_print(g, out, 0, 0);
+    table_destroy(&g);
+}
+
+static void
+print_attrs(const Wslq__NodeInfo *n, FILE *out)
+{
+    if (n->n_attrs == 0)
+        return;
+    fprintf(out, "\nAttributes of %s:\n", n->name);
+    for (size_t i = 0; i < n->n_attrs; i++)
+        fprintf(out, "  %s=%s\n", n->attrs[i]->key, n->attrs[i]->value ? n->attrs[i]->value : "");
+}
+
+int
+cmd_nodes(cli_ctx_t *ctx, int argc, char **argv)
+{
+    int json = 0;
+    wq_error_t err = {0};
+    opt_parser_t p;
+    opt_parser_init(&p, argc, argv, 0);
+    int id;
+    while ((id = opt_next(&p, opts, &err)) > 0) {
+        if (id == OPT_HELP) {
+            opt_parser_fini(&p);
+            fputs(usage, stdout);
+            return CLI_OK;
+        }
+        if (id == O_JSON)
+            json = 1;
+        else if (opt_common(ctx, id, p.arg, &err) != 0)
+            id = -1;
+        if (id < 0)
+            break;
+    }
+    const char *name = NULL;
+    if (id == 0 && p.n_operands > 1) {
+        wq_fail(&err, WQ_EINVAL, "one node name expected, got %d", p.n_operands);
+        id = -1;
+    } else if (id == 0 && p.n_operands == 1) {
+        name = p.operands[0];
+    }
+    opt_parser_fini(&p);
+    if (id < 0)
+        return cli_usage_error(ctx, "%s", err.text);
+
+    client_t *c = client_new(ctx, &err);
+    if (c == NULL)
+        return cli_fail(&err);
+    Wslq__NodesRequest req = WSLQ__NODES_REQUEST__INIT;
+    if (name != NULL)
+        req.name = (char *) name;
+    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
+    env.body_case = WSLQ__ENVELOPE__BODY_NODES;
+    env.nodes = &req;
+    Wslq__Envelope *rep = client_call(c, &env, WSLQ__ENVELOPE__BODY_NODES_REPLY, 0, &err);
+    client_destroy(&c);
+    if (rep == NULL)
+        return cli_fail(&err);
+    const Wslq__NodesReply *r = rep->nodes_reply;
+    int rc = CLI_OK;
+    if (name != NULL && r->n_nodes == 0) {
+        fprintf(stderr, "wslq: node %.128s not found\n", name);
+        rc = CLI_FAIL;
+    } else if (json) {
+        rc = cli_print_json(json_nodes_reply(r));
+    } else {
+        print_nodes(r, wq_clock_wall_ms(), stdout);
+        if (name != NULL)
+            for (size_t i = 0; i < r->n_nodes; i++)
+                print_attrs(r->nodes[i], stdout);
+    }
+    wire_free(&rep);
+    return rc;
+}

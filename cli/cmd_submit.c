@@ -1,0 +1,557 @@
+/* wslq submit: build a job spec from the command line, check it, send it. */
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "client.h"
+#include "common/mem.h"
+#include "common/parse.h"
+#include "json.h"
+#include "opt.h"
+#include "submit.h"
+
+extern char **environ;
+
+static const char usage[] =
+    "usage: wslq submit [options] [--] CMD [ARGS...]\n"
+    "       wslq submit [options] --wrap 'shell line'\n"
+    "\n"
+    "Queue a job and print its id. Options:\n"
+    "  -J, --name NAME          job name (default: the program's name, or 'wrap')\n"
+    "  -G, --gpus N             N GPUs on one node\n"
+    "  -N, --nodes N            number of nodes (default 1)\n"
+    "      --gpus-per-node G    GPUs on each node\n"
+    "      --ranks-per-node R   processes per node (default: one per GPU, or 1)\n"
+    "      --per-node           one launcher process per node (torchrun)\n"
+    "  -c, --cpus N             CPUs per node (default 1)\n"
+    "      --mem SIZE           memory per node: 512M, 16G (bare number = MiB)\n"
+    "  -t, --time DUR           time limit: 90s, 10m, 2h, 1:30:00, 1-00:00:00 (bare = minutes)\n"
+    "      --priority N         higher runs first (default 0)\n"
+    "      --retries N          requeues allowed after a node loss (0..100)\n"
+    "      --requeue-on-fail    also requeue on a non-zero exit\n"
+    "  -d, --dependency afterok:ID[:ID...]  start after these jobs COMPLETED\n"
+    "      --env K=V            set a variable in the job (repeatable)\n"
+    "      --export VAR[,VAR]   copy variables from this shell; ALL copies all\n"
+    "  -D, --chdir DIR          working directory (default: the current one)\n"
+    "      --wrap LINE          run LINE with /bin/sh -c\n"
+    "      --parsable           print only the job id\n"
+    "      --json               print {\"job_id\": N}\n"
+    "      --scheduler ADDR     scheduler address (env WSLQ_SCHEDULER, "
+    "default " CLI_DEFAULT_SCHEDULER ")\n"
+    "      --timeout SEC        how long to wait for the scheduler (env WSLQ_TIMEOUT, default 5)\n"
+    "\n"
+    "Options end at '--' or at the first word that is not an option.\n";
+
+enum {
+    O_NAME = 1,
+    O_GPUS,
+    O_NODES,
+    O_GPN,
+    O_RPN,
+    O_PER_NODE,
+    O_CPUS,
+    O_MEM,
+    O_TIME,
+    O_PRIORITY,
+    O_RETRIES,
+    O_REQUEUE,
+    O_DEP,
+    O_ENV,
+    O_EXPORT,
+    O_CHDIR,
+    O_WRAP,
+    O_PARSABLE,
+    O_JSON,
+};
+
+static const opt_t opts[] = {
+    {"name", 'J', 1, O_NAME},
+    {"job-name", 0, 1, O_NAME},
+    {"gpus", 'G', 1, O_GPUS},
+    {"nodes", 'N', 1, O_NODES},
+    {"gpus-per-node", 0, 1, O_GPN},
+    {"ranks-per-node", 0, 1, O_RPN},
+    {"per-node", 0, 0, O_PER_NODE},
+    {"cpus", 'c', 1, O_CPUS},
+    {"mem", 0, 1, O_MEM},
+    {"time", 't', 1, O_TIME},
+    {"priority", 0, 1, O_PRIORITY},
+    {"retries", 0, 1, O_RETRIES},
+    {"requeue-on-fail", 0, 0, O_REQUEUE},
+    {"dependency", 'd', 1, O_DEP},
+    {"env", 0, 1, O_ENV},
+    {"export", 0, 1, O_EXPORT},
+    {"chdir", 'D', 1, O_CHDIR},
+    {"wrap", 0, 1, O_WRAP},
+    {"parsable", 0, 0, O_PARSABLE},
+    {"json", 0, 0, O_JSON},
+    OPT_COMMON,
+    {NULL, 0, 0, 0},
+};
+
+const char *const submit_export_skip[] = {
+    "WSLQ_JOB_ID",
+    "WSLQ_JOB_NAME",
+    "WSLQ_ATTEMPT",
+    "WSLQ_ARRAY_INDEX",
+    "WSLQ_RENDEZVOUS",
+    "WSLQ_METRICS",
+    "CUDA_VISIBLE_DEVICES",
+    "RANK",
+    "WORLD_SIZE",
+    "LOCAL_RANK",
+    "LOCAL_WORLD_SIZE",
+    "GROUP_RANK",
+    "NODE_RANK",
+    "NNODES",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+    "NCCL_SOCKET_IFNAME",
+    "GLOO_SOCKET_IFNAME",
+    "NCCL_IB_DISABLE",
+    "NCCL_SHM_DISABLE",
+    "NCCL_P2P_DISABLE",
+    "TORCHELASTIC_RESTART_COUNT",
+    "PWD",
+    "OLDPWD",
+    "SHLVL",
+    "_",
+    NULL,
+};
+
+/* A growable list of malloc'd strings. */
+typedef struct {
+    char **v;
+    size_t n, cap;
+} strlist_t;
+
+static void
+strlist_push(strlist_t *l, char *s)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 8;
+        l->v = wq_realloc(l->v, l->cap * sizeof *l->v);
+    }
+    l->v[l->n++] = s;
+}
+
+static void
+strlist_free(strlist_t *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+/* Set "K=V" in an env list, replacing an earlier K. Takes ownership of kv. */
+static void
+env_set(strlist_t *l, char *kv)
+{
+    size_t klen = (size_t) (strchr(kv, '=') - kv);
+    for (size_t i = 0; i < l->n; i++)
+        if (strncmp(l->v[i], kv, klen + 1) == 0) {
+            free(l->v[i]);
+            l->v[i] = kv;
+            return;
+        }
+    strlist_push(l, kv);
+}
+
+static int
+valid_env_name(const char *s, size_t len)
+{
+    if (len == 0 || (s[0] >= '0' && s[0] <= '9'))
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+              (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+            return 0;
+    return 1;
+}
+
+static int
+skip_on_export_all(const char *kv)
+{
+    size_t klen = strcspn(kv, "=");
+    for (const char *const *p = submit_export_skip; *p; p++)
+        if (strlen(*p) == klen && strncmp(*p, kv, klen) == 0)
+            return 1;
+    return 0;
+}
+
+/* --export VAR[,VAR...] or ALL: copy from this process's environment. A named variable
+ * that is not set is skipped, as Slurm does. */
+static int
+apply_export(strlist_t *env, const char *list, wq_error_t *err)
+{
+    if (strcmp(list, "ALL") == 0) {
+        for (char **e = environ; e != NULL && *e != NULL; e++) {
+            const char *eq = strchr(*e, '=');
+            if (eq == NULL || !valid_env_name(*e, (size_t) (eq - *e)) || skip_on_export_all(*e))
+                continue;
+            env_set(env, wq_strdup(*e));
+        }
+        return 0;
+    }
+    if (strcmp(list, "NONE") == 0)
+        return 0;
+    char *copy = wq_strdup(list);
+    char *save = NULL;
+    int rc = 0;
+    for (char *name = strtok_r(copy, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
+        if (!valid_env_name(name, strlen(name))) {
+            rc = wq_fail(err, WQ_EINVAL, "--export: '%.40s' is not a variable name", name);
+            break;
+        }
+        const char *v = getenv(name);
+        if (v != NULL)
+            env_set(env, wq_asprintf("%s=%s", name, v));
+    }
+    free(copy);
+    return rc;
+}
+
+/* --dependency afterok:ID[:ID...][,afterok:...] */
+static int
+parse_dependency(const char *s, strlist_t *ids_out, wq_error_t *err)
+{
+    char *copy = wq_strdup(s);
+    char *save = NULL;
+    int rc = 0;
+    int any = 0;
+    for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        char *colon = strchr(item, ':');
+        if (colon == NULL || (size_t) (colon - item) != 7 || strncmp(item, "afterok", 7) != 0) {
+            rc = wq_fail(err, WQ_EINVAL,
+                         "--dependency: '%.40s' is not supported; use afterok:ID[:ID...]", item);
+            break;
+        }
+        char *save2 = NULL;
+        int n = 0;
+        for (char *id = strtok_r(colon + 1, ":", &save2); id; id = strtok_r(NULL, ":", &save2)) {
+            uint64_t v;
+            if (cli_parse_job_id(id, &v, NULL) < 0) {
+                rc = wq_fail(err, WQ_EINVAL, "--dependency: '%.40s' is not a job id", id);
+                goto out;
+            }
+            strlist_push(ids_out, wq_strdup(id));
+            n++;
+        }
+        if (n == 0) {
+            rc = wq_fail(err, WQ_EINVAL, "--dependency: 'afterok' names no job; use afterok:ID");
+            break;
+        }
+        any = 1;
+    }
+    if (rc == 0 && !any)
+        rc = wq_fail(err, WQ_EINVAL, "--dependency: empty; use afterok:ID[:ID...]");
+out:
+    free(copy);
+    return rc;
+}
+
+static int
+parse_uint(
+    const char *s, const char *what, int64_t min, int64_t max, uint32_t *out, wq_error_t *err)
+{
+    int64_t v;
+    if (wq_parse_int(s, min, max, what, &v, err) < 0)
+        return -1;
+    *out = (uint32_t) v;
+    return 0;
+}
+
+void
+submit_args_fini(submit_args_t *a)
+{
+    if (a->spec != NULL)
+        wslq__job_spec__free_unpacked(a->spec, NULL);
+    a->spec = NULL;
+}
+
+static char *
+absolute_dir(const char *dir, wq_error_t *err)
+{
+    if (dir != NULL && dir[0] == '/')
+        return wq_strdup(dir);
+    char cwd[PATH_MAX];
+    if (getcwd(cwd, sizeof cwd) == NULL) {
+        wq_fail_errno(err, "cannot read the current directory (use --chdir)");
+        return NULL;
+    }
+    if (dir == NULL || dir[0] == '\0' || strcmp(dir, ".") == 0)
+        return wq_strdup(cwd);
+    return wq_asprintf("%s%s%s", cwd, strcmp(cwd, "/") == 0 ? "" : "/", dir);
+}
+
+int
+submit_parse(cli_ctx_t *ctx, int argc, char **argv, submit_args_t *a, wq_error_t *err)
+{
+    memset(a, 0, sizeof *a);
+    opt_parser_t p;
+    opt_parser_init(&p, argc, argv, 1);
+    strlist_t env_opts = {0}, exports = {0}, deps = {0}, env = {0};
+    const char *name = NULL, *wrap = NULL, *chdir_opt = NULL;
+    uint32_t gpus = 0, nodes = 1, gpn = 0, rpn = 0, cpus = 0, retries = 0;
+    int gpus_set = 0, nodes_set = 0, gpn_set = 0, rpn_set = 0, per_node = 0, requeue = 0;
+    int64_t mem_mb = 0, time_s = 0, prio = 0;
+    int rc = -1;
+    int id;
+    Wslq__JobSpec *s = NULL;
+
+    while ((id = opt_next(&p, opts, err)) > 0) {
+        const char *v = p.arg;
+        switch (id) {
+        case OPT_HELP:
+            rc = 1;
+            goto out;
+        case O_NAME:
+            name = v;
+            break;
+        case O_GPUS:
+            if (parse_uint(v, "--gpus", 0, WIRE_MAX_GPUS, &gpus, err) < 0)
+                goto out;
+            gpus_set = 1;
+            break;
+        case O_NODES:
+            if (parse_uint(v, "--nodes", 1, WIRE_MAX_NODES, &nodes, err) < 0)
+                goto out;
+            nodes_set = 1;
+            break;
+        case O_GPN:
+            if (parse_uint(v, "--gpus-per-node", 0, WIRE_MAX_GPUS, &gpn, err) < 0)
+                goto out;
+            gpn_set = 1;
+            break;
+        case O_RPN:
+            if (parse_uint(v, "--ranks-per-node", 1, WIRE_MAX_RANKS, &rpn, err) < 0)
+                goto out;
+            rpn_set = 1;
+            break;
+        case O_PER_NODE:
+            per_node = 1;
+            break;
+        case O_CPUS:
+            if (parse_uint(v, "--cpus", 1, 65536, &cpus, err) < 0)
+                goto out;
+            break;
+        case O_MEM:
+            if (wq_parse_size_mb(v, "--mem", &mem_mb, err) < 0)
+                goto out;
+            break;
+        case O_TIME:
+            if (wq_parse_duration(v, "--time", &time_s, err) < 0)
+                goto out;
+            break;
+        case O_PRIORITY:
+            if (wq_parse_int(v, -1000000, 1000000, "--priority", &prio, err) < 0)
+                goto out;
+            break;
+        case O_RETRIES:
+            if (parse_uint(v, "--retries", 0, 100, &retries, err) < 0)
+                goto out;
+            break;
+        case O_REQUEUE:
+            requeue = 1;
+            break;
+        case O_DEP:
+            if (parse_dependency(v, &deps, err) < 0)
+                goto out;
+            break;
+        case O_ENV: {
+            const char *eq = strchr(v, '=');
+            if (eq == NULL || !valid_env_name(v, (size_t) (eq - v))) {
+                wq_fail(err, WQ_EINVAL, "--env: '%.40s' is not of the form NAME=VALUE", v);
+                goto out;
+            }
+            strlist_push(&env_opts, wq_strdup(v));
+            break;
+        }
+        case O_EXPORT:
+            strlist_push(&exports, wq_strdup(v));
+            break;
+        case O_CHDIR:
+            if (v[0] == '\0') {
+                wq_fail(err, WQ_EINVAL, "--chdir: empty directory");
+                goto out;
+            }
+            chdir_opt = v;
+            break;
+        case O_WRAP:
+            if (v[0] == '\0') {
+                wq_fail(err, WQ_EINVAL, "--wrap: empty command line");
+                goto out;
+            }
+            wrap = v;
+            break;
+        case O_PARSABLE:
+            a->parsable = 1;
+            break;
+        case O_JSON:
+            a->json = 1;
+            break;
+        default:
+            if (opt_common(ctx, id, v, err) != 0)
+                goto out;
+            break;
+        }
+    }
+    if (id < 0)
+        goto out;
+
+    /* The command. */
+    int ncmd = argc - p.rest;
+    if (wrap != NULL && ncmd > 0) {
+        wq_fail(err, WQ_EINVAL, "--wrap and a command ('%.40s') cannot be used together",
+                argv[p.rest]);
+        goto out;
+    }
+    if (wrap == NULL && ncmd == 0) {
+        wq_fail(err, WQ_EINVAL,
+                "no command given; use 'wslq submit [options] -- CMD [ARGS...]'"
+                " or --wrap 'shell line'");
+        goto out;
+    }
+    if (ncmd > WIRE_MAX_ARGV) {
+        wq_fail(err, WQ_ELIMIT, "the command has %d words, more than %d", ncmd, WIRE_MAX_ARGV);
+        goto out;
+    }
+
+    /* Resources. */
+    if (gpus_set && gpn_set) {
+        wq_fail(err, WQ_EINVAL,
+                "--gpus and --gpus-per-node cannot be used together; --gpus is the total on "
+                "one node");
+        goto out;
+    }
+    if (gpus_set && nodes > 1) {
+        wq_fail(err, WQ_EINVAL,
+                "--gpus is the total on one node; with --nodes %u use --gpus-per-node", nodes);
+        goto out;
+    }
+    if (per_node && rpn_set && rpn != 1) {
+        wq_fail(err, WQ_EINVAL, "--per-node and --ranks-per-node %u cannot be used together", rpn);
+        goto out;
+    }
+    (void) nodes_set;
+
+    s = wq_malloc(sizeof *s);
+    wslq__job_spec__init(s);
+    if (wrap != NULL) {
+        s->n_argv = 3;
+        s->argv = wq_calloc(3, sizeof *s->argv);
+        s->argv[0] = wq_strdup("/bin/sh");
+        s->argv[1] = wq_strdup("-c");
+        s->argv[2] = wq_strdup(wrap);
+        s->wrap = 1;
+    } else {
+        s->n_argv = (size_t) ncmd;
+        s->argv = wq_calloc((size_t) ncmd, sizeof *s->argv);
+        for (int i = 0; i < ncmd; i++)
+            s->argv[i] = wq_strdup(argv[p.rest + i]);
+    }
+    if (name == NULL) {
+        if (wrap != NULL) {
+            name = "wrap";
+        } else {
+            const char *slash = strrchr(s->argv[0], '/');
+            name = slash && slash[1] ? slash + 1 : s->argv[0];
+        }
+        s->name = wq_strndup(name, WIRE_MAX_NAME);
+    } else {
+        s->name = wq_strdup(name);
+    }
+    s->cwd = absolute_dir(chdir_opt, err);
+    if (s->cwd == NULL)
+        goto out;
+    for (size_t i = 0; i < exports.n; i++)
+        if (apply_export(&env, exports.v[i], err) < 0)
+            goto out;
+    for (size_t i = 0; i < env_opts.n; i++) {
+        env_set(&env, env_opts.v[i]);
+        env_opts.v[i] = NULL;
+    }
+    s->n_env = env.n;
+    s->env = env.v;
+    memset(&env, 0, sizeof env);
+    s->user = wq_strdup(cli_user_name());
+    s->uid = (uint32_t) getuid();
+    s->nodes = nodes;
+    s->gpus_per_node = gpus_set ? gpus : gpn;
+    s->ranks_per_node = per_node ? 1 : rpn;
+    s->per_node = per_node;
+    s->cpus_per_node = cpus;
+    s->mem_mb_per_node = (uint64_t) mem_mb;
+    s->time_limit_s = (uint64_t) time_s;
+    s->priority = (int32_t) prio;
+    s->retries = retries;
+    s->requeue_on_fail = requeue;
+    if (deps.n > 0) {
+        s->n_depends_on = deps.n;
+        s->depends_on = wq_calloc(deps.n, sizeof *s->depends_on);
+        for (size_t i = 0; i < deps.n; i++)
+            s->depends_on[i] = strtoull(deps.v[i], NULL, 10);
+    }
+    if (wire_validate_spec(s, err) < 0)
+        goto out;
+    a->spec = s;
+    s = NULL;
+    rc = 0;
+out:
+    if (s != NULL)
+        wslq__job_spec__free_unpacked(s, NULL);
+    strlist_free(&env_opts);
+    strlist_free(&exports);
+    strlist_free(&deps);
+    strlist_free(&env);
+    opt_parser_fini(&p);
+    return rc;
+}
+
+int
+cmd_submit(cli_ctx_t *ctx, int argc, char **argv)
+{
+    submit_args_t a;
+    wq_error_t err = {0};
+    int rc = submit_parse(ctx, argc, argv, &a, &err);
+    if (rc == 1) {
+        fputs(usage, stdout);
+        return CLI_OK;
+    }
+    if (rc < 0)
+        return cli_usage_error(ctx, "%s", err.text);
+    client_t *c = client_new(ctx, &err);
+    if (c == NULL) {
+        submit_args_fini(&a);
+        return cli_fail(&err);
+    }
+    Wslq__SubmitRequest req = WSLQ__SUBMIT_REQUEST__INIT;
+    req.spec = a.spec;
+    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
+    env.body_case = WSLQ__ENVELOPE__BODY_SUBMIT;
+    env.submit = &req;
+    Wslq__Envelope *rep = client_call(c, &env, WSLQ__ENVELOPE__BODY_SUBMIT_REPLY, 0, &err);
+    client_destroy(&c);
+    int json = a.json, parsable = a.parsable;
+    submit_args_fini(&a);
+    if (rep == NULL)
+        return cli_fail(&err);
+    uint64_t id = rep->submit_reply->job_id;
+    wire_free(&rep);
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "job_id", (double) id);
+        return cli_print_json(o);
+    }
+    if (parsable)
+        printf("%" PRIu64 "\n", id);
+    else
+        printf("Submitted job %" PRIu64 "\n", id);
+    return CLI_OK;
+}

@@ -1,0 +1,105 @@
+/* wslq: the command-line client. Reads the global options, then hands the rest of the
+ * command line to one cmd_<verb>() function. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "opt.h"
+#include "proto/wire.h"
+
+#ifndef WSLQ_VERSION
+#define WSLQ_VERSION "unknown"
+#endif
+
+static const struct {
+    const char *verb;
+    int (*run)(cli_ctx_t *ctx, int argc, char **argv);
+    const char *summary;
+} commands[] = {
+    {"submit", cmd_submit, "queue a job: wslq submit [options] -- CMD [ARGS...]"},
+    {"queue", cmd_queue, "list pending and running jobs (--all for ended ones too)"},
+    {"show", cmd_show, "a job's spec, allocation and every state change"},
+    {"logs", cmd_logs, "a job's output (-f to follow)"},
+    {"cancel", cmd_cancel, "cancel jobs"},
+    {"nodes", cmd_nodes, "nodes, their CPUs, memory and GPUs"},
+    {"kv", cmd_kv, "the job's rendezvous key/value store (inside a job)"},
+    {"doctor", cmd_doctor, "check this machine as a wslq node"},
+};
+
+static void
+print_usage(void)
+{
+    printf("usage: wslq [--scheduler ADDR] [--timeout SEC] COMMAND [options]\n\nCommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        printf("  %-8s %s\n", commands[i].verb, commands[i].summary);
+    printf("\nGlobal options (also accepted after the command):\n"
+           "  --scheduler ADDR   scheduler address (env WSLQ_SCHEDULER, default %s)\n"
+           "  --timeout SEC      seconds to wait for each reply (env WSLQ_TIMEOUT, default 5)\n"
+           "  --version          print the version\n"
+           "  -h, --help         this text; 'wslq COMMAND --help' for a command\n"
+           "\nExit codes: 0 ok, 1 failed (server error, unreachable, not found), 2 usage.\n",
+           CLI_DEFAULT_SCHEDULER);
+}
+
+enum { O_VERSION = 1 };
+
+int
+main(int argc, char **argv)
+{
+    /* Writing to a closed pipe (wslq logs 5 | head) is an ordinary end, handled as EPIPE. */
+    signal(SIGPIPE, SIG_IGN);
+
+    cli_ctx_t ctx;
+    wq_error_t err = {0};
+    if (cli_ctx_init(&ctx, &err) < 0)
+        return cli_usage_error(NULL, "%s", err.text);
+
+    static const opt_t opts[] = {{"version", 'V', 0, O_VERSION}, OPT_COMMON, {NULL, 0, 0, 0}};
+    opt_parser_t p;
+    opt_parser_init(&p, argc, argv, 1);
+    int id;
+    while ((id = opt_next(&p, opts, &err)) > 0) {
+        if (id == OPT_HELP) {
+            print_usage();
+            opt_parser_fini(&p);
+            return CLI_OK;
+        }
+        if (id == O_VERSION) {
+            printf("wslq %s (protocol %d)\n", WSLQ_VERSION, WIRE_PROTO_CUR);
+            opt_parser_fini(&p);
+            return CLI_OK;
+        }
+        if (opt_common(&ctx, id, p.arg, &err) != 0)
+            break;
+    }
+    int rest = p.rest;
+    opt_parser_fini(&p);
+    if (id != 0)
+        return cli_usage_error(NULL, "%s", err.text);
+    if (rest >= argc)
+        return cli_usage_error(NULL, "no command given");
+
+    const char *verb = argv[rest];
+    char *help_argv[3];
+    if (strcmp(verb, "help") == 0) {
+        if (rest + 1 >= argc) {
+            print_usage();
+            return CLI_OK;
+        }
+        help_argv[0] = argv[rest + 1];
+        help_argv[1] = "--help";
+        help_argv[2] = NULL;
+        verb = help_argv[0];
+        argv = help_argv;
+        argc = 2;
+        rest = 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(commands[i].verb, verb) == 0) {
+            ctx.verb = commands[i].verb;
+            return commands[i].run(&ctx, argc - rest, argv + rest);
+        }
+    }
+    return cli_usage_error(NULL, "unknown command '%.40s'", verb);
+}

@@ -1,0 +1,27 @@
+/* wslq submit: the option parser, apart from the sending, so tests can drive it. */
+#ifndef WSLQ_CLI_SUBMIT_H
+#define WSLQ_CLI_SUBMIT_H
+
+#include "cli.h"
+#include "proto/wire.h"
+
+typedef struct {
+    Wslq__JobSpec *spec; /* owned: every field malloc'd; free with submit_args_fini */
+    int parsable;        /* --parsable: print only the id */
+    int json;            /* --json: print {"job_id":N} */
+} submit_args_t;
+
+/* Parse "submit [options] [--] CMD [ARGS...]" (argv[0] = "submit") into a checked spec.
+ * Returns 0, 1 when --help was given (nothing else filled), or -1 with *err holding the one
+ * line to show (a usage error). Reads the environment (--export), the current directory
+ * and the user's passwd entry. */
+int submit_parse(cli_ctx_t *ctx, int argc, char **argv, submit_args_t *a, wq_error_t *err);
+
+/* Free what submit_parse filled. Safe on a zeroed or already freed struct. */
+void submit_args_fini(submit_args_t *a);
+
+/* Variables --export ALL does not copy: the worker sets them for each rank (DESIGN §5),
+ * or they describe the submitting shell only. NULL-terminated. */
+extern const char *const submit_export_skip[];
+
+#endif
