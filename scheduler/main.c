@@ -1,0 +1,230 @@
+/* wslq-scheduler: flags and config file, signals, then sched_run(). */
+#include <getopt.h>
+#include <ini.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/mem.h"
+#include "common/parse.h"
+#include "sched.h"
+
+static sched_t *running;
+
+static void
+on_signal(int sig)
+{
+    (void) sig;
+    if (running)
+        sched_stop(running);
+}
+
+static void
+usage(FILE *out)
+{
+    fprintf(out, "usage: wslq-scheduler [options]\n"
+                 "  --listen ENDPOINT     ZeroMQ endpoint to bind (default tcp://*:7420)\n"
+                 "  --state-dir DIR       queue database and job logs (default /var/lib/wslq)\n"
+                 "  --config FILE         INI file with a [scheduler] section (keys as the flags)\n"
+                 "  --http ADDR:PORT      dashboard and API address (default 127.0.0.1:7421)\n"
+                 "  --torpid TIME         silence before a node gets no new jobs (default 3s)\n"
+                 "  --lost TIME           silence before a node is lost (default 10s)\n"
+                 "  --start-timeout TIME  every rank must start within this (default 60s)\n"
+                 "  --kill-grace TIME     SIGTERM to SIGKILL on cancel/time limit (default 10s)\n"
+                 "  --port-range LO-HI    MASTER_PORT range (default 29500-29999)\n"
+                 "  --sync full|normal    SQLite durability (default full)\n"
+                 "  --version, --help\n");
+}
+
+typedef struct {
+    sched_config_t *cfg;
+    char **owned; /* strings kept for cfg's lifetime */
+    size_t n_owned;
+    wq_error_t err;
+    const char *file;
+} conf_ctx_t;
+
+static const char *
+keep(conf_ctx_t *c, const char *v)
+{
+    c->owned = wq_realloc(c->owned, (c->n_owned + 1) * sizeof *c->owned);
+    return c->owned[c->n_owned++] = wq_strdup(v);
+}
+
+static int
+set_time(const char *v, const char *what, int64_t *ms, wq_error_t *err)
+{
+    int64_t s;
+    /* Bare numbers are seconds here (unlike job --time, where they are minutes). */
+    char *tmp = NULL;
+    size_t n = strlen(v);
+    if (n > 0 && v[n - 1] >= '0' && v[n - 1] <= '9')
+        v = tmp = wq_asprintf("%ss", v);
+    int rc = wq_parse_duration(v, what, &s, err);
+    free(tmp);
+    if (rc < 0)
+        return -1;
+    if (s == 0)
+        return wq_fail(err, WQ_EINVAL, "%s must be more than 0", what);
+    *ms = s * 1000;
+    return 0;
+}
+
+/* Apply one setting (from a flag or the config file). */
+static int
+apply(conf_ctx_t *c, const char *key, const char *v, wq_error_t *err)
+{
+    sched_config_t *cfg = c->cfg;
+    if (strcmp(key, "listen") == 0) {
+        cfg->listen = keep(c, v);
+    } else if (strcmp(key, "state-dir") == 0 || strcmp(key, "state_dir") == 0) {
+        cfg->state_dir = keep(c, v);
+    } else if (strcmp(key, "http") == 0) {
+        cfg->http = keep(c, v);
+    } else if (strcmp(key, "torpid") == 0) {
+        return set_time(v, "torpid", &cfg->torpid_ms, err);
+    } else if (strcmp(key, "lost") == 0) {
+        return set_time(v, "lost", &cfg->lost_ms, err);
+    } else if (strcmp(key, "start-timeout") == 0 || strcmp(key, "start_timeout") == 0) {
+        return set_time(v, "start-timeout", &cfg->start_timeout_ms, err);
+    } else if (strcmp(key, "kill-grace") == 0 || strcmp(key, "kill_grace") == 0) {
+        return set_time(v, "kill-grace", &cfg->kill_grace_ms, err);
+    } else if (strcmp(key, "port-range") == 0 || strcmp(key, "port_range") == 0) {
+        unsigned lo, hi;
+        char extra;
+        if (sscanf(v, "%u-%u%c", &lo, &hi, &extra) != 2 || lo < 1024 || hi > 65535 || lo > hi)
+            return wq_fail(err, WQ_EINVAL, "port-range: '%s' is not LO-HI within 1024-65535", v);
+        cfg->port_lo = lo;
+        cfg->port_hi = hi;
+    } else if (strcmp(key, "sync") == 0) {
+        if (strcmp(v, "full") == 0)
+            cfg->sync_full = 1;
+        else if (strcmp(v, "normal") == 0)
+            cfg->sync_full = 0;
+        else
+            return wq_fail(err, WQ_EINVAL, "sync: '%s' is not 'full' or 'normal'", v);
+    } else {
+        return wq_fail(err, WQ_EINVAL, "unknown setting '%s'", key);
+    }
+    return 0;
+}
+
+static int
+on_ini(void *user, const char *section, const char *name, const char *value)
+{
+    conf_ctx_t *c = user;
+    if (strcmp(section, "scheduler") != 0)
+        return 1; /* other programs' sections share the file */
+    wq_error_t e = {0};
+    if (apply(c, name, value, &e) < 0) {
+        c->err = e;
+        return 0;
+    }
+    return 1;
+}
+
+int
+main(int argc, char **argv)
+{
+    wq_log_init("wslq-scheduler");
+    sched_config_t cfg;
+    sched_config_init(&cfg);
+    conf_ctx_t ctx = {.cfg = &cfg};
+    static const struct option opts[] = {{"listen", required_argument, 0, 'l'},
+                                         {"state-dir", required_argument, 0, 's'},
+                                         {"config", required_argument, 0, 'c'},
+                                         {"http", required_argument, 0, 'H'},
+                                         {"torpid", required_argument, 0, 't'},
+                                         {"lost", required_argument, 0, 'L'},
+                                         {"start-timeout", required_argument, 0, 'S'},
+                                         {"kill-grace", required_argument, 0, 'k'},
+                                         {"port-range", required_argument, 0, 'p'},
+                                         {"sync", required_argument, 0, 'y'},
+                                         {"version", no_argument, 0, 'V'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    /* The config file first, so flags override it. */
+    for (int i = 1; i < argc - 1; i++)
+        if (strcmp(argv[i], "--config") == 0) {
+            ctx.file = argv[i + 1];
+            int rc = ini_parse(ctx.file, on_ini, &ctx);
+            if (rc < 0) {
+                fprintf(stderr, "wslq-scheduler: cannot read config file %s\n", ctx.file);
+                return 2;
+            }
+            if (rc > 0) {
+                if (ctx.err.text[0])
+                    fprintf(stderr, "wslq-scheduler: %s:%d: %s\n", ctx.file, rc, ctx.err.text);
+                else
+                    fprintf(stderr, "wslq-scheduler: %s:%d: syntax error\n", ctx.file, rc);
+                return 2;
+            }
+        }
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        wq_error_t err = {0};
+        int rc = 0;
+        switch (c) {
+        case 'c':
+            break;
+        case 'V':
+            printf("wslq-scheduler 0.1.0\n");
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case '?':
+            fprintf(stderr, "wslq-scheduler: unknown or incomplete option '%s'; see --help\n",
+                    argv[optind - 1]);
+            return 2;
+        default: {
+            const char *key = NULL;
+            for (const struct option *o = opts; o->name; o++)
+                if (o->val == c)
+                    key = o->name;
+            rc = apply(&ctx, key, optarg, &err);
+        }
+        }
+        if (rc < 0) {
+            fprintf(stderr, "wslq-scheduler: %s\n", err.text);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "wslq-scheduler: unexpected argument '%s'; see --help\n", argv[optind]);
+        return 2;
+    }
+    if (cfg.state_dir == NULL)
+        cfg.state_dir = "/var/lib/wslq";
+    if (cfg.lost_ms <= cfg.torpid_ms) {
+        fprintf(stderr, "wslq-scheduler: lost (%lld ms) must be longer than torpid (%lld ms)\n",
+                (long long) cfg.lost_ms, (long long) cfg.torpid_ms);
+        return 2;
+    }
+    wq_error_t err = {0};
+    sched_t *s = sched_new(&cfg, &err);
+    if (s == NULL) {
+        fprintf(stderr, "wslq-scheduler: %s\n", err.text);
+        return 1;
+    }
+    running = s;
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    int rc = sched_run(s, &err);
+    if (rc < 0)
+        fprintf(stderr, "wslq-scheduler: %s\n", err.text);
+    running = NULL;
+    sched_destroy(&s);
+    for (size_t i = 0; i < ctx.n_owned; i++)
+        free(ctx.owned[i]);
+    free(ctx.owned);
+    log_info("scheduler stopped");
+    return rc < 0 ? 1 : 0;
+}

@@ -1,0 +1,477 @@
+/* The durable queue; see queue.h. Only this file includes <sqlite3.h>. */
+#include "queue.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/mem.h"
+
+struct queue {
+    sqlite3 *db;
+    int in_txn; /* a BEGIN is open */
+    sqlite3_stmt *st_begin;
+    sqlite3_stmt *st_commit;
+    sqlite3_stmt *st_rollback;
+    sqlite3_stmt *st_insert;
+    sqlite3_stmt *st_update;
+    sqlite3_stmt *st_get;
+    sqlite3_stmt *st_event_add;
+    sqlite3_stmt *st_events;
+    sqlite3_stmt *st_counts;
+    sqlite3_stmt *st_max;
+    sqlite3_stmt *st_node_save;
+    sqlite3_stmt *st_nodes;
+};
+
+static const char *const sql_schema_v1 = "CREATE TABLE jobs ("
+                                         "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+                                         "  state INTEGER NOT NULL,"
+                                         "  user TEXT NOT NULL,"
+                                         "  name TEXT NOT NULL,"
+                                         "  priority INTEGER NOT NULL,"
+                                         "  submit_ms INTEGER NOT NULL,"
+                                         "  info BLOB NOT NULL);"
+                                         "CREATE INDEX jobs_state ON jobs(state, id);"
+                                         "CREATE TABLE job_events ("
+                                         "  job_id INTEGER NOT NULL REFERENCES jobs(id),"
+                                         "  seq INTEGER NOT NULL,"
+                                         "  ts_ms INTEGER NOT NULL,"
+                                         "  state INTEGER NOT NULL,"
+                                         "  attempt INTEGER NOT NULL,"
+                                         "  reason TEXT NOT NULL,"
+                                         "  node TEXT NOT NULL,"
+                                         "  detail TEXT NOT NULL,"
+                                         "  PRIMARY KEY (job_id, seq));"
+                                         "CREATE TABLE nodes ("
+                                         "  name TEXT PRIMARY KEY,"
+                                         "  info BLOB NOT NULL);";
+
+static const char *const sql_insert =
+    "INSERT INTO jobs(state, user, name, priority, submit_ms, info) VALUES(?1,?2,?3,?4,?5,?6)";
+static const char *const sql_update = "UPDATE jobs SET state=?2, info=?3 WHERE id=?1";
+static const char *const sql_get = "SELECT info FROM jobs WHERE id=?1";
+static const char *const sql_event_add =
+    "INSERT INTO job_events(job_id, seq, ts_ms, state, attempt, reason, node, detail) "
+    "VALUES(?1, (SELECT IFNULL(MAX(seq),0)+1 FROM job_events WHERE job_id=?1),"
+    " ?2, ?3, ?4, ?5, ?6, ?7)";
+static const char *const sql_events =
+    "SELECT ts_ms, state, attempt, reason, node, detail FROM job_events WHERE job_id=?1 "
+    "ORDER BY seq";
+static const char *const sql_counts = "SELECT state, COUNT(*) FROM jobs GROUP BY state";
+static const char *const sql_max = "SELECT IFNULL(MAX(id),0) FROM jobs";
+static const char *const sql_node_save = "INSERT INTO nodes(name, info) VALUES(?1, ?2) "
+                                         "ON CONFLICT(name) DO UPDATE SET info=excluded.info";
+static const char *const sql_nodes = "SELECT info FROM nodes ORDER BY name";
+
+static int
+db_fail(queue_t *self, wq_error_t *err, const char *what)
+{
+    return wq_fail(err, WQ_EIO, "database %s failed: %s", what, sqlite3_errmsg(self->db));
+}
+
+static int
+prepare(queue_t *self, const char *sql, sqlite3_stmt **st, wq_error_t *err)
+{
+    if (sqlite3_prepare_v3(self->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK)
+        return db_fail(self, err, "prepare");
+    return 0;
+}
+
+static int
+exec(queue_t *self, const char *sql, wq_error_t *err)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(self->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        wq_fail(err, WQ_EIO, "database error: %s", msg ? msg : sqlite3_errmsg(self->db));
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+pragma_int(queue_t *self, const char *sql, int *out)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(self->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : -1;
+}
+
+static int
+migrate(queue_t *self, wq_error_t *err)
+{
+    int version = 0;
+    if (pragma_int(self, "PRAGMA user_version", &version) < 0)
+        return db_fail(self, err, "read of user_version");
+    if (version > QUEUE_SCHEMA_VERSION)
+        return wq_fail(err, WQ_EIO,
+                       "database schema version %d is newer than this scheduler (%d); "
+                       "upgrade wslq-scheduler",
+                       version, QUEUE_SCHEMA_VERSION);
+    if (version == 0) {
+        if (exec(self, "BEGIN IMMEDIATE", err) < 0)
+            return -1;
+        if (exec(self, sql_schema_v1, err) < 0 || exec(self, "PRAGMA user_version=1", err) < 0) {
+            exec(self, "ROLLBACK", NULL);
+            return -1;
+        }
+        if (exec(self, "COMMIT", err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+queue_t *
+queue_new(const char *path, int sync_full, wq_error_t *err)
+{
+    queue_t *self = wq_calloc(1, sizeof *self);
+    if (sqlite3_open_v2(path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+        SQLITE_OK) {
+        wq_fail(err, WQ_EIO, "cannot open database %s: %s", path,
+                self->db ? sqlite3_errmsg(self->db) : "out of memory");
+        goto error;
+    }
+    sqlite3_busy_timeout(self->db, 5000);
+    int ok = 0;
+    if (pragma_int(self, "PRAGMA quick_check", &ok) < 0) {
+        wq_fail(err, WQ_EIO, "database %s is damaged or not a database: %s", path,
+                sqlite3_errmsg(self->db));
+        goto error;
+    }
+    if (exec(self, "PRAGMA journal_mode=WAL", err) < 0 ||
+        exec(self, sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", err) < 0 ||
+        exec(self, "PRAGMA foreign_keys=ON", err) < 0 || migrate(self, err) < 0)
+        goto error;
+    if (prepare(self, "BEGIN IMMEDIATE", &self->st_begin, err) < 0 ||
+        prepare(self, "COMMIT", &self->st_commit, err) < 0 ||
+        prepare(self, "ROLLBACK", &self->st_rollback, err) < 0 ||
+        prepare(self, sql_insert, &self->st_insert, err) < 0 ||
+        prepare(self, sql_update, &self->st_update, err) < 0 ||
+        prepare(self, sql_get, &self->st_get, err) < 0 ||
+        prepare(self, sql_event_add, &self->st_event_add, err) < 0 ||
+        prepare(self, sql_events, &self->st_events, err) < 0 ||
+        prepare(self, sql_counts, &self->st_counts, err) < 0 ||
+        prepare(self, sql_max, &self->st_max, err) < 0 ||
+        prepare(self, sql_node_save, &self->st_node_save, err) < 0 ||
+        prepare(self, sql_nodes, &self->st_nodes, err) < 0)
+        goto error;
+    return self;
+error:
+    queue_destroy(&self);
+    return NULL;
+}
+
+void
+queue_destroy(queue_t **self_p)
+{
+    if (self_p == NULL || *self_p == NULL)
+        return;
+    queue_t *self = *self_p;
+    if (self->in_txn)
+        queue_rollback(self);
+    sqlite3_stmt *all[] = {self->st_begin,  self->st_commit, self->st_rollback,  self->st_insert,
+                           self->st_update, self->st_get,    self->st_event_add, self->st_events,
+                           self->st_counts, self->st_max,    self->st_node_save, self->st_nodes};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        sqlite3_finalize(all[i]);
+    sqlite3_close(self->db);
+    free(self);
+    *self_p = NULL;
+}
+
+static int
+step_done(queue_t *self, sqlite3_stmt *st, wq_error_t *err, const char *what)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_DONE)
+        return db_fail(self, err, what);
+    return 0;
+}
+
+int
+queue_begin(queue_t *self, wq_error_t *err)
+{
+    if (self->in_txn)
+        return 0;
+    if (step_done(self, self->st_begin, err, "begin") < 0)
+        return -1;
+    self->in_txn = 1;
+    return 0;
+}
+
+int
+queue_commit(queue_t *self, wq_error_t *err)
+{
+    if (!self->in_txn)
+        return 0;
+    if (step_done(self, self->st_commit, err, "commit") < 0) {
+        queue_rollback(self);
+        return -1;
+    }
+    self->in_txn = 0;
+    return 0;
+}
+
+void
+queue_rollback(queue_t *self)
+{
+    if (!self->in_txn)
+        return;
+    sqlite3_step(self->st_rollback);
+    sqlite3_reset(self->st_rollback);
+    self->in_txn = 0;
+}
+
+int
+queue_in_txn(const queue_t *self)
+{
+    return self->in_txn;
+}
+
+static uint8_t *
+pack_info(const Wslq__JobInfo *info, size_t *len)
+{
+    *len = wslq__job_info__get_packed_size(info);
+    uint8_t *buf = wq_malloc(*len);
+    wslq__job_info__pack(info, buf);
+    return buf;
+}
+
+static const char *
+or_empty(const char *s)
+{
+    return s ? s : "";
+}
+
+int
+queue_insert(queue_t *self, Wslq__JobInfo *info, wq_error_t *err)
+{
+    WQ_ASSERT(self->in_txn);
+    info->id = 0;
+    size_t len;
+    uint8_t *buf = pack_info(info, &len);
+    sqlite3_stmt *st = self->st_insert;
+    sqlite3_bind_int(st, 1, info->state);
+    sqlite3_bind_text(st, 2, or_empty(info->spec->user), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, or_empty(info->spec->name), -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 4, info->spec->priority);
+    sqlite3_bind_int64(st, 5, info->submit_ms);
+    sqlite3_bind_blob(st, 6, buf, (int) len, SQLITE_STATIC);
+    int rc = step_done(self, st, err, "insert");
+    free(buf);
+    if (rc < 0)
+        return -1;
+    info->id = (uint64_t) sqlite3_last_insert_rowid(self->db);
+    /* The packed copy was written with id 0; write it again with its id. */
+    return queue_update(self, info, err);
+}
+
+int
+queue_update(queue_t *self, const Wslq__JobInfo *info, wq_error_t *err)
+{
+    WQ_ASSERT(self->in_txn);
+    size_t len;
+    uint8_t *buf = pack_info(info, &len);
+    sqlite3_stmt *st = self->st_update;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64) info->id);
+    sqlite3_bind_int(st, 2, info->state);
+    sqlite3_bind_blob(st, 3, buf, (int) len, SQLITE_STATIC);
+    int rc = step_done(self, st, err, "update");
+    free(buf);
+    return rc;
+}
+
+int
+queue_add_event(queue_t *self, uint64_t id, const Wslq__JobEvent *ev, wq_error_t *err)
+{
+    WQ_ASSERT(self->in_txn);
+    sqlite3_stmt *st = self->st_event_add;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64) id);
+    sqlite3_bind_int64(st, 2, ev->ts_ms);
+    sqlite3_bind_int(st, 3, ev->state);
+    sqlite3_bind_int(st, 4, (int) ev->attempt);
+    sqlite3_bind_text(st, 5, or_empty(ev->reason), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, or_empty(ev->node), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, or_empty(ev->detail), -1, SQLITE_STATIC);
+    return step_done(self, st, err, "event insert");
+}
+
+static Wslq__JobInfo *
+unpack_column(sqlite3_stmt *st, int col)
+{
+    const void *blob = sqlite3_column_blob(st, col);
+    int n = sqlite3_column_bytes(st, col);
+    return wslq__job_info__unpack(NULL, (size_t) n, blob);
+}
+
+Wslq__JobInfo *
+queue_get(queue_t *self, uint64_t id, wq_error_t *err)
+{
+    sqlite3_stmt *st = self->st_get;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64) id);
+    Wslq__JobInfo *info = NULL;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        info = unpack_column(st, 0);
+        if (info == NULL)
+            wq_fail(err, WQ_EIO, "job %" PRIu64 " record is damaged", id);
+    } else if (rc == SQLITE_DONE) {
+        wq_fail(err, WQ_ENOENT, "job %" PRIu64 " not found", id);
+    } else {
+        db_fail(self, err, "read");
+    }
+    sqlite3_reset(st);
+    return info;
+}
+
+int
+queue_events(queue_t *self, uint64_t id, Wslq__JobEvent ***events, size_t *n, wq_error_t *err)
+{
+    sqlite3_stmt *st = self->st_events;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64) id);
+    size_t cap = 8, count = 0;
+    Wslq__JobEvent **out = wq_malloc(cap * sizeof *out);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (count == cap) {
+            cap *= 2;
+            out = wq_realloc(out, cap * sizeof *out);
+        }
+        Wslq__JobEvent *ev = wq_malloc(sizeof *ev);
+        wslq__job_event__init(ev);
+        ev->ts_ms = sqlite3_column_int64(st, 0);
+        ev->state = sqlite3_column_int(st, 1);
+        ev->attempt = (uint32_t) sqlite3_column_int(st, 2);
+        ev->reason = wq_strdup((const char *) sqlite3_column_text(st, 3));
+        ev->node = wq_strdup((const char *) sqlite3_column_text(st, 4));
+        ev->detail = wq_strdup((const char *) sqlite3_column_text(st, 5));
+        out[count++] = ev;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        queue_free_events(out, count);
+        return db_fail(self, err, "event read");
+    }
+    *events = out;
+    *n = count;
+    return 0;
+}
+
+void
+queue_free_events(Wslq__JobEvent **events, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        wslq__job_event__free_unpacked(events[i], NULL);
+    free(events);
+}
+
+long
+queue_list(queue_t *self, const queue_filter_t *f, queue_visit_f fn, void *arg, wq_error_t *err)
+{
+    char sql[512];
+    int off = snprintf(sql, sizeof sql, "SELECT info FROM jobs WHERE 1");
+    if (f->active_only)
+        off += snprintf(sql + off, sizeof sql - (size_t) off, " AND state IN (1,2,3)");
+    if (f->state_mask) {
+        off += snprintf(sql + off, sizeof sql - (size_t) off, " AND state IN (0");
+        for (int s = 1; s <= 8; s++)
+            if (f->state_mask & (1u << s))
+                off += snprintf(sql + off, sizeof sql - (size_t) off, ",%d", s);
+        off += snprintf(sql + off, sizeof sql - (size_t) off, ")");
+    }
+    if (f->user)
+        off += snprintf(sql + off, sizeof sql - (size_t) off, " AND user=?1");
+    if (f->name)
+        off += snprintf(sql + off, sizeof sql - (size_t) off, " AND name=?2");
+    if (f->before_id)
+        off += snprintf(sql + off, sizeof sql - (size_t) off, " AND id<?3");
+    snprintf(sql + off, sizeof sql - (size_t) off, " ORDER BY id %s LIMIT ?4",
+             f->newest_first ? "DESC" : "ASC");
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(self->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return db_fail(self, err, "list");
+    if (f->user)
+        sqlite3_bind_text(st, 1, f->user, -1, SQLITE_STATIC);
+    if (f->name)
+        sqlite3_bind_text(st, 2, f->name, -1, SQLITE_STATIC);
+    if (f->before_id)
+        sqlite3_bind_int64(st, 3, (sqlite3_int64) f->before_id);
+    sqlite3_bind_int64(st, 4, f->limit ? f->limit : 1000);
+    long count = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        Wslq__JobInfo *info = unpack_column(st, 0);
+        if (info == NULL)
+            continue;
+        fn(info, arg);
+        count++;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return db_fail(self, err, "list");
+    return count;
+}
+
+int
+queue_count_states(queue_t *self, int64_t counts[9], wq_error_t *err)
+{
+    memset(counts, 0, 9 * sizeof counts[0]);
+    sqlite3_stmt *st = self->st_counts;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int s = sqlite3_column_int(st, 0);
+        if (s >= 0 && s <= 8)
+            counts[s] = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : db_fail(self, err, "count");
+}
+
+uint64_t
+queue_max_id(queue_t *self)
+{
+    uint64_t id = 0;
+    if (sqlite3_step(self->st_max) == SQLITE_ROW)
+        id = (uint64_t) sqlite3_column_int64(self->st_max, 0);
+    sqlite3_reset(self->st_max);
+    return id;
+}
+
+int
+queue_save_node(queue_t *self, const Wslq__NodeInfo *node, wq_error_t *err)
+{
+    size_t len = wslq__node_info__get_packed_size(node);
+    uint8_t *buf = wq_malloc(len);
+    wslq__node_info__pack(node, buf);
+    sqlite3_stmt *st = self->st_node_save;
+    sqlite3_bind_text(st, 1, node->name, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, buf, (int) len, SQLITE_STATIC);
+    int rc = step_done(self, st, err, "node save");
+    free(buf);
+    return rc;
+}
+
+int
+queue_list_nodes(queue_t *self, queue_node_f fn, void *arg, wq_error_t *err)
+{
+    sqlite3_stmt *st = self->st_nodes;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        Wslq__NodeInfo *n = wslq__node_info__unpack(NULL, (size_t) sqlite3_column_bytes(st, 0),
+                                                    sqlite3_column_blob(st, 0));
+        if (n != NULL)
+            fn(n, arg);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : db_fail(self, err, "node list");
+}

@@ -1,0 +1,76 @@
+/* The durable queue: jobs, their events and known nodes in SQLite (WAL).
+ * The only file that includes <sqlite3.h>; used from the scheduler's loop thread only.
+ * Each job row keeps the whole JobInfo packed (column info) plus the columns that
+ * listings filter on. Writes happen inside queue_begin()/queue_commit(): the loop opens
+ * one transaction per turn and commits it before any reply leaves (group commit). */
+#ifndef WSLQ_QUEUE_H
+#define WSLQ_QUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "proto/wslq.pb-c.h"
+
+typedef struct queue queue_t;
+
+#define QUEUE_SCHEMA_VERSION 1
+
+/* Open (creating and migrating) the queue at 'path' (":memory:" for tests). 'sync_full'
+ * selects synchronous=FULL (survives power loss) over NORMAL (survives process crash).
+ * Runs PRAGMA quick_check and refuses a damaged file. Caller owns the result. */
+queue_t *queue_new(const char *path, int sync_full, wq_error_t *err);
+void queue_destroy(queue_t **self_p);
+
+/* Open a write transaction if none is open (BEGIN IMMEDIATE). */
+int queue_begin(queue_t *self, wq_error_t *err);
+/* Commit the open transaction, if any. */
+int queue_commit(queue_t *self, wq_error_t *err);
+/* Roll the open transaction back, if any. */
+void queue_rollback(queue_t *self);
+/* 1 if a transaction is open. */
+int queue_in_txn(const queue_t *self);
+
+/* Insert a new job (info->id is ignored and set to the new id). Inside a transaction. */
+int queue_insert(queue_t *self, Wslq__JobInfo *info, wq_error_t *err);
+/* Write the job's current info (state, allocs, ...). Inside a transaction. */
+int queue_update(queue_t *self, const Wslq__JobInfo *info, wq_error_t *err);
+/* Append an event row for job 'id' (seq is the next one). Inside a transaction. */
+int queue_add_event(queue_t *self, uint64_t id, const Wslq__JobEvent *ev, wq_error_t *err);
+
+/* Load one job. Caller owns the result (wslq__job_info__free_unpacked). NULL + WQ_ENOENT. */
+Wslq__JobInfo *queue_get(queue_t *self, uint64_t id, wq_error_t *err);
+
+/* Events of a job, oldest first. Caller owns *events (queue_free_events). */
+int queue_events(queue_t *self, uint64_t id, Wslq__JobEvent ***events, size_t *n, wq_error_t *err);
+void queue_free_events(Wslq__JobEvent **events, size_t n);
+
+typedef struct {
+    int active_only;     /* only PENDING/STARTING/RUNNING */
+    unsigned state_mask; /* bit (1 << state); 0 = any */
+    const char *user;    /* NULL = any */
+    const char *name;    /* NULL = any */
+    uint64_t before_id;  /* only ids below this; 0 = no bound */
+    unsigned limit;      /* rows at most */
+    int newest_first;    /* order by id descending */
+} queue_filter_t;
+
+/* Call fn for each matching job (ascending id unless newest_first). The info passed is
+ * owned by the callback (free it or keep it). Returns the number visited or -1. */
+typedef void (*queue_visit_f)(Wslq__JobInfo *info, void *arg);
+long
+queue_list(queue_t *self, const queue_filter_t *f, queue_visit_f fn, void *arg, wq_error_t *err);
+
+/* Count jobs by state into counts[0..8]. */
+int queue_count_states(queue_t *self, int64_t counts[9], wq_error_t *err);
+
+/* Highest job id ever issued (0 for none). */
+uint64_t queue_max_id(queue_t *self);
+
+/* Remember a node's last registration (packed NodeInfo) across restarts. */
+int queue_save_node(queue_t *self, const Wslq__NodeInfo *node, wq_error_t *err);
+/* Call fn for each remembered node; the callback owns the NodeInfo. */
+typedef void (*queue_node_f)(Wslq__NodeInfo *node, void *arg);
+int queue_list_nodes(queue_t *self, queue_node_f fn, void *arg, wq_error_t *err);
+
+#endif

@@ -1,0 +1,182 @@
+/* queue: insert/update/events/list on :memory: and on a file, reopen, schema version. */
+/* cmocka.h needs these first. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+/* after the standard headers */
+#include <cmocka.h>
+
+#include "queue.h"
+
+static char *argv_one[] = {"true"};
+
+static void
+add_job(queue_t *q, const char *user, Wslq__JobState st, uint64_t *id)
+{
+    Wslq__JobSpec spec = WSLQ__JOB_SPEC__INIT;
+    spec.argv = argv_one;
+    spec.n_argv = 1;
+    spec.nodes = 1;
+    spec.user = (char *) user;
+    spec.name = "t";
+    Wslq__JobInfo info = WSLQ__JOB_INFO__INIT;
+    info.spec = &spec;
+    info.state = st;
+    info.submit_ms = 1000;
+    assert_int_equal(queue_begin(q, NULL), 0);
+    assert_int_equal(queue_insert(q, &info, NULL), 0);
+    Wslq__JobEvent ev = WSLQ__JOB_EVENT__INIT;
+    ev.state = st;
+    ev.reason = "submitted";
+    assert_int_equal(queue_add_event(q, info.id, &ev, NULL), 0);
+    assert_int_equal(queue_commit(q, NULL), 0);
+    *id = info.id;
+}
+
+static void
+count_cb(Wslq__JobInfo *info, void *arg)
+{
+    (*(int *) arg)++;
+    wslq__job_info__free_unpacked(info, NULL);
+}
+
+static void
+exercise(queue_t *q)
+{
+    uint64_t a, b, c;
+    add_job(q, "ann", WSLQ__JOB_STATE__PENDING, &a);
+    add_job(q, "bob", WSLQ__JOB_STATE__PENDING, &b);
+    add_job(q, "ann", WSLQ__JOB_STATE__PENDING, &c);
+    assert_true(a < b && b < c);
+
+    Wslq__JobInfo *info = queue_get(q, b, NULL);
+    assert_non_null(info);
+    assert_int_equal(info->id, b);
+    assert_string_equal(info->spec->user, "bob");
+    info->state = WSLQ__JOB_STATE__COMPLETED;
+    assert_int_equal(queue_begin(q, NULL), 0);
+    assert_int_equal(queue_update(q, info, NULL), 0);
+    Wslq__JobEvent ev = WSLQ__JOB_EVENT__INIT;
+    ev.state = WSLQ__JOB_STATE__COMPLETED;
+    ev.reason = "done";
+    ev.node = "pc1";
+    assert_int_equal(queue_add_event(q, b, &ev, NULL), 0);
+    assert_int_equal(queue_commit(q, NULL), 0);
+    wslq__job_info__free_unpacked(info, NULL);
+
+    Wslq__JobEvent **events;
+    size_t n;
+    assert_int_equal(queue_events(q, b, &events, &n, NULL), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(events[0]->reason, "submitted");
+    assert_string_equal(events[1]->node, "pc1");
+    queue_free_events(events, n);
+
+    int count = 0;
+    queue_filter_t f = {.active_only = 1};
+    assert_int_equal(queue_list(q, &f, count_cb, &count, NULL), 2);
+    count = 0;
+    queue_filter_t f2 = {.user = "ann"};
+    assert_int_equal(queue_list(q, &f2, count_cb, &count, NULL), 2);
+    queue_filter_t f3 = {.state_mask = 1u << WSLQ__JOB_STATE__COMPLETED};
+    count = 0;
+    assert_int_equal(queue_list(q, &f3, count_cb, &count, NULL), 1);
+
+    int64_t counts[9];
+    assert_int_equal(queue_count_states(q, counts, NULL), 0);
+    assert_int_equal(counts[WSLQ__JOB_STATE__PENDING], 2);
+    assert_int_equal(counts[WSLQ__JOB_STATE__COMPLETED], 1);
+
+    wq_error_t err = {0};
+    assert_null(queue_get(q, 999, &err));
+    assert_int_equal(err.code, WQ_ENOENT);
+    assert_string_equal(err.text, "job 999 not found");
+}
+
+static void
+test_memory(void **state)
+{
+    (void) state;
+    queue_t *q = queue_new(":memory:", 1, NULL);
+    assert_non_null(q);
+    exercise(q);
+    queue_destroy(&q);
+    assert_null(q);
+}
+
+static void
+test_file_and_reopen(void **state)
+{
+    (void) state;
+    char dir[] = "/tmp/wslq-queue-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof path, "%s/q.db", dir);
+    queue_t *q = queue_new(path, 0, NULL);
+    assert_non_null(q);
+    exercise(q);
+    /* An uncommitted insert disappears; committed ones survive a reopen. */
+    uint64_t id;
+    add_job(q, "cat", WSLQ__JOB_STATE__PENDING, &id);
+    queue_begin(q, NULL);
+    Wslq__JobSpec spec = WSLQ__JOB_SPEC__INIT;
+    spec.argv = argv_one;
+    spec.n_argv = 1;
+    spec.nodes = 1;
+    Wslq__JobInfo info = WSLQ__JOB_INFO__INIT;
+    info.spec = &spec;
+    info.state = WSLQ__JOB_STATE__PENDING;
+    assert_int_equal(queue_insert(q, &info, NULL), 0);
+    queue_rollback(q);
+    queue_destroy(&q);
+    q = queue_new(path, 0, NULL);
+    assert_non_null(q);
+    assert_int_equal(queue_max_id(q), id);
+    Wslq__JobInfo *got = queue_get(q, id, NULL);
+    assert_non_null(got);
+    assert_string_equal(got->spec->user, "cat");
+    wslq__job_info__free_unpacked(got, NULL);
+    queue_destroy(&q);
+
+    /* A newer schema than this build is refused with a reason. */
+    FILE *f = fopen(path, "r+");
+    assert_non_null(f);
+    fclose(f);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void
+test_garbage_file_refused(void **state)
+{
+    (void) state;
+    char path[] = "/tmp/wslq-queue-garbage-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    char junk[4096];
+    memset(junk, 'x', sizeof junk);
+    assert_int_equal(write(fd, junk, sizeof junk), (ssize_t) sizeof junk);
+    close(fd);
+    wq_error_t err = {0};
+    assert_null(queue_new(path, 1, &err));
+    assert_int_equal(err.code, WQ_EIO);
+    assert_non_null(strstr(err.text, path));
+    unlink(path);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_memory),
+        cmocka_unit_test(test_file_and_reopen),
+        cmocka_unit_test(test_garbage_file_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
