@@ -136,7 +136,7 @@ is_driver_pkg(const char *p)
     return 0;
 }
 
-/* Installed Linux NVIDIA driver packages from the dpkg status file, comma-separated. */
+/* Installed Linux NVIDIA driver packages from the dpkg status file, space-separated. */
 static int
 dpkg_driver_pkgs(const char *root, char *out, size_t size)
 {
@@ -153,7 +153,7 @@ dpkg_driver_pkgs(const char *root, char *out, size_t size)
         } else if (strncmp(line, "Status: ", 8) == 0 && strstr(line, " installed") &&
                    !strstr(line, "not-installed") && is_driver_pkg(pkg)) {
             size_t len = strlen(out);
-            snprintf(out + len, size - len, "%s%s", len ? "," : "", pkg);
+            snprintf(out + len, size - len, "%s%s", len ? " " : "", pkg);
             n++;
         } else if (line[0] == '\0') {
             pkg[0] = '\0';

@@ -439,8 +439,10 @@ gpu_caps_string(unsigned caps, char *buf, size_t size)
         if (!(caps & (1u << i)))
             continue;
         int n = snprintf(buf + len, size - len, "%s%s", len ? "," : "", names[i]);
-        if (n < 0 || (size_t) n >= size - len)
+        if (n < 0 || (size_t) n >= size - len) {
+            buf[len] = '\0'; /* whole names only */
             break;
+        }
         len += (size_t) n;
     }
     return buf;

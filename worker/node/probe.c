@@ -500,7 +500,8 @@ static const struct addr *
 find_usable(const struct addr *a, int n, const char *name)
 {
     for (int i = 0; i < n; i++)
-        if (strcmp(a[i].name, name) == 0 && strncmp(a[i].ip, "127.", 4) != 0)
+        if (strcmp(a[i].name, name) == 0 && !is_loopback_name(name) &&
+            strncmp(a[i].ip, "127.", 4) != 0)
             return &a[i];
     return NULL;
 }

@@ -5,7 +5,8 @@
  *
  * Knobs (read at call time): FAKE_NVML_INIT_FAIL=1 (nvmlInit returns DRIVER_NOT_LOADED),
  * FAKE_NVML_GPUS=n (0..2), FAKE_NVML_DRIVER="470.00", FAKE_CUDA_COUNT=n, FAKE_CUDA_P2P=1,
- * FAKE_NCCL_VERSION=21005. Each nvmlDeviceGetMemoryInfo call adds 100 MiB to "used". */
+ * FAKE_NCCL_VERSION=21005, FAKE_NVML_GPU0_USED=MiB. nvmlInit resets "used"; each
+ * nvmlDeviceGetMemoryInfo call then adds 100 MiB to it, so a refresh shows a change. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,7 +34,7 @@ typedef struct {
 
 struct fake_gpu {
     const char *name, *uuid, *bus;
-    unsigned long long total_mib, used_mib;
+    unsigned long long total_mib, base_used_mib, used_mib;
     int temp; /* -1 = NVML_ERROR_UNKNOWN */
     unsigned mw;
     int display; /* -1 = NOT_SUPPORTED */
@@ -41,26 +42,26 @@ struct fake_gpu {
 };
 
 static struct fake_gpu gpus[2] = {
-    {"NVIDIA GeForce RTX 4090",
-     "GPU-11111111-2222-3333-4444-555555555555",
-     "00000000:01:00.0",
-     24564,
-     1843,
-     45,
-     35400,
-     1,
-     {0x11, 0x11, 0x11, 0x11, 0x22, 0x22, 0x33, 0x33, 0x44, 0x44, 0x55, 0x55, 0x55, 0x55, 0x55,
-      0x55}},
-    {"NVIDIA GeForce RTX 3090",
-     "GPU-aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
-     "00000000:02:00.0",
-     24576,
-     300,
-     -1,
-     20000,
-     -1,
-     {0xaa, 0xaa, 0xaa, 0xaa, 0xbb, 0xbb, 0xcc, 0xcc, 0xdd, 0xdd, 0xee, 0xee, 0xee, 0xee, 0xee,
-      0xee}},
+    {.name = "NVIDIA GeForce RTX 4090",
+     .uuid = "GPU-11111111-2222-3333-4444-555555555555",
+     .bus = "00000000:01:00.0",
+     .total_mib = 24564,
+     .base_used_mib = 1843,
+     .temp = 45,
+     .mw = 35400,
+     .display = 1,
+     .cuda_uuid = {0x11, 0x11, 0x11, 0x11, 0x22, 0x22, 0x33, 0x33, 0x44, 0x44, 0x55, 0x55, 0x55,
+                   0x55, 0x55, 0x55}},
+    {.name = "NVIDIA GeForce RTX 3090",
+     .uuid = "GPU-aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+     .bus = "00000000:02:00.0",
+     .total_mib = 24576,
+     .base_used_mib = 300,
+     .temp = -1,
+     .mw = 20000,
+     .display = -1,
+     .cuda_uuid = {0xaa, 0xaa, 0xaa, 0xaa, 0xbb, 0xbb, 0xcc, 0xcc, 0xdd, 0xdd, 0xee, 0xee, 0xee,
+                   0xee, 0xee, 0xee}},
 };
 static int inited;
 
@@ -102,6 +103,10 @@ nvmlInit_v2(void)
     if (env_int("FAKE_NVML_INIT_FAIL", 0))
         return NVML_ERROR_DRIVER_NOT_LOADED;
     inited = 1;
+    for (int i = 0; i < 2; i++)
+        gpus[i].used_mib = gpus[i].base_used_mib;
+    if (env_int("FAKE_NVML_GPU0_USED", 0) > 0)
+        gpus[0].used_mib = (unsigned long long) env_int("FAKE_NVML_GPU0_USED", 0);
     return NVML_SUCCESS;
 }
 
