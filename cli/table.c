@@ -140,13 +140,21 @@ table_print(const table_t *t, FILE *out, int indent, int no_header)
         }
     }
     for (int r = no_header ? 0 : -1; r < t->rows; r++) {
-        fprintf(out, "%*s", indent, "");
+        /* Stop at the last non-empty cell: no trailing spaces. */
+        int last = 0;
         for (int c = 0; c < t->ncols; c++) {
+            const char *s =
+                r < 0 ? t->headers[c] : t->cells[(size_t) r * (size_t) t->ncols + (size_t) c];
+            if (s != NULL && s[0] != '\0')
+                last = c;
+        }
+        fprintf(out, "%*s", indent, "");
+        for (int c = 0; c <= last; c++) {
             const char *s =
                 r < 0 ? t->headers[c] : t->cells[(size_t) r * (size_t) t->ncols + (size_t) c];
             if (c > 0)
                 fputs("  ", out);
-            print_cell(out, s ? s : "", width[c], t->right[c], c == t->ncols - 1);
+            print_cell(out, s ? s : "", width[c], t->right[c], c == last);
         }
         fputc('\n', out);
     }
