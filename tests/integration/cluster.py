@@ -1,0 +1,161 @@
+"""A wslq cluster on loopback for tests: one scheduler, N workers, the real CLI.
+
+Every wait here is bounded; every address is 127.0.0.1 with a port the kernel picked."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+BIN = os.environ.get("WSLQ_BIN") or os.path.join(os.path.dirname(__file__), "../../build/bin")
+
+passed = 0
+failed = 0
+
+
+def check(cond, what):
+    """Record one assertion; print it either way."""
+    global passed, failed
+    if cond:
+        passed += 1
+        print(f"ok: {what}", flush=True)
+    else:
+        failed += 1
+        print(f"FAIL: {what}", flush=True)
+    return cond
+
+
+def finish():
+    print(f"{passed} passed, {failed} failed", flush=True)
+    sys.exit(1 if failed else 0)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout, what, interval=0.05):
+    """Poll pred() until true or timeout seconds pass; returns the last value."""
+    deadline = time.monotonic() + timeout
+    val = None
+    while time.monotonic() < deadline:
+        val = pred()
+        if val:
+            return val
+        time.sleep(interval)
+    print(f"timed out after {timeout}s waiting for {what}", flush=True)
+    return val
+
+
+class Cluster:
+    def __init__(self, workers=(), sched_args=()):
+        self.dir = tempfile.mkdtemp(prefix="wslq-it-")
+        self.port = free_port()
+        self.addr = f"tcp://127.0.0.1:{self.port}"
+        self.sched = None
+        self.sched_args = list(sched_args)
+        self.workers = {}
+        self.start_scheduler()
+        for name, gpus in workers:
+            self.start_worker(name, gpus)
+
+    def start_scheduler(self):
+        log = open(os.path.join(self.dir, "scheduler.log"), "ab")
+        self.sched = subprocess.Popen(
+            [f"{BIN}/wslq-scheduler", "--listen", self.addr, "--state-dir",
+             os.path.join(self.dir, "sched"), "--torpid", "1s", "--lost", "3s",
+             "--kill-grace", "2s", "--sync", "full"] + self.sched_args,
+            stdout=log, stderr=log)
+        wait_for(lambda: self.cli("queue").returncode == 0, 10, "scheduler to answer")
+
+    def start_worker(self, name, gpus, extra=()):
+        log = open(os.path.join(self.dir, f"worker-{name}.log"), "ab")
+        p = subprocess.Popen(
+            [f"{BIN}/wslq-worker", "--scheduler", self.addr, "--name", name, "--state-dir",
+             os.path.join(self.dir, "w-" + name), "--gpus", str(gpus), "--cpus", "8",
+             "--heartbeat-ms", "200"] + list(extra),
+            stdout=log, stderr=log)
+        self.workers[name] = p
+        wait_for(lambda: self.node_state(name) not in (None, "lost", "torpid"), 10,
+                 f"worker {name} to register")
+        return p
+
+    def cli(self, *args, timeout=30, env=None):
+        e = dict(os.environ)
+        e["WSLQ_SCHEDULER"] = self.addr
+        if env:
+            e.update(env)
+        return subprocess.run([f"{BIN}/wslq", *args], capture_output=True, text=True,
+                              timeout=timeout, env=e, cwd=self.dir)
+
+    def json(self, *args):
+        r = self.cli(*args, "--json")
+        if r.returncode != 0:
+            return None
+        return json.loads(r.stdout)
+
+    def submit(self, *args):
+        r = self.cli("submit", "--parsable", *args)
+        if r.returncode != 0:
+            print("submit failed:", r.stderr.strip(), flush=True)
+            return None
+        return int(r.stdout.strip())
+
+    def node_state(self, name):
+        r = self.cli("nodes", "--json")
+        if r.returncode != 0:
+            return None
+        for n in json.loads(r.stdout)["nodes"]:
+            if n.get("name") == name:
+                return n.get("state")
+        return None
+
+    def show(self, jid):
+        """{"job": {...}, "events": [...]} or None."""
+        return self.json("show", str(jid))
+
+    def job(self, jid):
+        s = self.show(jid)
+        return s["job"] if s else None
+
+    def state(self, jid):
+        j = self.job(jid)
+        return j["state"] if j else None
+
+    def wait_state(self, jid, states, timeout=30):
+        if isinstance(states, str):
+            states = (states,)
+        return wait_for(lambda: self.state(jid) in states, timeout,
+                        f"job {jid} to reach {states}", interval=0.1)
+
+    def kill_scheduler(self, sig=signal.SIGKILL):
+        self.sched.send_signal(sig)
+        self.sched.wait(10)
+
+    def stop(self):
+        procs = list(self.workers.values()) + ([self.sched] if self.sched else [])
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        # Jobs a stopped worker left running are in their own process groups.
+        subprocess.run(["pkill", "-f", self.dir], capture_output=True)
+        if failed == 0:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        else:
+            print(f"cluster files kept in {self.dir}", flush=True)
+            for f in sorted(os.listdir(self.dir)):
+                if f.endswith(".log"):
+                    print(f"--- {f} (tail)")
+                    with open(os.path.join(self.dir, f), errors="replace") as fh:
+                        print("".join(fh.readlines()[-30:]))
