@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Cluster benchmarks on loopback; prints each figure. Run from the build tree's parent:
+    python3 bench/cluster_bench.py [build/bin]
+Figures: submit rate with one `wslq submit` process per job (sequential and 8 at a time),
+submit-to-start latency of a trivial job on an idle cluster, time to drain 1,000 trivial jobs
+over 4 workers, scheduler idle CPU and RSS."""
+import os
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(here, "../tests/integration"))
+if len(sys.argv) > 1:
+    os.environ["WSLQ_BIN"] = os.path.abspath(sys.argv[1])
+import cluster  # noqa: E402
+
+BIN = cluster.BIN
+
+
+def clk_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+c = cluster.Cluster(workers=[(f"w{i}", 0) for i in range(4)], sched_args=["--sync", "full"])
+try:
+    env = dict(os.environ, WSLQ_SCHEDULER=c.addr)
+    n = 500
+    t0 = time.monotonic()
+    for _ in range(n):
+        subprocess.run([f"{BIN}/wslq", "submit", "--parsable", "--", "/bin/true"], env=env,
+                       check=True, capture_output=True)
+    dt = time.monotonic() - t0
+    print(f"submit, one wslq process per job, sequential: {n / dt:.0f} jobs/s "
+          f"({dt / n * 1000:.2f} ms per submit)")
+    cluster.wait_for(lambda: not c.json("queue")["jobs"], 120, "queue to drain")
+
+    def one(_):
+        subprocess.run([f"{BIN}/wslq", "submit", "--parsable", "--", "/bin/true"], env=env,
+                       check=True, capture_output=True)
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(one, range(n)))
+    dt = time.monotonic() - t0
+    print(f"submit, one wslq process per job, 8 at a time: {n / dt:.0f} jobs/s")
+    cluster.wait_for(lambda: not c.json("queue")["jobs"], 120, "queue to drain")
+
+    stamps = os.path.join(c.dir, "stamps")
+    r = subprocess.run([f"{BIN}/wslq-bench-submit", c.addr, "latency", "200", stamps,
+                        f"{BIN}/wslq-bench-stamp"], capture_output=True, text=True, check=True)
+    sub = {int(a): int(b) for a, b in (l.split() for l in r.stdout.split("\n") if l)}
+    with open(stamps) as f:
+        start = {int(a): int(b) for a, b in (l.split() for l in f.read().split("\n") if l)}
+    lat = sorted((start[j] - sub[j]) / 1e6 for j in sub if j in start)
+    print(f"submit-to-start latency, idle cluster, {len(lat)} jobs: median {statistics.median(lat):.2f} ms, "
+          f"p90 {lat[int(len(lat) * 0.9)]:.2f} ms, max {lat[-1]:.2f} ms")
+
+    r = subprocess.run([f"{BIN}/wslq-bench-submit", c.addr, "drain", "1000"], capture_output=True,
+                       text=True, check=True)
+    print("drain over 4 workers:", r.stdout.strip().replace("\n", "; "))
+
+    pid = c.sched.pid
+    time.sleep(1)
+    t0, c0 = time.monotonic(), clk_ticks(pid)
+    time.sleep(10)
+    t1, c1 = time.monotonic(), clk_ticks(pid)
+    hz = os.sysconf("SC_CLK_TCK")
+    print(f"scheduler idle with 4 workers: {(c1 - c0) / hz / (t1 - t0) * 100:.2f}% of one core, "
+          f"RSS {rss_kib(pid) / 1024:.1f} MiB")
+finally:
+    c.stop()
