@@ -1,0 +1,293 @@
+/* Worker settings (see config.h). */
+#include "worker/config.h"
+
+#include <getopt.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "common/parse.h"
+
+#define DEFAULT_SCHEDULER "tcp://127.0.0.1:7420"
+
+int
+wcfg_valid_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > WIRE_MAX_NAME)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '_' || ch == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+void
+wcfg_defaults(wcfg_t *c)
+{
+    memset(c, 0, sizeof *c);
+    const char *s = getenv("WSLQ_SCHEDULER");
+    snprintf(c->scheduler, sizeof c->scheduler, "%s", s && *s ? s : DEFAULT_SCHEDULER);
+    char host[256] = "";
+    if (gethostname(host, sizeof host - 1) == 0)
+        snprintf(c->name, sizeof c->name, "%.128s", host);
+    /* root (the systemd unit): /var/lib/wslq/worker; a user: the XDG state directory */
+    const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+    if (geteuid() == 0)
+        snprintf(c->state_dir, sizeof c->state_dir, "/var/lib/wslq/worker");
+    else if (xdg != NULL && *xdg == '/')
+        snprintf(c->state_dir, sizeof c->state_dir, "%.4000s/wslq/worker", xdg);
+    else
+        snprintf(c->state_dir, sizeof c->state_dir, "%.4000s/.local/state/wslq/worker",
+                 home && *home ? home : "/tmp");
+    c->gpus = -1;
+    c->heartbeat_ms = 1000;
+    c->kill_grace_ms = 10000;
+    c->spool_keep_days = 7;
+    c->rendezvous = 1;
+    c->inbound_ok = -1;
+}
+
+static int
+copy_str(char *dst, size_t n, const char *v, const char *key, wq_error_t *err)
+{
+    if (strlen(v) >= n)
+        return wq_fail(err, WQ_EINVAL, "%s is too long (at most %zu characters)", key, n - 1);
+    memcpy(dst, v, strlen(v) + 1);
+    return 0;
+}
+
+static int
+parse_bool(const char *v, const char *key, int *out, wq_error_t *err)
+{
+    if (!strcasecmp(v, "1") || !strcasecmp(v, "yes") || !strcasecmp(v, "true") ||
+        !strcasecmp(v, "on"))
+        *out = 1;
+    else if (!strcasecmp(v, "0") || !strcasecmp(v, "no") || !strcasecmp(v, "false") ||
+             !strcasecmp(v, "off"))
+        *out = 0;
+    else if (!strcasecmp(v, "auto") && strcmp(key, "inbound_ok") == 0)
+        *out = -1;
+    else
+        return wq_fail(err, WQ_EINVAL, "%s: expected yes or no, got '%s'", key, v);
+    return 0;
+}
+
+int
+wcfg_set(wcfg_t *c, const char *key, const char *v, wq_error_t *err)
+{
+    int64_t x;
+    if (strcmp(key, "scheduler") == 0) {
+        if (strncmp(v, "tcp://", 6) != 0 && strncmp(v, "ipc://", 6) != 0)
+            return wq_fail(err, WQ_EINVAL, "scheduler: expected tcp://HOST:PORT, got '%s'", v);
+        return copy_str(c->scheduler, sizeof c->scheduler, v, key, err);
+    }
+    if (strcmp(key, "name") == 0) {
+        if (!wcfg_valid_name(v))
+            return wq_fail(err, WQ_EINVAL,
+                           "name: '%s' is not a valid node name (letters, digits, '.', '_', '-')",
+                           v);
+        return copy_str(c->name, sizeof c->name, v, key, err);
+    }
+    if (strcmp(key, "state_dir") == 0) {
+        if (*v != '/')
+            return wq_fail(err, WQ_EINVAL, "state_dir: '%s' is not an absolute path", v);
+        return copy_str(c->state_dir, sizeof c->state_dir, v, key, err);
+    }
+    if (strcmp(key, "iface") == 0)
+        return copy_str(c->iface, sizeof c->iface, v, key, err);
+    if (strcmp(key, "ip") == 0)
+        return copy_str(c->ip, sizeof c->ip, v, key, err);
+    if (strcmp(key, "gpus") == 0) {
+        if (wq_parse_int(v, 0, WIRE_MAX_GPUS, "gpus", &x, err) < 0)
+            return -1;
+        c->gpus = (int) x;
+        return 0;
+    }
+    if (strcmp(key, "cpus") == 0) {
+        if (wq_parse_int(v, 1, 65536, "cpus", &x, err) < 0)
+            return -1;
+        c->cpus = (int) x;
+        return 0;
+    }
+    if (strcmp(key, "mem") == 0) {
+        if (wq_parse_size_mb(v, "mem", &x, err) < 0)
+            return -1;
+        if (x <= 0)
+            return wq_fail(err, WQ_EINVAL, "mem: must be more than 0");
+        c->mem_mb = x;
+        return 0;
+    }
+    if (strcmp(key, "heartbeat_ms") == 0) {
+        if (wq_parse_int(v, 50, 60000, "heartbeat_ms", &x, err) < 0)
+            return -1;
+        c->heartbeat_ms = (int) x;
+        return 0;
+    }
+    if (strcmp(key, "kill_grace_ms") == 0) {
+        if (wq_parse_int(v, 0, 3600000, "kill_grace_ms", &x, err) < 0)
+            return -1;
+        c->kill_grace_ms = x;
+        return 0;
+    }
+    if (strcmp(key, "spool_keep_days") == 0) {
+        if (wq_parse_int(v, 0, 3650, "spool_keep_days", &x, err) < 0)
+            return -1;
+        c->spool_keep_days = (int) x;
+        return 0;
+    }
+    if (strcmp(key, "rendezvous") == 0)
+        return parse_bool(v, key, &c->rendezvous, err);
+    if (strcmp(key, "inbound_ok") == 0)
+        return parse_bool(v, key, &c->inbound_ok, err);
+    return wq_fail(err, WQ_EINVAL, "unknown key '%s'", key);
+}
+
+typedef struct {
+    wcfg_t *c;
+    const char *path;
+    wq_error_t err; /* the first error */
+    int failed;
+} load_ctx_t;
+
+/* This inih has no line numbers in the handler; ini_parse_file returns the first failing
+ * line, which wcfg_load puts in front of the handler's text. */
+static int
+on_ini(void *user, const char *section, const char *name, const char *value)
+{
+    load_ctx_t *lc = user;
+    wq_error_t e = {0};
+    int rc = 0;
+    if (strcmp(section, "worker") != 0)
+        return 1; /* other programs' sections in a shared file */
+    rc = wcfg_set(lc->c, name, value, &e);
+    if (rc < 0 && !lc->failed) {
+        lc->failed = 1;
+        lc->err = e;
+    }
+    return rc == 0;
+}
+
+int
+wcfg_load(wcfg_t *c, const char *path, wq_error_t *err)
+{
+    load_ctx_t lc = {.c = c, .path = path};
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return wq_fail_errno(err, "cannot read config %s", path);
+    int rc = ini_parse_file(f, on_ini, &lc);
+    fclose(f);
+    if (lc.failed && rc > 0)
+        return wq_fail(err, WQ_EINVAL, "%s:%d: %s", path, rc, lc.err.text);
+    if (rc > 0)
+        return wq_fail(err, WQ_EINVAL, "%s:%d: syntax error", path, rc);
+    if (rc < 0)
+        return wq_fail(err, WQ_EIO, "%s: cannot parse", path);
+    return 0;
+}
+
+static const struct option long_opts[] = {
+    {"scheduler", required_argument, NULL, 0},
+    {"name", required_argument, NULL, 0},
+    {"state-dir", required_argument, NULL, 0},
+    {"config", required_argument, NULL, 'c'},
+    {"gpus", required_argument, NULL, 0},
+    {"cpus", required_argument, NULL, 0},
+    {"mem", required_argument, NULL, 0},
+    {"iface", required_argument, NULL, 0},
+    {"ip", required_argument, NULL, 0},
+    {"heartbeat-ms", required_argument, NULL, 0},
+    {"kill-grace-ms", required_argument, NULL, 0},
+    {"spool-keep-days", required_argument, NULL, 0},
+    {"rendezvous", required_argument, NULL, 0},
+    {"inbound-ok", required_argument, NULL, 0},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
+
+const char *
+wcfg_usage(void)
+{
+    return "usage: wslq-worker [options]\n"
+           "  --scheduler URL       scheduler endpoint (default $WSLQ_SCHEDULER "
+           "or " DEFAULT_SCHEDULER ")\n"
+           "  --name NAME           node name (default the hostname)\n"
+           "  --state-dir DIR       job state and spooled logs (default /var/lib/wslq/worker as\n"
+           "                        root, else $XDG_STATE_HOME/wslq/worker)\n"
+           "  --config FILE         INI file with a [worker] section (keys as these flags)\n"
+           "  --gpus N              declare N GPUs instead of discovering them (test machines)\n"
+           "  --cpus N              CPUs to offer (default all online)\n"
+           "  --mem SIZE            memory to offer, e.g. 16G (default MemTotal)\n"
+           "  --iface NAME          cluster interface (default the default route's)\n"
+           "  --ip ADDR             LAN IP to report (default the interface's address)\n"
+           "  --heartbeat-ms N      heartbeat interval (default 1000)\n"
+           "  --kill-grace-ms N     SIGTERM to SIGKILL grace (default 10000)\n"
+           "  --spool-keep-days N   keep ended jobs' logs this long (default 7, 0 = forever)\n"
+           "  --rendezvous yes|no   offer WSLQ_RENDEZVOUS sockets to jobs (default yes)\n"
+           "  --inbound-ok yes|no|auto  peers can connect in (multi-node jobs)\n"
+           "  --version, --help\n";
+}
+
+int
+wcfg_parse_args(wcfg_t *c, int argc, char **argv, enum wcfg_action *action, wq_error_t *err)
+{
+    wcfg_defaults(c);
+    *action = WCFG_RUN;
+    const char *config = NULL;
+    /* keys and values of the flags, applied after the config file so flags win */
+    const char *keys[64], *vals[64];
+    int nkv = 0;
+    opterr = 0;
+    optind = 1;
+    for (;;) {
+        int idx = -1;
+        int ch = getopt_long(argc, argv, ":hV", long_opts, &idx);
+        if (ch == -1)
+            break;
+        if (ch == 'h') {
+            *action = WCFG_HELP;
+            return 0;
+        }
+        if (ch == 'V') {
+            *action = WCFG_VERSION;
+            return 0;
+        }
+        if (ch == 'c') {
+            config = optarg;
+            continue;
+        }
+        if (ch == ':')
+            return wq_fail(err, WQ_EINVAL, "option %s needs a value", argv[optind - 1]);
+        if (ch == '?' || idx < 0)
+            return wq_fail(err, WQ_EINVAL, "unknown option '%s' (try --help)", argv[optind - 1]);
+        if (nkv == 64)
+            return wq_fail(err, WQ_EINVAL, "too many options");
+        keys[nkv] = long_opts[idx].name;
+        vals[nkv++] = optarg;
+    }
+    if (optind < argc)
+        return wq_fail(err, WQ_EINVAL, "unexpected argument '%s' (try --help)", argv[optind]);
+    if (config != NULL && wcfg_load(c, config, err) < 0)
+        return -1;
+    for (int i = 0; i < nkv; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "%s", keys[i]);
+        for (char *p = key; *p; p++)
+            if (*p == '-')
+                *p = '_';
+        wq_error_t e = {0};
+        if (wcfg_set(c, key, vals[i], &e) < 0)
+            return wq_fail(err, WQ_EINVAL, "--%s: %s", keys[i], e.text);
+    }
+    if (!wcfg_valid_name(c->name))
+        return wq_fail(err, WQ_EINVAL, "hostname '%s' is not a valid node name; pass --name NAME",
+                       c->name);
+    return 0;
+}

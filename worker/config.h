@@ -1,0 +1,50 @@
+/* Worker settings: defaults, then the INI file (--config, section [worker]), then flags.
+ * Every config key has a flag of the same name with '-' for '_' (state_dir = --state-dir). */
+#ifndef WSLQ_WORKER_CONFIG_H
+#define WSLQ_WORKER_CONFIG_H
+
+#include <limits.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "proto/wire.h"
+
+typedef struct wcfg {
+    char scheduler[256];          /* ZeroMQ endpoint of the scheduler */
+    char name[WIRE_MAX_NAME + 1]; /* node name, [A-Za-z0-9._-] */
+    char state_dir[PATH_MAX];     /* jobs/ and spool/ live here */
+    int gpus;                     /* declared GPUs; -1 = discover through NVML */
+    int cpus;                     /* 0 = detect */
+    int64_t mem_mb;               /* MiB; 0 = detect */
+    char iface[64];               /* cluster interface; "" = detect */
+    char ip[64];                  /* reported LAN IP; "" = the interface's address */
+    int heartbeat_ms;             /* heartbeat interval, 50..60000 */
+    int64_t kill_grace_ms;        /* SIGTERM -> SIGKILL default grace */
+    int spool_keep_days;          /* spool dirs of ended jobs are removed after this; 0 = never */
+    int rendezvous;               /* 1: offer WSLQ_RENDEZVOUS sockets to jobs */
+    int inbound_ok;               /* peers can connect in: 1, 0, -1 = detect */
+} wcfg_t;
+
+enum wcfg_action { WCFG_RUN, WCFG_HELP, WCFG_VERSION };
+
+/* Fill defaults (WSLQ_SCHEDULER, hostname, a state dir that depends on the user). */
+void wcfg_defaults(wcfg_t *c);
+
+/* Set one key from its text ("heartbeat_ms", "250"). 0 or -1 with *err naming the key. */
+int wcfg_set(wcfg_t *c, const char *key, const char *value, wq_error_t *err);
+
+/* Apply an INI file's [worker] section. A syntax error, unknown key or bad value gives
+ * -1 with *err = "FILE:LINE: what". */
+int wcfg_load(wcfg_t *c, const char *path, wq_error_t *err);
+
+/* Defaults, then --config FILE, then the other flags. *action says what main should do.
+ * 0 or -1 with *err (one line; main exits 2). */
+int wcfg_parse_args(wcfg_t *c, int argc, char **argv, enum wcfg_action *action, wq_error_t *err);
+
+/* 1 if s is a valid node name. */
+int wcfg_valid_name(const char *s);
+
+/* The --help text. */
+const char *wcfg_usage(void);
+
+#endif

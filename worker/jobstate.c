@@ -1,0 +1,157 @@
+/* Per-job state file (see jobstate.h). */
+#include "worker/jobstate.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/parse.h"
+
+/* Copy s into dst (size n) with newlines turned into spaces, so one value stays one line. */
+static void
+one_line(char *dst, size_t n, const char *s)
+{
+    size_t i = 0;
+    for (; s[i] != '\0' && i + 1 < n; i++)
+        dst[i] = (s[i] == '\n' || s[i] == '\r') ? ' ' : s[i];
+    dst[i] = '\0';
+}
+
+int
+jobstate_write(const char *path, const jobstate_t *st, wq_error_t *err)
+{
+    char tmp[PATH_MAX + 8];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int) sizeof tmp)
+        return wq_fail(err, WQ_EINVAL, "state file path too long: %s", path);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL)
+        return wq_fail_errno(err, "cannot write %s", tmp);
+    char name[sizeof st->name], reason[sizeof st->reason];
+    one_line(name, sizeof name, st->name);
+    one_line(reason, sizeof reason, st->reason);
+    fprintf(f,
+            "version=%d\njob_id=%" PRIu64 "\nattempt=%" PRIu32 "\nname=%s\nfirst_rank=%" PRIu32
+            "\nnranks=%d\nspool=%s\nstart_wall_ms=%" PRId64 "\ntime_limit_s=%" PRId64 "\n",
+            JOBSTATE_VERSION, st->job_id, st->attempt, name, st->first_rank, st->nranks, st->spool,
+            st->start_wall_ms, st->time_limit_s);
+    for (int i = 0; i < st->nranks; i++)
+        fprintf(f, "pgid=%ld\n", (long) st->pgid[i]);
+    fprintf(f, "ended=%d\n", st->ended);
+    if (st->ended)
+        fprintf(f,
+                "exit_code=%d\nsignal=%d\ntimed_out=%d\nkilled=%d\nfailed_rank=%d\nreason=%s\n"
+                "log_bytes=%" PRIu64 "\n",
+                st->exit_code, st->signal, st->timed_out, st->killed, st->failed_rank, reason,
+                st->log_bytes);
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad) {
+        wq_fail_errno(err, "cannot write %s", tmp);
+        unlink(tmp);
+        return -1;
+    }
+    if (rename(tmp, path) < 0) {
+        wq_fail_errno(err, "cannot rename %s", tmp);
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+num(const char *v, int64_t min, int64_t max, int64_t *out)
+{
+    return wq_parse_int(v, min, max, "value", out, NULL);
+}
+
+int
+jobstate_read(const char *path, jobstate_t *st, wq_error_t *err)
+{
+    memset(st, 0, sizeof *st);
+    st->failed_rank = -1;
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return wq_fail_errno(err, "cannot read %s", path);
+    char line[PATH_MAX + 64];
+    int lineno = 0, version = 0, have_id = 0, npgid = 0;
+    while (fgets(line, sizeof line, f) != NULL) {
+        lineno++;
+        size_t len = strlen(line);
+        if (len > 0 && line[len - 1] == '\n')
+            line[--len] = '\0';
+        char *eq = strchr(line, '=');
+        if (eq == NULL)
+            goto bad;
+        *eq = '\0';
+        const char *k = line, *v = eq + 1;
+        int64_t x = 0;
+        if (strcmp(k, "name") == 0) {
+            snprintf(st->name, sizeof st->name, "%s", v);
+        } else if (strcmp(k, "reason") == 0) {
+            snprintf(st->reason, sizeof st->reason, "%s", v);
+        } else if (strcmp(k, "spool") == 0) {
+            if (strlen(v) >= sizeof st->spool)
+                goto bad;
+            memcpy(st->spool, v, strlen(v) + 1);
+        } else if (strcmp(k, "version") == 0) {
+            if (num(v, 1, 1000, &x) < 0)
+                goto bad;
+            version = (int) x;
+        } else if (strcmp(k, "job_id") == 0) {
+            if (num(v, 1, INT64_MAX, &x) < 0)
+                goto bad;
+            st->job_id = (uint64_t) x;
+            have_id = 1;
+        } else if (strcmp(k, "attempt") == 0) {
+            if (num(v, 0, UINT32_MAX, &x) < 0)
+                goto bad;
+            st->attempt = (uint32_t) x;
+        } else if (strcmp(k, "first_rank") == 0) {
+            if (num(v, 0, UINT32_MAX, &x) < 0)
+                goto bad;
+            st->first_rank = (uint32_t) x;
+        } else if (strcmp(k, "nranks") == 0) {
+            if (num(v, 1, WIRE_MAX_RANKS, &x) < 0)
+                goto bad;
+            st->nranks = (int) x;
+        } else if (strcmp(k, "pgid") == 0) {
+            if (num(v, 0, INT32_MAX, &x) < 0 || npgid >= WIRE_MAX_RANKS)
+                goto bad;
+            st->pgid[npgid++] = (pid_t) x;
+        } else if (strcmp(k, "start_wall_ms") == 0 || strcmp(k, "time_limit_s") == 0 ||
+                   strcmp(k, "log_bytes") == 0) {
+            if (num(v, 0, INT64_MAX, &x) < 0)
+                goto bad;
+            if (k[0] == 's')
+                st->start_wall_ms = x;
+            else if (k[0] == 't')
+                st->time_limit_s = x;
+            else
+                st->log_bytes = (uint64_t) x;
+        } else if (strcmp(k, "ended") == 0 || strcmp(k, "timed_out") == 0 ||
+                   strcmp(k, "killed") == 0) {
+            if (num(v, 0, 1, &x) < 0)
+                goto bad;
+            *(k[0] == 'e' ? &st->ended : k[0] == 't' ? &st->timed_out : &st->killed) = (int) x;
+        } else if (strcmp(k, "exit_code") == 0 || strcmp(k, "signal") == 0 ||
+                   strcmp(k, "failed_rank") == 0) {
+            if (num(v, -1, INT32_MAX, &x) < 0)
+                goto bad;
+            *(k[0] == 'e'   ? &st->exit_code
+              : k[0] == 's' ? &st->signal
+                            : &st->failed_rank) = (int) x;
+        }
+        /* other keys: written by a newer worker, ignored */
+    }
+    fclose(f);
+    if (version != JOBSTATE_VERSION)
+        return wq_fail(err, WQ_EINVAL, "%s: unsupported version %d", path, version);
+    if (!have_id || st->nranks == 0 || npgid != st->nranks || st->spool[0] == '\0')
+        return wq_fail(err, WQ_EINVAL, "%s: incomplete state file", path);
+    return 0;
+bad:
+    fclose(f);
+    return wq_fail(err, WQ_EINVAL, "%s:%d: bad line", path, lineno);
+}

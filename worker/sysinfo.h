@@ -1,0 +1,52 @@
+/* What the worker reports about its PC: hostname, LAN IP and interface, CPUs, memory, GPUs.
+ *
+ * With the worker/node library (WSLQ_HAVE_NODE) facts come from node_probe and GPUs from
+ * NVML through gpu_open; without it (or if it fails) from sysconf, /proc/meminfo and
+ * getifaddrs, with no discovered GPUs. Declared GPUs (--gpus N) replace discovery: they are
+ * reported with declared = true, uuid "DECLARED-<name>-<i>", name "declared". */
+#ifndef WSLQ_WORKER_SYSINFO_H
+#define WSLQ_WORKER_SYSINFO_H
+
+#include <stdint.h>
+
+#include "proto/wire.h"
+
+typedef struct sysinfo_gpu {
+    uint32_t index;        /* NVML index (declared: 0..N-1) */
+    char uuid[96];         /* "GPU-..." or "DECLARED-<name>-<i>" */
+    char name[96];         /* product name or "declared" */
+    uint64_t mem_total_mb; /* MiB, 0 unknown */
+    uint64_t mem_used_mb;  /* MiB, 0 unknown */
+    int temp_c;            /* -1 unknown */
+    int util_pct;          /* -1 unknown */
+    int power_w;           /* -1 unknown */
+    int declared;          /* 1 configured by hand */
+} sysinfo_gpu_t;
+
+typedef struct sysinfo {
+    char hostname[256];
+    char iface[64]; /* "" unknown */
+    char ip[64];    /* IPv4 dotted, "" unknown */
+    int cpus;       /* online logical CPUs */
+    int64_t mem_mb; /* MiB total */
+    int is_wsl;     /* 0/1 */
+    int inbound_ok; /* 1 if peers can reach this node (not WSL NAT mode) */
+    int ngpus;
+    sysinfo_gpu_t gpus[WIRE_MAX_GPUS];
+    char gpu_note[256]; /* why no GPU was discovered, "" if some were or none expected */
+    void *gpuset;       /* worker/node's gpu_set_t when NVML is in use, else NULL */
+} sysinfo_t;
+
+/* Gather facts. node: the node name (for declared UUIDs). declared_gpus: -1 = discover.
+ * iface: override, "" = detect. Never fails: unknown facts stay empty/0. */
+void sysinfo_open(sysinfo_t *si, const char *node, int declared_gpus, const char *iface);
+
+/* Re-read GPU metrics (memory, temperature, utilisation, power) where supported. */
+void sysinfo_refresh(sysinfo_t *si);
+
+/* Fill a Wslq__GpuInfo array (caller provides n = si->ngpus structs and the pointer array). */
+void sysinfo_gpu_msgs(const sysinfo_t *si, Wslq__GpuInfo *msgs, Wslq__GpuInfo **ptrs);
+
+void sysinfo_close(sysinfo_t *si);
+
+#endif

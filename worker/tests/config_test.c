@@ -1,0 +1,121 @@
+/* config: flags, INI keys, flags over the file, one-line errors with file:line. */
+/* cmocka.h needs these first. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+/* after the standard headers */
+#include <cmocka.h>
+
+#include "worker/config.h"
+
+static char ini[64];
+
+static int
+write_ini(const char *text)
+{
+    snprintf(ini, sizeof ini, "/tmp/wslq-wcfg-XXXXXX");
+    int fd = mkstemp(ini);
+    if (fd < 0)
+        return -1;
+    ssize_t w = write(fd, text, strlen(text));
+    close(fd);
+    return w == (ssize_t) strlen(text) ? 0 : -1;
+}
+
+static void
+test_flags(void **state)
+{
+    (void) state;
+    char *argv[] = {"wslq-worker", "--scheduler", "tcp://10.0.0.5:7420",
+                    "--name",      "pc-1.lab",    "--state-dir",
+                    "/tmp/x",      "--gpus",      "2",
+                    "--mem",       "4G",          "--heartbeat-ms",
+                    "250",         NULL};
+    wcfg_t c;
+    enum wcfg_action act;
+    wq_error_t err = {0};
+    assert_int_equal(wcfg_parse_args(&c, 13, argv, &act, &err), 0);
+    assert_int_equal(act, WCFG_RUN);
+    assert_string_equal(c.scheduler, "tcp://10.0.0.5:7420");
+    assert_string_equal(c.name, "pc-1.lab");
+    assert_string_equal(c.state_dir, "/tmp/x");
+    assert_int_equal(c.gpus, 2);
+    assert_int_equal(c.mem_mb, 4096);
+    assert_int_equal(c.heartbeat_ms, 250);
+}
+
+static void
+test_bad_flags(void **state)
+{
+    (void) state;
+    wcfg_t c;
+    enum wcfg_action act;
+    wq_error_t err = {0};
+    char *a1[] = {"w", "--bogus", NULL};
+    assert_int_equal(wcfg_parse_args(&c, 2, a1, &act, &err), -1);
+    assert_non_null(strstr(err.text, "--bogus"));
+    char *a2[] = {"w", "--name", "bad name", NULL};
+    assert_int_equal(wcfg_parse_args(&c, 3, a2, &act, &err), -1);
+    assert_non_null(strstr(err.text, "--name"));
+    char *a3[] = {"w", "--gpus", "-1", NULL};
+    assert_int_equal(wcfg_parse_args(&c, 3, a3, &act, &err), -1);
+    char *a4[] = {"w", "--gpus", NULL};
+    assert_int_equal(wcfg_parse_args(&c, 2, a4, &act, &err), -1);
+    assert_null(strchr(err.text, '\n'));
+    char *a5[] = {"w", "--version", NULL};
+    assert_int_equal(wcfg_parse_args(&c, 2, a5, &act, &err), 0);
+    assert_int_equal(act, WCFG_VERSION);
+}
+
+static void
+test_config_file(void **state)
+{
+    (void) state;
+    assert_int_equal(write_ini("[other]\nx = 1\n[worker]\nname = fromfile\ngpus = 3\n"
+                               "kill_grace_ms = 500\nrendezvous = no\n"),
+                     0);
+    char *argv[] = {"w", "--config", ini, "--gpus", "1", NULL};
+    wcfg_t c;
+    enum wcfg_action act;
+    wq_error_t err = {0};
+    assert_int_equal(wcfg_parse_args(&c, 5, argv, &act, &err), 0);
+    assert_string_equal(c.name, "fromfile");
+    assert_int_equal(c.gpus, 1); /* the flag wins */
+    assert_int_equal(c.kill_grace_ms, 500);
+    assert_int_equal(c.rendezvous, 0);
+    unlink(ini);
+
+    assert_int_equal(write_ini("[worker]\nname = ok\ngpus = lots\n"), 0);
+    assert_int_equal(wcfg_parse_args(&c, 3, argv, &act, &err), -1);
+    char want[96];
+    snprintf(want, sizeof want, "%s:3:", ini);
+    assert_non_null(strstr(err.text, want));
+    unlink(ini);
+
+    assert_int_equal(write_ini("[worker]\nthis is not ini\n"), 0);
+    assert_int_equal(wcfg_parse_args(&c, 3, argv, &act, &err), -1);
+    snprintf(want, sizeof want, "%s:2:", ini);
+    assert_non_null(strstr(err.text, want));
+    unlink(ini);
+
+    assert_int_equal(write_ini("[worker]\nflavour = salty\n"), 0);
+    assert_int_equal(wcfg_parse_args(&c, 3, argv, &act, &err), -1);
+    assert_non_null(strstr(err.text, "flavour"));
+    unlink(ini);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_flags),
+        cmocka_unit_test(test_bad_flags),
+        cmocka_unit_test(test_config_file),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

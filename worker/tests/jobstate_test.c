@@ -1,0 +1,125 @@
+/* jobstate: the per-job state file survives a write/read round trip; damaged files are
+ * rejected with the file and line. */
+/* cmocka.h needs these first. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+/* after the standard headers */
+#include <cmocka.h>
+
+#include "worker/jobstate.h"
+
+static char dir[64];
+
+static int
+setup(void **state)
+{
+    (void) state;
+    snprintf(dir, sizeof dir, "/tmp/wslq-jobstate-XXXXXX");
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static int
+teardown(void **state)
+{
+    (void) state;
+    char p[128];
+    snprintf(p, sizeof p, "%s/a.state", dir);
+    unlink(p);
+    rmdir(dir);
+    return 0;
+}
+
+static void
+test_roundtrip(void **state)
+{
+    (void) state;
+    jobstate_t *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
+    a->job_id = 77;
+    a->attempt = 2;
+    snprintf(a->name, sizeof a->name, "two\nlines");
+    a->first_rank = 4;
+    a->nranks = 3;
+    a->pgid[0] = 100;
+    a->pgid[1] = 200;
+    a->pgid[2] = 300;
+    snprintf(a->spool, sizeof a->spool, "/var/lib/wslq/worker/spool/77.2");
+    a->start_wall_ms = 1700000000123;
+    a->time_limit_s = 600;
+    char p[128];
+    snprintf(p, sizeof p, "%s/a.state", dir);
+    wq_error_t err = {0};
+    assert_int_equal(jobstate_write(p, a, &err), 0);
+    assert_int_equal(jobstate_read(p, b, &err), 0);
+    assert_int_equal(b->job_id, 77);
+    assert_int_equal(b->attempt, 2);
+    assert_string_equal(b->name, "two lines");
+    assert_int_equal(b->first_rank, 4);
+    assert_int_equal(b->nranks, 3);
+    assert_int_equal(b->pgid[2], 300);
+    assert_string_equal(b->spool, a->spool);
+    assert_int_equal(b->start_wall_ms, 1700000000123);
+    assert_int_equal(b->time_limit_s, 600);
+    assert_int_equal(b->ended, 0);
+    assert_int_equal(b->failed_rank, -1);
+
+    a->ended = 1;
+    a->exit_code = -1;
+    a->signal = 9;
+    a->killed = 1;
+    a->failed_rank = 5;
+    snprintf(a->reason, sizeof a->reason, "cancelled by alice");
+    a->log_bytes = 123456789;
+    assert_int_equal(jobstate_write(p, a, &err), 0);
+    assert_int_equal(jobstate_read(p, b, &err), 0);
+    assert_int_equal(b->ended, 1);
+    assert_int_equal(b->exit_code, -1);
+    assert_int_equal(b->signal, 9);
+    assert_int_equal(b->killed, 1);
+    assert_int_equal(b->timed_out, 0);
+    assert_int_equal(b->failed_rank, 5);
+    assert_string_equal(b->reason, "cancelled by alice");
+    assert_int_equal(b->log_bytes, 123456789);
+    free(a);
+    free(b);
+}
+
+static void
+test_rejects(void **state)
+{
+    (void) state;
+    char p[128];
+    snprintf(p, sizeof p, "%s/a.state", dir);
+    jobstate_t *b = calloc(1, sizeof *b);
+    wq_error_t err = {0};
+    const char *bad[] = {
+        "version=1\njob_id=x\n",                                      /* bad number */
+        "version=2\njob_id=1\nnranks=1\npgid=5\nspool=/s\n",          /* unknown version */
+        "version=1\njob_id=1\nnranks=2\npgid=5\nspool=/s\n",          /* pgid count */
+        "version=1\njob_id=1\nnranks=1\npgid=5\nspool=/s\ngarbage\n", /* no '=' */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        FILE *f = fopen(p, "w");
+        fputs(bad[i], f);
+        fclose(f);
+        assert_int_equal(jobstate_read(p, b, &err), -1);
+        assert_non_null(strstr(err.text, p));
+    }
+    assert_int_equal(jobstate_read("/nonexistent/x.state", b, &err), -1);
+    free(b);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_rejects),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
