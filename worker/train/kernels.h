@@ -26,21 +26,26 @@
 WQ_KERNEL void
 k_relu_fwd(long i, const float *x, float *y)
 {
-    y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    y[i] = x[i] > 0.0f ? x[i] : 0.0f; /* maxss; branch-free once vectorised (-O3) */
 }
 
 /* dx[i] = dy[i] where the input was positive (the subgradient at 0 is 0, as in PyTorch). */
 WQ_KERNEL void
 k_relu_bwd(long i, const float *x, const float *dy, float *dx)
 {
-    dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+    float d = dy[i]; /* unconditional load: lets the compiler vectorise the select */
+    dx[i] = x[i] > 0.0f ? d : 0.0f;
 }
 
-/* y[i] += b[(i / inner) % nb]: bias per feature; inner = 1 for a linear layer, H*W for conv. */
+/* Row i of y (inner elements, feature i % nb) += that feature's bias: inner = 1, nb = out for
+ * a linear layer; inner = H*W, nb = channels for conv. */
 WQ_KERNEL void
 k_bias_add(long i, float *y, const float *b, long inner, long nb)
 {
-    y[i] += b[(i / inner) % nb];
+    float bi = b[i % nb];
+    float *p = y + i * inner;
+    for (long k = 0; k < inner; k++)
+        p[k] += bi;
 }
 
 /* x[i] *= s */
@@ -120,94 +125,128 @@ k_argmax_hit(long r, const float *logits, const unsigned char *labels, int C)
     return best == labels[r];
 }
 
-/* ---- max pooling (k x k window, stride k, no padding; a ragged edge is dropped) --------- */
+/* ---- max pooling (k x k window, stride k, no padding; a ragged edge is dropped) --------- *
+ * One index per output ROW (sample, channel, oh), looping over ow: the divisions that split
+ * an index into coordinates are paid once per row, not per element (on a CPU they cost more
+ * than the pooling itself); a GPU still gets n*C*OH independent indices. */
 
-/* One output element i of y [n][C][OH][OW] from x [n][C][H][W]. First maximum wins ties. */
+/* Output row i of y [n][C][OH][OW] from x [n][C][H][W]. First maximum wins ties. */
 WQ_KERNEL void
 k_maxpool_fwd(long i, const float *x, float *y, int H, int W, int OH, int OW, int k)
 {
-    long ow = i % OW, oh = (i / OW) % OH, nc = i / ((long) OW * OH);
-    const float *p = x + nc * H * W + (oh * k) * W + ow * k;
-    float m = p[0];
-    for (int a = 0; a < k; a++)
-        for (int b = 0; b < k; b++)
-            m = p[a * W + b] > m ? p[a * W + b] : m;
-    y[i] = m;
+    long oh = i % OH, nc = i / OH;
+    const float *row = x + (nc * H + oh * k) * W;
+    float *out = y + i * OW;
+    for (int ow = 0; ow < OW; ow++) {
+        const float *p = row + ow * k;
+        float m = p[0];
+        for (int a = 0; a < k; a++)
+            for (int b = 0; b < k; b++)
+                m = p[a * W + b] > m ? p[a * W + b] : m;
+        out[ow] = m;
+    }
 }
 
-/* Route dy[i] to the input that won output i (same first-max rule as the forward pass). Windows
- * do not overlap, so each input element is written by at most one index: no atomics. dx must
- * be zeroed first (inputs in a dropped ragged edge get no gradient). */
+/* Route dy to the inputs that won output row i (same first-max rule as the forward pass).
+ * Windows do not overlap, so each input element is written by at most one index: no atomics.
+ * dx must be zeroed first (inputs in a dropped ragged edge get no gradient). */
 WQ_KERNEL void
 k_maxpool_bwd(
     long i, const float *x, const float *dy, float *dx, int H, int W, int OH, int OW, int k)
 {
-    long ow = i % OW, oh = (i / OW) % OH, nc = i / ((long) OW * OH);
-    long base = nc * H * W + (oh * k) * W + ow * k;
-    long best = base;
-    for (int a = 0; a < k; a++)
-        for (int b = 0; b < k; b++)
-            if (x[base + a * W + b] > x[best])
-                best = base + a * W + b;
-    dx[best] = dy[i];
+    long oh = i % OH, nc = i / OH;
+    long rowbase = (nc * H + oh * k) * W;
+    for (int ow = 0; ow < OW; ow++) {
+        long base = rowbase + ow * k, best = base;
+        float bv = x[base];
+        for (int a = 0; a < k; a++)
+            for (int b = 0; b < k; b++) {
+                long j = base + a * W + b;
+                float v = x[j];
+                int gt = v > bv; /* selects, not branches: which input wins is random */
+                best = gt ? j : best;
+                bv = gt ? v : bv;
+            }
+        dx[best] = dy[i * OW + ow];
+    }
 }
 
-/* ---- convolution lowering (stride 1, square kernel K, zero padding P, same-size output when
- * P = (K-1)/2). col is [C*K*K][n*OH*OW]: one column per output pixel of every sample, so the
- * whole batch is one GEMM: out[OC][n*OH*OW] = W[OC][C*K*K] x col. ---------------------------- */
+/* ---- convolution lowering (stride 1, square kernel K, zero padding P; OH = H + 2P - K + 1).
+ * col is [C*K*K][n*OH*OW]: one column per output pixel of every sample, so the whole batch is
+ * one GEMM: out[OC][n*OH*OW] = W[OC][C*K*K] x col. Indices are rows of OW (or W) elements. */
 
-/* One element i of col. */
+/* Index i = ((c*K + kh)*K + kw) * (n*OH) + s*OH + oh fills one row of OW entries of col. */
 WQ_KERNEL void
 k_im2col(
     long i, const float *x, float *col, int n, int C, int H, int W, int K, int P, int OH, int OW)
 {
-    long npix = (long) n * OH * OW;
-    long row = i / npix, colidx = i % npix;
-    int kw = (int) (row % K), kh = (int) ((row / K) % K), c = (int) (row / ((long) K * K));
-    int ow = (int) (colidx % OW), oh = (int) ((colidx / OW) % OH);
-    long s = colidx / ((long) OW * OH);
-    int h = oh + kh - P, w = ow + kw - P;
-    col[i] = (h >= 0 && h < H && w >= 0 && w < W) ? x[((s * C + c) * H + h) * W + w] : 0.0f;
+    long rows = (long) n * OH;
+    long r = i / rows, so = i % rows; /* r = (c, kh, kw); so = (s, oh) */
+    int kw = (int) (r % K), kh = (int) ((r / K) % K), c = (int) (r / ((long) K * K));
+    int oh = (int) (so % OH);
+    long s = so / OH;
+    float *dst = col + r * rows * OW + so * OW;
+    int h = oh + kh - P;
+    if (h < 0 || h >= H) {
+        for (int ow = 0; ow < OW; ow++)
+            dst[ow] = 0.0f;
+        return;
+    }
+    const float *src = x + ((s * C + c) * H + h) * W;
+    for (int ow = 0; ow < OW; ow++) {
+        int w = ow + kw - P;
+        dst[ow] = (w >= 0 && w < W) ? src[w] : 0.0f;
+    }
 }
 
-/* One input element i of dx [n][C][H][W]: gathers every col entry that read it (the adjoint of
- * k_im2col), so no two indices write the same place. */
+/* Index i = (s*C + c)*H + h writes one input row of dx [n][C][H][W] by gathering every col
+ * entry that read it (the adjoint of k_im2col), so no two indices write the same place. */
 WQ_KERNEL void
 k_col2im(
     long i, const float *col, float *dx, int n, int C, int H, int W, int K, int P, int OH, int OW)
 {
-    long npix = (long) n * OH * OW;
-    int w = (int) (i % W), h = (int) ((i / W) % H), c = (int) ((i / ((long) W * H)) % C);
-    long s = i / ((long) W * H * C);
-    float acc = 0.0f;
+    long rows = (long) n * OH;
+    int h = (int) (i % H), c = (int) ((i / H) % C);
+    long s = i / ((long) H * C);
+    float *dst = dx + i * W;
+    for (int w = 0; w < W; w++)
+        dst[w] = 0.0f;
     for (int kh = 0; kh < K; kh++) {
         int oh = h + P - kh;
         if (oh < 0 || oh >= OH)
             continue;
         for (int kw = 0; kw < K; kw++) {
-            int ow = w + P - kw;
-            if (ow < 0 || ow >= OW)
-                continue;
-            long row = ((long) c * K + kh) * K + kw;
-            acc += col[row * npix + (s * OH + oh) * OW + ow];
+            long r = ((long) c * K + kh) * K + kw;
+            const float *src = col + r * rows * OW + (s * OH + oh) * OW;
+            /* w reads src[w + P - kw] where that output column exists. */
+            int lo = kw - P > 0 ? kw - P : 0;
+            int hi = OW - 1 + kw - P < W - 1 ? OW - 1 + kw - P : W - 1;
+            for (int w = lo; w <= hi; w++)
+                dst[w] += src[w + P - kw];
         }
     }
-    dx[i] = acc;
 }
 
-/* [n][C][HW] <-> [C][n*HW]: the GEMM output layout vs. NCHW. Index over the destination. */
+/* [n][C][hw] <-> [C][n][hw]: NCHW vs. the conv GEMM's channel-major layout. Index = one
+ * destination row of hw elements. */
 WQ_KERNEL void
 k_nchw_to_cn(long i, const float *src, float *dst, int n, int C, long hw)
 {
-    long p = i % hw, s = (i / hw) % n, c = i / (hw * n);
-    dst[i] = src[(s * C + c) * hw + p];
+    long s = i % n, c = i / n;
+    const float *from = src + (s * C + c) * hw;
+    float *to = dst + i * hw;
+    for (long p = 0; p < hw; p++)
+        to[p] = from[p];
 }
 
 WQ_KERNEL void
 k_cn_to_nchw(long i, const float *src, float *dst, int n, int C, long hw)
 {
-    long p = i % hw, c = (i / hw) % C, s = i / (hw * C);
-    dst[i] = src[(c * n + s) * hw + p];
+    long c = i % C, s = i / C;
+    const float *from = src + (c * n + s) * hw;
+    float *to = dst + i * hw;
+    for (long p = 0; p < hw; p++)
+        to[p] = from[p];
 }
 
 /* ---- optimizers (one parameter per index; PyTorch's update rules) ---------------------- */

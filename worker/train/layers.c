@@ -52,15 +52,15 @@ conv_forward(const layer_t *L, int n, const float *params, const float *x, float
 {
     long npix = (long) n * L->oh * L->ow, ckk = (long) L->c * L->k * L->k;
     float *col = scratch, *out = scratch + ckk * npix;
-    for (long i = 0; i < ckk * npix; i++)
+    for (long i = 0; i < ckk * n * L->oh; i++)
         k_im2col(i, x, col, n, L->c, L->h, L->w, L->k, L->pad, L->oh, L->ow);
     /* out[OC][npix] = W[OC][ckk] x col[ckk][npix] */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L->oc, (int) npix, (int) ckk, 1.0f,
                 params + L->w_off, (int) ckk, col, (int) npix, 0.0f, out, (int) npix);
-    long hw = (long) L->oh * L->ow, total = (long) n * L->oc * hw;
-    for (long i = 0; i < total; i++)
+    long hw = (long) L->oh * L->ow, rows = (long) n * L->oc;
+    for (long i = 0; i < rows; i++)
         k_cn_to_nchw(i, out, y, n, L->oc, hw);
-    for (long i = 0; i < total; i++)
+    for (long i = 0; i < rows; i++)
         k_bias_add(i, y, params + L->b_off, hw, L->oc);
 }
 
@@ -77,11 +77,8 @@ conv_backward(const layer_t *L,
     long npix = (long) n * L->oh * L->ow, ckk = (long) L->c * L->k * L->k;
     long hw = (long) L->oh * L->ow;
     float *col = scratch, *dyt = scratch + ckk * npix;
-    /* The forward pass's col is gone (scratch is shared by all layers): rebuild it. Cheaper in
-     * memory than keeping one per layer, and im2col costs far less than the GEMMs around it. */
-    for (long i = 0; i < ckk * npix; i++)
-        k_im2col(i, x, col, n, L->c, L->h, L->w, L->k, L->pad, L->oh, L->ow);
-    for (long i = 0; i < (long) L->oc * npix; i++)
+    /* col still holds the forward pass's im2col of x (see layers.h): not rebuilt. */
+    for (long i = 0; i < (long) L->oc * n; i++)
         k_nchw_to_cn(i, dy, dyt, n, L->oc, hw);
     /* dW[OC][ckk] += dyt[OC][npix] x col^T */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L->oc, (int) ckk, (int) npix, 1.0f, dyt,
@@ -93,8 +90,7 @@ conv_backward(const layer_t *L,
     /* dcol[ckk][npix] = W^T x dyt, written over col (no longer needed). */
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int) ckk, (int) npix, L->oc, 1.0f,
                 params + L->w_off, (int) ckk, dyt, (int) npix, 0.0f, col, (int) npix);
-    long total = (long) n * layer_in_size(L);
-    for (long i = 0; i < total; i++)
+    for (long i = 0; i < (long) n * L->c * L->h; i++)
         k_col2im(i, col, dx, n, L->c, L->h, L->w, L->k, L->pad, L->oh, L->ow);
 }
 
@@ -115,7 +111,7 @@ layer_forward(
             k_relu_fwd(i, x, y);
         break;
     case LAYER_MAXPOOL:
-        for (long i = 0; i < total; i++)
+        for (long i = 0; i < (long) n * L->oc * L->oh; i++)
             k_maxpool_fwd(i, x, y, L->h, L->w, L->oh, L->ow, L->k);
         break;
     }
@@ -137,7 +133,7 @@ layer_backward(const layer_t *L,
         linear_backward(L, n, params, grads, x, dy, dx);
         break;
     case LAYER_CONV:
-        conv_backward(L, n, params, grads, x, dy, dx, scratch);
+        conv_backward(L, n, params, grads, dy, dx, scratch);
         break;
     case LAYER_RELU:
         if (dx)
@@ -147,7 +143,7 @@ layer_backward(const layer_t *L,
     case LAYER_MAXPOOL:
         if (dx) {
             memset(dx, 0, sizeof(float) * (size_t) n * (size_t) layer_in_size(L));
-            for (long i = 0; i < total; i++)
+            for (long i = 0; i < (long) n * L->oc * L->oh; i++)
                 k_maxpool_bwd(i, x, dy, dx, L->h, L->w, L->oh, L->ow, L->k);
         }
         break;

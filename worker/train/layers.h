@@ -37,7 +37,9 @@ layer_out_size(const layer_t *L)
     return (long) L->oc * L->oh * L->ow;
 }
 
-/* Floats of scratch one call needs at batch n (im2col buffer and transposes for conv). */
+/* Floats of scratch a layer needs at batch n (conv: im2col buffer and GEMM output). A layer's
+ * scratch belongs to it: layer_backward expects what layer_forward left there for the same x
+ * (conv reuses the im2col columns instead of rebuilding them). */
 size_t layer_scratch_floats(const layer_t *L, int n);
 
 void layer_forward(

@@ -129,17 +129,15 @@ model_new(const model_spec_t *spec, int max_batch, wq_error_t *err)
     m->max_batch = max_batch;
     m->act = wq_calloc((size_t) m->n_layers + 1, sizeof(float *));
     m->dact = wq_calloc((size_t) m->n_layers + 1, sizeof(float *));
-    size_t scratch = 0;
+    m->scratch = wq_calloc((size_t) m->n_layers, sizeof(float *));
     for (int i = 0; i <= m->n_layers; i++) {
         long sz = i == 0 ? layer_in_size(&m->layers[0]) : layer_out_size(&m->layers[i - 1]);
         m->act[i] = wq_malloc(sizeof(float) * (size_t) sz * (size_t) max_batch);
         m->dact[i] = wq_malloc(sizeof(float) * (size_t) sz * (size_t) max_batch);
-        if (i < m->n_layers) {
-            size_t s = layer_scratch_floats(&m->layers[i], max_batch);
-            scratch = s > scratch ? s : scratch;
-        }
+        size_t s = i < m->n_layers ? layer_scratch_floats(&m->layers[i], max_batch) : 0;
+        if (s)
+            m->scratch[i] = wq_malloc(sizeof(float) * s);
     }
-    m->scratch = wq_malloc(sizeof(float) * (scratch ? scratch : 1));
     return m;
 error:
     free(m);
@@ -155,6 +153,8 @@ model_destroy(model_t **mp)
     for (int i = 0; i <= m->n_layers; i++) {
         free(m->act[i]);
         free(m->dact[i]);
+        if (i < m->n_layers)
+            free(m->scratch[i]);
     }
     free(m->act);
     free(m->dact);
@@ -187,7 +187,7 @@ model_forward(model_t *m, const float *x, int n)
     WQ_ASSERT(n >= 1 && n <= m->max_batch);
     memcpy(m->act[0], x, sizeof(float) * (size_t) n * (size_t) layer_in_size(&m->layers[0]));
     for (int i = 0; i < m->n_layers; i++)
-        layer_forward(&m->layers[i], n, m->params, m->act[i], m->act[i + 1], m->scratch);
+        layer_forward(&m->layers[i], n, m->params, m->act[i], m->act[i + 1], m->scratch[i]);
     return m->act[m->n_layers];
 }
 
@@ -198,7 +198,7 @@ model_backward(model_t *m, const unsigned char *labels, int n, float gscale)
         layer_xent(m->act[m->n_layers], labels, n, m->spec.classes, gscale, m->dact[m->n_layers]);
     for (int i = m->n_layers - 1; i >= 0; i--)
         layer_backward(&m->layers[i], n, m->params, m->grads, m->act[i], m->dact[i + 1],
-                       i > 0 ? m->dact[i] : NULL, m->scratch);
+                       i > 0 ? m->dact[i] : NULL, m->scratch[i]);
     return loss;
 }
 

@@ -46,9 +46,9 @@ typedef struct {
 
     /* CPU workspace, sized for max_batch samples. */
     int max_batch;
-    float **act;    /* act[0] = input, act[i + 1] = output of layer i */
-    float **dact;   /* gradients w.r.t. act[i] */
-    float *scratch; /* largest layer_scratch_floats() */
+    float **act;     /* act[0] = input, act[i + 1] = output of layer i */
+    float **dact;    /* gradients w.r.t. act[i] */
+    float **scratch; /* per layer, layer_scratch_floats() each (NULL if none) */
 } model_t;
 
 /* Extra floats after the gradients that ride along in the same all-reduce (loss, stop flag). */
