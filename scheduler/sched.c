@@ -1557,16 +1557,8 @@ dispatch(sched_t *self, const void *id, size_t idlen, Wslq__Envelope *env)
         }
     }
     if (is_worker_body(env->body_case) && (nd == NULL || nd->state == NODE_LOST)) {
-        if (env->body_case == WSLQ__ENVELOPE__BODY_ENDED && nd == NULL) {
-            /* Acknowledge so the worker stops re-sending, then ask it to register. */
-            Wslq__JobEndedAck ack = WSLQ__JOB_ENDED_ACK__INIT;
-            ack.job_id = env->ended->job_id;
-            ack.attempt = env->ended->attempt;
-            Wslq__Envelope out = WSLQ__ENVELOPE__INIT;
-            out.body_case = WSLQ__ENVELOPE__BODY_ENDED_ACK;
-            out.ended_ack = &ack;
-            out_push(self, id, idlen, &out);
-        }
+        /* Not acknowledged: the worker re-sends a JobEnded until it is, and after it has
+         * registered again the ending is applied to the job. */
         send_reregister(self, id, idlen);
         return;
     }

@@ -69,7 +69,6 @@ conv_backward(const layer_t *L,
               int n,
               const float *params,
               float *grads,
-              const float *x,
               const float *dy,
               float *dx,
               float *scratch)
