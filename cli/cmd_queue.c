@@ -217,7 +217,7 @@ cmd_queue(cli_ctx_t *ctx, int argc, char **argv)
     } else {
         print_queue(rep->queue_reply, wq_clock_wall_ms(), no_header, stdout);
         if (rep->queue_reply->more)
-            fprintf(stderr, "wslq: more jobs match; use --limit to see more\n");
+            fprintf(stderr, "wslq: more jobs match; raise --limit to see them\n");
         rc = CLI_OK;
     }
     wire_free(&rep);
