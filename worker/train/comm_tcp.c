@@ -3,8 +3,8 @@
  * Connections: every rank listens on an ephemeral port, learns all ranks' addresses from the
  * bootstrap, opens one connection to its right neighbour (rank+1) and accepts one from its left
  * (rank-1). Data only flows rightwards; nothing ever comes back on the right connection, so the
- * right socket turning readable means the right neighbour closed or reset, and that is an error
- * at once (this is how an abort travels against the ring too).
+ * right socket turning readable while we still have bytes for it means the right neighbour
+ * closed or reset, and that is an error at once (so an abort also travels against the ring).
  *
  * Wire (all integers big-endian):
  *   bootstrap hello, rank -> rank 0   u32 magic 'WQRB', u32 version, u32 world, u32 rank,
@@ -256,11 +256,11 @@ xfer(int sfd,
     while (sent < slen || got < rlen) {
         struct pollfd p[2];
         int np = 0, si = -1, ri = -1;
-        if (sfd >= 0 && (ring || sent < slen)) {
+        /* The send side is watched only while we still owe it bytes: a neighbour that got
+         * everything from us may finish and close before we have finished receiving. */
+        if (sfd >= 0 && sent < slen) {
             si = np++;
-            p[si] = (struct pollfd){.fd = sfd, .events = (short) (ring ? POLLIN : 0)};
-            if (sent < slen)
-                p[si].events |= POLLOUT;
+            p[si] = (struct pollfd){.fd = sfd, .events = (short) (POLLOUT | (ring ? POLLIN : 0))};
         }
         if (got < rlen) {
             if (!ring && si >= 0) {
