@@ -4,7 +4,7 @@
  * must give dL/dparams and dL/dx. Central differences with step 1e-2 in float: linear and conv
  * are linear in each input (so exact up to rounding); relu and maxpool inputs are kept far
  * from their kinks and ties so the step never crosses one. */
-#include <cmocka.h>
+/* cmocka.h needs these first. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+/* after the standard headers */
+#include <cmocka.h>
 
 #include "kernels.h"
 #include "layers.h"
