@@ -15,8 +15,9 @@
  *   preempt      2 ranks; SIGTERM to rank 1 only: both stop at the same step with exit 4 and a
  *                checkpoint; resuming reproduces the uninterrupted run's losses exactly
  *   acc_mlp      real Fashion-MNIST, default MLP, 2 epochs, 1 rank: test accuracy >= 0.85
- *   acc_cnn      real Fashion-MNIST, default CNN, 2 ranks x batch 32, 1 epoch: test accuracy
- *                >= 0.87 (half an epoch measured 0.8765: the full epoch leaves a margin)
+ *   acc_cnn      real Fashion-MNIST, default CNN, 2 ranks x batch 32, 2 epochs over the first
+ *                30000 training samples: test accuracy >= 0.87 (one pass over 30000 measured
+ *                0.8765, one full epoch 0.8657-0.8679: a single pass is too close to the floor)
  *
  * All but acc_* use a small synthetic IDX data set written to a temp dir, so they need no
  * package; acc_* exit 77 when /usr/share/datasets/fashion-mnist is missing. */
@@ -784,7 +785,8 @@ case_acc(int cnn)
         run_job(1, 64, m, a, 0, rc, 240000);
         CHECK(rc[0] == 0, "mlp run exit %d", rc[0]);
     } else {
-        const char *a[] = {"--model", "cnn", "--epochs", "1", "--threads", "1", NULL};
+        const char *a[] = {"--model", "cnn",       "--epochs", "2", "--train-limit",
+                           "30000",   "--threads", "1",        NULL};
         run_job(2, 32, m, a, 0, rc, 280000);
         CHECK(rc[0] == 0 && rc[1] == 0, "cnn run exits %d %d", rc[0], rc[1]);
     }
