@@ -192,7 +192,10 @@ validate_body(const Wslq__Envelope *env, wq_error_t *err)
     case WSLQ__ENVELOPE__BODY_STARTED:
     case WSLQ__ENVELOPE__BODY_ENDED_ACK:
     case WSLQ__ENVELOPE__BODY_CANCEL_REPLY:
+    case WSLQ__ENVELOPE__BODY_WATCH_REPLY:
         return 0;
+    case WSLQ__ENVELOPE__BODY_WATCH:
+        return env->watch->wait_ms > 60000 ? wq_fail(err, WQ_ELIMIT, "watch wait over 60 s") : 0;
     case WSLQ__ENVELOPE__BODY_QUEUE: {
         const Wslq__QueueRequest *q = env->queue;
         if (check_count(q->n_states, 16, "state filter", err) < 0 ||

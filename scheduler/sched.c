@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -71,7 +72,10 @@ typedef struct job {
     uint64_t kv_bytes;
 } job_t;
 
+enum waiter_kind { WAIT_LOGS, WAIT_KV, WAIT_WATCH };
+
 typedef struct waiter {
+    enum waiter_kind kind;
     char identity[256];
     size_t identity_len;
     uint64_t request_id;
@@ -111,9 +115,27 @@ struct sched {
     int dirty; /* run a placement pass this turn */
     unsigned next_port;
     int64_t start_mono;
-    uint64_t bad_frames;
     wq_ratelimit_t bad_rl;
+    sched_stats_t stats;
+    uint64_t seen_version; /* version when parked watches were last checked */
+    sched_hook_f hook;
+    void *hook_arg;
 };
+
+const double sched_wait_bounds[SCHED_WAIT_BUCKETS] = {0.01, 0.1, 1,    5,    30,
+                                                      60,   300, 1800, 3600, 86400};
+const double sched_loop_bounds[SCHED_LOOP_BUCKETS] = {0.0001, 0.0005, 0.001, 0.005,
+                                                      0.01,   0.05,   0.1,   1};
+
+static void
+observe(uint64_t *buckets, const double *bounds, size_t n, double v)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v <= bounds[i]) {
+            buckets[i]++;
+            return;
+        }
+}
 
 /* ---------- small helpers ---------- */
 
@@ -295,6 +317,7 @@ static void
 job_save(sched_t *self, job_t *job)
 {
     wq_error_t err = {0};
+    self->stats.version++;
     db_begin(self);
     if (queue_update(self->q, job->info, &err) < 0)
         fatal_db(&err);
@@ -327,6 +350,14 @@ job_set_state(sched_t *self,
 {
     job->info->state = st;
     job->phase_mono = wq_clock_mono_ms();
+    if (st == WSLQ__JOB_STATE__STARTING && job->info->attempt == 0 && job->info->submit_ms > 0) {
+        double wait = (double) (wq_clock_wall_ms() - job->info->submit_ms) / 1000.0;
+        observe(self->stats.wait_bucket, sched_wait_bounds, SCHED_WAIT_BUCKETS, wait);
+        self->stats.wait_count++;
+        self->stats.wait_sum_s += wait;
+    }
+    if (wire_state_is_final(st))
+        self->stats.ended_total[st]++;
     log_info(JOB_FMT " state=%s attempt=%u reason=\"%s\"", job->info->id, wire_state_name(st),
              job->info->attempt, reason ? reason : "");
     job_save(self, job);
@@ -389,7 +420,7 @@ wake_log_waiters(sched_t *self, uint64_t job_id)
 {
     for (size_t i = 0; i < self->n_waiters;) {
         waiter_t *w = &self->waiters[i];
-        if (w->key == NULL && w->job_id == job_id) {
+        if (w->kind == WAIT_LOGS && w->job_id == job_id) {
             answer_logs(self, w->identity, w->identity_len, w->request_id, w->job_id, w->offset,
                         w->max_bytes, 0);
             waiter_drop(self, i);
@@ -721,6 +752,7 @@ finalize(sched_t *self, job_t *job)
         info->start_ms = 0;
         set_str(&info->reason, why);
         kv_clear(job);
+        self->stats.requeued_total++;
         job_set_state(self, job, WSLQ__JOB_STATE__PENDING, why, NULL, NULL);
         self->dirty = 1;
         return;
@@ -754,6 +786,7 @@ static void
 node_lost(sched_t *self, node_t *nd)
 {
     nd->state = NODE_LOST;
+    self->stats.version++;
     log_warn("node lost name=%s silent_ms=%" PRId64, nd->info->name,
              wq_clock_mono_ms() - nd->last_seen_mono);
     for (size_t j = 0; j < self->n_jobs;) {
@@ -810,6 +843,7 @@ handle_submit(sched_t *self, const void *id, size_t idlen, Wslq__Envelope *env)
     req_of(spec, &req);
     char why[256];
     if (nn > 0 && !policy_feasible(pn, nn, &req, why, sizeof why)) {
+        self->stats.refused_total++;
         wq_fail(&err, WQ_EINVAL, "job refused: %s", why);
         out_error(self, id, idlen, env->request_id, &err);
         return;
@@ -849,6 +883,7 @@ handle_submit(sched_t *self, const void *id, size_t idlen, Wslq__Envelope *env)
         fatal_db(&err);
     job_event(self, job, "submitted", NULL, NULL);
     job_insert(self, job);
+    self->stats.submitted_total++;
     self->dirty = 1;
 
     Wslq__SubmitReply rep = WSLQ__SUBMIT_REPLY__INIT;
@@ -1085,50 +1120,53 @@ handle_cancel(sched_t *self, const void *id, size_t idlen, Wslq__Envelope *env)
     out_push(self, id, idlen, &out);
 }
 
+/* Bring a node's allocation, GPU holders and state name up to date from the active jobs. */
+static void
+node_refresh(sched_t *self, node_t *nd)
+{
+    Wslq__NodeInfo *ni = nd->info;
+    ni->cpus_alloc = 0;
+    ni->mem_alloc_mb = 0;
+    for (size_t g = 0; g < ni->n_gpus; g++)
+        ni->gpus[g]->job_id = 0;
+    for (size_t j = 0; j < self->n_jobs; j++) {
+        job_t *job = self->jobs[j];
+        for (size_t k = 0; k < job->info->n_allocs; k++) {
+            const Wslq__Alloc *a = job->info->allocs[k];
+            if (!part_holds(job, k) || strcmp(a->node, ni->name) != 0)
+                continue;
+            ni->cpus_alloc += job->info->spec->cpus_per_node;
+            ni->mem_alloc_mb += job->info->spec->mem_mb_per_node;
+            for (size_t g = 0; g < ni->n_gpus; g++)
+                for (size_t x = 0; x < a->n_gpus; x++)
+                    if (ni->gpus[g]->index == a->gpus[x])
+                        ni->gpus[g]->job_id = job->info->id;
+        }
+    }
+    const char *state = node_state_names[nd->state];
+    if (nd->state == NODE_ALIVE && (ni->cpus_alloc > 0 || ni->mem_alloc_mb > 0)) {
+        unsigned used = 0;
+        for (size_t g = 0; g < ni->n_gpus; g++)
+            used += ni->gpus[g]->job_id != 0;
+        state = (used == ni->n_gpus && ni->n_gpus > 0) || ni->cpus_alloc >= ni->cpus ? "allocated"
+                                                                                     : "mixed";
+    }
+    set_str(&ni->state, state);
+}
+
 static void
 handle_nodes(sched_t *self, const void *id, size_t idlen, Wslq__Envelope *env)
 {
     const char *want = env->nodes->name;
     Wslq__NodeInfo **list = wq_calloc(self->n_nodes ? self->n_nodes : 1, sizeof *list);
-    Wslq__GpuInfo **gpu_copies = NULL;
-    size_t n = 0, n_gpu_copies = 0;
+    size_t n = 0;
     for (size_t i = 0; i < self->n_nodes; i++) {
         node_t *nd = self->nodes[i];
         if (want[0] && strcmp(want, nd->info->name) != 0)
             continue;
-        Wslq__NodeInfo *ni = nd->info;
-        ni->cpus_alloc = 0;
-        ni->mem_alloc_mb = 0;
-        for (size_t g = 0; g < ni->n_gpus; g++)
-            ni->gpus[g]->job_id = 0;
-        for (size_t j = 0; j < self->n_jobs; j++) {
-            job_t *job = self->jobs[j];
-            for (size_t k = 0; k < job->info->n_allocs; k++) {
-                const Wslq__Alloc *a = job->info->allocs[k];
-                if (!part_holds(job, k) || strcmp(a->node, ni->name) != 0)
-                    continue;
-                ni->cpus_alloc += job->info->spec->cpus_per_node;
-                ni->mem_alloc_mb += job->info->spec->mem_mb_per_node;
-                for (size_t g = 0; g < ni->n_gpus; g++)
-                    for (size_t x = 0; x < a->n_gpus; x++)
-                        if (ni->gpus[g]->index == a->gpus[x])
-                            ni->gpus[g]->job_id = job->info->id;
-            }
-        }
-        const char *state = node_state_names[nd->state];
-        if (nd->state == NODE_ALIVE && (ni->cpus_alloc > 0 || ni->mem_alloc_mb > 0)) {
-            unsigned used = 0;
-            for (size_t g = 0; g < ni->n_gpus; g++)
-                used += ni->gpus[g]->job_id != 0;
-            state = (used == ni->n_gpus && ni->n_gpus > 0) || ni->cpus_alloc >= ni->cpus
-                        ? "allocated"
-                        : "mixed";
-        }
-        set_str(&ni->state, state);
-        list[n++] = ni;
+        node_refresh(self, nd);
+        list[n++] = nd->info;
     }
-    (void) gpu_copies;
-    (void) n_gpu_copies;
     if (want[0] && n == 0) {
         wq_error_t err;
         wq_fail(&err, WQ_ENOENT, "node %s not found", want);
@@ -1217,7 +1255,7 @@ handle_kv(sched_t *self, const void *id, size_t idlen, Wslq__Envelope *env)
         /* Wake parked WAITs for this key. */
         for (size_t i = 0; i < self->n_waiters;) {
             waiter_t *w = &self->waiters[i];
-            if (w->key && w->job_id == r->job_id && strcmp(w->key, r->key) == 0) {
+            if (w->kind == WAIT_KV && w->job_id == r->job_id && strcmp(w->key, r->key) == 0) {
                 kv_reply(self, w->identity, w->identity_len, w->request_id, e);
                 waiter_drop(self, i);
             } else {
@@ -1245,6 +1283,7 @@ handle_kv(sched_t *self, const void *id, size_t idlen, Wslq__Envelope *env)
             w.identity_len = idlen;
             w.request_id = env->request_id;
             w.job_id = r->job_id;
+            w.kind = WAIT_KV;
             w.key = wq_strdup(r->key);
             w.deadline_mono = wq_clock_mono_ms() + r->timeout_ms;
             waiter_add(self, &w);
@@ -1317,6 +1356,7 @@ handle_register(sched_t *self, const void *id, size_t idlen, Wslq__Envelope *env
     nd->identity_len = idlen;
     nd->state = NODE_ALIVE;
     nd->last_seen_mono = wq_clock_mono_ms();
+    self->stats.version++;
     log_info("node registered name=%s ip=%s cpus=%u mem_mb=%" PRIu64 " gpus=%zu running=%zu",
              ni->name, ni->ip, ni->cpus, ni->mem_mb, ni->n_gpus, r->n_running);
     wq_error_t err = {0};
@@ -1392,8 +1432,9 @@ send_reregister(sched_t *self, const void *id, size_t idlen)
 }
 
 static void
-handle_heartbeat(node_t *nd, Wslq__Envelope *env)
+handle_heartbeat(sched_t *self, node_t *nd, Wslq__Envelope *env)
 {
+    self->stats.version++; /* fresh GPU metrics */
     const Wslq__Heartbeat *hb = env->heartbeat;
     for (size_t i = 0; i < hb->n_gpus; i++)
         for (size_t g = 0; g < nd->info->n_gpus; g++) {
@@ -1534,6 +1575,54 @@ handle_metrics(sched_t *self, Wslq__Envelope *env)
     free(path);
 }
 
+static void
+watch_reply(sched_t *self, const void *id, size_t idlen, uint64_t request_id)
+{
+    Wslq__WatchReply rep = WSLQ__WATCH_REPLY__INIT;
+    rep.version = self->stats.version;
+    Wslq__Envelope out = WSLQ__ENVELOPE__INIT;
+    out.request_id = request_id;
+    out.body_case = WSLQ__ENVELOPE__BODY_WATCH_REPLY;
+    out.watch_reply = &rep;
+    out_push(self, id, idlen, &out);
+}
+
+static void
+handle_watch(sched_t *self, const void *id, size_t idlen, Wslq__Envelope *env)
+{
+    const Wslq__WatchRequest *r = env->watch;
+    if (r->since_version != self->stats.version || r->wait_ms == 0) {
+        watch_reply(self, id, idlen, env->request_id);
+        return;
+    }
+    waiter_t w = {0};
+    w.kind = WAIT_WATCH;
+    memcpy(w.identity, id, idlen);
+    w.identity_len = idlen;
+    w.request_id = env->request_id;
+    w.offset = r->since_version;
+    w.deadline_mono = wq_clock_mono_ms() + r->wait_ms;
+    waiter_add(self, &w);
+}
+
+/* Answer parked watches once anything changed. */
+static void
+wake_watchers(sched_t *self)
+{
+    if (self->seen_version == self->stats.version)
+        return;
+    self->seen_version = self->stats.version;
+    for (size_t i = 0; i < self->n_waiters;) {
+        waiter_t *w = &self->waiters[i];
+        if (w->kind == WAIT_WATCH && w->offset != self->stats.version) {
+            watch_reply(self, w->identity, w->identity_len, w->request_id);
+            waiter_drop(self, i);
+        } else {
+            i++;
+        }
+    }
+}
+
 /* ---------- dispatch ---------- */
 
 static int
@@ -1550,8 +1639,10 @@ dispatch(sched_t *self, const void *id, size_t idlen, Wslq__Envelope *env)
     node_t *nd = node_by_identity(self, id, idlen);
     if (nd != NULL) {
         nd->last_seen_mono = wq_clock_mono_ms();
+        nd->info->last_seen_ms = wq_clock_wall_ms();
         if (nd->state != NODE_ALIVE && nd->state != NODE_LOST) {
             log_info("node back name=%s", nd->info->name);
+            self->stats.version++;
             nd->state = NODE_ALIVE;
             self->dirty = 1;
         }
@@ -1584,11 +1675,14 @@ dispatch(sched_t *self, const void *id, size_t idlen, Wslq__Envelope *env)
     case WSLQ__ENVELOPE__BODY_KV:
         handle_kv(self, id, idlen, env);
         break;
+    case WSLQ__ENVELOPE__BODY_WATCH:
+        handle_watch(self, id, idlen, env);
+        break;
     case WSLQ__ENVELOPE__BODY_REG:
         handle_register(self, id, idlen, env);
         break;
     case WSLQ__ENVELOPE__BODY_HEARTBEAT:
-        handle_heartbeat(nd, env);
+        handle_heartbeat(self, nd, env);
         break;
     case WSLQ__ENVELOPE__BODY_STARTED:
         handle_started(self, nd, env);
@@ -1621,6 +1715,7 @@ tick(sched_t *self)
         int64_t silent = now - nd->last_seen_mono;
         if (nd->state == NODE_ALIVE && silent > self->cfg.torpid_ms) {
             nd->state = NODE_TORPID;
+            self->stats.version++;
             log_warn("node torpid name=%s silent_ms=%" PRId64, nd->info->name, silent);
         }
         if (nd->state == NODE_TORPID && silent > self->cfg.lost_ms)
@@ -1676,7 +1771,9 @@ tick(sched_t *self)
             i++;
             continue;
         }
-        if (w->key) {
+        if (w->kind == WAIT_WATCH) {
+            watch_reply(self, w->identity, w->identity_len, w->request_id);
+        } else if (w->kind == WAIT_KV) {
             wq_error_t err;
             wq_fail(&err, WQ_ETIMEDOUT, "key '%.64s' was not set in time", w->key);
             out_error(self, w->identity, w->identity_len, w->request_id, &err);
@@ -1857,11 +1954,11 @@ recv_batch(sched_t *self)
                 return;
             if (err.code == WQ_ESYS && err.sys_errno == EINTR)
                 return;
-            self->bad_frames++;
+            self->stats.bad_frames_total++;
             int suppressed = wq_ratelimit(&self->bad_rl, 10, 10000);
             if (suppressed >= 0)
                 log_warn("bad frame dropped: %s total=%" PRIu64 " suppressed=%d", err.text,
-                         self->bad_frames, suppressed);
+                         self->stats.bad_frames_total, suppressed);
             if (idlen > 0 && node_by_identity(self, id, idlen) == NULL)
                 out_error(self, id, idlen, 0, &err);
             continue;
@@ -1882,6 +1979,8 @@ sched_run(sched_t *self, wq_error_t *err)
         int rc = zmq_poll(items, 1, timeout);
         if (rc < 0 && errno != EINTR)
             return wq_fail(err, WQ_ESYS, "poll failed: %s", zmq_strerror(errno));
+        struct timespec ts0;
+        clock_gettime(CLOCK_MONOTONIC, &ts0);
         if (rc > 0)
             recv_batch(self);
         now = wq_clock_mono_ms();
@@ -1891,10 +1990,69 @@ sched_run(sched_t *self, wq_error_t *err)
         }
         if (self->dirty)
             schedule_pass(self);
+        wake_watchers(self);
+        int worked = queue_in_txn(self->q) || self->n_outs > 0;
         wq_error_t cerr = {0};
         if (queue_commit(self->q, &cerr) < 0)
             fatal_db(&cerr);
         flush_outs(self);
+        if (worked) {
+            struct timespec ts1;
+            clock_gettime(CLOCK_MONOTONIC, &ts1);
+            double dt =
+                (double) (ts1.tv_sec - ts0.tv_sec) + (double) (ts1.tv_nsec - ts0.tv_nsec) / 1e9;
+            observe(self->stats.loop_bucket, sched_loop_bounds, SCHED_LOOP_BUCKETS, dt);
+            self->stats.loop_count++;
+            self->stats.loop_sum_s += dt;
+        }
+        if (self->hook)
+            self->hook(self, self->hook_arg);
     }
     return 0;
+}
+
+const sched_stats_t *
+sched_stats(const sched_t *self)
+{
+    return &self->stats;
+}
+
+size_t
+sched_node_count(const sched_t *self)
+{
+    return self->n_nodes;
+}
+
+const Wslq__NodeInfo *
+sched_node(sched_t *self, size_t i)
+{
+    if (i >= self->n_nodes)
+        return NULL;
+    node_refresh(self, self->nodes[i]);
+    return self->nodes[i]->info;
+}
+
+size_t
+sched_job_count(const sched_t *self)
+{
+    return self->n_jobs;
+}
+
+const Wslq__JobInfo *
+sched_job(const sched_t *self, size_t i)
+{
+    return i < self->n_jobs ? self->jobs[i]->info : NULL;
+}
+
+const char *
+sched_state_dir(const sched_t *self)
+{
+    return self->state_dir;
+}
+
+void
+sched_set_hook(sched_t *self, sched_hook_f fn, void *arg)
+{
+    self->hook = fn;
+    self->hook_arg = arg;
 }

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "proto/wslq.pb-c.h"
 
 typedef struct {
     const char *listen;        /* ZeroMQ endpoint, e.g. "tcp://0.0.0.0:7420" */
@@ -43,5 +44,45 @@ void sched_stop(sched_t *self);
 
 /* The endpoint actually bound (resolves port 0 / "*"). */
 const char *sched_endpoint(const sched_t *self);
+
+/* ---- Read-only views for the dashboard. Loop thread only: call them from the hook. ---- */
+
+#define SCHED_WAIT_BUCKETS 10 /* queue wait histogram: upper bounds in sched_wait_bounds */
+#define SCHED_LOOP_BUCKETS 8  /* loop turn time histogram: bounds in sched_loop_bounds */
+extern const double sched_wait_bounds[SCHED_WAIT_BUCKETS]; /* seconds */
+extern const double sched_loop_bounds[SCHED_LOOP_BUCKETS]; /* seconds */
+
+typedef struct {
+    uint64_t version;                         /* bumps on every job or node change */
+    uint64_t submitted_total;                 /* accepted submissions */
+    uint64_t refused_total;                   /* submissions refused (impossible, bad deps) */
+    uint64_t ended_total[9];                  /* by final JobState */
+    uint64_t requeued_total;                  /* retryable ends sent back to PENDING */
+    uint64_t bad_frames_total;                /* frames wire_decode() refused */
+    uint64_t wait_bucket[SCHED_WAIT_BUCKETS]; /* starts with wait <= bound (not cumulative) */
+    uint64_t wait_count;                      /* starts observed */
+    double wait_sum_s;                        /* total wait of those starts, seconds */
+    uint64_t loop_bucket[SCHED_LOOP_BUCKETS]; /* turns with work, by duration */
+    uint64_t loop_count;                      /* turns with work */
+    double loop_sum_s;                        /* their total duration, seconds */
+} sched_stats_t;
+
+const sched_stats_t *sched_stats(const sched_t *self);
+
+/* Nodes, with allocation, GPU holders and state ("idle", "mixed", "allocated", "torpid",
+ * "lost") brought up to date. Borrowed: valid until the loop's next turn. */
+size_t sched_node_count(const sched_t *self);
+const Wslq__NodeInfo *sched_node(sched_t *self, size_t i);
+
+/* Active jobs (PENDING, STARTING, RUNNING), ascending id. Borrowed as above. */
+size_t sched_job_count(const sched_t *self);
+const Wslq__JobInfo *sched_job(const sched_t *self, size_t i);
+
+/* The state directory: queue.db (open another connection to read history) and logs/. */
+const char *sched_state_dir(const sched_t *self);
+
+/* Called on the loop thread at the end of every turn, after replies are sent. */
+typedef void (*sched_hook_f)(sched_t *self, void *arg);
+void sched_set_hook(sched_t *self, sched_hook_f fn, void *arg);
 
 #endif
