@@ -30,6 +30,7 @@
 #define TICK_MS           100  /* timer resolution for expiry, limits and waits */
 #define LOG_READ_DEFAULT  (64u << 10)
 #define DEFAULT_LIST      1000
+#define GANG_GRACE_MS     3000 /* SIGTERM to SIGKILL when another part of a gang failed */
 
 enum node_state { NODE_ALIVE, NODE_TORPID, NODE_LOST };
 static const char *const node_state_names[] = {"idle", "torpid", "lost"};
@@ -535,13 +536,13 @@ send_launch(sched_t *self, job_t *job, size_t k)
 }
 
 static void
-send_kill(sched_t *self, job_t *job, const char *reason)
+send_kill(sched_t *self, job_t *job, const char *reason, int64_t grace_ms)
 {
     Wslq__JobKill kill = WSLQ__JOB_KILL__INIT;
     kill.job_id = job->info->id;
     kill.attempt = job->info->attempt;
     kill.reason = (char *) reason;
-    kill.grace_ms = (uint32_t) self->cfg.kill_grace_ms;
+    kill.grace_ms = (uint32_t) grace_ms;
     Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
     env.body_case = WSLQ__ENVELOPE__BODY_KILL;
     env.kill = &kill;
@@ -778,8 +779,11 @@ maybe_finalize(sched_t *self, job_t *job)
 static void
 gang_stop(sched_t *self, job_t *job, const char *why)
 {
+    /* Short: the gang is already broken, and every rank must be gone within 5 s. */
     if (!job->killing)
-        send_kill(self, job, why);
+        send_kill(self, job, why,
+                  self->cfg.kill_grace_ms < GANG_GRACE_MS ? self->cfg.kill_grace_ms
+                                                          : GANG_GRACE_MS);
 }
 
 static void
@@ -1107,7 +1111,7 @@ handle_cancel(sched_t *self, const void *id, size_t idlen, Wslq__Envelope *env)
         } else if (!job->cancel_requested) {
             job->cancel_requested = 1;
             job_event(self, job, "cancel requested", NULL, NULL);
-            send_kill(self, job, "cancelled");
+            send_kill(self, job, "cancelled", self->cfg.kill_grace_ms);
         }
     }
     Wslq__CancelReply rep = WSLQ__CANCEL_REPLY__INIT;
@@ -1733,13 +1737,13 @@ tick(sched_t *self)
             job->start_failed = 1;
             set_str(&info->reason, why);
             job_event(self, job, why, NULL, NULL);
-            send_kill(self, job, why);
+            send_kill(self, job, why, self->cfg.kill_grace_ms);
         }
         if (info->state == WSLQ__JOB_STATE__RUNNING && info->spec->time_limit_s > 0 &&
             !job->killing && now - job->phase_mono > (int64_t) info->spec->time_limit_s * 1000) {
             job->timeout_hit = 1;
             job_event(self, job, "time limit reached", NULL, NULL);
-            send_kill(self, job, "time limit reached");
+            send_kill(self, job, "time limit reached", self->cfg.kill_grace_ms);
         }
         for (size_t k = 0; k < info->n_allocs && job->parts; k++) {
             part_t *p = &job->parts[k];
