@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Jobs across several workers: gang placement on disjoint GPUs, the torchrun environment,
+ranks wired through MASTER_ADDR:MASTER_PORT, no deadlock when two gangs oversubscribe the
+cluster, one failing rank stops the others, a lost worker fails or requeues the gang."""
+import json
+import os
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from cluster import Cluster, check, finish, wait_for  # noqa: E402
+
+here = os.path.dirname(os.path.abspath(__file__))
+probe = os.path.join(here, "rank_probe.py")
+c = Cluster()
+for name in ("pc1", "pc2", "pc3"):
+    c.start_worker(name, 2, extra=["--ip", "127.0.0.1", "--inbound-ok", "yes"])
+try:
+    def run_probe(label, *spec):
+        out = os.path.join(c.dir, label)
+        os.makedirs(out)
+        jid = c.submit(*spec, "--", "python3", probe, out)
+        ok = c.wait_state(jid, ("COMPLETED", "FAILED", "NODE_FAIL"), 60)
+        return jid, out, ok
+
+    # 2 nodes x 2 GPUs: 4 ranks, one per GPU.
+    jid, out, _ = run_probe("g22", "--nodes", "2", "--gpus-per-node", "2")
+    check(c.state(jid) == "COMPLETED", f"2x2 job completed: {c.job(jid).get('reason')}")
+    envs = [json.load(open(os.path.join(out, f"env.{r}"))) for r in range(4)]
+    check(sorted(int(e["RANK"]) for e in envs) == [0, 1, 2, 3], "ranks 0..3")
+    check({e["WORLD_SIZE"] for e in envs} == {"4"}, "WORLD_SIZE=4 everywhere")
+    check(len({(e["MASTER_ADDR"], e["MASTER_PORT"]) for e in envs}) == 1,
+          "one MASTER_ADDR:MASTER_PORT shared by all ranks")
+    check({e["NNODES"] for e in envs} == {"2"}, "NNODES=2")
+    check(sorted((e["NODE_RANK"], e["LOCAL_RANK"]) for e in envs) ==
+          [("0", "0"), ("0", "1"), ("1", "0"), ("1", "1")], "NODE_RANK x LOCAL_RANK")
+    check(all(e["GROUP_RANK"] == e["NODE_RANK"] and e["LOCAL_WORLD_SIZE"] == "2" for e in envs),
+          "GROUP_RANK and LOCAL_WORLD_SIZE")
+    check(all(e["NCCL_IB_DISABLE"] == "1" for e in envs), "NCCL_IB_DISABLE=1")
+    job = c.job(jid)
+    per_node = {}
+    for e in envs:
+        per_node.setdefault(e["NODE_RANK"], []).append(e["CUDA_VISIBLE_DEVICES"])
+    check(all(sorted(v) == ["0", "1"] for v in per_node.values()),
+          f"each rank sees its own GPU: {per_node}")
+    nodes = [a["node"] for a in job["allocs"]]
+    check(len(set(nodes)) == 2, f"two distinct nodes: {nodes}")
+    check(json.load(open(os.path.join(out, "wired"))) == [1, 2, 3],
+          "every rank reached rank 0 through MASTER_ADDR:MASTER_PORT")
+
+    # 3 nodes x 1 GPU, one launcher per node.
+    jid, out, _ = run_probe("g31", "--nodes", "3", "--gpus-per-node", "1", "--per-node")
+    check(c.state(jid) == "COMPLETED", "3x1 per-node job completed")
+    envs = [json.load(open(os.path.join(out, f"env.{r}"))) for r in range(3)]
+    check(sorted(e["NODE_RANK"] for e in envs) == ["0", "1", "2"], "NODE_RANK 0..2")
+    check({e["WORLD_SIZE"] for e in envs} == {"3"}, "one launcher per node")
+    check(json.load(open(os.path.join(out, "wired"))) == [1, 2], "3 nodes wired")
+
+    # Two gangs that together need more than the cluster: both finish, one after the other.
+    a = c.submit("--nodes", "3", "--gpus-per-node", "2", "--wrap", "sleep 1")
+    b = c.submit("--nodes", "2", "--gpus-per-node", "2", "--wrap", "sleep 1")
+    check(c.wait_state(a, "COMPLETED", 30) and c.wait_state(b, "COMPLETED", 30),
+          "two oversubscribing gangs both complete (no deadlock)")
+    ja, jb = c.job(a), c.job(b)
+    check(ja["start_ms"] >= jb["end_ms"] or jb["start_ms"] >= ja["end_ms"],
+          "they ran one after the other, never holding halves")
+
+    # One rank fails: the others are stopped within 5 s and the job records that rank.
+    marker = os.path.join(c.dir, "failing")
+    os.makedirs(marker)
+    jid = c.submit("--nodes", "2", "--gpus-per-node", "2", "--wrap",
+                   f'echo $$ > {marker}/$RANK; if [ "$RANK" = 2 ]; then sleep 1; exit 7; fi; '
+                   'trap "" TERM; sleep 60')
+    c.wait_state(jid, "RUNNING")
+    t0 = time.monotonic()
+    check(c.wait_state(jid, "FAILED", 20), f"gang FAILED: {c.state(jid)}")
+    elapsed = time.monotonic() - t0
+    j = c.job(jid)
+    check(j.get("failed_rank") == 2 and j.get("exit_code") == 7,
+          f"first failing rank recorded: rank {j.get('failed_rank')} exit {j.get('exit_code')}")
+    pids = [int(open(os.path.join(marker, str(r))).read()) for r in (0, 1, 3)]
+    alive = [p for p in pids if os.path.exists(f"/proc/{p}") and
+             open(f"/proc/{p}/stat").read().split()[2] != "Z"]
+    check(not alive, f"other ranks gone (ended {elapsed:.1f} s after start of wait)")
+    check(elapsed < 1 + 5 + 3, f"job ended within the grace: {elapsed:.1f} s")
+
+    # kill -9 one worker of a running gang: NODE_FAIL without retries.
+    jid = c.submit("--nodes", "3", "--gpus-per-node", "1", "--wrap", "sleep 60")
+    c.wait_state(jid, "RUNNING")
+    victim = c.job(jid)["allocs"][1]["node"]
+    c.workers[victim].send_signal(signal.SIGKILL)
+    c.workers[victim].wait(5)
+    check(c.wait_state(jid, "NODE_FAIL", 20), f"gang with a lost node: {c.state(jid)}")
+    check(c.job(jid).get("failed_node") == victim, "the lost node is recorded")
+finally:
+    c.stop()
+finish()
