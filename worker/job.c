@@ -4,10 +4,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -162,6 +164,26 @@ child_exec(
     _exit(msg[0] == 1 ? 1 : (msg[1] == ENOENT ? 127 : 126));
 }
 
+/* A TCP port free on this node right now, for a job the scheduler gave no MASTER_PORT
+ * (single-node jobs): the kernel's choice of an ephemeral port. 0 if none. */
+static unsigned
+free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    socklen_t len = sizeof a;
+    unsigned port = 0;
+    if (bind(fd, (struct sockaddr *) &a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *) &a, &len) == 0)
+        port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
 static int
 pipe_cloexec(int fds[2])
 {
@@ -232,6 +254,8 @@ job_launch(const Wslq__JobLaunch *l, const job_cfg_t *cfg)
     char rdv[PATH_MAX + 16];
     snprintf(rdv, sizeof rdv, "%s/rdv.sock", j->spool);
     ec.rdv_path = cfg->rendezvous ? rdv : NULL;
+    if (l->master_port == 0 && ec.master_port == 0)
+        ec.master_port = free_port();
     int64_t now = wq_clock_mono_ms();
     for (int i = 0; i < nranks; i++) {
         job_rank_t *r = &j->ranks[i];
@@ -587,6 +611,8 @@ finish(job_t *j)
                          r->grank, j->exit_code);
         }
     }
+    if (j->adopted && !j->have_fail)
+        j->exit_code = -1; /* not our child: its status went to the worker that started it */
     if (j->timed_out) {
         char d[32];
         snprintf(j->reason, sizeof j->reason, "time limit of %s reached",
@@ -594,7 +620,6 @@ finish(job_t *j)
     } else if (j->killed) {
         snprintf(j->reason, sizeof j->reason, "%s", j->kill_reason);
     } else if (j->adopted && !j->have_fail) {
-        j->exit_code = -1;
         snprintf(j->reason, sizeof j->reason, "worker restarted; exit status lost");
     }
     j->phase = JOB_ENDED;

@@ -1,5 +1,369 @@
-int
-main(void)
+/* The real wslq-worker against a fake scheduler: a ROUTER socket in this process on a random
+ * loopback port. Register, launch, JobStarted, LogChunk content, JobEnded with exit code,
+ * re-sends until JobEndedAck, duplicate launches, Reregister with running jobs, kill, a bad
+ * frame, and a worker restart that re-adopts a running job. Every wait is bounded.
+ * argv[1] = path of wslq-worker. */
+/* cmocka.h needs these first. */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zmq.h>
+/* after the standard headers */
+#include <cmocka.h>
+
+#include "common/clock.h"
+#include "proto/wire.h"
+
+static const char *worker_bin;
+static void *zctx, *router;
+static char endpoint[128];
+static char dir[64];
+static pid_t worker_pid;
+static char ident[256];
+static size_t ident_len;
+static char logbuf[8192];
+static size_t loglen;
+
+static void
+start_worker(void)
 {
-    return 77;
+    worker_pid = fork();
+    assert_true(worker_pid >= 0);
+    if (worker_pid == 0) {
+        execl(worker_bin, worker_bin, "--scheduler", endpoint, "--name", "tw1", "--state-dir", dir,
+              "--gpus", "2", "--heartbeat-ms", "100", "--kill-grace-ms", "300", "--ip", "127.0.0.1",
+              (char *) NULL);
+        _exit(127);
+    }
+}
+
+static int
+stop_worker(void)
+{
+    kill(worker_pid, SIGTERM);
+    int status = -1;
+    for (int i = 0; i < 500; i++) {
+        if (waitpid(worker_pid, &status, WNOHANG) == worker_pid)
+            return status;
+        usleep(10000);
+    }
+    kill(worker_pid, SIGKILL);
+    waitpid(worker_pid, &status, 0);
+    return -1;
+}
+
+/* Next message of kind 'body' within timeout_ms; LogChunks seen on the way are collected
+ * into logbuf. NULL on timeout. */
+static Wslq__Envelope *
+expect(int body, int timeout_ms)
+{
+    int64_t end = wq_clock_mono_ms() + timeout_ms;
+    for (;;) {
+        int64_t left = end - wq_clock_mono_ms();
+        if (left <= 0)
+            return NULL;
+        zmq_pollitem_t it = {router, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, (long) left) <= 0)
+            continue;
+        wq_error_t err = {0};
+        char id[256];
+        size_t idl = 0;
+        Wslq__Envelope *env = wire_recv(router, id, &idl, 0, &err);
+        if (env == NULL)
+            continue;
+        memcpy(ident, id, idl);
+        ident_len = idl;
+        if (env->body_case == WSLQ__ENVELOPE__BODY_LOG) {
+            Wslq__LogChunk *c = env->log;
+            if (c->offset == loglen && loglen + c->data.len < sizeof logbuf) {
+                memcpy(logbuf + loglen, c->data.data, c->data.len);
+                loglen += c->data.len;
+                logbuf[loglen] = '\0';
+            }
+        }
+        if ((int) env->body_case == body)
+            return env;
+        wire_free(&env);
+    }
+}
+
+static void
+send_to_worker(Wslq__Envelope *env)
+{
+    wq_error_t err = {0};
+    assert_int_equal(wire_send(router, ident, ident_len, env, 0, &err), 0);
+}
+
+static void
+send_register_reply(uint64_t job, uint64_t log_offset)
+{
+    Wslq__RegisterReply r = WSLQ__REGISTER_REPLY__INIT;
+    Wslq__RunningJob rj = WSLQ__RUNNING_JOB__INIT, *rp = &rj;
+    if (job) {
+        rj.job_id = job;
+        rj.log_offset = log_offset;
+        r.n_log_offsets = 1;
+        r.log_offsets = &rp;
+    }
+    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
+    env.body_case = WSLQ__ENVELOPE__BODY_REG_REPLY;
+    env.reg_reply = &r;
+    send_to_worker(&env);
+}
+
+static char *argv_sh[3] = {"/bin/sh", "-c", NULL};
+static uint32_t gpu1[] = {1};
+static char *uuid1[] = {"DECLARED-tw1-1"};
+
+static void
+send_launch(uint64_t id, const char *line, int with_gpu)
+{
+    Wslq__JobSpec spec = WSLQ__JOB_SPEC__INIT;
+    argv_sh[2] = (char *) line;
+    spec.argv = argv_sh;
+    spec.n_argv = 3;
+    spec.wrap = 1;
+    spec.cwd = "/tmp";
+    spec.name = "t";
+    spec.nodes = 1;
+    Wslq__Alloc al = WSLQ__ALLOC__INIT;
+    al.node = "tw1";
+    al.nranks = 1;
+    if (with_gpu) {
+        al.gpus = gpu1;
+        al.n_gpus = 1;
+        al.gpu_uuids = uuid1;
+        al.n_gpu_uuids = 1;
+    }
+    Wslq__JobLaunch l = WSLQ__JOB_LAUNCH__INIT;
+    l.job_id = id;
+    l.spec = &spec;
+    l.alloc = &al;
+    l.world_size = 1;
+    l.nnodes = 1;
+    l.master_addr = "127.0.0.1";
+    l.master_port = 29999;
+    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
+    env.body_case = WSLQ__ENVELOPE__BODY_LAUNCH;
+    env.launch = &l;
+    send_to_worker(&env);
+}
+
+static void
+send_kill(uint64_t id, uint32_t grace)
+{
+    Wslq__JobKill k = WSLQ__JOB_KILL__INIT;
+    k.job_id = id;
+    k.grace_ms = grace;
+    k.reason = "cancelled by test";
+    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
+    env.body_case = WSLQ__ENVELOPE__BODY_KILL;
+    env.kill = &k;
+    send_to_worker(&env);
+}
+
+static void
+send_ack(uint64_t id)
+{
+    Wslq__JobEndedAck a = WSLQ__JOB_ENDED_ACK__INIT;
+    a.job_id = id;
+    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
+    env.body_case = WSLQ__ENVELOPE__BODY_ENDED_ACK;
+    env.ended_ack = &a;
+    send_to_worker(&env);
+}
+
+static int
+setup(void **state)
+{
+    (void) state;
+    snprintf(dir, sizeof dir, "/tmp/wslq-wproto-XXXXXX");
+    if (mkdtemp(dir) == NULL)
+        return -1;
+    zctx = zmq_ctx_new();
+    router = zmq_socket(zctx, ZMQ_ROUTER);
+    int linger = 0;
+    zmq_setsockopt(router, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_bind(router, "tcp://127.0.0.1:*") < 0)
+        return -1;
+    size_t n = sizeof endpoint;
+    zmq_getsockopt(router, ZMQ_LAST_ENDPOINT, endpoint, &n);
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    (void) state;
+    if (worker_pid > 0 && waitpid(worker_pid, NULL, WNOHANG) == 0)
+        stop_worker();
+    zmq_close(router);
+    zmq_ctx_term(zctx);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void
+test_worker_conversation(void **state)
+{
+    (void) state;
+    start_worker();
+
+    /* Register with declared GPUs, under identity w:tw1 */
+    Wslq__Envelope *e = expect(WSLQ__ENVELOPE__BODY_REG, 10000);
+    assert_non_null(e);
+    assert_int_equal(ident_len, 5);
+    assert_memory_equal(ident, "w:tw1", 5);
+    assert_string_equal(e->reg->name, "tw1");
+    assert_string_equal(e->reg->ip, "127.0.0.1");
+    assert_int_equal(e->reg->n_gpus, 2);
+    assert_true(e->reg->gpus[1]->declared);
+    assert_string_equal(e->reg->gpus[1]->uuid, "DECLARED-tw1-1");
+    assert_string_equal(e->reg->gpus[1]->name, "declared");
+    assert_int_equal(e->reg->n_running, 0);
+    assert_int_equal(e->reg->heartbeat_ms, 100);
+    assert_true(e->reg->cpus >= 1);
+    wire_free(&e);
+    send_register_reply(0, 0);
+
+    /* heartbeats come */
+    e = expect(WSLQ__ENVELOPE__BODY_HEARTBEAT, 2000);
+    assert_non_null(e);
+    assert_int_equal(e->heartbeat->n_gpus, 2);
+    wire_free(&e);
+
+    /* a job: started, its output, its end with exit code, resent until acked */
+    loglen = 0;
+    send_launch(1, "echo hello $RANK $MASTER_PORT; echo gpus=$CUDA_VISIBLE_DEVICES; exit 7", 1);
+    e = expect(WSLQ__ENVELOPE__BODY_STARTED, 5000);
+    assert_non_null(e);
+    assert_int_equal(e->started->job_id, 1);
+    wire_free(&e);
+    e = expect(WSLQ__ENVELOPE__BODY_ENDED, 5000);
+    assert_non_null(e);
+    assert_int_equal(e->ended->job_id, 1);
+    assert_int_equal(e->ended->exit_code, 7);
+    assert_int_equal(e->ended->failed_rank, 0);
+    assert_int_equal(e->ended->log_bytes, 21);
+    wire_free(&e);
+    for (int i = 0; i < 100 && loglen < 21; i++)
+        wire_free((e = expect(WSLQ__ENVELOPE__BODY_ENDED, 100), &e));
+    assert_string_equal(logbuf, "hello 0 29999\ngpus=1\n");
+    e = expect(WSLQ__ENVELOPE__BODY_ENDED, 3500); /* re-sent: no ack yet */
+    assert_non_null(e);
+    wire_free(&e);
+    send_ack(1);
+    e = expect(WSLQ__ENVELOPE__BODY_ENDED, 3000);
+    assert_null(e);
+
+    /* a long job: duplicate launch answered, not run twice; Reregister lists it */
+    loglen = 0;
+    send_launch(2, "echo long; exec sleep 60", 0);
+    e = expect(WSLQ__ENVELOPE__BODY_STARTED, 5000);
+    assert_non_null(e);
+    wire_free(&e);
+    send_launch(2, "echo long; exec sleep 60", 0);
+    e = expect(WSLQ__ENVELOPE__BODY_STARTED, 5000);
+    assert_non_null(e);
+    wire_free(&e);
+    for (int i = 0; i < 100 && loglen < 5; i++)
+        wire_free((e = expect(WSLQ__ENVELOPE__BODY_ENDED, 50), &e));
+    assert_string_equal(logbuf, "long\n");
+
+    Wslq__Envelope rr = WSLQ__ENVELOPE__INIT;
+    Wslq__Reregister rrb = WSLQ__REREGISTER__INIT;
+    rr.body_case = WSLQ__ENVELOPE__BODY_REREGISTER;
+    rr.reregister = &rrb;
+    send_to_worker(&rr);
+    e = expect(WSLQ__ENVELOPE__BODY_REG, 5000);
+    assert_non_null(e);
+    assert_int_equal(e->reg->n_running, 1);
+    assert_int_equal(e->reg->running[0]->job_id, 2);
+    assert_int_equal(e->reg->running[0]->log_offset, 5);
+    wire_free(&e);
+    /* the new scheduler has 0 bytes of the log: the worker sends it again */
+    loglen = 0;
+    send_register_reply(2, 0);
+    for (int i = 0; i < 100 && loglen < 5; i++)
+        wire_free((e = expect(WSLQ__ENVELOPE__BODY_ENDED, 50), &e));
+    assert_string_equal(logbuf, "long\n");
+
+    /* garbage and a kill for an unknown job change nothing */
+    zmq_send(router, ident, ident_len, ZMQ_SNDMORE);
+    zmq_send(router, "\xff\x00garbage", 9, 0);
+    send_kill(999, 100);
+
+    /* worker restart: the job keeps running and is reported, then killed */
+    assert_int_equal(stop_worker(), 0);
+    start_worker();
+    e = expect(WSLQ__ENVELOPE__BODY_REG, 10000);
+    assert_non_null(e);
+    assert_int_equal(e->reg->n_running, 1);
+    assert_int_equal(e->reg->running[0]->job_id, 2);
+    wire_free(&e);
+    send_register_reply(2, 5);
+    int64_t t0 = wq_clock_mono_ms();
+    send_kill(2, 200);
+    e = expect(WSLQ__ENVELOPE__BODY_ENDED, 5000);
+    assert_non_null(e);
+    assert_int_equal(e->ended->job_id, 2);
+    assert_true(e->ended->killed);
+    assert_string_equal(e->ended->reason, "cancelled by test");
+    assert_true(wq_clock_mono_ms() - t0 < 3000);
+    wire_free(&e);
+    send_ack(2);
+
+    /* a bad working directory is a failed job with a reason, not a crash */
+    Wslq__JobSpec spec = WSLQ__JOB_SPEC__INIT;
+    char *argv_true[] = {"true"};
+    spec.argv = argv_true;
+    spec.n_argv = 1;
+    spec.cwd = "/nonexistent/wslq";
+    spec.nodes = 1;
+    Wslq__Alloc al = WSLQ__ALLOC__INIT;
+    al.node = "tw1";
+    al.nranks = 1;
+    Wslq__JobLaunch l = WSLQ__JOB_LAUNCH__INIT;
+    l.job_id = 3;
+    l.world_size = 1;
+    l.spec = &spec;
+    l.alloc = &al;
+    Wslq__Envelope le = WSLQ__ENVELOPE__INIT;
+    le.body_case = WSLQ__ENVELOPE__BODY_LAUNCH;
+    le.launch = &l;
+    send_to_worker(&le);
+    e = expect(WSLQ__ENVELOPE__BODY_ENDED, 5000);
+    assert_non_null(e);
+    assert_int_equal(e->ended->job_id, 3);
+    assert_non_null(strstr(e->ended->reason, "/nonexistent/wslq"));
+    wire_free(&e);
+    send_ack(3);
+
+    e = expect(WSLQ__ENVELOPE__BODY_HEARTBEAT, 2000); /* still alive and talking */
+    assert_non_null(e);
+    assert_int_equal(e->heartbeat->running, 0);
+    wire_free(&e);
+    assert_int_equal(stop_worker(), 0);
+}
+
+int
+main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s PATH-TO-wslq-worker\n", argv[0]);
+        return 77;
+    }
+    worker_bin = argv[1];
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_worker_conversation),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
 }
