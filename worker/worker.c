@@ -21,6 +21,7 @@
 #include "common/mem.h"
 #include "proto/wire.h"
 #include "worker/job.h"
+#include "worker/rdv.h"
 #include "worker/sysinfo.h"
 
 #define TAIL_MS           20   /* output/metrics tailing interval while jobs run */
@@ -31,6 +32,7 @@
 #define LOG_CHUNKS_TICK   16          /* LogChunks per job per tick */
 #define METRIC_LINES_TICK 64          /* metric lines per rank per tick */
 #define RECV_BURST        1000        /* messages handled per loop turn */
+#define RDV_ITEMS         1024        /* rendezvous poll items per loop turn */
 #define CLEANUP_MS        3600000     /* spool cleanup interval */
 
 struct worker {
@@ -41,6 +43,7 @@ struct worker {
     job_t **jobs;
     size_t njobs, cap;
     job_cfg_t jcfg;
+    rdv_t *rdv;          /* rendezvous relay, NULL when disabled */
     int registered;      /* a RegisterReply arrived since the last (re)connect */
     int64_t reg_sent_ms; /* monotonic ms of the last Register */
     int64_t next_hb_ms;  /* monotonic ms of the next Heartbeat */
@@ -115,6 +118,31 @@ send_env(worker_t *w, Wslq__Envelope *env)
         return -1;
     }
     return 0;
+}
+
+static int
+rdv_send(void *ctx, Wslq__Envelope *env)
+{
+    return send_env(ctx, env);
+}
+
+/* Open the job's rendezvous socket (<spool>/rdv.sock). 1 if offered. */
+static int
+rdv_start(worker_t *w, uint64_t id, uint32_t attempt)
+{
+    if (w->rdv == NULL)
+        return 0;
+    char p[PATH_MAX + 64];
+    snprintf(p, sizeof p, "%s/spool/%" PRIu64 ".%" PRIu32, w->cfg.state_dir, id, attempt);
+    if (mkdir(p, 0755) < 0 && errno != EEXIST)
+        return 0;
+    strncat(p, "/rdv.sock", sizeof p - strlen(p) - 1);
+    wq_error_t err = {0};
+    if (rdv_open(w->rdv, id, attempt, p, &err) < 0) {
+        log_warn("no rendezvous socket " JOB_FMT " err=\"%s\"", id, err.text);
+        return 0;
+    }
+    return 1;
 }
 
 static void
@@ -294,7 +322,10 @@ on_launch(worker_t *w, const Wslq__JobLaunch *l, int64_t now)
     }
     if (l->alloc->node && *l->alloc->node && strcmp(l->alloc->node, w->cfg.name) != 0)
         log_warn("launch for another node " JOB_FMT " node=%s", l->job_id, l->alloc->node);
+    w->jcfg.rendezvous = rdv_start(w, l->job_id, l->attempt); /* before any rank runs */
     j = job_launch(l, &w->jcfg);
+    if (j->phase == JOB_ENDED && w->rdv != NULL)
+        rdv_close_job(w->rdv, j->id, j->attempt);
     add_job(w, j);
     if (j->started)
         send_started(w, j); /* first: the submit-to-start path does nothing else before */
@@ -366,7 +397,13 @@ handle(worker_t *w, const Wslq__Envelope *env, int64_t now)
             j->acked = 1;
         break;
     }
+    case WSLQ__ENVELOPE__BODY_KV_REPLY:
+        if (w->rdv != NULL)
+            rdv_reply(w->rdv, env);
+        break;
     case WSLQ__ENVELOPE__BODY_ERROR:
+        if (w->rdv != NULL && rdv_reply(w->rdv, env))
+            break;
         if (wq_ratelimit(&w->rl_bad, 5, 10000) >= 0)
             log_warn("scheduler error code=%" PRIu32 " text=\"%s\"", env->error->code,
                      env->error->text);
@@ -470,6 +507,8 @@ adopt_jobs(worker_t *w)
             alive += j->ranks[i].alive;
         log_info("job adopted " JOB_FMT " attempt=%" PRIu32 " ended=%d ranks_alive=%d", j->id,
                  j->attempt, j->phase == JOB_ENDED, alive);
+        if (j->phase != JOB_ENDED)
+            rdv_start(w, j->id, j->attempt);
         add_job(w, j);
     }
     closedir(d);
@@ -483,6 +522,8 @@ tick(worker_t *w, int64_t now)
     for (size_t i = 0; i < w->njobs;) {
         job_t *j = w->jobs[i];
         int ended_now = job_poll(j, now);
+        if (ended_now && w->rdv != NULL)
+            rdv_close_job(w->rdv, j->id, j->attempt);
         if (w->registered) {
             send_logs(w, j);
             send_metrics(w, j);
@@ -569,7 +610,8 @@ worker_new(const wcfg_t *cfg, wq_error_t *err)
     w->jcfg.env.ip = w->si.ip;
     w->jcfg.base_env = environ;
     w->jcfg.grace_ms = cfg->kill_grace_ms;
-    w->jcfg.rendezvous = 0; /* the rendezvous relay is not built yet */
+    if (cfg->rendezvous)
+        w->rdv = rdv_new(rdv_send, w);
 
     adopt_jobs(w);
 
@@ -632,11 +674,12 @@ worker_run(worker_t *w)
     int rc = 0;
     while (!stop_flag) {
         now = wq_clock_mono_ms();
-        zmq_pollitem_t items[2] = {
+        zmq_pollitem_t items[2 + RDV_ITEMS] = {
             {w->sock, 0, ZMQ_POLLIN, 0},
             {NULL, sig_pipe[0], ZMQ_POLLIN, 0},
         };
-        if (zmq_poll(items, 2, poll_timeout(w, now)) < 0 && zmq_errno() != EINTR) {
+        size_t nrdv = w->rdv ? rdv_pollitems(w->rdv, items + 2, RDV_ITEMS) : 0;
+        if (zmq_poll(items, 2 + (int) nrdv, poll_timeout(w, now)) < 0 && zmq_errno() != EINTR) {
             log_err("poll failed err=\"%s\"", zmq_strerror(zmq_errno()));
             rc = -1;
             break;
@@ -646,6 +689,8 @@ worker_run(worker_t *w)
             ;
         now = wq_clock_mono_ms();
         reap(w, now);
+        if (nrdv > 0)
+            rdv_handle(w->rdv, items + 2, nrdv);
         for (int n = 0; n < RECV_BURST; n++) {
             wq_error_t err = {0};
             Wslq__Envelope *env = wire_recv(w->sock, NULL, NULL, ZMQ_DONTWAIT, &err);
@@ -675,6 +720,7 @@ worker_destroy(worker_t **wp)
     for (size_t i = 0; i < w->njobs; i++)
         job_destroy(&w->jobs[i]);
     free(w->jobs);
+    rdv_destroy(&w->rdv);
     if (w->sock != NULL)
         zmq_close(w->sock);
     if (w->ctx != NULL)

@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -24,7 +27,7 @@
 static const char *worker_bin;
 static void *zctx, *router;
 static char endpoint[128];
-static char dir[64];
+static char dir[32];
 static pid_t worker_pid;
 static char ident[256];
 static size_t ident_len;
@@ -242,7 +245,10 @@ test_worker_conversation(void **state)
 
     /* a job: started, its output, its end with exit code, resent until acked */
     loglen = 0;
-    send_launch(1, "echo hello $RANK $MASTER_PORT; echo gpus=$CUDA_VISIBLE_DEVICES; exit 7", 1);
+    send_launch(1,
+                "echo hello $RANK $MASTER_PORT; echo gpus=$CUDA_VISIBLE_DEVICES;"
+                "test -S \"$WSLQ_RENDEZVOUS\" && echo rdv; exit 7",
+                1);
     e = expect(WSLQ__ENVELOPE__BODY_STARTED, 5000);
     assert_non_null(e);
     assert_int_equal(e->started->job_id, 1);
@@ -252,11 +258,11 @@ test_worker_conversation(void **state)
     assert_int_equal(e->ended->job_id, 1);
     assert_int_equal(e->ended->exit_code, 7);
     assert_int_equal(e->ended->failed_rank, 0);
-    assert_int_equal(e->ended->log_bytes, 21);
+    assert_int_equal(e->ended->log_bytes, 25);
     wire_free(&e);
-    for (int i = 0; i < 100 && loglen < 21; i++)
+    for (int i = 0; i < 100 && loglen < 25; i++)
         wire_free((e = expect(WSLQ__ENVELOPE__BODY_ENDED, 100), &e));
-    assert_string_equal(logbuf, "hello 0 29999\ngpus=1\n");
+    assert_string_equal(logbuf, "hello 0 29999\ngpus=1\nrdv\n");
     e = expect(WSLQ__ENVELOPE__BODY_ENDED, 3500); /* re-sent: no ack yet */
     assert_non_null(e);
     wire_free(&e);
@@ -277,6 +283,43 @@ test_worker_conversation(void **state)
     for (int i = 0; i < 100 && loglen < 5; i++)
         wire_free((e = expect(WSLQ__ENVELOPE__BODY_ENDED, 50), &e));
     assert_string_equal(logbuf, "long\n");
+
+    /* the rendezvous relay: this process plays a rank of job 2 */
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s/spool/2.0/rdv.sock", dir);
+    assert_int_equal(connect(fd, (struct sockaddr *) &sa, sizeof sa), 0);
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    assert_int_equal(write(fd, "GET ring0\n", 10), 10);
+    e = expect(WSLQ__ENVELOPE__BODY_KV, 5000);
+    assert_non_null(e);
+    assert_int_equal(e->kv->job_id, 2);
+    assert_int_equal(e->kv->op, WSLQ__KV_REQUEST__OP__GET);
+    assert_string_equal(e->kv->key, "ring0");
+    Wslq__KvReply kr = WSLQ__KV_REPLY__INIT;
+    kr.found = 1;
+    kr.value.data = (uint8_t *) "10.0.0.1:4000";
+    kr.value.len = 13;
+    Wslq__Envelope kre = WSLQ__ENVELOPE__INIT;
+    kre.request_id = e->request_id;
+    kre.body_case = WSLQ__ENVELOPE__BODY_KV_REPLY;
+    kre.kv_reply = &kr;
+    wire_free(&e);
+    send_to_worker(&kre);
+    char kbuf[64] = "";
+    ssize_t kn = 0;
+    for (int i = 0; i < 10 && kn < 19; i++) {
+        ssize_t r = read(fd, kbuf + kn, sizeof kbuf - 1 - (size_t) kn);
+        if (r <= 0)
+            break;
+        kn += r;
+    }
+    kbuf[kn > 0 ? kn : 0] = '\0';
+    assert_string_equal(kbuf, "VAL 13\n10.0.0.1:4000");
+    close(fd);
 
     Wslq__Envelope rr = WSLQ__ENVELOPE__INIT;
     Wslq__Reregister rrb = WSLQ__REREGISTER__INIT;
