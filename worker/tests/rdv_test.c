@@ -33,7 +33,8 @@ fake_send(void *ctx, Wslq__Envelope *env)
     last = *env->kv;
     last_id = env->request_id;
     snprintf(last_key, sizeof last_key, "%s", env->kv->key);
-    memcpy(last_val, env->kv->value.data, env->kv->value.len);
+    if (env->kv->value.len > 0) /* data is NULL for an empty value */
+        memcpy(last_val, env->kv->value.data, env->kv->value.len);
     last_val[env->kv->value.len] = '\0';
     sent++;
     return 0;
