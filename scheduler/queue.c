@@ -169,6 +169,35 @@ error:
     return NULL;
 }
 
+queue_t *
+queue_open_reader(const char *path, wq_error_t *err)
+{
+    queue_t *self = wq_calloc(1, sizeof *self);
+    if (sqlite3_open_v2(path, &self->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        wq_fail(err, WQ_EIO, "cannot open database %s: %s", path,
+                self->db ? sqlite3_errmsg(self->db) : "out of memory");
+        goto error;
+    }
+    /* The loop's commits are short; a reader waits for the WAL index rather than failing. */
+    sqlite3_busy_timeout(self->db, 2000);
+    int version = 0;
+    if (pragma_int(self, "PRAGMA user_version", &version) < 0 || version != QUEUE_SCHEMA_VERSION) {
+        wq_fail(err, WQ_EIO, "database %s: schema version %d, expected %d", path, version,
+                QUEUE_SCHEMA_VERSION);
+        goto error;
+    }
+    if (prepare(self, sql_get, &self->st_get, err) < 0 ||
+        prepare(self, sql_events, &self->st_events, err) < 0 ||
+        prepare(self, sql_counts, &self->st_counts, err) < 0 ||
+        prepare(self, sql_max, &self->st_max, err) < 0 ||
+        prepare(self, sql_nodes, &self->st_nodes, err) < 0)
+        goto error;
+    return self;
+error:
+    queue_destroy(&self);
+    return NULL;
+}
+
 void
 queue_destroy(queue_t **self_p)
 {

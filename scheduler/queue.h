@@ -22,6 +22,13 @@ typedef struct queue queue_t;
 queue_t *queue_new(const char *path, int sync_full, wq_error_t *err);
 void queue_destroy(queue_t **self_p);
 
+/* Open an existing queue read-only, for a thread other than the loop (the HTTP server keeps
+ * its own connection; WAL lets it read while the loop writes). No schema change, no
+ * quick_check. Only the read functions may be used on it (queue_get, queue_events,
+ * queue_list, queue_count_states, queue_max_id, queue_list_nodes). One thread at a time.
+ * Caller owns the result (queue_destroy). */
+queue_t *queue_open_reader(const char *path, wq_error_t *err);
+
 /* Open a write transaction if none is open (BEGIN IMMEDIATE). */
 int queue_begin(queue_t *self, wq_error_t *err);
 /* Commit the open transaction, if any. */
