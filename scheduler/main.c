@@ -10,6 +10,8 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/parse.h"
+#include "http.h"
+#include "http_parse.h"
 #include "sched.h"
 
 static sched_t *running;
@@ -25,22 +27,28 @@ on_signal(int sig)
 static void
 usage(FILE *out)
 {
-    fprintf(out, "usage: wslq-scheduler [options]\n"
-                 "  --listen ENDPOINT     ZeroMQ endpoint to bind (default tcp://*:7420)\n"
-                 "  --state-dir DIR       queue database and job logs (default /var/lib/wslq)\n"
-                 "  --config FILE         INI file with a [scheduler] section (keys as the flags)\n"
-                 "  --http ADDR:PORT      dashboard and API address (default 127.0.0.1:7421)\n"
-                 "  --torpid TIME         silence before a node gets no new jobs (default 3s)\n"
-                 "  --lost TIME           silence before a node is lost (default 10s)\n"
-                 "  --start-timeout TIME  every rank must start within this (default 60s)\n"
-                 "  --kill-grace TIME     SIGTERM to SIGKILL on cancel/time limit (default 10s)\n"
-                 "  --port-range LO-HI    MASTER_PORT range (default 29500-29999)\n"
-                 "  --sync full|normal    SQLite durability (default full)\n"
-                 "  --version, --help\n");
+    fprintf(out,
+            "usage: wslq-scheduler [options]\n"
+            "  --listen ENDPOINT     ZeroMQ endpoint to bind (default tcp://*:7420)\n"
+            "  --state-dir DIR       queue database and job logs (default /var/lib/wslq)\n"
+            "  --config FILE         INI file with a [scheduler] section (keys as the flags)\n"
+            "  --http ADDR:PORT      dashboard, API and /metrics address (default\n"
+            "                        127.0.0.1:7421; 'off' disables; [::1]:PORT for IPv6)\n"
+            "  --http-token FILE     require the bearer token in FILE for the API and /metrics\n"
+            "  --http-rate N         requests per second per client address (default 50; 0 =\n"
+            "                        no limit)\n"
+            "  --torpid TIME         silence before a node gets no new jobs (default 3s)\n"
+            "  --lost TIME           silence before a node is lost (default 10s)\n"
+            "  --start-timeout TIME  every rank must start within this (default 60s)\n"
+            "  --kill-grace TIME     SIGTERM to SIGKILL on cancel/time limit (default 10s)\n"
+            "  --port-range LO-HI    MASTER_PORT range (default 29500-29999)\n"
+            "  --sync full|normal    SQLite durability (default full)\n"
+            "  --version, --help\n");
 }
 
 typedef struct {
     sched_config_t *cfg;
+    http_config_t *http;
     char **owned; /* strings kept for cfg's lifetime */
     size_t n_owned;
     wq_error_t err;
@@ -84,6 +92,13 @@ apply(conf_ctx_t *c, const char *key, const char *v, wq_error_t *err)
         cfg->state_dir = keep(c, v);
     } else if (strcmp(key, "http") == 0) {
         cfg->http = keep(c, v);
+    } else if (strcmp(key, "http-token") == 0 || strcmp(key, "http_token_file") == 0) {
+        c->http->token_file = keep(c, v);
+    } else if (strcmp(key, "http-rate") == 0 || strcmp(key, "http_rate") == 0) {
+        int64_t n;
+        if (wq_parse_int(v, 0, 100000, "http-rate", &n, err) < 0)
+            return -1;
+        c->http->rate = (unsigned) n;
     } else if (strcmp(key, "torpid") == 0) {
         return set_time(v, "torpid", &cfg->torpid_ms, err);
     } else if (strcmp(key, "lost") == 0) {
@@ -132,11 +147,15 @@ main(int argc, char **argv)
     wq_log_init("wslq-scheduler");
     sched_config_t cfg;
     sched_config_init(&cfg);
-    conf_ctx_t ctx = {.cfg = &cfg};
+    http_config_t hcfg;
+    http_config_init(&hcfg);
+    conf_ctx_t ctx = {.cfg = &cfg, .http = &hcfg};
     static const struct option opts[] = {{"listen", required_argument, 0, 'l'},
                                          {"state-dir", required_argument, 0, 's'},
                                          {"config", required_argument, 0, 'c'},
                                          {"http", required_argument, 0, 'H'},
+                                         {"http-token", required_argument, 0, 'T'},
+                                         {"http-rate", required_argument, 0, 'R'},
                                          {"torpid", required_argument, 0, 't'},
                                          {"lost", required_argument, 0, 'L'},
                                          {"start-timeout", required_argument, 0, 'S'},
@@ -198,6 +217,15 @@ main(int argc, char **argv)
         fprintf(stderr, "wslq-scheduler: unexpected argument '%s'; see --help\n", argv[optind]);
         return 2;
     }
+    if (cfg.http != NULL && strcmp(cfg.http, "off") != 0) {
+        struct sockaddr_storage ss;
+        socklen_t sslen;
+        wq_error_t err = {0};
+        if (http_parse_listen(cfg.http, &ss, &sslen, &err) < 0) {
+            fprintf(stderr, "wslq-scheduler: %s\n", err.text);
+            return 2;
+        }
+    }
     if (cfg.state_dir == NULL)
         cfg.state_dir = "/var/lib/wslq";
     if (cfg.lost_ms <= cfg.torpid_ms) {
@@ -211,6 +239,21 @@ main(int argc, char **argv)
         fprintf(stderr, "wslq-scheduler: %s\n", err.text);
         return 1;
     }
+    /* The dashboard. Asked for explicitly, it must start; the default address is best
+     * effort (another scheduler on this machine may hold it) and only warns. */
+    http_t *http = NULL;
+    if (cfg.http == NULL || strcmp(cfg.http, "off") != 0) {
+        if (cfg.http != NULL)
+            hcfg.addr = cfg.http;
+        http = http_new(&hcfg, s, &err);
+        if (http == NULL && cfg.http != NULL) {
+            fprintf(stderr, "wslq-scheduler: %s\n", err.text);
+            sched_destroy(&s);
+            return 1;
+        }
+        if (http == NULL)
+            log_warn("dashboard not started: %s (set --http ADDR:PORT, or --http off)", err.text);
+    }
     running = s;
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
@@ -221,6 +264,7 @@ main(int argc, char **argv)
     if (rc < 0)
         fprintf(stderr, "wslq-scheduler: %s\n", err.text);
     running = NULL;
+    http_destroy(&http);
     sched_destroy(&s);
     for (size_t i = 0; i < ctx.n_owned; i++)
         free(ctx.owned[i]);
