@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "common/clock.h"
 #include "common/mem.h"
 #include "common/parse.h"
 
@@ -98,6 +100,14 @@ self_noop(comm_t *c)
     (void) c;
 }
 
+/* The average (or sum) over one rank of device memory is the buffer itself. */
+static int
+self_dev_allreduce(comm_t *c, float *dbuf, size_t n, comm_op_t op, void *after, wq_error_t *err)
+{
+    (void) c, (void) dbuf, (void) n, (void) op, (void) after, (void) err;
+    return 0;
+}
+
 static const comm_ops_t self_ops = {
     .name = "self",
     .allreduce = self_allreduce,
@@ -105,6 +115,8 @@ static const comm_ops_t self_ops = {
     .barrier = self_barrier,
     .abort = self_noop,
     .destroy = self_noop,
+    .dev_allreduce = self_dev_allreduce,
+    .dev_wait = self_barrier,
 };
 
 comm_t *
@@ -172,4 +184,88 @@ comm_destroy(comm_t **cp)
     c->ops->destroy(c);
     free(c);
     *cp = NULL;
+}
+
+int
+comm_has_dev(const comm_t *c)
+{
+    return c->ops->dev_allreduce && c->ops->dev_wait;
+}
+
+int
+comm_dev_allreduce(comm_t *c, float *dbuf, size_t n, comm_op_t op, void *after, wq_error_t *err)
+{
+    if (!comm_has_dev(c))
+        return wq_fail(err, WQ_EINVAL, "comm: the %s transport cannot reduce device memory",
+                       c->ops->name);
+    if (c->failed)
+        return wq_fail(err, WQ_EPROTO, "%s", c->why);
+    return c->ops->dev_allreduce(c, dbuf, n, op, after, err);
+}
+
+int
+comm_dev_wait(comm_t *c, wq_error_t *err)
+{
+    if (!comm_has_dev(c))
+        return wq_fail(err, WQ_EINVAL, "comm: the %s transport cannot reduce device memory",
+                       c->ops->name);
+    if (c->failed)
+        return wq_fail(err, WQ_EPROTO, "%s", c->why);
+    return c->ops->dev_wait(c, err);
+}
+
+int
+comm_check(comm_t *c, wq_error_t *err)
+{
+    if (c->failed)
+        return wq_fail(err, WQ_EPROTO, "%s", c->why);
+    return c->ops->check ? c->ops->check(c, err) : 0;
+}
+
+/* ---- the deadline loop ------------------------------------------------------------------ */
+
+static int64_t
+real_now(void *ctx)
+{
+    (void) ctx;
+    return wq_clock_mono_ms();
+}
+
+/* Busy-poll first (a collective of a few KiB finishes in tens of microseconds), then sleep in
+ * growing steps up to 1 ms: a waiting rank costs ~0 CPU and notices completion within 1 ms. */
+static void
+real_pause(void *ctx, unsigned polls)
+{
+    (void) ctx;
+    if (polls < 200)
+        return;
+    long us = polls < 1000 ? 50 : 1000;
+    struct timespec ts = {0, us * 1000L};
+    nanosleep(&ts, NULL);
+}
+
+int
+comm_wait(comm_t *c, const comm_waiter_t *w, int64_t deadline_ms, const char *what, wq_error_t *err)
+{
+    int64_t (*now)(void *) = w->now_ms ? w->now_ms : real_now;
+    void (*pause)(void *, unsigned) = w->pause ? w->pause : real_pause;
+    int64_t start = now(w->ctx);
+    wq_error_t e;
+    for (unsigned polls = 0;; polls++) {
+        int d = w->done(w->ctx, &e);
+        if (d > 0)
+            return 0;
+        if (d < 0 || w->async_error(w->ctx, &e) < 0)
+            break;
+        if (now(w->ctx) >= deadline_ms) {
+            snprintf(e.text, sizeof e.text, "no progress in %lld ms (a peer died or stalled)",
+                     (long long) (now(w->ctx) - start));
+            break;
+        }
+        pause(w->ctx, polls);
+    }
+    w->abort(w->ctx);
+    if (c)
+        return comm_fail(c, err, "comm: %s: %s", what, e.text);
+    return wq_fail(err, WQ_EPROTO, "comm: %s: %s", what, e.text);
 }

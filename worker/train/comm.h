@@ -13,10 +13,15 @@
  * the failure ripples through the ring: each rank that aborts closes its sockets, its
  * neighbours' next wait fails immediately, and no rank waits longer than one deadline.
  *
- * Transports implement comm_ops_t: "self" (world 1) and "tcp-ring" here; NCCL plugs in the
- * same way (its abort maps to ncclCommAbort). Bootstrap (how ranks learn each other's ring
- * addresses) sits behind comm_bootstrap_fn so a rendezvous-store version can replace the
- * MASTER_ADDR one. */
+ * Transports implement comm_ops_t: "self" (world 1) and "tcp-ring" here, "nccl" in
+ * cuda/comm_nccl.c (its abort maps to ncclCommAbort). Bootstrap (how ranks learn each other's
+ * ring addresses) sits behind comm_bootstrap_fn so a rendezvous-store version can replace the
+ * MASTER_ADDR one.
+ *
+ * Device memory: a transport that can reduce GPU buffers (nccl; self trivially) also fills
+ * dev_allreduce/dev_wait. dev_allreduce only STARTS a reduction (so gradient buckets overlap
+ * the backward pass); dev_wait waits for everything started, polling through comm_wait: the
+ * one deadline loop, which a CPU test drives with a fake (tests/comm_wait_test.c). */
 #ifndef WSLQ_TRAIN_COMM_H
 #define WSLQ_TRAIN_COMM_H
 
@@ -52,6 +57,14 @@ typedef struct {
     int (*barrier)(comm_t *c, wq_error_t *err);
     void (*abort)(comm_t *c);   /* must not block; safe to call twice */
     void (*destroy)(comm_t *c); /* frees impl */
+    /* Optional (NULL = not supported). check: are the peers still there? Never blocks; 0 or -1
+     * + err. dev_allreduce: start an in-place reduction of n floats of device memory, ordered
+     * after the CUDA event 'after' (a cudaEvent_t, or NULL); dev_wait: wait, under the
+     * deadline, until every started reduction has finished. */
+    int (*check)(comm_t *c, wq_error_t *err);
+    int (*dev_allreduce)(
+        comm_t *c, float *dbuf, size_t n, comm_op_t op, void *after, wq_error_t *err);
+    int (*dev_wait)(comm_t *c, wq_error_t *err);
 } comm_ops_t;
 
 struct comm {
@@ -96,6 +109,37 @@ int comm_broadcast(comm_t *c, void *buf, size_t bytes, int root, wq_error_t *err
 int comm_barrier(comm_t *c, wq_error_t *err);
 void comm_abort(comm_t *c);
 void comm_destroy(comm_t **cp);
+
+/* Device-memory collectives (see the top of this file). comm_has_dev says whether the
+ * transport has them; the others return -1 + err when it has not. */
+int comm_has_dev(const comm_t *c);
+int
+comm_dev_allreduce(comm_t *c, float *dbuf, size_t n, comm_op_t op, void *after, wq_error_t *err);
+int comm_dev_wait(comm_t *c, wq_error_t *err);
+
+/* Are the peers still there? 0 if so or if the transport cannot tell; never blocks. */
+int comm_check(comm_t *c, wq_error_t *err);
+
+/* ---- the deadline loop --------------------------------------------------------------- *
+ * How a transport waits for work it cannot block on safely (NCCL kernels spin forever on a
+ * dead peer): poll done() and async_error() until done, an error, or the deadline; on error
+ * or timeout call abort() (ncclCommAbort) and mark the comm failed, so the trainer exits
+ * TRAIN_EXIT_COMM like the TCP ring does. Every decision goes through these pointers, so a
+ * test can drive the loop with fakes and a fake clock. */
+typedef struct {
+    void *ctx;
+    int (*done)(void *ctx, wq_error_t *err);        /* 1 finished, 0 not yet, -1 failed + err */
+    int (*async_error)(void *ctx, wq_error_t *err); /* 0 healthy, -1 failed + err */
+    void (*abort)(void *ctx);                       /* give up the transport; must not block */
+    int64_t (*now_ms)(void *ctx);                   /* NULL: the monotonic clock */
+    void (*pause)(void *ctx, unsigned polls);       /* NULL: spin ~200 polls, then sleep <= 1 ms */
+} comm_waiter_t;
+
+/* Returns 0 once done() says 1. Otherwise -1 with err "comm: <what>: <reason>" (the reason is
+ * the failing callback's text, or "no progress in <N> ms" at the deadline) after calling
+ * w->abort and marking c failed (c may be NULL for a wait outside a communicator). */
+int comm_wait(
+    comm_t *c, const comm_waiter_t *w, int64_t deadline_ms, const char *what, wq_error_t *err);
 
 /* For transports: record the first failure (sets c->failed) and fill err. Returns -1. */
 int comm_fail(comm_t *c, wq_error_t *err, const char *fmt, ...)

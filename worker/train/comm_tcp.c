@@ -570,6 +570,33 @@ tcp_destroy(comm_t *c)
     c->impl = NULL;
 }
 
+/* Between collectives a closed or reset connection shows as EOF or an error on a peek. Bytes
+ * waiting on the left are fine (that neighbour is ahead of us); on the right nothing ever
+ * arrives, so anything there means the neighbour is gone or broken. Used by the NCCL transport
+ * to notice a killed rank while its GPU spins in a collective. */
+static int
+tcp_check(comm_t *c, wq_error_t *err)
+{
+    tcp_t *t = impl(c);
+    char ln[32], rn[32];
+    names(c, ln, rn);
+    int fds[2] = {t->left, t->right};
+    for (int k = 0; k < 2; k++) {
+        if (fds[k] < 0)
+            continue;
+        char b;
+        ssize_t n = recv(fds[k], &b, 1, MSG_DONTWAIT | MSG_PEEK);
+        if (n > 0 && k == 0)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            continue;
+        if (n > 0)
+            return comm_fail(c, err, "comm: %s sent unexpected data", rn);
+        return comm_fail(c, err, "comm: %s closed the connection", k == 0 ? ln : rn);
+    }
+    return 0;
+}
+
 static const comm_ops_t tcp_ops = {
     .name = "tcp-ring",
     .allreduce = tcp_allreduce,
@@ -577,6 +604,7 @@ static const comm_ops_t tcp_ops = {
     .barrier = tcp_barrier,
     .abort = tcp_abort,
     .destroy = tcp_destroy,
+    .check = tcp_check,
 };
 
 comm_t *

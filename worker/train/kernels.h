@@ -125,6 +125,50 @@ k_argmax_hit(long r, const float *logits, const unsigned char *labels, int C)
     return best == labels[r];
 }
 
+/* Per-row results for a device backend, which cannot return one value per index: the same
+ * functions as above, storing what they return. */
+WQ_KERNEL void
+k_xent_row(long r,
+           const float *logits,
+           const unsigned char *labels,
+           int C,
+           float gscale,
+           float *dz,
+           float *loss)
+{
+    loss[r] = k_softmax_xent_row(r, logits, labels, C, gscale, dz);
+}
+
+WQ_KERNEL void
+k_hit_row(long r, const float *logits, const unsigned char *labels, int C, int *hit)
+{
+    hit[r] = k_argmax_hit(r, logits, labels, C);
+}
+
+/* Index 0 only: acc[0] += the n row losses, summed in row order in double: the order and
+ * precision layer_xent and the training loop use on the CPU. */
+WQ_KERNEL void
+k_loss_accum(long i, const float *loss, long n, double *acc)
+{
+    (void) i;
+    double s = 0.0;
+    for (long r = 0; r < n; r++)
+        s += loss[r];
+    acc[0] += s;
+}
+
+/* Index 0 only: the two floats that ride behind the gradients in the step's all-reduce (see
+ * train.c): the step's loss as the CPU loop computes it, (float) (sum * gscale), and this rank's
+ * stop flag. Clears the accumulator for the next step. */
+WQ_KERNEL void
+k_grad_extras(long i, double *acc, float gscale, float stop, float *extra)
+{
+    (void) i;
+    extra[0] = (float) (acc[0] * gscale);
+    extra[1] = stop;
+    acc[0] = 0.0;
+}
+
 /* ---- max pooling (k x k window, stride k, no padding; a ragged edge is dropped) --------- *
  * One index per output ROW (sample, channel, oh), looping over ow: the divisions that split
  * an index into coordinates are paid once per row, not per element (on a CPU they cost more

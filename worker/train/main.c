@@ -12,6 +12,12 @@
 #include "common/parse.h"
 #include "data.h"
 #include "train.h"
+#ifdef WSLQ_HAVE_CUDA
+#include "cuda/device.h"
+#endif
+#ifdef WSLQ_HAVE_NCCL
+#include "cuda/comm_nccl.h"
+#endif
 
 #ifndef WSLQ_VERSION
 #define WSLQ_VERSION "unknown"
@@ -19,7 +25,8 @@
 
 static const char usage_text[] =
     "usage: wslq-train [options]\n"
-    "Data-parallel Fashion-MNIST training (CPU, TCP-ring gradient sync).\n"
+    "Data-parallel Fashion-MNIST training: CPU (OpenBLAS) or CUDA (cuBLAS), gradients\n"
+    "averaged over a TCP ring or NCCL.\n"
     "\n"
     "model:\n"
     "  --model mlp|cnn          network (default mlp)\n"
@@ -37,7 +44,9 @@ static const char usage_text[] =
     "  --momentum F             sgd momentum (default 0.9)\n"
     "  --seed N                 initialisation and data order (default 1)\n"
     "  --threads N              OpenBLAS threads (default: cpus / LOCAL_WORLD_SIZE)\n"
-    "  --device cpu|auto|cuda   (default cpu; this build has no CUDA)\n"
+    "  --device cpu|auto|cuda   where to train (default cpu); auto = cuda if a GPU is usable\n"
+    "  --cuda-device N          use visible CUDA device N (default: the only one, or LOCAL_RANK)\n"
+    "  --list-devices           print the CUDA devices this rank can see, then exit\n"
     "data:\n"
     "  --data DIR               IDX files, gzipped or not (default " DATA_DEFAULT_DIR ")\n"
     "  --train-limit N          use only the first N training samples\n"
@@ -50,6 +59,7 @@ static const char usage_text[] =
     "distributed (default from RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT):\n"
     "  --rank R  --world-size N  --master-addr IPv4  --master-port P\n"
     "  --comm-timeout S         seconds any communication may wait (default 30)\n"
+    "  --comm auto|tcp|nccl     gradient transport (default: nccl for cuda ranks if built)\n"
     "\n"
     "exit codes: 0 done, 1 error, 2 usage/data, 3 comm abort (peer lost), "
     "4 preempted (resumable)\n"
@@ -83,6 +93,9 @@ enum {
     OPT_MADDR,
     OPT_MPORT,
     OPT_TIMEOUT,
+    OPT_COMM,
+    OPT_CUDA_DEVICE,
+    OPT_LIST_DEVICES,
     OPT_VERSION,
     OPT_HELP,
 };
@@ -115,6 +128,9 @@ static const struct option options[] = {
     {"master-addr", required_argument, NULL, OPT_MADDR},
     {"master-port", required_argument, NULL, OPT_MPORT},
     {"comm-timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"comm", required_argument, NULL, OPT_COMM},
+    {"cuda-device", required_argument, NULL, OPT_CUDA_DEVICE},
+    {"list-devices", no_argument, NULL, OPT_LIST_DEVICES},
     {"version", no_argument, NULL, OPT_VERSION},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
@@ -145,6 +161,77 @@ parse_int(const char *s, int64_t min, int64_t max, const char *what, int64_t *ou
     return wq_parse_int(s, min, max, what, out, err);
 }
 
+static void
+print_version(void)
+{
+    printf("wslq-train %s\nbackends: cpu (%s)\n", WSLQ_VERSION, openblas_get_config());
+#ifdef WSLQ_HAVE_CUDA
+    char buf[512];
+    cuda_version_text(buf, sizeof buf);
+    printf("cuda: built (%s)\n", buf);
+#else
+    printf("cuda: CUDA support not built\n");
+#endif
+#ifdef WSLQ_HAVE_NCCL
+    char nbuf[256];
+    nccl_version_text(nbuf, sizeof nbuf);
+    printf("transports: tcp-ring; nccl: built (%s)\n", nbuf);
+#else
+    printf("transports: tcp-ring; nccl: NCCL support not built\n");
+#endif
+}
+
+/* --list-devices: what this rank's CUDA runtime sees. Always exit 0: "none" is an answer. */
+static int
+list_devices(void)
+{
+#ifdef WSLQ_HAVE_CUDA
+    char why[256];
+    int n = cuda_device_count(why, sizeof why);
+    printf("cuda devices: %d%s%s%s\n", n, n ? "" : " (", n ? "" : why, n ? "" : ")");
+    for (int i = 0; i < n; i++) {
+        char d[160];
+        cuda_describe(i, d, sizeof d);
+        printf("  %s\n", d);
+    }
+#else
+    printf("cuda devices: 0 (CUDA support not built)\n");
+#endif
+    return TRAIN_EXIT_OK;
+}
+
+/* --device cuda|auto -> cpu or cuda, with one line on stderr when it cannot or does not use
+ * cuda. Returns -1 (exit 2) when cuda was demanded and is not usable. */
+static int
+resolve_device(const char *device, train_cfg_t *cfg)
+{
+    cfg->device = TRAIN_DEVICE_CPU;
+    if (!strcmp(device, "cpu"))
+        return 0;
+    int quiet = cfg->comm.rank != 0;
+#ifdef WSLQ_HAVE_CUDA
+    char why[256];
+    if (cuda_device_count(why, sizeof why) > 0) {
+        cfg->device = TRAIN_DEVICE_CUDA;
+        return 0;
+    }
+    if (!strcmp(device, "cuda")) {
+        fprintf(stderr, "wslq-train: --device cuda: no usable CUDA device: %s\n", why);
+        return -1;
+    }
+    if (!quiet)
+        fprintf(stderr, "wslq-train: --device auto: no usable CUDA device (%s), using cpu\n", why);
+#else
+    if (!strcmp(device, "cuda")) {
+        fprintf(stderr, "wslq-train: --device cuda: CUDA support not built into this binary\n");
+        return -1;
+    }
+    if (!quiet)
+        fprintf(stderr, "wslq-train: --device auto: CUDA support not built, using cpu\n");
+#endif
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -155,10 +242,16 @@ main(int argc, char **argv)
     if (comm_opts_from_env(&cfg.comm, &err) < 0)
         return usage_error(err.text);
     cfg.metrics_path = getenv("WSLQ_METRICS");
+    int64_t v;
+    const char *lr_env = getenv("LOCAL_RANK");
+    if (lr_env && *lr_env) {
+        if (wq_parse_int(lr_env, 0, COMM_MAX_WORLD - 1, "LOCAL_RANK", &v, &err) < 0)
+            return usage_error(err.text);
+        cfg.local_rank = (int) v;
+    }
 
     int lr_set = 0, threads_set = 0, hidden_set = 0, fc_set = 0, conv_set = 0;
     const char *device = "cpu";
-    int64_t v;
     float f;
     opterr = 0;
     int c;
@@ -285,10 +378,24 @@ main(int argc, char **argv)
             if (!(bad = parse_float(optarg, 0.1, 86400.0, "--comm-timeout", &f, &err)))
                 cfg.comm.timeout_ms = (int) (f * 1000.0f);
             break;
+        case OPT_COMM:
+            if (!strcmp(optarg, "auto"))
+                cfg.comm_kind = TRAIN_COMM_AUTO;
+            else if (!strcmp(optarg, "tcp"))
+                cfg.comm_kind = TRAIN_COMM_TCP;
+            else if (!strcmp(optarg, "nccl"))
+                cfg.comm_kind = TRAIN_COMM_NCCL;
+            else
+                bad = wq_fail(&err, WQ_EINVAL, "--comm: '%s' is not auto, tcp or nccl", optarg);
+            break;
+        case OPT_CUDA_DEVICE:
+            if (!(bad = parse_int(optarg, 0, 1023, "--cuda-device", &v, &err)))
+                cfg.cuda_device = (int) v;
+            break;
+        case OPT_LIST_DEVICES:
+            return list_devices();
         case OPT_VERSION:
-            printf("wslq-train %s\nbackends: cpu (OpenBLAS: %s); CUDA support not built\n"
-                   "transports: tcp-ring; NCCL not built\n",
-                   WSLQ_VERSION, openblas_get_config());
+            print_version();
             return TRAIN_EXIT_OK;
         case OPT_HELP:
             fputs(usage_text, stdout);
@@ -327,12 +434,10 @@ main(int argc, char **argv)
                 cfg.comm.world - 1, cfg.comm.world);
         return TRAIN_EXIT_USAGE;
     }
-    if (!strcmp(device, "cuda")) {
-        fprintf(stderr, "wslq-train: --device cuda: CUDA support not built into this binary\n");
+    if (resolve_device(device, &cfg) < 0)
         return TRAIN_EXIT_USAGE;
-    }
-    if (!strcmp(device, "auto") && cfg.comm.rank == 0)
-        fprintf(stderr, "wslq-train: --device auto: CUDA support not built, using cpu\n");
+    if (cfg.comm_kind == TRAIN_COMM_NCCL && cfg.device != TRAIN_DEVICE_CUDA)
+        return usage_error("--comm nccl needs --device cuda (or auto on a GPU)");
     if (!lr_set && cfg.optim == OPTIM_SGD)
         cfg.lr = 0.01f;
     if (!threads_set) {

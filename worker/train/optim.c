@@ -35,6 +35,14 @@ optim_destroy(optim_t **op)
 }
 
 void
+optim_bias_corrections(const optim_t *o, float *bc1, float *bc2)
+{
+    /* In double, once per step, so late steps do not lose them to rounding. */
+    *bc1 = (float) (1.0 - pow(o->beta1, (double) o->t));
+    *bc2 = (float) (1.0 - pow(o->beta2, (double) o->t));
+}
+
+void
 optim_step(optim_t *o, float *params, const float *grads)
 {
     o->t++;
@@ -44,9 +52,8 @@ optim_step(optim_t *o, float *params, const float *grads)
             k_sgd_momentum(i, params, grads, o->m, o->lr, o->momentum);
         return;
     }
-    /* Bias corrections in double, once per step, so late steps do not lose them to rounding. */
-    float bc1 = (float) (1.0 - pow(o->beta1, (double) o->t));
-    float bc2 = (float) (1.0 - pow(o->beta2, (double) o->t));
+    float bc1, bc2;
+    optim_bias_corrections(o, &bc1, &bc2);
     for (long i = 0; i < n; i++)
         k_adam(i, params, grads, o->m, o->v, o->lr, o->beta1, o->beta2, o->eps, bc1, bc2);
 }

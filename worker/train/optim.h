@@ -31,6 +31,10 @@ void optim_destroy(optim_t **op);
 /* params -= update(grads); t += 1. */
 void optim_step(optim_t *o, float *params, const float *grads);
 
+/* Adam's 1 - beta1^t and 1 - beta2^t for the current o->t (after the increment). Shared with
+ * the device engine so both backends update with the same numbers. */
+void optim_bias_corrections(const optim_t *o, float *bc1, float *bc2);
+
 const char *optim_name(optim_kind_t kind);
 
 #endif

@@ -15,6 +15,13 @@
 #include "common/mem.h"
 #include "data.h"
 #include "rng.h"
+#ifdef WSLQ_HAVE_CUDA
+#include "cuda/device.h"
+#include "cuda/engine_cuda.h"
+#endif
+#ifdef WSLQ_HAVE_NCCL
+#include "cuda/comm_nccl.h"
+#endif
 
 static volatile sig_atomic_t stop_requested;
 
@@ -50,6 +57,15 @@ train_cfg_defaults(train_cfg_t *cfg)
     cfg->log_every = 0;
     cfg->comm.world = 1;
     cfg->comm.timeout_ms = COMM_DEFAULT_TIMEOUT_MS;
+    cfg->device = TRAIN_DEVICE_CPU;
+    cfg->cuda_device = -1;
+    cfg->comm_kind = TRAIN_COMM_AUTO;
+}
+
+int
+train_failure_exit(const comm_t *c)
+{
+    return c && c->failed ? TRAIN_EXIT_COMM : TRAIN_EXIT_ERROR;
 }
 
 /* Data-order RNG for an epoch: depends only on seed and epoch, so every rank (and a resumed
@@ -81,6 +97,7 @@ typedef struct {
     comm_t *comm;
     model_t *model;
     optim_t *opt;
+    engine_t *eng; /* runs the model: cpu or cuda */
     dataset_t train, test;
     FILE *metrics;  /* rank 0 only, may be NULL */
     uint64_t step;  /* optimizer steps done */
@@ -109,6 +126,8 @@ save(run_t *r, wq_error_t *err)
 {
     if (!r->cfg->ckpt_dir || r->rank != 0)
         return 0;
+    if (r->eng->ops->pull(r->eng, err) < 0)
+        return -1;
     ckpt_meta_t m;
     memset(&m, 0, sizeof m);
     snprintf(m.shape, sizeof m.shape, "%s", r->model->shape);
@@ -191,6 +210,10 @@ restore_and_broadcast(run_t *r)
             log_info("resumed from checkpoint path=%s step=%" PRIu64 " epoch=%u", path, r->step,
                      r->epoch + 1);
     }
+    if (r->eng->ops->push(r->eng, &err) < 0) {
+        fprintf(stderr, "wslq-train: rank %d: %s\n", r->rank, err.text);
+        return TRAIN_EXIT_ERROR;
+    }
     return TRAIN_EXIT_OK;
 comm_error:
     fprintf(stderr, "wslq-train: rank %d: %s\n", r->rank, err.text);
@@ -215,7 +238,14 @@ evaluate(run_t *r, double *acc, double *loss, wq_error_t *err)
         for (int i = 0; i < k; i++)
             idx[i] = (uint32_t) (s + i);
         dataset_gather(&r->test, idx, k, x, y);
-        hits += model_evaluate(m, x, y, k, &lsum);
+        int h = 0;
+        if (r->eng->ops->evaluate(r->eng, x, y, k, &h, &lsum, err) < 0) {
+            free(x);
+            free(y);
+            free(idx);
+            return -1;
+        }
+        hits += h;
     }
     free(x);
     free(y);
@@ -241,8 +271,8 @@ loop(run_t *r)
     float *x = wq_malloc(sizeof(float) * (size_t) B * (size_t) px);
     unsigned char *y = wq_malloc((size_t) B);
     uint32_t *perm = wq_malloc(sizeof(uint32_t) * (size_t) r->train.n);
-    size_t np = m->n_params;
     float gscale = 1.0f / (float) (B * K);
+    engine_t *e = r->eng;
     int rc = TRAIN_EXIT_OK;
 
     if ((cfg->max_steps && r->step >= (uint64_t) cfg->max_steps) ||
@@ -252,7 +282,6 @@ loop(run_t *r)
                    r->epoch);
         goto out;
     }
-    memset(m->grads, 0, sizeof(float) * (np + MODEL_GRAD_EXTRA));
     while (r->epoch < (uint32_t) cfg->epochs) {
         shuffle(perm, r->train.n, epoch_rng_state(cfg->seed, r->epoch));
         int64_t t0 = wq_clock_mono_ms();
@@ -260,24 +289,17 @@ loop(run_t *r)
         uint32_t steps_here = 0;
         int stop_max = 0, preempt = 0;
         while (r->sie < spe) {
-            double local = 0;
+            float loss = 0;
             for (int k = 0; k < K; k++) {
                 const uint32_t *ids = perm + (int64_t) r->sie * G + ((int64_t) k * P + r->rank) * B;
                 dataset_gather(&r->train, ids, B, x, y);
-                model_forward(m, x, B);
-                local += model_backward(m, y, B, gscale);
+                e->stop = stop_requested != 0;
+                if (e->ops->micro(e, x, y, B, gscale, k == K - 1, &err) < 0)
+                    goto step_failed;
             }
-            m->grads[np] = (float) (local * gscale);
-            m->grads[np + 1] = stop_requested ? 1.0f : 0.0f;
-            if (comm_allreduce(r->comm, m->grads, np + 2, COMM_AVG, &err) < 0) {
-                fprintf(stderr, "wslq-train: rank %d: %s\n", r->rank, err.text);
-                rc = TRAIN_EXIT_COMM;
-                goto out;
-            }
-            float loss = m->grads[np];
-            preempt = m->grads[np + 1] > 0.0f;
-            optim_step(r->opt, m->params, m->grads);
-            memset(m->grads, 0, sizeof(float) * (np + MODEL_GRAD_EXTRA));
+            e->stop = stop_requested != 0;
+            if (e->ops->finish(e, &loss, &preempt, &err) < 0)
+                goto step_failed;
             r->step++;
             r->sie++;
             steps_here++;
@@ -318,11 +340,8 @@ loop(run_t *r)
             goto out;
         }
         double acc = 0, tloss = 0;
-        if (evaluate(r, &acc, &tloss, &err) < 0) {
-            fprintf(stderr, "wslq-train: rank %d: %s\n", r->rank, err.text);
-            rc = TRAIN_EXIT_COMM;
-            goto out;
-        }
+        if (evaluate(r, &acc, &tloss, &err) < 0)
+            goto step_failed;
         double mean = steps_here ? loss_sum / steps_here : 0.0;
         uint32_t shown = r->sie == 0 ? r->epoch : r->epoch + 1;
         if (r->rank == 0 && !cfg->quiet)
@@ -340,11 +359,63 @@ loop(run_t *r)
         if (stop_max)
             break;
     }
+    goto out;
+step_failed:
+    fprintf(stderr, "wslq-train: rank %d: %s\n", r->rank, err.text);
+    rc = train_failure_exit(r->comm);
 out:
     free(x);
     free(y);
     free(perm);
     return rc;
+}
+
+/* The communicator and the engine for cfg->device. A CUDA rank binds its GPU first: NCCL
+ * needs the device current before its communicator exists. Returns a TRAIN_EXIT code. */
+static int
+open_backend(run_t *r)
+{
+    const train_cfg_t *cfg = r->cfg;
+    wq_error_t err;
+    int dev = -1, nccl = 0;
+    if (cfg->device == TRAIN_DEVICE_CUDA) {
+#ifdef WSLQ_HAVE_CUDA
+        if (cuda_open_device(cfg->local_rank, cfg->cuda_device, &dev, &err) < 0) {
+            fprintf(stderr, "wslq-train: rank %d: --device cuda: %s\n", r->rank, err.text);
+            return TRAIN_EXIT_USAGE;
+        }
+#else
+        fprintf(stderr, "wslq-train: --device cuda: CUDA support not built into this binary\n");
+        return TRAIN_EXIT_USAGE;
+#endif
+    }
+#ifdef WSLQ_HAVE_NCCL
+    nccl = dev >= 0 && r->world > 1 && cfg->comm_kind != TRAIN_COMM_TCP;
+#endif
+    if (cfg->comm_kind == TRAIN_COMM_NCCL && !nccl && r->world > 1) {
+        fprintf(stderr, "wslq-train: --comm nccl needs --device cuda and NCCL support\n");
+        return TRAIN_EXIT_USAGE;
+    }
+#ifdef WSLQ_HAVE_NCCL
+    if (nccl)
+        r->comm = comm_nccl_new(&cfg->comm, comm_nccl_id_over_comm, &err);
+    else
+#endif
+        r->comm = comm_init(&cfg->comm, &err);
+    if (!r->comm) {
+        fprintf(stderr, "wslq-train: rank %d: %s\n", r->rank, err.text);
+        return TRAIN_EXIT_COMM;
+    }
+    r->eng = dev < 0 ? engine_cpu_new(r->model, r->opt, r->comm) : NULL;
+#ifdef WSLQ_HAVE_CUDA
+    if (dev >= 0)
+        r->eng = engine_cuda_new(r->model, r->opt, r->comm, dev, &err);
+#endif
+    if (!r->eng) {
+        fprintf(stderr, "wslq-train: rank %d: %s\n", r->rank, err.text);
+        return train_failure_exit(r->comm);
+    }
+    return TRAIN_EXIT_OK;
 }
 
 int
@@ -398,12 +469,8 @@ train_run(const train_cfg_t *cfg)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    r.comm = comm_init(&cfg->comm, &err);
-    if (!r.comm) {
-        fprintf(stderr, "wslq-train: rank %d: %s\n", r.rank, err.text);
-        rc = TRAIN_EXIT_COMM;
+    if ((rc = open_backend(&r)) != TRAIN_EXIT_OK)
         goto out;
-    }
     if (r.rank == 0 && cfg->metrics_path && *cfg->metrics_path) {
         r.metrics = fopen(cfg->metrics_path, "a");
         if (!r.metrics)
@@ -417,19 +484,18 @@ train_run(const train_cfg_t *cfg)
             sum += r.model->params[i];
         printf("wslq-train: model %s (%zu params, checksum %.6f), %s lr %g, batch %d x %d "
                "rank%s x accum %d = %" PRId64 ", %d train / %d test samples, %d thread%s, "
-               "device cpu, comm %s\n",
+               "device %s, comm %s\n",
                r.model->shape, r.model->n_params, sum, optim_name(cfg->optim), (double) cfg->lr,
                cfg->batch, r.world, r.world == 1 ? "" : "s", cfg->accum, G, r.train.n, r.test.n,
-               cfg->threads, cfg->threads == 1 ? "" : "s", r.comm->ops->name);
+               cfg->threads, cfg->threads == 1 ? "" : "s", r.eng->device, r.comm->ops->name);
         fflush(stdout);
     }
     rc = loop(&r);
 out:
-    if (r.comm) {
-        if (rc == TRAIN_EXIT_COMM)
-            comm_abort(r.comm);
-        comm_destroy(&r.comm);
-    }
+    if (r.comm && rc == TRAIN_EXIT_COMM)
+        comm_abort(r.comm);
+    engine_destroy(&r.eng);
+    comm_destroy(&r.comm);
     if (r.metrics)
         fclose(r.metrics);
     optim_destroy(&r.opt);

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "comm.h"
+#include "engine.h"
 #include "model.h"
 #include "optim.h"
 
@@ -27,6 +28,17 @@ enum {
     TRAIN_EXIT_PREEMPTED = 4, /* SIGTERM/SIGINT: stopped at a step all ranks agreed on, wrote a
                                  checkpoint (when --checkpoint-dir is set); requeue to resume */
 };
+
+typedef enum {
+    TRAIN_DEVICE_CPU = 0,  /* OpenBLAS + plain loops */
+    TRAIN_DEVICE_CUDA = 1, /* one GPU per rank (built with WSLQ_HAVE_CUDA) */
+} train_device_t;
+
+typedef enum {
+    TRAIN_COMM_AUTO = 0, /* nccl for cuda ranks when built in, else tcp */
+    TRAIN_COMM_TCP,      /* the TCP ring (cuda ranks stage gradients through host memory) */
+    TRAIN_COMM_NCCL,     /* NCCL over GPU memory (cuda ranks only) */
+} train_comm_t;
 
 typedef struct {
     model_spec_t spec;
@@ -46,6 +58,10 @@ typedef struct {
     int log_every;            /* steps between step metrics lines (0 = none) */
     const char *metrics_path; /* WSLQ_METRICS: JSON lines (rank 0 writes) */
     int quiet;                /* no per-epoch lines on stdout */
+    train_device_t device;    /* resolved: main turns --device auto into cpu or cuda */
+    int cuda_device;          /* visible device index, or -1: pick from local_rank */
+    int local_rank;           /* LOCAL_RANK: this rank's index on its node */
+    train_comm_t comm_kind;   /* gradient transport */
     comm_opts_t comm;
 } train_cfg_t;
 
@@ -54,5 +70,10 @@ void train_cfg_defaults(train_cfg_t *cfg);
 
 /* Run to completion; returns one of the TRAIN_EXIT_* codes. Errors are printed to stderr. */
 int train_run(const train_cfg_t *cfg);
+
+/* The exit code for a failed step: TRAIN_EXIT_COMM when the communicator failed (a peer died,
+ * stalled past the deadline, or a transport wait gave up and aborted), else TRAIN_EXIT_ERROR
+ * (e.g. a CUDA error in this rank's own work). */
+int train_failure_exit(const comm_t *c);
 
 #endif

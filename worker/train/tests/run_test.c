@@ -3,7 +3,12 @@
  *   run_test WSLQ_TRAIN CASE
  *
  * Cases (each its own ctest entry):
- *   flags        bad flags and --device cuda exit 2 with one line; --help/--version exit 0
+ *   flags        bad flags exit 2 with one line; --help/--version exit 0
+ *   device       without a usable GPU: --device cuda exits 2 with one line carrying the
+ *                driver's reason, --device auto trains on cpu and says so; with one, auto
+ *                picks cuda
+ *   cuda_built   --version reports the CUDA backend whenever the build found nvcc
+ *                (WSLQ_EXPECT_CUDA=ON from CMake): a CI build that silently lost it fails
  *   baddata      missing, wrong-magic, truncated and corrupt IDX files exit 2 naming the file
  *   equiv        1 rank batch 64 vs 2 ranks x 32 (env) vs 4 ranks x 16 (flags): per-step losses
  *                over 20 steps agree within 1e-5
@@ -18,9 +23,15 @@
  *   acc_cnn      real Fashion-MNIST, default CNN, 2 ranks x batch 32, 2 epochs over the first
  *                30000 training samples: test accuracy >= 0.87 (one pass over 30000 measured
  *                0.8765, one full epoch 0.8657-0.8679: a single pass is too close to the floor)
+ *   gpu_equiv    (1+ GPUs) 20 steps: cuda vs cpu per-step losses within 1e-4; 1 GPU x 64 vs
+ *                2 ranks x 32 (NCCL on 2 GPUs, or the TCP ring sharing 1 GPU) within 1e-4
+ *   gpu_acc      (1+ GPUs, real data) MLP 2 epochs >= 0.85, CNN 2 x 30000 samples >= 0.87
+ *   gpu_kill     (2+ GPUs) 2 NCCL ranks: SIGKILL rank 1 -> rank 0 exits 3 well within
+ *                --comm-timeout; SIGSTOP rank 1 -> rank 0 exits 3 at the 3 s deadline
  *
  * All but acc_* use a small synthetic IDX data set written to a temp dir, so they need no
- * package; acc_* exit 77 when /usr/share/datasets/fashion-mnist is missing. */
+ * package; acc_* exit 77 when /usr/share/datasets/fashion-mnist is missing; gpu_* exit 77
+ * (saying why) when fewer CUDA devices are usable than they need. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -287,7 +298,7 @@ case_flags(void)
         {"--model", "cnn", "--hidden", "10"},
         {"--rank", "3", NULL},
         {"--device", "tpu", NULL},
-        {"--device", "cuda", NULL},
+        {"--comm", "mpi", NULL},
         {"--kernel", "4", NULL},
         {"stray", NULL},
         {"--master-port", "70000", NULL},
@@ -301,11 +312,6 @@ case_flags(void)
         CHECK(strncmp(out, "wslq-train: ", 12) == 0, "%s: message '%s'", bad[i][0], out);
         free(out);
     }
-    const char *cuda[] = {"--device", "cuda", NULL};
-    run_simple(path("cuda.log"), cuda);
-    char *out = slurp(path("cuda.log"));
-    CHECK(strstr(out, "CUDA support not built") != NULL, "cuda message: %s", out);
-    free(out);
     const char *help[] = {"--help", NULL}, *ver[] = {"--version", NULL};
     CHECK(run_simple(path("help.log"), help) == 0, "--help");
     CHECK(run_simple(path("ver.log"), ver) == 0, "--version");
@@ -797,6 +803,256 @@ case_acc(int cnn)
     return 0;
 }
 
+/* ---- device selection and the GPU path ------------------------------------------------ */
+
+/* Visible CUDA devices as the trainer reports them (--list-devices); why gets the reason
+ * when there are none. */
+static int
+gpu_count(char *why, size_t len)
+{
+    const char *args[] = {"--list-devices", NULL};
+    const char *log = path("devices.log");
+    run_simple(log, args);
+    char *out = slurp(log);
+    int n = 0;
+    char *p = strstr(out, "cuda devices: ");
+    if (p)
+        n = atoi(p + 14);
+    char *open = p ? strchr(p, '(') : NULL, *close = open ? strrchr(open, ')') : NULL;
+    if (open && close)
+        snprintf(why, len, "%.*s", (int) (close - open - 1), open + 1);
+    else
+        snprintf(why, len, "%d visible", n);
+    free(out);
+    return n;
+}
+
+static int
+cuda_built(void)
+{
+    const char *ver[] = {"--version", NULL};
+    run_simple(path("version.log"), ver);
+    char *out = slurp(path("version.log"));
+    int built = strstr(out, "cuda: built") != NULL;
+    free(out);
+    return built;
+}
+
+static void
+case_device(void)
+{
+    char why[256];
+    int n = gpu_count(why, sizeof why);
+    const char *cuda[] = {"--device",  "cuda", "--data",  synth_dir(),    "--max-steps", "2",
+                          "--threads", "1",    "--quiet", "--test-limit", "64",          NULL};
+    const char *autod[] = {"--device",  "auto", "--data",       synth_dir(), "--max-steps", "2",
+                           "--threads", "1",    "--test-limit", "64",        NULL};
+    const char *log = path("device-cuda.log"), *alog = path("device-auto.log");
+    int rc = run_simple(log, cuda), arc = run_simple(alog, autod);
+    char *out = slurp(log), *aout = slurp(alog);
+    if (n == 0) {
+        CHECK(rc == 2, "--device cuda without a GPU: exit %d, want 2 (%s)", rc, out);
+        CHECK(count_lines(log) == 1, "--device cuda: want one line, got: %s", out);
+        CHECK(strncmp(out, "wslq-train: --device cuda: ", 27) == 0, "message: %s", out);
+        if (cuda_built())
+            CHECK(strstr(out, "cudaGetDeviceCount: ") != NULL,
+                  "--device cuda: the driver's reason is missing: %s", out);
+        else
+            CHECK(strstr(out, "CUDA support not built") != NULL, "message: %s", out);
+        CHECK(arc == 0, "--device auto without a GPU: exit %d, want 0 (%s)", arc, aout);
+        CHECK(strstr(aout, "wslq-train: --device auto: ") && strstr(aout, "using cpu\n"),
+              "--device auto should say it uses cpu: %s", aout);
+        CHECK(strstr(aout, "device cpu,") != NULL, "banner: %s", aout);
+        printf("device: --device cuda -> exit 2: %s", out);
+    } else {
+        CHECK(rc == 0, "--device cuda with %d GPU(s): exit %d (%s)", n, rc, out);
+        CHECK(arc == 0 && strstr(aout, "device cuda:") != NULL,
+              "--device auto with a GPU should use it: exit %d: %s", arc, aout);
+        printf("device: %d GPU(s); cuda and auto train on cuda\n", n);
+    }
+    free(out);
+    free(aout);
+}
+
+static int
+case_cuda_built(void)
+{
+    const char *expect = getenv("WSLQ_EXPECT_CUDA");
+    const char *nvcc = getenv("WSLQ_NVCC");
+    int built = cuda_built();
+    char *out = slurp(path("version.log"));
+    if (expect && !strcmp(expect, "ON"))
+        CHECK(built,
+              "nvcc is present (%s) but this wslq-train has no CUDA backend; the CMake "
+              "configure found nvcc and lost it (see CMakeFiles/CMakeError.log), or "
+              "configure with -DWSLQ_CUDA=OFF on purpose. --version says:\n%s",
+              nvcc ? nvcc : "CUDACXX", out);
+    CHECK(strstr(out, "cuda: ") && strstr(out, "nccl: "), "--version lines: %s", out);
+    printf("cuda_built: expected %s, --version:\n%s", expect ? expect : "(unset)", out);
+    free(out);
+    return 0;
+}
+
+/* `world` ranks with LOCAL_RANK set (each picks its GPU) and --device cuda. */
+static void
+run_gpu_job(int world,
+            int batch,
+            const char *metrics,
+            const char *const *extra,
+            int *rc,
+            int timeout_ms,
+            pid_t *pids_out)
+{
+    pid_t pids[8];
+    int port = free_port();
+    char sport[16], sworld[16], sbatch[16], srank[8][16], envs[8][2][128];
+    snprintf(sport, sizeof sport, "%d", port);
+    snprintf(sworld, sizeof sworld, "%d", world);
+    snprintf(sbatch, sizeof sbatch, "%d", batch);
+    for (int r = 0; r < world; r++) {
+        const char *env[3] = {envs[r][0], envs[r][1], NULL};
+        const char *args[48];
+        int n = 0;
+        snprintf(srank[r], sizeof srank[r], "%d", r);
+        snprintf(envs[r][0], 128, "WSLQ_METRICS=%s", metrics);
+        snprintf(envs[r][1], 128, "LOCAL_RANK=%d", r);
+        const char *common[] = {"--device",      "cuda", "--rank",        srank[r],
+                                "--world-size",  sworld, "--master-addr", "127.0.0.1",
+                                "--master-port", sport,  "--batch",       sbatch};
+        for (size_t i = 0; i < sizeof common / sizeof common[0]; i++)
+            args[n++] = common[i];
+        for (int i = 0; extra[i]; i++)
+            args[n++] = extra[i];
+        args[n] = NULL;
+        pids[r] = spawn(path("gpu-%d-%d-r%d.log", port, world, r), env, args);
+    }
+    if (pids_out) {
+        memcpy(pids_out, pids, sizeof(pid_t) * (size_t) world);
+        return;
+    }
+    for (int r = 0; r < world; r++)
+        rc[r] = wait_exit(pids[r], timeout_ms, NULL);
+}
+
+static int
+need_gpus(int want)
+{
+    char why[256];
+    int n = gpu_count(why, sizeof why);
+    if (n >= want)
+        return n;
+    printf("skipped: needs %d CUDA device%s, %d usable (%s)\n", want, want == 1 ? "" : "s", n, why);
+    return 0;
+}
+
+static void
+compare_losses(const char *what, const double *a, const double *b, int steps, double tol)
+{
+    double worst = 0;
+    for (int s = 1; s <= steps; s++) {
+        double d = fabs(a[s] - b[s]);
+        worst = d > worst ? d : worst;
+        CHECK(d <= tol, "%s step %d: %.9g vs %.9g", what, s, a[s], b[s]);
+    }
+    printf("%s: %d steps, largest difference %.3g (tolerance %.0e)\n", what, steps, worst, tol);
+}
+
+static int
+case_gpu_equiv(void)
+{
+    int n = need_gpus(1);
+    if (!n)
+        return 77;
+    const char *base[] = {"--data",    synth_dir(), "--max-steps", "20", "--log-every",  "1",
+                          "--threads", "1",         "--seed",      "3",  "--test-limit", "64",
+                          "--quiet",   NULL};
+    static double cpu[MAX_STEPS], one[MAX_STEPS], two[MAX_STEPS];
+    int rc[2];
+    run_job(1, 64, path("ge-cpu.jsonl"), base, 0, rc, 120000);
+    CHECK(rc[0] == 0, "cpu run exit %d", rc[0]);
+    run_gpu_job(1, 64, path("ge-1.jsonl"), base, rc, 120000, NULL);
+    CHECK(rc[0] == 0, "1-GPU run exit %d", rc[0]);
+    CHECK(read_losses(path("ge-cpu.jsonl"), cpu, NULL) == 20, "cpu: 20 step losses");
+    CHECK(read_losses(path("ge-1.jsonl"), one, NULL) == 20, "1 GPU: 20 step losses");
+    compare_losses("cuda vs cpu", cpu, one, 20, 1e-4);
+    /* Two ranks: NCCL on two GPUs, else the TCP ring with both ranks on the one GPU. */
+    const char *tcp[] = {"--data",
+                         synth_dir(),
+                         "--max-steps",
+                         "20",
+                         "--log-every",
+                         "1",
+                         "--threads",
+                         "1",
+                         "--seed",
+                         "3",
+                         "--test-limit",
+                         "64",
+                         "--quiet",
+                         "--comm",
+                         n >= 2 ? "nccl" : "tcp",
+                         NULL};
+    run_gpu_job(2, 32, path("ge-2.jsonl"), tcp, rc, 120000, NULL);
+    CHECK(rc[0] == 0 && rc[1] == 0, "2-rank run exits %d %d", rc[0], rc[1]);
+    CHECK(read_losses(path("ge-2.jsonl"), two, NULL) == 20, "2 ranks: 20 step losses");
+    compare_losses(n >= 2 ? "1 GPU vs 2 GPUs (nccl)" : "1 GPU vs 2 ranks on 1 GPU (tcp)", one, two,
+                   20, 1e-4);
+    return 0;
+}
+
+static int
+case_gpu_acc(void)
+{
+    if (!need_gpus(1) || !have_real_data())
+        return 77;
+    int rc[1];
+    const char *mlp[] = {"--epochs", "2", NULL};
+    run_gpu_job(1, 64, path("gacc-mlp.jsonl"), mlp, rc, 240000, NULL);
+    CHECK(rc[0] == 0, "mlp exit %d", rc[0]);
+    double a = last_test_acc(path("gacc-mlp.jsonl"));
+    CHECK(a >= 0.85, "cuda mlp test accuracy %.4f < 0.85", a);
+    const char *cnn[] = {"--model", "cnn", "--epochs", "2", "--train-limit", "30000", NULL};
+    run_gpu_job(1, 64, path("gacc-cnn.jsonl"), cnn, rc, 240000, NULL);
+    CHECK(rc[0] == 0, "cnn exit %d", rc[0]);
+    double b = last_test_acc(path("gacc-cnn.jsonl"));
+    CHECK(b >= 0.87, "cuda cnn test accuracy %.4f < 0.87", b);
+    printf("gpu_acc: mlp %.4f (floor 0.85), cnn %.4f (floor 0.87)\n", a, b);
+    return 0;
+}
+
+static int
+case_gpu_kill(void)
+{
+    if (!need_gpus(2))
+        return 77;
+    for (int k = 0; k < 2; k++) {
+        int sig = k == 0 ? SIGKILL : SIGSTOP;
+        const char *m = path("gkill%d.jsonl", k);
+        const char *extra[] = {
+            "--data",  synth_dir(), "--epochs", "100000",         "--log-every",       "1",
+            "--quiet", "--comm",    "nccl",     "--comm-timeout", k == 0 ? "10" : "3", NULL};
+        pid_t pids[2];
+        run_gpu_job(2, 16, m, extra, NULL, 0, pids);
+        int64_t t0 = wq_clock_mono_ms();
+        while (read_losses(m, NULL, NULL) < 10 && wq_clock_mono_ms() - t0 < 60000)
+            sleep_ms(20);
+        CHECK(read_losses(m, NULL, NULL) >= 10, "job did not start training");
+        kill(pids[1], sig);
+        int64_t took = 0;
+        int rc0 = wait_exit(pids[0], 20000, &took);
+        kill(pids[1], SIGKILL);
+        kill(pids[1], SIGCONT);
+        wait_exit(pids[1], 5000, NULL);
+        int limit = k == 0 ? 10000 : 3000 + 3000;
+        CHECK(rc0 == 3, "after %s of rank 1: rank 0 exit %d, want 3", k ? "SIGSTOP" : "SIGKILL",
+              rc0);
+        CHECK(took < limit, "rank 0 took %lld ms", (long long) took);
+        printf("gpu_kill: %s of rank 1 -> rank 0 exit %d after %lld ms\n",
+               k ? "SIGSTOP" : "SIGKILL", rc0, (long long) took);
+    }
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -834,6 +1090,16 @@ main(int argc, char **argv)
         rc = case_acc(0);
     else if (!strcmp(c, "acc_cnn"))
         rc = case_acc(1);
+    else if (!strcmp(c, "device"))
+        case_device();
+    else if (!strcmp(c, "cuda_built"))
+        rc = case_cuda_built();
+    else if (!strcmp(c, "gpu_equiv"))
+        rc = case_gpu_equiv();
+    else if (!strcmp(c, "gpu_acc"))
+        rc = case_gpu_acc();
+    else if (!strcmp(c, "gpu_kill"))
+        rc = case_gpu_kill();
     else {
         fprintf(stderr, "unknown case %s\n", c);
         return 2;
