@@ -156,7 +156,8 @@ function renderSummary(s) {
     ['failed', j.failed + j.timeout + j.node_fail],
     ['nodes up', `${up} / ${n.total}`],
     ['GPUs in use', `${g.used} / ${g.total}`],
-    ['mean wait', s.wait.mean_s == null ? '–' : fmtDuration(s.wait.mean_s)],
+    ['mean wait', s.wait.mean_s == null ? '–'
+      : s.wait.mean_s < 60 ? `${s.wait.mean_s.toFixed(1)} s` : fmtDuration(s.wait.mean_s)],
   ];
   $('summary').replaceChildren(...cards.map(([label, value]) =>
     el('div', { class: 'card' }, el('div', { class: 'n', text: String(value) }),
@@ -170,9 +171,11 @@ function bar(kind, frac, text) {
 }
 
 function renderGpu(g) {
+  const model = (g.name || 'GPU').replace(/^NVIDIA (GeForce )?/, '');
+  const facts = [g.temp_c != null ? `${g.temp_c} °C` : '', g.power_w != null ? `${g.power_w} W` : '']
+    .filter(Boolean).join(' · ');
   const name = el('div', { class: 'gname', title: `${g.name} ${g.uuid}` },
-    el('div', { text: `GPU ${g.index} · ${g.name || 'GPU'}` }),
-    el('div', { class: 'muted', text: g.temp_c != null ? `${g.temp_c} °C` : '' }));
+    el('div', { text: `GPU ${g.index} · ${model}` }), el('div', { class: 'muted', text: facts }));
   const bars = el('div', { class: 'bars' });
   if (g.mem_total_mb > 0) {
     bars.append(bar('mem', g.mem_used_mb / g.mem_total_mb,
@@ -398,7 +401,7 @@ function niceTicks(lo, hi, n) {
 }
 
 function chart(title, lines) {
-  const W = 420, H = 190, L = 46, R = 10, T = 8, B = 22;
+  const W = 420, H = 190, L = 46, R = 22, T = 8, B = 22;
   let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
   for (const l of lines) {
     for (const [x, y] of l.points) {
@@ -412,7 +415,7 @@ function chart(title, lines) {
   const sx = (x) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
   const sy = (y) => T + (1 - (y - y0) / (y1 - y0)) * (H - T - B);
   const s = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': title });
-  for (const v of niceTicks(y0, y1, 4)) {
+  for (const v of niceTicks(y0, y1, 5)) {
     s.append(svg('line', { class: 'grid', x1: L, x2: W - R, y1: sy(v), y2: sy(v) }));
     const t = svg('text', { x: L - 4, y: sy(v) + 3, 'text-anchor': 'end' });
     t.textContent = fmtNum(v);

@@ -1,0 +1,56 @@
+"""/metrics passes `promtool check metrics` (Debian package prometheus) with jobs, nodes and
+GPUs present, and has every family the dashboard documents. Exit 77 without promtool."""
+import os
+import shutil
+import subprocess
+import sys
+
+from cluster import BIN, Cluster, check, finish, free_port, wait_for
+from test_http import Http, start_fake_gpu_worker
+
+FAMILIES = [
+    "wslq_jobs", "wslq_job_wait_seconds", "wslq_jobs_submitted_total", "wslq_jobs_ended_total",
+    "wslq_jobs_requeued_total", "wslq_nodes", "wslq_gpu_memory_used_bytes",
+    "wslq_gpu_memory_total_bytes", "wslq_gpu_temperature_celsius", "wslq_scheduler_loop_seconds",
+    "wslq_wire_protocol_errors_total",
+]
+
+
+def main():
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        print("SKIP: promtool not found (apt-get install prometheus)", flush=True)
+        sys.exit(77)
+    port = free_port()
+    c = Cluster(sched_args=["--http", f"127.0.0.1:{port}", "--http-rate", "0"])
+    h = Http(port)
+    try:
+        start_fake_gpu_worker(c, "pc1")
+        c.start_worker("pc2", 2)
+        for _ in range(3):
+            c.wait_state(c.submit("--", "true"), "COMPLETED")
+        c.submit("--", "false")
+        subprocess.run([f"{BIN}/wslq-frame-sender", c.addr], capture_output=True, timeout=30)
+        wait_for(lambda: b"wslq_jobs_ended_total{state=\"failed\"} 1" in h.get("/metrics")[2], 10,
+                 "the failed job to be counted")
+        st, hd, body = h.get("/metrics")
+        check(st == 200 and hd.get("content-type", "").startswith("text/plain; version=0.0.4"),
+              "/metrics is Prometheus text 0.0.4")
+        r = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True,
+                           timeout=30)
+        check(r.returncode == 0, "promtool check metrics passes "
+              f"{(r.stdout + r.stderr).decode().strip()}")
+        text = body.decode()
+        for f in FAMILIES:
+            check(f"# TYPE {f} " in text, f"family {f} present")
+        check('wslq_jobs_ended_total{state="completed"} 3' in text, "completions counted")
+        check("wslq_jobs_submitted_total 4" in text, "submissions counted")
+        check('wslq_job_wait_seconds_bucket{le="+Inf"} 4' in text, "wait histogram count")
+        check('wslq_nodes{state="idle"}' in text, "nodes by state")
+    finally:
+        c.stop()
+    finish()
+
+
+if __name__ == "__main__":
+    main()
