@@ -193,6 +193,7 @@ validate_body(const Wslq__Envelope *env, wq_error_t *err)
     case WSLQ__ENVELOPE__BODY_ENDED_ACK:
     case WSLQ__ENVELOPE__BODY_CANCEL_REPLY:
     case WSLQ__ENVELOPE__BODY_WATCH_REPLY:
+    case WSLQ__ENVELOPE__BODY_RANK_FAILED:
         return 0;
     case WSLQ__ENVELOPE__BODY_WATCH:
         return env->watch->wait_ms > 60000 ? wq_fail(err, WQ_ELIMIT, "watch wait over 60 s") : 0;

@@ -1510,6 +1510,30 @@ handle_ended(sched_t *self, node_t *nd, const void *id, size_t idlen, Wslq__Enve
     out_push(self, id, idlen, &out);
 }
 
+static void
+handle_rank_failed(sched_t *self, node_t *nd, Wslq__Envelope *env)
+{
+    const Wslq__RankFailed *f = env->rank_failed;
+    job_t *job = job_find(self, f->job_id);
+    if (job == NULL || job->info->attempt != f->attempt || job->failure_seen || job->killing ||
+        job->node_failed)
+        return;
+    int k = alloc_index(job, nd->info->name);
+    if (k < 0 || job->parts[k].ended)
+        return;
+    job->failure_seen = 1;
+    job->info->exit_code = f->exit_code;
+    job->info->signal = f->signal;
+    job->info->failed_rank = f->rank;
+    set_str(&job->info->failed_node, nd->info->name);
+    job_save(self, job);
+    char detail[96];
+    snprintf(detail, sizeof detail, "rank=%d exit_code=%d signal=%d", f->rank, f->exit_code,
+             f->signal);
+    job_event(self, job, "rank failed", nd->info->name, detail);
+    gang_stop(self, job, "another rank of the job failed");
+}
+
 static int
 append_file(const char *path, uint64_t offset, const uint8_t *data, size_t len, int exact)
 {
@@ -1633,8 +1657,8 @@ static int
 is_worker_body(Wslq__Envelope__BodyCase c)
 {
     return c == WSLQ__ENVELOPE__BODY_HEARTBEAT || c == WSLQ__ENVELOPE__BODY_STARTED ||
-           c == WSLQ__ENVELOPE__BODY_ENDED || c == WSLQ__ENVELOPE__BODY_LOG ||
-           c == WSLQ__ENVELOPE__BODY_METRICS;
+           c == WSLQ__ENVELOPE__BODY_RANK_FAILED || c == WSLQ__ENVELOPE__BODY_ENDED ||
+           c == WSLQ__ENVELOPE__BODY_LOG || c == WSLQ__ENVELOPE__BODY_METRICS;
 }
 
 static void
@@ -1693,6 +1717,9 @@ dispatch(sched_t *self, const void *id, size_t idlen, Wslq__Envelope *env)
         break;
     case WSLQ__ENVELOPE__BODY_ENDED:
         handle_ended(self, nd, id, idlen, env);
+        break;
+    case WSLQ__ENVELOPE__BODY_RANK_FAILED:
+        handle_rank_failed(self, nd, env);
         break;
     case WSLQ__ENVELOPE__BODY_LOG:
         handle_log(self, nd, env);

@@ -20,6 +20,8 @@
 #include "common/parse.h"
 #include "worker/jobstate.h"
 
+#define GANG_GRACE_MS 3000 /* SIGTERM to SIGKILL for a rank's siblings after it failed */
+
 #define MERGE_BUF   (64u << 10) /* bytes read from a rank file per step */
 #define MERGE_STEPS 16          /* steps per rank per poll: bounds one poll's work */
 #define KILL_REPEAT 1000        /* ms between SIGKILL repeats for a group that lingers */
@@ -502,7 +504,8 @@ job_reap(job_t *j, pid_t pid, int status, int64_t now_ms)
             j->fail_cause = j->phase == JOB_RUNNING;
         }
         if (bad && j->phase == JOB_RUNNING)
-            job_stop(j, 0, 0, NULL, now_ms); /* the others go too: the gang fails together */
+            /* The others go too, with a short grace: a broken gang must be gone within 5 s. */
+            job_stop(j, j->grace_ms < GANG_GRACE_MS ? j->grace_ms : GANG_GRACE_MS, 0, NULL, now_ms);
         log_flag(WORKER, "rank exited " JOB_FMT " rank=%" PRIu32 " status=%d", j->id, r->grank,
                  status);
         return 1;

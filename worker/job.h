@@ -69,12 +69,13 @@ typedef struct job {
     int timed_out;
     int killed;
     char kill_reason[256];
-    int have_fail;   /* a rank ended non-zero: fail_* valid */
-    int fail_lrank;  /* local rank that failed first */
-    int fail_cause;  /* 1 if it failed while running (not because we stopped the job) */
-    int exit_code;   /* as JobEnded.exit_code: first failing rank's code, 0, -1 = by signal */
-    int signal;      /* 0 = none */
-    int failed_rank; /* global rank, -1 = none */
+    int have_fail;     /* a rank ended non-zero: fail_* valid */
+    int fail_lrank;    /* local rank that failed first */
+    int fail_cause;    /* 1 if it failed while running (not because we stopped the job) */
+    int fail_reported; /* worker.c sent RankFailed for it */
+    int exit_code;     /* as JobEnded.exit_code: first failing rank's code, 0, -1 = by signal */
+    int signal;        /* 0 = none */
+    int failed_rank;   /* global rank, -1 = none */
     char reason[256];
     uint64_t log_bytes; /* size of job.log at the end */
     /* worker.c's bookkeeping for the end message */

@@ -225,6 +225,25 @@ send_started(worker_t *w, job_t *j)
     send_env(w, &env);
 }
 
+/* Tell the scheduler at once that a rank failed, so it stops the job's other nodes while
+ * this one stops its own other ranks. */
+static void
+send_rank_failed(worker_t *w, job_t *j)
+{
+    const job_rank_t *r = &j->ranks[j->fail_lrank];
+    Wslq__RankFailed m = WSLQ__RANK_FAILED__INIT;
+    m.job_id = j->id;
+    m.attempt = j->attempt;
+    m.rank = (int32_t) r->grank;
+    m.exit_code = WIFEXITED(r->status) ? WEXITSTATUS(r->status) : -1;
+    m.signal = WIFSIGNALED(r->status) ? WTERMSIG(r->status) : 0;
+    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
+    env.body_case = WSLQ__ENVELOPE__BODY_RANK_FAILED;
+    env.rank_failed = &m;
+    send_env(w, &env);
+    j->fail_reported = 1;
+}
+
 static void
 send_ended(worker_t *w, job_t *j, int64_t now)
 {
@@ -522,6 +541,8 @@ tick(worker_t *w, int64_t now)
     for (size_t i = 0; i < w->njobs;) {
         job_t *j = w->jobs[i];
         int ended_now = job_poll(j, now);
+        if (j->have_fail && j->fail_cause && !j->fail_reported && j->nranks > 0 && w->registered)
+            send_rank_failed(w, j);
         if (ended_now && w->rdv != NULL)
             rdv_close_job(w->rdv, j->id, j->attempt);
         if (w->registered) {
