@@ -62,5 +62,6 @@ int cmd_cancel(cli_ctx_t *ctx, int argc, char **argv);
 int cmd_nodes(cli_ctx_t *ctx, int argc, char **argv);
 int cmd_kv(cli_ctx_t *ctx, int argc, char **argv);
 int cmd_doctor(cli_ctx_t *ctx, int argc, char **argv);
+int cmd_top(cli_ctx_t *ctx, int argc, char **argv);
 
 #endif

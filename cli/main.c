@@ -23,6 +23,7 @@ static const struct {
     {"logs", cmd_logs, "a job's output (-f to follow)"},
     {"cancel", cmd_cancel, "cancel jobs"},
     {"nodes", cmd_nodes, "nodes, their CPUs, memory and GPUs"},
+    {"top", cmd_top, "live view of nodes, GPUs and the queue (q quits)"},
     {"kv", cmd_kv, "the job's rendezvous key/value store (inside a job)"},
     {"doctor", cmd_doctor, "check this machine as a wslq node"},
 };
