@@ -492,7 +492,9 @@ train_run(const train_cfg_t *cfg)
     }
     rc = loop(&r);
 out:
-    if (r.comm && rc == TRAIN_EXIT_COMM)
+    /* Anything but a clean or agreed stop: abort, so peers notice now and nothing waits on
+     * an orderly NCCL finalize that the others will never join. */
+    if (r.comm && rc != TRAIN_EXIT_OK && rc != TRAIN_EXIT_PREEMPTED)
         comm_abort(r.comm);
     engine_destroy(&r.eng);
     comm_destroy(&r.comm);

@@ -79,15 +79,23 @@ event_done(void *ctx, wq_error_t *err)
     return CU_OK(err, e) ? 1 : -1;
 }
 
-/* Healthy = no asynchronous NCCL error and both ring neighbours still connected. */
+/* For finalize: the ring is not a liveness signal any more (a rank that finished first closes
+ * it), so only NCCL's own state counts. */
 static int
-health(void *ctx, wq_error_t *err)
+nccl_health(void *ctx, wq_error_t *err)
 {
     nccl_t *t = impl(ctx);
     ncclResult_t st = ncclSuccess;
     if (!NCCL_OK(err, t->nc, ncclCommGetAsyncError(t->nc, &st)) || !NCCL_OK(err, t->nc, st))
         return -1;
-    return comm_check(t->side, err);
+    return 0;
+}
+
+/* Healthy = no asynchronous NCCL error and both ring neighbours still connected. */
+static int
+health(void *ctx, wq_error_t *err)
+{
+    return nccl_health(ctx, err) < 0 ? -1 : comm_check(impl(ctx)->side, err);
 }
 
 static void
@@ -179,8 +187,10 @@ n_destroy(comm_t *c)
     if (t->nc && !c->failed) {
         /* Orderly: finalize (non-blocking, so wait for it under the deadline), then free. */
         wq_error_t err;
+        comm_waiter_t w = {
+            .ctx = c, .done = state_done, .async_error = nccl_health, .abort = abort_cb};
         if (NCCL_OK(&err, t->nc, ncclCommFinalize(t->nc)) &&
-            wait_for(c, state_done, "NCCL finalize", &err) == 0) {
+            comm_wait(c, &w, wq_clock_mono_ms() + c->timeout_ms, "NCCL finalize", &err) == 0) {
             ncclCommDestroy(t->nc);
             t->nc = NULL;
         }
