@@ -388,7 +388,25 @@ def run_flags():
         check("dashboard listening" not in log, "--http off: no dashboard started")
     finally:
         c.stop()
+    # The config file's keys.
+    port = free_port()
+    d = tempfile.mkdtemp(prefix="wslq-http-")
+    tok = os.path.join(d, "token")
+    with open(tok, "w") as f:
+        f.write("conf-token\n")
+    conf = os.path.join(d, "wslq.conf")
+    with open(conf, "w") as f:
+        f.write(f"[scheduler]\nhttp = 127.0.0.1:{port}\nhttp_token_file = {tok}\nhttp_rate = 0\n")
+    c = Cluster(sched_args=["--config", conf])
+    try:
+        h = Http(port)
+        check(h.get("/metrics")[0] == 401, "config: http and http_token_file apply")
+        st = h.get("/metrics", headers={"Authorization": "Bearer conf-token"})[0]
+        check(st == 200, "config: the token from http_token_file works")
+    finally:
+        c.stop()
     # An explicitly asked-for address that is taken is fatal; the default one only warns.
+    port = free_port()
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))
         s.listen()

@@ -1,9 +1,12 @@
 """/metrics passes `promtool check metrics` (Debian package prometheus) with jobs, nodes and
 GPUs present, and has every family the dashboard documents. Exit 77 without promtool."""
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
 
 from cluster import BIN, Cluster, check, finish, free_port, wait_for
 from test_http import Http, start_fake_gpu_worker
@@ -14,6 +17,35 @@ FAMILIES = [
     "wslq_gpu_memory_total_bytes", "wslq_gpu_temperature_celsius", "wslq_scheduler_loop_seconds",
     "wslq_wire_protocol_errors_total",
 ]
+
+
+def check_monitoring(promtool, text):
+    """deploy/monitoring: the scrape config is valid, and every Grafana query parses as PromQL
+    and names only metrics /metrics has."""
+    mon = os.path.join(os.path.dirname(__file__), "..", "..", "deploy", "monitoring")
+    r = subprocess.run([promtool, "check", "config", os.path.join(mon, "prometheus.yml")],
+                       capture_output=True, text=True, timeout=30)
+    check(r.returncode == 0, f"promtool check config prometheus.yml {r.stderr.strip()}")
+    dash = json.load(open(os.path.join(mon, "grafana-dashboard.json")))
+    exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+    have = set(re.findall(r"^# TYPE (\S+) ", text, re.M))
+    missing = set()
+    for e in exprs:
+        for name in re.findall(r"\b(wslq_[a-z_]+)", e):
+            base = re.sub(r"_(bucket|sum|count)$", "", name)
+            if name not in have and base not in have:
+                missing.add(name)
+    check(exprs and not missing, f"Grafana queries use only exported metrics ({missing or 'ok'})")
+    # promtool check rules parses each query (template variables made concrete).
+    with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as f:
+        f.write("groups:\n  - name: grafana\n    rules:\n")
+        for i, e in enumerate(exprs):
+            e = e.replace("$job", ".*").replace("$node", ".*")
+            f.write(f"      - record: grafana:q{i}\n        expr: {json.dumps(e)}\n")
+    r = subprocess.run([promtool, "check", "rules", f.name], capture_output=True, text=True,
+                       timeout=30)
+    os.unlink(f.name)
+    check(r.returncode == 0, f"every Grafana query is valid PromQL {r.stdout.strip()[-200:]}")
 
 
 def main():
@@ -47,6 +79,7 @@ def main():
         check("wslq_jobs_submitted_total 4" in text, "submissions counted")
         check('wslq_job_wait_seconds_bucket{le="+Inf"} 4' in text, "wait histogram count")
         check('wslq_nodes{state="idle"}' in text, "nodes by state")
+        check_monitoring(promtool, text)
     finally:
         c.stop()
     finish()
