@@ -10,20 +10,42 @@ packages=(
     libmicrohttpd-dev libncurses-dev
     dataset-fashion-mnist
     python3 procps iproute2 shellcheck clang-format
+    prometheus nodejs
 )
+# promtool (tests/integration/test_http_metrics.py) comes in the prometheus package;
+# chromium and node drive the dashboard's browser test. npm is its own package on Debian but
+# part of nodejs from NodeSource, so it is added only when missing.
+command -v npm >/dev/null 2>&1 || packages+=(npm)
+# Installed when the distribution has them: Ubuntu ships chromium as a snap only (the
+# browser test then skips, saying why).
+optional=(chromium)
 
 sudo_cmd=()
 if [ "$(id -u)" != 0 ]; then
     sudo_cmd=(sudo)
 fi
 
+installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
+}
 missing=()
 for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    installed "$p" || missing+=("$p")
 done
+opt_missing=()
+for p in "${optional[@]}"; do
+    installed "$p" || opt_missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ] || [ "${#opt_missing[@]}" -gt 0 ]; then
+    "${sudo_cmd[@]}" apt-get update -qq
+    for p in "${opt_missing[@]}"; do
+        if apt-cache show "$p" >/dev/null 2>&1; then
+            missing+=("$p")
+        fi
+    done
+fi
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "wslq: installing ${missing[*]}"
-    "${sudo_cmd[@]}" apt-get update -qq
     DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends \
         "${missing[@]}" >/dev/null
 fi
