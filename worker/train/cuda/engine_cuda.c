@@ -54,14 +54,16 @@ impl(engine_t *e)
 
 /* ---- memory --------------------------------------------------------------------------- */
 
+/* Zeroed device memory. The memset goes on our stream: the compute stream is non-blocking,
+ * so it is not ordered after work on the legacy default stream (plain cudaMemset). */
 static int
-dev_alloc(void *pp, size_t bytes, wq_error_t *err)
+dev_alloc(cuda_t *g, void *pp, size_t bytes, wq_error_t *err)
 {
     void **p = pp;
     *p = NULL;
     if (!CU_OK(err, cudaMalloc(p, bytes ? bytes : 1)))
         return -1;
-    return CU_OK(err, cudaMemset(*p, 0, bytes ? bytes : 1)) ? 0 : -1;
+    return CU_OK(err, cudaMemsetAsync(*p, 0, bytes ? bytes : 1, g->d.stream)) ? 0 : -1;
 }
 
 static void *
@@ -245,30 +247,31 @@ cu_evaluate(engine_t *e,
     return 0;
 }
 
+/* Copies in stream order (after all queued work), then wait: the host buffers are pageable
+ * and are read or reused as soon as these return. */
+static int
+copy3(cuda_t *g, float **dst, float **src, size_t bytes, enum cudaMemcpyKind kind, wq_error_t *err)
+{
+    for (int i = 0; i < 3; i++)
+        if (!CU_OK(err, cudaMemcpyAsync(dst[i], src[i], bytes, kind, g->d.stream)))
+            return -1;
+    return CU_OK(err, cudaStreamSynchronize(g->d.stream)) ? 0 : -1;
+}
+
 static int
 cu_pull(engine_t *e, wq_error_t *err)
 {
     cuda_t *g = impl(e);
-    size_t b = sizeof(float) * e->model->n_params;
-    return CU_OK(err, cudaStreamSynchronize(g->d.stream)) &&
-                   CU_OK(err, cudaMemcpy(e->model->params, g->params, b, cudaMemcpyDeviceToHost)) &&
-                   CU_OK(err, cudaMemcpy(e->opt->m, g->m, b, cudaMemcpyDeviceToHost)) &&
-                   CU_OK(err, cudaMemcpy(e->opt->v, g->v, b, cudaMemcpyDeviceToHost))
-               ? 0
-               : -1;
+    float *dst[3] = {e->model->params, e->opt->m, e->opt->v}, *src[3] = {g->params, g->m, g->v};
+    return copy3(g, dst, src, sizeof(float) * e->model->n_params, cudaMemcpyDeviceToHost, err);
 }
 
 static int
 cu_push(engine_t *e, wq_error_t *err)
 {
     cuda_t *g = impl(e);
-    size_t b = sizeof(float) * e->model->n_params;
-    return CU_OK(err, cudaStreamSynchronize(g->d.stream)) &&
-                   CU_OK(err, cudaMemcpy(g->params, e->model->params, b, cudaMemcpyHostToDevice)) &&
-                   CU_OK(err, cudaMemcpy(g->m, e->opt->m, b, cudaMemcpyHostToDevice)) &&
-                   CU_OK(err, cudaMemcpy(g->v, e->opt->v, b, cudaMemcpyHostToDevice))
-               ? 0
-               : -1;
+    float *dst[3] = {g->params, g->m, g->v}, *src[3] = {e->model->params, e->opt->m, e->opt->v};
+    return copy3(g, dst, src, sizeof(float) * e->model->n_params, cudaMemcpyHostToDevice, err);
 }
 
 static void
@@ -360,13 +363,13 @@ engine_cuda_new(model_t *m, optim_t *o, comm_t *c, int dev, wq_error_t *err)
         !CU_OK(err, cudaEventCreateWithFlags(&g->staged, cudaEventDisableTiming)) ||
         !CU_OK(err, cudaEventCreateWithFlags(&g->extras, cudaEventDisableTiming)))
         goto error;
-    if (dev_alloc(&g->params, fb * np, err) < 0 ||
-        dev_alloc(&g->grads, fb * (np + MODEL_GRAD_EXTRA), err) < 0 ||
-        dev_alloc(&g->m, fb * np, err) < 0 || dev_alloc(&g->v, fb * np, err) < 0 ||
-        dev_alloc(&g->labels, (size_t) B, err) < 0 ||
-        dev_alloc(&g->row_loss, fb * (size_t) B, err) < 0 ||
-        dev_alloc(&g->row_hit, sizeof(int) * (size_t) B, err) < 0 ||
-        dev_alloc(&g->loss_acc, sizeof(double), err) < 0)
+    if (dev_alloc(g, &g->params, fb * np, err) < 0 ||
+        dev_alloc(g, &g->grads, fb * (np + MODEL_GRAD_EXTRA), err) < 0 ||
+        dev_alloc(g, &g->m, fb * np, err) < 0 || dev_alloc(g, &g->v, fb * np, err) < 0 ||
+        dev_alloc(g, &g->labels, (size_t) B, err) < 0 ||
+        dev_alloc(g, &g->row_loss, fb * (size_t) B, err) < 0 ||
+        dev_alloc(g, &g->row_hit, sizeof(int) * (size_t) B, err) < 0 ||
+        dev_alloc(g, &g->loss_acc, sizeof(double), err) < 0)
         goto error;
     g->act = wq_calloc((size_t) L + 1, sizeof(float *));
     g->dact = wq_calloc((size_t) L + 1, sizeof(float *));
@@ -374,9 +377,9 @@ engine_cuda_new(model_t *m, optim_t *o, comm_t *c, int dev, wq_error_t *err)
     for (int i = 0; i <= L; i++) {
         long sz = i == 0 ? layer_in_size(&m->layers[0]) : layer_out_size(&m->layers[i - 1]);
         size_t s = i < L ? layer_scratch_floats(&m->layers[i], B) : 0;
-        if (dev_alloc(&g->act[i], fb * (size_t) sz * (size_t) B, err) < 0 ||
-            dev_alloc(&g->dact[i], fb * (size_t) sz * (size_t) B, err) < 0 ||
-            (s && dev_alloc(&g->scratch[i], fb * s, err) < 0))
+        if (dev_alloc(g, &g->act[i], fb * (size_t) sz * (size_t) B, err) < 0 ||
+            dev_alloc(g, &g->dact[i], fb * (size_t) sz * (size_t) B, err) < 0 ||
+            (s && dev_alloc(g, &g->scratch[i], fb * s, err) < 0))
             goto error;
     }
 
