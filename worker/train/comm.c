@@ -215,6 +215,21 @@ comm_dev_wait(comm_t *c, wq_error_t *err)
 }
 
 int
+comm_agree_nccl(comm_t *c, int mine, wq_error_t *err)
+{
+    float v[2] = {mine ? 1.0f : 0.0f, 1.0f};
+    if (comm_allreduce(c, v, 2, COMM_SUM, err) < 0)
+        return -1;
+    int n = (int) v[0], world = (int) v[1];
+    if (n == 0 || n == world)
+        return 0;
+    return wq_fail(err, WQ_EINVAL,
+                   "%d of %d ranks use NCCL but this one %s: give every rank the same --device "
+                   "and --comm (did --device auto find a GPU on some PCs only?)",
+                   n, world, mine ? "does" : "does not");
+}
+
+int
 comm_check(comm_t *c, wq_error_t *err)
 {
     if (c->failed)

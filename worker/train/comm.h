@@ -117,6 +117,12 @@ int
 comm_dev_allreduce(comm_t *c, float *dbuf, size_t n, comm_op_t op, void *after, wq_error_t *err);
 int comm_dev_wait(comm_t *c, wq_error_t *err);
 
+/* The first collective of a multi-rank run: every rank says whether it will use NCCL, so
+ * ranks whose --device/--comm resolved differently (e.g. --device auto on a PC without a GPU)
+ * stop with a clear error instead of misreading each other's messages. Returns 0 when all
+ * agree, -1 with err (code WQ_EINVAL) when they do not, or on a comm failure. */
+int comm_agree_nccl(comm_t *c, int mine, wq_error_t *err);
+
 /* Are the peers still there? 0 if so or if the transport cannot tell; never blocks. */
 int comm_check(comm_t *c, wq_error_t *err);
 

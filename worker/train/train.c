@@ -402,9 +402,15 @@ open_backend(run_t *r)
     else
 #endif
         r->comm = comm_init(&cfg->comm, &err);
+    /* A mismatch of --device/--comm between ranks (WQ_EINVAL from comm_agree_nccl, which the
+     * NCCL transport runs first thing) is a usage error: retrying will not fix it. */
     if (!r->comm) {
         fprintf(stderr, "wslq-train: rank %d: %s\n", r->rank, err.text);
-        return TRAIN_EXIT_COMM;
+        return nccl && err.code == WQ_EINVAL ? TRAIN_EXIT_USAGE : TRAIN_EXIT_COMM;
+    }
+    if (!nccl && r->world > 1 && comm_agree_nccl(r->comm, 0, &err) < 0) {
+        fprintf(stderr, "wslq-train: rank %d: %s\n", r->rank, err.text);
+        return err.code == WQ_EINVAL ? TRAIN_EXIT_USAGE : TRAIN_EXIT_COMM;
     }
     r->eng = dev < 0 ? engine_cpu_new(r->model, r->opt, r->comm) : NULL;
 #ifdef WSLQ_HAVE_CUDA

@@ -238,6 +238,8 @@ comm_nccl_new(const comm_opts_t *o, comm_nccl_id_fn xchg, wq_error_t *err)
     c->timeout_ms = o->timeout_ms;
     t->side = side;
 
+    if (comm_agree_nccl(side, 1, err) < 0)
+        goto error;
     ncclUniqueId id;
     memset(&id, 0, sizeof id);
     /* A rank 0 that fails here closes the ring, so the others fail in xchg at once. */

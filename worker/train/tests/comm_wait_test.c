@@ -11,7 +11,9 @@
  *                            engine's step with exit 3, like a dead TCP peer does
  *   real clock            -> the default clock and back-off honour a 150 ms deadline
  *   tcp liveness          -> comm_check on the TCP ring (what the NCCL waits poll besides
- *                            NCCL) notices a killed peer, and not a live one */
+ *                            NCCL) notices a killed peer, and not a live one
+ *   agree                 -> ranks that disagree on using NCCL fail their first collective
+ *                            with a usage error (WQ_EINVAL), on both sides */
 /* cmocka.h needs these first. */
 #include <setjmp.h>
 #include <signal.h>
@@ -374,15 +376,61 @@ test_tcp_liveness(void **state)
     close(go[1]);
 }
 
+/* Ranks that resolved --device/--comm differently find out in their first collective. */
+static void
+test_agree(void **state)
+{
+    (void) state;
+    for (int k = 0; k < 2; k++) {
+        comm_opts_t o;
+        memset(&o, 0, sizeof o);
+        o.world = 2;
+        o.timeout_ms = 10000;
+        o.master_port = free_port();
+        snprintf(o.master_addr, sizeof o.master_addr, "127.0.0.1");
+        int child_flag = k; /* k 0: both without NCCL; k 1: rank 1 with NCCL, rank 0 without */
+        pid_t pid = fork();
+        if (pid == 0) {
+            o.rank = 1;
+            wq_error_t e;
+            comm_t *c = comm_init(&o, &e);
+            int rc = c ? comm_agree_nccl(c, child_flag, &e) : -2;
+            comm_destroy(&c);
+            _exit(rc == 0 ? 0 : rc == -1 && e.code == WQ_EINVAL ? 10 : 1);
+        }
+        wq_error_t err;
+        comm_t *c = comm_init(&o, &err);
+        assert_non_null(c);
+        int rc = comm_agree_nccl(c, 0, &err);
+        int st;
+        waitpid(pid, &st, 0);
+        if (k == 0) {
+            assert_int_equal(rc, 0);
+            assert_int_equal(WEXITSTATUS(st), 0);
+        } else {
+            assert_int_equal(rc, -1);
+            assert_int_equal(err.code, WQ_EINVAL);
+            assert_non_null(strstr(err.text, "1 of 2 ranks use NCCL but this one does not"));
+            assert_int_equal(WEXITSTATUS(st), 10);
+        }
+        comm_destroy(&c);
+    }
+}
+
 int
 main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_done_in_time),     cmocka_unit_test(test_async_error),
-        cmocka_unit_test(test_deadline),         cmocka_unit_test(test_done_fails),
-        cmocka_unit_test(test_engine_step_exit), cmocka_unit_test(test_non_comm_failure),
-        cmocka_unit_test(test_real_clock),       cmocka_unit_test(test_tcp_liveness),
+        cmocka_unit_test(test_done_in_time),
+        cmocka_unit_test(test_async_error),
+        cmocka_unit_test(test_deadline),
+        cmocka_unit_test(test_done_fails),
+        cmocka_unit_test(test_engine_step_exit),
+        cmocka_unit_test(test_non_comm_failure),
+        cmocka_unit_test(test_real_clock),
+        cmocka_unit_test(test_tcp_liveness),
+        cmocka_unit_test(test_agree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
