@@ -55,8 +55,9 @@ struct http {
     http_snap_t *snap;         /* newest published; one reference held here */
     int stopping;
 
-    pthread_mutex_t db_lock; /* q, and the snapshots' lazy caches */
+    pthread_mutex_t db_lock; /* q, counts, and the snapshots' lazy caches */
     queue_t *q;              /* read-only connection of the HTTP threads */
+    http_counts_t counts;    /* jobs by state, read through q */
 
     /* Loop thread only. */
     int64_t last_publish_mono; /* ms */
@@ -120,7 +121,12 @@ snap_release(http_t *h, http_snap_t *s)
 static void
 publish(http_t *h)
 {
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     http_snap_t *s = http_snap_take(h->sched, h->started_ms);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    log_flag(HTTP, "http snapshot version=%" PRIu64 " ms=%.3f", s->version,
+             (double) (t1.tv_sec - t0.tv_sec) * 1e3 + (double) (t1.tv_nsec - t0.tv_nsec) / 1e6);
     pthread_mutex_lock(&h->snap_lock);
     http_snap_t *old = h->snap;
     h->snap = s;
@@ -421,7 +427,7 @@ sse_read(void *cls, uint64_t pos, char *out, size_t max)
         http_snap_t *snap = snap_acquire(h);
         if (snap != NULL && snap->version != s->version) {
             pthread_mutex_lock(&h->db_lock);
-            const char *ev = http_api_update_event(h->q, snap);
+            const char *ev = http_api_update_event(h->q, &h->counts, snap);
             sse_put(s, "update", ev);
             pthread_mutex_unlock(&h->db_lock);
             s->version = snap->version;
@@ -544,7 +550,7 @@ route(http_t *h, struct MHD_Connection *c, const http_req_t *req, int head)
             http_api_nodes(snap, &r);
         } else {
             pthread_mutex_lock(&h->db_lock);
-            http_api_summary(h->q, snap, &r);
+            http_api_summary(h->q, &h->counts, snap, &r);
             pthread_mutex_unlock(&h->db_lock);
         }
         snap_release(h, snap);

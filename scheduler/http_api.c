@@ -89,7 +89,7 @@ size_of(const char *path)
 /* ---------- summary, update event, nodes ---------- */
 
 static cJSON *
-summary_doc(queue_t *q, const http_snap_t *s)
+summary_doc(queue_t *q, http_counts_t *cache, const http_snap_t *s)
 {
     cJSON *o = cJSON_CreateObject();
     char buf[40];
@@ -104,10 +104,13 @@ summary_doc(queue_t *q, const http_snap_t *s)
 
     /* Every job ever queued, by state, from the database; active ones from the loop when the
      * read fails (it should not), so the page still shows the queue. */
+    if (!cache->valid || cache->jobs_version != s->jobs_version) {
+        cache->valid = queue_count_states(q, cache->counts, NULL) == 0;
+        cache->jobs_version = s->jobs_version;
+    }
     int64_t counts[9] = {0};
-    if (queue_count_states(q, counts, NULL) < 0)
-        for (int i = 0; i < 9; i++)
-            counts[i] = (int64_t) s->active[i];
+    for (int i = 0; i < 9; i++)
+        counts[i] = cache->valid ? cache->counts[i] : (int64_t) s->active[i];
     cJSON *jobs = cJSON_AddObjectToObject(o, "jobs");
     int64_t total = 0;
     for (int i = WSLQ__JOB_STATE__PENDING; i <= WSLQ__JOB_STATE__NODE_FAIL; i++) {
@@ -154,10 +157,10 @@ summary_doc(queue_t *q, const http_snap_t *s)
 }
 
 void
-http_api_summary(queue_t *q, http_snap_t *snap, http_reply_t *r)
+http_api_summary(queue_t *q, http_counts_t *cache, http_snap_t *snap, http_reply_t *r)
 {
     if (snap->summary_json == NULL) {
-        cJSON *doc = summary_doc(q, snap);
+        cJSON *doc = summary_doc(q, cache, snap);
         snap->summary_json = cJSON_PrintUnformatted(doc);
         cJSON_Delete(doc);
     }
@@ -168,13 +171,13 @@ http_api_summary(queue_t *q, http_snap_t *snap, http_reply_t *r)
 }
 
 const char *
-http_api_update_event(queue_t *q, http_snap_t *snap)
+http_api_update_event(queue_t *q, http_counts_t *cache, http_snap_t *snap)
 {
     if (snap->update_json == NULL) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddNumberToObject(o, "version", (double) snap->version);
         cJSON_AddNumberToObject(o, "jobs_version", (double) snap->jobs_version);
-        cJSON_AddItemToObject(o, "summary", summary_doc(q, snap));
+        cJSON_AddItemToObject(o, "summary", summary_doc(q, cache, snap));
         cJSON_AddItemToObject(o, "nodes", cJSON_Parse(snap->nodes_json));
         snap->update_json = cJSON_PrintUnformatted(o);
         cJSON_Delete(o);

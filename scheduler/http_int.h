@@ -66,10 +66,18 @@ typedef struct {
 /* Fill *r with {"error": text, "status": status}. */
 void http_reply_error(http_reply_t *r, int status, const char *text);
 
+/* Jobs by state in the database, kept while jobs_version stays the same (heartbeats change
+ * the snapshot several times a second; job states do not). Guarded like the connection. */
+typedef struct {
+    int valid;
+    uint64_t jobs_version; /* of the snapshot the counts were read for */
+    int64_t counts[9];     /* by JobState */
+} http_counts_t;
+
 /* API renderers: each fills *r (status 200 with JSON, or an error reply). 'q' is the HTTP
  * thread's own read-only queue connection, 'log_dir' is <state_dir>/logs; the caller holds
  * the lock that serialises use of 'q'. */
-void http_api_summary(queue_t *q, http_snap_t *snap, http_reply_t *r);
+void http_api_summary(queue_t *q, http_counts_t *cache, http_snap_t *snap, http_reply_t *r);
 void http_api_jobs(queue_t *q, const http_req_t *req, http_reply_t *r);
 void http_api_job(queue_t *q, const char *log_dir, uint64_t id, http_reply_t *r);
 void http_api_log(queue_t *q, const char *log_dir, const http_req_t *req, http_reply_t *r);
@@ -78,7 +86,7 @@ void http_api_nodes(const http_snap_t *snap, http_reply_t *r);
 
 /* The SSE "update" event data: {"version","jobs_version","summary":{..},"nodes":[..]}.
  * Cached in snap->update_json; returns that string (borrowed). Same locking as above. */
-const char *http_api_update_event(queue_t *q, http_snap_t *snap);
+const char *http_api_update_event(queue_t *q, http_counts_t *cache, http_snap_t *snap);
 
 /* Log bytes [offset, offset+max) of job 'id' as a JSON object {"offset","next_offset",
  * "size","data"}; offset < 0 = the tail of 'max' bytes, starting after a line break. A log

@@ -127,6 +127,16 @@ apply(conf_ctx_t *c, const char *key, const char *v, wq_error_t *err)
     return 0;
 }
 
+static void
+conf_free(conf_ctx_t *c)
+{
+    for (size_t i = 0; i < c->n_owned; i++)
+        free(c->owned[i]);
+    free(c->owned);
+    c->owned = NULL;
+    c->n_owned = 0;
+}
+
 static int
 on_ini(void *user, const char *section, const char *name, const char *value)
 {
@@ -223,6 +233,7 @@ main(int argc, char **argv)
         wq_error_t err = {0};
         if (http_parse_listen(cfg.http, &ss, &sslen, &err) < 0) {
             fprintf(stderr, "wslq-scheduler: %s\n", err.text);
+            conf_free(&ctx);
             return 2;
         }
     }
@@ -249,6 +260,7 @@ main(int argc, char **argv)
         if (http == NULL && cfg.http != NULL) {
             fprintf(stderr, "wslq-scheduler: %s\n", err.text);
             sched_destroy(&s);
+            conf_free(&ctx);
             return 1;
         }
         if (http == NULL)
@@ -266,9 +278,7 @@ main(int argc, char **argv)
     running = NULL;
     http_destroy(&http);
     sched_destroy(&s);
-    for (size_t i = 0; i < ctx.n_owned; i++)
-        free(ctx.owned[i]);
-    free(ctx.owned);
+    conf_free(&ctx);
     log_info("scheduler stopped");
     return rc < 0 ? 1 : 0;
 }
