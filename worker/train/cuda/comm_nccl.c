@@ -59,12 +59,22 @@ nccl_abort(comm_t *c)
 /* ---- what comm_wait polls ------------------------------------------------------------- */
 
 /* The communicator's own state: ncclSuccess once init (or enqueueing) has finished. */
+/* The communicator's state: ncclSuccess, ncclInProgress, or the asynchronous error. */
+static int
+get_state(nccl_t *t, ncclResult_t *st, wq_error_t *err)
+{
+    *st = ncclSuccess;
+    if (!NCCL_OK(err, t->nc, ncclCommGetAsyncError(t->nc, st)))
+        return -1;
+    return nccl_check(err, CU_FILE, __LINE__, "ncclCommGetAsyncError: asynchronous error", *st,
+                      t->nc);
+}
+
 static int
 state_done(void *ctx, wq_error_t *err)
 {
-    nccl_t *t = impl(ctx);
-    ncclResult_t st = ncclSuccess;
-    if (!NCCL_OK(err, t->nc, ncclCommGetAsyncError(t->nc, &st)) || !NCCL_OK(err, t->nc, st))
+    ncclResult_t st;
+    if (get_state(impl(ctx), &st, err) < 0)
         return -1;
     return st == ncclSuccess;
 }
@@ -84,18 +94,21 @@ event_done(void *ctx, wq_error_t *err)
 static int
 nccl_health(void *ctx, wq_error_t *err)
 {
-    nccl_t *t = impl(ctx);
-    ncclResult_t st = ncclSuccess;
-    if (!NCCL_OK(err, t->nc, ncclCommGetAsyncError(t->nc, &st)) || !NCCL_OK(err, t->nc, st))
-        return -1;
-    return 0;
+    ncclResult_t st;
+    return get_state(impl(ctx), &st, err);
 }
 
 /* Healthy = no asynchronous NCCL error and both ring neighbours still connected. */
 static int
 health(void *ctx, wq_error_t *err)
 {
-    return nccl_health(ctx, err) < 0 ? -1 : comm_check(impl(ctx)->side, err);
+    if (nccl_health(ctx, err) < 0)
+        return -1;
+    if (comm_check(impl(ctx)->side, err) == 0)
+        return 0;
+    char why[256];
+    snprintf(why, sizeof why, "%s", strncmp(err->text, "comm: ", 6) ? err->text : err->text + 6);
+    return wq_fail(err, WQ_EPROTO, "%s (seen on the TCP ring)", why);
 }
 
 static void
