@@ -2,15 +2,17 @@
  *   wslq-bench-submit ENDPOINT latency N STAMPFILE   one job at a time on an idle cluster:
  *       prints "<job id> <submit ns>" per job (the stamp job writes its start time)
  *   wslq-bench-submit ENDPOINT drain N               N trivial jobs pipelined, then waits
- *       until none is active; prints submit and drain rates */
-#include "proto/wire.h"
-
+ *       until none is active; prints submit and drain rates
+ *   wslq-bench-submit ENDPOINT pending N JOBID       N trivial jobs pipelined that wait for
+ *       JOBID to complete (a backlog of active jobs, for bench/http_bench.py) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
+
+#include "proto/wire.h"
 
 static double
 now_s(void)
@@ -28,10 +30,16 @@ wall_ns(void)
     return (long long) ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+static uint64_t after_id; /* pending mode: every job depends on this one */
+
 static void
 send_submit(void *sock, uint64_t rid, char **argv, size_t argc)
 {
     Wslq__JobSpec spec = WSLQ__JOB_SPEC__INIT;
+    if (after_id) {
+        spec.depends_on = &after_id;
+        spec.n_depends_on = 1;
+    }
     spec.argv = argv;
     spec.n_argv = argc;
     spec.nodes = 1;
@@ -88,7 +96,7 @@ main(int argc, char **argv)
 {
     if (argc < 4) {
         fprintf(stderr, "usage: wslq-bench-submit ENDPOINT latency N STAMPFILE STAMPBIN | "
-                        "drain N\n");
+                        "drain N | pending N JOBID\n");
         return 2;
     }
     void *ctx = zmq_ctx_new();
@@ -123,10 +131,21 @@ main(int argc, char **argv)
         while (active_jobs(sock) > 0 && now_s() < deadline)
             usleep(5000);
         double t2 = now_s();
-        printf("submitted %d jobs in %.3f s: %.0f jobs/s (one connection, pipelined)\n", n,
-               t1 - t0, n / (t1 - t0));
+        printf("submitted %d jobs in %.3f s: %.0f jobs/s (one connection, pipelined)\n", n, t1 - t0,
+               n / (t1 - t0));
         printf("drained %d jobs in %.3f s from the first submit: %.0f jobs/s\n", n, t2 - t0,
                n / (t2 - t0));
+    } else if (strcmp(argv[2], "pending") == 0 && argc == 5) {
+        char *job[] = {"/bin/true"};
+        after_id = strtoull(argv[4], NULL, 10);
+        double t0 = now_s();
+        for (int i = 0; i < n; i++)
+            send_submit(sock, (uint64_t) i + 1, job, 1);
+        for (int i = 0; i < n; i++) {
+            Wslq__Envelope *r = recv_reply(sock);
+            wire_free(&r);
+        }
+        printf("queued %d jobs behind job %s in %.3f s\n", n, argv[4], now_s() - t0);
     } else {
         fprintf(stderr, "unknown mode %s\n", argv[2]);
         return 2;

@@ -1,6 +1,7 @@
 /* The dashboard's snapshot of the loop's state; see http_int.h. Runs on the loop thread:
- * everything here must stay cheap (measured: 50 nodes x 8 GPUs and 10,000 active jobs take
- * about 2 ms, and the loop takes a snapshot at most every 250 ms). */
+ * everything here must stay cheap. Measured (bench/http_bench.py): 4 nodes, 8 GPUs and
+ * 10,000 active jobs take a median 2.4 ms, and the loop takes a snapshot at most every
+ * 250 ms, so under 1 % of the loop's time. */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
