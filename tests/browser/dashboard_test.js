@@ -103,6 +103,13 @@ async function main() {
     check(events >= 3, `timeline shows the state changes (${events})`);
     await page.screenshot({ path: path.join(OUT, 'job.png'), fullPage: true });
 
+    // History: ended jobs, newest first, with the state filter preset.
+    await page.click('.top nav a[data-view="history"]');
+    await page.waitForSelector(`#jobs tr[data-id="${id}"][data-state="COMPLETED"]`);
+    const histRunning = await page.locator('#jobs tr[data-state="RUNNING"]').count();
+    check(histRunning === 0, 'history lists ended jobs only');
+    await page.screenshot({ path: path.join(OUT, 'history.png'), fullPage: true });
+
     // A running job's log follows live: open the holder's page, then it gets cancelled.
     await page.goto(`${URL}#/jobs/${holder}`);
     await page.waitForSelector('#job-title .badge.RUNNING');
