@@ -187,6 +187,9 @@ jobenv_build(const Wslq__JobLaunch *l, const jobenv_ctx_t *c, int lrank, char *c
         env_set(&a, "GLOO_SOCKET_IFNAME", c->iface);
     }
     env_set(&a, "NCCL_IB_DISABLE", "1");
+    for (size_t i = 0; c->nccl_env != NULL && c->nccl_env[i] != NULL; i++)
+        if (strchr(c->nccl_env[i], '=') != NULL)
+            env_put(&a, wq_strdup(c->nccl_env[i]));
     env_put(&a, wq_asprintf("WSLQ_METRICS=%s/metrics-%" PRIu64 ".jsonl", c->spool,
                             (uint64_t) first_rank + (uint64_t) lrank));
     if (c->rdv_path != NULL)

@@ -11,12 +11,13 @@
 #include "proto/wire.h"
 
 typedef struct jobenv_ctx {
-    const char *node;     /* this worker's node name (WSLQ_NODE) */
-    const char *iface;    /* cluster interface for NCCL/Gloo, "" = leave unset */
-    const char *ip;       /* this node's LAN IP, the MASTER_ADDR fallback of 1-node jobs */
-    const char *spool;    /* the job's spool directory (WSLQ_METRICS files live there) */
-    const char *rdv_path; /* rendezvous socket path, NULL = not offered */
-    unsigned master_port; /* used when the launch carries master_port 0 */
+    const char *node;            /* this worker's node name (WSLQ_NODE) */
+    const char *iface;           /* cluster interface for NCCL/Gloo, "" = leave unset */
+    const char *ip;              /* this node's LAN IP, the MASTER_ADDR fallback of 1-node jobs */
+    const char *spool;           /* the job's spool directory (WSLQ_METRICS files live there) */
+    const char *rdv_path;        /* rendezvous socket path, NULL = not offered */
+    unsigned master_port;        /* used when the launch carries master_port 0 */
+    const char *const *nccl_env; /* this node's NCCL profile ("K=V", NULL-ended), or NULL */
 } jobenv_ctx_t;
 
 /* Processes this node starts for the launch: 1 for per_node, else alloc.nranks (at least 1). */

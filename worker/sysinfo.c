@@ -13,6 +13,7 @@
 #include "common/log.h"
 
 #ifdef WSLQ_HAVE_NODE
+#include "worker/node/doctor.h"
 #include "worker/node/gpu.h"
 #include "worker/node/probe.h"
 #endif
@@ -90,6 +91,53 @@ probe_fallback(sysinfo_t *si, const char *iface)
     si->inbound_ok = !nat;
 }
 
+/* Run wslq doctor's checks once: their verdicts become node attributes and the NCCL
+ * profile goes into every job's environment. */
+static void
+run_doctor(sysinfo_t *si, const char *iface)
+{
+    static const char *const no_env[] = {NULL};
+    snprintf(si->nccl_profile, sizeof si->nccl_profile, "default");
+    si->nccl_env = no_env;
+#ifdef WSLQ_HAVE_NODE
+    doctor_opts_t opts = DOCTOR_OPTS_INIT;
+    opts.iface = iface && *iface ? iface : NULL;
+    wq_error_t err = {0};
+    doctor_report_t *r = doctor_run("/", &opts, &err);
+    if (r == NULL) {
+        log_warn("doctor checks could not run err=\"%s\"", err.text);
+        return;
+    }
+    const char *profile = doctor_report_nccl_profile(r);
+    if (profile != NULL) {
+        snprintf(si->nccl_profile, sizeof si->nccl_profile, "%s", profile);
+        si->nccl_env = doctor_nccl_env(profile);
+    }
+    for (int i = 0; i < doctor_count(r) && si->n_attrs < SYSINFO_MAX_ATTRS; i++) {
+        const doctor_check_t *c = doctor_get(r, i);
+        snprintf(si->attr_key[si->n_attrs], sizeof si->attr_key[0], "doctor.%.47s", c->id);
+        snprintf(si->attr_val[si->n_attrs], sizeof si->attr_val[0], "%.8s %.200s%s%.100s",
+                 doctor_verdict_name(c->verdict), c->summary, c->fix[0] ? " | fix: " : "", c->fix);
+        si->n_attrs++;
+    }
+    log_info("doctor checks pass=%d warn=%d fail=%d nccl_profile=%s", doctor_tally(r, DOCTOR_PASS),
+             doctor_tally(r, DOCTOR_WARN), doctor_tally(r, DOCTOR_FAIL), si->nccl_profile);
+    doctor_destroy(&r);
+#else
+    (void) iface;
+#endif
+}
+
+void
+sysinfo_cleanup_nccl_shm(void)
+{
+#ifdef WSLQ_HAVE_NODE
+    wq_error_t err = {0};
+    if (node_cleanup_nccl_shm("/", 60, &err) < 0)
+        log_flag(WORKER, "nccl shm cleanup failed err=\"%s\"", err.text);
+#endif
+}
+
 void
 sysinfo_open(sysinfo_t *si, const char *node, int declared_gpus, const char *iface)
 {
@@ -135,6 +183,7 @@ sysinfo_open(sysinfo_t *si, const char *node, int declared_gpus, const char *ifa
         snprintf(si->gpu_note, sizeof si->gpu_note,
                  "built without worker/node: no GPU discovery; use --gpus N");
 #endif
+    run_doctor(si, iface);
     for (int i = 0; declared_gpus > 0 && i < declared_gpus && i < WIRE_MAX_GPUS; i++) {
         sysinfo_gpu_t *o = &si->gpus[si->ngpus++];
         o->index = (uint32_t) i;

@@ -23,6 +23,8 @@ typedef struct sysinfo_gpu {
     int declared;          /* 1 configured by hand */
 } sysinfo_gpu_t;
 
+#define SYSINFO_MAX_ATTRS 48
+
 typedef struct sysinfo {
     char hostname[256];
     char iface[64]; /* "" unknown */
@@ -35,6 +37,12 @@ typedef struct sysinfo {
     sysinfo_gpu_t gpus[WIRE_MAX_GPUS];
     char gpu_note[256]; /* why no GPU was discovered, "" if some were or none expected */
     void *gpuset;       /* worker/node's gpu_set_t when NVML is in use, else NULL */
+    /* wslq doctor's findings, sent to the scheduler as node attributes */
+    char nccl_profile[32];       /* "default", "no-shm", "no-shm-no-p2p" */
+    const char *const *nccl_env; /* static "K=V" list for that profile, NULL-terminated */
+    int n_attrs;                 /* doctor.<check id> = "VERDICT summary" entries */
+    char attr_key[SYSINFO_MAX_ATTRS][56];
+    char attr_val[SYSINFO_MAX_ATTRS][320];
 } sysinfo_t;
 
 /* Gather facts. node: the node name (for declared UUIDs). declared_gpus: -1 = discover.
@@ -48,5 +56,9 @@ void sysinfo_refresh(sysinfo_t *si);
 void sysinfo_gpu_msgs(const sysinfo_t *si, Wslq__GpuInfo *msgs, Wslq__GpuInfo **ptrs);
 
 void sysinfo_close(sysinfo_t *si);
+
+/* Remove NCCL shared-memory files (/dev/shm/nccl-*) no process uses any more and older than
+ * a minute: NCCL leaves them behind when a rank is killed. Best effort. */
+void sysinfo_cleanup_nccl_shm(void);
 
 #endif

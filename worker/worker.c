@@ -175,16 +175,28 @@ send_register(worker_t *w, int64_t now)
     r.version = WSLQ_VERSION;
     r.inbound_ok = w->cfg.inbound_ok >= 0 ? w->cfg.inbound_ok : w->si.inbound_ok;
     r.heartbeat_ms = (uint32_t) w->cfg.heartbeat_ms;
-    Wslq__NodeAttr a[3], *ap[3];
-    const char *keys[3] = {"is_wsl", "iface", "gpu_note"};
-    const char *vals[3] = {w->si.is_wsl ? "1" : "0", w->si.iface, w->si.gpu_note};
-    for (int i = 0; i < 3; i++) {
-        wslq__node_attr__init(&a[i]);
-        a[i].key = (char *) keys[i];
-        a[i].value = (char *) vals[i];
-        ap[i] = &a[i];
+    Wslq__NodeAttr a[SYSINFO_MAX_ATTRS + 4], *ap[SYSINFO_MAX_ATTRS + 4];
+    const char *keys[4] = {"is_wsl", "iface", "nccl_profile", "gpu_note"};
+    const char *vals[4] = {w->si.is_wsl ? "1" : "0", w->si.iface, w->si.nccl_profile,
+                           w->si.gpu_note};
+    size_t na = 0;
+    for (int i = 0; i < 4; i++) {
+        if (vals[i][0] == '\0' && i == 3)
+            continue;
+        wslq__node_attr__init(&a[na]);
+        a[na].key = (char *) keys[i];
+        a[na].value = (char *) vals[i];
+        ap[na] = &a[na];
+        na++;
     }
-    r.n_attrs = w->si.gpu_note[0] ? 3 : 2;
+    for (int i = 0; i < w->si.n_attrs; i++) {
+        wslq__node_attr__init(&a[na]);
+        a[na].key = w->si.attr_key[i];
+        a[na].value = w->si.attr_val[i];
+        ap[na] = &a[na];
+        na++;
+    }
+    r.n_attrs = na;
     r.attrs = ap;
     Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
     env.body_case = WSLQ__ENVELOPE__BODY_REG;
@@ -543,6 +555,8 @@ tick(worker_t *w, int64_t now)
         int ended_now = job_poll(j, now);
         if (j->have_fail && j->fail_cause && !j->fail_reported && j->nranks > 0 && w->registered)
             send_rank_failed(w, j);
+        if (ended_now)
+            sysinfo_cleanup_nccl_shm();
         if (ended_now && w->rdv != NULL)
             rdv_close_job(w->rdv, j->id, j->attempt);
         if (w->registered) {
@@ -629,6 +643,7 @@ worker_new(const wcfg_t *cfg, wq_error_t *err)
     w->jcfg.env.node = w->cfg.name;
     w->jcfg.env.iface = w->si.iface;
     w->jcfg.env.ip = w->si.ip;
+    w->jcfg.env.nccl_env = w->si.nccl_env;
     w->jcfg.base_env = environ;
     w->jcfg.grace_ms = cfg->kill_grace_ms;
     if (cfg->rendezvous)

@@ -61,8 +61,9 @@ init_2x2(fixture_t *f)
     f->l.master_port = 29510;
 }
 
-static const jobenv_ctx_t ctx = {"pc2", "eth0", "10.0.0.2", "/spool/42.1", "/spool/42.1/rdv.sock",
-                                 0};
+static const char *const no_shm_env[] = {"NCCL_SHM_DISABLE=1", NULL};
+static const jobenv_ctx_t ctx = {
+    "pc2", "eth0", "10.0.0.2", "/spool/42.1", "/spool/42.1/rdv.sock", 0, no_shm_env};
 
 static void
 test_env_2x2(void **state)
@@ -94,6 +95,8 @@ test_env_2x2(void **state)
     assert_string_equal(jobenv_get(e, "GLOO_SOCKET_IFNAME"), "eth0");
     assert_string_equal(jobenv_get(e, "WSLQ_METRICS"), "/spool/42.1/metrics-3.jsonl");
     assert_string_equal(jobenv_get(e, "WSLQ_RENDEZVOUS"), "/spool/42.1/rdv.sock");
+    /* the node's NCCL profile (chosen by wslq doctor's checks) */
+    assert_string_equal(jobenv_get(e, "NCCL_SHM_DISABLE"), "1");
     /* spec.env wins over the worker's value; the worker's private variables are gone */
     assert_string_equal(jobenv_get(e, "NCCL_IB_DISABLE"), "0");
     assert_string_equal(jobenv_get(e, "FOO"), "bar");
