@@ -1,11 +1,82 @@
-/* wslq doctor: check this machine as a wslq node (worker/node/doctor.h does the checks). */
+/* wslq doctor: check this machine as a wslq node (worker/node/doctor.h does the checks), or
+ * with --node NAME show what another node's worker found when it registered (the verdicts
+ * travel as "doctor.<check>" node attributes). */
+#include <cjson/cJSON.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cli.h"
+#include "client.h"
 #include "opt.h"
+
+/* Print (or return as JSON) the doctor.* attributes the scheduler holds for node 'name'.
+ * Exit code as for a local run: 1 if any check FAILed. */
+static int
+remote_doctor(cli_ctx_t *ctx, const char *name, int json)
+{
+    wq_error_t err = {0};
+    client_t *c = client_new(ctx, &err);
+    if (c == NULL)
+        return cli_fail(&err);
+    Wslq__NodesRequest req = WSLQ__NODES_REQUEST__INIT;
+    req.name = (char *) name;
+    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
+    env.body_case = WSLQ__ENVELOPE__BODY_NODES;
+    env.nodes = &req;
+    Wslq__Envelope *rep = client_call(c, &env, WSLQ__ENVELOPE__BODY_NODES_REPLY, 0, &err);
+    client_destroy(&c);
+    if (rep == NULL)
+        return cli_fail(&err);
+    const Wslq__NodesReply *r = rep->nodes_reply;
+    if (r->n_nodes == 0) {
+        fprintf(stderr, "wslq: node %.128s not found\n", name);
+        wire_free(&rep);
+        return CLI_FAIL;
+    }
+    const Wslq__NodeInfo *n = r->nodes[0];
+    int fails = 0, shown = 0;
+    cJSON *arr = json ? cJSON_CreateArray() : NULL;
+    for (size_t i = 0; i < n->n_attrs; i++) {
+        const char *k = n->attrs[i]->key, *v = n->attrs[i]->value;
+        if (strncmp(k, "doctor.", 7) != 0)
+            continue;
+        const char *sp = strchr(v, ' ');
+        size_t vlen = sp ? (size_t) (sp - v) : strlen(v);
+        fails += vlen == 4 && strncmp(v, "FAIL", 4) == 0;
+        shown++;
+        if (json) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "id", k + 7);
+            char verdict[16];
+            snprintf(verdict, sizeof verdict, "%.*s", (int) (vlen < 15 ? vlen : 15), v);
+            for (char *q = verdict; *q; q++)
+                *q = (char) (*q >= 'A' && *q <= 'Z' ? *q - 'A' + 'a' : *q);
+            cJSON_AddStringToObject(o, "verdict", verdict);
+            cJSON_AddStringToObject(o, "summary", sp ? sp + 1 : "");
+            cJSON_AddItemToArray(arr, o);
+        } else {
+            printf("%-5.*s %-18s %s\n", (int) vlen, v, k + 7, sp ? sp + 1 : "");
+        }
+    }
+    int rc = fails ? CLI_FAIL : CLI_OK;
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "node", n->name);
+        cJSON_AddItemToObject(o, "checks", arr);
+        cJSON_AddNumberToObject(o, "exit_code", rc);
+        if (cli_print_json(o) != CLI_OK)
+            rc = CLI_FAIL;
+    } else if (shown == 0) {
+        printf("node %s reported no doctor results (its worker runs without worker/node)\n",
+               n->name);
+    }
+    wire_free(&rep);
+    return rc;
+}
 
 static const char usage[] =
     "usage: wslq doctor [--json] [--no-gpu] [--iface IF]\n"
+    "       wslq doctor --node NAME [--json]\n"
     "\n"
     "Check this machine as a wslq node: WSL version and settings, GPU driver, NVML and CUDA,\n"
     "NCCL, shared memory, network. Each check is PASS, WARN, FAIL or INFO with a one-line fix.\n"
@@ -13,21 +84,17 @@ static const char usage[] =
     "  --no-gpu         do not load NVML/CUDA\n"
     "  --iface IF       cluster network interface (default: detected)\n"
     "  --root DIR       read the system under DIR instead of / (tests)\n"
+    "  --node NAME      what node NAME's worker found when it registered (asks the scheduler)\n"
     "Exit: 0 no FAIL (warnings allowed), 1 at least one FAIL, 2 the checks could not run or\n"
     "usage error.\n";
 
 #ifdef WSLQ_HAVE_DOCTOR
-#include <cjson/cJSON.h>
-
 #include "worker/node/doctor.h"
 
-enum { O_JSON = 1, O_NO_GPU, O_IFACE, O_ROOT };
+enum { O_JSON = 1, O_NO_GPU, O_IFACE, O_ROOT, O_NODE };
 static const opt_t opts[] = {
-    {"json", 0, 0, O_JSON},
-    {"no-gpu", 0, 0, O_NO_GPU},
-    {"iface", 0, 1, O_IFACE},
-    {"root", 0, 1, O_ROOT},
-    OPT_COMMON,
+    {"json", 0, 0, O_JSON}, {"no-gpu", 0, 0, O_NO_GPU}, {"iface", 0, 1, O_IFACE},
+    {"root", 0, 1, O_ROOT}, {"node", 0, 1, O_NODE},     OPT_COMMON,
     {NULL, 0, 0, 0},
 };
 
@@ -36,6 +103,7 @@ cmd_doctor(cli_ctx_t *ctx, int argc, char **argv)
 {
     int json = 0;
     const char *root = "/";
+    const char *node = NULL;
     doctor_opts_t dopts = DOCTOR_OPTS_INIT;
     wq_error_t err = {0};
     opt_parser_t p;
@@ -59,6 +127,9 @@ cmd_doctor(cli_ctx_t *ctx, int argc, char **argv)
         case O_ROOT:
             root = p.arg;
             break;
+        case O_NODE:
+            node = p.arg;
+            break;
         default:
             if (opt_common(ctx, id, p.arg, &err) != 0)
                 id = -1;
@@ -72,6 +143,8 @@ cmd_doctor(cli_ctx_t *ctx, int argc, char **argv)
     opt_parser_fini(&p);
     if (id < 0)
         return cli_usage_error(ctx, "%s", err.text);
+    if (node != NULL)
+        return remote_doctor(ctx, node, json);
 
     doctor_report_t *r = doctor_run(root, &dopts, &err);
     if (r == NULL) {
@@ -100,7 +173,9 @@ cmd_doctor(cli_ctx_t *ctx, int argc, char **argv)
             fputs(usage, stdout);
             return CLI_OK;
         }
-    (void) ctx;
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--node") == 0)
+            return remote_doctor(ctx, argv[i + 1], 0);
     fprintf(stderr, "wslq: doctor is not built into this wslq (worker/node was not built)\n");
     return CLI_FAIL;
 }

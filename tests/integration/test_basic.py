@@ -93,6 +93,15 @@ try:
     nodes = c.json("nodes")["nodes"]
     check(sorted(n["name"] for n in nodes) == ["pc1", "pc2"], "both nodes listed")
     check(all(len(n["gpus"]) == 2 for n in nodes), "two GPUs per node")
+
+    # The worker's doctor checks reach the scheduler as node attributes.
+    r = c.cli("doctor", "--node", "pc1")
+    check(r.returncode == 0 and "net.iface" in r.stdout and "wsl.detect" in r.stdout,
+          f"wslq doctor --node shows the node's checks: {r.stdout[:200]!r}")
+    r = c.cli("doctor", "--node", "nosuch")
+    check(r.returncode == 1 and "node nosuch not found" in r.stderr, "doctor of an unknown node")
+    r = c.cli("nodes", "pc1")
+    check("nccl_profile=default" in r.stdout, "the node's NCCL profile is shown")
 finally:
     c.stop()
 finish()
