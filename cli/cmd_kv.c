@@ -17,6 +17,7 @@
 #include "cli.h"
 #include "client.h"
 #include "common/parse.h"
+#include "common/rdvc.h"
 #include "opt.h"
 
 static const char usage[] =
@@ -32,116 +33,6 @@ static const char usage[] =
     "not inside a job.\n";
 
 static const opt_t opts[] = {OPT_COMMON, {NULL, 0, 0, 0}};
-
-/* Read one '\n'-terminated line (at most cap-1 bytes) from fd. */
-static int
-read_line(int fd, char *buf, size_t cap)
-{
-    size_t n = 0;
-    while (n + 1 < cap) {
-        ssize_t r = read(fd, buf + n, 1);
-        if (r <= 0)
-            return -1;
-        if (buf[n] == '\n') {
-            buf[n] = '\0';
-            return 0;
-        }
-        n++;
-    }
-    return -1;
-}
-
-static int
-read_full(int fd, uint8_t *buf, size_t len)
-{
-    size_t got = 0;
-    while (got < len) {
-        ssize_t r = read(fd, buf + got, len - got);
-        if (r <= 0)
-            return -1;
-        got += (size_t) r;
-    }
-    return 0;
-}
-
-static int
-write_full(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len > 0) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        len -= (size_t) w;
-    }
-    return 0;
-}
-
-/* One request over the worker's rendezvous socket. Returns CLI_OK / CLI_FAIL. */
-static int
-rdv_call(const char *path,
-         const char *op,
-         const char *key,
-         const uint8_t *value,
-         size_t value_len,
-         int wait_ms)
-{
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof sa.sun_path) {
-        fprintf(stderr, "wslq: WSLQ_RENDEZVOUS path is too long\n");
-        close(fd);
-        return CLI_FAIL;
-    }
-    strcpy(sa.sun_path, path);
-    if (fd < 0 || connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
-        fprintf(stderr, "wslq: cannot reach the job's rendezvous socket %s: %s\n", path,
-                strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return CLI_FAIL;
-    }
-    char line[600];
-    if (strcmp(op, "put") == 0)
-        snprintf(line, sizeof line, "PUT %s %zu\n", key, value_len);
-    else if (strcmp(op, "get") == 0)
-        snprintf(line, sizeof line, "GET %s\n", key);
-    else
-        snprintf(line, sizeof line, "WAIT %s %d\n", key, wait_ms);
-    int rc = CLI_FAIL;
-    if (write_full(fd, line, strlen(line)) < 0 ||
-        (value_len > 0 && write_full(fd, value, value_len) < 0) ||
-        read_line(fd, line, sizeof line) < 0) {
-        fprintf(stderr, "wslq: the rendezvous socket closed without an answer\n");
-    } else if (strcmp(line, "OK") == 0) {
-        rc = CLI_OK;
-    } else if (strcmp(line, "NONE") == 0) {
-        fprintf(stderr, "wslq: key '%s' is not set\n", key);
-    } else if (strncmp(line, "VAL ", 4) == 0) {
-        size_t n = strtoul(line + 4, NULL, 10);
-        uint8_t *buf = n <= WIRE_MAX_KV_VALUE ? malloc(n ? n : 1) : NULL;
-        if (buf != NULL && read_full(fd, buf, n) == 0) {
-            fwrite(buf, 1, n, stdout);
-            fputc('\n', stdout);
-            rc = CLI_OK;
-        } else {
-            fprintf(stderr, "wslq: short value from the rendezvous socket\n");
-        }
-        free(buf);
-    } else if (strncmp(line, "ERR ", 4) == 0) {
-        if (strcmp(line + 4, "timed out") == 0)
-            fprintf(stderr, "wslq: key '%s' was not set within the wait\n", key);
-        else
-            fprintf(stderr, "wslq: %s\n", line + 4);
-    } else {
-        fprintf(stderr, "wslq: unexpected answer from the rendezvous socket\n");
-    }
-    close(fd);
-    return rc;
-}
 
 #define KV_DEFAULT_WAIT_MS 60000
 
@@ -162,6 +53,36 @@ read_stdin(char **buf, size_t *len, wq_error_t *err)
     *buf = b;
     *len = n;
     return 0;
+}
+
+/* One request over the worker's rendezvous socket. Returns CLI_OK / CLI_FAIL. */
+static int
+rdv_call(const char *path,
+         const char *op,
+         const char *key,
+         const uint8_t *value,
+         size_t value_len,
+         int wait_ms)
+{
+    wq_error_t err = {0};
+    if (strcmp(op, "put") == 0) {
+        if (rdvc_put(path, key, value, value_len, &err) == 0)
+            return CLI_OK;
+    } else {
+        static uint8_t buf[RDVC_MAX_VALUE];
+        size_t len = 0;
+        if (rdvc_get(path, key, strcmp(op, "get") == 0 ? -1 : wait_ms, buf, sizeof buf, &len,
+                     &err) == 0) {
+            fwrite(buf, 1, len, stdout);
+            fputc('\n', stdout);
+            return CLI_OK;
+        }
+    }
+    if (err.code == WQ_ETIMEDOUT)
+        fprintf(stderr, "wslq: key '%s' was not set within the wait\n", key);
+    else
+        fprintf(stderr, "wslq: %s\n", err.text);
+    return CLI_FAIL;
 }
 
 int
