@@ -139,7 +139,8 @@ comm_init(const comm_opts_t *o, wq_error_t *err)
         wq_fail(err, WQ_EINVAL, "master address '%s' is not an IPv4 address", o->master_addr);
         return NULL;
     }
-    return comm_tcp_new(o, comm_bootstrap_master, err);
+    const char *rdv = getenv("WSLQ_RENDEZVOUS");
+    return comm_tcp_new(o, rdv && *rdv ? comm_bootstrap_kv : comm_bootstrap_master, err);
 }
 
 int

@@ -94,6 +94,13 @@ int comm_bootstrap_master(const comm_opts_t *o,
                           comm_addr_t *table,
                           wq_error_t *err);
 
+/* The rendezvous-store bootstrap (WSLQ_RENDEZVOUS, inside a wslq job): every rank puts its
+ * ring address in the job's key/value store and waits for the others'. */
+int comm_bootstrap_kv(const comm_opts_t *o,
+                      const comm_addr_t *mine,
+                      comm_addr_t *table,
+                      wq_error_t *err);
+
 /* Fill opts from the environment (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT, WSLQ_JOB_ID);
  * unset variables leave the defaults (rank 0 of 1, 127.0.0.1:29500). */
 int comm_opts_from_env(comm_opts_t *o, wq_error_t *err);
@@ -101,7 +108,8 @@ int comm_opts_from_env(comm_opts_t *o, wq_error_t *err);
 /* Connect. world 1 gives the self transport. Caller owns the result (comm_destroy). */
 comm_t *comm_init(const comm_opts_t *o, wq_error_t *err);
 
-/* The TCP ring with a chosen bootstrap (comm_init uses comm_bootstrap_master). */
+/* The TCP ring with a chosen bootstrap (comm_init uses comm_bootstrap_kv inside a wslq job
+ * that offers WSLQ_RENDEZVOUS, comm_bootstrap_master otherwise). */
 comm_t *comm_tcp_new(const comm_opts_t *o, comm_bootstrap_fn boot, wq_error_t *err);
 
 int comm_allreduce(comm_t *c, float *buf, size_t n, comm_op_t op, wq_error_t *err);

@@ -490,10 +490,13 @@ train_run(const train_cfg_t *cfg)
             sum += r.model->params[i];
         printf("wslq-train: model %s (%zu params, checksum %.6f), %s lr %g, batch %d x %d "
                "rank%s x accum %d = %" PRId64 ", %d train / %d test samples, %d thread%s, "
-               "device %s, comm %s\n",
+               "device %s, comm %s%s\n",
                r.model->shape, r.model->n_params, sum, optim_name(cfg->optim), (double) cfg->lr,
                cfg->batch, r.world, r.world == 1 ? "" : "s", cfg->accum, G, r.train.n, r.test.n,
-               cfg->threads, cfg->threads == 1 ? "" : "s", r.eng->device, r.comm->ops->name);
+               cfg->threads, cfg->threads == 1 ? "" : "s", r.eng->device, r.comm->ops->name,
+               r.world > 1 && getenv("WSLQ_RENDEZVOUS") ? " (ranks met through the job's "
+                                                          "rendezvous store)"
+                                                        : "");
         fflush(stdout);
     }
     rc = loop(&r);
