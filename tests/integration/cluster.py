@@ -60,7 +60,7 @@ class Cluster:
         self.addr = f"tcp://127.0.0.1:{self.port}"
         self.sched = None
         self.sched_args = list(sched_args)
-        if "--http" not in self.sched_args:
+        if "--http" not in self.sched_args and "--config" not in self.sched_args:
             self.sched_args += ["--http", "off"]  # tests that want the dashboard pass a port
         self.workers = {}
         self.start_scheduler()
