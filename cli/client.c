@@ -157,3 +157,15 @@ client_call(client_t *c,
         return rep;
     }
 }
+
+Wslq__Envelope *
+client_nodes(client_t *c, const char *name, wq_error_t *err)
+{
+    Wslq__NodesRequest req = WSLQ__NODES_REQUEST__INIT;
+    if (name != NULL)
+        req.name = (char *) name;
+    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
+    env.body_case = WSLQ__ENVELOPE__BODY_NODES;
+    env.nodes = &req;
+    return client_call(c, &env, WSLQ__ENVELOPE__BODY_NODES_REPLY, 0, err);
+}

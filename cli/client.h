@@ -27,6 +27,10 @@ Wslq__Envelope *client_call(client_t *c,
                             int extra_wait_ms,
                             wq_error_t *err);
 
+/* Ask for the nodes (all, or the one named; NULL = all). Returns the NodesReply envelope
+ * (caller owns it: wire_free) or NULL with *err, as client_call. */
+Wslq__Envelope *client_nodes(client_t *c, const char *name, wq_error_t *err);
+
 /* Close the socket (linger 0) and NULL *cp. NULL-safe. */
 void client_destroy(client_t **cp);
 

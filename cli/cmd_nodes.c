@@ -148,13 +148,7 @@ cmd_nodes(cli_ctx_t *ctx, int argc, char **argv)
     client_t *c = client_new(ctx, &err);
     if (c == NULL)
         return cli_fail(&err);
-    Wslq__NodesRequest req = WSLQ__NODES_REQUEST__INIT;
-    if (name != NULL)
-        req.name = (char *) name;
-    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
-    env.body_case = WSLQ__ENVELOPE__BODY_NODES;
-    env.nodes = &req;
-    Wslq__Envelope *rep = client_call(c, &env, WSLQ__ENVELOPE__BODY_NODES_REPLY, 0, &err);
+    Wslq__Envelope *rep = client_nodes(c, name, &err);
     client_destroy(&c);
     if (rep == NULL)
         return cli_fail(&err);

@@ -66,11 +66,7 @@ fetch(client_t *c, frame_t *f)
 {
     frame_clear(f);
     wq_error_t err = {0};
-    Wslq__NodesRequest nr = WSLQ__NODES_REQUEST__INIT;
-    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
-    env.body_case = WSLQ__ENVELOPE__BODY_NODES;
-    env.nodes = &nr;
-    f->nodes = client_call(c, &env, WSLQ__ENVELOPE__BODY_NODES_REPLY, 0, &err);
+    f->nodes = client_nodes(c, NULL, &err);
     if (f->nodes == NULL) {
         snprintf(f->error, sizeof f->error, "%s", err.text);
         return;
