@@ -134,8 +134,9 @@ find_exe(const char *argv0, const char *path)
     }
 }
 
-/* In the child, between fork and exec: async-signal-safe calls only (the worker has
- * ZeroMQ threads). The error pipe tells the worker which step failed and why. */
+/* In the child, between vfork and exec: system calls only, no allocation and no writes to
+ * the worker's memory beyond this frame (the child shares it, and the worker has ZeroMQ
+ * threads). The error pipe tells the worker which step failed and why. */
 static _Noreturn void
 child_exec(
     const char *cwd, const char *exe, char **argv, char **envp, int nullfd, int outfd, int errw)
@@ -164,6 +165,20 @@ child_exec(
     ssize_t w = write(errw, msg, sizeof msg);
     (void) w;
     _exit(msg[0] == 1 ? 1 : (msg[1] == ENOENT ? 127 : 126));
+}
+
+/* Start one rank. vfork: no copy of the worker's page tables, so a launch costs the same
+ * whatever the worker's size (fork of a process with 20 MiB touched measured 3.5 ms here, a
+ * vfork-based spawn 0.4 ms). The child runs child_exec() and never returns here; kept in a
+ * function of its own so nothing of the caller's frame lives across the vfork. */
+static __attribute__((noinline)) pid_t
+spawn_rank(
+    const char *cwd, const char *exe, char **argv, char **envp, int nullfd, int outfd, int errw)
+{
+    pid_t pid = vfork();
+    if (pid == 0)
+        child_exec(cwd, exe, argv, envp, nullfd, outfd, errw);
+    return pid;
 }
 
 /* A TCP port free on this node right now, for a job the scheduler gave no MASTER_PORT
@@ -273,9 +288,7 @@ job_launch(const Wslq__JobLaunch *l, const job_cfg_t *cfg)
         pid_t pid = -1;
         int saved = 0;
         if (outfd >= 0 && nullfd >= 0 && pipe_cloexec(ep) == 0) {
-            pid = fork();
-            if (pid == 0)
-                child_exec(cwd, exe, argv, envp, nullfd, outfd, ep[1]);
+            pid = spawn_rank(cwd, exe, argv, envp, nullfd, outfd, ep[1]);
         }
         saved = errno;
         if (ep[1] >= 0)
