@@ -84,7 +84,8 @@ def main():
         t = Term([f"{BIN}/wslq", "top"], dict(env, TERM="xterm"))
         try:
             check(t.wait_text("first", 10), "live view draws the running job")
-            check("pc1" in t.text() and "q quit" in t.text(), "live view draws nodes and keys")
+            # The screen arrives in pieces: wait for its last line, not just the job's.
+            check(t.wait_text("q quit", 10) and "pc1" in t.text(), "live view draws nodes and keys")
             jid = c.submit("--gpus", "1", "--name", "pushedjob", "--", "sleep", "30")
             t0 = time.monotonic()
             seen = t.wait_text("pushedjob", 5)
