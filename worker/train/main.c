@@ -42,6 +42,7 @@ static const char usage_text[] =
     "  --optimizer adam|sgd     (default adam)\n"
     "  --lr F                   learning rate (default 1e-3 adam, 0.01 sgd)\n"
     "  --momentum F             sgd momentum (default 0.9)\n"
+    "  --lr-schedule S          constant, or cosine: decay to 0 over the run (default constant)\n"
     "  --seed N                 initialisation and data order (default 1)\n"
     "  --threads N              OpenBLAS threads (default: cpus / LOCAL_WORLD_SIZE)\n"
     "  --device cpu|auto|cuda   where to train (default cpu); auto = cuda if a GPU is usable\n"
@@ -78,6 +79,7 @@ enum {
     OPT_OPTIMIZER,
     OPT_LR,
     OPT_MOMENTUM,
+    OPT_LR_SCHEDULE,
     OPT_SEED,
     OPT_THREADS,
     OPT_DEVICE,
@@ -113,6 +115,7 @@ static const struct option options[] = {
     {"optimizer", required_argument, NULL, OPT_OPTIMIZER},
     {"lr", required_argument, NULL, OPT_LR},
     {"momentum", required_argument, NULL, OPT_MOMENTUM},
+    {"lr-schedule", required_argument, NULL, OPT_LR_SCHEDULE},
     {"seed", required_argument, NULL, OPT_SEED},
     {"threads", required_argument, NULL, OPT_THREADS},
     {"device", required_argument, NULL, OPT_DEVICE},
@@ -316,6 +319,15 @@ main(int argc, char **argv)
             break;
         case OPT_MOMENTUM:
             bad = parse_float(optarg, 0.0, 0.9999, "--momentum", &cfg.momentum, &err);
+            break;
+        case OPT_LR_SCHEDULE:
+            if (!strcmp(optarg, "constant"))
+                cfg.lr_cosine = 0;
+            else if (!strcmp(optarg, "cosine"))
+                cfg.lr_cosine = 1;
+            else
+                bad = wq_fail(&err, WQ_EINVAL, "--lr-schedule: '%s' is not constant or cosine",
+                              optarg);
             break;
         case OPT_SEED:
             if (!(bad = parse_int(optarg, 0, INT64_MAX, "--seed", &v, &err)))

@@ -3,6 +3,7 @@
 
 #include <cblas.h>
 #include <inttypes.h>
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -290,6 +291,14 @@ loop(run_t *r)
         int stop_max = 0, preempt = 0;
         while (r->sie < spe) {
             float loss = 0;
+            if (cfg->lr_cosine) {
+                /* A function of the step alone, so a resumed run follows the same curve. */
+                uint64_t total = (uint64_t) cfg->epochs * spe;
+                if (cfg->max_steps && (uint64_t) cfg->max_steps < total)
+                    total = (uint64_t) cfg->max_steps;
+                double frac = total ? (double) r->step / (double) total : 0.0;
+                r->opt->lr = (float) (cfg->lr * 0.5 * (1.0 + cos(M_PI * (frac < 1 ? frac : 1))));
+            }
             for (int k = 0; k < K; k++) {
                 const uint32_t *ids = perm + (int64_t) r->sie * G + ((int64_t) k * P + r->rank) * B;
                 dataset_gather(&r->train, ids, B, x, y);

@@ -49,6 +49,7 @@ typedef struct {
     int accum;            /* micro-batches per optimizer step */
     optim_kind_t optim;
     float lr, momentum;
+    int lr_cosine; /* 1: lr follows a half cosine from lr to 0 over the run's steps */
     uint64_t seed;
     int threads;              /* OpenBLAS threads */
     int train_limit;          /* use the first N training samples (0 = all) */

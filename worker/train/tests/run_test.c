@@ -292,6 +292,7 @@ case_flags(void)
         {"--batch", "0", NULL},
         {"--batch", "x", NULL},
         {"--lr", "-1", NULL},
+        {"--lr-schedule", "linear", NULL},
         {"--hidden", "256,,1", NULL},
         {"--frobnicate", NULL},
         {"--epochs", NULL},
