@@ -41,8 +41,8 @@ done
 echo "== wslq nodes"
 "$bin/wslq" nodes
 
-echo "== wslq submit: 2-rank data-parallel MLP on Fashion-MNIST"
-id=$("$bin/wslq" submit --parsable --name demo-train --ranks-per-node 2 --time 20m -- \
+echo "== wslq submit: 2-rank data-parallel MLP on Fashion-MNIST, one rank per (declared) GPU"
+id=$("$bin/wslq" submit --parsable --name demo-train --gpus 2 --time 20m -- \
     "$bin/wslq-train" --model mlp --epochs 2 --threads 1)
 echo "Submitted job $id"
 "$bin/wslq" queue
@@ -50,7 +50,7 @@ echo "== wslq logs -f $id"
 "$bin/wslq" logs -f "$id"
 echo "== wslq show $id"
 "$bin/wslq" show "$id"
-state_now=$("$bin/wslq" show "$id" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')
+state_now=$("$bin/wslq" show "$id" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["job"]["state"])')
 echo "demo job $id ended $state_now"
 
 if [ "$keep" = 1 ]; then
