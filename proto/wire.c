@@ -9,6 +9,8 @@
 
 #include "common/log.h"
 
+#define WIRE_MAX_PROBE_TOKEN 64 /* ProbeRequest/ProbeResult token */
+
 static int
 check_str(const char *s, size_t max, int required, const char *what, wq_error_t *err)
 {
@@ -292,11 +294,38 @@ validate_body(const Wslq__Envelope *env, wq_error_t *err)
             check_count(r->n_running, 4096, "running job list", err) < 0 ||
             check_attrs(r->n_attrs, r->attrs, err) < 0)
             return -1;
+        if (r->probe_port > 65535)
+            return wq_fail(err, WQ_EPROTO, "probe port %u is out of range", r->probe_port);
+        return 0;
+    }
+    case WSLQ__ENVELOPE__BODY_PROBE: {
+        const Wslq__ProbeRequest *p = env->probe;
+        if (check_name(p->target_node, 1, "probe target", err) < 0 ||
+            check_str(p->ip, 63, 1, "probe address", err) < 0 ||
+            check_name(p->token, 1, "probe token", err) < 0)
+            return -1;
+        if (strlen(p->token) > WIRE_MAX_PROBE_TOKEN)
+            return wq_fail(err, WQ_ELIMIT, "probe token is longer than %d bytes",
+                           WIRE_MAX_PROBE_TOKEN);
+        if (p->port < 1 || p->port > 65535)
+            return wq_fail(err, WQ_EPROTO, "probe port %u is out of range", p->port);
+        if (p->timeout_ms > 60000)
+            return wq_fail(err, WQ_ELIMIT, "probe timeout over 60 s");
+        return 0;
+    }
+    case WSLQ__ENVELOPE__BODY_PROBE_RESULT: {
+        const Wslq__ProbeResult *p = env->probe_result;
+        if (check_name(p->target_node, 1, "probe target", err) < 0 ||
+            check_name(p->token, 1, "probe token", err) < 0 ||
+            check_name(p->error, 0, "probe error", err) < 0)
+            return -1;
         return 0;
     }
     case WSLQ__ENVELOPE__BODY_REG_REPLY:
         return check_count(env->reg_reply->n_kill_jobs, 4096, "kill list", err);
     case WSLQ__ENVELOPE__BODY_HEARTBEAT:
+        if (env->heartbeat->clock_rtt_ms > 3600000)
+            return wq_fail(err, WQ_EPROTO, "clock round trip is out of range");
         return check_gpus(env->heartbeat->n_gpus, env->heartbeat->gpus, err);
     case WSLQ__ENVELOPE__BODY_LAUNCH: {
         const Wslq__JobLaunch *l = env->launch;

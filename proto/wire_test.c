@@ -286,6 +286,95 @@ test_register_name_charset(void **state)
 }
 
 static void
+test_probe_messages(void **state)
+{
+    (void) state;
+    Wslq__ProbeRequest p = WSLQ__PROBE_REQUEST__INIT;
+    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
+    env.body_case = WSLQ__ENVELOPE__BODY_PROBE;
+    env.probe = &p;
+    p.target_node = "pc1";
+    p.ip = "192.168.1.20";
+    p.port = 40123;
+    p.token = "0123456789abcdef";
+    p.timeout_ms = 3000;
+    p.scheduler_time_ms = 1700000000000;
+    wq_error_t err = {0};
+    Wslq__Envelope *out = roundtrip(&env, &err);
+    assert_non_null(out);
+    assert_string_equal(out->probe->target_node, "pc1");
+    assert_int_equal(out->probe->port, 40123);
+    assert_int_equal(out->probe->scheduler_time_ms, 1700000000000);
+    wire_free(&out);
+    p.port = 0;
+    expect_reject(&env, WQ_EPROTO, "probe port");
+    p.port = 65536;
+    expect_reject(&env, WQ_EPROTO, "probe port");
+    p.port = 7;
+    p.timeout_ms = 60001;
+    expect_reject(&env, WQ_ELIMIT, "probe timeout");
+    p.timeout_ms = 0;
+    p.ip = "";
+    expect_reject(&env, WQ_EPROTO, "probe address");
+    p.ip = "10.0.0.1";
+    p.token = "";
+    expect_reject(&env, WQ_EPROTO, "probe token");
+    char longtok[80];
+    memset(longtok, 'a', sizeof longtok - 1);
+    longtok[sizeof longtok - 1] = '\0';
+    p.token = longtok;
+    expect_reject(&env, WQ_ELIMIT, "probe token");
+    p.token = "tok";
+    p.target_node = "";
+    expect_reject(&env, WQ_EPROTO, "probe target");
+
+    Wslq__ProbeResult r = WSLQ__PROBE_RESULT__INIT;
+    env.body_case = WSLQ__ENVELOPE__BODY_PROBE_RESULT;
+    env.probe_result = &r;
+    r.target_node = "pc1";
+    r.token = "tok";
+    r.ok = 0;
+    r.error = "connection refused";
+    out = roundtrip(&env, &err);
+    assert_non_null(out);
+    assert_string_equal(out->probe_result->error, "connection refused");
+    wire_free(&out);
+    r.error = "bad\nline";
+    expect_reject(&env, WQ_EPROTO, "control character");
+    char longerr[200];
+    memset(longerr, 'e', sizeof longerr - 1);
+    longerr[sizeof longerr - 1] = '\0';
+    r.error = longerr;
+    expect_reject(&env, WQ_ELIMIT, "probe error");
+
+    /* Register's probe port and Heartbeat's clock fields */
+    Wslq__Register reg = WSLQ__REGISTER__INIT;
+    env.body_case = WSLQ__ENVELOPE__BODY_REG;
+    env.reg = &reg;
+    reg.name = "pc1";
+    reg.probe_port = 65536;
+    expect_reject(&env, WQ_EPROTO, "probe port");
+    reg.probe_port = 65535;
+    out = roundtrip(&env, &err);
+    assert_non_null(out);
+    assert_int_equal(out->reg->probe_port, 65535);
+    wire_free(&out);
+    Wslq__Heartbeat hb = WSLQ__HEARTBEAT__INIT;
+    env.body_case = WSLQ__ENVELOPE__BODY_HEARTBEAT;
+    env.heartbeat = &hb;
+    hb.clock_offset_ms = -2300;
+    hb.clock_rtt_ms = 4;
+    hb.clock_measured = 1;
+    out = roundtrip(&env, &err);
+    assert_non_null(out);
+    assert_int_equal(out->heartbeat->clock_offset_ms, -2300);
+    assert_true(out->heartbeat->clock_measured);
+    wire_free(&out);
+    hb.clock_rtt_ms = 3600001;
+    expect_reject(&env, WQ_EPROTO, "round trip");
+}
+
+static void
 test_state_names(void **state)
 {
     (void) state;
@@ -313,6 +402,7 @@ main(void)
         cmocka_unit_test(test_oversized_rejected_before_unpack),
         cmocka_unit_test(test_kv_and_log_limits),
         cmocka_unit_test(test_register_name_charset),
+        cmocka_unit_test(test_probe_messages),
         cmocka_unit_test(test_state_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -22,6 +22,7 @@ policy_feasible(
     const policy_node_t *nodes, size_t n, const policy_req_t *req, char *why, size_t whylen)
 {
     unsigned max_gpus = 0, max_cpus = 0, fitting = 0, fitting_inbound = 0;
+    unsigned passed = 0, pending = 0, failed = 0, no_inbound = 0;
     uint64_t max_mem = 0;
     for (size_t i = 0; i < n; i++) {
         const policy_node_t *nd = &nodes[i];
@@ -34,7 +35,15 @@ policy_feasible(
             max_mem = nd->mem_mb;
         if (fits_empty(nd, req)) {
             fitting++;
-            if (nd->inbound_ok)
+            if (!nd->inbound_ok)
+                no_inbound++;
+            else if (nd->inbound_probe == POLICY_PROBE_FAILED)
+                failed++;
+            else if (nd->inbound_probe == POLICY_PROBE_PENDING)
+                pending++;
+            else
+                passed++;
+            if (nd->inbound_ok && nd->inbound_probe != POLICY_PROBE_FAILED)
                 fitting_inbound++;
         }
     }
@@ -63,25 +72,48 @@ policy_feasible(
         return 0;
     }
     if (req->nodes > 1 && fitting_inbound < req->nodes) {
-        snprintf(why, whylen,
-                 "the job needs %u nodes that each fit it and take inbound connections; "
-                 "the cluster has %u",
-                 req->nodes, fitting_inbound);
+        /* Nodes not tested yet count as possible: only failed tests and nodes that say
+         * they take no inbound connections make a job impossible. */
+        int k = snprintf(why, whylen,
+                         "the job needs %u nodes that each fit it and take inbound connections; "
+                         "%u passed the inbound test",
+                         req->nodes, passed);
+        if (k > 0 && (size_t) k < whylen && pending)
+            k += snprintf(why + k, whylen - (size_t) k, ", %u %s not tested yet", pending,
+                          pending == 1 ? "is" : "are");
+        if (k > 0 && (size_t) k < whylen && failed)
+            k += snprintf(why + k, whylen - (size_t) k, ", %u failed it", failed);
+        if (k > 0 && (size_t) k < whylen && no_inbound)
+            k += snprintf(why + k, whylen - (size_t) k,
+                          ", %u %s no inbound connections (NAT mode or inbound_ok = no)",
+                          no_inbound, no_inbound == 1 ? "reports" : "report");
+        if (k > 0 && (size_t) k < whylen && (failed || no_inbound))
+            snprintf(why + k, whylen - (size_t) k, " (wslq doctor --node NAME: net.inbound)");
         return 0;
     }
     return 1;
 }
 
+/* Can the node take its share of the job now? 'untested_ok': count a node whose inbound
+ * test has not finished as able (to tell "waits for the test" from "waits for GPUs"). */
 static int
-fits_now(const policy_node_t *nd, const policy_req_t *req)
+fits_now2(const policy_node_t *nd, const policy_req_t *req, int untested_ok)
 {
     uint64_t free_gpus = nd->gpu_present & ~nd->gpu_used;
-    return nd->eligible && (req->nodes == 1 || nd->inbound_ok) &&
+    int inbound = nd->inbound_ok && (nd->inbound_probe == POLICY_PROBE_PASSED ||
+                                     (untested_ok && nd->inbound_probe == POLICY_PROBE_PENDING));
+    return nd->eligible && (req->nodes == 1 || inbound) &&
            policy_popcount(free_gpus) >= req->gpus_per_node &&
            nd->cpus - (nd->cpus_used < nd->cpus ? nd->cpus_used : nd->cpus) >= req->cpus_per_node &&
            (req->mem_mb_per_node == 0 ||
             nd->mem_mb - (nd->mem_used_mb < nd->mem_mb ? nd->mem_used_mb : nd->mem_mb) >=
                 req->mem_mb_per_node);
+}
+
+static int
+fits_now(const policy_node_t *nd, const policy_req_t *req)
+{
+    return fits_now2(nd, req, 0);
 }
 
 static uint64_t
@@ -140,9 +172,20 @@ policy_place(const policy_node_t *nodes,
             snprintf(why, whylen, "waiting for resources: %u GPU%s, %u CPU%s free on one node",
                      req->gpus_per_node, req->gpus_per_node == 1 ? "" : "s", req->cpus_per_node,
                      req->cpus_per_node == 1 ? "" : "s");
-        else
-            snprintf(why, whylen, "waiting for resources: %u nodes with %u free GPUs each (%u now)",
-                     req->nodes, req->gpus_per_node, chosen);
+        else {
+            unsigned untested = 0;
+            for (size_t i = 0; i < limit; i++)
+                untested += !fits_now(&nodes[i], req) && fits_now2(&nodes[i], req, 1);
+            if (untested > 0 && chosen + untested >= req->nodes)
+                snprintf(why, whylen,
+                         "waiting for the inbound connection test of %u node%s (%u of %u "
+                         "nodes ready)",
+                         untested, untested == 1 ? "" : "s", chosen, req->nodes);
+            else
+                snprintf(why, whylen,
+                         "waiting for resources: %u nodes with %u free GPUs each (%u now)",
+                         req->nodes, req->gpus_per_node, chosen);
+        }
         return 0;
     }
     out->n = chosen;

@@ -32,7 +32,21 @@
 #define DEFAULT_LIST      1000
 #define GANG_GRACE_MS     3000 /* SIGTERM to SIGKILL when another part of a gang failed */
 
+#define PROBE_TIMEOUT_MS 3000 /* ProbeRequest.timeout_ms: the peer's connect-and-answer bound */
+#define PROBE_SLACK_MS   2000 /* the peer's ProbeResult may take this much longer */
+#define PROBE_TRIES      3    /* peers asked before a silent test counts as failed */
+
 enum node_state { NODE_ALIVE, NODE_TORPID, NODE_LOST };
+
+/* Inbound self-test of a node (proto/README.md, "Inbound self-test"). */
+enum probe_state {
+    PROBE_UNKNOWN,    /* not registered in this run */
+    PROBE_NONE,       /* the node does not claim inbound connections: not tested */
+    PROBE_PENDING,    /* a peer was asked */
+    PROBE_PASSED,     /* a peer connected and got the right answer */
+    PROBE_FAILED,     /* a peer could not connect, or the node has no listener */
+    PROBE_UNVERIFIED, /* no other alive node to test it yet */
+};
 static const char *const node_state_names[] = {"idle", "torpid", "lost"};
 
 typedef struct node {
@@ -41,6 +55,15 @@ typedef struct node {
     size_t identity_len;  /* 0 = never connected in this run */
     enum node_state state;
     int64_t last_seen_mono; /* ms */
+    enum probe_state probe;
+    unsigned probe_port;
+    char probe_token[40];
+    char probe_peer[WIRE_MAX_NAME + 1]; /* node asked to connect */
+    int64_t probe_deadline;             /* mono ms: the peer's answer is late after this */
+    int probe_tries;                    /* peers asked for this registration */
+    int64_t clock_offset_ms;            /* last reported, for change detection */
+    uint32_t clock_rtt_ms;
+    int clock_known;
 } node_t;
 
 typedef struct kv_entry {
@@ -297,6 +320,212 @@ flush_outs(sched_t *self)
     self->n_outs = 0;
 }
 
+/* ---------- node attributes set by the scheduler ---------- */
+
+/* Set (add or replace) one attribute of a node. */
+static void
+node_set_attr(Wslq__NodeInfo *ni, const char *key, const char *value)
+{
+    for (size_t i = 0; i < ni->n_attrs; i++)
+        if (strcmp(ni->attrs[i]->key, key) == 0) {
+            set_str(&ni->attrs[i]->value, value);
+            return;
+        }
+    ni->attrs = wq_realloc(ni->attrs, (ni->n_attrs + 1) * sizeof *ni->attrs);
+    Wslq__NodeAttr *a = wq_malloc(sizeof *a);
+    wslq__node_attr__init(a);
+    a->key = wq_strdup(key);
+    a->value = wq_strdup(value);
+    ni->attrs[ni->n_attrs++] = a;
+}
+
+/* ---------- inbound self-test ---------- */
+
+static const char *const probe_fix =
+    "fix: let the lab subnet connect in: networkingMode=mirrored in .wslconfig and the "
+    "Hyper-V/Windows firewall rules of deploy/windows (the job port range covers the "
+    "worker's ephemeral probe port; or pin probe_port and open it)";
+
+/* Record a test outcome in the node's attributes: inbound_probe (wslq nodes) and
+ * doctor.net.inbound (wslq doctor --node). */
+static void
+probe_set(
+    sched_t *self, node_t *nd, enum probe_state st, const char *short_text, const char *doctor_text)
+{
+    nd->probe = st;
+    node_set_attr(nd->info, "inbound_probe", short_text);
+    node_set_attr(nd->info, "doctor.net.inbound", doctor_text);
+    self->stats.version++;
+    self->dirty = 1;
+}
+
+/* Ask a peer to test-connect 'nd'. Prefers an alive node with another IP and, after a
+ * silent peer, a different one. Without any peer the node stays unverified. */
+static void
+probe_start(sched_t *self, node_t *nd)
+{
+    node_t *best = NULL;
+    int best_score = -1;
+    for (size_t i = 0; i < self->n_nodes; i++) {
+        node_t *p = self->nodes[i];
+        if (p == nd || p->state != NODE_ALIVE || p->identity_len == 0)
+            continue;
+        int score = (strcmp(p->info->ip, nd->info->ip) != 0 ? 2 : 0) +
+                    (strcmp(p->info->name, nd->probe_peer) != 0 ? 4 : 0) +
+                    (p->probe == PROBE_PASSED ? 1 : 0);
+        if (score > best_score) {
+            best = p;
+            best_score = score;
+        }
+    }
+    if (best == NULL) {
+        nd->probe_peer[0] = '\0';
+        probe_set(self, nd, PROBE_UNVERIFIED, "unverified: no peer",
+                  "INFO inbound connections not tested yet: no other node is up to test them "
+                  "(multi-node jobs wait for the test)");
+        log_info("inbound self-test waits for a peer node=%s", nd->info->name);
+        return;
+    }
+    static uint64_t counter;
+    uint64_t x = (uint64_t) wq_clock_wall_ms() * 6364136223846793005ULL + ++counter +
+                 (uint64_t) (uintptr_t) nd;
+    x ^= x >> 29;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 32;
+    snprintf(nd->probe_token, sizeof nd->probe_token, "%016" PRIx64 "%04" PRIx64, x,
+             counter & 0xffff);
+    snprintf(nd->probe_peer, sizeof nd->probe_peer, "%s", best->info->name);
+    nd->probe_tries++;
+    nd->probe_deadline = wq_clock_mono_ms() + PROBE_TIMEOUT_MS + PROBE_SLACK_MS;
+    char txt[WIRE_MAX_NAME + 48];
+    snprintf(txt, sizeof txt, "pending (by %s)", best->info->name);
+    probe_set(self, nd, PROBE_PENDING, txt,
+              "INFO inbound connection test running (a peer node connects to this node)");
+    Wslq__ProbeRequest pr = WSLQ__PROBE_REQUEST__INIT;
+    pr.target_node = nd->info->name;
+    pr.ip = nd->info->ip;
+    pr.port = nd->probe_port;
+    pr.token = nd->probe_token;
+    pr.timeout_ms = PROBE_TIMEOUT_MS;
+    pr.scheduler_time_ms = wq_clock_wall_ms();
+    Wslq__Envelope out = WSLQ__ENVELOPE__INIT;
+    out.body_case = WSLQ__ENVELOPE__BODY_PROBE;
+    out.probe = &pr;
+    out_push(self, best->identity, best->identity_len, &out);
+    log_info("inbound self-test node=%s addr=%s:%u peer=%s try=%d", nd->info->name, nd->info->ip,
+             nd->probe_port, best->info->name, nd->probe_tries);
+}
+
+/* A node (re-)registered: test it, and let it test the nodes that were waiting for a peer. */
+static void
+probe_on_register(sched_t *self, node_t *nd, int claims_inbound, unsigned port)
+{
+    nd->probe_port = port;
+    nd->probe_tries = 0;
+    nd->probe_peer[0] = '\0';
+    nd->clock_known = 0;
+    if (!claims_inbound) {
+        probe_set(self, nd, PROBE_NONE, "not tested: node reports no inbound connections",
+                  "INFO inbound connections not tested: the worker reports none (inbound_ok = "
+                  "no, or WSL in NAT mode); single-node jobs only | fix: networkingMode=mirrored "
+                  "in .wslconfig (Windows 11 22H2+) and deploy/windows, then restart the worker");
+    } else if (port == 0) {
+        probe_set(self, nd, PROBE_FAILED, "failed: worker could not listen on its probe port",
+                  "FAIL inbound test impossible: the worker could not listen on its probe port "
+                  "| fix: free the port set as probe_port, or set probe_port = 0 (any port)");
+    } else {
+        probe_start(self, nd);
+    }
+    for (size_t i = 0; i < self->n_nodes; i++) {
+        node_t *o = self->nodes[i];
+        if (o != nd && o->state == NODE_ALIVE && o->probe == PROBE_UNVERIFIED)
+            probe_start(self, o);
+    }
+}
+
+static void
+handle_probe_result(sched_t *self, node_t *peer, Wslq__Envelope *env)
+{
+    const Wslq__ProbeResult *r = env->probe_result;
+    node_t *nd = node_by_name(self, r->target_node);
+    if (nd == NULL || nd->probe != PROBE_PENDING || strcmp(r->token, nd->probe_token) != 0 ||
+        strcmp(nd->probe_peer, peer->info->name) != 0) {
+        log_flag(SCHED, "stale probe result target=%s peer=%s", r->target_node, peer->info->name);
+        return;
+    }
+    char txt[320], doc[640];
+    if (r->ok) {
+        snprintf(txt, sizeof txt, "passed (by %s, %" PRIu32 " ms)", peer->info->name,
+                 r->elapsed_ms);
+        snprintf(doc, sizeof doc, "PASS peers can connect in: %s reached %s:%u in %" PRIu32 " ms",
+                 peer->info->name, nd->info->ip, nd->probe_port, r->elapsed_ms);
+        probe_set(self, nd, PROBE_PASSED, txt, doc);
+    } else {
+        snprintf(txt, sizeof txt, "failed: %s (by %s)", r->error[0] ? r->error : "unknown error",
+                 peer->info->name);
+        snprintf(doc, sizeof doc, "FAIL %s could not connect to %s:%u: %s | %s", peer->info->name,
+                 nd->info->ip, nd->probe_port, r->error[0] ? r->error : "unknown error", probe_fix);
+        probe_set(self, nd, PROBE_FAILED, txt, doc);
+    }
+    log_info("inbound self-test done node=%s peer=%s ok=%d elapsed_ms=%" PRIu32 " err=\"%s\"",
+             nd->info->name, peer->info->name, r->ok, r->elapsed_ms, r->error);
+}
+
+/* A pending test whose peer stayed silent: another peer, or failed after PROBE_TRIES. */
+static void
+probe_tick(sched_t *self, int64_t now)
+{
+    for (size_t i = 0; i < self->n_nodes; i++) {
+        node_t *nd = self->nodes[i];
+        if (nd->probe != PROBE_PENDING || now < nd->probe_deadline)
+            continue;
+        if (nd->state != NODE_ALIVE) {
+            nd->probe = PROBE_UNKNOWN; /* tested again when it registers */
+            continue;
+        }
+        log_warn("inbound self-test: no answer from peer node=%s peer=%s try=%d", nd->info->name,
+                 nd->probe_peer, nd->probe_tries);
+        if (nd->probe_tries >= PROBE_TRIES) {
+            char txt[320];
+            snprintf(txt, sizeof txt, "failed: no peer answered (%d tries)", nd->probe_tries);
+            probe_set(self, nd, PROBE_FAILED, txt,
+                      "FAIL inbound test got no answer from the peers asked to run it | fix: "
+                      "check that the other workers are up and can reach this node; restart "
+                      "this worker to test again");
+        } else {
+            probe_start(self, nd);
+        }
+    }
+}
+
+/* ---------- clock offset ---------- */
+
+static void
+clock_report(sched_t *self, node_t *nd, const Wslq__Heartbeat *hb)
+{
+    if (!hb->clock_measured)
+        return;
+    if (nd->clock_known && nd->clock_offset_ms == hb->clock_offset_ms &&
+        nd->clock_rtt_ms == hb->clock_rtt_ms)
+        return;
+    nd->clock_known = 1;
+    nd->clock_offset_ms = hb->clock_offset_ms;
+    nd->clock_rtt_ms = hb->clock_rtt_ms;
+    int64_t off = hb->clock_offset_ms, mag = off < 0 ? -off : off;
+    char v[400];
+    if (mag < 500)
+        snprintf(v, sizeof v, "PASS offset %c%" PRId64 " ms (rtt %" PRIu32 " ms)",
+                 off < 0 ? '-' : '+', mag, hb->clock_rtt_ms);
+    else
+        snprintf(v, sizeof v,
+                 "WARN offset %c%" PRId64 ".%" PRId64 " s (rtt %" PRIu32 " ms) | fix: enable "
+                 "time sync (systemd-timesyncd or chrony) in WSL; WSL's clock drifts after the "
+                 "PC sleeps",
+                 off < 0 ? '-' : '+', mag / 1000, (mag % 1000) / 100, hb->clock_rtt_ms);
+    node_set_attr(nd->info, "doctor.time.offset", v);
+    self->stats.version++;
+}
+
 /* A failed database write leaves memory ahead of the disk: stop rather than answer with
  * something that is not durable. A restart reloads the last committed state. */
 static void
@@ -453,6 +682,12 @@ snapshot(sched_t *self, policy_node_t *pn, size_t cap, int for_feasibility)
         p->name = ni->name;
         p->eligible = for_feasibility || self->nodes[i]->state == NODE_ALIVE;
         p->inbound_ok = ni->inbound_ok;
+        /* passed: may take multi-node jobs; failed: never; not tested yet: possible at
+         * submit, not placed */
+        enum probe_state ps = self->nodes[i]->probe;
+        p->inbound_probe = ps == PROBE_PASSED   ? POLICY_PROBE_PASSED
+                           : ps == PROBE_FAILED ? POLICY_PROBE_FAILED
+                                                : POLICY_PROBE_PENDING;
         p->cpus = ni->cpus;
         p->mem_mb = ni->mem_mb;
         for (size_t g = 0; g < ni->n_gpus; g++)
@@ -1361,6 +1596,7 @@ handle_register(sched_t *self, const void *id, size_t idlen, Wslq__Envelope *env
     nd->state = NODE_ALIVE;
     nd->last_seen_mono = wq_clock_mono_ms();
     self->stats.version++;
+    probe_on_register(self, nd, r->inbound_ok, r->probe_port);
     log_info("node registered name=%s ip=%s cpus=%u mem_mb=%" PRIu64 " gpus=%zu running=%zu",
              ni->name, ni->ip, ni->cpus, ni->mem_mb, ni->n_gpus, r->n_running);
     wq_error_t err = {0};
@@ -1414,6 +1650,7 @@ handle_register(sched_t *self, const void *id, size_t idlen, Wslq__Envelope *env
     rep.n_kill_jobs = n_kill;
     rep.log_offsets = offs;
     rep.n_log_offsets = n_offs;
+    rep.scheduler_time_ms = wq_clock_wall_ms();
     Wslq__Envelope out = WSLQ__ENVELOPE__INIT;
     out.request_id = env->request_id;
     out.body_case = WSLQ__ENVELOPE__BODY_REG_REPLY;
@@ -1440,6 +1677,7 @@ handle_heartbeat(sched_t *self, node_t *nd, Wslq__Envelope *env)
 {
     self->stats.version++; /* fresh GPU metrics */
     const Wslq__Heartbeat *hb = env->heartbeat;
+    clock_report(self, nd, hb);
     for (size_t i = 0; i < hb->n_gpus; i++)
         for (size_t g = 0; g < nd->info->n_gpus; g++) {
             Wslq__GpuInfo *dst = nd->info->gpus[g];
@@ -1658,7 +1896,8 @@ is_worker_body(Wslq__Envelope__BodyCase c)
 {
     return c == WSLQ__ENVELOPE__BODY_HEARTBEAT || c == WSLQ__ENVELOPE__BODY_STARTED ||
            c == WSLQ__ENVELOPE__BODY_RANK_FAILED || c == WSLQ__ENVELOPE__BODY_ENDED ||
-           c == WSLQ__ENVELOPE__BODY_LOG || c == WSLQ__ENVELOPE__BODY_METRICS;
+           c == WSLQ__ENVELOPE__BODY_LOG || c == WSLQ__ENVELOPE__BODY_METRICS ||
+           c == WSLQ__ENVELOPE__BODY_PROBE_RESULT;
 }
 
 static void
@@ -1727,6 +1966,9 @@ dispatch(sched_t *self, const void *id, size_t idlen, Wslq__Envelope *env)
     case WSLQ__ENVELOPE__BODY_METRICS:
         handle_metrics(self, env);
         break;
+    case WSLQ__ENVELOPE__BODY_PROBE_RESULT:
+        handle_probe_result(self, nd, env);
+        break;
     default: {
         wq_error_t err;
         wq_fail(&err, WQ_EPROTO, "the scheduler does not accept this message");
@@ -1752,6 +1994,7 @@ tick(sched_t *self)
         if (nd->state == NODE_TORPID && silent > self->cfg.lost_ms)
             node_lost(self, nd);
     }
+    probe_tick(self, now);
     for (size_t j = 0; j < self->n_jobs;) {
         job_t *job = self->jobs[j];
         size_t before = self->n_jobs;

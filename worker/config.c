@@ -142,6 +142,12 @@ wcfg_set(wcfg_t *c, const char *key, const char *v, wq_error_t *err)
         c->spool_keep_days = (int) x;
         return 0;
     }
+    if (strcmp(key, "probe_port") == 0) {
+        if (wq_parse_int(v, 0, 65535, "probe_port", &x, err) < 0)
+            return -1;
+        c->probe_port = (int) x;
+        return 0;
+    }
     if (strcmp(key, "rendezvous") == 0)
         return parse_bool(v, key, &c->rendezvous, err);
     if (strcmp(key, "inbound_ok") == 0)
@@ -207,6 +213,7 @@ static const struct option long_opts[] = {
     {"spool-keep-days", required_argument, NULL, 0},
     {"rendezvous", required_argument, NULL, 0},
     {"inbound-ok", required_argument, NULL, 0},
+    {"probe-port", required_argument, NULL, 0},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -232,6 +239,7 @@ wcfg_usage(void)
            "  --spool-keep-days N   keep ended jobs' logs this long (default 7, 0 = forever)\n"
            "  --rendezvous yes|no   offer WSLQ_RENDEZVOUS sockets to jobs (default yes)\n"
            "  --inbound-ok yes|no|auto  peers can connect in (multi-node jobs)\n"
+           "  --probe-port N        TCP port of the inbound self-test (default 0 = ephemeral)\n"
            "  --version, --help\n";
 }
 

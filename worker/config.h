@@ -23,6 +23,7 @@ typedef struct wcfg {
     int spool_keep_days;          /* spool dirs of ended jobs are removed after this; 0 = never */
     int rendezvous;               /* 1: offer WSLQ_RENDEZVOUS sockets to jobs */
     int inbound_ok;               /* peers can connect in: 1, 0, -1 = detect */
+    int probe_port;               /* inbound self-test listener port; 0 = ephemeral */
 } wcfg_t;
 
 enum wcfg_action { WCFG_RUN, WCFG_HELP, WCFG_VERSION };

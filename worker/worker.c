@@ -2,14 +2,18 @@
  * conversation"). Single thread; no blocking call except zmq_poll. */
 #include "worker/worker.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -34,6 +38,24 @@
 #define RECV_BURST        1000        /* messages handled per loop turn */
 #define RDV_ITEMS         1024        /* rendezvous poll items per loop turn */
 #define CLEANUP_MS        3600000     /* spool cleanup interval */
+#define PROBE_MAX         8           /* inbound and outbound self-test connections at once */
+#define PROBE_IN_MS       5000        /* an inbound test connection must send its line by then */
+#define PROBE_TIMEOUT_MS  3000        /* ProbeRequest.timeout_ms when 0 */
+#define PROBE_LINE        160         /* longest line read from a test connection */
+
+/* One self-test connection: accepted on our probe port (inbound) or made to a peer's
+ * (outbound, for a ProbeRequest). */
+typedef struct probe_conn {
+    int fd; /* -1 = slot free */
+    int outbound;
+    int connected; /* outbound: connect finished and the token went out */
+    int64_t start; /* mono ms */
+    int64_t deadline;
+    char target[WIRE_MAX_NAME + 1]; /* outbound: the node tested */
+    char token[80];
+    char buf[PROBE_LINE];
+    size_t len;
+} probe_conn_t;
 
 struct worker {
     wcfg_t cfg;
@@ -50,6 +72,14 @@ struct worker {
     int64_t next_cleanup_ms;
     int backlog;           /* a send hit the high-water mark: retry soon */
     wq_ratelimit_t rl_bad; /* bad frames from the scheduler */
+    int probe_fd;          /* inbound self-test listener, -1 = none */
+    unsigned probe_port;   /* its port, reported in Register; 0 = none */
+    probe_conn_t probes[PROBE_MAX];
+    uint64_t reg_req_id;     /* request_id of the last Register */
+    int64_t reg_sent_wall;   /* wall ms when it was sent */
+    int clock_measured;      /* clock_offset_ms and clock_rtt_ms hold a measurement */
+    int64_t clock_offset_ms; /* scheduler clock minus ours */
+    uint32_t clock_rtt_ms;
 };
 
 static int sig_pipe[2] = {-1, -1};
@@ -198,9 +228,12 @@ send_register(worker_t *w, int64_t now)
     }
     r.n_attrs = na;
     r.attrs = ap;
+    r.probe_port = w->probe_port;
     Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
     env.body_case = WSLQ__ENVELOPE__BODY_REG;
     env.reg = &r;
+    env.request_id = ++w->reg_req_id;
+    w->reg_sent_wall = wq_clock_wall_ms();
     send_env(w, &env);
     free(rj);
     free(rp);
@@ -219,6 +252,9 @@ send_heartbeat(worker_t *w)
     hb.gpus = gp;
     for (size_t i = 0; i < w->njobs; i++)
         hb.running += w->jobs[i]->phase != JOB_ENDED;
+    hb.clock_measured = w->clock_measured;
+    hb.clock_offset_ms = w->clock_offset_ms;
+    hb.clock_rtt_ms = w->clock_rtt_ms;
     Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
     env.body_case = WSLQ__ENVELOPE__BODY_HEARTBEAT;
     env.heartbeat = &hb;
@@ -334,6 +370,273 @@ send_metrics(worker_t *w, job_t *j)
     }
 }
 
+/* ---- inbound self-test (proto/README.md, "Inbound self-test") ---- */
+
+/* Listen on the probe port on every interface; never fatal: a node that cannot listen
+ * reports port 0 and the scheduler marks its test failed. */
+static void
+probe_listen(worker_t *w)
+{
+    w->probe_fd = -1;
+    w->probe_port = 0;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        log_warn("no inbound self-test listener err=\"%s\"", strerror(errno));
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_ANY);
+    a.sin_port = htons((uint16_t) w->cfg.probe_port);
+    socklen_t alen = sizeof a;
+    if (bind(fd, (struct sockaddr *) &a, sizeof a) < 0 || listen(fd, 16) < 0 ||
+        getsockname(fd, (struct sockaddr *) &a, &alen) < 0) {
+        log_warn("no inbound self-test listener port=%d err=\"%s\"", w->cfg.probe_port,
+                 strerror(errno));
+        close(fd);
+        return;
+    }
+    w->probe_fd = fd;
+    w->probe_port = ntohs(a.sin_port);
+    log_info("inbound self-test listening port=%u", w->probe_port);
+}
+
+static probe_conn_t *
+probe_slot(worker_t *w)
+{
+    for (int i = 0; i < PROBE_MAX; i++)
+        if (w->probes[i].fd < 0)
+            return &w->probes[i];
+    return NULL;
+}
+
+static void
+probe_close(probe_conn_t *p)
+{
+    if (p->fd >= 0)
+        close(p->fd);
+    p->fd = -1;
+}
+
+static void
+probe_result(worker_t *w, probe_conn_t *p, int ok, const char *error, int64_t now)
+{
+    Wslq__ProbeResult m = WSLQ__PROBE_RESULT__INIT;
+    char e[120];
+    snprintf(e, sizeof e, "%s", error ? error : "");
+    for (char *q = e; *q; q++)
+        if ((unsigned char) *q < 0x20 || *q == 0x7f)
+            *q = '?';
+    m.target_node = p->target;
+    m.token = p->token;
+    m.ok = ok;
+    m.error = e;
+    m.elapsed_ms = (uint32_t) (now - p->start);
+    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
+    env.body_case = WSLQ__ENVELOPE__BODY_PROBE_RESULT;
+    env.probe_result = &m;
+    send_env(w, &env);
+    log_info("inbound self-test of a peer target=%s ok=%d elapsed_ms=%u err=\"%s\"", p->target, ok,
+             m.elapsed_ms, e);
+    probe_close(p);
+}
+
+/* A ProbeRequest: start a non-blocking connect to the target's probe port. */
+static void
+probe_connect(worker_t *w, const Wslq__ProbeRequest *r, int64_t now)
+{
+    probe_conn_t tmp, *p = probe_slot(w);
+    if (p == NULL) {
+        memset(&tmp, 0, sizeof tmp);
+        p = &tmp; /* answer "busy" through a slot that is not kept */
+    }
+    memset(p, 0, sizeof *p);
+    p->fd = -1;
+    p->outbound = 1;
+    p->start = now;
+    p->deadline = now + (r->timeout_ms ? r->timeout_ms : PROBE_TIMEOUT_MS);
+    snprintf(p->target, sizeof p->target, "%s", r->target_node);
+    snprintf(p->token, sizeof p->token, "%s", r->token);
+    if (p == &tmp) {
+        probe_result(w, p, 0, "the testing worker has too many tests running", now);
+        return;
+    }
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t) r->port);
+    if (inet_pton(AF_INET, r->ip, &a.sin_addr) != 1) {
+        probe_result(w, p, 0, "address is not an IPv4 address", now);
+        return;
+    }
+    p->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (p->fd < 0) {
+        probe_result(w, p, 0, strerror(errno), now);
+        return;
+    }
+    if (connect(p->fd, (struct sockaddr *) &a, sizeof a) < 0 && errno != EINPROGRESS) {
+        probe_result(w, p, 0, strerror(errno), now);
+        return;
+    }
+    log_flag(WORKER, "inbound self-test connecting target=%s addr=%s:%u", p->target, r->ip,
+             r->port);
+}
+
+/* Accept waiting connections on the probe port (never blocks). */
+static void
+probe_accept(worker_t *w, int64_t now)
+{
+    for (int n = 0; n < PROBE_MAX; n++) {
+        int fd = accept(w->probe_fd, NULL, NULL);
+        if (fd < 0)
+            return;
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+        fcntl(fd, F_SETFL, O_NONBLOCK);
+        probe_conn_t *p = probe_slot(w);
+        if (p == NULL) {
+            close(fd); /* too many at once: the tester sees a reset and reports it */
+            continue;
+        }
+        memset(p, 0, sizeof *p);
+        p->fd = fd;
+        p->start = now;
+        p->deadline = now + PROBE_IN_MS;
+    }
+}
+
+/* Read what arrived; 1 when a whole line is in p->buf (newline removed), 0 for more,
+ * -1 on EOF or error (errno or 0 for EOF). */
+static int
+probe_read_line(probe_conn_t *p)
+{
+    for (;;) {
+        if (p->len + 1 >= sizeof p->buf)
+            return 1; /* over-long: judge what we have */
+        ssize_t n = read(p->fd, p->buf + p->len, sizeof p->buf - 1 - p->len);
+        if (n == 0) {
+            errno = 0;
+            return -1;
+        }
+        if (n < 0)
+            return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
+        p->len += (size_t) n;
+        p->buf[p->len] = '\0';
+        char *nl = memchr(p->buf, '\n', p->len);
+        if (nl != NULL) {
+            *nl = '\0';
+            return 1;
+        }
+    }
+}
+
+static void
+probe_io(worker_t *w, probe_conn_t *p, short revents, int64_t now)
+{
+    if (!p->outbound) {
+        int r = probe_read_line(p);
+        if (r == 1) {
+            char ans[WIRE_MAX_NAME + 8];
+            int n = snprintf(ans, sizeof ans, "OK %s\n", w->cfg.name);
+            ssize_t wr = send(p->fd, ans, (size_t) n, MSG_NOSIGNAL | MSG_DONTWAIT);
+            (void) wr; /* a few bytes into an empty socket buffer */
+            log_flag(WORKER, "inbound self-test answered");
+        }
+        if (r != 0)
+            probe_close(p);
+        return;
+    }
+    if (!p->connected) {
+        if (!(revents & (ZMQ_POLLOUT | ZMQ_POLLERR)))
+            return;
+        int soerr = 0;
+        socklen_t sl = sizeof soerr;
+        if (getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
+            soerr = errno;
+        if (soerr != 0) {
+            probe_result(w, p, 0, strerror(soerr), now);
+            return;
+        }
+        char line[96];
+        int n = snprintf(line, sizeof line, "%s\n", p->token);
+        if (send(p->fd, line, (size_t) n, MSG_NOSIGNAL | MSG_DONTWAIT) != n) {
+            probe_result(w, p, 0, "could not send the token", now);
+            return;
+        }
+        p->connected = 1;
+        return;
+    }
+    int r = probe_read_line(p);
+    if (r == 0)
+        return;
+    if (r < 0) {
+        probe_result(w, p, 0, errno ? strerror(errno) : "connection closed without an answer", now);
+        return;
+    }
+    char want[WIRE_MAX_NAME + 8];
+    snprintf(want, sizeof want, "OK %s", p->target);
+    size_t l = strlen(p->buf);
+    if (l > 0 && p->buf[l - 1] == '\r')
+        p->buf[l - 1] = '\0';
+    if (strcmp(p->buf, want) == 0) {
+        probe_result(w, p, 1, "", now);
+    } else {
+        char e[100];
+        snprintf(e, sizeof e, "wrong answer '%.40s' (another program on the port?)", p->buf);
+        probe_result(w, p, 0, e, now);
+    }
+}
+
+/* Time out test connections. */
+static void
+probe_tick(worker_t *w, int64_t now)
+{
+    for (int i = 0; i < PROBE_MAX; i++) {
+        probe_conn_t *p = &w->probes[i];
+        if (p->fd < 0 || now < p->deadline)
+            continue;
+        if (p->outbound)
+            probe_result(w, p, 0, p->connected ? "no answer in time" : "connection timed out", now);
+        else
+            probe_close(p);
+    }
+}
+
+/* Poll items: the listener, then each open connection. Returns the count. */
+static int
+probe_pollitems(worker_t *w, zmq_pollitem_t *items, int *map)
+{
+    int n = 0;
+    if (w->probe_fd >= 0) {
+        items[n] = (zmq_pollitem_t){NULL, w->probe_fd, ZMQ_POLLIN, 0};
+        map[n++] = -1;
+    }
+    for (int i = 0; i < PROBE_MAX; i++) {
+        probe_conn_t *p = &w->probes[i];
+        if (p->fd < 0)
+            continue;
+        short ev = p->outbound && !p->connected ? ZMQ_POLLOUT : ZMQ_POLLIN;
+        items[n] = (zmq_pollitem_t){NULL, p->fd, ev, 0};
+        map[n++] = i;
+    }
+    return n;
+}
+
+static void
+probe_handle(worker_t *w, zmq_pollitem_t *items, const int *map, int n, int64_t now)
+{
+    for (int k = 0; k < n; k++) {
+        if (items[k].revents == 0)
+            continue;
+        if (map[k] < 0)
+            probe_accept(w, now);
+        else if (w->probes[map[k]].fd == items[k].fd)
+            probe_io(w, &w->probes[map[k]], items[k].revents, now);
+    }
+}
+
 /* ---- receiving ---- */
 
 static void
@@ -384,6 +687,26 @@ on_kill(worker_t *w, const Wslq__JobKill *k, int64_t now)
     log_info("job kill " JOB_FMT " grace_ms=%" PRIu32, j->id, k->grace_ms);
 }
 
+/* Clock offset from the Register round trip: the scheduler read its clock somewhere between
+ * our send and our receive, so offset = scheduler_time - (send + receive) / 2, good to
+ * +- rtt/2. Only the reply to the last Register counts (a resent one has a new id). */
+static void
+measure_clock(worker_t *w, uint64_t request_id, int64_t sched_ms, int64_t now)
+{
+    if (sched_ms <= 0 || request_id != w->reg_req_id)
+        return;
+    int64_t recv_wall = wq_clock_wall_ms();
+    int64_t rtt = now - w->reg_sent_ms;
+    if (rtt < 0 || rtt > 3600000)
+        return;
+    w->clock_offset_ms = sched_ms - (w->reg_sent_wall + recv_wall) / 2;
+    w->clock_rtt_ms = (uint32_t) rtt;
+    w->clock_measured = 1;
+    w->next_hb_ms = now; /* report it at once */
+    log_info("clock offset against the scheduler offset_ms=%" PRId64 " rtt_ms=%" PRId64,
+             w->clock_offset_ms, rtt);
+}
+
 static void
 on_register_reply(worker_t *w, const Wslq__RegisterReply *r, int64_t now)
 {
@@ -409,7 +732,11 @@ handle(worker_t *w, const Wslq__Envelope *env, int64_t now)
 {
     switch (env->body_case) {
     case WSLQ__ENVELOPE__BODY_REG_REPLY:
+        measure_clock(w, env->request_id, env->reg_reply->scheduler_time_ms, now);
         on_register_reply(w, env->reg_reply, now);
+        break;
+    case WSLQ__ENVELOPE__BODY_PROBE:
+        probe_connect(w, env->probe, now);
         break;
     case WSLQ__ENVELOPE__BODY_REREGISTER:
         w->registered = 0;
@@ -550,6 +877,7 @@ static void
 tick(worker_t *w, int64_t now)
 {
     w->backlog = 0;
+    probe_tick(w, now);
     for (size_t i = 0; i < w->njobs;) {
         job_t *j = w->jobs[i];
         int ended_now = job_poll(j, now);
@@ -593,6 +921,9 @@ poll_timeout(const worker_t *w, int64_t now)
     if (!w->registered && w->reg_sent_ms + REGISTER_RETRY_MS < next)
         next = w->reg_sent_ms + REGISTER_RETRY_MS;
     int active = w->backlog;
+    for (int i = 0; i < PROBE_MAX; i++)
+        if (w->probes[i].fd >= 0 && w->probes[i].deadline < next)
+            next = w->probes[i].deadline;
     for (size_t i = 0; i < w->njobs; i++) {
         const job_t *j = w->jobs[i];
         int64_t d = job_next_deadline(j);
@@ -628,6 +959,9 @@ worker_new(const wcfg_t *cfg, wq_error_t *err)
 
     worker_t *w = wq_calloc(1, sizeof *w);
     w->cfg = *cfg;
+    w->probe_fd = -1;
+    for (int i = 0; i < PROBE_MAX; i++)
+        w->probes[i].fd = -1;
     sysinfo_open(&w->si, cfg->name, cfg->gpus, cfg->iface);
     if (cfg->cpus > 0)
         w->si.cpus = cfg->cpus;
@@ -650,6 +984,7 @@ worker_new(const wcfg_t *cfg, wq_error_t *err)
         w->rdv = rdv_new(rdv_send, w);
 
     adopt_jobs(w);
+    probe_listen(w);
 
     w->ctx = zmq_ctx_new();
     w->sock = zmq_socket(w->ctx, ZMQ_DEALER);
@@ -710,12 +1045,16 @@ worker_run(worker_t *w)
     int rc = 0;
     while (!stop_flag) {
         now = wq_clock_mono_ms();
-        zmq_pollitem_t items[2 + RDV_ITEMS] = {
+        zmq_pollitem_t items[2 + 1 + PROBE_MAX + RDV_ITEMS] = {
             {w->sock, 0, ZMQ_POLLIN, 0},
             {NULL, sig_pipe[0], ZMQ_POLLIN, 0},
         };
-        size_t nrdv = w->rdv ? rdv_pollitems(w->rdv, items + 2, RDV_ITEMS) : 0;
-        if (zmq_poll(items, 2 + (int) nrdv, poll_timeout(w, now)) < 0 && zmq_errno() != EINTR) {
+        int pmap[1 + PROBE_MAX];
+        int npr = probe_pollitems(w, items + 2, pmap);
+        zmq_pollitem_t *rdv_items = items + 2 + npr;
+        size_t nrdv = w->rdv ? rdv_pollitems(w->rdv, rdv_items, RDV_ITEMS) : 0;
+        if (zmq_poll(items, 2 + npr + (int) nrdv, poll_timeout(w, now)) < 0 &&
+            zmq_errno() != EINTR) {
             log_err("poll failed err=\"%s\"", zmq_strerror(zmq_errno()));
             rc = -1;
             break;
@@ -725,8 +1064,9 @@ worker_run(worker_t *w)
             ;
         now = wq_clock_mono_ms();
         reap(w, now);
+        probe_handle(w, items + 2, pmap, npr, now);
         if (nrdv > 0)
-            rdv_handle(w->rdv, items + 2, nrdv);
+            rdv_handle(w->rdv, rdv_items, nrdv);
         for (int n = 0; n < RECV_BURST; n++) {
             wq_error_t err = {0};
             Wslq__Envelope *env = wire_recv(w->sock, NULL, NULL, ZMQ_DONTWAIT, &err);
@@ -757,6 +1097,10 @@ worker_destroy(worker_t **wp)
         job_destroy(&w->jobs[i]);
     free(w->jobs);
     rdv_destroy(&w->rdv);
+    for (int i = 0; i < PROBE_MAX; i++)
+        probe_close(&w->probes[i]);
+    if (w->probe_fd >= 0)
+        close(w->probe_fd);
     if (w->sock != NULL)
         zmq_close(w->sock);
     if (w->ctx != NULL)
