@@ -119,6 +119,40 @@ test_cpu_and_memory_respected(void **state)
     assert_int_equal(policy_place(nodes, 1, &req, &c, why, sizeof why), 1);
 }
 
+/* Multi-node jobs need nodes whose inbound test passed; untested nodes count as possible
+ * at submit but are not placed; failed ones make a job impossible, and the reason says so. */
+static void
+test_inbound_probe(void **state)
+{
+    (void) state;
+    policy_node_t nodes[] = {node("a", 1, 4, 1), node("b", 1, 4, 1), node("c", 1, 4, 1),
+                             node("d", 1, 4, 0)};
+    char why[300];
+    policy_choice_t c;
+    policy_req_t req = {.nodes = 3, .gpus_per_node = 1, .cpus_per_node = 1};
+    nodes[1].inbound_probe = POLICY_PROBE_PENDING;
+    nodes[2].inbound_probe = POLICY_PROBE_PENDING;
+    assert_int_equal(policy_feasible(nodes, 4, &req, why, sizeof why), 1);
+    assert_int_equal(policy_place(nodes, 4, &req, &c, why, sizeof why), 0);
+    assert_non_null(strstr(why, "waiting for the inbound connection test of 2 nodes"));
+    nodes[1].inbound_probe = POLICY_PROBE_PASSED;
+    nodes[2].inbound_probe = POLICY_PROBE_FAILED;
+    assert_int_equal(policy_feasible(nodes, 4, &req, why, sizeof why), 0);
+    assert_string_equal(why, "the job needs 3 nodes that each fit it and take inbound "
+                             "connections; 2 passed the inbound test, 1 failed it, 1 reports no "
+                             "inbound connections (NAT mode or inbound_ok = no) (wslq doctor "
+                             "--node NAME: net.inbound)");
+    assert_int_equal(policy_place(nodes, 4, &req, &c, why, sizeof why), 0);
+    /* two nodes that passed take a 2-node job; single-node jobs ignore the test */
+    req.nodes = 2;
+    assert_int_equal(policy_place(nodes, 4, &req, &c, why, sizeof why), 1);
+    assert_true((c.node[0] == 0 && c.node[1] == 1) || (c.node[0] == 1 && c.node[1] == 0));
+    req.nodes = 1;
+    nodes[0].gpu_used = nodes[1].gpu_used = nodes[3].gpu_used = 1;
+    assert_int_equal(policy_place(nodes, 4, &req, &c, why, sizeof why), 1);
+    assert_int_equal(c.node[0], 2);
+}
+
 int
 main(void)
 {
@@ -128,6 +162,7 @@ main(void)
         cmocka_unit_test(test_gang_all_or_nothing),
         cmocka_unit_test(test_impossible_explained),
         cmocka_unit_test(test_cpu_and_memory_respected),
+        cmocka_unit_test(test_inbound_probe),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

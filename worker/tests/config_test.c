@@ -67,6 +67,12 @@ test_bad_flags(void **state)
     char *a4[] = {"w", "--gpus", NULL};
     assert_int_equal(wcfg_parse_args(&c, 2, a4, &act, &err), -1);
     assert_null(strchr(err.text, '\n'));
+    char *a6[] = {"w", "--probe-port", "65536", NULL};
+    assert_int_equal(wcfg_parse_args(&c, 3, a6, &act, &err), -1);
+    assert_non_null(strstr(err.text, "probe"));
+    char *a7[] = {"w", "--probe-port", "7425", NULL};
+    assert_int_equal(wcfg_parse_args(&c, 3, a7, &act, &err), 0);
+    assert_int_equal(c.probe_port, 7425);
     char *a5[] = {"w", "--version", NULL};
     assert_int_equal(wcfg_parse_args(&c, 2, a5, &act, &err), 0);
     assert_int_equal(act, WCFG_VERSION);
