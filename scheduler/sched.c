@@ -1596,13 +1596,14 @@ handle_register(sched_t *self, const void *id, size_t idlen, Wslq__Envelope *env
     nd->state = NODE_ALIVE;
     nd->last_seen_mono = wq_clock_mono_ms();
     self->stats.version++;
-    probe_on_register(self, nd, r->inbound_ok, r->probe_port);
     log_info("node registered name=%s ip=%s cpus=%u mem_mb=%" PRIu64 " gpus=%zu running=%zu",
              ni->name, ni->ip, ni->cpus, ni->mem_mb, ni->n_gpus, r->n_running);
     wq_error_t err = {0};
     db_begin(self);
     if (queue_save_node(self->q, ni, &err) < 0)
         fatal_db(&err);
+    /* after the save: test results live in memory only (a restart tests again) */
+    probe_on_register(self, nd, r->inbound_ok, r->probe_port);
 
     uint64_t *kill = wq_calloc(r->n_running + 1, sizeof *kill);
     size_t n_kill = 0;
