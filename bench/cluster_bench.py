@@ -38,12 +38,35 @@ c = cluster.Cluster(workers=[(f"w{i}", 0) for i in range(4)], sched_args=["--syn
 try:
     env = dict(os.environ, WSLQ_SCHEDULER=c.addr)
     n = 500
+
+    # Submission alone: every job waits on a job that holds on, so nothing runs meanwhile.
+    hold = c.submit("--wrap", "sleep 600")
+    dep = f"afterok:{hold}"
+
+    def held(_):
+        subprocess.run([f"{BIN}/wslq", "submit", "--parsable", "--dependency", dep, "--",
+                        "/bin/true"], env=env, check=True, capture_output=True)
+    t0 = time.monotonic()
+    for i in range(n):
+        held(i)
+    dt = time.monotonic() - t0
+    print(f"submit, one wslq process per job, sequential, jobs held: {n / dt:.0f} jobs/s "
+          f"({dt / n * 1000:.2f} ms per submit)")
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(held, range(n)))
+    dt = time.monotonic() - t0
+    print(f"submit, one wslq process per job, 8 at a time, jobs held: {n / dt:.0f} jobs/s")
+    subprocess.run([f"{BIN}/wslq", "cancel", str(hold)], env=env, check=True, capture_output=True)
+    cluster.wait_for(lambda: not c.json("queue")["jobs"], 120, "held jobs to be cancelled")
+
+    # Submission while the jobs run on the same two cores.
     t0 = time.monotonic()
     for _ in range(n):
         subprocess.run([f"{BIN}/wslq", "submit", "--parsable", "--", "/bin/true"], env=env,
                        check=True, capture_output=True)
     dt = time.monotonic() - t0
-    print(f"submit, one wslq process per job, sequential: {n / dt:.0f} jobs/s "
+    print(f"submit, one wslq process per job, sequential, jobs running: {n / dt:.0f} jobs/s "
           f"({dt / n * 1000:.2f} ms per submit)")
     cluster.wait_for(lambda: not c.json("queue")["jobs"], 120, "queue to drain")
 
@@ -54,7 +77,7 @@ try:
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(one, range(n)))
     dt = time.monotonic() - t0
-    print(f"submit, one wslq process per job, 8 at a time: {n / dt:.0f} jobs/s")
+    print(f"submit, one wslq process per job, 8 at a time, jobs running: {n / dt:.0f} jobs/s")
     cluster.wait_for(lambda: not c.json("queue")["jobs"], 120, "queue to drain")
 
     stamps = os.path.join(c.dir, "stamps")
