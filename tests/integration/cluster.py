@@ -78,6 +78,10 @@ class Cluster:
 
     def start_worker(self, name, gpus, extra=()):
         log = open(os.path.join(self.dir, f"worker-{name}.log"), "ab")
+        # Workers advertise loopback unless a test says otherwise, so every connection a test
+        # causes (MASTER_ADDR, the inbound self-test) stays on this machine's loopback.
+        if "--ip" not in extra:
+            extra = ["--ip", "127.0.0.1", *extra]
         p = subprocess.Popen(
             [f"{BIN}/wslq-worker", "--scheduler", self.addr, "--name", name, "--state-dir",
              os.path.join(self.dir, "w-" + name), "--gpus", str(gpus), "--cpus", "8",

@@ -60,7 +60,7 @@ try:
           "WSLQ_ATTEMPT and TORCHELASTIC_RESTART_COUNT are 1 on the retry")
     ev = c.show(jid)["events"]
     requeued = [e for e in ev if e["state"] == "PENDING" and "requeued" in e["reason"]]
-    started = [e for e in ev if e["state"] == "STARTING"]
+    started = [e for e in ev if e["state"] == "STARTING" and e["reason"] == "placed"]
     check(len(requeued) == 1 and len(started) == 2, "one requeue, two placements")
     check(started[1]["ts_ms"] - requeued[0]["ts_ms"] >= 1000,
           "the retry waited out its backoff (1 s)")

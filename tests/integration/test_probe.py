@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """The inbound self-test and the clock offset: two workers on loopback test each other and
-take a 2-node job; a worker that advertises an address no peer can reach, and one that
-cannot listen on its pinned probe port, fail the test, are left out of multi-node jobs, and
-a job that needs them is refused naming the test; `wslq doctor --node` shows net.inbound and
-time.offset. A re-registering worker is tested again."""
+take a 2-node job; a worker that cannot listen on its pinned probe port fails the test, is
+left out of multi-node jobs, and a job that needs it is refused naming the test; `wslq
+doctor --node` shows net.inbound and time.offset. A re-registering worker is tested again.
+Every address is on loopback (a peer that cannot be reached at all is what the network
+namespace test's hosts are for)."""
 import os
 import socket
 import sys
@@ -58,20 +59,17 @@ try:
     check(any(ln.startswith("PASS") and "net.inbound" in ln for ln in lines),
           "doctor --node pc1: net.inbound PASS")
 
-    # pc3 advertises an address nobody can reach (TEST-NET-1): its test fails.
-    c.start_worker("pc3", 1, extra=["--ip", "192.0.2.1", "--inbound-ok", "yes"])
-    # pc4 pins a probe port another program already listens on: it cannot listen.
+    # pc3 pins a probe port another program already listens on: it cannot listen, so no
+    # peer can reach it and its test fails.
     held = socket.socket()
-    held.bind(("0.0.0.0", 0))
+    held.bind(("127.0.0.1", 0))
     held.listen(1)
     taken = held.getsockname()[1]
-    c.start_worker("pc4", 1, extra=LOOP + ["--probe-port", str(taken)])
-    check(wait_probe("pc3", "failed: "), f"pc3 failed the test: {probe_of('pc3')!r}")
-    check(wait_probe("pc4", "failed: worker could not listen"),
-          f"pc4 could not listen: {probe_of('pc4')!r}")
+    c.start_worker("pc3", 1, extra=LOOP + ["--probe-port", str(taken)])
+    check(wait_probe("pc3", "failed: worker could not listen"),
+          f"pc3 could not listen: {probe_of('pc3')!r}")
     d3 = attrs("pc3").get("doctor.net.inbound", "")
-    check(d3.startswith("FAIL") and "192.0.2.1" in d3 and "fix:" in d3,
-          f"pc3 doctor.net.inbound FAIL with a fix: {d3!r}")
+    check(d3.startswith("FAIL") and "fix:" in d3, f"pc3 doctor.net.inbound FAIL with a fix: {d3!r}")
     r = c.cli("doctor", "--node", "pc3")
     check(r.returncode == 1 and any(ln.startswith("FAIL") and "net.inbound" in ln
                                     for ln in r.stdout.splitlines()),
@@ -79,7 +77,7 @@ try:
 
     # A 3-node job needs a node that failed: refused at submit, naming the test.
     r = c.cli("submit", "--parsable", "--nodes", "3", "--gpus-per-node", "1", "--wrap", "true")
-    check(r.returncode != 0 and "inbound test" in r.stderr and "2 failed it" in r.stderr,
+    check(r.returncode != 0 and "inbound test" in r.stderr and "1 failed it" in r.stderr,
           f"3-node job refused naming the inbound test: {r.stderr.strip()!r}")
     # Two-node jobs still go to the two nodes that passed.
     jid = c.submit("--nodes", "2", "--gpus-per-node", "1", "--wrap", "true")
