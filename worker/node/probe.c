@@ -736,14 +736,32 @@ scan_shm(
     DIR *dir = opendir(p);
     if (!dir)
         return wq_fail_errno(err, "open %s", p);
+    /* Reading every process's maps and fds is the costly part, and the worker calls this
+     * after each job: look for a candidate first, so the usual case (none) costs a readdir. */
+    time_t now = time(NULL);
+    int candidates = 0;
+    struct dirent *d;
+    while ((d = readdir(dir)) != NULL && candidates == 0) {
+        struct stat st;
+        candidates = strncmp(d->d_name, "nccl-", 5) == 0 &&
+                     fstatat(dirfd(dir), d->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                     S_ISREG(st.st_mode) && (int64_t) (now - st.st_mtime) >= min_age_s;
+    }
+    if (candidates == 0) {
+        closedir(dir);
+        if (count)
+            *count = 0;
+        if (bytes)
+            *bytes = 0;
+        return 0;
+    }
+    rewinddir(dir);
     struct inuse *u = calloc(1, sizeof *u);
     if (!u) {
         closedir(dir);
         return wq_fail(err, WQ_ESYS, "out of memory");
     }
     collect_inuse(root, u);
-    time_t now = time(NULL);
-    struct dirent *d;
     while ((d = readdir(dir)) != NULL) {
         if (strncmp(d->d_name, "nccl-", 5) != 0)
             continue;
