@@ -215,27 +215,9 @@ cmd_show(cli_ctx_t *ctx, int argc, char **argv)
     int json = 0;
     uint64_t job = 0;
     wq_error_t err = {0};
-    opt_parser_t p;
-    opt_parser_init(&p, argc, argv, 0);
-    int id;
-    while ((id = opt_next(&p, opts, &err)) > 0) {
-        if (id == OPT_HELP) {
-            opt_parser_fini(&p);
-            fputs(usage, stdout);
-            return CLI_OK;
-        }
-        if (id == O_JSON)
-            json = 1;
-        else if (opt_common(ctx, id, p.arg, &err) != 0)
-            id = -1;
-        if (id < 0)
-            break;
-    }
-    if (id == 0 && cli_one_job_id(p.operands, p.n_operands, &job, &err) < 0)
-        id = -1;
-    opt_parser_fini(&p);
-    if (id < 0)
-        return cli_usage_error(ctx, "%s", err.text);
+    int done = opt_job_command(ctx, argc, argv, opts, O_JSON, usage, &json, &job);
+    if (done >= 0)
+        return done;
 
     client_t *c = client_new(ctx, &err);
     if (c == NULL)

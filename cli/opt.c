@@ -130,3 +130,38 @@ opt_common(struct cli_ctx *ctx, int id, const char *arg, wq_error_t *err)
         return 1;
     }
 }
+
+int
+opt_job_command(struct cli_ctx *ctx,
+                int argc,
+                char **argv,
+                const opt_t *opts,
+                int flag_id,
+                const char *usage,
+                int *flag,
+                uint64_t *job)
+{
+    wq_error_t err = {0};
+    opt_parser_t p;
+    opt_parser_init(&p, argc, argv, 0);
+    int id;
+    while ((id = opt_next(&p, opts, &err)) > 0) {
+        if (id == OPT_HELP) {
+            opt_parser_fini(&p);
+            fputs(usage, stdout);
+            return CLI_OK;
+        }
+        if (id == flag_id)
+            *flag = 1;
+        else if (opt_common(ctx, id, p.arg, &err) != 0)
+            id = -1;
+        if (id < 0)
+            break;
+    }
+    if (id == 0 && cli_one_job_id(p.operands, p.n_operands, job, &err) < 0)
+        id = -1;
+    opt_parser_fini(&p);
+    if (id < 0)
+        return cli_usage_error(ctx, "%s", err.text);
+    return -1;
+}

@@ -7,6 +7,8 @@
 #ifndef WSLQ_CLI_OPT_H
 #define WSLQ_CLI_OPT_H
 
+#include <stdint.h>
+
 #include "common/err.h"
 
 typedef struct {
@@ -50,5 +52,17 @@ struct cli_ctx;
 /* Apply a common option (--scheduler, --timeout) to ctx: 0, or -1 with *err. Returns 1 when
  * 'id' is not a common option. */
 int opt_common(struct cli_ctx *ctx, int id, const char *arg, wq_error_t *err);
+
+/* Arguments of a command that takes one job id and at most one switch (`show --json`,
+ * `logs -f`): *flag is set when option 'flag_id' is given. Returns -1 when the caller goes
+ * on, or the exit code to return now (--help printed: CLI_OK; a usage error printed). */
+int opt_job_command(struct cli_ctx *ctx,
+                    int argc,
+                    char **argv,
+                    const opt_t *opts,
+                    int flag_id,
+                    const char *usage,
+                    int *flag,
+                    uint64_t *job);
 
 #endif
