@@ -641,8 +641,7 @@ static void answer_logs(sched_t *self,
                         uint64_t request_id,
                         uint64_t job_id,
                         uint64_t offset,
-                        uint32_t max_bytes,
-                        int final_only);
+                        uint32_t max_bytes);
 
 /* Answer parked log requests for 'job_id' that now have data or an end. */
 static void
@@ -652,7 +651,7 @@ wake_log_waiters(sched_t *self, uint64_t job_id)
         waiter_t *w = &self->waiters[i];
         if (w->kind == WAIT_LOGS && w->job_id == job_id) {
             answer_logs(self, w->identity, w->identity_len, w->request_id, w->job_id, w->offset,
-                        w->max_bytes, 0);
+                        w->max_bytes);
             waiter_drop(self, i);
         } else {
             i++;
@@ -1227,8 +1226,8 @@ handle_show(sched_t *self, const void *id, size_t idlen, Wslq__Envelope *env)
     wslq__job_info__free_unpacked(info, NULL);
 }
 
-/* Send what the log holds from 'offset'. With final_only, answer only if there is data or
- * the job ended (else return without answering: the caller parks the request). */
+/* Send what the log holds from 'offset' (at most max_bytes), with eof once the job has
+ * ended and everything was sent. */
 static void
 answer_logs(sched_t *self,
             const void *identity,
@@ -1236,10 +1235,8 @@ answer_logs(sched_t *self,
             uint64_t request_id,
             uint64_t job_id,
             uint64_t offset,
-            uint32_t max_bytes,
-            int final_only)
+            uint32_t max_bytes)
 {
-    (void) final_only;
     char *path = log_path(self, job_id, -1);
     int64_t size = file_size(path);
     uint32_t want = max_bytes ? max_bytes : LOG_READ_DEFAULT;
@@ -1314,7 +1311,7 @@ handle_logs(sched_t *self, const void *id, size_t idlen, Wslq__Envelope *env)
         waiter_add(self, &w);
         return;
     }
-    answer_logs(self, id, idlen, env->request_id, r->job_id, r->offset, r->max_bytes, 0);
+    answer_logs(self, id, idlen, env->request_id, r->job_id, r->offset, r->max_bytes);
 }
 
 static void
@@ -2054,7 +2051,7 @@ tick(sched_t *self)
             out_error(self, w->identity, w->identity_len, w->request_id, &err);
         } else {
             answer_logs(self, w->identity, w->identity_len, w->request_id, w->job_id, w->offset,
-                        w->max_bytes, 0);
+                        w->max_bytes);
         }
         waiter_drop(self, i);
     }
