@@ -16,28 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "comm.h"
-
-static double
-now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec * 1e6 + (double) ts.tv_nsec / 1e3;
-}
-
-static int
-free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof sa;
-    bind(fd, (struct sockaddr *) &sa, sizeof sa);
-    getsockname(fd, (struct sockaddr *) &sa, &len);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
 
 static int
 run_rank(int rank, int world, int port, size_t min_b, size_t max_b)

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "comm.h"
 #include "cuda/cuerr.h"
 #include "cuda/device.h"
@@ -32,27 +33,6 @@
 #ifdef WSLQ_HAVE_NCCL
 #include "cuda/comm_nccl.h"
 #endif
-
-static double
-now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec * 1e6 + (double) ts.tv_nsec / 1e3;
-}
-
-static int
-free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof sa;
-    bind(fd, (struct sockaddr *) &sa, sizeof sa);
-    getsockname(fd, (struct sockaddr *) &sa, &len);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
 
 /* Run fn(arg) in a child; returns its exit status (or 1 if it died). */
 static int
