@@ -1,5 +1,5 @@
 /* What every command shares; see cli.h. */
-#include "cli.h"
+#include "cli/cli.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>

@@ -5,7 +5,7 @@
  * a scheduler that is down gives the "cannot reach" line exactly when the timeout ends, and
  * a scheduler that is starting up still gets the request. With IMMEDIATE the send itself
  * would block while unconnected and need its own deadline. */
-#include "client.h"
+#include "cli/client.h"
 
 #include <errno.h>
 #include <stdio.h>

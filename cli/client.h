@@ -6,7 +6,7 @@
 #ifndef WSLQ_CLI_CLIENT_H
 #define WSLQ_CLI_CLIENT_H
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "proto/wire.h"
 
 typedef struct client client_t;

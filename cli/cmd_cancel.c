@@ -4,10 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "client.h"
+#include "cli/cli.h"
+#include "cli/client.h"
 #include "common/mem.h"
-#include "opt.h"
+#include "cli/opt.h"
 
 static const char usage[] =
     "usage: wslq cancel JOB [JOB...]\n"

@@ -1,13 +1,14 @@
-/* wslq doctor: check this machine as a wslq node (worker/node/doctor.h does the checks), or
+/* wslq doctor: check this machine as a wslq node (node/doctor.h does the checks), or
  * with --node NAME show what another node's worker found when it registered (the verdicts
  * travel as "doctor.<check>" node attributes). */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "cli.h"
-#include "client.h"
-#include "opt.h"
+#include "cli/cli.h"
+#include "cli/client.h"
+#include "cli/opt.h"
+#include "node/doctor.h"
 
 /* Print (or return as JSON) the doctor.* attributes the scheduler holds for node 'name'.
  * Exit code as for a local run: 1 if any check FAILed. */
@@ -62,7 +63,7 @@ remote_doctor(cli_ctx_t *ctx, const char *name, int json)
         if (cli_print_json(o) != CLI_OK)
             rc = CLI_FAIL;
     } else if (shown == 0) {
-        printf("node %s reported no doctor results (its worker runs without worker/node)\n",
+        printf("node %s reported no doctor results (its worker runs without node)\n",
                n->name);
     }
     wire_free(&rep);
@@ -82,9 +83,6 @@ static const char usage[] =
     "  --node NAME      what node NAME's worker found when it registered (asks the scheduler)\n"
     "Exit: 0 no FAIL (warnings allowed), 1 at least one FAIL, 2 the checks could not run or\n"
     "usage error.\n";
-
-#ifdef WSLQ_HAVE_DOCTOR
-#include "worker/node/doctor.h"
 
 enum { O_JSON = 1, O_NO_GPU, O_IFACE, O_ROOT, O_NODE };
 static const opt_t opts[] = {
@@ -156,23 +154,3 @@ cmd_doctor(cli_ctx_t *ctx, int argc, char **argv)
     doctor_destroy(&r);
     return rc;
 }
-
-#else
-
-int
-cmd_doctor(cli_ctx_t *ctx, int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++)
-        if (argv[i][0] == '-' && (argv[i][1] == 'h' || argv[i][1] == '-') &&
-            (argv[i][1] == 'h' || argv[i][2] == 'h')) {
-            fputs(usage, stdout);
-            return CLI_OK;
-        }
-    for (int i = 1; i + 1 < argc; i++)
-        if (strcmp(argv[i], "--node") == 0)
-            return remote_doctor(ctx, argv[i + 1], 0);
-    fprintf(stderr, "wslq: doctor is not built into this wslq (worker/node was not built)\n");
-    return CLI_FAIL;
-}
-
-#endif

@@ -14,11 +14,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "client.h"
+#include "cli/cli.h"
+#include "cli/client.h"
 #include "common/parse.h"
 #include "common/rdvc.h"
-#include "opt.h"
+#include "cli/opt.h"
 
 static const char usage[] =
     "usage: wslq kv put KEY VALUE      (VALUE '-' reads it from stdin)\n"

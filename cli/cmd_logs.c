@@ -4,10 +4,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "cli.h"
-#include "client.h"
+#include "cli/cli.h"
+#include "cli/client.h"
 #include "common/clock.h"
-#include "opt.h"
+#include "cli/opt.h"
 
 static const char usage[] =
     "usage: wslq logs [-f] JOB\n"

@@ -5,15 +5,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "client.h"
+#include "cli/cli.h"
+#include "cli/client.h"
 #include "common/clock.h"
 #include "common/mem.h"
 #include "common/parse.h"
-#include "json.h"
-#include "opt.h"
-#include "print.h"
-#include "table.h"
+#include "proto/json.h"
+#include "cli/opt.h"
+#include "cli/print.h"
+#include "cli/table.h"
 
 static const char usage[] =
     "usage: wslq queue [options]\n"

@@ -7,13 +7,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "client.h"
+#include "cli/cli.h"
+#include "cli/client.h"
 #include "common/mem.h"
 #include "common/parse.h"
-#include "json.h"
-#include "opt.h"
-#include "submit.h"
+#include "proto/json.h"
+#include "cli/opt.h"
+#include "cli/submit.h"
 
 extern char **environ;
 

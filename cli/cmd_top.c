@@ -23,12 +23,12 @@
 #include <wchar.h>
 #include <zmq.h>
 
-#include "cli.h"
-#include "client.h"
+#include "cli/cli.h"
+#include "cli/client.h"
 #include "common/clock.h"
 #include "common/mem.h"
-#include "opt.h"
-#include "print.h"
+#include "cli/opt.h"
+#include "cli/print.h"
 
 #define WATCH_WAIT_MS 30000 /* longest park; the scheduler caps it at 60000 */
 #define REDRAW_MIN_MS 250

@@ -4,8 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli.h"
-#include "opt.h"
+#include "cli/cli.h"
+#include "cli/opt.h"
 #include "proto/wire.h"
 
 #ifndef WSLQ_VERSION

@@ -1,11 +1,11 @@
 /* Command-line options; see opt.h. */
-#include "opt.h"
+#include "cli/opt.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "common/mem.h"
 
 void

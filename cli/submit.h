@@ -2,7 +2,7 @@
 #ifndef WSLQ_CLI_SUBMIT_H
 #define WSLQ_CLI_SUBMIT_H
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "proto/wire.h"
 
 typedef struct {

@@ -1,5 +1,5 @@
 /* Text tables; see table.h. */
-#include "table.h"
+#include "cli/table.h"
 
 #include <stdarg.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* Clocks; see clock.h. */
-#include "clock.h"
+#include "common/clock.h"
 
 #include <stdio.h>
 #include <time.h>

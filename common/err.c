@@ -1,5 +1,5 @@
 /* Error filling helpers; see err.h. */
-#include "err.h"
+#include "common/err.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -1,12 +1,12 @@
 /* Logging to stderr; see log.h. */
-#include "log.h"
+#include "common/log.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
+#include "common/clock.h"
 
 unsigned wq_log_flags;
 int wq_log_level = LOG_INFO;

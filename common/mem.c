@@ -1,5 +1,5 @@
 /* Aborting allocators; see mem.h. */
-#include "mem.h"
+#include "common/mem.h"
 
 #include <stdarg.h>
 #include <stdio.h>

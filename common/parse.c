@@ -1,5 +1,5 @@
 /* Parsers for values people type; see parse.h. */
-#include "parse.h"
+#include "common/parse.h"
 
 #include <ctype.h>
 #include <errno.h>

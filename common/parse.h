@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#include "err.h"
+#include "common/err.h"
 
 /* Decimal integer in [min, max]. 'what' names the value in the error ("--gpus"). */
 int wq_parse_int(

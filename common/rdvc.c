@@ -1,5 +1,5 @@
 /* Rendezvous socket client; see rdvc.h. */
-#include "rdvc.h"
+#include "common/rdvc.h"
 
 #include <errno.h>
 #include <poll.h>

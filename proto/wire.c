@@ -1,5 +1,5 @@
 /* The wire; see wire.h. The only file that unpacks bytes that came from a socket. */
-#include "wire.h"
+#include "proto/wire.h"
 
 #include <errno.h>
 #include <stdlib.h>

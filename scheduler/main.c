@@ -10,9 +10,9 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/parse.h"
-#include "http.h"
-#include "http_parse.h"
-#include "sched.h"
+#include "scheduler/http/http.h"
+#include "scheduler/http/http_parse.h"
+#include "scheduler/sched.h"
 
 static sched_t *running;
 

@@ -1,5 +1,5 @@
 /* Placement; see policy.h. */
-#include "policy.h"
+#include "scheduler/policy.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /* The durable queue; see queue.h. Only this file includes <sqlite3.h>. */
-#include "queue.h"
+#include "scheduler/queue.h"
 
 #include <sqlite3.h>
 #include <stdio.h>

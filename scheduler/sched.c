@@ -6,7 +6,7 @@
  * - GPU, CPU and memory use are derived from the active jobs' allocations (parts not yet
  *   ended), never stored, so they cannot drift;
  * - nothing leaves the process (reply, launch, kill) before the turn's COMMIT. */
-#include "sched.h"
+#include "scheduler/sched.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,9 +22,9 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/mem.h"
-#include "policy.h"
+#include "scheduler/policy.h"
 #include "proto/wire.h"
-#include "queue.h"
+#include "scheduler/queue.h"
 
 #define MAX_MSGS_PER_TURN 4096 /* bounds one turn's work: about 20 ms of submits */
 #define TICK_MS           100  /* timer resolution for expiry, limits and waits */

@@ -1,95 +1,13 @@
 /* Node facts and GPUs (see sysinfo.h). */
 #include "worker/sysinfo.h"
 
-#include <arpa/inet.h>
-#include <ifaddrs.h>
-#include <net/if.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "common/log.h"
-
-#ifdef WSLQ_HAVE_NODE
-#include "worker/node/doctor.h"
-#include "worker/node/gpu.h"
-#include "worker/node/probe.h"
-#endif
-
-/* Interface of the default route from /proc/net/route, "" if none. */
-static void
-default_route_iface(char *out, size_t n)
-{
-    out[0] = '\0';
-    FILE *f = fopen("/proc/net/route", "r");
-    if (f == NULL)
-        return;
-    char line[256], ifn[64];
-    unsigned long dest;
-    while (fgets(line, sizeof line, f) != NULL)
-        if (sscanf(line, "%63s %lx", ifn, &dest) == 2 && dest == 0) {
-            snprintf(out, n, "%s", ifn);
-            break;
-        }
-    fclose(f);
-}
-
-/* The fallback: sysconf, /proc/meminfo, getifaddrs. */
-static void
-probe_fallback(sysinfo_t *si, const char *iface)
-{
-    if (gethostname(si->hostname, sizeof si->hostname - 1) < 0)
-        snprintf(si->hostname, sizeof si->hostname, "unknown");
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    si->cpus = n > 0 ? (int) n : 1;
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (f != NULL) {
-        char line[256];
-        long long kb;
-        while (fgets(line, sizeof line, f) != NULL)
-            if (sscanf(line, "MemTotal: %lld kB", &kb) == 1) {
-                si->mem_mb = kb / 1024;
-                break;
-            }
-        fclose(f);
-    }
-    char want[64];
-    if (iface != NULL && *iface != '\0')
-        snprintf(want, sizeof want, "%s", iface);
-    else
-        default_route_iface(want, sizeof want);
-    struct ifaddrs *ifa = NULL;
-    if (getifaddrs(&ifa) == 0) {
-        for (int pass = 0; pass < 2 && si->ip[0] == '\0'; pass++) {
-            for (struct ifaddrs *p = ifa; p != NULL; p = p->ifa_next) {
-                if (p->ifa_addr == NULL || p->ifa_addr->sa_family != AF_INET ||
-                    (p->ifa_flags & IFF_LOOPBACK) || !(p->ifa_flags & IFF_UP))
-                    continue;
-                if (strcmp(p->ifa_name, "loopback0") == 0)
-                    continue;
-                if (pass == 0 && strcmp(p->ifa_name, want) != 0)
-                    continue;
-                struct sockaddr_in *sin = (struct sockaddr_in *) (void *) p->ifa_addr;
-                inet_ntop(AF_INET, &sin->sin_addr, si->ip, sizeof si->ip);
-                snprintf(si->iface, sizeof si->iface, "%s", p->ifa_name);
-                break;
-            }
-            if (iface != NULL && *iface != '\0')
-                break; /* an override is never replaced by a guess */
-        }
-        freeifaddrs(ifa);
-    }
-    if (si->iface[0] == '\0' && iface != NULL)
-        snprintf(si->iface, sizeof si->iface, "%s", iface);
-    struct stat st;
-    si->is_wsl = stat("/dev/dxg", &st) == 0;
-    /* WSL in NAT mode hands out 172.16.0.0/12; peers cannot connect in */
-    unsigned a, b;
-    int nat = si->is_wsl && sscanf(si->ip, "%u.%u.", &a, &b) == 2 && a == 172 && b >= 16 && b < 32;
-    si->inbound_ok = !nat;
-}
+#include "node/doctor.h"
+#include "node/facts.h"
+#include "node/gpu.h"
 
 /* Run wslq doctor's checks once: their verdicts become node attributes and the NCCL
  * profile goes into every job's environment. */
@@ -99,7 +17,6 @@ run_doctor(sysinfo_t *si, const char *iface)
     static const char *const no_env[] = {NULL};
     snprintf(si->nccl_profile, sizeof si->nccl_profile, "default");
     si->nccl_env = no_env;
-#ifdef WSLQ_HAVE_NODE
     doctor_opts_t opts = DOCTOR_OPTS_INIT;
     opts.iface = iface && *iface ? iface : NULL;
     wq_error_t err = {0};
@@ -123,29 +40,23 @@ run_doctor(sysinfo_t *si, const char *iface)
     log_info("doctor checks pass=%d warn=%d fail=%d nccl_profile=%s", doctor_tally(r, DOCTOR_PASS),
              doctor_tally(r, DOCTOR_WARN), doctor_tally(r, DOCTOR_FAIL), si->nccl_profile);
     doctor_destroy(&r);
-#else
-    (void) iface;
-#endif
 }
 
 void
 sysinfo_cleanup_nccl_shm(void)
 {
-#ifdef WSLQ_HAVE_NODE
     wq_error_t err = {0};
     if (node_cleanup_nccl_shm("/", 60, &err) < 0)
         log_flag(WORKER, "nccl shm cleanup failed err=\"%s\"", err.text);
-#endif
 }
 
 void
 sysinfo_open(sysinfo_t *si, const char *node, int declared_gpus, const char *iface)
 {
     memset(si, 0, sizeof *si);
-#ifdef WSLQ_HAVE_NODE
     node_facts_t facts;
     wq_error_t err = {0};
-    if (node_probe("/", iface, &facts, &err) == 0) {
+    if (node_facts_read("/", iface, &facts, &err) == 0) {
         snprintf(si->hostname, sizeof si->hostname, "%s", facts.hostname);
         snprintf(si->iface, sizeof si->iface, "%s", facts.iface);
         snprintf(si->ip, sizeof si->ip, "%s", facts.ip);
@@ -154,8 +65,10 @@ sysinfo_open(sysinfo_t *si, const char *node, int declared_gpus, const char *ifa
         si->is_wsl = facts.is_wsl;
         si->inbound_ok = !(facts.is_wsl && facts.networking_mirrored == 0);
     } else {
-        log_warn("node probe failed, using fallback err=\"%s\"", err.text);
-        probe_fallback(si, iface);
+        /* only when / is not a directory: report what little is certain */
+        log_warn("node facts could not be read err=\"%s\"", err.text);
+        snprintf(si->hostname, sizeof si->hostname, "unknown");
+        si->cpus = 1;
     }
     if (declared_gpus < 0) {
         gpu_set_t *gs = gpu_open("/", &err);
@@ -177,12 +90,6 @@ sysinfo_open(sysinfo_t *si, const char *node, int declared_gpus, const char *ifa
             sysinfo_refresh(si);
         }
     }
-#else
-    probe_fallback(si, iface);
-    if (declared_gpus < 0)
-        snprintf(si->gpu_note, sizeof si->gpu_note,
-                 "built without worker/node: no GPU discovery; use --gpus N");
-#endif
     run_doctor(si, iface);
     for (int i = 0; declared_gpus > 0 && i < declared_gpus && i < WIRE_MAX_GPUS; i++) {
         sysinfo_gpu_t *o = &si->gpus[si->ngpus++];
@@ -197,7 +104,6 @@ sysinfo_open(sysinfo_t *si, const char *node, int declared_gpus, const char *ifa
 void
 sysinfo_refresh(sysinfo_t *si)
 {
-#ifdef WSLQ_HAVE_NODE
     gpu_set_t *gs = si->gpuset;
     if (gs == NULL)
         return;
@@ -213,9 +119,6 @@ sysinfo_refresh(sysinfo_t *si)
         o->util_pct = g->util_pct;
         o->power_w = g->power_w;
     }
-#else
-    (void) si;
-#endif
 }
 
 void
@@ -241,9 +144,7 @@ sysinfo_gpu_msgs(const sysinfo_t *si, Wslq__GpuInfo *msgs, Wslq__GpuInfo **ptrs)
 void
 sysinfo_close(sysinfo_t *si)
 {
-#ifdef WSLQ_HAVE_NODE
     gpu_set_t *gs = si->gpuset;
     gpu_close(&gs);
-#endif
     si->gpuset = NULL;
 }

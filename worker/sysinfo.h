@@ -1,8 +1,6 @@
 /* What the worker reports about its PC: hostname, LAN IP and interface, CPUs, memory, GPUs.
  *
- * With the worker/node library (WSLQ_HAVE_NODE) facts come from node_probe and GPUs from
- * NVML through gpu_open; without it (or if it fails) from sysconf, /proc/meminfo and
- * getifaddrs, with no discovered GPUs. Declared GPUs (--gpus N) replace discovery: they are
+ * Facts come from node/ (node_facts_read) and GPUs from NVML through gpu_open. Declared GPUs (--gpus N) replace discovery: they are
  * reported with declared = true, uuid "DECLARED-<name>-<i>", name "declared". */
 #ifndef WSLQ_WORKER_SYSINFO_H
 #define WSLQ_WORKER_SYSINFO_H
@@ -36,7 +34,7 @@ typedef struct sysinfo {
     int ngpus;
     sysinfo_gpu_t gpus[WIRE_MAX_GPUS];
     char gpu_note[256]; /* why no GPU was discovered, "" if some were or none expected */
-    void *gpuset;       /* worker/node's gpu_set_t when NVML is in use, else NULL */
+    void *gpuset;       /* node's gpu_set_t when NVML is in use, else NULL */
     /* wslq doctor's findings, sent to the scheduler as node attributes */
     char nccl_profile[32];       /* "default", "no-shm", "no-shm-no-p2p" */
     const char *const *nccl_env; /* static "K=V" list for that profile, NULL-terminated */

@@ -16,8 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bench_util.h"
-#include "comm.h"
+#include "bench/train/bench_util.h"
+#include "train/comm.h"
 
 static int
 run_rank(int rank, int world, int port, size_t min_b, size_t max_b)

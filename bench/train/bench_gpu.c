@@ -21,17 +21,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bench_util.h"
-#include "comm.h"
-#include "cuda/cuerr.h"
-#include "cuda/device.h"
-#include "cuda/engine_cuda.h"
-#include "engine.h"
-#include "model.h"
-#include "optim.h"
-#include "rng.h"
+#include "bench/train/bench_util.h"
+#include "train/comm.h"
+#include "train/cuda/cuerr.h"
+#include "train/cuda/device.h"
+#include "train/cuda/engine_cuda.h"
+#include "train/engine.h"
+#include "train/model.h"
+#include "train/optim.h"
+#include "train/rng.h"
 #ifdef WSLQ_HAVE_NCCL
-#include "cuda/comm_nccl.h"
+#include "train/cuda/comm_nccl.h"
 #endif
 
 /* Run fn(arg) in a child; returns its exit status (or 1 if it died). */

@@ -10,9 +10,9 @@
 #include <string.h>
 
 #include "common/clock.h"
-#include "model.h"
-#include "optim.h"
-#include "rng.h"
+#include "train/model.h"
+#include "train/optim.h"
+#include "train/rng.h"
 
 int
 main(int argc, char **argv)

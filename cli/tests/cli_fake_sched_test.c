@@ -604,9 +604,9 @@ static void
 test_doctor(void **state)
 {
     (void) state;
-    /* The worker/node fixture of a plain Linux box: calm INFO lines, exit 0. */
+    /* The node fixture of a plain Linux box: calm INFO lines, exit 0. */
     char root[4096];
-    snprintf(root, sizeof root, "%s/worker/node/tests/fixtures/plain-linux", WSLQ_SRC);
+    snprintf(root, sizeof root, "%s/node/tests/fixtures/plain-linux", WSLQ_SRC);
     if (access(root, R_OK) != 0)
         skip();
     fake_t f = {.handler = h_silent};

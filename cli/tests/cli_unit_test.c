@@ -11,12 +11,12 @@
 /* after the standard headers */
 #include <cmocka.h>
 
-#include "cli.h"
-#include "json.h"
-#include "opt.h"
-#include "print.h"
-#include "submit.h"
-#include "table.h"
+#include "cli/cli.h"
+#include "proto/json.h"
+#include "cli/opt.h"
+#include "cli/print.h"
+#include "cli/submit.h"
+#include "cli/table.h"
 
 #define ARGC(a) ((int) (sizeof(a) / sizeof((a)[0])))
 

@@ -15,7 +15,7 @@
 #   5. systemd: installs deploy/systemd/wslq-worker.service (or wslq-scheduler.service) plus a
 #      drop-in that puts /usr/lib/wsl/lib on PATH and LD_LIBRARY_PATH, then enables it when
 #      systemd is PID 1;
-#   6. runs wslq-node-probe (the doctor) and prints its verdicts.
+#   6. runs wslq-node-facts (the doctor) and prints its verdicts.
 # It never installs an NVIDIA driver. --cuda-toolkit X-Y installs only cuda-toolkit-X-Y and
 # refuses if apt would pull a driver package with it.
 set -euo pipefail
@@ -193,7 +193,7 @@ if [ -z "$FROM_BUILD" ]; then
     run cmake --build "$FROM_BUILD" -j "$(nproc)"
 fi
 
-BINS=(wslq wslq-node-probe)
+BINS=(wslq wslq-node-facts)
 if [ "$ROLE" = worker ]; then
     BINS+=(wslq-worker wslq-train)
 else
@@ -242,9 +242,9 @@ else
 fi
 
 # ---- 6. doctor -------------------------------------------------------------------------------
-probe="$PREFIX/bin/wslq-node-probe"
+probe="$PREFIX/bin/wslq-node-facts"
 if [ "$DRY_RUN" = 0 ] && [ -x "$probe" ]; then
-    say "node check (wslq-node-probe):"
+    say "node check (wslq-node-facts):"
     LD_LIBRARY_PATH=$WSL_LIB "$probe" || warn "the node check reports FAILs above: fix them before scheduling jobs"
 else
     run "$probe"

@@ -8,7 +8,7 @@
 /* after the standard headers */
 #include <cmocka.h>
 
-#include "policy.h"
+#include "scheduler/policy.h"
 
 static policy_node_t
 node(const char *name, unsigned gpus, unsigned cpus, int inbound)

@@ -11,7 +11,7 @@
 /* after the standard headers */
 #include <cmocka.h>
 
-#include "queue.h"
+#include "scheduler/queue.h"
 
 static char *argv_one[] = {"true"};
 

@@ -73,7 +73,7 @@ def main():
     http_port = cluster.free_port()
     c = cluster.Cluster(sched_args=["--http", f"127.0.0.1:{http_port}", "--http-rate", "0"])
     try:
-        # Two GPUs with memory and temperature from the fake NVML library (worker/node tests),
+        # Two GPUs with memory and temperature from the fake NVML library (node tests),
         # so the page has bars to draw; declared GPUs when it was not built.
         fake = os.path.join(cluster.BIN, "..", "lib", "libfake_nvml.so")
         has_fake = os.path.exists(fake)

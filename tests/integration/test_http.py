@@ -117,7 +117,7 @@ def main():
 
 
 def start_fake_gpu_worker(c, name):
-    """A worker that discovers two GPUs through the fake NVML library of worker/node's tests
+    """A worker that discovers two GPUs through the fake NVML library of node's tests
     (memory, temperature, power; utilisation not reported), or declares two when that library
     was not built. Returns whether the fake was used."""
     fake = os.path.join(BIN, "..", "lib", "libfake_nvml.so")

@@ -1,0 +1,233 @@
+/* Wire messages as JSON; see json.h. */
+#include "proto/json.h"
+
+#include <stdio.h>
+#include <time.h>
+
+static void
+add_str(cJSON *o, const char *key, const char *s)
+{
+    cJSON_AddStringToObject(o, key, s ? s : "");
+}
+
+static void
+add_u64(cJSON *o, const char *key, uint64_t v)
+{
+    /* Exact up to 2^53: ids, offsets and sizes stay far below. */
+    cJSON_AddNumberToObject(o, key, (double) v);
+}
+
+static void
+add_time(cJSON *o, const char *ms_key, const char *time_key, int64_t ms)
+{
+    if (ms <= 0) {
+        cJSON_AddNullToObject(o, ms_key);
+        cJSON_AddNullToObject(o, time_key);
+        return;
+    }
+    char buf[40];
+    cJSON_AddNumberToObject(o, ms_key, (double) ms);
+    cJSON_AddStringToObject(o, time_key, json_format_time(ms, buf, sizeof buf));
+}
+
+/* -1 (or the given "unset" value) becomes null. */
+static void
+add_opt_int(cJSON *o, const char *key, int64_t v, int64_t unset)
+{
+    if (v == unset)
+        cJSON_AddNullToObject(o, key);
+    else
+        cJSON_AddNumberToObject(o, key, (double) v);
+}
+
+static cJSON *
+str_array(char **items, size_t n)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++)
+        cJSON_AddItemToArray(a, cJSON_CreateString(items[i] ? items[i] : ""));
+    return a;
+}
+
+const char *
+json_format_time(int64_t ms, char *buf, size_t len)
+{
+    time_t t = (time_t) (ms / 1000);
+    struct tm tm;
+    if (gmtime_r(&t, &tm) == NULL) {
+        snprintf(buf, len, "?");
+        return buf;
+    }
+    char day[32];
+    strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf, len, "%s.%03dZ", day, (int) (ms % 1000));
+    return buf;
+}
+
+cJSON *
+json_spec(const Wslq__JobSpec *s)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "argv", str_array(s->argv, s->n_argv));
+    cJSON_AddBoolToObject(o, "wrap", s->wrap);
+    add_str(o, "cwd", s->cwd);
+    cJSON_AddItemToObject(o, "env", str_array(s->env, s->n_env));
+    add_str(o, "name", s->name);
+    add_str(o, "user", s->user);
+    add_u64(o, "uid", s->uid);
+    add_u64(o, "nodes", s->nodes);
+    add_u64(o, "gpus_per_node", s->gpus_per_node);
+    add_u64(o, "gpus", (uint64_t) s->nodes * s->gpus_per_node);
+    add_u64(o, "ranks_per_node", s->ranks_per_node);
+    cJSON_AddBoolToObject(o, "per_node", s->per_node);
+    add_u64(o, "cpus_per_node", s->cpus_per_node);
+    add_u64(o, "mem_mb_per_node", s->mem_mb_per_node);
+    add_opt_int(o, "time_limit_s", (int64_t) s->time_limit_s, 0);
+    cJSON_AddNumberToObject(o, "priority", s->priority);
+    add_u64(o, "retries", s->retries);
+    cJSON_AddBoolToObject(o, "requeue_on_fail", s->requeue_on_fail);
+    cJSON *deps = cJSON_AddArrayToObject(o, "depends_on");
+    for (size_t i = 0; i < s->n_depends_on; i++)
+        cJSON_AddItemToArray(deps, cJSON_CreateNumber((double) s->depends_on[i]));
+    return o;
+}
+
+cJSON *
+json_alloc(const Wslq__Alloc *a)
+{
+    cJSON *o = cJSON_CreateObject();
+    add_str(o, "node", a->node);
+    add_u64(o, "node_rank", a->node_rank);
+    add_str(o, "ip", a->ip);
+    cJSON *g = cJSON_AddArrayToObject(o, "gpus");
+    for (size_t i = 0; i < a->n_gpus; i++)
+        cJSON_AddItemToArray(g, cJSON_CreateNumber(a->gpus[i]));
+    cJSON_AddItemToObject(o, "gpu_uuids", str_array(a->gpu_uuids, a->n_gpu_uuids));
+    add_u64(o, "first_rank", a->first_rank);
+    add_u64(o, "nranks", a->nranks);
+    return o;
+}
+
+cJSON *
+json_job(const Wslq__JobInfo *j)
+{
+    cJSON *o = cJSON_CreateObject();
+    add_u64(o, "id", j->id);
+    add_str(o, "state", wire_state_name(j->state));
+    add_u64(o, "attempt", j->attempt);
+    add_time(o, "submit_ms", "submit_time", j->submit_ms);
+    add_time(o, "start_ms", "start_time", j->start_ms);
+    add_time(o, "end_ms", "end_time", j->end_ms);
+    add_opt_int(o, "exit_code", j->exit_code, -1);
+    add_opt_int(o, "signal", j->signal, 0);
+    add_str(o, "reason", j->reason);
+    add_opt_int(o, "failed_rank", j->failed_rank, -1);
+    add_str(o, "failed_node", j->failed_node);
+    add_str(o, "master_addr", j->master_addr);
+    add_opt_int(o, "master_port", j->master_port, 0);
+    if (j->spec != NULL)
+        cJSON_AddItemToObject(o, "spec", json_spec(j->spec));
+    else
+        cJSON_AddNullToObject(o, "spec");
+    cJSON *allocs = cJSON_AddArrayToObject(o, "allocs");
+    for (size_t i = 0; i < j->n_allocs; i++)
+        cJSON_AddItemToArray(allocs, json_alloc(j->allocs[i]));
+    return o;
+}
+
+cJSON *
+json_event(const Wslq__JobEvent *e)
+{
+    cJSON *o = cJSON_CreateObject();
+    add_time(o, "ts_ms", "time", e->ts_ms);
+    add_str(o, "state", wire_state_name(e->state));
+    add_u64(o, "attempt", e->attempt);
+    add_str(o, "node", e->node);
+    add_str(o, "reason", e->reason);
+    add_str(o, "detail", e->detail);
+    return o;
+}
+
+cJSON *
+json_gpu(const Wslq__GpuInfo *g)
+{
+    cJSON *o = cJSON_CreateObject();
+    add_u64(o, "index", g->index);
+    add_str(o, "uuid", g->uuid);
+    add_str(o, "name", g->name);
+    add_u64(o, "mem_total_mb", g->mem_total_mb);
+    add_u64(o, "mem_used_mb", g->mem_used_mb);
+    add_opt_int(o, "temp_c", g->temp_c, -1);
+    add_opt_int(o, "util_pct", g->util_pct, -1);
+    add_opt_int(o, "power_w", g->power_w, -1);
+    if (g->job_id == 0)
+        cJSON_AddNullToObject(o, "job_id");
+    else
+        add_u64(o, "job_id", g->job_id);
+    cJSON_AddBoolToObject(o, "declared", g->declared);
+    return o;
+}
+
+cJSON *
+json_node(const Wslq__NodeInfo *n)
+{
+    cJSON *o = cJSON_CreateObject();
+    add_str(o, "name", n->name);
+    add_str(o, "state", n->state);
+    add_str(o, "hostname", n->hostname);
+    add_str(o, "ip", n->ip);
+    add_str(o, "version", n->version);
+    add_u64(o, "cpus", n->cpus);
+    add_u64(o, "cpus_alloc", n->cpus_alloc);
+    add_u64(o, "mem_mb", n->mem_mb);
+    add_u64(o, "mem_alloc_mb", n->mem_alloc_mb);
+    size_t used = 0;
+    for (size_t i = 0; i < n->n_gpus; i++)
+        used += n->gpus[i]->job_id != 0;
+    add_u64(o, "gpus_total", n->n_gpus);
+    add_u64(o, "gpus_used", used);
+    add_time(o, "last_seen_ms", "last_seen_time", n->last_seen_ms);
+    cJSON_AddBoolToObject(o, "inbound_ok", n->inbound_ok);
+    cJSON *attrs = cJSON_AddObjectToObject(o, "attrs");
+    for (size_t i = 0; i < n->n_attrs; i++)
+        add_str(attrs, n->attrs[i]->key ? n->attrs[i]->key : "", n->attrs[i]->value);
+    cJSON *gpus = cJSON_AddArrayToObject(o, "gpus");
+    for (size_t i = 0; i < n->n_gpus; i++)
+        cJSON_AddItemToArray(gpus, json_gpu(n->gpus[i]));
+    return o;
+}
+
+cJSON *
+json_queue_reply(const Wslq__QueueReply *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *jobs = cJSON_AddArrayToObject(o, "jobs");
+    for (size_t i = 0; i < r->n_jobs; i++)
+        cJSON_AddItemToArray(jobs, json_job(r->jobs[i]));
+    cJSON_AddBoolToObject(o, "more", r->more);
+    return o;
+}
+
+cJSON *
+json_show_reply(const Wslq__ShowReply *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (r->job != NULL)
+        cJSON_AddItemToObject(o, "job", json_job(r->job));
+    else
+        cJSON_AddNullToObject(o, "job");
+    cJSON *ev = cJSON_AddArrayToObject(o, "events");
+    for (size_t i = 0; i < r->n_events; i++)
+        cJSON_AddItemToArray(ev, json_event(r->events[i]));
+    return o;
+}
+
+cJSON *
+json_nodes_reply(const Wslq__NodesReply *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *nodes = cJSON_AddArrayToObject(o, "nodes");
+    for (size_t i = 0; i < r->n_nodes; i++)
+        cJSON_AddItemToArray(nodes, json_node(r->nodes[i]));
+    return o;
+}

@@ -1,0 +1,794 @@
+/* The dashboard server: libmicrohttpd glue, limits, the bearer token, Server-Sent Events and
+ * the snapshot hand-over from the loop; see http.h. Lock order: db_lock before snap_lock
+ * (never the other way round); stat_lock is a leaf. */
+#include "scheduler/http/http.h"
+
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "scheduler/http/http_assets.h"
+#include "scheduler/http/http_int.h"
+#include "scheduler/http/http_parse.h"
+
+#define PUBLISH_MIN_MS   250   /* snapshots at most this often while things change */
+#define PUBLISH_IDLE_MS  1000  /* and this often when nothing changed (loop counters) */
+#define SSE_KEEPALIVE_MS 15000 /* comment line on an idle stream; below proxies' timeouts */
+#define SSE_FOLLOW_MS    250   /* log/metric file check interval for a followed job */
+#define SSE_BUF          (256u << 10)
+#define CONN_TIMEOUT_S   30          /* idle connection closed after this */
+#define CONN_MEMORY      (16u << 10) /* per-connection pool: request head above ~12 KiB is 431 */
+#define THREAD_STACK     (512u << 10)
+#define RATE_BUCKETS     256
+#define TOKEN_FILE_MAX   4096
+
+typedef struct {
+    unsigned char addr[16]; /* IPv4 in the first 4 bytes, or IPv6 */
+    int used;
+    double tokens;   /* requests that may still be made now */
+    int64_t last_ms; /* monotonic, last refill */
+} rate_bucket_t;
+
+struct http {
+    http_config_t cfg;
+    sched_t *sched;
+    struct MHD_Daemon *mhd;
+    char *log_dir; /* <state_dir>/logs; owned */
+    char *token;   /* owned; NULL = no token needed */
+    uint16_t port;
+    int64_t started_ms; /* wall clock */
+
+    pthread_mutex_t snap_lock; /* snap, stopping */
+    pthread_cond_t snap_cond;  /* broadcast on publish and on stop */
+    http_snap_t *snap;         /* newest published; one reference held here */
+    int stopping;
+
+    pthread_mutex_t db_lock; /* q, counts, and the snapshots' lazy caches */
+    queue_t *q;              /* read-only connection of the HTTP threads */
+    http_counts_t counts;    /* jobs by state, read through q */
+
+    /* Loop thread only. */
+    int64_t last_publish_mono; /* ms */
+    uint64_t last_version;
+
+    atomic_uint conns; /* open connections */
+    atomic_uint sse;   /* open event streams */
+
+    pthread_mutex_t stat_lock; /* codes, buckets */
+    uint64_t codes[HTTP_N_CODES];
+    rate_bucket_t buckets[RATE_BUCKETS];
+    wq_ratelimit_t warn_rl;
+};
+
+/* Per request, made by the URI log callback before the headers are parsed. */
+typedef struct {
+    char *target; /* the request-target as sent (path and query, not decoded); owned */
+} req_ctx_t;
+
+void
+http_config_init(http_config_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->addr = HTTP_DEFAULT_ADDR;
+    cfg->max_conns = 64;
+    cfg->max_sse = 32;
+    cfg->rate = 50;
+}
+
+uint16_t
+http_port(const http_t *self)
+{
+    return self->port;
+}
+
+/* ---------- snapshots ---------- */
+
+static http_snap_t *
+snap_acquire(http_t *h)
+{
+    pthread_mutex_lock(&h->snap_lock);
+    http_snap_t *s = h->snap;
+    if (s != NULL)
+        s->refs++;
+    pthread_mutex_unlock(&h->snap_lock);
+    return s;
+}
+
+static void
+snap_release(http_t *h, http_snap_t *s)
+{
+    if (s == NULL)
+        return;
+    pthread_mutex_lock(&h->snap_lock);
+    int last = --s->refs == 0;
+    pthread_mutex_unlock(&h->snap_lock);
+    if (last)
+        http_snap_free(s);
+}
+
+static void
+publish(http_t *h)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    http_snap_t *s = http_snap_take(h->sched, h->started_ms);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    log_flag(HTTP, "http snapshot version=%" PRIu64 " ms=%.3f", s->version,
+             (double) (t1.tv_sec - t0.tv_sec) * 1e3 + (double) (t1.tv_nsec - t0.tv_nsec) / 1e6);
+    pthread_mutex_lock(&h->snap_lock);
+    http_snap_t *old = h->snap;
+    h->snap = s;
+    pthread_cond_broadcast(&h->snap_cond);
+    pthread_mutex_unlock(&h->snap_lock);
+    snap_release(h, old);
+}
+
+/* The loop's per-turn hook: cheap unless a snapshot is due. */
+static void
+on_turn(sched_t *s, void *arg)
+{
+    http_t *h = arg;
+    int64_t now = wq_clock_mono_ms();
+    int64_t since = now - h->last_publish_mono;
+    uint64_t v = sched_stats(s)->version;
+    if (since < PUBLISH_MIN_MS || (v == h->last_version && since < PUBLISH_IDLE_MS))
+        return;
+    publish(h);
+    h->last_version = v;
+    h->last_publish_mono = now;
+}
+
+/* ---------- responses ---------- */
+
+static void
+count_status(http_t *h, int status)
+{
+    pthread_mutex_lock(&h->stat_lock);
+    h->codes[http_code_slot(status)]++;
+    pthread_mutex_unlock(&h->stat_lock);
+}
+
+static enum MHD_Result
+send_response(http_t *h, struct MHD_Connection *c, int status, struct MHD_Response *resp)
+{
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+    enum MHD_Result rc = MHD_queue_response(c, (unsigned) status, resp);
+    MHD_destroy_response(resp);
+    count_status(h, status);
+    return rc;
+}
+
+/* Takes ownership of r->body. */
+static enum MHD_Result
+send_reply(http_t *h, struct MHD_Connection *c, http_reply_t *r)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_FREE);
+    r->body = NULL;
+    if (resp == NULL)
+        return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", r->type);
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    if (r->status == 401)
+        MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"wslq\"");
+    if (r->status == 405)
+        MHD_add_response_header(resp, "Allow", "GET, HEAD");
+    if (r->status == 429 || r->status == 503)
+        MHD_add_response_header(resp, "Retry-After", "1");
+    if (r->status == 413 || r->status == 503)
+        MHD_add_response_header(resp, "Connection", "close");
+    return send_response(h, c, r->status, resp);
+}
+
+static enum MHD_Result
+send_error(http_t *h, struct MHD_Connection *c, int status, const char *text)
+{
+    http_reply_t r = {0};
+    http_reply_error(&r, status, text);
+    return send_reply(h, c, &r);
+}
+
+/* ---------- limits and the token ---------- */
+
+static void
+client_key(struct MHD_Connection *c, unsigned char key[16])
+{
+    memset(key, 0, 16);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci == NULL || ci->client_addr == NULL)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        memcpy(key, &((const struct sockaddr_in *) (const void *) sa)->sin_addr, 4);
+    else if (sa->sa_family == AF_INET6)
+        memcpy(key, &((const struct sockaddr_in6 *) (const void *) sa)->sin6_addr, 16);
+}
+
+/* Token bucket per client address: 'rate' per second, bursts of 2 x rate. 1 = allowed. */
+static int
+rate_ok(http_t *h, struct MHD_Connection *c)
+{
+    if (h->cfg.rate == 0)
+        return 1;
+    unsigned char key[16];
+    client_key(c, key);
+    uint64_t hash = 0xcbf29ce484222325ull;
+    for (int i = 0; i < 16; i++)
+        hash = (hash ^ key[i]) * 0x100000001b3ull;
+    int64_t now = wq_clock_mono_ms();
+    double burst = 2.0 * h->cfg.rate;
+    pthread_mutex_lock(&h->stat_lock);
+    /* Probe 8 slots; a full neighbourhood evicts its least recently refilled entry. */
+    rate_bucket_t *b = NULL, *oldest = NULL;
+    for (int i = 0; i < 8 && b == NULL; i++) {
+        rate_bucket_t *x = &h->buckets[(hash + (uint64_t) i) % RATE_BUCKETS];
+        if (x->used && memcmp(x->addr, key, 16) == 0)
+            b = x;
+        else if (oldest == NULL || !x->used || (oldest->used && x->last_ms < oldest->last_ms))
+            oldest = x;
+    }
+    if (b == NULL) {
+        b = oldest;
+        memcpy(b->addr, key, 16);
+        b->used = 1;
+        b->tokens = burst;
+        b->last_ms = now;
+    }
+    b->tokens += (double) (now - b->last_ms) * h->cfg.rate / 1000.0;
+    if (b->tokens > burst)
+        b->tokens = burst;
+    b->last_ms = now;
+    int ok = b->tokens >= 1.0;
+    if (ok)
+        b->tokens -= 1.0;
+    pthread_mutex_unlock(&h->stat_lock);
+    return ok;
+}
+
+/* Compare without an early exit, so the time taken does not tell how much matched. */
+static int
+token_equal(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned char d = (unsigned char) (la != lb);
+    for (size_t i = 0; i < lb; i++)
+        d |= (unsigned char) (a[i % (la ? la : 1)] ^ b[i]);
+    return d == 0 && la > 0;
+}
+
+static int
+authorised(http_t *h, struct MHD_Connection *c, const http_req_t *req)
+{
+    if (h->token == NULL)
+        return 1;
+    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    if (auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0)
+        return token_equal(auth + 7, h->token);
+    /* EventSource cannot set headers: the page passes ?access_token= (RFC 6750 2.3). */
+    return req->token[0] != '\0' && token_equal(req->token, h->token);
+}
+
+static char *
+read_token(const char *path, wq_error_t *err)
+{
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        wq_fail_errno(err, "cannot read http token file %s", path);
+        return NULL;
+    }
+    char buf[TOKEN_FILE_MAX + 1];
+    size_t n = fread(buf, 1, TOKEN_FILE_MAX + 1, f);
+    fclose(f);
+    if (n > TOKEN_FILE_MAX) {
+        wq_fail(err, WQ_EINVAL, "http token file %s is larger than %d bytes", path, TOKEN_FILE_MAX);
+        return NULL;
+    }
+    buf[n] = '\0';
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+        buf[--n] = '\0';
+    if (n == 0 || n > HTTP_MAX_TOKEN) {
+        wq_fail(err, WQ_EINVAL, "http token file %s must hold one token of 1 to %d characters",
+                path, HTTP_MAX_TOKEN);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (buf[i] <= ' ' || buf[i] == 0x7f || buf[i] == '&' || buf[i] == '%' || buf[i] == '+') {
+            wq_fail(err, WQ_EINVAL,
+                    "http token file %s: the token must be one word of printable characters "
+                    "without '&', '%%' or '+'",
+                    path);
+            return NULL;
+        }
+    return wq_strdup(buf);
+}
+
+/* ---------- static files ---------- */
+
+static enum MHD_Result
+serve_static(http_t *h, struct MHD_Connection *c, const char *file)
+{
+    const http_asset_t *a = NULL;
+    for (size_t i = 0; i < http_n_assets; i++)
+        if (strcmp(http_assets[i].name, file) == 0)
+            a = &http_assets[i];
+    if (a == NULL)
+        return send_error(h, c, 404, "no such file");
+    const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-None-Match");
+    int fresh = inm != NULL && strcmp(inm, a->etag) == 0;
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        fresh ? 0 : a->len, fresh ? (void *) "" : (void *) a->data, MHD_RESPMEM_PERSISTENT);
+    if (resp == NULL)
+        return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", a->type);
+    MHD_add_response_header(resp, "ETag", a->etag);
+    MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    MHD_add_response_header(resp, "Content-Security-Policy",
+                            "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+                            "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; "
+                            "base-uri 'none'; form-action 'none'");
+    return send_response(h, c, fresh ? 304 : 200, resp);
+}
+
+/* ---------- Server-Sent Events ---------- */
+
+typedef struct {
+    http_t *h;
+    uint64_t job_id;     /* followed job, 0 = none */
+    uint64_t version;    /* of the last update sent; 0 = none yet */
+    int64_t log_off;     /* next log byte to send; -1 = start with the tail */
+    uint64_t met_off;    /* next metrics byte to read */
+    int64_t last_send;   /* monotonic ms */
+    int64_t next_follow; /* monotonic ms of the next file check */
+    char *buf;           /* pending bytes of the current event; owned */
+    size_t len, pos, cap;
+} sse_t;
+
+static void
+sse_put(sse_t *s, const char *event, const char *data)
+{
+    size_t need = strlen(event) + strlen(data) + 32;
+    if (s->len + need > s->cap) {
+        s->cap = s->len + need + 1024;
+        s->buf = wq_realloc(s->buf, s->cap);
+    }
+    /* cJSON output has no raw newlines, so each event is one data: line. */
+    s->len +=
+        (size_t) snprintf(s->buf + s->len, s->cap - s->len, "event: %s\ndata: %s\n\n", event, data);
+}
+
+static void
+sse_put_json(sse_t *s, const char *event, cJSON *o)
+{
+    char *txt = cJSON_PrintUnformatted(o);
+    sse_put(s, event, txt);
+    cJSON_free(txt);
+    cJSON_Delete(o);
+}
+
+/* New log bytes and metric points of the followed job, if any; returns 1 if it queued. */
+static int
+sse_follow(sse_t *s)
+{
+    http_t *h = s->h;
+    int queued = 0;
+    cJSON *log = http_log_chunk(h->log_dir, s->job_id, s->log_off, HTTP_LOG_DEFAULT, 0);
+    double next = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(log, "next_offset"));
+    if (s->log_off < 0 || next > (double) s->log_off) {
+        s->log_off = (int64_t) next;
+        sse_put_json(s, "log", log);
+        queued = 1;
+    } else {
+        cJSON_Delete(log);
+    }
+    cJSON *met = http_metric_series(h->log_dir, s->job_id, &s->met_off);
+    if (met != NULL) {
+        sse_put_json(s, "metrics", met);
+        queued = 1;
+    }
+    return queued;
+}
+
+static ssize_t
+sse_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+    (void) pos;
+    sse_t *s = cls;
+    http_t *h = s->h;
+    for (;;) {
+        if (s->pos < s->len) {
+            size_t n = s->len - s->pos < max ? s->len - s->pos : max;
+            memcpy(out, s->buf + s->pos, n);
+            s->pos += n;
+            s->last_send = wq_clock_mono_ms();
+            return (ssize_t) n;
+        }
+        s->pos = s->len = 0;
+        pthread_mutex_lock(&h->snap_lock);
+        int stopping = h->stopping;
+        pthread_mutex_unlock(&h->snap_lock);
+        if (stopping)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+
+        http_snap_t *snap = snap_acquire(h);
+        if (snap != NULL && snap->version != s->version) {
+            pthread_mutex_lock(&h->db_lock);
+            const char *ev = http_api_update_event(h->q, &h->counts, snap);
+            sse_put(s, "update", ev);
+            pthread_mutex_unlock(&h->db_lock);
+            s->version = snap->version;
+        }
+        snap_release(h, snap);
+        int64_t now = wq_clock_mono_ms();
+        if (s->job_id && now >= s->next_follow) {
+            s->next_follow = now + SSE_FOLLOW_MS;
+            sse_follow(s);
+        }
+        if (s->len > 0)
+            continue;
+        if (now - s->last_send >= SSE_KEEPALIVE_MS) {
+            sse_put(s, "ping", "{}");
+            continue;
+        }
+        /* Sleep until a publish, the next file check or the keepalive. */
+        int64_t wake = s->last_send + SSE_KEEPALIVE_MS;
+        if (s->job_id && s->next_follow < wake)
+            wake = s->next_follow;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t wait_ms = wake - now > 0 ? wake - now : 1;
+        ts.tv_sec += wait_ms / 1000;
+        ts.tv_nsec += (wait_ms % 1000) * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_mutex_lock(&h->snap_lock);
+        if (!h->stopping && (h->snap == NULL || h->snap->version == s->version))
+            pthread_cond_timedwait(&h->snap_cond, &h->snap_lock, &ts);
+        pthread_mutex_unlock(&h->snap_lock);
+    }
+}
+
+static void
+sse_free(void *cls)
+{
+    sse_t *s = cls;
+    atomic_fetch_sub(&s->h->sse, 1);
+    free(s->buf);
+    free(s);
+}
+
+static enum MHD_Result
+serve_events(http_t *h, struct MHD_Connection *c, const http_req_t *req, int head)
+{
+    if (req->job_id) {
+        pthread_mutex_lock(&h->db_lock);
+        Wslq__JobInfo *info = queue_get(h->q, req->job_id, NULL);
+        pthread_mutex_unlock(&h->db_lock);
+        if (info == NULL)
+            return send_error(h, c, 404, "no such job to follow");
+        wslq__job_info__free_unpacked(info, NULL);
+    }
+    if (head) {
+        struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+        MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+        return send_response(h, c, 200, resp);
+    }
+    if (atomic_fetch_add(&h->sse, 1) >= h->cfg.max_sse) {
+        atomic_fetch_sub(&h->sse, 1);
+        return send_error(h, c, 503, "too many event streams open; try again later");
+    }
+    sse_t *s = wq_calloc(1, sizeof *s);
+    s->h = h;
+    s->job_id = req->job_id;
+    s->log_off = -1;
+    s->last_send = wq_clock_mono_ms();
+    /* Tell the browser how soon to reconnect after the scheduler restarts. */
+    s->cap = 4096;
+    s->buf = wq_malloc(s->cap);
+    s->len = (size_t) snprintf(s->buf, s->cap, "retry: 2000\n\n");
+    sse_put(s, "hello", "{\"retry_ms\":2000}");
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 << 10, sse_read, s, sse_free);
+    if (resp == NULL) {
+        sse_free(s);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+    return send_response(h, c, 200, resp);
+}
+
+/* ---------- dispatch ---------- */
+
+static enum MHD_Result
+route(http_t *h, struct MHD_Connection *c, const http_req_t *req, int head)
+{
+    http_reply_t r = {0};
+    switch (req->route) {
+    case HTTP_R_STATIC:
+        return serve_static(h, c, req->file);
+    case HTTP_R_EVENTS:
+        return serve_events(h, c, req, head);
+    case HTTP_R_HEALTH:
+        r.status = 200;
+        r.body = wq_strdup("ok\n");
+        r.len = 3;
+        r.type = "text/plain; charset=utf-8";
+        return send_reply(h, c, &r);
+    case HTTP_R_METRICS:
+    case HTTP_R_NODES:
+    case HTTP_R_SUMMARY: {
+        http_snap_t *snap = snap_acquire(h);
+        if (snap == NULL)
+            return send_error(h, c, 503, "the scheduler has not published its state yet");
+        if (req->route == HTTP_R_METRICS) {
+            uint64_t codes[HTTP_N_CODES];
+            pthread_mutex_lock(&h->stat_lock);
+            memcpy(codes, h->codes, sizeof codes);
+            pthread_mutex_unlock(&h->stat_lock);
+            r.status = 200;
+            r.body = http_prom_render(snap, codes, &r.len);
+            r.type = "text/plain; version=0.0.4; charset=utf-8";
+        } else if (req->route == HTTP_R_NODES) {
+            http_api_nodes(snap, &r);
+        } else {
+            pthread_mutex_lock(&h->db_lock);
+            http_api_summary(h->q, &h->counts, snap, &r);
+            pthread_mutex_unlock(&h->db_lock);
+        }
+        snap_release(h, snap);
+        return send_reply(h, c, &r);
+    }
+    default:
+        break;
+    }
+    pthread_mutex_lock(&h->db_lock);
+    switch (req->route) {
+    case HTTP_R_JOBS:
+        http_api_jobs(h->q, req, &r);
+        break;
+    case HTTP_R_JOB:
+        http_api_job(h->q, h->log_dir, req->job_id, &r);
+        break;
+    case HTTP_R_JOB_LOG:
+        http_api_log(h->q, h->log_dir, req, &r);
+        break;
+    case HTTP_R_JOB_METRICS:
+        http_api_metrics(h->q, h->log_dir, req->job_id, &r);
+        break;
+    default:
+        http_reply_error(&r, 404, "no such path");
+        break;
+    }
+    pthread_mutex_unlock(&h->db_lock);
+    return send_reply(h, c, &r);
+}
+
+/* The path part of a target, control characters replaced, for logs (never the query: it
+ * may hold the access token). */
+static void
+log_path(const char *target, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (const char *p = target; *p && *p != '?' && o + 1 < cap; p++)
+        out[o++] = (*p < 0x20 || *p == 0x7f) ? '?' : *p;
+    out[o] = '\0';
+}
+
+static enum MHD_Result
+on_request(void *cls,
+           struct MHD_Connection *c,
+           const char *url,
+           const char *method,
+           const char *version,
+           const char *upload_data,
+           size_t *upload_size,
+           void **con_cls)
+{
+    (void) version;
+    (void) upload_data;
+    (void) upload_size;
+    http_t *h = cls;
+    req_ctx_t *ctx = *con_cls;
+    const char *target = ctx && ctx->target ? ctx->target : url;
+    char shown[129];
+    log_path(target, shown, sizeof shown);
+    log_flag(HTTP, "http request method=%.16s path=%s", method, shown);
+
+    int head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+    if (!head && strcmp(method, MHD_HTTP_METHOD_GET) != 0)
+        return send_error(h, c, 405, "read-only API: only GET and HEAD are allowed");
+    const char *clen = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+    if ((clen != NULL && strcmp(clen, "0") != 0) ||
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding") != NULL)
+        return send_error(h, c, 413, "a GET request carries no body");
+    if (atomic_load(&h->conns) > h->cfg.max_conns)
+        return send_error(h, c, 503, "too many connections; try again later");
+    if (!rate_ok(h, c)) {
+        int sup = 0;
+        pthread_mutex_lock(&h->stat_lock);
+        sup = wq_ratelimit(&h->warn_rl, 5, 60000);
+        pthread_mutex_unlock(&h->stat_lock);
+        if (sup >= 0)
+            log_warn("http rate limit hit path=%s suppressed=%d", shown, sup);
+        return send_error(h, c, 429, "too many requests; slow down");
+    }
+    http_req_t req;
+    int status;
+    wq_error_t err = {0};
+    if (http_parse_target(target, strlen(target), &req, &status, &err) < 0)
+        return send_error(h, c, status, err.text);
+    if (req.route != HTTP_R_STATIC && req.route != HTTP_R_HEALTH && !authorised(h, c, &req))
+        return send_error(h, c, 401, "a bearer token is required (Authorization: Bearer ...)");
+    return route(h, c, &req, head);
+}
+
+static void *
+on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    (void) cls;
+    (void) c;
+    req_ctx_t *ctx = wq_calloc(1, sizeof *ctx);
+    /* MHD has already limited the request line to its connection memory. */
+    ctx->target = wq_strdup(uri);
+    return ctx;
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode t)
+{
+    (void) cls;
+    (void) c;
+    (void) t;
+    req_ctx_t *ctx = *con_cls;
+    if (ctx != NULL) {
+        free(ctx->target);
+        free(ctx);
+        *con_cls = NULL;
+    }
+}
+
+static void
+on_connection(void *cls,
+              struct MHD_Connection *c,
+              void **socket_context,
+              enum MHD_ConnectionNotificationCode code)
+{
+    (void) c;
+    (void) socket_context;
+    http_t *h = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED)
+        atomic_fetch_add(&h->conns, 1);
+    else
+        atomic_fetch_sub(&h->conns, 1);
+}
+
+static void
+on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    http_t *h = cls;
+    char line[256];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n > 0 && line[n - 1] == '\n')
+        line[--n] = '\0';
+    pthread_mutex_lock(&h->stat_lock);
+    int sup = wq_ratelimit(&h->warn_rl, 5, 60000);
+    pthread_mutex_unlock(&h->stat_lock);
+    if (sup >= 0)
+        log_warn("http: %s suppressed=%d", line, sup);
+}
+
+/* ---------- life cycle ---------- */
+
+http_t *
+http_new(const http_config_t *cfg, sched_t *s, wq_error_t *err)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    if (http_parse_listen(cfg->addr, &ss, &sslen, err) < 0)
+        return NULL;
+    http_t *h = wq_calloc(1, sizeof *h);
+    h->cfg = *cfg;
+    h->sched = s;
+    h->started_ms = wq_clock_wall_ms();
+    pthread_mutex_init(&h->snap_lock, NULL);
+    pthread_mutex_init(&h->db_lock, NULL);
+    pthread_mutex_init(&h->stat_lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&h->snap_cond, &ca);
+    pthread_condattr_destroy(&ca);
+    h->log_dir = wq_asprintf("%s/logs", sched_state_dir(s));
+    if (cfg->token_file != NULL && (h->token = read_token(cfg->token_file, err)) == NULL)
+        goto error;
+    char *db = wq_asprintf("%s/queue.db", sched_state_dir(s));
+    h->q = queue_open_reader(db, err);
+    free(db);
+    if (h->q == NULL)
+        goto error;
+    /* A first snapshot before any request can arrive. */
+    publish(h);
+    h->last_version = sched_stats(s)->version;
+    h->last_publish_mono = wq_clock_mono_ms();
+
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                     MHD_USE_POLL | MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    /* The logger first: MHD reports problems with later options through it. Connections
+     * above max_conns still get an HTTP answer (503 from on_request); MHD's own limit, a
+     * little higher, only drops what arrives beyond that. */
+    h->mhd = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &ss, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned) (cfg->max_conns + 16), MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) CONN_TIMEOUT_S,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) CONN_MEMORY, MHD_OPTION_THREAD_STACK_SIZE,
+        (size_t) THREAD_STACK, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned) 64,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, h, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_END);
+    if (h->mhd == NULL) {
+        wq_fail(err, WQ_ESYS, "cannot serve http on %s (address in use or not local?)", cfg->addr);
+        goto error;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = di ? di->port : 0;
+    sched_set_hook(s, on_turn, h);
+    int loopback = ss.ss_family == AF_INET
+                       ? (ntohl(((struct sockaddr_in *) &ss)->sin_addr.s_addr) >> 24) == 127
+                       : IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *) &ss)->sin6_addr);
+    log_info("dashboard listening addr=%s port=%u token=%s", cfg->addr, h->port,
+             h->token ? "required" : "none");
+    if (!loopback && h->token == NULL)
+        log_warn("dashboard reachable from the network without a token; anyone who can reach "
+                 "%s can read the queue (set --http-token FILE)",
+                 cfg->addr);
+    return h;
+error:
+    http_destroy(&h);
+    return NULL;
+}
+
+void
+http_destroy(http_t **self_p)
+{
+    if (self_p == NULL || *self_p == NULL)
+        return;
+    http_t *h = *self_p;
+    if (h->mhd != NULL)
+        sched_set_hook(h->sched, NULL, NULL);
+    pthread_mutex_lock(&h->snap_lock);
+    h->stopping = 1;
+    pthread_cond_broadcast(&h->snap_cond);
+    pthread_mutex_unlock(&h->snap_lock);
+    if (h->mhd != NULL)
+        MHD_stop_daemon(h->mhd);
+    snap_release(h, h->snap);
+    queue_destroy(&h->q);
+    free(h->token);
+    free(h->log_dir);
+    pthread_cond_destroy(&h->snap_cond);
+    pthread_mutex_destroy(&h->snap_lock);
+    pthread_mutex_destroy(&h->db_lock);
+    pthread_mutex_destroy(&h->stat_lock);
+    free(h);
+    *self_p = NULL;
+}

@@ -1,0 +1,123 @@
+/* Inside the dashboard: the snapshot the loop publishes and the renderers that turn it (and
+ * the HTTP thread's own read-only queue connection) into response bodies. Split from http.c
+ * so the renderers can be tested without a socket.
+ *
+ * Threads: http_snap_take() runs on the loop thread (it reads the scheduler's views); a
+ * snapshot is immutable once published, apart from the lazily filled 'cache' strings, which
+ * are guarded by the caller's database lock. Renderers run on HTTP connection threads. */
+#ifndef WSLQ_HTTP_INT_H
+#define WSLQ_HTTP_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "scheduler/http/http_parse.h"
+#include "scheduler/queue.h"
+#include "scheduler/sched.h"
+
+#define HTTP_NODE_STATES 7 /* idle, mixed, allocated, torpid, lost, drained, other */
+extern const char *const http_node_state_names[HTTP_NODE_STATES];
+
+/* One GPU as /metrics labels it. */
+typedef struct {
+    char *node;            /* owned */
+    char *uuid;            /* owned; "" when not reported */
+    uint32_t index;        /* GPU index on its node */
+    uint64_t mem_total_mb; /* 0 = not reported */
+    uint64_t mem_used_mb;
+    int32_t temp_c;   /* -1 = not reported */
+    int32_t util_pct; /* -1 = not reported */
+    int32_t power_w;  /* -1 = not reported */
+    uint64_t job_id;  /* holding job, 0 = free */
+} http_gpu_t;
+
+typedef struct http_snap {
+    unsigned refs;         /* owners; guarded by the server's snapshot lock */
+    uint64_t version;      /* sched_stats()->version when taken */
+    uint64_t jobs_version; /* changes whenever any job is added, ends or changes state */
+    int64_t taken_ms;      /* wall clock */
+    int64_t started_ms;    /* wall clock when the dashboard started */
+    sched_stats_t stats;   /* copy */
+    uint64_t active[9];    /* active jobs by JobState */
+    unsigned nodes_by_state[HTTP_NODE_STATES];
+    unsigned n_nodes;
+    unsigned gpus_total, gpus_used;
+    http_gpu_t *gpus; /* owned, n_gpus */
+    size_t n_gpus;
+    char *nodes_json; /* owned: [NODE...] as proto/json.h renders it */
+    /* Filled on first use by an HTTP thread holding the database lock: */
+    char *summary_json; /* owned: the /api/v1/summary body */
+    char *update_json;  /* owned: the SSE "update" event data */
+} http_snap_t;
+
+/* Build a snapshot from the scheduler's read-only views. Loop thread only. refs = 1.
+ * Caller owns the result (http_snap_free). */
+http_snap_t *http_snap_take(sched_t *s, int64_t started_ms);
+void http_snap_free(http_snap_t *snap);
+
+/* A rendered response: status, body (owned) and its content type (static). */
+typedef struct {
+    int status;
+    char *body;
+    size_t len;
+    const char *type;
+} http_reply_t;
+
+/* Fill *r with {"error": text, "status": status}. */
+void http_reply_error(http_reply_t *r, int status, const char *text);
+
+/* Jobs by state in the database, kept while jobs_version stays the same (heartbeats change
+ * the snapshot several times a second; job states do not). Guarded like the connection. */
+typedef struct {
+    int valid;
+    uint64_t jobs_version; /* of the snapshot the counts were read for */
+    int64_t counts[9];     /* by JobState */
+} http_counts_t;
+
+/* API renderers: each fills *r (status 200 with JSON, or an error reply). 'q' is the HTTP
+ * thread's own read-only queue connection, 'log_dir' is <state_dir>/logs; the caller holds
+ * the lock that serialises use of 'q'. */
+void http_api_summary(queue_t *q, http_counts_t *cache, http_snap_t *snap, http_reply_t *r);
+void http_api_jobs(queue_t *q, const http_req_t *req, http_reply_t *r);
+void http_api_job(queue_t *q, const char *log_dir, uint64_t id, http_reply_t *r);
+void http_api_log(queue_t *q, const char *log_dir, const http_req_t *req, http_reply_t *r);
+void http_api_metrics(queue_t *q, const char *log_dir, uint64_t id, http_reply_t *r);
+void http_api_nodes(const http_snap_t *snap, http_reply_t *r);
+
+/* The SSE "update" event data: {"version","jobs_version","summary":{..},"nodes":[..]}.
+ * Cached in snap->update_json; returns that string (borrowed). Same locking as above. */
+const char *http_api_update_event(queue_t *q, http_counts_t *cache, http_snap_t *snap);
+
+/* Log bytes [offset, offset+max) of job 'id' as a JSON object {"offset","next_offset",
+ * "size","data"}; offset < 0 = the tail of 'max' bytes, starting after a line break. A log
+ * not written yet reads as empty. Invalid UTF-8 and NUL bytes become U+FFFD; a multi-byte
+ * character cut by the end of the file is left for the next read unless 'final' (the job
+ * ended). Caller owns the result (cJSON_Delete). */
+struct cJSON;
+struct cJSON *
+http_log_chunk(const char *log_dir, uint64_t id, int64_t offset, uint32_t max, int final);
+
+/* Metric series parsed from <log_dir>/<id>.metrics ("rank<TAB>json" lines) starting at byte
+ * *offset; complete lines only; *offset is advanced past what was read. Returns
+ * {"x":"step","series":{KEY:{RANK:[[x,y],...]}}} (caller owns), NULL when no new line.
+ * Numeric fields only; "step" (or the line's position) is x; at most HTTP_METRIC_KEYS keys
+ * and HTTP_METRIC_POINTS points per series (thinned evenly, the newest kept). */
+#define HTTP_METRIC_KEYS   32
+#define HTTP_METRIC_POINTS 5000
+#define HTTP_METRIC_READ   (32u << 20) /* bytes read at most per call (the newest) */
+struct cJSON *http_metric_series(const char *log_dir, uint64_t id, uint64_t *offset);
+
+/* Prometheus text exposition of a snapshot plus the server's own request counters
+ * (http_codes[i] requests answered with http_code_values[i]). Caller owns the result. */
+#define HTTP_N_CODES 13
+extern const int http_code_values[HTTP_N_CODES];
+char *
+http_prom_render(const http_snap_t *snap, const uint64_t http_codes[HTTP_N_CODES], size_t *len);
+
+/* Index into http_code_values for a status (the last slot counts any other). */
+int http_code_slot(int status);
+
+/* Escape a Prometheus label value (\\, \", \n) into out (cap bytes, truncated). */
+void http_prom_escape(const char *in, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,122 @@
+/* The dashboard's snapshot of the loop's state; see http_int.h. Runs on the loop thread:
+ * everything here must stay cheap. Measured (bench/http_bench.py): 4 nodes, 8 GPUs and
+ * 10,000 active jobs take a median 2.4 ms, and the loop takes a snapshot at most every
+ * 250 ms, so under 1 % of the loop's time. */
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/json.h"
+#include "common/clock.h"
+#include "common/mem.h"
+#include "scheduler/http/http_int.h"
+
+const char *const http_node_state_names[HTTP_NODE_STATES] = {
+    "idle", "mixed", "allocated", "torpid", "lost", "drained", "other"};
+
+/* FNV-1a, to notice any change of the active jobs between snapshots. */
+static uint64_t
+fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+static uint64_t
+fnv_u64(uint64_t h, uint64_t v)
+{
+    return fnv(h, &v, sizeof v);
+}
+
+static int
+node_state_index(const char *s)
+{
+    for (int i = 0; i < HTTP_NODE_STATES - 1; i++)
+        if (s != NULL && strcmp(s, http_node_state_names[i]) == 0)
+            return i;
+    return HTTP_NODE_STATES - 1;
+}
+
+http_snap_t *
+http_snap_take(sched_t *s, int64_t started_ms)
+{
+    http_snap_t *snap = wq_calloc(1, sizeof *snap);
+    snap->refs = 1;
+    const sched_stats_t *st = sched_stats(s);
+    snap->stats = *st;
+    snap->version = st->version;
+    snap->taken_ms = wq_clock_wall_ms();
+    snap->started_ms = started_ms;
+
+    /* Jobs: counts by state, and a fingerprint of what a job listing shows. Counters cover
+     * the jobs that left the active set (ended, refused). */
+    uint64_t h = 0xcbf29ce484222325ull;
+    h = fnv_u64(h, st->submitted_total);
+    h = fnv_u64(h, st->requeued_total);
+    for (int i = 0; i < 9; i++)
+        h = fnv_u64(h, st->ended_total[i]);
+    size_t nj = sched_job_count(s);
+    for (size_t i = 0; i < nj; i++) {
+        const Wslq__JobInfo *j = sched_job(s, i);
+        if (j->state >= 0 && j->state < 9)
+            snap->active[j->state]++;
+        h = fnv_u64(h, j->id);
+        h = fnv_u64(h, ((uint64_t) j->state << 32) | j->attempt);
+        h = fnv_u64(h, (uint64_t) j->start_ms);
+        if (j->reason)
+            h = fnv(h, j->reason, strlen(j->reason));
+    }
+    snap->jobs_version = h & ((1ull << 53) - 1); /* exact as a JSON number */
+
+    /* Nodes: the JSON the API serves, and the GPU numbers /metrics needs. */
+    size_t nn = sched_node_count(s);
+    snap->n_nodes = (unsigned) nn;
+    size_t ng = 0;
+    for (size_t i = 0; i < nn; i++)
+        ng += sched_node(s, i)->n_gpus;
+    snap->gpus = wq_calloc(ng ? ng : 1, sizeof *snap->gpus);
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < nn; i++) {
+        const Wslq__NodeInfo *n = sched_node(s, i);
+        snap->nodes_by_state[node_state_index(n->state)]++;
+        cJSON_AddItemToArray(arr, json_node(n));
+        for (size_t g = 0; g < n->n_gpus; g++) {
+            const Wslq__GpuInfo *src = n->gpus[g];
+            http_gpu_t *dst = &snap->gpus[snap->n_gpus++];
+            dst->node = wq_strdup(n->name ? n->name : "");
+            dst->uuid = wq_strdup(src->uuid ? src->uuid : "");
+            dst->index = src->index;
+            dst->mem_total_mb = src->mem_total_mb;
+            dst->mem_used_mb = src->mem_used_mb;
+            dst->temp_c = src->temp_c;
+            dst->util_pct = src->util_pct;
+            dst->power_w = src->power_w;
+            dst->job_id = src->job_id;
+            snap->gpus_total++;
+            snap->gpus_used += src->job_id != 0;
+        }
+    }
+    snap->nodes_json = cJSON_PrintUnformatted(arr);
+    cJSON_Delete(arr);
+    return snap;
+}
+
+void
+http_snap_free(http_snap_t *snap)
+{
+    if (snap == NULL)
+        return;
+    for (size_t i = 0; i < snap->n_gpus; i++) {
+        free(snap->gpus[i].node);
+        free(snap->gpus[i].uuid);
+    }
+    free(snap->gpus);
+    cJSON_free(snap->nodes_json);
+    free(snap->summary_json);
+    free(snap->update_json);
+    free(snap);
+}
