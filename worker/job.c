@@ -4,12 +4,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,6 +15,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/net.h"
 #include "common/parse.h"
 #include "worker/jobstate.h"
 
@@ -181,26 +180,6 @@ spawn_rank(
     return pid;
 }
 
-/* A TCP port free on this node right now, for a job the scheduler gave no MASTER_PORT
- * (single-node jobs): the kernel's choice of an ephemeral port. 0 if none. */
-static unsigned
-free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return 0;
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    socklen_t len = sizeof a;
-    unsigned port = 0;
-    if (bind(fd, (struct sockaddr *) &a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *) &a, &len) == 0)
-        port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
 static int
 pipe_cloexec(int fds[2])
 {
@@ -271,8 +250,10 @@ job_launch(const Wslq__JobLaunch *l, const job_cfg_t *cfg)
     char rdv[PATH_MAX + 16];
     snprintf(rdv, sizeof rdv, "%s/rdv.sock", j->spool);
     ec.rdv_path = cfg->rendezvous ? rdv : NULL;
+    /* The scheduler gave no MASTER_PORT (single-node jobs): a port free on every interface
+     * of this node right now, the kernel's choice of an ephemeral port; 0 if none. */
     if (l->master_port == 0 && ec.master_port == 0)
-        ec.master_port = free_port();
+        ec.master_port = (unsigned) wq_free_tcp_port(INADDR_ANY);
     int64_t now = wq_clock_mono_ms();
     for (int i = 0; i < nranks; i++) {
         job_rank_t *r = &j->ranks[i];

@@ -6,17 +6,15 @@
  * port) and run comm_allreduce(COMM_SUM) on float buffers, sizes x4 from min to max. Rank 0
  * prints per size: time per call, algbw = bytes / time, busbw = algbw * 2(n-1)/n (the bytes
  * each rank's link carries, as nccl-tests defines it), and checks the result. */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "bench/train/bench_util.h"
+#include "common/net.h"
 #include "train/comm.h"
 
 static int
@@ -83,7 +81,7 @@ main(int argc, char **argv)
         fprintf(stderr, "usage: bench_allreduce [ranks] [min_bytes] [max_bytes]\n");
         return 2;
     }
-    int port = free_port();
+    int port = wq_free_tcp_port(INADDR_LOOPBACK);
     pid_t pids[64];
     for (int r = 1; r < world; r++) {
         pids[r] = fork();

@@ -11,17 +11,15 @@
  *
  * No usable GPU: one line "no GPU: <reason>" and exit 77. CUDA is only touched in child
  * processes (a CUDA context does not survive fork), so the parent can fork the ranks. */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "bench/train/bench_util.h"
+#include "common/net.h"
 #include "train/comm.h"
 #include "train/cuda/cuerr.h"
 #include "train/cuda/device.h"
@@ -231,7 +229,7 @@ main(int argc, char **argv)
         return 0;
     }
     g_world = world;
-    g_port = free_port();
+    g_port = wq_free_tcp_port(INADDR_LOOPBACK);
     g_min = min_b;
     g_max = max_b;
     pid_t pids[64];

@@ -27,13 +27,11 @@
 #include <time.h>
 #include <unistd.h>
 /* after the standard headers */
-#include <arpa/inet.h>
 #include <cmocka.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
-#include "train/comm.h"
 #include "common/clock.h"
+#include "common/net.h"
+#include "train/comm.h"
 #include "train/engine.h"
 #include "train/model.h"
 #include "train/optim.h"
@@ -320,19 +318,6 @@ test_real_clock(void **state)
 
 /* ---- comm_check on a real 2-rank TCP ring ----------------------------------------------- */
 
-static int
-free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof sa;
-    bind(fd, (struct sockaddr *) &sa, sizeof sa);
-    getsockname(fd, (struct sockaddr *) &sa, &len);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 static void
 test_tcp_liveness(void **state)
 {
@@ -341,7 +326,7 @@ test_tcp_liveness(void **state)
     memset(&o, 0, sizeof o);
     o.world = 2;
     o.timeout_ms = 10000;
-    o.master_port = free_port();
+    o.master_port = wq_free_tcp_port(INADDR_LOOPBACK);
     snprintf(o.master_addr, sizeof o.master_addr, "127.0.0.1");
     int go[2];
     assert_int_equal(pipe(go), 0);
@@ -386,7 +371,7 @@ test_agree(void **state)
         memset(&o, 0, sizeof o);
         o.world = 2;
         o.timeout_ms = 10000;
-        o.master_port = free_port();
+        o.master_port = wq_free_tcp_port(INADDR_LOOPBACK);
         snprintf(o.master_addr, sizeof o.master_addr, "127.0.0.1");
         int child_flag = k; /* k 0: both without NCCL; k 1: rank 1 with NCCL, rank 0 without */
         pid_t pid = fork();

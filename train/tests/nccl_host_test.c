@@ -27,14 +27,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 /* after the standard headers */
-#include <arpa/inet.h>
 #include <cmocka.h>
 #include <nccl.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
-#include "train/comm.h"
 #include "common/clock.h"
+#include "common/net.h"
+#include "train/comm.h"
 #include "train/cuda/comm_nccl.h"
 #include "train/cuda/cuerr.h"
 
@@ -234,19 +232,6 @@ cu_check(wq_error_t *err, const char *file, int line, const char *call, cudaErro
 
 /* ---- two ranks -------------------------------------------------------------------------- */
 
-static int
-free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof sa;
-    bind(fd, (struct sockaddr *) &sa, sizeof sa);
-    getsockname(fd, (struct sockaddr *) &sa, &len);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 static comm_opts_t
 opts(int rank, int port, int timeout_ms)
 {
@@ -290,7 +275,7 @@ static void
 test_normal(void **state)
 {
     (void) state;
-    int port = free_port();
+    int port = wq_free_tcp_port(INADDR_LOOPBACK);
     pid_t pid = fork();
     if (pid == 0) {
         wq_error_t e;
@@ -315,7 +300,7 @@ failing_wait(int event_polls,
              int64_t *took,
              wq_error_t *err)
 {
-    int port = free_port();
+    int port = wq_free_tcp_port(INADDR_LOOPBACK);
     pid_t pid = fork();
     if (pid == 0) {
         scenario(0, -1);

@@ -32,23 +32,21 @@
  * All but acc_* use a small synthetic IDX data set written to a temp dir, so they need no
  * package; acc_* exit 77 when /usr/share/datasets/fashion-mnist is missing; gpu_* exit 77
  * (saying why) when fewer CUDA devices are usable than they need. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/net.h"
 
 #define REAL_DATA "/usr/share/datasets/fashion-mnist"
 #define MAX_STEPS 512
@@ -74,20 +72,16 @@ sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
+/* A free port on 127.0.0.1 for a test's ranks; none is a broken test machine: exit 1. */
 static int
 free_port(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof sa;
-    if (fd < 0 || bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0 ||
-        getsockname(fd, (struct sockaddr *) &sa, &len) < 0) {
+    int port = wq_free_tcp_port(INADDR_LOOPBACK);
+    if (port == 0) {
         perror("free_port");
         exit(1);
     }
-    close(fd);
-    return ntohs(sa.sin_port);
+    return port;
 }
 
 static char *
