@@ -1,5 +1,5 @@
 /* One job's share on this node: its rank processes, spool files, time limit and ending.
- * No networking here: worker.c turns these states into messages.
+ * No networking here: streams.c turns these states into messages.
  *
  * Spool directory <state-dir>/spool/<job_id>.<attempt>/:
  *   job.log              the job's log as streamed to the scheduler (LogChunk offsets)
@@ -55,7 +55,7 @@ typedef struct job {
     job_rank_t *ranks; /* nranks entries */
     int merged;        /* 1 when ranks write rank-<G>.out and the worker merges */
     int log_fd;        /* job.log, O_RDWR|O_APPEND */
-    uint64_t sent;     /* bytes of job.log the scheduler has (worker.c advances it) */
+    uint64_t sent;     /* bytes of job.log the scheduler has (streams.c advances it) */
     int phase;         /* enum job_phase */
     int started;       /* 1 if every rank was forked (JobStarted may be sent) */
     int adopted;       /* 1 if taken over from an earlier worker process */
@@ -72,13 +72,13 @@ typedef struct job {
     int have_fail;     /* a rank ended non-zero: fail_* valid */
     int fail_lrank;    /* local rank that failed first */
     int fail_cause;    /* 1 if it failed while running (not because we stopped the job) */
-    int fail_reported; /* worker.c sent RankFailed for it */
+    int fail_reported; /* streams.c sent RankFailed for it */
     int exit_code;     /* as JobEnded.exit_code: first failing rank's code, 0, -1 = by signal */
     int signal;        /* 0 = none */
     int failed_rank;   /* global rank, -1 = none */
     char reason[256];
     uint64_t log_bytes; /* size of job.log at the end */
-    /* worker.c's bookkeeping for the end message */
+    /* streams.c's bookkeeping for the end message */
     int64_t ended_sent_ms; /* monotonic ms JobEnded was last sent, 0 = not yet */
     int acked;             /* JobEndedAck received */
 } job_t;

@@ -1,0 +1,192 @@
+/* Every message the worker sends to the scheduler (proto/README.md, "Worker conversation").
+ * Sends never block: the loop must keep watching jobs while the scheduler is away. */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <zmq.h>
+
+#include "common/clock.h"
+#include "common/mem.h"
+#include "worker/worker_int.h"
+
+/* An envelope around one message body: Wslq__Envelope's body is an anonymous union, so
+ * ENVELOPE(HEARTBEAT, heartbeat, &hb) sets body_case and the matching member together. */
+#define ENVELOPE(CASE, member, msg)                                                 \
+    ((Wslq__Envelope){.base = PROTOBUF_C_MESSAGE_INIT(&wslq__envelope__descriptor), \
+                      .body_case = WSLQ__ENVELOPE__BODY_##CASE,                     \
+                      .member = (msg)})
+
+int
+outbox_send(worker_t *w, Wslq__Envelope *env)
+{
+    wq_error_t err = {0};
+    if (wire_send(w->sock, NULL, 0, env, ZMQ_DONTWAIT, &err) < 0) {
+        if (errno == EAGAIN)
+            w->backlog = 1;
+        else
+            log_warn("send to scheduler failed err=\"%s\"", err.text);
+        return -1;
+    }
+    return 0;
+}
+
+int
+outbox_rdv_send(void *ctx, Wslq__Envelope *env)
+{
+    return outbox_send(ctx, env);
+}
+
+void
+outbox_register(worker_t *w, int64_t now)
+{
+    Wslq__Register r = WSLQ__REGISTER__INIT;
+    r.name = w->cfg.name;
+    r.hostname = w->si.hostname;
+    r.ip = w->si.ip;
+    r.cpus = (uint32_t) w->si.cpus;
+    r.mem_mb = (uint64_t) w->si.mem_mb;
+    Wslq__GpuInfo gm[WIRE_MAX_GPUS], *gp[WIRE_MAX_GPUS];
+    sysinfo_gpu_msgs(&w->si, gm, gp);
+    r.n_gpus = (size_t) w->si.ngpus;
+    r.gpus = gp;
+    Wslq__RunningJob *rj = wq_calloc(w->njobs + 1, sizeof *rj);
+    Wslq__RunningJob **rp = wq_calloc(w->njobs + 1, sizeof *rp);
+    for (size_t i = 0; i < w->njobs; i++) {
+        job_t *j = w->jobs[i];
+        if (j->phase == JOB_ENDED)
+            continue; /* its JobEnded is re-sent instead */
+        wslq__running_job__init(&rj[r.n_running]);
+        rj[r.n_running].job_id = j->id;
+        rj[r.n_running].attempt = j->attempt;
+        rj[r.n_running].log_offset = job_log_size(j);
+        rp[r.n_running] = &rj[r.n_running];
+        r.n_running++;
+    }
+    r.running = rp;
+    r.version = WSLQ_VERSION;
+    r.inbound_ok = w->cfg.inbound_ok >= 0 ? w->cfg.inbound_ok : w->si.inbound_ok;
+    r.heartbeat_ms = (uint32_t) w->cfg.heartbeat_ms;
+    Wslq__NodeAttr a[SYSINFO_MAX_ATTRS + 4], *ap[SYSINFO_MAX_ATTRS + 4];
+    const char *keys[4] = {"is_wsl", "iface", "nccl_profile", "gpu_note"};
+    const char *vals[4] = {w->si.is_wsl ? "1" : "0", w->si.iface, w->si.nccl_profile,
+                           w->si.gpu_note};
+    size_t na = 0;
+    for (int i = 0; i < 4; i++) {
+        if (vals[i][0] == '\0' && i == 3)
+            continue;
+        wslq__node_attr__init(&a[na]);
+        a[na].key = (char *) keys[i];
+        a[na].value = (char *) vals[i];
+        ap[na] = &a[na];
+        na++;
+    }
+    for (int i = 0; i < w->si.n_attrs; i++) {
+        wslq__node_attr__init(&a[na]);
+        a[na].key = w->si.attr_key[i];
+        a[na].value = w->si.attr_val[i];
+        ap[na] = &a[na];
+        na++;
+    }
+    r.n_attrs = na;
+    r.attrs = ap;
+    r.probe_port = w->selftest.port;
+    Wslq__Envelope env = ENVELOPE(REG, reg, &r);
+    env.request_id = ++w->reg_req_id;
+    w->reg_sent_wall = wq_clock_wall_ms();
+    outbox_send(w, &env);
+    free(rj);
+    free(rp);
+    w->reg_sent_ms = now;
+    log_flag(WORKER, "register sent running=%zu", r.n_running);
+}
+
+void
+outbox_heartbeat(worker_t *w)
+{
+    sysinfo_refresh(&w->si);
+    Wslq__Heartbeat hb = WSLQ__HEARTBEAT__INIT;
+    Wslq__GpuInfo gm[WIRE_MAX_GPUS], *gp[WIRE_MAX_GPUS];
+    sysinfo_gpu_msgs(&w->si, gm, gp);
+    hb.n_gpus = (size_t) w->si.ngpus;
+    hb.gpus = gp;
+    for (size_t i = 0; i < w->njobs; i++)
+        hb.running += w->jobs[i]->phase != JOB_ENDED;
+    hb.clock_measured = w->clock_measured;
+    hb.clock_offset_ms = w->clock_offset_ms;
+    hb.clock_rtt_ms = w->clock_rtt_ms;
+    outbox_send(w, &ENVELOPE(HEARTBEAT, heartbeat, &hb));
+}
+
+void
+outbox_job_started(worker_t *w, const job_t *j)
+{
+    Wslq__JobStarted m = WSLQ__JOB_STARTED__INIT;
+    m.job_id = j->id;
+    m.attempt = j->attempt;
+    outbox_send(w, &ENVELOPE(STARTED, started, &m));
+}
+
+void
+outbox_rank_failed(worker_t *w, const job_t *j)
+{
+    const job_rank_t *r = &j->ranks[j->fail_lrank];
+    Wslq__RankFailed m = WSLQ__RANK_FAILED__INIT;
+    m.job_id = j->id;
+    m.attempt = j->attempt;
+    m.rank = (int32_t) r->grank;
+    m.exit_code = WIFEXITED(r->status) ? WEXITSTATUS(r->status) : -1;
+    m.signal = WIFSIGNALED(r->status) ? WTERMSIG(r->status) : 0;
+    outbox_send(w, &ENVELOPE(RANK_FAILED, rank_failed, &m));
+}
+
+void
+outbox_job_ended(worker_t *w, job_t *j)
+{
+    Wslq__JobEnded m = WSLQ__JOB_ENDED__INIT;
+    m.job_id = j->id;
+    m.attempt = j->attempt;
+    m.exit_code = j->exit_code;
+    m.signal = j->signal;
+    m.timed_out = j->timed_out;
+    m.killed = j->killed;
+    m.failed_rank = j->failed_rank;
+    m.reason = j->reason;
+    m.log_bytes = j->log_bytes;
+    outbox_send(w, &ENVELOPE(ENDED, ended, &m));
+}
+
+int
+outbox_log_chunk(worker_t *w, const job_t *j, uint64_t offset, uint8_t *data, size_t len)
+{
+    Wslq__LogChunk c = WSLQ__LOG_CHUNK__INIT;
+    c.job_id = j->id;
+    c.attempt = j->attempt;
+    c.offset = offset;
+    c.data.data = data;
+    c.data.len = len;
+    return outbox_send(w, &ENVELOPE(LOG, log, &c));
+}
+
+void
+outbox_metric_lines(worker_t *w, const job_t *j, int ri, char **lines, size_t n)
+{
+    Wslq__MetricLines m = WSLQ__METRIC_LINES__INIT;
+    m.job_id = j->id;
+    m.rank = j->ranks[ri].grank;
+    m.n_lines = n;
+    m.lines = lines;
+    outbox_send(w, &ENVELOPE(METRICS, metrics, &m));
+}
+
+void
+outbox_probe_result(
+    worker_t *w, char *target, char *token, int ok, char *error, uint32_t elapsed_ms)
+{
+    Wslq__ProbeResult m = WSLQ__PROBE_RESULT__INIT;
+    m.target_node = target;
+    m.token = token;
+    m.ok = ok;
+    m.error = error;
+    m.elapsed_ms = elapsed_ms;
+    outbox_send(w, &ENVELOPE(PROBE_RESULT, probe_result, &m));
+}

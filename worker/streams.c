@@ -1,0 +1,332 @@
+/* The jobs this worker holds, from JobLaunch (or adoption after a restart) until the
+ * scheduler has acknowledged the end and has the whole log: what each turn polls, streams
+ * and reports. One job's processes and files are job.c's; this file turns them into
+ * messages (outbox.c) and keeps sending until the scheduler has them. */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/mem.h"
+#include "worker/worker_int.h"
+
+#define ENDED_RESEND_MS   2000        /* JobEnded re-sent until JobEndedAck */
+#define LOG_CHUNK         (64u << 10) /* bytes per LogChunk */
+#define LOG_CHUNKS_TICK   16          /* LogChunks per job per tick */
+#define METRIC_LINES_TICK 64          /* metric lines per rank per tick */
+
+static void
+add_job(worker_t *w, job_t *j)
+{
+    if (w->njobs == w->cap) {
+        w->cap = w->cap ? w->cap * 2 : 16;
+        w->jobs = wq_realloc(w->jobs, w->cap * sizeof *w->jobs);
+    }
+    w->jobs[w->njobs++] = j;
+}
+
+static job_t *
+find_job(worker_t *w, uint64_t id, uint32_t attempt)
+{
+    for (size_t i = 0; i < w->njobs; i++)
+        if (w->jobs[i]->id == id && w->jobs[i]->attempt == attempt)
+            return w->jobs[i];
+    return NULL;
+}
+
+/* Open the job's rendezvous socket (<spool>/rdv.sock). 1 if offered. */
+static int
+open_rendezvous(worker_t *w, uint64_t id, uint32_t attempt)
+{
+    if (w->rdv == NULL)
+        return 0;
+    char p[PATH_MAX + 64];
+    snprintf(p, sizeof p, "%s/spool/%" PRIu64 ".%" PRIu32, w->cfg.state_dir, id, attempt);
+    if (mkdir(p, 0755) < 0 && errno != EEXIST)
+        return 0;
+    strncat(p, "/rdv.sock", sizeof p - strlen(p) - 1);
+    wq_error_t err = {0};
+    if (rdv_open(w->rdv, id, attempt, p, &err) < 0) {
+        log_warn("no rendezvous socket " JOB_FMT " err=\"%s\"", id, err.text);
+        return 0;
+    }
+    return 1;
+}
+
+void
+streams_launch(worker_t *w, const Wslq__JobLaunch *l)
+{
+    if (l->spec == NULL || l->alloc == NULL || l->spec->n_argv == 0) {
+        log_warn("launch without spec, alloc or argv ignored " JOB_FMT, l->job_id);
+        return;
+    }
+    job_t *j = find_job(w, l->job_id, l->attempt);
+    if (j != NULL) { /* a repeat: answer again, never run twice */
+        if (j->phase == JOB_ENDED)
+            j->ended_sent_ms = 0;
+        else if (j->started)
+            outbox_job_started(w, j);
+        return;
+    }
+    if (l->alloc->node && *l->alloc->node && strcmp(l->alloc->node, w->cfg.name) != 0)
+        log_warn("launch for another node " JOB_FMT " node=%s", l->job_id, l->alloc->node);
+    w->jcfg.rendezvous = open_rendezvous(w, l->job_id, l->attempt); /* before any rank runs */
+    j = job_launch(l, &w->jcfg);
+    if (j->phase == JOB_ENDED && w->rdv != NULL)
+        rdv_close_job(w->rdv, j->id, j->attempt);
+    add_job(w, j);
+    if (j->started)
+        outbox_job_started(w, j); /* first: the submit-to-start path does nothing else before */
+    wq_error_t err = {0};
+    if (job_save(j, &err) < 0)
+        log_warn("cannot save job state " JOB_FMT " err=\"%s\"", j->id, err.text);
+    log_info("job launched " JOB_FMT " attempt=%" PRIu32 " ranks=%d started=%d", j->id, j->attempt,
+             j->nranks, j->started);
+}
+
+void
+streams_kill(worker_t *w, const Wslq__JobKill *k, int64_t now)
+{
+    job_t *j = find_job(w, k->job_id, k->attempt);
+    if (j == NULL) {
+        log_flag(WORKER, "kill for a job not here " JOB_FMT, k->job_id);
+        return;
+    }
+    if (j->phase == JOB_ENDED) {
+        j->ended_sent_ms = 0; /* the scheduler missed the end: say it again */
+        return;
+    }
+    job_stop(j, k->grace_ms, 0, k->reason && *k->reason ? k->reason : "cancelled", now);
+    log_info("job kill " JOB_FMT " grace_ms=%" PRIu32, j->id, k->grace_ms);
+}
+
+void
+streams_ended_ack(worker_t *w, const Wslq__JobEndedAck *a)
+{
+    job_t *j = find_job(w, a->job_id, a->attempt);
+    if (j != NULL && j->phase == JOB_ENDED)
+        j->acked = 1;
+}
+
+void
+streams_register_reply(worker_t *w, const Wslq__RegisterReply *r, int64_t now)
+{
+    for (size_t i = 0; i < r->n_kill_jobs; i++)
+        for (size_t k = 0; k < w->njobs; k++)
+            if (w->jobs[k]->id == r->kill_jobs[i] && w->jobs[k]->phase != JOB_ENDED)
+                job_stop(w->jobs[k], 0, 0, "ended by the scheduler while the worker was away", now);
+    for (size_t i = 0; i < r->n_log_offsets; i++) {
+        job_t *j = find_job(w, r->log_offsets[i]->job_id, r->log_offsets[i]->attempt);
+        if (j != NULL)
+            j->sent = r->log_offsets[i]->log_offset;
+    }
+    for (size_t k = 0; k < w->njobs; k++)
+        if (w->jobs[k]->phase == JOB_ENDED && !w->jobs[k]->acked)
+            w->jobs[k]->ended_sent_ms = 0;
+}
+
+void
+streams_reap(worker_t *w, int64_t now)
+{
+    for (int n = 0; n < 100000; n++) {
+        int status;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        if (pid <= 0)
+            return;
+        for (size_t i = 0; i < w->njobs; i++)
+            if (job_reap(w->jobs[i], pid, status, now))
+                break;
+    }
+}
+
+/* Stream new bytes of job.log from j->sent, bounded per tick. */
+static void
+send_logs(worker_t *w, job_t *j)
+{
+    uint64_t size = j->phase == JOB_ENDED ? j->log_bytes : job_log_size(j);
+    if (j->sent > size)
+        j->sent = size; /* the scheduler claims more than we have: trust our file */
+    if (j->sent == size)
+        return;
+    uint8_t *buf = wq_malloc(LOG_CHUNK);
+    for (int k = 0; k < LOG_CHUNKS_TICK && j->sent < size; k++) {
+        uint64_t want = size - j->sent < LOG_CHUNK ? size - j->sent : LOG_CHUNK;
+        ssize_t n = job_log_read(j, j->sent, buf, (size_t) want);
+        if (n <= 0)
+            break;
+        if (outbox_log_chunk(w, j, j->sent, buf, (size_t) n) < 0)
+            break;
+        j->sent += (uint64_t) n;
+    }
+    if (j->sent < size)
+        w->backlog = 1;
+    free(buf);
+}
+
+static void
+send_metrics(worker_t *w, job_t *j)
+{
+    for (int i = 0; i < j->nranks; i++) {
+        char **lines = NULL;
+        size_t n = job_metrics(j, i, &lines, METRIC_LINES_TICK);
+        if (n > 0) {
+            outbox_metric_lines(w, j, i, lines, n);
+            if (n == METRIC_LINES_TICK)
+                w->backlog = 1;
+        }
+        for (size_t k = 0; k < n; k++)
+            free(lines[k]);
+        free(lines);
+    }
+}
+
+void
+streams_tick(worker_t *w, int64_t now)
+{
+    for (size_t i = 0; i < w->njobs;) {
+        job_t *j = w->jobs[i];
+        int ended_now = job_poll(j, now);
+        if (j->have_fail && j->fail_cause && !j->fail_reported && j->nranks > 0 && w->registered) {
+            /* at once, so the scheduler stops the job's other nodes while this one stops its
+             * own other ranks */
+            outbox_rank_failed(w, j);
+            j->fail_reported = 1;
+        }
+        if (ended_now)
+            sysinfo_cleanup_nccl_shm();
+        if (ended_now && w->rdv != NULL)
+            rdv_close_job(w->rdv, j->id, j->attempt);
+        if (w->registered) {
+            send_logs(w, j);
+            send_metrics(w, j);
+        }
+        if (j->phase == JOB_ENDED && !j->acked &&
+            (ended_now || j->ended_sent_ms == 0 || now - j->ended_sent_ms >= ENDED_RESEND_MS)) {
+            outbox_job_ended(w, j);
+            j->ended_sent_ms = now;
+        }
+        if (j->acked && j->sent >= j->log_bytes) {
+            job_forget(j);
+            job_destroy(&w->jobs[i]);
+            w->jobs[i] = w->jobs[--w->njobs];
+            continue;
+        }
+        i++;
+    }
+}
+
+int64_t
+streams_next_deadline(const worker_t *w, int64_t next, int *active)
+{
+    for (size_t i = 0; i < w->njobs; i++) {
+        const job_t *j = w->jobs[i];
+        int64_t d = job_next_deadline(j);
+        if (d > 0 && d < next)
+            next = d;
+        if (j->phase != JOB_ENDED)
+            *active = 1;
+        else if (!j->acked && j->ended_sent_ms + ENDED_RESEND_MS < next)
+            next = j->ended_sent_ms + ENDED_RESEND_MS;
+        else if (j->acked)
+            *active = 1; /* logs still going out */
+    }
+    return next;
+}
+
+void
+streams_cleanup_spool(worker_t *w)
+{
+    if (w->cfg.spool_keep_days <= 0)
+        return;
+    char dir[PATH_MAX + 8];
+    snprintf(dir, sizeof dir, "%s/spool", w->cfg.state_dir);
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return;
+    time_t cutoff = time(NULL) - (time_t) w->cfg.spool_keep_days * 86400;
+    struct dirent *e;
+    int removed = 0;
+    while ((e = readdir(d)) != NULL && removed < 1000) {
+        if (e->d_name[0] == '.')
+            continue;
+        char sp[PATH_MAX + 300];
+        snprintf(sp, sizeof sp, "%s/%s", dir, e->d_name);
+        int held = 0;
+        for (size_t i = 0; i < w->njobs && !held; i++)
+            held = strcmp(w->jobs[i]->spool, sp) == 0;
+        struct stat st;
+        if (held || stat(sp, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_mtime > cutoff)
+            continue;
+        DIR *sd = opendir(sp);
+        if (sd == NULL)
+            continue;
+        struct dirent *f;
+        while ((f = readdir(sd)) != NULL) {
+            if (strcmp(f->d_name, ".") == 0 || strcmp(f->d_name, "..") == 0)
+                continue;
+            char fp[PATH_MAX + 600];
+            snprintf(fp, sizeof fp, "%s/%s", sp, f->d_name);
+            unlink(fp);
+        }
+        closedir(sd);
+        if (rmdir(sp) == 0)
+            removed++;
+    }
+    closedir(d);
+    if (removed)
+        log_info("spool cleanup removed=%d", removed);
+}
+
+void
+streams_adopt(worker_t *w)
+{
+    char dir[PATH_MAX + 8];
+    snprintf(dir, sizeof dir, "%s/jobs", w->cfg.state_dir);
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        char p[PATH_MAX + 300];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        if (n > 4 && strcmp(e->d_name + n - 4, ".tmp") == 0) {
+            unlink(p);
+            continue;
+        }
+        if (n < 7 || strcmp(e->d_name + n - 6, ".state") != 0)
+            continue;
+        wq_error_t err = {0};
+        job_t *j = job_adopt(p, &w->jcfg, &err);
+        if (j == NULL) {
+            log_warn("unusable job state file removed err=\"%s\"", err.text);
+            unlink(p);
+            continue;
+        }
+        int alive = 0;
+        for (int i = 0; i < j->nranks; i++)
+            alive += j->ranks[i].alive;
+        log_info("job adopted " JOB_FMT " attempt=%" PRIu32 " ended=%d ranks_alive=%d", j->id,
+                 j->attempt, j->phase == JOB_ENDED, alive);
+        if (j->phase != JOB_ENDED)
+            open_rendezvous(w, j->id, j->attempt);
+        add_job(w, j);
+    }
+    closedir(d);
+}
+
+void
+streams_destroy(worker_t *w)
+{
+    for (size_t i = 0; i < w->njobs; i++)
+        job_destroy(&w->jobs[i]);
+    free(w->jobs);
+    w->jobs = NULL;
+    w->njobs = w->cap = 0;
+}
