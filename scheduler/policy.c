@@ -37,13 +37,13 @@ policy_feasible(
             fitting++;
             if (!nd->inbound_ok)
                 no_inbound++;
-            else if (nd->inbound_probe == POLICY_PROBE_FAILED)
+            else if (nd->inbound_test == POLICY_INBOUND_FAILED)
                 failed++;
-            else if (nd->inbound_probe == POLICY_PROBE_PENDING)
+            else if (nd->inbound_test == POLICY_INBOUND_PENDING)
                 pending++;
             else
                 passed++;
-            if (nd->inbound_ok && nd->inbound_probe != POLICY_PROBE_FAILED)
+            if (nd->inbound_ok && nd->inbound_test != POLICY_INBOUND_FAILED)
                 fitting_inbound++;
         }
     }
@@ -100,8 +100,8 @@ static int
 fits_now2(const policy_node_t *nd, const policy_req_t *req, int untested_ok)
 {
     uint64_t free_gpus = nd->gpu_present & ~nd->gpu_used;
-    int inbound = nd->inbound_ok && (nd->inbound_probe == POLICY_PROBE_PASSED ||
-                                     (untested_ok && nd->inbound_probe == POLICY_PROBE_PENDING));
+    int inbound = nd->inbound_ok && (nd->inbound_test == POLICY_INBOUND_PASSED ||
+                                     (untested_ok && nd->inbound_test == POLICY_INBOUND_PENDING));
     return nd->eligible && (req->nodes == 1 || inbound) &&
            policy_popcount(free_gpus) >= req->gpus_per_node &&
            nd->cpus - (nd->cpus_used < nd->cpus ? nd->cpus_used : nd->cpus) >= req->cpus_per_node &&

@@ -7,17 +7,18 @@
 #include <stdint.h>
 
 #define POLICY_MAX_NODES 256
+#define POLICY_MAX_GPUS  64 /* GPUs per node: one bit each in a uint64_t mask */
 
-/* policy_node_t.inbound_probe: the scheduler's inbound self-test of the node */
-#define POLICY_PROBE_PASSED  0 /* passed (or not applicable): may take multi-node jobs */
-#define POLICY_PROBE_PENDING 1 /* not tested yet: possible at submit, not placed */
-#define POLICY_PROBE_FAILED  2 /* failed: never takes multi-node jobs */
+/* policy_node_t.inbound_test: the scheduler's inbound self-test of the node */
+#define POLICY_INBOUND_PASSED  0 /* passed (or not applicable): may take multi-node jobs */
+#define POLICY_INBOUND_PENDING 1 /* not tested yet: possible at submit, not placed */
+#define POLICY_INBOUND_FAILED  2 /* failed: never takes multi-node jobs */
 
 typedef struct {
     const char *name;     /* borrowed */
     int eligible;         /* alive and accepting jobs now */
     int inbound_ok;       /* the node claims peers can connect in */
-    int inbound_probe;    /* POLICY_PROBE_*: multi-node jobs need inbound_ok and PASSED */
+    int inbound_test;     /* POLICY_INBOUND_*: multi-node jobs need inbound_ok and PASSED */
     unsigned cpus;        /* total */
     unsigned cpus_used;   /* held by live jobs */
     uint64_t mem_mb;      /* total, MiB */

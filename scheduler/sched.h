@@ -1,8 +1,8 @@
-/* The scheduler's event loop: one thread, zmq_poll over the ROUTER socket plus timers.
- * Owns the node registry, the active jobs (PENDING/STARTING/RUNNING, mirrored in the
- * queue), placement passes, the per-job key/value store and parked log/kv requests.
- * Every state change of a loop turn is written in one transaction, committed, and only
- * then are replies and launches sent. */
+/* The scheduler core: one thread, zmq_poll over the ROUTER socket plus timers. Owns the node
+ * registry, the active jobs (PENDING/STARTING/RUNNING, mirrored in the queue), placement
+ * passes, the per-job key/value store and parked log/kv/watch requests. Every state change
+ * of a loop turn is written in one transaction, committed, and only then are replies and
+ * launches sent. The files of the core and what each owns: README.md beside this file. */
 #ifndef WSLQ_SCHED_H
 #define WSLQ_SCHED_H
 
@@ -24,7 +24,12 @@ typedef struct {
     unsigned port_lo, port_hi; /* MASTER_PORT range */
     unsigned kv_max_keys;      /* per job */
     uint64_t kv_max_bytes;     /* per job, keys + values */
-    const char *http;          /* dashboard address, NULL = off (see http.c) */
+    const char *http;          /* dashboard address, NULL = off (see http/http.c) */
+    void *zctx; /* ZeroMQ context to bind in (tests use inproc://), NULL = a new one */
+    /* Called once when a database write fails, before the loop stops (sched_run then
+     * returns -1 and nothing of that turn is sent). NULL = only logged. */
+    void (*on_fatal)(const wq_error_t *err, void *arg);
+    void *on_fatal_arg;
 } sched_config_t;
 
 /* Fill defaults. */
@@ -36,8 +41,15 @@ typedef struct sched sched_t;
 sched_t *sched_new(const sched_config_t *cfg, wq_error_t *err);
 void sched_destroy(sched_t **self_p);
 
-/* Run until sched_stop() (or SIGTERM/SIGINT caught by main). 0 on a clean stop. */
+/* Run until sched_stop() (or SIGTERM/SIGINT caught by main). 0 on a clean stop, -1 if a
+ * database write failed (err says what): memory is then ahead of the disk, and the caller
+ * must exit; a restart reloads the last committed state. */
 int sched_run(sched_t *self, wq_error_t *err);
+
+/* One turn of the loop: wait up to timeout_ms (-1: until the next timer) for messages, handle
+ * them, run due timers and a placement pass, commit, send. 0, or -1 as sched_run. For tests
+ * that drive the core step by step. */
+int sched_turn(sched_t *self, long timeout_ms, wq_error_t *err);
 
 /* Ask the loop to stop at the end of its current turn (async-signal-safe). */
 void sched_stop(sched_t *self);

@@ -122,7 +122,7 @@ test_cpu_and_memory_respected(void **state)
 /* Multi-node jobs need nodes whose inbound test passed; untested nodes count as possible
  * at submit but are not placed; failed ones make a job impossible, and the reason says so. */
 static void
-test_inbound_probe(void **state)
+test_inbound_selftest(void **state)
 {
     (void) state;
     policy_node_t nodes[] = {node("a", 1, 4, 1), node("b", 1, 4, 1), node("c", 1, 4, 1),
@@ -130,13 +130,13 @@ test_inbound_probe(void **state)
     char why[300];
     policy_choice_t c;
     policy_req_t req = {.nodes = 3, .gpus_per_node = 1, .cpus_per_node = 1};
-    nodes[1].inbound_probe = POLICY_PROBE_PENDING;
-    nodes[2].inbound_probe = POLICY_PROBE_PENDING;
+    nodes[1].inbound_test = POLICY_INBOUND_PENDING;
+    nodes[2].inbound_test = POLICY_INBOUND_PENDING;
     assert_int_equal(policy_feasible(nodes, 4, &req, why, sizeof why), 1);
     assert_int_equal(policy_place(nodes, 4, &req, &c, why, sizeof why), 0);
     assert_non_null(strstr(why, "waiting for the inbound connection test of 2 nodes"));
-    nodes[1].inbound_probe = POLICY_PROBE_PASSED;
-    nodes[2].inbound_probe = POLICY_PROBE_FAILED;
+    nodes[1].inbound_test = POLICY_INBOUND_PASSED;
+    nodes[2].inbound_test = POLICY_INBOUND_FAILED;
     assert_int_equal(policy_feasible(nodes, 4, &req, why, sizeof why), 0);
     assert_string_equal(why, "the job needs 3 nodes that each fit it and take inbound "
                              "connections; 2 passed the inbound test, 1 failed it, 1 reports no "
@@ -162,7 +162,7 @@ main(void)
         cmocka_unit_test(test_gang_all_or_nothing),
         cmocka_unit_test(test_impossible_explained),
         cmocka_unit_test(test_cpu_and_memory_respected),
-        cmocka_unit_test(test_inbound_probe),
+        cmocka_unit_test(test_inbound_selftest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

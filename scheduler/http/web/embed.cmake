@@ -1,6 +1,6 @@
 # Build step: turn the dashboard's files into C arrays (http_assets.c) so wslq-scheduler
 # serves them from memory. No xxd needed: file(READ ... HEX) does the work.
-#   cmake -DOUT=http_assets.c -DFILES="a.html|b.js" -P embed.cmake
+#   cmake -DOUT=http_assets.c -DFILES="index.html|app.js" -P embed.cmake
 # Each entry gets its content type from the extension and an ETag from its SHA-1.
 cmake_minimum_required(VERSION 3.25)
 

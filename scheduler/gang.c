@@ -1,0 +1,227 @@
+/* Gangs: a started job is one part per node (its alloc), started, watched and ended together.
+ * Launches and kills to every part; what workers report about parts (started, ended, a rank
+ * failed) and what the clock says (start timeout, time limit, a part a node forgot) become
+ * state machine events here. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/mem.h"
+#include "scheduler/sched_int.h"
+
+int
+gang_part_of(const job_t *job, const char *node)
+{
+    for (size_t k = 0; k < job->info->n_allocs; k++)
+        if (strcmp(job->info->allocs[k]->node, node) == 0)
+            return (int) k;
+    return -1;
+}
+
+void
+gang_launch(sched_t *self, job_t *job, size_t k)
+{
+    Wslq__JobInfo *info = job->info;
+    Wslq__JobLaunch l = WSLQ__JOB_LAUNCH__INIT;
+    l.job_id = info->id;
+    l.attempt = info->attempt;
+    l.spec = info->spec;
+    l.alloc = info->allocs[k];
+    l.nnodes = (uint32_t) info->n_allocs;
+    l.world_size = 0;
+    for (size_t i = 0; i < info->n_allocs; i++)
+        l.world_size += info->allocs[i]->nranks;
+    l.master_addr = info->master_addr;
+    l.master_port = info->master_port;
+    out_launch(self, info->allocs[k]->node, &l);
+}
+
+void
+gang_kill(sched_t *self, job_t *job, const char *reason, int64_t grace_ms)
+{
+    Wslq__JobKill kill = WSLQ__JOB_KILL__INIT;
+    kill.job_id = job->info->id;
+    kill.attempt = job->info->attempt;
+    kill.reason = (char *) reason;
+    kill.grace_ms = (uint32_t) grace_ms;
+    for (size_t k = 0; k < job->sm.n_parts; k++)
+        if (!job->sm.parts[k].ended)
+            out_kill(self, job->info->allocs[k]->node, &kill);
+}
+
+/* The part of 'job' on the node that sent m, if the message is about the current attempt. */
+static int
+part_from(const msg_t *m, const job_t *job, uint32_t attempt)
+{
+    if (job == NULL || job->info->attempt != attempt)
+        return -1;
+    return gang_part_of(job, m->node->info->name);
+}
+
+void
+gang_node_lost(sched_t *self, node_t *nd)
+{
+    for (size_t j = 0; j < self->n_jobs;) {
+        job_t *job = self->jobs[j];
+        int k = gang_part_of(job, nd->info->name);
+        size_t before = self->n_jobs;
+        if (k >= 0 && jobsm_part_holds(&job->sm, job->info, (size_t) k)) {
+            jobsm_event_t ev = {.type = JOBSM_EV_NODE_LOST, .part = (size_t) k};
+            jobs_apply(self, job, &ev);
+        }
+        if (self->n_jobs == before)
+            j++; /* else it ended: the same index now holds the next job */
+    }
+    self->dirty = 1;
+}
+
+void
+gang_on_register(sched_t *self, node_t *nd, const Wslq__Register *r, Wslq__RegisterReply *rep)
+{
+    const char *name = nd->info->name;
+    rep->kill_jobs = wq_calloc(r->n_running + 1, sizeof *rep->kill_jobs);
+    rep->log_offsets = wq_calloc(r->n_running + 1, sizeof *rep->log_offsets);
+    for (size_t i = 0; i < r->n_running; i++) {
+        const Wslq__RunningJob *rj = r->running[i];
+        job_t *job = jobs_find(self, rj->job_id);
+        int k = job && job->info->attempt == rj->attempt ? gang_part_of(job, name) : -1;
+        if (k < 0 || !jobsm_part_holds(&job->sm, job->info, (size_t) k)) {
+            rep->kill_jobs[rep->n_kill_jobs++] = rj->job_id;
+            continue;
+        }
+        /* still running there: adopt it, and tell the worker where its log resumes */
+        job->sm.parts[k].missing_since_mono = 0;
+        jobsm_event_t ev = {.type = JOBSM_EV_PART_STARTED, .part = (size_t) k};
+        jobs_apply(self, job, &ev);
+        Wslq__RunningJob *off = wq_malloc(sizeof *off);
+        wslq__running_job__init(off);
+        off->job_id = rj->job_id;
+        off->attempt = rj->attempt;
+        char *p = logs_path(self, rj->job_id, job->info->n_allocs > 1 ? k : -1);
+        off->log_offset = (uint64_t) logs_size(p);
+        free(p);
+        rep->log_offsets[rep->n_log_offsets++] = off;
+    }
+    /* Jobs placed here that the worker no longer lists: it may still send their JobEnded
+     * (it re-sends until acknowledged); if not within the grace, they are lost. */
+    int64_t now = wq_clock_mono_ms();
+    for (size_t j = 0; j < self->n_jobs; j++) {
+        job_t *job = self->jobs[j];
+        int k = gang_part_of(job, name);
+        if (k < 0 || !jobsm_part_holds(&job->sm, job->info, (size_t) k))
+            continue;
+        int listed = 0;
+        for (size_t i = 0; i < r->n_running && !listed; i++)
+            listed = r->running[i]->job_id == job->info->id &&
+                     r->running[i]->attempt == job->info->attempt;
+        jobsm_part_t *p = &job->sm.parts[k];
+        if (!listed && p->started && p->missing_since_mono == 0)
+            p->missing_since_mono = now;
+        if (!listed && !p->started)
+            gang_launch(self, job, (size_t) k); /* the launch may have been lost */
+    }
+}
+
+/* Free what gang_on_register put in the reply. */
+void
+gang_free_register_reply(Wslq__RegisterReply *rep)
+{
+    free(rep->kill_jobs);
+    for (size_t i = 0; i < rep->n_log_offsets; i++)
+        free(rep->log_offsets[i]);
+    free(rep->log_offsets);
+}
+
+void
+gang_tick(sched_t *self, int64_t now)
+{
+    for (size_t j = 0; j < self->n_jobs;) {
+        job_t *job = self->jobs[j];
+        size_t before = self->n_jobs;
+        Wslq__JobInfo *info = job->info;
+        if (info->state == WSLQ__JOB_STATE__STARTING && !job->sm.kill_sent &&
+            now - job->phase_mono > self->cfg.start_timeout_ms) {
+            char why[160];
+            snprintf(why, sizeof why, "not every rank started within %" PRId64 " s",
+                     self->cfg.start_timeout_ms / 1000);
+            jobsm_event_t ev = {.type = JOBSM_EV_START_TIMEOUT, .text = why};
+            jobs_apply(self, job, &ev);
+        }
+        if (info->state == WSLQ__JOB_STATE__RUNNING && info->spec->time_limit_s > 0 &&
+            !job->sm.kill_sent &&
+            now - job->phase_mono > (int64_t) info->spec->time_limit_s * 1000) {
+            jobsm_event_t ev = {.type = JOBSM_EV_TIME_LIMIT};
+            jobs_apply(self, job, &ev);
+        }
+        for (size_t k = 0; k < job->sm.n_parts; k++) {
+            jobsm_part_t *p = &job->sm.parts[k];
+            if (!p->ended && p->missing_since_mono &&
+                now - p->missing_since_mono > self->cfg.missing_grace_ms) {
+                jobsm_event_t ev = {.type = JOBSM_EV_PART_MISSING, .part = k};
+                jobs_apply(self, job, &ev);
+                break; /* the job may be gone */
+            }
+        }
+        if (self->n_jobs == before && info->state == WSLQ__JOB_STATE__PENDING &&
+            job->sm.not_before_mono) {
+            jobsm_event_t ev = {.type = JOBSM_EV_REQUEUE_TIMER, .now_mono_ms = now};
+            jobs_apply(self, job, &ev);
+        }
+        if (self->n_jobs == before)
+            j++;
+    }
+}
+
+/* ---------- what workers report ---------- */
+
+void
+handle_started(sched_t *self, const msg_t *m)
+{
+    const Wslq__JobStarted *s = m->env->started;
+    job_t *job = jobs_find(self, s->job_id);
+    int k = part_from(m, job, s->attempt);
+    if (k < 0)
+        return;
+    jobsm_event_t ev = {.type = JOBSM_EV_PART_STARTED, .part = (size_t) k};
+    jobs_apply(self, job, &ev);
+}
+
+void
+handle_ended(sched_t *self, const msg_t *m)
+{
+    const Wslq__JobEnded *e = m->env->ended;
+    job_t *job = jobs_find(self, e->job_id);
+    int k = part_from(m, job, e->attempt);
+    if (k >= 0 && jobsm_part_holds(&job->sm, job->info, (size_t) k)) {
+        jobsm_event_t ev = {.type = JOBSM_EV_PART_ENDED,
+                            .part = (size_t) k,
+                            .exit_code = e->exit_code,
+                            .signal = e->signal,
+                            .rank = e->failed_rank,
+                            .timed_out = e->timed_out,
+                            .killed = e->killed,
+                            .text = e->reason};
+        jobs_apply(self, job, &ev);
+    }
+    /* acknowledged whatever it was: the worker stops re-sending it */
+    Wslq__JobEndedAck ack = WSLQ__JOB_ENDED_ACK__INIT;
+    ack.job_id = e->job_id;
+    ack.attempt = e->attempt;
+    out_ended_ack(self, m->from, &ack);
+}
+
+void
+handle_rank_failed(sched_t *self, const msg_t *m)
+{
+    const Wslq__RankFailed *f = m->env->rank_failed;
+    job_t *job = jobs_find(self, f->job_id);
+    int k = part_from(m, job, f->attempt);
+    if (k < 0 || !jobsm_part_holds(&job->sm, job->info, (size_t) k))
+        return;
+    jobsm_event_t ev = {.type = JOBSM_EV_RANK_FAILED,
+                        .part = (size_t) k,
+                        .exit_code = f->exit_code,
+                        .signal = f->signal,
+                        .rank = f->rank};
+    jobs_apply(self, job, &ev);
+}

@@ -1,0 +1,552 @@
+/* The job state machine; see jobsm.h. */
+#include "scheduler/jobsm.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/mem.h"
+
+#define BACKOFF_FIRST_MS 1000  /* first requeue waits 1 s ... */
+#define BACKOFF_MAX_MS   60000 /* ... doubling up to 60 s, so a broken node cannot spin */
+
+static const struct {
+    const char *name;
+    int precedence;
+    Wslq__JobState final;
+    enum jobsm_retry retry;
+} causes[JOBSM_CAUSE_COUNT] = {
+#define JOBSM_CAUSE_ROW(n, prec, fin, rt) \
+    [JOBSM_CAUSE_##n] = {#n, prec, WSLQ__JOB_STATE__##fin, rt},
+    JOBSM_CAUSES(JOBSM_CAUSE_ROW)
+#undef JOBSM_CAUSE_ROW
+};
+
+static const char *const event_names[JOBSM_EV_COUNT] = {
+    [JOBSM_EV_SUBMIT] = "submit",
+    [JOBSM_EV_PLACE] = "place",
+    [JOBSM_EV_PART_STARTED] = "part_started",
+    [JOBSM_EV_PART_ENDED] = "part_ended",
+    [JOBSM_EV_RANK_FAILED] = "rank_failed",
+    [JOBSM_EV_NODE_LOST] = "node_lost",
+    [JOBSM_EV_PART_MISSING] = "part_missing",
+    [JOBSM_EV_CANCEL] = "cancel",
+    [JOBSM_EV_TIME_LIMIT] = "time_limit",
+    [JOBSM_EV_START_TIMEOUT] = "start_timeout",
+    [JOBSM_EV_DEPENDENCY_FAILED] = "dependency_failed",
+    [JOBSM_EV_REQUEUE_TIMER] = "requeue_timer",
+};
+
+const char *
+jobsm_cause_name(jobsm_cause_t c)
+{
+    static char lower[JOBSM_CAUSE_COUNT][24]; /* filled on first use, loop thread only */
+    if ((unsigned) c >= JOBSM_CAUSE_COUNT)
+        return "?";
+    if (lower[c][0] == '\0') {
+        size_t i = 0;
+        for (; causes[c].name[i] && i + 1 < sizeof lower[c]; i++) {
+            char ch = causes[c].name[i];
+            lower[c][i] = ch >= 'A' && ch <= 'Z' ? (char) (ch - 'A' + 'a') : ch;
+        }
+        lower[c][i] = '\0';
+    }
+    return lower[c];
+}
+
+const char *
+jobsm_event_name(jobsm_event_type_t t)
+{
+    return (unsigned) t < JOBSM_EV_COUNT ? event_names[t] : "?";
+}
+
+static void
+set_str(char **field, const char *v)
+{
+    if (*field != NULL && *field != protobuf_c_empty_string)
+        free(*field);
+    *field = wq_strdup(v ? v : "");
+}
+
+static int
+is_active(Wslq__JobState st)
+{
+    return st == WSLQ__JOB_STATE__STARTING || st == WSLQ__JOB_STATE__RUNNING;
+}
+
+/* The invariants every transition keeps; checked after each one. */
+static void
+check_invariants(const jobsm_t *sm, const Wslq__JobInfo *info)
+{
+    WQ_ASSERT((unsigned) sm->cause < JOBSM_CAUSE_COUNT);
+    /* parts exist exactly while the job holds an allocation */
+    WQ_ASSERT(is_active(info->state) ? sm->n_parts == info->n_allocs && sm->n_parts > 0
+                                     : sm->n_parts == 0);
+    /* a kill is only ever sent because something is ending the job */
+    WQ_ASSERT(!sm->kill_sent || sm->cause != JOBSM_CAUSE_NONE);
+    /* a recorded failure is a failure or a lost node, unless a stronger cause overrode it */
+    WQ_ASSERT(!sm->failure_recorded || causes[sm->cause].precedence >= 2);
+    /* a requeue backoff only holds a PENDING job */
+    WQ_ASSERT(sm->not_before_mono == 0 || info->state == WSLQ__JOB_STATE__PENDING);
+}
+
+static jobsm_row_t *
+add_row(jobsm_out_t *out, Wslq__JobState st, const char *reason, const char *node)
+{
+    WQ_ASSERT(out->n_rows < JOBSM_MAX_ROWS);
+    jobsm_row_t *r = &out->rows[out->n_rows++];
+    r->state = st;
+    snprintf(r->reason, sizeof r->reason, "%s", reason ? reason : "");
+    snprintf(r->node, sizeof r->node, "%s", node ? node : "");
+    r->detail[0] = '\0';
+    return r;
+}
+
+static void
+set_state(Wslq__JobInfo *info, jobsm_out_t *out, Wslq__JobState st)
+{
+    info->state = st;
+    out->state_changed = 1;
+    out->act |= JOBSM_ACT_SAVE;
+}
+
+/* Raise the end cause if the new one ranks higher; equal ranks keep the first. */
+static void
+raise_cause(jobsm_t *sm, jobsm_cause_t c)
+{
+    if (causes[c].precedence > causes[sm->cause].precedence)
+        sm->cause = c;
+}
+
+static void
+kill_rest(jobsm_t *sm, jobsm_out_t *out, jobsm_grace_t grace, const char *why)
+{
+    sm->kill_sent = 1;
+    out->act |= JOBSM_ACT_KILL;
+    out->kill_grace = grace;
+    snprintf(out->kill_reason, sizeof out->kill_reason, "%s", why);
+}
+
+static void
+drop_parts(jobsm_t *sm)
+{
+    free(sm->parts);
+    sm->parts = NULL;
+    sm->n_parts = 0;
+}
+
+static void
+free_allocs(Wslq__JobInfo *info)
+{
+    for (size_t i = 0; i < info->n_allocs; i++)
+        wslq__alloc__free_unpacked(info->allocs[i], NULL);
+    free(info->allocs);
+    info->allocs = NULL;
+    info->n_allocs = 0;
+}
+
+/* Every part has ended: the final state from the cause, or back to PENDING. */
+static void
+finish(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t *out)
+{
+    Wslq__JobState st = causes[sm->cause].final;
+    char reason[256];
+    switch (sm->cause) {
+    case JOBSM_CAUSE_NONE:
+        info->exit_code = 0;
+        snprintf(reason, sizeof reason, "every rank exited 0");
+        break;
+    case JOBSM_CAUSE_START_TIMEOUT:
+        snprintf(reason, sizeof reason, "%s", info->reason);
+        break;
+    case JOBSM_CAUSE_RANK_FAILED:
+        if (info->signal)
+            snprintf(reason, sizeof reason, "rank %d on %s killed by signal %d", info->failed_rank,
+                     info->failed_node, info->signal);
+        else
+            snprintf(reason, sizeof reason, "rank %d on %s exited with code %d", info->failed_rank,
+                     info->failed_node, info->exit_code);
+        break;
+    case JOBSM_CAUSE_NODE_LOST:
+        snprintf(reason, sizeof reason, "node %s was lost", info->failed_node);
+        break;
+    case JOBSM_CAUSE_TIME_LIMIT:
+        snprintf(reason, sizeof reason, "time limit reached");
+        break;
+    case JOBSM_CAUSE_CANCELLED:
+        snprintf(reason, sizeof reason, "cancelled");
+        break;
+    default:
+        WQ_ASSERT(!"a started job cannot end for this cause");
+    }
+    enum jobsm_retry rt = causes[sm->cause].retry;
+    int retry =
+        rt == JOBSM_RETRY_ALWAYS || (rt == JOBSM_RETRY_IF_ASKED && info->spec->requeue_on_fail);
+    drop_parts(sm);
+    if (retry && info->attempt < info->spec->retries) {
+        char why[320];
+        snprintf(why, sizeof why, "requeued after %s: %s (attempt %u of %u)", wire_state_name(st),
+                 reason, info->attempt + 2, info->spec->retries + 1);
+        info->attempt++;
+        unsigned shift = info->attempt - 1 < 6 ? info->attempt - 1 : 6;
+        int64_t backoff = (int64_t) BACKOFF_FIRST_MS << shift;
+        sm->not_before_mono =
+            ev->now_mono_ms + (backoff > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff);
+        sm->cause = JOBSM_CAUSE_NONE;
+        sm->kill_sent = 0;
+        sm->failure_recorded = 0;
+        free_allocs(info);
+        info->master_port = 0;
+        set_str(&info->master_addr, "");
+        info->start_ms = 0;
+        set_str(&info->reason, why);
+        set_state(info, out, WSLQ__JOB_STATE__PENDING);
+        add_row(out, WSLQ__JOB_STATE__PENDING, why, NULL);
+        out->act |= JOBSM_ACT_REQUEUED | JOBSM_ACT_RESCHED;
+        return;
+    }
+    info->end_ms = ev->now_wall_ms;
+    set_str(&info->reason, reason);
+    set_state(info, out, st);
+    add_row(out, st, reason, info->failed_node);
+    out->act |= JOBSM_ACT_ENDED | JOBSM_ACT_RESCHED;
+}
+
+static void
+finish_if_all_ended(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t *out)
+{
+    for (size_t k = 0; k < sm->n_parts; k++)
+        if (!sm->parts[k].ended)
+            return;
+    finish(sm, info, ev, out);
+}
+
+/* The first failure of the job: its rank, node, code and signal are what `wslq show` says. */
+static void
+record_failure(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev)
+{
+    sm->failure_recorded = 1;
+    info->exit_code = ev->exit_code;
+    info->signal = ev->signal;
+    info->failed_rank = ev->rank;
+    set_str(&info->failed_node, info->allocs[ev->part]->node);
+}
+
+static int
+refuse(const jobsm_event_t *ev, const Wslq__JobInfo *info, wq_error_t *err)
+{
+    return wq_fail(err, WQ_EINVAL, "job %" PRIu64 ": %s is not allowed in state %s", info->id,
+                   jobsm_event_name(ev->type), wire_state_name(info->state));
+}
+
+static int
+on_submit(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t *out)
+{
+    memset(sm, 0, sizeof *sm);
+    info->submit_ms = ev->now_wall_ms;
+    info->exit_code = -1;
+    info->failed_rank = -1;
+    set_str(&info->reason, ev->text);
+    set_state(info, out, WSLQ__JOB_STATE__PENDING);
+    add_row(out, WSLQ__JOB_STATE__PENDING, "submitted", NULL);
+    out->act |= JOBSM_ACT_RESCHED;
+    return JOBSM_APPLIED;
+}
+
+static int
+on_place(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t *out)
+{
+    WQ_ASSERT(info->n_allocs > 0);
+    sm->parts = wq_calloc(info->n_allocs, sizeof *sm->parts);
+    sm->n_parts = info->n_allocs;
+    sm->cause = JOBSM_CAUSE_NONE;
+    sm->kill_sent = 0;
+    sm->failure_recorded = 0;
+    sm->not_before_mono = 0;
+    info->start_ms = ev->now_wall_ms;
+    info->end_ms = 0;
+    info->exit_code = -1;
+    info->signal = 0;
+    info->failed_rank = -1;
+    set_str(&info->failed_node, "");
+    set_str(&info->reason, "");
+    char nodes[512] = "";
+    size_t off = 0;
+    for (size_t k = 0; k < info->n_allocs && off < sizeof nodes; k++)
+        off += (size_t) snprintf(nodes + off, sizeof nodes - off, "%s%s", k ? "," : "",
+                                 info->allocs[k]->node);
+    set_state(info, out, WSLQ__JOB_STATE__STARTING);
+    add_row(out, WSLQ__JOB_STATE__STARTING, "placed", nodes);
+    out->act |= JOBSM_ACT_LAUNCH;
+    return JOBSM_APPLIED;
+}
+
+static int
+on_part_started(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t *out)
+{
+    jobsm_part_t *p = &sm->parts[ev->part];
+    if (p->started || p->ended)
+        return JOBSM_STALE;
+    p->started = 1;
+    for (size_t k = 0; k < sm->n_parts; k++)
+        if (!sm->parts[k].started)
+            return JOBSM_APPLIED;
+    if (info->state == WSLQ__JOB_STATE__STARTING) {
+        set_state(info, out, WSLQ__JOB_STATE__RUNNING);
+        add_row(out, WSLQ__JOB_STATE__RUNNING, "every rank started", info->allocs[ev->part]->node);
+    }
+    return JOBSM_APPLIED;
+}
+
+static int
+on_part_ended(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t *out)
+{
+    jobsm_part_t *p = &sm->parts[ev->part];
+    if (p->ended)
+        return JOBSM_STALE;
+    p->ended = 1;
+    p->started = 1;
+    jobsm_row_t *r = add_row(out, info->state, "node finished", info->allocs[ev->part]->node);
+    const char *why = ev->text ? ev->text : "";
+    snprintf(r->detail, sizeof r->detail, "exit_code=%d signal=%d rank=%d%s%s%s%s", ev->exit_code,
+             ev->signal, ev->rank, ev->timed_out ? " timed_out" : "", ev->killed ? " killed" : "",
+             why[0] ? " " : "", why);
+    int failed = ev->exit_code != 0 || ev->signal != 0;
+    if (ev->timed_out)
+        raise_cause(sm, JOBSM_CAUSE_TIME_LIMIT);
+    if (failed && !sm->failure_recorded && !sm->kill_sent) {
+        record_failure(sm, info, ev);
+        raise_cause(sm, JOBSM_CAUSE_RANK_FAILED);
+        out->act |= JOBSM_ACT_SAVE;
+        kill_rest(sm, out, JOBSM_GRACE_GANG, "another rank of the job failed");
+    } else if (failed && !sm->failure_recorded && ev->timed_out) {
+        info->exit_code = ev->exit_code;
+        info->signal = ev->signal;
+    }
+    finish_if_all_ended(sm, info, ev, out);
+    return JOBSM_APPLIED;
+}
+
+static int
+on_rank_failed(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t *out)
+{
+    if (sm->parts[ev->part].ended || sm->failure_recorded || sm->kill_sent)
+        return JOBSM_STALE;
+    record_failure(sm, info, ev);
+    raise_cause(sm, JOBSM_CAUSE_RANK_FAILED);
+    out->act |= JOBSM_ACT_SAVE;
+    jobsm_row_t *r = add_row(out, info->state, "rank failed", info->allocs[ev->part]->node);
+    snprintf(r->detail, sizeof r->detail, "rank=%d exit_code=%d signal=%d", ev->rank, ev->exit_code,
+             ev->signal);
+    kill_rest(sm, out, JOBSM_GRACE_GANG, "another rank of the job failed");
+    return JOBSM_APPLIED;
+}
+
+static int
+on_part_lost(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t *out)
+{
+    jobsm_part_t *p = &sm->parts[ev->part];
+    if (p->ended)
+        return JOBSM_STALE;
+    int missing = ev->type == JOBSM_EV_PART_MISSING;
+    p->ended = 1;
+    p->lost = 1;
+    const char *node = info->allocs[ev->part]->node;
+    if (!sm->failure_recorded) {
+        sm->failure_recorded = 1;
+        set_str(&info->failed_node, node);
+    }
+    raise_cause(sm, JOBSM_CAUSE_NODE_LOST);
+    add_row(out, info->state, missing ? "node restarted without the job" : "node lost", node);
+    if (!sm->kill_sent)
+        kill_rest(sm, out, JOBSM_GRACE_GANG,
+                  missing ? "another node of the job lost it" : "another node of the job was lost");
+    finish_if_all_ended(sm, info, ev, out);
+    return JOBSM_APPLIED;
+}
+
+/* A job that never started ends at once. */
+static int
+end_pending(jobsm_t *sm,
+            Wslq__JobInfo *info,
+            const jobsm_event_t *ev,
+            jobsm_out_t *out,
+            jobsm_cause_t cause,
+            const char *reason)
+{
+    sm->cause = cause;
+    sm->not_before_mono = 0;
+    info->end_ms = ev->now_wall_ms;
+    set_str(&info->reason, reason);
+    set_state(info, out, causes[cause].final);
+    add_row(out, info->state, reason, NULL);
+    out->act |= JOBSM_ACT_ENDED | JOBSM_ACT_RESCHED;
+    return JOBSM_APPLIED;
+}
+
+static int
+on_cancel(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t *out)
+{
+    if (info->state == WSLQ__JOB_STATE__PENDING)
+        return end_pending(sm, info, ev, out, JOBSM_CAUSE_CANCELLED, "cancelled by user");
+    if (sm->cause == JOBSM_CAUSE_CANCELLED)
+        return JOBSM_STALE;
+    raise_cause(sm, JOBSM_CAUSE_CANCELLED);
+    add_row(out, info->state, "cancel requested", NULL);
+    kill_rest(sm, out, JOBSM_GRACE_NORMAL, "cancelled");
+    return JOBSM_APPLIED;
+}
+
+static int
+on_time_limit(jobsm_t *sm, Wslq__JobInfo *info, jobsm_out_t *out)
+{
+    if (sm->kill_sent)
+        return JOBSM_STALE;
+    raise_cause(sm, JOBSM_CAUSE_TIME_LIMIT);
+    add_row(out, info->state, "time limit reached", NULL);
+    kill_rest(sm, out, JOBSM_GRACE_NORMAL, "time limit reached");
+    return JOBSM_APPLIED;
+}
+
+static int
+on_start_timeout(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t *out)
+{
+    if (sm->kill_sent)
+        return JOBSM_STALE;
+    const char *why = ev->text ? ev->text : "not every rank started in time";
+    raise_cause(sm, JOBSM_CAUSE_START_TIMEOUT);
+    set_str(&info->reason, why);
+    out->act |= JOBSM_ACT_SAVE;
+    add_row(out, info->state, why, NULL);
+    kill_rest(sm, out, JOBSM_GRACE_NORMAL, why);
+    return JOBSM_APPLIED;
+}
+
+static int
+on_requeue_timer(jobsm_t *sm, const jobsm_event_t *ev, jobsm_out_t *out)
+{
+    if (sm->not_before_mono == 0 || ev->now_mono_ms < sm->not_before_mono)
+        return JOBSM_STALE;
+    sm->not_before_mono = 0;
+    out->act |= JOBSM_ACT_RESCHED;
+    return JOBSM_APPLIED;
+}
+
+/* Which states each event is allowed in (bit = 1 << state). */
+#define IN(s)         (1u << WSLQ__JOB_STATE__##s)
+#define ACTIVE_STATES (IN(STARTING) | IN(RUNNING))
+static const unsigned allowed[JOBSM_EV_COUNT] = {
+    [JOBSM_EV_SUBMIT] = 1u << WSLQ__JOB_STATE__JOB_STATE_UNSPECIFIED,
+    [JOBSM_EV_PLACE] = IN(PENDING),
+    [JOBSM_EV_PART_STARTED] = ACTIVE_STATES,
+    [JOBSM_EV_PART_ENDED] = ACTIVE_STATES,
+    [JOBSM_EV_RANK_FAILED] = ACTIVE_STATES,
+    [JOBSM_EV_NODE_LOST] = ACTIVE_STATES,
+    [JOBSM_EV_PART_MISSING] = ACTIVE_STATES,
+    [JOBSM_EV_CANCEL] = IN(PENDING) | ACTIVE_STATES,
+    [JOBSM_EV_TIME_LIMIT] = IN(RUNNING),
+    [JOBSM_EV_START_TIMEOUT] = IN(STARTING),
+    [JOBSM_EV_DEPENDENCY_FAILED] = IN(PENDING),
+    [JOBSM_EV_REQUEUE_TIMER] = IN(PENDING),
+};
+
+static int
+has_part(jobsm_event_type_t t)
+{
+    return t == JOBSM_EV_PART_STARTED || t == JOBSM_EV_PART_ENDED || t == JOBSM_EV_RANK_FAILED ||
+           t == JOBSM_EV_NODE_LOST || t == JOBSM_EV_PART_MISSING;
+}
+
+int
+jobsm_apply(
+    jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t *out, wq_error_t *err)
+{
+    memset(out, 0, sizeof *out);
+    out->old_state = info->state;
+    if ((unsigned) ev->type >= JOBSM_EV_COUNT)
+        return wq_fail(err, WQ_EINVAL, "job %" PRIu64 ": unknown event %d", info->id,
+                       (int) ev->type);
+    if ((unsigned) info->state >= 32 || !(allowed[ev->type] & (1u << info->state)))
+        return refuse(ev, info, err);
+    if (has_part(ev->type) && ev->part >= sm->n_parts)
+        return wq_fail(err, WQ_EINVAL, "job %" PRIu64 ": %s names part %zu of %zu", info->id,
+                       jobsm_event_name(ev->type), ev->part, sm->n_parts);
+    int rc = JOBSM_STALE;
+    switch (ev->type) {
+    case JOBSM_EV_SUBMIT:
+        rc = on_submit(sm, info, ev, out);
+        break;
+    case JOBSM_EV_PLACE:
+        if (info->n_allocs == 0)
+            return wq_fail(err, WQ_EINVAL, "job %" PRIu64 ": placed without an allocation",
+                           info->id);
+        rc = on_place(sm, info, ev, out);
+        break;
+    case JOBSM_EV_PART_STARTED:
+        rc = on_part_started(sm, info, ev, out);
+        break;
+    case JOBSM_EV_PART_ENDED:
+        rc = on_part_ended(sm, info, ev, out);
+        break;
+    case JOBSM_EV_RANK_FAILED:
+        rc = on_rank_failed(sm, info, ev, out);
+        break;
+    case JOBSM_EV_NODE_LOST:
+    case JOBSM_EV_PART_MISSING:
+        rc = on_part_lost(sm, info, ev, out);
+        break;
+    case JOBSM_EV_CANCEL:
+        rc = on_cancel(sm, info, ev, out);
+        break;
+    case JOBSM_EV_TIME_LIMIT:
+        rc = on_time_limit(sm, info, out);
+        break;
+    case JOBSM_EV_START_TIMEOUT:
+        rc = on_start_timeout(sm, info, ev, out);
+        break;
+    case JOBSM_EV_DEPENDENCY_FAILED:
+        rc = end_pending(sm, info, ev, out, JOBSM_CAUSE_DEPENDENCY,
+                         ev->text ? ev->text : "a dependency can never be met");
+        break;
+    case JOBSM_EV_REQUEUE_TIMER:
+        rc = on_requeue_timer(sm, ev, out);
+        break;
+    case JOBSM_EV_COUNT:
+        break;
+    }
+    check_invariants(sm, info);
+    return rc;
+}
+
+void
+jobsm_load(jobsm_t *sm, const Wslq__JobInfo *info)
+{
+    memset(sm, 0, sizeof *sm);
+    if (!is_active(info->state) || info->n_allocs == 0)
+        return;
+    sm->parts = wq_calloc(info->n_allocs, sizeof *sm->parts);
+    sm->n_parts = info->n_allocs;
+    if (info->state == WSLQ__JOB_STATE__RUNNING)
+        for (size_t k = 0; k < sm->n_parts; k++)
+            sm->parts[k].started = 1;
+}
+
+void
+jobsm_fini(jobsm_t *sm)
+{
+    drop_parts(sm);
+}
+
+int
+jobsm_part_holds(const jobsm_t *sm, const Wslq__JobInfo *info, size_t k)
+{
+    return is_active(info->state) && k < sm->n_parts && !sm->parts[k].ended;
+}
+
+int
+jobsm_placeable(const jobsm_t *sm, const Wslq__JobInfo *info, int64_t now_mono_ms)
+{
+    return info->state == WSLQ__JOB_STATE__PENDING &&
+           (sm->not_before_mono == 0 || sm->not_before_mono <= now_mono_ms);
+}

@@ -1,0 +1,289 @@
+/* Nodes: the registry of workers (alive -> torpid -> lost), registration and heartbeats, the
+ * attributes the scheduler sets on a node (clock offset; the self-test's are selftest.c's),
+ * and `wslq nodes`. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/mem.h"
+#include "scheduler/sched_int.h"
+
+#define CLOCK_WARN_MS 500 /* |offset| from which doctor.time.offset warns */
+
+static const char *const node_state_names[] = {"idle", "torpid", "lost"};
+
+node_t *
+nodes_by_name(sched_t *self, const char *name)
+{
+    for (size_t i = 0; i < self->n_nodes; i++)
+        if (strcmp(self->nodes[i]->info->name, name) == 0)
+            return self->nodes[i];
+    return NULL;
+}
+
+node_t *
+nodes_by_peer(sched_t *self, const peer_t *p)
+{
+    for (size_t i = 0; i < self->n_nodes; i++) {
+        node_t *n = self->nodes[i];
+        if (n->peer.len == p->len && memcmp(n->peer.id, p->id, p->len) == 0 && p->len > 0)
+            return n;
+    }
+    return NULL;
+}
+
+static node_t *
+node_add(sched_t *self, Wslq__NodeInfo *info)
+{
+    node_t *n = wq_calloc(1, sizeof *n);
+    n->info = info;
+    n->state = NODE_TORPID;
+    n->last_seen_mono = wq_clock_mono_ms();
+    self->nodes = wq_realloc(self->nodes, (self->n_nodes + 1) * sizeof *self->nodes);
+    self->nodes[self->n_nodes++] = n;
+    return n;
+}
+
+void
+nodes_load(Wslq__NodeInfo *info, void *arg)
+{
+    sched_t *self = arg;
+    /* Remembered, not connected: it must register within lost_ms or its jobs are lost. */
+    node_add(self, info);
+}
+
+void
+nodes_free_all(sched_t *self)
+{
+    for (size_t i = 0; i < self->n_nodes; i++) {
+        wslq__node_info__free_unpacked(self->nodes[i]->info, NULL);
+        free(self->nodes[i]);
+    }
+    free(self->nodes);
+    self->nodes = NULL;
+    self->n_nodes = 0;
+}
+
+void
+nodes_set_attr(Wslq__NodeInfo *ni, const char *key, const char *value)
+{
+    for (size_t i = 0; i < ni->n_attrs; i++)
+        if (strcmp(ni->attrs[i]->key, key) == 0) {
+            sched_set_str(&ni->attrs[i]->value, value);
+            return;
+        }
+    ni->attrs = wq_realloc(ni->attrs, (ni->n_attrs + 1) * sizeof *ni->attrs);
+    Wslq__NodeAttr *a = wq_malloc(sizeof *a);
+    wslq__node_attr__init(a);
+    a->key = wq_strdup(key);
+    a->value = wq_strdup(value);
+    ni->attrs[ni->n_attrs++] = a;
+}
+
+void
+nodes_refresh(sched_t *self, node_t *nd)
+{
+    Wslq__NodeInfo *ni = nd->info;
+    ni->cpus_alloc = 0;
+    ni->mem_alloc_mb = 0;
+    for (size_t g = 0; g < ni->n_gpus; g++)
+        ni->gpus[g]->job_id = 0;
+    for (size_t j = 0; j < self->n_jobs; j++) {
+        job_t *job = self->jobs[j];
+        for (size_t k = 0; k < job->info->n_allocs; k++) {
+            const Wslq__Alloc *a = job->info->allocs[k];
+            if (!jobsm_part_holds(&job->sm, job->info, k) || strcmp(a->node, ni->name) != 0)
+                continue;
+            ni->cpus_alloc += job->info->spec->cpus_per_node;
+            ni->mem_alloc_mb += job->info->spec->mem_mb_per_node;
+            for (size_t g = 0; g < ni->n_gpus; g++)
+                for (size_t x = 0; x < a->n_gpus; x++)
+                    if (ni->gpus[g]->index == a->gpus[x])
+                        ni->gpus[g]->job_id = job->info->id;
+        }
+    }
+    const char *state = node_state_names[nd->state];
+    if (nd->state == NODE_ALIVE && (ni->cpus_alloc > 0 || ni->mem_alloc_mb > 0)) {
+        unsigned used = 0;
+        for (size_t g = 0; g < ni->n_gpus; g++)
+            used += ni->gpus[g]->job_id != 0;
+        state = (used == ni->n_gpus && ni->n_gpus > 0) || ni->cpus_alloc >= ni->cpus ? "allocated"
+                                                                                     : "mixed";
+    }
+    sched_set_str(&ni->state, state);
+}
+
+void
+nodes_seen(sched_t *self, node_t *nd)
+{
+    nd->last_seen_mono = wq_clock_mono_ms();
+    nd->info->last_seen_ms = wq_clock_wall_ms();
+    if (nd->state == NODE_TORPID) {
+        log_info("node back name=%s", nd->info->name);
+        self->stats.version++;
+        nd->state = NODE_ALIVE;
+        self->dirty = 1;
+    }
+}
+
+static void
+node_lost(sched_t *self, node_t *nd)
+{
+    nd->state = NODE_LOST;
+    self->stats.version++;
+    log_warn("node lost name=%s silent_ms=%" PRId64, nd->info->name,
+             wq_clock_mono_ms() - nd->last_seen_mono);
+    gang_node_lost(self, nd);
+}
+
+void
+nodes_tick(sched_t *self, int64_t now)
+{
+    for (size_t i = 0; i < self->n_nodes; i++) {
+        node_t *nd = self->nodes[i];
+        int64_t silent = now - nd->last_seen_mono;
+        if (nd->state == NODE_ALIVE && silent > self->cfg.torpid_ms) {
+            nd->state = NODE_TORPID;
+            self->stats.version++;
+            log_warn("node torpid name=%s silent_ms=%" PRId64, nd->info->name, silent);
+        }
+        if (nd->state == NODE_TORPID && silent > self->cfg.lost_ms)
+            node_lost(self, nd);
+    }
+}
+
+/* ---------- what workers send ---------- */
+
+void
+handle_register(sched_t *self, const msg_t *m)
+{
+    Wslq__Register *r = m->env->reg;
+    node_t *nd = nodes_by_name(self, r->name);
+    Wslq__NodeInfo *ni = wq_malloc(sizeof *ni);
+    wslq__node_info__init(ni);
+    ni->name = wq_strdup(r->name);
+    ni->hostname = wq_strdup(r->hostname);
+    ni->ip = wq_strdup(r->ip);
+    ni->cpus = r->cpus;
+    ni->mem_mb = r->mem_mb;
+    ni->version = wq_strdup(r->version);
+    ni->inbound_ok = r->inbound_ok;
+    /* Take the GPU and attribute arrays from the request. */
+    ni->gpus = r->gpus;
+    ni->n_gpus = r->n_gpus;
+    r->gpus = NULL;
+    r->n_gpus = 0;
+    ni->attrs = r->attrs;
+    ni->n_attrs = r->n_attrs;
+    r->attrs = NULL;
+    r->n_attrs = 0;
+    ni->last_seen_ms = wq_clock_wall_ms();
+    ni->state = wq_strdup("idle");
+    if (nd == NULL) {
+        nd = node_add(self, ni);
+    } else {
+        if (nd->peer.len &&
+            (nd->peer.len != m->from->len || memcmp(nd->peer.id, m->from->id, m->from->len) != 0))
+            log_warn("node re-registered from another connection name=%s", r->name);
+        wslq__node_info__free_unpacked(nd->info, NULL);
+        nd->info = ni;
+    }
+    nd->peer = *m->from;
+    nd->state = NODE_ALIVE;
+    nd->last_seen_mono = wq_clock_mono_ms();
+    nd->clock_known = 0;
+    self->stats.version++;
+    log_info("node registered name=%s ip=%s cpus=%u mem_mb=%" PRIu64 " gpus=%zu running=%zu",
+             ni->name, ni->ip, ni->cpus, ni->mem_mb, ni->n_gpus, r->n_running);
+    wq_error_t err = {0};
+    sched_db_begin(self);
+    if (!self->failed && queue_save_node(self->q, ni, &err) < 0)
+        sched_fatal(self, &err);
+    /* after the save: test results live in memory only (a restart tests again) */
+    selftest_on_register(self, nd, r->inbound_ok, r->probe_port);
+
+    Wslq__RegisterReply rep = WSLQ__REGISTER_REPLY__INIT;
+    gang_on_register(self, nd, r, &rep);
+    rep.scheduler_time_ms = wq_clock_wall_ms();
+    out_reg_reply(self, m->from, m->env->request_id, &rep);
+    gang_free_register_reply(&rep);
+    self->dirty = 1;
+}
+
+/* The worker's clock against ours, as doctor.time.offset (PASS, or WARN with the fix). */
+static void
+clock_report(sched_t *self, node_t *nd, const Wslq__Heartbeat *hb)
+{
+    if (!hb->clock_measured)
+        return;
+    if (nd->clock_known && nd->clock_offset_ms == hb->clock_offset_ms &&
+        nd->clock_rtt_ms == hb->clock_rtt_ms)
+        return;
+    nd->clock_known = 1;
+    nd->clock_offset_ms = hb->clock_offset_ms;
+    nd->clock_rtt_ms = hb->clock_rtt_ms;
+    int64_t off = hb->clock_offset_ms, mag = off < 0 ? -off : off;
+    char v[400];
+    if (mag < CLOCK_WARN_MS)
+        snprintf(v, sizeof v, "PASS offset %c%" PRId64 " ms (rtt %" PRIu32 " ms)",
+                 off < 0 ? '-' : '+', mag, hb->clock_rtt_ms);
+    else
+        snprintf(v, sizeof v,
+                 "WARN offset %c%" PRId64 ".%" PRId64 " s (rtt %" PRIu32 " ms) | fix: enable "
+                 "time sync (systemd-timesyncd or chrony) in WSL; WSL's clock drifts after the "
+                 "PC sleeps",
+                 off < 0 ? '-' : '+', mag / 1000, (mag % 1000) / 100, hb->clock_rtt_ms);
+    nodes_set_attr(nd->info, "doctor.time.offset", v);
+    self->stats.version++;
+}
+
+void
+handle_heartbeat(sched_t *self, const msg_t *m)
+{
+    node_t *nd = m->node;
+    self->stats.version++; /* fresh GPU metrics */
+    const Wslq__Heartbeat *hb = m->env->heartbeat;
+    clock_report(self, nd, hb);
+    for (size_t i = 0; i < hb->n_gpus; i++)
+        for (size_t g = 0; g < nd->info->n_gpus; g++) {
+            Wslq__GpuInfo *dst = nd->info->gpus[g];
+            const Wslq__GpuInfo *src = hb->gpus[i];
+            if (dst->index != src->index)
+                continue;
+            dst->mem_used_mb = src->mem_used_mb;
+            if (src->mem_total_mb)
+                dst->mem_total_mb = src->mem_total_mb;
+            dst->temp_c = src->temp_c;
+            dst->util_pct = src->util_pct;
+            dst->power_w = src->power_w;
+        }
+}
+
+/* ---------- `wslq nodes` ---------- */
+
+void
+handle_nodes(sched_t *self, const msg_t *m)
+{
+    const char *want = m->env->nodes->name;
+    Wslq__NodeInfo **list = wq_calloc(self->n_nodes ? self->n_nodes : 1, sizeof *list);
+    size_t n = 0;
+    for (size_t i = 0; i < self->n_nodes; i++) {
+        node_t *nd = self->nodes[i];
+        if (want[0] && strcmp(want, nd->info->name) != 0)
+            continue;
+        nodes_refresh(self, nd);
+        list[n++] = nd->info;
+    }
+    if (want[0] && n == 0) {
+        wq_error_t err;
+        wq_fail(&err, WQ_ENOENT, "node %s not found", want);
+        out_error(self, m->from, m->env->request_id, &err);
+        free(list);
+        return;
+    }
+    Wslq__NodesReply rep = WSLQ__NODES_REPLY__INIT;
+    rep.nodes = list;
+    rep.n_nodes = n;
+    out_nodes_reply(self, m->from, m->env->request_id, &rep);
+    free(list);
+}

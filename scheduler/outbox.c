@@ -1,0 +1,115 @@
+/* The outbox: every reply, launch and kill is packed here when a handler makes it and sent
+ * only after the turn's COMMIT (sched.c), so nothing the peer hears is ahead of the disk. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "common/mem.h"
+#include "scheduler/sched_int.h"
+
+void
+out_push(sched_t *self, const peer_t *to, Wslq__Envelope *env)
+{
+    if (self->n_outs == self->cap_outs) {
+        self->cap_outs = self->cap_outs ? self->cap_outs * 2 : 64;
+        self->outs = wq_realloc(self->outs, self->cap_outs * sizeof *self->outs);
+    }
+    out_t *o = &self->outs[self->n_outs++];
+    o->peer = *to;
+    o->buf = wire_encode(env, &o->len);
+}
+
+/* One typed helper per body the scheduler sends: the envelope is written once, here. */
+#define OUT_BODY(linkage, fn, Type, member, BODY)                           \
+    linkage void fn(sched_t *self, const peer_t *to, uint64_t rid, Type *b) \
+    {                                                                       \
+        Wslq__Envelope env = WSLQ__ENVELOPE__INIT;                          \
+        env.request_id = rid;                                               \
+        env.body_case = WSLQ__ENVELOPE__BODY_##BODY;                        \
+        env.member = b;                                                     \
+        out_push(self, to, &env);                                           \
+    }
+
+OUT_BODY(, out_submit_reply, Wslq__SubmitReply, submit_reply, SUBMIT_REPLY)
+OUT_BODY(, out_queue_reply, Wslq__QueueReply, queue_reply, QUEUE_REPLY)
+OUT_BODY(, out_show_reply, Wslq__ShowReply, show_reply, SHOW_REPLY)
+OUT_BODY(, out_logs_reply, Wslq__LogsReply, logs_reply, LOGS_REPLY)
+OUT_BODY(, out_cancel_reply, Wslq__CancelReply, cancel_reply, CANCEL_REPLY)
+OUT_BODY(, out_nodes_reply, Wslq__NodesReply, nodes_reply, NODES_REPLY)
+OUT_BODY(, out_kv_reply, Wslq__KvReply, kv_reply, KV_REPLY)
+OUT_BODY(, out_watch_reply, Wslq__WatchReply, watch_reply, WATCH_REPLY)
+OUT_BODY(, out_reg_reply, Wslq__RegisterReply, reg_reply, REG_REPLY)
+OUT_BODY(static, error_body, Wslq__ErrorReply, error, ERROR)
+OUT_BODY(static, ended_ack_body, Wslq__JobEndedAck, ended_ack, ENDED_ACK)
+OUT_BODY(static, probe_body, Wslq__ProbeRequest, probe, PROBE)
+OUT_BODY(static, reregister_body, Wslq__Reregister, reregister, REREGISTER)
+OUT_BODY(static, launch_body, Wslq__JobLaunch, launch, LAUNCH)
+OUT_BODY(static, kill_body, Wslq__JobKill, kill, KILL)
+
+void
+out_error(sched_t *self, const peer_t *to, uint64_t request_id, const wq_error_t *err)
+{
+    Wslq__ErrorReply er = WSLQ__ERROR_REPLY__INIT;
+    er.code = (uint32_t) err->code;
+    er.text = (char *) err->text;
+    error_body(self, to, request_id, &er);
+}
+
+/* Messages the scheduler starts (not replies) carry request_id 0. */
+void
+out_reregister(sched_t *self, const peer_t *to)
+{
+    Wslq__Reregister rr = WSLQ__REREGISTER__INIT;
+    reregister_body(self, to, 0, &rr);
+}
+
+void
+out_ended_ack(sched_t *self, const peer_t *to, Wslq__JobEndedAck *b)
+{
+    ended_ack_body(self, to, 0, b);
+}
+
+void
+out_probe(sched_t *self, const peer_t *to, Wslq__ProbeRequest *b)
+{
+    probe_body(self, to, 0, b);
+}
+
+void
+out_launch(sched_t *self, const char *node, Wslq__JobLaunch *b)
+{
+    node_t *n = nodes_by_name(self, node);
+    if (n != NULL && n->peer.len > 0)
+        launch_body(self, &n->peer, 0, b);
+}
+
+void
+out_kill(sched_t *self, const char *node, Wslq__JobKill *b)
+{
+    node_t *n = nodes_by_name(self, node);
+    if (n != NULL && n->peer.len > 0)
+        kill_body(self, &n->peer, 0, b);
+}
+
+void
+out_flush(sched_t *self)
+{
+    WQ_ASSERT(!queue_in_txn(self->q)); /* nothing leaves before the turn's COMMIT */
+    for (size_t i = 0; i < self->n_outs; i++) {
+        out_t *o = &self->outs[i];
+        if (zmq_send(self->router, o->peer.id, o->peer.len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+            zmq_send(self->router, o->buf, o->len, ZMQ_DONTWAIT) < 0)
+            log_flag(SCHED, "send dropped: %s", zmq_strerror(errno));
+        free(o->buf);
+    }
+    self->n_outs = 0;
+}
+
+void
+out_discard(sched_t *self)
+{
+    for (size_t i = 0; i < self->n_outs; i++)
+        free(self->outs[i].buf);
+    self->n_outs = 0;
+}

@@ -1,0 +1,264 @@
+/* The scheduler core's shared state and the functions its files export to each other.
+ * Loop thread only; nothing here is for the HTTP threads (they use sched.h's views).
+ *
+ * Invariants (asserted where they can break):
+ * - every job in self->jobs is PENDING, STARTING or RUNNING, ascending by id, and its row in
+ *   the queue holds the same JobInfo once the turn commits;
+ * - GPU, CPU and memory use are derived from the active jobs' allocations (parts not yet
+ *   ended, jobsm_part_holds), never stored, so they cannot drift;
+ * - nothing leaves the process (reply, launch, kill) before the turn's COMMIT: handlers
+ *   queue envelopes in the outbox and the loop flushes it after queue_commit. */
+#ifndef WSLQ_SCHED_INT_H
+#define WSLQ_SCHED_INT_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "proto/wire.h"
+#include "scheduler/jobsm.h"
+#include "scheduler/policy.h"
+#include "scheduler/queue.h"
+#include "scheduler/sched.h"
+
+#define SCHED_MAX_IDENTITY 256 /* bytes of a ROUTER identity (ZeroMQ allows 255) */
+
+/* Who sent a message, and where its reply goes: a ROUTER identity. */
+typedef struct peer {
+    char id[SCHED_MAX_IDENTITY];
+    size_t len; /* 0 = nobody (a node never connected in this run) */
+} peer_t;
+
+/* ---- nodes (nodes.c) and their inbound self-test (selftest.c) ---- */
+
+enum node_state { NODE_ALIVE, NODE_TORPID, NODE_LOST };
+
+enum selftest_state {
+    SELFTEST_UNKNOWN,    /* not registered in this run */
+    SELFTEST_NONE,       /* the node does not claim inbound connections: not tested */
+    SELFTEST_PENDING,    /* a peer was asked */
+    SELFTEST_PASSED,     /* a peer connected and got the right answer */
+    SELFTEST_FAILED,     /* a peer could not connect, or the node has no listener */
+    SELFTEST_UNVERIFIED, /* no other alive node to test it yet */
+};
+
+typedef struct selftest {
+    enum selftest_state state;
+    unsigned port;                /* the node's listener (Register.probe_port), 0 = none */
+    char token[40];               /* what the peer must read back */
+    char peer[WIRE_MAX_NAME + 1]; /* node asked to connect, "" none */
+    int64_t deadline_mono;        /* ms: the peer's answer is late after this */
+    int tries;                    /* peers asked for this registration */
+} selftest_t;
+
+typedef struct node {
+    Wslq__NodeInfo *info; /* owned; name, hostname, ip, cpus, mem, gpus, attrs */
+    peer_t peer;          /* its worker's connection; len 0 = not connected in this run */
+    enum node_state state;
+    int64_t last_seen_mono; /* ms */
+    selftest_t selftest;
+    int64_t clock_offset_ms; /* last reported offset against our clock, for change detection */
+    uint32_t clock_rtt_ms;   /* round trip of that measurement */
+    int clock_known;         /* the two above hold a report */
+} node_t;
+
+/* ---- jobs (jobs.c, gang.c, place.c) ---- */
+
+typedef struct kv_entry {
+    char *key;      /* owned */
+    uint8_t *value; /* owned */
+    size_t len;     /* bytes of value */
+} kv_entry_t;
+
+typedef struct job {
+    Wslq__JobInfo *info; /* owned; mirrored in the queue */
+    jobsm_t sm;          /* parts, end cause, kill sent, requeue backoff */
+    int64_t phase_mono;  /* ms: when the current state began (time limit, start timeout) */
+    kv_entry_t *kv;      /* owned array: the job's rendezvous store */
+    size_t n_kv;
+    uint64_t kv_bytes; /* keys + values */
+} job_t;
+
+/* ---- parked requests (waiters.c) ---- */
+
+enum waiter_kind { WAIT_LOGS, WAIT_KV, WAIT_WATCH };
+
+typedef struct waiter {
+    enum waiter_kind kind;
+    peer_t peer;
+    uint64_t request_id;
+    uint64_t job_id;    /* logs, kv */
+    uint64_t offset;    /* logs: read from here; watch: the version the client has */
+    uint32_t max_bytes; /* logs */
+    char *key;          /* kv: owned; NULL otherwise */
+    int64_t deadline_mono;
+} waiter_t;
+
+/* ---- the outbox (outbox.c) ---- */
+
+typedef struct out {
+    peer_t peer;
+    uint8_t *buf; /* owned, packed envelope */
+    size_t len;
+} out_t;
+
+struct sched {
+    sched_config_t cfg;
+    char *state_dir;
+    char *log_dir;
+    char endpoint[256];
+    void *zctx;
+    int own_zctx; /* we made zctx (not given in cfg) */
+    void *router;
+    queue_t *q;
+    volatile sig_atomic_t stop;
+    int failed;          /* a database write failed: nothing more is sent or committed */
+    wq_error_t fail_err; /* what failed */
+
+    node_t **nodes;
+    size_t n_nodes;
+    job_t **jobs; /* active jobs, ascending id */
+    size_t n_jobs;
+    waiter_t *waiters;
+    size_t n_waiters;
+    out_t *outs;
+    size_t n_outs, cap_outs;
+
+    int dirty; /* run a placement pass this turn */
+    unsigned next_port;
+    int64_t next_tick_mono;
+    wq_ratelimit_t bad_rl;
+    sched_stats_t stats;
+    uint64_t seen_version; /* version when parked watches were last checked */
+    sched_hook_f hook;
+    void *hook_arg;
+};
+
+/* A message as handlers see it. */
+typedef struct msg {
+    const peer_t *from;
+    node_t *node; /* the registered, not lost worker that sent it; NULL for the CLI */
+    Wslq__Envelope *env;
+} msg_t;
+
+/* sched.c: the database, and the stop on failure */
+void sched_db_begin(sched_t *self);
+/* A database write failed: memory is ahead of the disk. Stop the loop at the end of this
+ * turn without committing or sending anything; sched_run returns -1. */
+void sched_fatal(sched_t *self, const wq_error_t *err);
+void sched_set_str(char **field, const char *v);
+/* Count v in the histogram bucket whose upper bound first holds it. */
+void sched_observe(uint64_t *buckets, const double *bounds, size_t n, double v);
+
+/* outbox.c: queued until the turn commits */
+void out_push(sched_t *self, const peer_t *to, Wslq__Envelope *env);
+void out_error(sched_t *self, const peer_t *to, uint64_t request_id, const wq_error_t *err);
+void out_submit_reply(sched_t *self, const peer_t *to, uint64_t rid, Wslq__SubmitReply *b);
+void out_queue_reply(sched_t *self, const peer_t *to, uint64_t rid, Wslq__QueueReply *b);
+void out_show_reply(sched_t *self, const peer_t *to, uint64_t rid, Wslq__ShowReply *b);
+void out_logs_reply(sched_t *self, const peer_t *to, uint64_t rid, Wslq__LogsReply *b);
+void out_cancel_reply(sched_t *self, const peer_t *to, uint64_t rid, Wslq__CancelReply *b);
+void out_nodes_reply(sched_t *self, const peer_t *to, uint64_t rid, Wslq__NodesReply *b);
+void out_kv_reply(sched_t *self, const peer_t *to, uint64_t rid, Wslq__KvReply *b);
+void out_watch_reply(sched_t *self, const peer_t *to, uint64_t rid, Wslq__WatchReply *b);
+void out_reg_reply(sched_t *self, const peer_t *to, uint64_t rid, Wslq__RegisterReply *b);
+void out_reregister(sched_t *self, const peer_t *to);
+void out_ended_ack(sched_t *self, const peer_t *to, Wslq__JobEndedAck *b);
+void out_probe(sched_t *self, const peer_t *to, Wslq__ProbeRequest *b);
+/* To a node's worker by name; dropped if it is not connected. */
+void out_launch(sched_t *self, const char *node, Wslq__JobLaunch *b);
+void out_kill(sched_t *self, const char *node, Wslq__JobKill *b);
+/* Send everything queued. Only after the turn's COMMIT. */
+void out_flush(sched_t *self);
+void out_discard(sched_t *self);
+
+/* dispatch.c */
+void dispatch(sched_t *self, const peer_t *from, Wslq__Envelope *env);
+
+/* jobs.c: the registry, the journal and the CLI's job requests */
+job_t *jobs_find(sched_t *self, uint64_t id);
+void jobs_load(Wslq__JobInfo *info, void *arg); /* queue_list callback at start */
+void jobs_free_all(sched_t *self);
+/* Run one event through the state machine and carry out what it returns. 0 applied, 1 stale,
+ * -1 refused (logged). The job may be gone afterwards (ended): do not touch it. */
+int jobs_apply(sched_t *self, job_t *job, jobsm_event_t *ev);
+/* Write the job's row as it is now (reasons and other fields outside a transition). */
+void jobs_save(sched_t *self, job_t *job);
+/* Set why a pending job waits, writing it only when it changed. */
+void jobs_set_reason(sched_t *self, job_t *job, const char *why);
+void handle_submit(sched_t *self, const msg_t *m);
+void handle_queue(sched_t *self, const msg_t *m);
+void handle_show(sched_t *self, const msg_t *m);
+void handle_cancel(sched_t *self, const msg_t *m);
+
+/* gang.c: the parts of a started job on their nodes */
+int gang_part_of(const job_t *job, const char *node); /* alloc index, -1 none */
+void gang_launch(sched_t *self, job_t *job, size_t k);
+void gang_kill(sched_t *self, job_t *job, const char *reason, int64_t grace_ms);
+/* The node was lost: every part it held ends lost. */
+void gang_node_lost(sched_t *self, node_t *nd);
+/* The node (re)registered listing what it runs: adopt those parts, kill what it should not
+ * run, resend lost launches, start the grace of parts it forgot. Fills the reply's lists. */
+void gang_on_register(sched_t *self, node_t *nd, const Wslq__Register *r, Wslq__RegisterReply *rep);
+void gang_free_register_reply(Wslq__RegisterReply *rep);
+void gang_tick(sched_t *self, int64_t now);
+void handle_started(sched_t *self, const msg_t *m);
+void handle_ended(sched_t *self, const msg_t *m);
+void handle_rank_failed(sched_t *self, const msg_t *m);
+
+/* place.c: the scheduling pass */
+void place_pass(sched_t *self);
+/* At submit: 0 if the job could ever run, else -1 and why not ("job refused: no node has 4
+ * GPUs; the largest has 2", "job refused: dependency job 7 not found"). *n_nodes: nodes
+ * known. */
+int place_admit(sched_t *self, const Wslq__JobSpec *spec, size_t *n_nodes, wq_error_t *err);
+
+/* nodes.c */
+node_t *nodes_by_name(sched_t *self, const char *name);
+node_t *nodes_by_peer(sched_t *self, const peer_t *p);
+void nodes_load(Wslq__NodeInfo *info, void *arg); /* queue_list_nodes callback at start */
+void nodes_free_all(sched_t *self);
+void nodes_set_attr(Wslq__NodeInfo *ni, const char *key, const char *value);
+/* Allocation, GPU holders and state name brought up to date from the active jobs. */
+void nodes_refresh(sched_t *self, node_t *nd);
+/* A message came from this node's worker: it is alive. */
+void nodes_seen(sched_t *self, node_t *nd);
+void nodes_tick(sched_t *self, int64_t now);
+void handle_register(sched_t *self, const msg_t *m);
+void handle_heartbeat(sched_t *self, const msg_t *m);
+void handle_nodes(sched_t *self, const msg_t *m);
+
+/* selftest.c: the inbound connection test */
+void selftest_on_register(sched_t *self, node_t *nd, int claims_inbound, unsigned port);
+void selftest_tick(sched_t *self, int64_t now);
+/* The policy's view of a node's test. */
+int selftest_policy_state(const node_t *nd);
+void handle_probe_result(sched_t *self, const msg_t *m);
+
+/* kv.c: the per-job rendezvous store */
+void kv_clear(job_t *job);
+void kv_reply_to(sched_t *self, const peer_t *to, uint64_t request_id, const kv_entry_t *e);
+void handle_kv(sched_t *self, const msg_t *m);
+
+/* logs.c: job output and metrics under <state-dir>/logs */
+char *
+logs_path(sched_t *self, uint64_t id, int node_rank); /* caller frees; node_rank < 0: merged */
+int64_t logs_size(const char *path);
+void logs_answer(sched_t *self, const waiter_t *w);
+void handle_logs(sched_t *self, const msg_t *m);
+void handle_log_chunk(sched_t *self, const msg_t *m);
+void handle_metrics(sched_t *self, const msg_t *m);
+
+/* waiters.c: parked `logs -f`, `kv wait` and `watch` requests */
+void waiters_add(sched_t *self, const waiter_t *w);
+void waiters_wake_logs(sched_t *self, uint64_t job_id);
+/* Answer every parked WAIT for this key with entry e. */
+void waiters_wake_kv(sched_t *self, uint64_t job_id, const char *key, const kv_entry_t *e);
+void waiters_wake_watch(sched_t *self);
+void waiters_expire(sched_t *self, int64_t now);
+void waiters_free_all(sched_t *self);
+void handle_watch(sched_t *self, const msg_t *m);
+
+#endif

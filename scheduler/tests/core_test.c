@@ -1,0 +1,787 @@
+/* The scheduler core, driven turn by turn over inproc:// with fake workers and a fake CLI in
+ * this process: register, place, start, end; a lost node; a gang whose rank fails; a restart
+ * from the database that adopts a running job; a database that cannot be written. No network,
+ * no other process. */
+/* cmocka.h needs these first. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+/* after the standard headers */
+#include <cmocka.h>
+#include <sqlite3.h>
+#include <zmq.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "proto/wire.h"
+#include "scheduler/sched.h"
+
+#define MAX_WORKERS 4
+
+typedef struct {
+    void *sock;
+    char name[32];
+    int beating; /* send a Heartbeat every HB_MS while the test pumps the loop */
+} fake_worker_t;
+
+typedef struct {
+    char dir[64];
+    char endpoint[96];
+    void *zctx;
+    sched_config_t cfg;
+    sched_t *s;
+    void *cli;
+    fake_worker_t w[MAX_WORKERS];
+    int n_w;
+    int64_t next_hb;
+    uint64_t next_rid;
+    int fatal_calls;
+    char fatal_text[256];
+    struct {
+        void *sock;
+        Wslq__Envelope *env;
+    } stash[32]; /* messages expect() read while looking for another kind */
+    int n_stash;
+} fx_t;
+
+#define HB_MS 50
+
+static void
+on_fatal(const wq_error_t *err, void *arg)
+{
+    fx_t *f = arg;
+    f->fatal_calls++;
+    snprintf(f->fatal_text, sizeof f->fatal_text, "%s", err->text);
+}
+
+static void
+boot(fx_t *f)
+{
+    wq_error_t err = {0};
+    f->s = sched_new(&f->cfg, &err);
+    if (f->s == NULL)
+        fail_msg("sched_new: %s", err.text);
+}
+
+static int
+setup(void **state)
+{
+    static int seq;
+    fx_t *f = wq_calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/wslq-core-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->endpoint, sizeof f->endpoint, "inproc://core-%d-%d", (int) getpid(), ++seq);
+    f->zctx = zmq_ctx_new();
+    sched_config_init(&f->cfg);
+    f->cfg.listen = f->endpoint;
+    f->cfg.state_dir = f->dir;
+    f->cfg.sync_full = 0;
+    f->cfg.zctx = f->zctx;
+    f->cfg.torpid_ms = 300;
+    f->cfg.lost_ms = 700;
+    f->cfg.kill_grace_ms = 1000;
+    f->cfg.missing_grace_ms = 400;
+    f->cfg.on_fatal = on_fatal;
+    f->cfg.on_fatal_arg = f;
+    boot(f);
+    *state = f;
+    return 0;
+}
+
+static void
+close_socks(fx_t *f)
+{
+    for (int i = 0; i < f->n_w; i++)
+        if (f->w[i].sock) {
+            zmq_close(f->w[i].sock);
+            f->w[i].sock = NULL;
+        }
+    if (f->cli) {
+        zmq_close(f->cli);
+        f->cli = NULL;
+    }
+}
+
+static int
+teardown(void **state)
+{
+    fx_t *f = *state;
+    close_socks(f);
+    for (int i = 0; i < f->n_stash; i++)
+        wire_free(&f->stash[i].env);
+    sched_destroy(&f->s);
+    zmq_ctx_term(f->zctx);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", f->dir);
+    free(f);
+    return 0;
+}
+
+static void *
+dealer(fx_t *f, const char *identity)
+{
+    void *s = zmq_socket(f->zctx, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    if (identity)
+        zmq_setsockopt(s, ZMQ_ROUTING_ID, identity, strlen(identity));
+    assert_int_equal(zmq_connect(s, f->endpoint), 0);
+    return s;
+}
+
+static void
+send_env(void *sock, Wslq__Envelope *env)
+{
+    wq_error_t err = {0};
+    if (wire_send(sock, NULL, 0, env, 0, &err) < 0)
+        fail_msg("send: %s", err.text);
+}
+
+static void
+heartbeats(fx_t *f)
+{
+    int64_t now = wq_clock_mono_ms();
+    if (now < f->next_hb)
+        return;
+    f->next_hb = now + HB_MS;
+    for (int i = 0; i < f->n_w; i++) {
+        if (!f->w[i].beating)
+            continue;
+        Wslq__Heartbeat hb = WSLQ__HEARTBEAT__INIT;
+        Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
+        env.body_case = WSLQ__ENVELOPE__BODY_HEARTBEAT;
+        env.heartbeat = &hb;
+        send_env(f->w[i].sock, &env);
+    }
+}
+
+/* One turn of the scheduler (and the fake workers' heartbeats). */
+static int
+turn(fx_t *f)
+{
+    heartbeats(f);
+    wq_error_t err = {0};
+    return sched_turn(f->s, 5, &err);
+}
+
+static void
+pump(fx_t *f, int ms)
+{
+    int64_t end = wq_clock_mono_ms() + ms;
+    while (wq_clock_mono_ms() < end)
+        assert_int_equal(turn(f), 0);
+}
+
+/* The next message of this kind on sock, pumping the loop meanwhile; others are kept for a
+ * later expect(). */
+static Wslq__Envelope *
+expect(fx_t *f, void *sock, Wslq__Envelope__BodyCase want, int ms)
+{
+    for (int i = 0; i < f->n_stash; i++)
+        if (f->stash[i].sock == sock && f->stash[i].env->body_case == want) {
+            Wslq__Envelope *env = f->stash[i].env;
+            memmove(&f->stash[i], &f->stash[i + 1],
+                    (size_t) (f->n_stash - i - 1) * sizeof f->stash[0]);
+            f->n_stash--;
+            return env;
+        }
+    int64_t end = wq_clock_mono_ms() + ms;
+    while (wq_clock_mono_ms() < end) {
+        assert_int_equal(turn(f), 0);
+        wq_error_t err = {0};
+        Wslq__Envelope *env;
+        while ((env = wire_recv(sock, NULL, NULL, ZMQ_DONTWAIT, &err)) != NULL) {
+            if (env->body_case == want)
+                return env;
+            if (env->body_case == WSLQ__ENVELOPE__BODY_ERROR)
+                fail_msg("error reply: %s", env->error->text);
+            if (f->n_stash < (int) (sizeof f->stash / sizeof f->stash[0])) {
+                f->stash[f->n_stash].sock = sock;
+                f->stash[f->n_stash++].env = env;
+            } else {
+                wire_free(&env);
+            }
+        }
+    }
+    fail_msg("no message with body %d within %d ms", (int) want, ms);
+    return NULL;
+}
+
+/* Nothing of this kind arrives within ms. */
+static void
+expect_none(fx_t *f, void *sock, Wslq__Envelope__BodyCase body, int ms)
+{
+    int64_t end = wq_clock_mono_ms() + ms;
+    while (wq_clock_mono_ms() < end) {
+        turn(f);
+        wq_error_t err = {0};
+        Wslq__Envelope *env;
+        while ((env = wire_recv(sock, NULL, NULL, ZMQ_DONTWAIT, &err)) != NULL) {
+            int bad = env->body_case == body;
+            wire_free(&env);
+            if (bad)
+                fail_msg("unexpected message with body %d", (int) body);
+        }
+    }
+}
+
+static fake_worker_t *
+add_worker(fx_t *f, const char *name)
+{
+    fake_worker_t *w = &f->w[f->n_w++];
+    snprintf(w->name, sizeof w->name, "%s", name);
+    char id[40];
+    snprintf(id, sizeof id, "w:%s", name);
+    w->sock = dealer(f, id);
+    w->beating = 1;
+    return w;
+}
+
+/* Register (again), listing running jobs (id, attempt) pairs; returns the reply. */
+static Wslq__Envelope *
+register_worker(fx_t *f, fake_worker_t *w, uint32_t ngpus, const uint64_t *running, size_t n_run)
+{
+    Wslq__GpuInfo gpus[4], *gp[4];
+    char uuids[4][48];
+    for (uint32_t i = 0; i < ngpus; i++) {
+        wslq__gpu_info__init(&gpus[i]);
+        gpus[i].index = i;
+        snprintf(uuids[i], sizeof uuids[i], "GPU-%s-%u", w->name, i);
+        gpus[i].uuid = uuids[i];
+        gpus[i].name = "fake";
+        gp[i] = &gpus[i];
+    }
+    Wslq__RunningJob rj[4], *rjp[4];
+    for (size_t i = 0; i < n_run; i++) {
+        wslq__running_job__init(&rj[i]);
+        rj[i].job_id = running[i];
+        rjp[i] = &rj[i];
+    }
+    Wslq__Register r = WSLQ__REGISTER__INIT;
+    r.name = w->name;
+    r.hostname = w->name;
+    r.ip = "127.0.0.1";
+    r.cpus = 8;
+    r.mem_mb = 16000;
+    r.gpus = gp;
+    r.n_gpus = ngpus;
+    r.running = rjp;
+    r.n_running = n_run;
+    r.version = "test";
+    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
+    env.request_id = ++f->next_rid;
+    env.body_case = WSLQ__ENVELOPE__BODY_REG;
+    env.reg = &r;
+    send_env(w->sock, &env);
+    return expect(f, w->sock, WSLQ__ENVELOPE__BODY_REG_REPLY, 2000);
+}
+
+static uint64_t
+submit(fx_t *f, uint32_t nodes, uint32_t gpus_per_node, unsigned retries)
+{
+    if (f->cli == NULL)
+        f->cli = dealer(f, NULL);
+    char *argv[] = {"true"};
+    Wslq__JobSpec spec = WSLQ__JOB_SPEC__INIT;
+    spec.argv = argv;
+    spec.n_argv = 1;
+    spec.nodes = nodes;
+    spec.gpus_per_node = gpus_per_node;
+    spec.retries = retries;
+    spec.user = "alice";
+    Wslq__SubmitRequest req = WSLQ__SUBMIT_REQUEST__INIT;
+    req.spec = &spec;
+    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
+    env.request_id = ++f->next_rid;
+    env.body_case = WSLQ__ENVELOPE__BODY_SUBMIT;
+    env.submit = &req;
+    send_env(f->cli, &env);
+    Wslq__Envelope *rep = expect(f, f->cli, WSLQ__ENVELOPE__BODY_SUBMIT_REPLY, 2000);
+    assert_int_equal(rep->request_id, env.request_id);
+    uint64_t id = rep->submit_reply->job_id;
+    wire_free(&rep);
+    return id;
+}
+
+/* `wslq show`: the job and its events. Caller frees. */
+static Wslq__Envelope *
+show(fx_t *f, uint64_t id)
+{
+    if (f->cli == NULL)
+        f->cli = dealer(f, NULL);
+    Wslq__ShowRequest req = WSLQ__SHOW_REQUEST__INIT;
+    req.job_id = id;
+    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
+    env.request_id = ++f->next_rid;
+    env.body_case = WSLQ__ENVELOPE__BODY_SHOW;
+    env.show = &req;
+    send_env(f->cli, &env);
+    return expect(f, f->cli, WSLQ__ENVELOPE__BODY_SHOW_REPLY, 2000);
+}
+
+static Wslq__JobState
+state_of(fx_t *f, uint64_t id, char *reason, size_t size)
+{
+    Wslq__Envelope *e = show(f, id);
+    Wslq__JobState st = e->show_reply->job->state;
+    if (reason)
+        snprintf(reason, size, "%s", e->show_reply->job->reason);
+    wire_free(&e);
+    return st;
+}
+
+/* Pump until the job is in state st (or fail after ms). */
+static void
+wait_state(fx_t *f, uint64_t id, Wslq__JobState st, int ms)
+{
+    int64_t end = wq_clock_mono_ms() + ms;
+    Wslq__JobState now = 0;
+    while (wq_clock_mono_ms() < end) {
+        now = state_of(f, id, NULL, 0);
+        if (now == st)
+            return;
+        pump(f, 20);
+    }
+    fail_msg("job %" PRIu64 " is %s, not %s, after %d ms", id, wire_state_name(now),
+             wire_state_name(st), ms);
+}
+
+static void
+worker_says(fake_worker_t *w, Wslq__Envelope__BodyCase body, void *msg)
+{
+    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
+    env.body_case = body;
+    switch (body) {
+    case WSLQ__ENVELOPE__BODY_STARTED:
+        env.started = msg;
+        break;
+    case WSLQ__ENVELOPE__BODY_ENDED:
+        env.ended = msg;
+        break;
+    case WSLQ__ENVELOPE__BODY_RANK_FAILED:
+        env.rank_failed = msg;
+        break;
+    case WSLQ__ENVELOPE__BODY_LOG:
+        env.log = msg;
+        break;
+    default:
+        fail_msg("worker_says: body %d", (int) body);
+    }
+    send_env(w->sock, &env);
+}
+
+static void
+started(fake_worker_t *w, uint64_t id, uint32_t attempt)
+{
+    Wslq__JobStarted s = WSLQ__JOB_STARTED__INIT;
+    s.job_id = id;
+    s.attempt = attempt;
+    worker_says(w, WSLQ__ENVELOPE__BODY_STARTED, &s);
+}
+
+static void
+ended(fake_worker_t *w, uint64_t id, uint32_t attempt, int code, int rank, int killed)
+{
+    Wslq__JobEnded e = WSLQ__JOB_ENDED__INIT;
+    e.job_id = id;
+    e.attempt = attempt;
+    e.exit_code = code;
+    e.failed_rank = rank;
+    e.killed = killed;
+    e.reason = "";
+    worker_says(w, WSLQ__ENVELOPE__BODY_ENDED, &e);
+}
+
+/* ---- the tests ---- */
+
+static void
+test_register_place_start_end(void **state)
+{
+    fx_t *f = *state;
+    fake_worker_t *w = add_worker(f, "pcA");
+    Wslq__Envelope *rr = register_worker(f, w, 2, NULL, 0);
+    assert_int_equal(rr->reg_reply->n_kill_jobs, 0);
+    assert_true(rr->reg_reply->scheduler_time_ms > 0);
+    wire_free(&rr);
+    uint64_t id = submit(f, 1, 1, 0);
+    assert_true(id > 0);
+    Wslq__Envelope *l = expect(f, w->sock, WSLQ__ENVELOPE__BODY_LAUNCH, 2000);
+    assert_int_equal(l->launch->job_id, id);
+    assert_string_equal(l->launch->alloc->node, "pcA");
+    assert_int_equal(l->launch->alloc->n_gpus, 1);
+    assert_int_equal(l->launch->world_size, 1);
+    assert_true(l->launch->master_port >= f->cfg.port_lo &&
+                l->launch->master_port <= f->cfg.port_hi);
+    wire_free(&l);
+    assert_int_equal(state_of(f, id, NULL, 0), WSLQ__JOB_STATE__STARTING);
+    started(w, id, 0);
+    wait_state(f, id, WSLQ__JOB_STATE__RUNNING, 2000);
+    /* a line of output reaches the log file */
+    Wslq__LogChunk c = WSLQ__LOG_CHUNK__INIT;
+    c.job_id = id;
+    c.data.data = (uint8_t *) "hello\n";
+    c.data.len = 6;
+    worker_says(w, WSLQ__ENVELOPE__BODY_LOG, &c);
+    ended(w, id, 0, 0, -1, 0);
+    Wslq__Envelope *ack = expect(f, w->sock, WSLQ__ENVELOPE__BODY_ENDED_ACK, 2000);
+    assert_int_equal(ack->ended_ack->job_id, id);
+    wire_free(&ack);
+    Wslq__Envelope *e = show(f, id);
+    Wslq__ShowReply *sr = e->show_reply;
+    assert_int_equal(sr->job->state, WSLQ__JOB_STATE__COMPLETED);
+    assert_string_equal(sr->job->reason, "every rank exited 0");
+    assert_int_equal(sr->job->exit_code, 0);
+    /* every transition is a row: submitted, placed, every rank started, node finished, end */
+    const char *want[] = {"submitted", "placed", "every rank started", "node finished",
+                          "every rank exited 0"};
+    assert_int_equal(sr->n_events, 5);
+    for (size_t i = 0; i < 5; i++)
+        assert_string_equal(sr->events[i]->reason, want[i]);
+    wire_free(&e);
+    char path[128], buf[16] = "";
+    snprintf(path, sizeof path, "%s/logs/%" PRIu64 ".log", f->dir, id);
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    assert_non_null(fgets(buf, sizeof buf, fp));
+    fclose(fp);
+    assert_string_equal(buf, "hello\n");
+    /* the GPU is free again: a second job is placed at once */
+    uint64_t id2 = submit(f, 1, 2, 0);
+    l = expect(f, w->sock, WSLQ__ENVELOPE__BODY_LAUNCH, 2000);
+    assert_int_equal(l->launch->job_id, id2);
+    assert_int_equal(l->launch->alloc->n_gpus, 2);
+    wire_free(&l);
+}
+
+static void
+test_impossible_job_refused(void **state)
+{
+    fx_t *f = *state;
+    fake_worker_t *w = add_worker(f, "pcA");
+    wire_free((Wslq__Envelope *[]){register_worker(f, w, 2, NULL, 0)});
+    f->cli = dealer(f, NULL);
+    char *argv[] = {"true"};
+    Wslq__JobSpec spec = WSLQ__JOB_SPEC__INIT;
+    spec.argv = argv;
+    spec.n_argv = 1;
+    spec.nodes = 1;
+    spec.gpus_per_node = 4;
+    Wslq__SubmitRequest req = WSLQ__SUBMIT_REQUEST__INIT;
+    req.spec = &spec;
+    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
+    env.request_id = 77;
+    env.body_case = WSLQ__ENVELOPE__BODY_SUBMIT;
+    env.submit = &req;
+    send_env(f->cli, &env);
+    int64_t end = wq_clock_mono_ms() + 2000;
+    Wslq__Envelope *rep = NULL;
+    wq_error_t err = {0};
+    while (rep == NULL && wq_clock_mono_ms() < end) {
+        turn(f);
+        rep = wire_recv(f->cli, NULL, NULL, ZMQ_DONTWAIT, &err);
+    }
+    assert_non_null(rep);
+    assert_int_equal(rep->body_case, WSLQ__ENVELOPE__BODY_ERROR);
+    assert_int_equal(rep->request_id, 77);
+    assert_string_equal(rep->error->text, "job refused: no node has 4 GPUs; the largest has 2");
+    wire_free(&rep);
+    assert_int_equal(sched_stats(f->s)->refused_total, 1);
+    assert_int_equal(sched_job_count(f->s), 0);
+}
+
+static void
+test_node_lost_requeues(void **state)
+{
+    fx_t *f = *state;
+    fake_worker_t *w = add_worker(f, "pcA");
+    wire_free((Wslq__Envelope *[]){register_worker(f, w, 1, NULL, 0)});
+    uint64_t id = submit(f, 1, 1, 1);
+    Wslq__Envelope *l = expect(f, w->sock, WSLQ__ENVELOPE__BODY_LAUNCH, 2000);
+    wire_free(&l);
+    started(w, id, 0);
+    wait_state(f, id, WSLQ__JOB_STATE__RUNNING, 2000);
+    w->beating = 0; /* the PC went to sleep */
+    char reason[256];
+    wait_state(f, id, WSLQ__JOB_STATE__PENDING, 3000);
+    state_of(f, id, reason, sizeof reason);
+    assert_string_equal(reason, "requeued after NODE_FAIL: node pcA was lost (attempt 2 of 2)");
+    assert_int_equal(sched_stats(f->s)->requeued_total, 1);
+    const Wslq__NodeInfo *ni = sched_node(f->s, 0);
+    assert_string_equal(ni->state, "lost");
+    /* the node comes back: the job is launched again as attempt 1, after its backoff */
+    w->beating = 1;
+    wire_free((Wslq__Envelope *[]){register_worker(f, w, 1, NULL, 0)});
+    l = expect(f, w->sock, WSLQ__ENVELOPE__BODY_LAUNCH, 3000);
+    assert_int_equal(l->launch->job_id, id);
+    assert_int_equal(l->launch->attempt, 1);
+    wire_free(&l);
+    /* the first attempt's late JobEnded changes nothing */
+    ended(w, id, 0, 0, -1, 0);
+    wire_free((Wslq__Envelope *[]){expect(f, w->sock, WSLQ__ENVELOPE__BODY_ENDED_ACK, 2000)});
+    assert_int_equal(state_of(f, id, NULL, 0), WSLQ__JOB_STATE__STARTING);
+}
+
+static void
+test_rank_failure_and_cancel(void **state)
+{
+    fx_t *f = *state;
+    fake_worker_t *w = add_worker(f, "pcA");
+    wire_free((Wslq__Envelope *[]){register_worker(f, w, 1, NULL, 0)});
+    uint64_t id = submit(f, 1, 1, 0);
+    wire_free((Wslq__Envelope *[]){expect(f, w->sock, WSLQ__ENVELOPE__BODY_LAUNCH, 2000)});
+    started(w, id, 0);
+    wait_state(f, id, WSLQ__JOB_STATE__RUNNING, 2000);
+    uint64_t queued = submit(f, 1, 1, 0); /* the only GPU is taken: PENDING */
+    /* one rank of the job fails while the others run: they are stopped at once */
+    Wslq__RankFailed rf = WSLQ__RANK_FAILED__INIT;
+    rf.job_id = id;
+    rf.rank = 0;
+    rf.exit_code = 3;
+    worker_says(w, WSLQ__ENVELOPE__BODY_RANK_FAILED, &rf);
+    Wslq__Envelope *k = expect(f, w->sock, WSLQ__ENVELOPE__BODY_KILL, 2000);
+    assert_int_equal(k->kill->job_id, id);
+    assert_string_equal(k->kill->reason, "another rank of the job failed");
+    assert_int_equal(k->kill->grace_ms, 1000);
+    wire_free(&k);
+    ended(w, id, 0, 3, 0, 1);
+    wait_state(f, id, WSLQ__JOB_STATE__FAILED, 2000);
+    char reason[256];
+    state_of(f, id, reason, sizeof reason);
+    assert_string_equal(reason, "rank 0 on pcA exited with code 3");
+    /* the queued job starts on the freed GPU; cancelling it kills it with the full grace */
+    Wslq__Envelope *l = expect(f, w->sock, WSLQ__ENVELOPE__BODY_LAUNCH, 2000);
+    assert_int_equal(l->launch->job_id, queued);
+    wire_free(&l);
+    Wslq__CancelRequest cr = WSLQ__CANCEL_REQUEST__INIT;
+    cr.job_ids = &queued;
+    cr.n_job_ids = 1;
+    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
+    env.request_id = ++f->next_rid;
+    env.body_case = WSLQ__ENVELOPE__BODY_CANCEL;
+    env.cancel = &cr;
+    send_env(f->cli, &env);
+    wire_free((Wslq__Envelope *[]){expect(f, f->cli, WSLQ__ENVELOPE__BODY_CANCEL_REPLY, 2000)});
+    k = expect(f, w->sock, WSLQ__ENVELOPE__BODY_KILL, 2000);
+    assert_string_equal(k->kill->reason, "cancelled");
+    assert_int_equal(k->kill->grace_ms, 1000);
+    wire_free(&k);
+    ended(w, queued, 0, 143, 0, 1);
+    wait_state(f, queued, WSLQ__JOB_STATE__CANCELLED, 2000);
+    /* a pending job is cancelled at once */
+    uint64_t pend = submit(f, 1, 1, 0);
+    wire_free((Wslq__Envelope *[]){expect(f, w->sock, WSLQ__ENVELOPE__BODY_LAUNCH, 2000)});
+    uint64_t behind = submit(f, 1, 1, 0);
+    cr.job_ids = &behind;
+    env.request_id = ++f->next_rid;
+    send_env(f->cli, &env);
+    wire_free((Wslq__Envelope *[]){expect(f, f->cli, WSLQ__ENVELOPE__BODY_CANCEL_REPLY, 2000)});
+    assert_int_equal(state_of(f, behind, reason, sizeof reason), WSLQ__JOB_STATE__CANCELLED);
+    assert_string_equal(reason, "cancelled by user");
+    assert_int_equal(state_of(f, pend, NULL, 0), WSLQ__JOB_STATE__STARTING);
+}
+
+static void
+test_gang_across_nodes(void **state)
+{
+    fx_t *f = *state;
+    fake_worker_t *a = add_worker(f, "pcA"), *b = add_worker(f, "pcB");
+    /* nodes that claim inbound connections are tested by each other: answer the test */
+    for (int i = 0; i < 2; i++) {
+        fake_worker_t *w = i ? b : a;
+        Wslq__Register r = WSLQ__REGISTER__INIT;
+        Wslq__GpuInfo g = WSLQ__GPU_INFO__INIT, *gp = &g;
+        g.uuid = "GPU-x";
+        g.name = "fake";
+        r.name = w->name;
+        r.hostname = w->name;
+        r.ip = i ? "127.0.0.2" : "127.0.0.1";
+        r.cpus = 4;
+        r.mem_mb = 8000;
+        r.gpus = &gp;
+        r.n_gpus = 1;
+        r.inbound_ok = 1;
+        r.probe_port = 40000 + (unsigned) i;
+        Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
+        env.request_id = ++f->next_rid;
+        env.body_case = WSLQ__ENVELOPE__BODY_REG;
+        env.reg = &r;
+        send_env(w->sock, &env);
+        wire_free((Wslq__Envelope *[]){expect(f, w->sock, WSLQ__ENVELOPE__BODY_REG_REPLY, 2000)});
+    }
+    /* pcA was unverified until pcB came; now each is asked to test the other */
+    for (int i = 0; i < 2; i++) {
+        fake_worker_t *w = i ? b : a;
+        Wslq__Envelope *p = expect(f, w->sock, WSLQ__ENVELOPE__BODY_PROBE, 2000);
+        Wslq__ProbeResult pr = WSLQ__PROBE_RESULT__INIT;
+        pr.target_node = p->probe->target_node;
+        pr.token = p->probe->token;
+        pr.ok = 1;
+        pr.elapsed_ms = 1;
+        pr.error = "";
+        Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
+        env.body_case = WSLQ__ENVELOPE__BODY_PROBE_RESULT;
+        env.probe_result = &pr;
+        send_env(w->sock, &env);
+        wire_free(&p);
+    }
+    pump(f, 50);
+    uint64_t id = submit(f, 2, 1, 0);
+    Wslq__Envelope *la = expect(f, a->sock, WSLQ__ENVELOPE__BODY_LAUNCH, 2000);
+    Wslq__Envelope *lb = expect(f, b->sock, WSLQ__ENVELOPE__BODY_LAUNCH, 2000);
+    assert_int_equal(la->launch->nnodes, 2);
+    assert_int_equal(la->launch->world_size, 2);
+    assert_string_equal(la->launch->master_addr, lb->launch->master_addr);
+    assert_int_equal(la->launch->alloc->node_rank + lb->launch->alloc->node_rank, 1);
+    wire_free(&la);
+    wire_free(&lb);
+    started(a, id, 0);
+    pump(f, 30);
+    assert_int_equal(state_of(f, id, NULL, 0), WSLQ__JOB_STATE__STARTING);
+    started(b, id, 0);
+    wait_state(f, id, WSLQ__JOB_STATE__RUNNING, 2000);
+    /* pcB's rank exits 5: pcA's part is killed with the short gang grace */
+    ended(b, id, 0, 5, 1, 0);
+    Wslq__Envelope *k = expect(f, a->sock, WSLQ__ENVELOPE__BODY_KILL, 2000);
+    assert_int_equal(k->kill->grace_ms, 1000); /* min(kill_grace_ms, the gang's 3 s) */
+    wire_free(&k);
+    expect_none(f, b->sock, WSLQ__ENVELOPE__BODY_KILL, 100); /* pcB's part has ended */
+    /* pcA is lost during the teardown: the first failure stays the story */
+    a->beating = 0;
+    char reason[128];
+    wait_state(f, id, WSLQ__JOB_STATE__FAILED, 3000);
+    state_of(f, id, reason, sizeof reason);
+    assert_string_equal(reason, "rank 1 on pcB exited with code 5");
+}
+
+static void
+test_restart_adopts_running_job(void **state)
+{
+    fx_t *f = *state;
+    fake_worker_t *w = add_worker(f, "pcA");
+    wire_free((Wslq__Envelope *[]){register_worker(f, w, 1, NULL, 0)});
+    uint64_t id = submit(f, 1, 1, 0);
+    wire_free((Wslq__Envelope *[]){expect(f, w->sock, WSLQ__ENVELOPE__BODY_LAUNCH, 2000)});
+    started(w, id, 0);
+    wait_state(f, id, WSLQ__JOB_STATE__RUNNING, 2000);
+    uint64_t waiting = submit(f, 1, 1, 0); /* no GPU left: stays PENDING */
+    pump(f, 30);
+    /* the scheduler restarts: same state directory, a fresh process's memory */
+    close_socks(f);
+    f->n_w = 0;
+    sched_destroy(&f->s);
+    boot(f);
+    assert_int_equal(sched_job_count(f->s), 2);
+    assert_int_equal(sched_node_count(f->s), 1); /* remembered, torpid until it registers */
+    w = add_worker(f, "pcA");
+    Wslq__Envelope *rr = register_worker(f, w, 1, &id, 1);
+    assert_int_equal(rr->reg_reply->n_kill_jobs, 0);
+    assert_int_equal(rr->reg_reply->n_log_offsets, 1);
+    assert_int_equal(rr->reg_reply->log_offsets[0]->job_id, id);
+    wire_free(&rr);
+    expect_none(f, w->sock, WSLQ__ENVELOPE__BODY_LAUNCH, 100); /* adopted, not rerun */
+    assert_int_equal(state_of(f, id, NULL, 0), WSLQ__JOB_STATE__RUNNING);
+    ended(w, id, 0, 0, -1, 0);
+    wait_state(f, id, WSLQ__JOB_STATE__COMPLETED, 2000);
+    /* the waiting job takes the freed GPU */
+    Wslq__Envelope *l = expect(f, w->sock, WSLQ__ENVELOPE__BODY_LAUNCH, 2000);
+    assert_int_equal(l->launch->job_id, waiting);
+    wire_free(&l);
+    /* a worker that runs a job the scheduler does not know is told to kill it */
+    uint64_t ghost = 9999;
+    rr = register_worker(f, w, 1, &ghost, 1);
+    assert_int_equal(rr->reg_reply->n_kill_jobs, 1);
+    assert_int_equal(rr->reg_reply->kill_jobs[0], ghost);
+    wire_free(&rr);
+}
+
+static void
+test_restart_forgotten_part_is_lost(void **state)
+{
+    fx_t *f = *state;
+    fake_worker_t *w = add_worker(f, "pcA");
+    wire_free((Wslq__Envelope *[]){register_worker(f, w, 1, NULL, 0)});
+    uint64_t id = submit(f, 1, 1, 0);
+    wire_free((Wslq__Envelope *[]){expect(f, w->sock, WSLQ__ENVELOPE__BODY_LAUNCH, 2000)});
+    started(w, id, 0);
+    wait_state(f, id, WSLQ__JOB_STATE__RUNNING, 2000);
+    /* the worker restarts without the job, and its JobEnded never comes */
+    wire_free((Wslq__Envelope *[]){register_worker(f, w, 1, NULL, 0)});
+    wait_state(f, id, WSLQ__JOB_STATE__NODE_FAIL, 3000);
+}
+
+static void
+test_database_failure_stops_without_answer(void **state)
+{
+    fx_t *f = *state;
+    fake_worker_t *w = add_worker(f, "pcA");
+    wire_free((Wslq__Envelope *[]){register_worker(f, w, 1, NULL, 0)});
+    /* another process holds the write lock: the scheduler's writes fail (after SQLite's
+     * busy timeout) */
+    char db_path[128];
+    snprintf(db_path, sizeof db_path, "%s/queue.db", f->dir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    f->cli = dealer(f, NULL);
+    char *argv[] = {"true"};
+    Wslq__JobSpec spec = WSLQ__JOB_SPEC__INIT;
+    spec.argv = argv;
+    spec.n_argv = 1;
+    spec.nodes = 1;
+    Wslq__SubmitRequest req = WSLQ__SUBMIT_REQUEST__INIT;
+    req.spec = &spec;
+    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
+    env.request_id = 5;
+    env.body_case = WSLQ__ENVELOPE__BODY_SUBMIT;
+    env.submit = &req;
+    send_env(f->cli, &env);
+    int rc = 0;
+    wq_error_t err = {0};
+    int64_t end = wq_clock_mono_ms() + 15000;
+    while (rc == 0 && wq_clock_mono_ms() < end)
+        rc = sched_turn(f->s, 10, &err);
+    assert_int_equal(rc, -1);
+    assert_int_equal(f->fatal_calls, 1);
+    assert_non_null(strstr(f->fatal_text, "lock"));
+    assert_string_equal(err.text, f->fatal_text);
+    /* the loop stays stopped, and the submitter never heard "Submitted" */
+    assert_int_equal(sched_turn(f->s, 0, &err), -1);
+    assert_int_equal(sched_run(f->s, &err), -1);
+    Wslq__Envelope *rep = wire_recv(f->cli, NULL, NULL, ZMQ_DONTWAIT, &err);
+    assert_null(rep);
+    assert_int_equal(f->fatal_calls, 1);
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(db);
+    /* a restart finds the queue as it was committed: no job */
+    close_socks(f);
+    f->n_w = 0;
+    sched_destroy(&f->s);
+    boot(f);
+    assert_int_equal(sched_job_count(f->s), 0);
+}
+
+int
+main(void)
+{
+    wq_log_init("core_test");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_register_place_start_end, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_impossible_job_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_node_lost_requeues, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rank_failure_and_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gang_across_nodes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_adopts_running_job, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_forgotten_part_is_lost, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_database_failure_stops_without_answer, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

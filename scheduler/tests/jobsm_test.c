@@ -1,0 +1,778 @@
+/* jobsm: every allowed transition and its actions, every refused one (in every state), the end
+ * cause precedence (first failure wins; cancel and the time limit override), requeue with
+ * backoff, and the restart view. */
+/* cmocka.h needs these first. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+/* after the standard headers */
+#include <cmocka.h>
+
+#include "common/mem.h"
+#include "scheduler/jobsm.h"
+
+typedef struct {
+    Wslq__JobInfo *info;
+    jobsm_t sm;
+    jobsm_out_t out;
+    wq_error_t err;
+} fx_t;
+
+static Wslq__JobInfo *
+new_info(unsigned retries, int requeue_on_fail)
+{
+    Wslq__JobInfo *info = wq_malloc(sizeof *info);
+    wslq__job_info__init(info);
+    info->spec = wq_malloc(sizeof *info->spec);
+    wslq__job_spec__init(info->spec);
+    info->spec->retries = retries;
+    info->spec->requeue_on_fail = requeue_on_fail;
+    info->id = 42;
+    return info;
+}
+
+static fx_t *
+fx_new(unsigned retries, int requeue_on_fail)
+{
+    fx_t *f = wq_calloc(1, sizeof *f);
+    f->info = new_info(retries, requeue_on_fail);
+    return f;
+}
+
+static void
+fx_free(fx_t *f)
+{
+    jobsm_fini(&f->sm);
+    wslq__job_info__free_unpacked(f->info, NULL);
+    free(f);
+}
+
+static int
+apply(fx_t *f, jobsm_event_t ev)
+{
+    if (ev.now_wall_ms == 0)
+        ev.now_wall_ms = 1000000;
+    if (ev.now_mono_ms == 0)
+        ev.now_mono_ms = 5000;
+    memset(&f->err, 0, sizeof f->err);
+    return jobsm_apply(&f->sm, f->info, &ev, &f->out, &f->err);
+}
+
+/* Give the job n allocs on nodes n0, n1, ... (what placement does before PLACE). */
+static void
+alloc(fx_t *f, size_t n)
+{
+    f->info->allocs = wq_calloc(n, sizeof *f->info->allocs);
+    for (size_t k = 0; k < n; k++) {
+        Wslq__Alloc *a = wq_malloc(sizeof *a);
+        wslq__alloc__init(a);
+        a->node = wq_asprintf("n%zu", k);
+        a->ip = wq_strdup("10.0.0.1");
+        a->first_rank = (uint32_t) k * 2;
+        a->nranks = 2;
+        f->info->allocs[k] = a;
+    }
+    f->info->n_allocs = n;
+}
+
+static void
+submitted(fx_t *f)
+{
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_SUBMIT, .text = ""}), JOBSM_APPLIED);
+}
+
+static void
+placed(fx_t *f, size_t n)
+{
+    alloc(f, n);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_PLACE}), JOBSM_APPLIED);
+}
+
+static void
+running(fx_t *f, size_t n)
+{
+    submitted(f);
+    placed(f, n);
+    for (size_t k = 0; k < n; k++)
+        assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_PART_STARTED, .part = k}),
+                         JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__RUNNING);
+}
+
+static int
+ended(fx_t *f, size_t k, int code, int sig)
+{
+    return apply(f, (jobsm_event_t){.type = JOBSM_EV_PART_ENDED,
+                                    .part = k,
+                                    .exit_code = code,
+                                    .signal = sig,
+                                    .rank = code || sig ? (int32_t) k * 2 + 1 : -1});
+}
+
+static const jobsm_row_t *
+last_row(const fx_t *f)
+{
+    assert_true(f->out.n_rows > 0);
+    return &f->out.rows[f->out.n_rows - 1];
+}
+
+/* ---- allowed transitions ---- */
+
+static void
+test_submit(void **state)
+{
+    (void) state;
+    fx_t *f = fx_new(0, 0);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_SUBMIT,
+                                              .text = "waiting for a node to register",
+                                              .now_wall_ms = 1234}),
+                     JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__PENDING);
+    assert_int_equal(f->info->submit_ms, 1234);
+    assert_int_equal(f->info->exit_code, -1);
+    assert_int_equal(f->info->failed_rank, -1);
+    assert_string_equal(f->info->reason, "waiting for a node to register");
+    assert_true(f->out.state_changed);
+    assert_int_equal(f->out.old_state, WSLQ__JOB_STATE__JOB_STATE_UNSPECIFIED);
+    assert_int_equal(f->out.act, JOBSM_ACT_SAVE | JOBSM_ACT_RESCHED);
+    assert_int_equal(f->out.n_rows, 1);
+    assert_int_equal(f->out.rows[0].state, WSLQ__JOB_STATE__PENDING);
+    assert_string_equal(f->out.rows[0].reason, "submitted");
+    assert_true(jobsm_placeable(&f->sm, f->info, 0));
+    fx_free(f);
+}
+
+static void
+test_place_and_start(void **state)
+{
+    (void) state;
+    fx_t *f = fx_new(0, 0);
+    submitted(f);
+    alloc(f, 3);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_PLACE, .now_wall_ms = 777}),
+                     JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__STARTING);
+    assert_int_equal(f->info->start_ms, 777);
+    assert_int_equal(f->out.act, JOBSM_ACT_SAVE | JOBSM_ACT_LAUNCH);
+    assert_string_equal(last_row(f)->reason, "placed");
+    assert_string_equal(last_row(f)->node, "n0,n1,n2");
+    assert_int_equal(f->sm.n_parts, 3);
+    for (size_t k = 0; k < 3; k++)
+        assert_true(jobsm_part_holds(&f->sm, f->info, k));
+    assert_false(jobsm_part_holds(&f->sm, f->info, 3));
+    /* RUNNING only when every part started; a repeat is stale */
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_PART_STARTED, .part = 1}),
+                     JOBSM_APPLIED);
+    assert_int_equal(f->out.act, 0);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__STARTING);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_PART_STARTED, .part = 1}),
+                     JOBSM_STALE);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_PART_STARTED, .part = 0}),
+                     JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__STARTING);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_PART_STARTED, .part = 2}),
+                     JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__RUNNING);
+    assert_true(f->out.state_changed);
+    assert_int_equal(f->out.act, JOBSM_ACT_SAVE);
+    assert_string_equal(last_row(f)->reason, "every rank started");
+    assert_string_equal(last_row(f)->node, "n2");
+    fx_free(f);
+}
+
+static void
+test_complete(void **state)
+{
+    (void) state;
+    fx_t *f = fx_new(3, 1);
+    running(f, 2);
+    assert_int_equal(ended(f, 1, 0, 0), JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__RUNNING);
+    assert_int_equal(f->out.act, 0); /* only the row: the gang waits for the other part */
+    assert_string_equal(last_row(f)->reason, "node finished");
+    assert_string_equal(last_row(f)->node, "n1");
+    assert_string_equal(last_row(f)->detail, "exit_code=0 signal=0 rank=-1");
+    assert_false(jobsm_part_holds(&f->sm, f->info, 1));
+    assert_int_equal(ended(f, 1, 0, 0), JOBSM_STALE); /* a resent JobEnded */
+    assert_int_equal(
+        apply(f, (jobsm_event_t){.type = JOBSM_EV_PART_ENDED, .part = 0, .now_wall_ms = 99}),
+        JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__COMPLETED);
+    assert_int_equal(f->info->end_ms, 99);
+    assert_int_equal(f->info->exit_code, 0);
+    assert_string_equal(f->info->reason, "every rank exited 0");
+    assert_int_equal(f->sm.cause, JOBSM_CAUSE_NONE);
+    assert_int_equal(f->out.act, JOBSM_ACT_SAVE | JOBSM_ACT_ENDED | JOBSM_ACT_RESCHED);
+    assert_int_equal(f->out.n_rows, 2); /* "node finished", then the final state */
+    assert_int_equal(f->out.rows[0].state, WSLQ__JOB_STATE__RUNNING);
+    assert_int_equal(f->out.rows[1].state, WSLQ__JOB_STATE__COMPLETED);
+    assert_int_equal(f->sm.n_parts, 0);
+    fx_free(f);
+}
+
+static void
+test_rank_exit_fails_gang(void **state)
+{
+    (void) state;
+    fx_t *f = fx_new(0, 0);
+    running(f, 2);
+    assert_int_equal(ended(f, 1, 3, 0), JOBSM_APPLIED);
+    assert_int_equal(f->sm.cause, JOBSM_CAUSE_RANK_FAILED);
+    assert_true(f->out.act & JOBSM_ACT_KILL);
+    assert_true(f->out.act & JOBSM_ACT_SAVE);
+    assert_int_equal(f->out.kill_grace, JOBSM_GRACE_GANG);
+    assert_string_equal(f->out.kill_reason, "another rank of the job failed");
+    assert_int_equal(f->info->failed_rank, 3);
+    assert_string_equal(f->info->failed_node, "n1");
+    /* the other part dies of our kill: not a new failure */
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_PART_ENDED,
+                                              .part = 0,
+                                              .exit_code = 143,
+                                              .rank = 0,
+                                              .killed = 1}),
+                     JOBSM_APPLIED);
+    assert_false(f->out.act & JOBSM_ACT_KILL);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__FAILED);
+    assert_int_equal(f->info->exit_code, 3);
+    assert_string_equal(f->info->reason, "rank 3 on n1 exited with code 3");
+    assert_string_equal(last_row(f)->node, "n1");
+    assert_string_equal(f->out.rows[0].detail, "exit_code=143 signal=0 rank=0 killed");
+    fx_free(f);
+}
+
+static void
+test_rank_signal(void **state)
+{
+    (void) state;
+    fx_t *f = fx_new(0, 0);
+    running(f, 1);
+    assert_int_equal(ended(f, 0, -1, 9), JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__FAILED);
+    assert_string_equal(f->info->reason, "rank 1 on n0 killed by signal 9");
+    fx_free(f);
+}
+
+static void
+test_rank_failed_event(void **state)
+{
+    (void) state;
+    fx_t *f = fx_new(0, 0);
+    running(f, 2);
+    assert_int_equal(
+        apply(f,
+              (jobsm_event_t){.type = JOBSM_EV_RANK_FAILED, .part = 0, .rank = 1, .exit_code = 2}),
+        JOBSM_APPLIED);
+    assert_int_equal(f->out.act, JOBSM_ACT_SAVE | JOBSM_ACT_KILL);
+    assert_string_equal(last_row(f)->reason, "rank failed");
+    assert_string_equal(last_row(f)->detail, "rank=1 exit_code=2 signal=0");
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__RUNNING); /* until every part ended */
+    /* a second failure, anywhere, is stale: the first one is the story */
+    assert_int_equal(
+        apply(f,
+              (jobsm_event_t){.type = JOBSM_EV_RANK_FAILED, .part = 1, .rank = 2, .exit_code = 5}),
+        JOBSM_STALE);
+    assert_int_equal(ended(f, 1, 5, 0), JOBSM_APPLIED);
+    assert_int_equal(ended(f, 0, 2, 0), JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__FAILED);
+    assert_string_equal(f->info->reason, "rank 1 on n0 exited with code 2");
+    fx_free(f);
+}
+
+static void
+test_node_lost_requeues_with_backoff(void **state)
+{
+    (void) state;
+    fx_t *f = fx_new(1, 0);
+    running(f, 2);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_NODE_LOST, .part = 0}),
+                     JOBSM_APPLIED);
+    assert_string_equal(last_row(f)->reason, "node lost");
+    assert_string_equal(f->out.kill_reason, "another node of the job was lost");
+    assert_int_equal(f->out.kill_grace, JOBSM_GRACE_GANG);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_NODE_LOST, .part = 0}), JOBSM_STALE);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_PART_ENDED,
+                                              .part = 1,
+                                              .exit_code = 143,
+                                              .killed = 1,
+                                              .now_mono_ms = 10000}),
+                     JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__PENDING);
+    assert_int_equal(f->info->attempt, 1);
+    assert_int_equal(f->info->n_allocs, 0);
+    assert_int_equal(f->info->master_port, 0);
+    assert_int_equal(f->info->start_ms, 0);
+    assert_string_equal(f->info->reason,
+                        "requeued after NODE_FAIL: node n0 was lost (attempt 2 of 2)");
+    assert_int_equal(f->out.act, JOBSM_ACT_SAVE | JOBSM_ACT_REQUEUED | JOBSM_ACT_RESCHED);
+    assert_int_equal(f->sm.cause, JOBSM_CAUSE_NONE);
+    /* the first retry waits 1 s */
+    assert_int_equal(f->sm.not_before_mono, 11000);
+    assert_false(jobsm_placeable(&f->sm, f->info, 10999));
+    assert_int_equal(
+        apply(f, (jobsm_event_t){.type = JOBSM_EV_REQUEUE_TIMER, .now_mono_ms = 10999}),
+        JOBSM_STALE);
+    assert_int_equal(
+        apply(f, (jobsm_event_t){.type = JOBSM_EV_REQUEUE_TIMER, .now_mono_ms = 11000}),
+        JOBSM_APPLIED);
+    assert_int_equal(f->out.act, JOBSM_ACT_RESCHED);
+    assert_true(jobsm_placeable(&f->sm, f->info, 11000));
+    /* attempt 2 is lost too: no retries left, NODE_FAIL */
+    placed(f, 1);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_PART_MISSING, .part = 0}),
+                     JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__NODE_FAIL);
+    assert_string_equal(f->info->reason, "node n0 was lost");
+    assert_string_equal(f->out.rows[0].reason, "node restarted without the job");
+    fx_free(f);
+}
+
+static void
+test_backoff_doubles_to_a_cap(void **state)
+{
+    (void) state;
+    fx_t *f = fx_new(20, 1);
+    submitted(f);
+    int64_t expect[] = {1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000, 60000};
+    for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++) {
+        f->sm.not_before_mono = 0;
+        placed(f, 1);
+        assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_PART_ENDED,
+                                                  .part = 0,
+                                                  .exit_code = 1,
+                                                  .now_mono_ms = 100}),
+                         JOBSM_APPLIED);
+        assert_int_equal(f->info->state, WSLQ__JOB_STATE__PENDING);
+        assert_int_equal(f->info->attempt, i + 1);
+        assert_int_equal(f->sm.not_before_mono, 100 + expect[i]);
+    }
+    fx_free(f);
+}
+
+static void
+test_failure_without_requeue_flag_is_final(void **state)
+{
+    (void) state;
+    fx_t *f = fx_new(5, 0); /* retries, but no --requeue-on-fail */
+    running(f, 1);
+    assert_int_equal(ended(f, 0, 1, 0), JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__FAILED);
+    assert_int_equal(f->info->attempt, 0);
+    fx_free(f);
+}
+
+static void
+test_requeue_on_fail_then_out_of_attempts(void **state)
+{
+    (void) state;
+    fx_t *f = fx_new(1, 1);
+    running(f, 1);
+    assert_int_equal(ended(f, 0, 4, 0), JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__PENDING);
+    assert_string_equal(f->info->reason,
+                        "requeued after FAILED: rank 1 on n0 exited with code 4 (attempt 2 of 2)");
+    f->sm.not_before_mono = 0;
+    placed(f, 1);
+    /* a new attempt starts clean */
+    assert_int_equal(f->info->exit_code, -1);
+    assert_int_equal(f->info->failed_rank, -1);
+    assert_string_equal(f->info->failed_node, "");
+    assert_int_equal(ended(f, 0, 4, 0), JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__FAILED);
+    assert_int_equal(f->info->attempt, 1);
+    fx_free(f);
+}
+
+/* ---- precedence of end causes ---- */
+
+static void
+test_first_failure_wins(void **state)
+{
+    (void) state;
+    /* a rank failed, then a node was lost: FAILED, as the rank said */
+    fx_t *f = fx_new(0, 0);
+    running(f, 2);
+    assert_int_equal(ended(f, 1, 3, 0), JOBSM_APPLIED);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_NODE_LOST, .part = 0}),
+                     JOBSM_APPLIED);
+    assert_false(f->out.act & JOBSM_ACT_KILL); /* already killing */
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__FAILED);
+    assert_string_equal(f->info->failed_node, "n1");
+    fx_free(f);
+    /* a node was lost, then a rank failed: NODE_FAIL */
+    f = fx_new(0, 0);
+    running(f, 2);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_NODE_LOST, .part = 0}),
+                     JOBSM_APPLIED);
+    assert_int_equal(
+        apply(f,
+              (jobsm_event_t){.type = JOBSM_EV_RANK_FAILED, .part = 1, .rank = 2, .exit_code = 1}),
+        JOBSM_STALE);
+    assert_int_equal(ended(f, 1, 1, 0), JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__NODE_FAIL);
+    assert_string_equal(f->info->reason, "node n0 was lost");
+    fx_free(f);
+}
+
+static void
+test_cancel_overrides(void **state)
+{
+    (void) state;
+    fx_t *f = fx_new(3, 1);
+    running(f, 2);
+    assert_int_equal(ended(f, 1, 3, 0), JOBSM_APPLIED);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_CANCEL}), JOBSM_APPLIED);
+    assert_int_equal(f->sm.cause, JOBSM_CAUSE_CANCELLED);
+    assert_int_equal(f->out.act, JOBSM_ACT_KILL);
+    assert_int_equal(f->out.kill_grace, JOBSM_GRACE_NORMAL);
+    assert_string_equal(f->out.kill_reason, "cancelled");
+    assert_string_equal(last_row(f)->reason, "cancel requested");
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_CANCEL}), JOBSM_STALE);
+    assert_int_equal(ended(f, 0, 143, 0), JOBSM_APPLIED);
+    /* cancelled, and never requeued, whatever --requeue-on-fail says */
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__CANCELLED);
+    assert_string_equal(f->info->reason, "cancelled");
+    assert_true(f->out.act & JOBSM_ACT_ENDED);
+    fx_free(f);
+}
+
+static void
+test_cancel_pending(void **state)
+{
+    (void) state;
+    fx_t *f = fx_new(0, 0);
+    submitted(f);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_CANCEL, .now_wall_ms = 5}),
+                     JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__CANCELLED);
+    assert_int_equal(f->info->end_ms, 5);
+    assert_string_equal(f->info->reason, "cancelled by user");
+    assert_int_equal(f->out.act, JOBSM_ACT_SAVE | JOBSM_ACT_ENDED | JOBSM_ACT_RESCHED);
+    assert_false(f->out.act & JOBSM_ACT_KILL);
+    fx_free(f);
+}
+
+static void
+test_time_limit(void **state)
+{
+    (void) state;
+    fx_t *f = fx_new(3, 1);
+    running(f, 2);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_TIME_LIMIT}), JOBSM_APPLIED);
+    assert_int_equal(f->out.act, JOBSM_ACT_KILL);
+    assert_int_equal(f->out.kill_grace, JOBSM_GRACE_NORMAL);
+    assert_string_equal(f->out.kill_reason, "time limit reached");
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_TIME_LIMIT}), JOBSM_STALE);
+    assert_int_equal(ended(f, 0, 143, 0), JOBSM_APPLIED);
+    assert_int_equal(ended(f, 1, 143, 0), JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__TIMEOUT); /* never requeued */
+    assert_string_equal(f->info->reason, "time limit reached");
+    /* the ranks died of our kill: that is not a failure of the job */
+    assert_int_equal(f->info->failed_rank, -1);
+    assert_string_equal(f->info->failed_node, "");
+    fx_free(f);
+    /* the worker enforced the limit and the rank exited 0; a rank failing afterwards on another
+     * node does not turn the ending into FAILED */
+    f = fx_new(0, 0);
+    running(f, 2);
+    assert_int_equal(
+        apply(f,
+              (jobsm_event_t){.type = JOBSM_EV_PART_ENDED, .part = 0, .timed_out = 1, .rank = -1}),
+        JOBSM_APPLIED);
+    assert_int_equal(
+        apply(f,
+              (jobsm_event_t){.type = JOBSM_EV_RANK_FAILED, .part = 1, .rank = 3, .exit_code = 1}),
+        JOBSM_APPLIED);
+    assert_int_equal(f->info->failed_rank, 3);
+    assert_int_equal(ended(f, 1, 1, 0), JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__TIMEOUT);
+    fx_free(f);
+}
+
+static void
+test_worker_timeout_stops_gang(void **state)
+{
+    (void) state;
+    fx_t *f = fx_new(0, 0);
+    running(f, 2);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_PART_ENDED,
+                                              .part = 0,
+                                              .exit_code = -1,
+                                              .signal = 15,
+                                              .rank = 0,
+                                              .timed_out = 1,
+                                              .text = "time limit 60 s"}),
+                     JOBSM_APPLIED);
+    assert_int_equal(f->sm.cause, JOBSM_CAUSE_TIME_LIMIT);
+    assert_true(f->out.act & JOBSM_ACT_KILL);
+    assert_string_equal(f->out.rows[0].detail,
+                        "exit_code=-1 signal=15 rank=0 timed_out time limit 60 s");
+    assert_int_equal(ended(f, 1, 143, 0), JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__TIMEOUT);
+    assert_int_equal(f->info->signal, 15);
+    fx_free(f);
+}
+
+static void
+test_start_timeout(void **state)
+{
+    (void) state;
+    fx_t *f = fx_new(0, 0);
+    submitted(f);
+    placed(f, 2);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_START_TIMEOUT,
+                                              .text = "not every rank started within 60 s"}),
+                     JOBSM_APPLIED);
+    assert_int_equal(f->out.act, JOBSM_ACT_SAVE | JOBSM_ACT_KILL);
+    assert_int_equal(f->out.kill_grace, JOBSM_GRACE_NORMAL);
+    assert_string_equal(f->info->reason, "not every rank started within 60 s");
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_START_TIMEOUT}), JOBSM_STALE);
+    assert_int_equal(ended(f, 0, 143, 0), JOBSM_APPLIED);
+    assert_int_equal(ended(f, 1, 143, 0), JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__FAILED);
+    assert_string_equal(f->info->reason, "not every rank started within 60 s");
+    fx_free(f);
+    /* a node lost during the teardown ranks higher: NODE_FAIL */
+    f = fx_new(0, 0);
+    submitted(f);
+    placed(f, 2);
+    apply(f, (jobsm_event_t){.type = JOBSM_EV_START_TIMEOUT, .text = "slow"});
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_NODE_LOST, .part = 1}),
+                     JOBSM_APPLIED);
+    assert_int_equal(ended(f, 0, 143, 0), JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__NODE_FAIL);
+    fx_free(f);
+}
+
+static void
+test_start_timeout_requeues(void **state)
+{
+    (void) state;
+    fx_t *f = fx_new(1, 0);
+    submitted(f);
+    placed(f, 1);
+    apply(f, (jobsm_event_t){.type = JOBSM_EV_START_TIMEOUT, .text = "slow start"});
+    assert_int_equal(ended(f, 0, 143, 0), JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__PENDING);
+    assert_string_equal(f->info->reason, "requeued after FAILED: slow start (attempt 2 of 2)");
+    fx_free(f);
+}
+
+static void
+test_dependency_failed(void **state)
+{
+    (void) state;
+    fx_t *f = fx_new(0, 0);
+    submitted(f);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_DEPENDENCY_FAILED,
+                                              .text = "dependency job 7 ended FAILED"}),
+                     JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__CANCELLED);
+    assert_int_equal(f->sm.cause, JOBSM_CAUSE_DEPENDENCY);
+    assert_string_equal(f->info->reason, "dependency job 7 ended FAILED");
+    assert_string_equal(last_row(f)->reason, "dependency job 7 ended FAILED");
+    assert_true(f->out.act & JOBSM_ACT_ENDED);
+    fx_free(f);
+}
+
+/* ---- refused transitions ---- */
+
+/* Where each event is allowed, written out independently of jobsm.c's table. */
+static int
+expect_allowed(jobsm_event_type_t t, Wslq__JobState s)
+{
+    int pending = s == WSLQ__JOB_STATE__PENDING;
+    int starting = s == WSLQ__JOB_STATE__STARTING, run = s == WSLQ__JOB_STATE__RUNNING;
+    switch (t) {
+    case JOBSM_EV_SUBMIT:
+        return s == WSLQ__JOB_STATE__JOB_STATE_UNSPECIFIED;
+    case JOBSM_EV_PLACE:
+    case JOBSM_EV_DEPENDENCY_FAILED:
+    case JOBSM_EV_REQUEUE_TIMER:
+        return pending;
+    case JOBSM_EV_CANCEL:
+        return pending || starting || run;
+    case JOBSM_EV_TIME_LIMIT:
+        return run;
+    case JOBSM_EV_START_TIMEOUT:
+        return starting;
+    default: /* part events */
+        return starting || run;
+    }
+}
+
+/* A job in state s, as the machine would have it. */
+static fx_t *
+job_in(Wslq__JobState s)
+{
+    fx_t *f = fx_new(0, 0);
+    if (s == WSLQ__JOB_STATE__JOB_STATE_UNSPECIFIED)
+        return f;
+    submitted(f);
+    if (s == WSLQ__JOB_STATE__PENDING)
+        return f;
+    placed(f, 2);
+    if (s == WSLQ__JOB_STATE__STARTING)
+        return f;
+    apply(f, (jobsm_event_t){.type = JOBSM_EV_PART_STARTED, .part = 0});
+    apply(f, (jobsm_event_t){.type = JOBSM_EV_PART_STARTED, .part = 1});
+    if (s == WSLQ__JOB_STATE__RUNNING)
+        return f;
+    if (s == WSLQ__JOB_STATE__CANCELLED)
+        apply(f, (jobsm_event_t){.type = JOBSM_EV_CANCEL});
+    if (s == WSLQ__JOB_STATE__TIMEOUT)
+        apply(f, (jobsm_event_t){.type = JOBSM_EV_TIME_LIMIT});
+    if (s == WSLQ__JOB_STATE__NODE_FAIL) {
+        apply(f, (jobsm_event_t){.type = JOBSM_EV_NODE_LOST, .part = 0});
+        apply(f, (jobsm_event_t){.type = JOBSM_EV_NODE_LOST, .part = 1});
+        return f;
+    }
+    ended(f, 0, s == WSLQ__JOB_STATE__FAILED, 0);
+    ended(f, 1, 0, 0);
+    return f;
+}
+
+static void
+test_every_refusal(void **state)
+{
+    (void) state;
+    Wslq__JobState states[] = {
+        WSLQ__JOB_STATE__JOB_STATE_UNSPECIFIED,
+        WSLQ__JOB_STATE__PENDING,
+        WSLQ__JOB_STATE__STARTING,
+        WSLQ__JOB_STATE__RUNNING,
+        WSLQ__JOB_STATE__COMPLETED,
+        WSLQ__JOB_STATE__FAILED,
+        WSLQ__JOB_STATE__CANCELLED,
+        WSLQ__JOB_STATE__TIMEOUT,
+        WSLQ__JOB_STATE__NODE_FAIL,
+    };
+    int refused = 0, allowed = 0;
+    for (size_t i = 0; i < sizeof states / sizeof states[0]; i++) {
+        for (int t = 0; t < JOBSM_EV_COUNT; t++) {
+            fx_t *f = job_in(states[i]);
+            assert_int_equal(f->info->state, states[i]);
+            Wslq__JobState before = f->info->state;
+            size_t parts = f->sm.n_parts;
+            jobsm_cause_t cause = f->sm.cause;
+            uint32_t attempt = f->info->attempt;
+            if (t == JOBSM_EV_PLACE && f->info->n_allocs == 0)
+                alloc(f, 1);
+            int rc = apply(
+                f,
+                (jobsm_event_t){.type = (jobsm_event_type_t) t, .part = 0, .now_mono_ms = 1 << 30});
+            if (expect_allowed((jobsm_event_type_t) t, states[i])) {
+                assert_true(rc == JOBSM_APPLIED || rc == JOBSM_STALE);
+                allowed++;
+            } else {
+                if (rc != -1)
+                    fail_msg("%s in %s: expected a refusal, got %d",
+                             jobsm_event_name((jobsm_event_type_t) t), wire_state_name(states[i]),
+                             rc);
+                assert_non_null(strstr(f->err.text, jobsm_event_name((jobsm_event_type_t) t)));
+                assert_non_null(strstr(f->err.text, "not allowed"));
+                assert_int_equal(f->err.code, WQ_EINVAL);
+                /* nothing changed */
+                assert_int_equal(f->info->state, before);
+                assert_int_equal(f->sm.n_parts, parts);
+                assert_int_equal(f->sm.cause, cause);
+                assert_int_equal(f->info->attempt, attempt);
+                assert_int_equal(f->out.act, 0);
+                assert_int_equal(f->out.n_rows, 0);
+                refused++;
+            }
+            fx_free(f);
+        }
+    }
+    assert_int_equal(refused + allowed, 9 * JOBSM_EV_COUNT);
+    assert_true(refused > 70);
+}
+
+static void
+test_bad_arguments(void **state)
+{
+    (void) state;
+    fx_t *f = fx_new(0, 0);
+    running(f, 2);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_PART_ENDED, .part = 2}), -1);
+    assert_non_null(strstr(f->err.text, "part 2 of 2"));
+    assert_int_equal(apply(f, (jobsm_event_t){.type = (jobsm_event_type_t) 99}), -1);
+    assert_non_null(strstr(f->err.text, "unknown event"));
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__RUNNING);
+    fx_free(f);
+    /* placing without an allocation */
+    f = fx_new(0, 0);
+    submitted(f);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_PLACE}), -1);
+    assert_non_null(strstr(f->err.text, "without an allocation"));
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__PENDING);
+    fx_free(f);
+}
+
+static void
+test_load_after_restart(void **state)
+{
+    (void) state;
+    fx_t *f = fx_new(0, 0);
+    running(f, 2);
+    jobsm_t sm;
+    jobsm_load(&sm, f->info);
+    assert_int_equal(sm.n_parts, 2);
+    assert_true(sm.parts[0].started && sm.parts[1].started);
+    assert_int_equal(sm.cause, JOBSM_CAUSE_NONE);
+    jobsm_fini(&sm);
+    f->info->state = WSLQ__JOB_STATE__STARTING;
+    jobsm_load(&sm, f->info);
+    assert_false(sm.parts[0].started);
+    jobsm_fini(&sm);
+    f->info->state = WSLQ__JOB_STATE__PENDING;
+    jobsm_load(&sm, f->info);
+    assert_int_equal(sm.n_parts, 0);
+    jobsm_fini(&sm);
+    f->info->state = WSLQ__JOB_STATE__RUNNING;
+    fx_free(f);
+}
+
+static void
+test_names(void **state)
+{
+    (void) state;
+    assert_string_equal(jobsm_cause_name(JOBSM_CAUSE_RANK_FAILED), "rank_failed");
+    assert_string_equal(jobsm_cause_name(JOBSM_CAUSE_NONE), "none");
+    assert_string_equal(jobsm_cause_name(JOBSM_CAUSE_COUNT), "?");
+    assert_string_equal(jobsm_event_name(JOBSM_EV_PART_MISSING), "part_missing");
+    for (int t = 0; t < JOBSM_EV_COUNT; t++)
+        assert_string_not_equal(jobsm_event_name((jobsm_event_type_t) t), "?");
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_submit),
+        cmocka_unit_test(test_place_and_start),
+        cmocka_unit_test(test_complete),
+        cmocka_unit_test(test_rank_exit_fails_gang),
+        cmocka_unit_test(test_rank_signal),
+        cmocka_unit_test(test_rank_failed_event),
+        cmocka_unit_test(test_node_lost_requeues_with_backoff),
+        cmocka_unit_test(test_backoff_doubles_to_a_cap),
+        cmocka_unit_test(test_failure_without_requeue_flag_is_final),
+        cmocka_unit_test(test_requeue_on_fail_then_out_of_attempts),
+        cmocka_unit_test(test_first_failure_wins),
+        cmocka_unit_test(test_cancel_overrides),
+        cmocka_unit_test(test_cancel_pending),
+        cmocka_unit_test(test_time_limit),
+        cmocka_unit_test(test_worker_timeout_stops_gang),
+        cmocka_unit_test(test_start_timeout),
+        cmocka_unit_test(test_start_timeout_requeues),
+        cmocka_unit_test(test_dependency_failed),
+        cmocka_unit_test(test_every_refusal),
+        cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_load_after_restart),
+        cmocka_unit_test(test_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
