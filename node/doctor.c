@@ -1,4 +1,4 @@
-/* wslq doctor: the §7.3 checks that can run inside the distro; see doctor.h. */
+/* wslq doctor: the checks that can run inside the distro (DESIGN.md §10); see doctor.h. */
 #include "node/doctor.h"
 
 #include <dirent.h>

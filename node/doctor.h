@@ -1,5 +1,5 @@
-/* wslq doctor: checks of a node (research/wsl-gpu-cluster.md §7.3) that can be done from
- * inside the distro, each PASS/WARN/FAIL/INFO with a one-line fix.
+/* wslq doctor: checks of a node that can be done from inside the distro (DESIGN.md §10; the
+ * WSL 2 facts behind them: DESIGN.md §9), each PASS/WARN/FAIL/INFO with a one-line fix.
  *
  * Verdicts: FAIL = the node must not get jobs until fixed; WARN = the node works but is
  * limited (e.g. single-node jobs only) or fragile; PASS = checked and fine; INFO = a fact
@@ -93,7 +93,7 @@ int doctor_exit_code(const doctor_report_t *r);
  *                    pinned memory is limited on WSL (microsoft/WSL#12467, NVIDIA/nccl#1518);
  *   "no-shm-no-p2p"  as no-shm, and P2P is not usable: cuDeviceCanAccessPeer is false for
  *                    some pair, or the driver is older than R510 (no legacy CUDA IPC on WSL).
- * A measured all-reduce self-test (check 12) would refine this; until then it is this rule.
+ * A measured intra-node all-reduce self-test would refine this; until then it is this rule.
  * gpus may be NULL (treated as 0 GPUs). Returns a static string. */
 const char *doctor_nccl_profile(const node_facts_t *facts, const gpu_set_t *gpus);
 

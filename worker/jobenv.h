@@ -1,4 +1,4 @@
-/* The environment and argv a job rank sees (DESIGN §5), built as pure functions so tests can
+/* The environment and argv a job rank sees (DESIGN.md §6), built as pure functions so tests can
  * check every variable without forking.
  *
  * Order: the worker's own environment minus its private variables (WSLQ_*, NOTIFY_SOCKET,

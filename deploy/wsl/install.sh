@@ -28,7 +28,7 @@ PREFIX=/usr/local
 CUDA_TOOLKIT=""
 ALLOW_DRIVER=0
 WSL_LIB=/usr/lib/wsl/lib
-# Driver packages that must not be inside WSL (research/wsl-gpu-cluster.md §1.1, §7.2).
+# Driver packages that must not be inside WSL: they shadow the Windows driver (DESIGN.md §9.1).
 DRIVER_RE='^(nvidia-driver.*|libnvidia-compute-.*|nvidia-dkms-.*|nvidia-kernel-.*|cuda-drivers.*|cuda|cuda-[0-9]+-[0-9]+|libcuda1|libnvidia-ml1)$'
 
 usage() {

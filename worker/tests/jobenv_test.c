@@ -1,4 +1,4 @@
-/* jobenv: every DESIGN §5 variable for a 2-node x 2-GPU job, per_node mode, GPU-less jobs,
+/* jobenv: every DESIGN.md §6 variable for a 2-node x 2-GPU job, per_node mode, GPU-less jobs,
  * $VAR expansion in argv and spec.env overriding the worker's defaults. */
 /* cmocka.h needs these first. */
 #include <setjmp.h>
