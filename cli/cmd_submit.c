@@ -9,11 +9,12 @@
 
 #include "cli/cli.h"
 #include "cli/client.h"
-#include "common/mem.h"
-#include "common/parse.h"
-#include "proto/json.h"
 #include "cli/opt.h"
 #include "cli/submit.h"
+#include "common/mem.h"
+#include "common/parse.h"
+#include "proto/jobspec.h"
+#include "proto/json.h"
 
 extern char **environ;
 
@@ -94,35 +95,7 @@ static const opt_t opts[] = {
     {NULL, 0, 0, 0},
 };
 
-const char *const submit_export_skip[] = {
-    "WSLQ_JOB_ID",
-    "WSLQ_JOB_NAME",
-    "WSLQ_ATTEMPT",
-    "WSLQ_ARRAY_INDEX",
-    "WSLQ_RENDEZVOUS",
-    "WSLQ_METRICS",
-    "CUDA_VISIBLE_DEVICES",
-    "RANK",
-    "WORLD_SIZE",
-    "LOCAL_RANK",
-    "LOCAL_WORLD_SIZE",
-    "GROUP_RANK",
-    "NODE_RANK",
-    "NNODES",
-    "MASTER_ADDR",
-    "MASTER_PORT",
-    "NCCL_SOCKET_IFNAME",
-    "GLOO_SOCKET_IFNAME",
-    "NCCL_IB_DISABLE",
-    "NCCL_SHM_DISABLE",
-    "NCCL_P2P_DISABLE",
-    "TORCHELASTIC_RESTART_COUNT",
-    "PWD",
-    "OLDPWD",
-    "SHLVL",
-    "_",
-    NULL,
-};
+const char *const submit_export_skip[] = {"PWD", "OLDPWD", "SHLVL", "_", NULL};
 
 /* A growable list of malloc'd strings. */
 typedef struct {
@@ -179,6 +152,8 @@ static int
 skip_on_export_all(const char *kv)
 {
     size_t klen = strcspn(kv, "=");
+    if (jobspec_is_rank_var(kv, klen))
+        return 1;
     for (const char *const *p = submit_export_skip; *p; p++)
         if (strlen(*p) == klen && strncmp(*p, kv, klen) == 0)
             return 1;
@@ -457,13 +432,8 @@ submit_parse(cli_ctx_t *ctx, int argc, char **argv, submit_args_t *a, wq_error_t
             s->argv[i] = wq_strdup(argv[p.rest + i]);
     }
     if (name == NULL) {
-        if (wrap != NULL) {
-            name = "wrap";
-        } else {
-            const char *slash = strrchr(s->argv[0], '/');
-            name = slash && slash[1] ? slash + 1 : s->argv[0];
-        }
-        s->name = wq_strndup(name, WIRE_MAX_NAME);
+        char buf[WIRE_MAX_NAME + 1];
+        s->name = wq_strdup(jobspec_default_name(s, buf, sizeof buf));
     } else {
         s->name = wq_strdup(name);
     }

@@ -20,8 +20,9 @@ int submit_parse(cli_ctx_t *ctx, int argc, char **argv, submit_args_t *a, wq_err
 /* Free what submit_parse filled. Safe on a zeroed or already freed struct. */
 void submit_args_fini(submit_args_t *a);
 
-/* Variables --export ALL does not copy: the worker sets them for each rank (DESIGN.md §6),
- * or they describe the submitting shell only. NULL-terminated. */
+/* Variables --export ALL does not copy besides proto/jobspec.h's jobspec_rank_vars (which the
+ * worker sets for each rank, DESIGN.md §6): they describe the submitting shell only.
+ * NULL-terminated. */
 extern const char *const submit_export_skip[];
 
 #endif

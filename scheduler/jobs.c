@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/mem.h"
+#include "proto/jobspec.h"
 #include "scheduler/sched_int.h"
 
 #define DEFAULT_LIST  1000  /* jobs per `wslq queue` reply unless the request says */
@@ -203,23 +204,11 @@ jobs_apply(sched_t *self, job_t *job, jobsm_event_t *ev)
 
 /* ---------- CLI requests ---------- */
 
-static const char *
-basename_of(const char *path)
-{
-    const char *s = strrchr(path, '/');
-    return s ? s + 1 : path;
-}
-
 void
 handle_submit(sched_t *self, const msg_t *m)
 {
     Wslq__JobSpec *spec = m->env->submit->spec;
-    if (spec->cpus_per_node == 0)
-        spec->cpus_per_node = 1;
-    if (spec->name[0] == '\0')
-        sched_set_str(&spec->name, spec->wrap ? "wrap" : basename_of(spec->argv[0]));
-    if (spec->user[0] == '\0')
-        sched_set_str(&spec->user, "unknown");
+    jobspec_apply_defaults(spec);
     wq_error_t err = {0};
     size_t n_nodes = 0;
     if (place_admit(self, spec, &n_nodes, &err) < 0) {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/mem.h"
+#include "proto/jobspec.h"
 
 /* A growable NULL-terminated vector of "K=V" strings. */
 typedef struct {
@@ -90,39 +91,6 @@ jobenv_rank_gpus(const Wslq__JobLaunch *l, int lrank, size_t *first, size_t *cou
         *count = g / r;
         *first = (size_t) lrank * *count;
     }
-}
-
-static const char *const wslq_vars[] = {
-    "WSLQ_JOB_ID",
-    "WSLQ_JOB_NAME",
-    "WSLQ_ATTEMPT",
-    "WSLQ_ARRAY_INDEX",
-    "WSLQ_NODE",
-    "WSLQ_METRICS",
-    "WSLQ_RENDEZVOUS",
-    "WSLQ_GPU_UUIDS",
-    "CUDA_VISIBLE_DEVICES",
-    "RANK",
-    "WORLD_SIZE",
-    "LOCAL_RANK",
-    "LOCAL_WORLD_SIZE",
-    "GROUP_RANK",
-    "NODE_RANK",
-    "NNODES",
-    "MASTER_ADDR",
-    "MASTER_PORT",
-    "TORCHELASTIC_RESTART_COUNT",
-    "NCCL_SOCKET_IFNAME",
-    "GLOO_SOCKET_IFNAME",
-};
-
-int
-jobenv_is_wslq_var(const char *name, size_t len)
-{
-    for (size_t i = 0; i < sizeof wslq_vars / sizeof wslq_vars[0]; i++)
-        if (strlen(wslq_vars[i]) == len && memcmp(wslq_vars[i], name, len) == 0)
-            return 1;
-    return 0;
 }
 
 char **
@@ -232,7 +200,7 @@ expand_item(const char *s, char *const *envp)
             size_t st = i + 1 + (size_t) brace, e = st;
             while (s[e] != '\0' && is_name_char(s[e], e == st))
                 e++;
-            if (e > st && (!brace || s[e] == '}') && jobenv_is_wslq_var(s + st, e - st)) {
+            if (e > st && (!brace || s[e] == '}') && jobspec_is_rank_var(s + st, e - st)) {
                 char name[64];
                 size_t len = e - st < sizeof name - 1 ? e - st : sizeof name - 1;
                 memcpy(name, s + st, len);

@@ -34,12 +34,10 @@ char **jobenv_build(const Wslq__JobLaunch *l, const jobenv_ctx_t *c, int lrank, 
 
 /* argv for execve, NULL-terminated. For non-wrap jobs, "$NAME" and "${NAME}" inside items are
  * replaced by the value in envp when NAME is one of the variables wslq sets (RANK, NODE_RANK,
- * MASTER_ADDR, ...; see jobenv_is_wslq_var); everything else is left as typed. Wrap jobs
+ * MASTER_ADDR, ...: proto/jobspec.h's jobspec_rank_vars); everything else is left as typed. Wrap
+ * jobs
  * (["/bin/sh","-c",line]) are passed unchanged: the shell expands. Caller owns the result. */
 char **jobenv_argv(const Wslq__JobSpec *spec, char *const *envp);
-
-/* 1 if 'name' (length len) is a variable the worker sets and expands in argv. */
-int jobenv_is_wslq_var(const char *name, size_t len);
 
 /* Value of 'name' in a "K=V" vector, NULL if absent. Points into envp. */
 const char *jobenv_get(char *const *envp, const char *name);
