@@ -16,9 +16,9 @@
 
 #include "cli/cli.h"
 #include "cli/client.h"
+#include "cli/opt.h"
 #include "common/parse.h"
 #include "common/rdvc.h"
-#include "cli/opt.h"
 
 static const char usage[] =
     "usage: wslq kv put KEY VALUE      (VALUE '-' reads it from stdin)\n"
@@ -69,7 +69,7 @@ rdv_call(const char *path,
         if (rdvc_put(path, key, value, value_len, &err) == 0)
             return CLI_OK;
     } else {
-        static uint8_t buf[RDVC_MAX_VALUE];
+        static uint8_t buf[WIRE_MAX_KV_VALUE];
         size_t len = 0;
         if (rdvc_get(path, key, strcmp(op, "get") == 0 ? -1 : wait_ms, buf, sizeof buf, &len,
                      &err) == 0) {

@@ -313,7 +313,7 @@ submit_parse(cli_ctx_t *ctx, int argc, char **argv, submit_args_t *a, wq_error_t
             per_node = 1;
             break;
         case O_CPUS:
-            if (parse_uint(v, "--cpus", 1, 65536, &cpus, err) < 0)
+            if (parse_uint(v, "--cpus", 1, WIRE_MAX_CPUS, &cpus, err) < 0)
                 goto out;
             break;
         case O_MEM:

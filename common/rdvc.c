@@ -85,8 +85,8 @@ static int
 check_key(const char *key, wq_error_t *err)
 {
     size_t n = key ? strlen(key) : 0;
-    if (n == 0 || n > RDVC_MAX_KEY || strpbrk(key, " \n\r\t") != NULL)
-        return wq_fail(err, WQ_EINVAL, "key must be 1..%d bytes without spaces", RDVC_MAX_KEY);
+    if (n == 0 || n > WIRE_MAX_KV_KEY || strpbrk(key, " \n\r\t") != NULL)
+        return wq_fail(err, WQ_EINVAL, "key must be 1..%d bytes without spaces", WIRE_MAX_KV_KEY);
     return 0;
 }
 
@@ -113,12 +113,12 @@ rdvc_put(const char *path, const char *key, const void *value, size_t len, wq_er
 {
     if (check_key(key, err) < 0)
         return -1;
-    if (len > RDVC_MAX_VALUE)
-        return wq_fail(err, WQ_ELIMIT, "value is larger than %u bytes", RDVC_MAX_VALUE);
+    if (len > WIRE_MAX_KV_VALUE)
+        return wq_fail(err, WQ_ELIMIT, "value is larger than %u bytes", WIRE_MAX_KV_VALUE);
     int fd = rdv_connect(path, err);
     if (fd < 0)
         return -1;
-    char line[RDVC_MAX_KEY + 64];
+    char line[WIRE_MAX_KV_KEY + 64];
     snprintf(line, sizeof line, "PUT %s %zu\n", key, len);
     int rc;
     if (write_full(fd, line, strlen(line)) < 0 || (len && write_full(fd, value, len) < 0) ||
@@ -144,7 +144,7 @@ rdvc_get(const char *path,
     int fd = rdv_connect(path, err);
     if (fd < 0)
         return -1;
-    char line[RDVC_MAX_KEY + 64];
+    char line[WIRE_MAX_KV_KEY + 64];
     if (timeout_ms < 0)
         snprintf(line, sizeof line, "GET %s\n", key);
     else
@@ -158,7 +158,7 @@ rdvc_get(const char *path,
     } else if (strncmp(line, "VAL ", 4) == 0) {
         char *end = NULL;
         unsigned long n = strtoul(line + 4, &end, 10);
-        if (end == line + 4 || *end != '\0' || n > RDVC_MAX_VALUE)
+        if (end == line + 4 || *end != '\0' || n > WIRE_MAX_KV_VALUE)
             rc = wq_fail(err, WQ_EPROTO, "bad value length from the rendezvous socket");
         else if (n > cap)
             rc = wq_fail(err, WQ_ELIMIT, "value of %lu bytes does not fit in %zu", n, cap);

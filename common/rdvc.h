@@ -8,9 +8,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
-
-#define RDVC_MAX_KEY   256
-#define RDVC_MAX_VALUE (64u << 10)
+#include "common/limits.h"
 
 /* Store 'len' bytes under 'key'. 0, or -1 with *err (the scheduler's refusal text, e.g. a
  * limit, with code WQ_ELIMIT/WQ_EIO/...). */

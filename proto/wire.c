@@ -110,7 +110,7 @@ wire_validate_spec(const Wslq__JobSpec *spec, wq_error_t *err)
     if (spec->ranks_per_node > WIRE_MAX_RANKS)
         return wq_fail(err, WQ_ELIMIT, "%u ranks per node is more than %d", spec->ranks_per_node,
                        WIRE_MAX_RANKS);
-    if (spec->cpus_per_node > 65536)
+    if (spec->cpus_per_node > WIRE_MAX_CPUS)
         return wq_fail(err, WQ_ELIMIT, "%u CPUs per node is out of range", spec->cpus_per_node);
     if (spec->mem_mb_per_node > (1ULL << 30))
         return wq_fail(err, WQ_ELIMIT, "memory request is out of range");
@@ -132,8 +132,8 @@ check_gpus(size_t n, Wslq__GpuInfo **gpus, wq_error_t *err)
     for (size_t i = 0; i < n; i++) {
         if (gpus[i]->index >= WIRE_MAX_GPUS)
             return wq_fail(err, WQ_EPROTO, "GPU index %u is out of range", gpus[i]->index);
-        if (check_str(gpus[i]->uuid, 95, 0, "GPU UUID", err) < 0 ||
-            check_str(gpus[i]->name, 95, 0, "GPU name", err) < 0)
+        if (check_str(gpus[i]->uuid, WIRE_MAX_GPU_TEXT, 0, "GPU UUID", err) < 0 ||
+            check_str(gpus[i]->name, WIRE_MAX_GPU_TEXT, 0, "GPU name", err) < 0)
             return -1;
     }
     return 0;
@@ -147,7 +147,7 @@ check_alloc(const Wslq__Alloc *a, wq_error_t *err)
     if (check_name(a->node, 1, "node name", err) < 0 ||
         check_count(a->n_gpus, WIRE_MAX_GPUS, "allocated GPUs", err) < 0 ||
         check_count(a->n_gpu_uuids, WIRE_MAX_GPUS, "allocated GPU UUIDs", err) < 0 ||
-        check_str(a->ip, 63, 0, "node IP", err) < 0)
+        check_str(a->ip, WIRE_MAX_IP, 0, "node IP", err) < 0)
         return -1;
     if (a->nranks < 1 || a->nranks > WIRE_MAX_RANKS)
         return wq_fail(err, WQ_EPROTO, "rank count %u is out of range", a->nranks);
@@ -164,7 +164,7 @@ check_attrs(size_t n, Wslq__NodeAttr **attrs, wq_error_t *err)
         return -1;
     for (size_t i = 0; i < n; i++)
         if (check_str(attrs[i]->key, 64, 1, "attribute key", err) < 0 ||
-            check_str(attrs[i]->value, 1024, 0, "attribute value", err) < 0)
+            check_str(attrs[i]->value, WIRE_MAX_ATTR_VALUE, 0, "attribute value", err) < 0)
             return -1;
     return 0;
 }
@@ -276,7 +276,7 @@ validate_body(const Wslq__Envelope *env, wq_error_t *err)
                    ? wq_fail(err, WQ_ELIMIT, "value too large")
                    : 0;
     case WSLQ__ENVELOPE__BODY_ERROR:
-        return check_str(env->error->text, 1024, 0, "error text", err);
+        return check_str(env->error->text, WIRE_MAX_ERROR_TEXT, 0, "error text", err);
     case WSLQ__ENVELOPE__BODY_REG: {
         const Wslq__Register *r = env->reg;
         if (check_name(r->name, 1, "node name", err) < 0)
@@ -288,7 +288,7 @@ validate_body(const Wslq__Envelope *env, wq_error_t *err)
                                "node name '%.64s' may hold only letters, digits, '-', '_', '.'",
                                r->name);
         if (check_name(r->hostname, 0, "hostname", err) < 0 ||
-            check_str(r->ip, 63, 0, "node IP", err) < 0 ||
+            check_str(r->ip, WIRE_MAX_IP, 0, "node IP", err) < 0 ||
             check_str(r->version, 64, 0, "version", err) < 0 ||
             check_gpus(r->n_gpus, r->gpus, err) < 0 ||
             check_count(r->n_running, 4096, "running job list", err) < 0 ||
@@ -301,7 +301,7 @@ validate_body(const Wslq__Envelope *env, wq_error_t *err)
     case WSLQ__ENVELOPE__BODY_PROBE: {
         const Wslq__ProbeRequest *p = env->probe;
         if (check_name(p->target_node, 1, "probe target", err) < 0 ||
-            check_str(p->ip, 63, 1, "probe address", err) < 0 ||
+            check_str(p->ip, WIRE_MAX_IP, 1, "probe address", err) < 0 ||
             check_name(p->token, 1, "probe token", err) < 0)
             return -1;
         if (strlen(p->token) > WIRE_MAX_PROBE_TOKEN)
@@ -332,16 +332,16 @@ validate_body(const Wslq__Envelope *env, wq_error_t *err)
         if (l->job_id == 0)
             return wq_fail(err, WQ_EPROTO, "job id 0");
         if (wire_validate_spec(l->spec, err) < 0 || check_alloc(l->alloc, err) < 0 ||
-            check_str(l->master_addr, 63, 0, "master address", err) < 0)
+            check_str(l->master_addr, WIRE_MAX_IP, 0, "master address", err) < 0)
             return -1;
         if (l->world_size < 1 || l->master_port > 65535)
             return wq_fail(err, WQ_EPROTO, "world size or master port out of range");
         return 0;
     }
     case WSLQ__ENVELOPE__BODY_ENDED:
-        return check_str(env->ended->reason, 512, 0, "end reason", err);
+        return check_str(env->ended->reason, WIRE_MAX_REASON, 0, "end reason", err);
     case WSLQ__ENVELOPE__BODY_KILL:
-        return check_str(env->kill->reason, 512, 0, "kill reason", err);
+        return check_str(env->kill->reason, WIRE_MAX_REASON, 0, "kill reason", err);
     case WSLQ__ENVELOPE__BODY_LOG:
         if (env->log->data.len > WIRE_MAX_LOG_CHUNK)
             return wq_fail(err, WQ_ELIMIT, "log chunk of %zu bytes is larger than %u",

@@ -11,30 +11,14 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/limits.h" /* WIRE_MAX_*: every limit a message is checked against */
 #include "proto/wslq.pb-c.h"
 
 #define WIRE_PROTO_MIN 1 /* oldest version accepted */
 #define WIRE_PROTO_CUR 1 /* version this build speaks */
 
-#define WIRE_MAX_FRAME        (8u << 20)   /* bytes; checked before unpack */
-#define WIRE_MAX_ARGV         256          /* items */
-#define WIRE_MAX_ARG_LEN      4096         /* bytes per argv item */
-#define WIRE_MAX_ENV          256          /* items */
-#define WIRE_MAX_ENV_LEN      8192         /* bytes per K=V */
-#define WIRE_MAX_SPEC_BYTES   (128u << 10) /* argv + env + cwd, summed */
-#define WIRE_MAX_NAME         128          /* job, node, user names */
-#define WIRE_MAX_PATH         4096
-#define WIRE_MAX_NODES        256 /* nodes in one job */
-#define WIRE_MAX_GPUS         64  /* per node */
-#define WIRE_MAX_RANKS        256 /* per node */
-#define WIRE_MAX_DEPS         64
-#define WIRE_MAX_LOG_CHUNK    (256u << 10) /* bytes of job output per LogChunk */
-#define WIRE_MAX_KV_KEY       256
-#define WIRE_MAX_KV_VALUE     (64u << 10)
-#define WIRE_MAX_METRIC_LINES 256
-#define WIRE_MAX_METRIC_LINE  4096
-#define WIRE_MAX_LIST         100000 /* any other repeated field */
-#define WIRE_MAX_TIME_LIMIT_S (366LL * 86400)
+/* JobState values, UNSPECIFIED to NODE_FAIL: the size of arrays indexed by state */
+#define WIRE_JOB_STATES (WSLQ__JOB_STATE__NODE_FAIL + 1)
 
 /* Decode and validate one frame. Returns a message the caller owns (wire_free), or NULL
  * with *err (code WQ_EPROTO or WQ_ELIMIT) naming the first problem found. */

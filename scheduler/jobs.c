@@ -8,9 +8,7 @@
 #include "proto/jobspec.h"
 #include "scheduler/sched_int.h"
 
-#define DEFAULT_LIST  1000  /* jobs per `wslq queue` reply unless the request says */
-#define MAX_LIST      10000 /* ... and at most */
-#define GANG_GRACE_MS 3000  /* SIGTERM to SIGKILL when another part of a gang failed */
+#define GANG_GRACE_MS 3000 /* SIGTERM to SIGKILL when another part of a gang failed */
 
 /* ---------- the registry ---------- */
 
@@ -261,7 +259,8 @@ handle_queue(sched_t *self, const msg_t *m)
     f.user = r->user[0] ? r->user : NULL;
     f.name = r->name[0] ? r->name : NULL;
     f.before_id = r->before_id;
-    f.limit = r->limit ? (r->limit > MAX_LIST ? MAX_LIST : r->limit) : DEFAULT_LIST;
+    f.limit =
+        r->limit ? (r->limit > SCHED_LIST_MAX ? SCHED_LIST_MAX : r->limit) : SCHED_LIST_DEFAULT;
     f.newest_first = 1;
     collect_t c = {0};
     wq_error_t err = {0};

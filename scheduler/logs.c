@@ -12,8 +12,6 @@
 #include "common/mem.h"
 #include "scheduler/sched_int.h"
 
-#define LOG_READ_DEFAULT (64u << 10) /* bytes per `wslq logs` reply unless the request says */
-
 char *
 logs_path(sched_t *self, uint64_t id, int node_rank)
 {
@@ -64,7 +62,7 @@ logs_answer(sched_t *self, const waiter_t *w)
 {
     char *path = logs_path(self, w->job_id, -1);
     int64_t size = logs_size(path);
-    uint32_t want = w->max_bytes ? w->max_bytes : LOG_READ_DEFAULT;
+    uint32_t want = w->max_bytes ? w->max_bytes : SCHED_LOG_READ_DEFAULT;
     if (want > WIRE_MAX_LOG_CHUNK)
         want = WIRE_MAX_LOG_CHUNK;
     uint8_t *data = NULL;

@@ -26,7 +26,7 @@ snapshot(sched_t *self, policy_node_t *pn, size_t cap, int for_feasibility)
         p->cpus = ni->cpus;
         p->mem_mb = ni->mem_mb;
         for (size_t g = 0; g < ni->n_gpus; g++)
-            if (ni->gpus[g]->index < POLICY_MAX_GPUS)
+            if (ni->gpus[g]->index < WIRE_MAX_GPUS)
                 p->gpu_present |= 1ULL << ni->gpus[g]->index;
     }
     if (for_feasibility)
@@ -117,7 +117,7 @@ start_job(sched_t *self, job_t *job, const policy_node_t *pn, const policy_choic
         unsigned ng = policy_popcount(c->gpus[k]);
         a->gpus = wq_calloc(ng ? ng : 1, sizeof *a->gpus);
         a->gpu_uuids = wq_calloc(ng ? ng : 1, sizeof *a->gpu_uuids);
-        for (unsigned b = 0; b < POLICY_MAX_GPUS; b++) {
+        for (unsigned b = 0; b < WIRE_MAX_GPUS; b++) {
             if (!(c->gpus[k] & (1ULL << b)))
                 continue;
             a->gpus[a->n_gpus] = b;
@@ -188,8 +188,8 @@ void
 place_pass(sched_t *self)
 {
     self->dirty = 0;
-    policy_node_t pn[POLICY_MAX_NODES];
-    size_t nn = snapshot(self, pn, POLICY_MAX_NODES, 0);
+    policy_node_t pn[WIRE_MAX_NODES];
+    size_t nn = snapshot(self, pn, WIRE_MAX_NODES, 0);
     size_t np = 0;
     job_t **pending = wq_malloc((self->n_jobs ? self->n_jobs : 1) * sizeof *pending);
     for (size_t j = 0; j < self->n_jobs; j++)
@@ -221,8 +221,8 @@ int
 place_admit(sched_t *self, const Wslq__JobSpec *spec, size_t *n_nodes, wq_error_t *err)
 {
     /* A job no node could ever hold is refused now, not left pending forever. */
-    policy_node_t pn[POLICY_MAX_NODES];
-    size_t nn = snapshot(self, pn, POLICY_MAX_NODES, 1);
+    policy_node_t pn[WIRE_MAX_NODES];
+    size_t nn = snapshot(self, pn, WIRE_MAX_NODES, 1);
     *n_nodes = nn;
     policy_req_t req;
     req_of(spec, &req);

@@ -136,12 +136,12 @@ policy_place(const policy_node_t *nodes,
              char *why,
              size_t whylen)
 {
-    if (req->nodes == 0 || req->nodes > POLICY_MAX_NODES) {
+    if (req->nodes == 0 || req->nodes > WIRE_MAX_NODES) {
         snprintf(why, whylen, "node count %u is out of range", req->nodes);
         return 0;
     }
     unsigned chosen = 0;
-    char taken[POLICY_MAX_NODES * 4] = {0};
+    char taken[WIRE_MAX_NODES * 4] = {0};
     size_t limit = n < sizeof taken ? n : sizeof taken;
     /* Pick req->nodes nodes one by one, each time the best fit among the rest: the node
      * with the fewest free GPUs, then the fewest free CPUs, then the lowest index. */

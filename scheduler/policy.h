@@ -6,8 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define POLICY_MAX_NODES 256
-#define POLICY_MAX_GPUS  64 /* GPUs per node: one bit each in a uint64_t mask */
+#include "common/limits.h" /* WIRE_MAX_NODES, WIRE_MAX_GPUS */
 
 /* policy_node_t.inbound_test: the scheduler's inbound self-test of the node */
 #define POLICY_INBOUND_PASSED  0 /* passed (or not applicable): may take multi-node jobs */
@@ -35,9 +34,9 @@ typedef struct {
 } policy_req_t;
 
 typedef struct {
-    unsigned n;                      /* nodes chosen (= req.nodes when placed) */
-    size_t node[POLICY_MAX_NODES];   /* index into the node array, node_rank order */
-    uint64_t gpus[POLICY_MAX_NODES]; /* GPU index mask given on each node */
+    unsigned n;                    /* nodes chosen (= req.nodes when placed) */
+    size_t node[WIRE_MAX_NODES];   /* index into the node array, node_rank order */
+    uint64_t gpus[WIRE_MAX_NODES]; /* GPU index mask given on each node */
 } policy_choice_t;
 
 /* Could the job ever run on these nodes if they were all idle and alive? Returns 1, or 0

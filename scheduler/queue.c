@@ -413,7 +413,7 @@ queue_list(queue_t *self, const queue_filter_t *f, queue_visit_f fn, void *arg, 
         off += snprintf(sql + off, sizeof sql - (size_t) off, " AND state IN (1,2,3)");
     if (f->state_mask) {
         off += snprintf(sql + off, sizeof sql - (size_t) off, " AND state IN (0");
-        for (int s = 1; s <= 8; s++)
+        for (int s = 1; s < WIRE_JOB_STATES; s++)
             if (f->state_mask & (1u << s))
                 off += snprintf(sql + off, sizeof sql - (size_t) off, ",%d", s);
         off += snprintf(sql + off, sizeof sql - (size_t) off, ")");
@@ -452,14 +452,14 @@ queue_list(queue_t *self, const queue_filter_t *f, queue_visit_f fn, void *arg, 
 }
 
 int
-queue_count_states(queue_t *self, int64_t counts[9], wq_error_t *err)
+queue_count_states(queue_t *self, int64_t counts[WIRE_JOB_STATES], wq_error_t *err)
 {
     memset(counts, 0, 9 * sizeof counts[0]);
     sqlite3_stmt *st = self->st_counts;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         int s = sqlite3_column_int(st, 0);
-        if (s >= 0 && s <= 8)
+        if (s >= 0 && s < WIRE_JOB_STATES)
             counts[s] = sqlite3_column_int64(st, 1);
     }
     sqlite3_reset(st);

@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
-#include "proto/wslq.pb-c.h"
+#include "proto/wire.h" /* WIRE_JOB_STATES */
 
 typedef struct queue queue_t;
 
@@ -69,7 +69,7 @@ long
 queue_list(queue_t *self, const queue_filter_t *f, queue_visit_f fn, void *arg, wq_error_t *err);
 
 /* Count jobs by state into counts[0..8]. */
-int queue_count_states(queue_t *self, int64_t counts[9], wq_error_t *err);
+int queue_count_states(queue_t *self, int64_t counts[WIRE_JOB_STATES], wq_error_t *err);
 
 /* Highest job id ever issued (0 for none). */
 uint64_t queue_max_id(queue_t *self);

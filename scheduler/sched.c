@@ -16,9 +16,8 @@
 #include "common/mem.h"
 #include "scheduler/sched_int.h"
 
-#define MAX_MSGS_PER_TURN 4096   /* bounds one turn's work: about 20 ms of submits */
-#define TICK_MS           100    /* timer resolution for expiry, limits and waits */
-#define ROUTER_HWM        100000 /* messages queued per peer before sends are dropped */
+#define MAX_MSGS_PER_TURN 4096 /* bounds one turn's work: about 20 ms of submits */
+#define TICK_MS           100  /* timer resolution for expiry, limits and waits */
 
 const double sched_wait_bounds[SCHED_WAIT_BUCKETS] = {0.01, 0.1, 1,    5,    30,
                                                       60,   300, 1800, 3600, 86400};
@@ -82,8 +81,8 @@ sched_config_init(sched_config_t *cfg)
     cfg->missing_grace_ms = 5000;
     cfg->port_lo = 29500;
     cfg->port_hi = 29999;
-    cfg->kv_max_keys = 1024;
-    cfg->kv_max_bytes = 4u << 20;
+    cfg->kv_max_keys = SCHED_KV_KEYS_DEFAULT;
+    cfg->kv_max_bytes = SCHED_KV_BYTES_DEFAULT;
 }
 
 sched_t *
@@ -112,7 +111,7 @@ sched_new(const sched_config_t *cfg, wq_error_t *err)
         self->own_zctx = 1;
     }
     self->router = zmq_socket(self->zctx, ZMQ_ROUTER);
-    int one = 1, zero = 0, hwm = ROUTER_HWM;
+    int one = 1, zero = 0, hwm = SCHED_ROUTER_HWM;
     int64_t maxmsg = WIRE_MAX_FRAME;
     zmq_setsockopt(self->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
     zmq_setsockopt(self->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);

@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
-#include "proto/wslq.pb-c.h"
+#include "proto/wire.h"
 
 typedef struct {
     const char *listen;        /* ZeroMQ endpoint, e.g. "tcp://0.0.0.0:7420" */
@@ -68,7 +68,7 @@ typedef struct {
     uint64_t version;                         /* bumps on every job or node change */
     uint64_t submitted_total;                 /* accepted submissions */
     uint64_t refused_total;                   /* submissions refused (impossible, bad deps) */
-    uint64_t ended_total[9];                  /* by final JobState */
+    uint64_t ended_total[WIRE_JOB_STATES];    /* by final JobState */
     uint64_t requeued_total;                  /* retryable ends sent back to PENDING */
     uint64_t bad_frames_total;                /* frames wire_decode() refused */
     uint64_t wait_bucket[SCHED_WAIT_BUCKETS]; /* starts with wait <= bound (not cumulative) */

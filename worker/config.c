@@ -111,7 +111,7 @@ wcfg_set(wcfg_t *c, const char *key, const char *v, wq_error_t *err)
         return 0;
     }
     if (strcmp(key, "cpus") == 0) {
-        if (wq_parse_int(v, 1, 65536, "cpus", &x, err) < 0)
+        if (wq_parse_int(v, 1, WIRE_MAX_CPUS, "cpus", &x, err) < 0)
             return -1;
         c->cpus = (int) x;
         return 0;

@@ -15,9 +15,6 @@
 #include "common/log.h"
 #include "common/mem.h"
 
-#define RDV_MAX_CONN 1024 /* connections over all jobs */
-#define RDV_MAX_HEAD 512  /* bytes of a request line */
-
 typedef struct {
     int fd;
     int listener; /* 1 = listening socket */
@@ -138,11 +135,11 @@ parse(rdv_t *r, conn_t *c)
 {
     char *nl = memchr(c->buf, '\n', c->len);
     if (nl == NULL)
-        return c->len > RDV_MAX_HEAD ? -1 : 0;
+        return c->len > WORKER_RDV_MAX_HEAD ? -1 : 0;
     size_t hl = (size_t) (nl - c->buf);
-    if (hl >= RDV_MAX_HEAD)
+    if (hl >= WORKER_RDV_MAX_HEAD)
         return -1;
-    char head[RDV_MAX_HEAD];
+    char head[WORKER_RDV_MAX_HEAD];
     memcpy(head, c->buf, hl);
     head[hl] = '\0';
     char op[8], key[WIRE_MAX_KV_KEY + 2];
@@ -202,7 +199,7 @@ rdv_handle(rdv_t *r, const zmq_pollitem_t *items, size_t n)
             int fd = accept(r->c[i].fd, NULL, NULL);
             if (fd < 0)
                 continue;
-            if (r->n >= RDV_MAX_CONN) {
+            if (r->n >= WORKER_RDV_MAX_CONN) {
                 close(fd);
                 continue;
             }
@@ -215,11 +212,11 @@ rdv_handle(rdv_t *r, const zmq_pollitem_t *items, size_t n)
             c->fd = fd;
             c->job_id = job;
             c->attempt = att;
-            c->buf = wq_malloc(RDV_MAX_HEAD + WIRE_MAX_KV_VALUE + 1);
+            c->buf = wq_malloc(WORKER_RDV_MAX_HEAD + WIRE_MAX_KV_VALUE + 1);
             continue;
         }
         conn_t *c = &r->c[i];
-        size_t room = RDV_MAX_HEAD + WIRE_MAX_KV_VALUE + 1 - c->len;
+        size_t room = WORKER_RDV_MAX_HEAD + WIRE_MAX_KV_VALUE + 1 - c->len;
         ssize_t got = recv(c->fd, c->buf + c->len, room, MSG_DONTWAIT);
         if (got <= 0) {
             if (got == 0 || (errno != EAGAIN && errno != EINTR))

@@ -52,7 +52,7 @@ selftest_listen(worker_t *w)
 static selftest_conn_t *
 free_slot(worker_t *w)
 {
-    for (int i = 0; i < SELFTEST_MAX; i++)
+    for (int i = 0; i < WORKER_SELFTEST_MAX; i++)
         if (w->selftest.conns[i].fd < 0)
             return &w->selftest.conns[i];
     return NULL;
@@ -126,7 +126,7 @@ selftest_connect(worker_t *w, const Wslq__ProbeRequest *r, int64_t now)
 static void
 accept_all(worker_t *w, int64_t now)
 {
-    for (int n = 0; n < SELFTEST_MAX; n++) {
+    for (int n = 0; n < WORKER_SELFTEST_MAX; n++) {
         int fd = accept(w->selftest.fd, NULL, NULL);
         if (fd < 0)
             return;
@@ -229,7 +229,7 @@ conn_io(worker_t *w, selftest_conn_t *c, short revents, int64_t now)
 void
 selftest_tick(worker_t *w, int64_t now)
 {
-    for (int i = 0; i < SELFTEST_MAX; i++) {
+    for (int i = 0; i < WORKER_SELFTEST_MAX; i++) {
         selftest_conn_t *c = &w->selftest.conns[i];
         if (c->fd < 0 || now < c->deadline)
             continue;
@@ -243,7 +243,7 @@ selftest_tick(worker_t *w, int64_t now)
 int64_t
 selftest_next_deadline(const worker_t *w, int64_t next)
 {
-    for (int i = 0; i < SELFTEST_MAX; i++)
+    for (int i = 0; i < WORKER_SELFTEST_MAX; i++)
         if (w->selftest.conns[i].fd >= 0 && w->selftest.conns[i].deadline < next)
             next = w->selftest.conns[i].deadline;
     return next;
@@ -257,7 +257,7 @@ selftest_pollitems(worker_t *w, zmq_pollitem_t *items, int *map)
         items[n] = (zmq_pollitem_t){NULL, w->selftest.fd, ZMQ_POLLIN, 0};
         map[n++] = -1;
     }
-    for (int i = 0; i < SELFTEST_MAX; i++) {
+    for (int i = 0; i < WORKER_SELFTEST_MAX; i++) {
         selftest_conn_t *c = &w->selftest.conns[i];
         if (c->fd < 0)
             continue;
@@ -284,7 +284,7 @@ selftest_handle(worker_t *w, const zmq_pollitem_t *items, const int *map, int n,
 void
 selftest_close(worker_t *w)
 {
-    for (int i = 0; i < SELFTEST_MAX; i++)
+    for (int i = 0; i < WORKER_SELFTEST_MAX; i++)
         conn_close(&w->selftest.conns[i]);
     if (w->selftest.fd >= 0)
         close(w->selftest.fd);

@@ -16,10 +16,9 @@
 #include "common/mem.h"
 #include "worker/worker_int.h"
 
-#define ENDED_RESEND_MS   2000        /* JobEnded re-sent until JobEndedAck */
-#define LOG_CHUNK         (64u << 10) /* bytes per LogChunk */
-#define LOG_CHUNKS_TICK   16          /* LogChunks per job per tick */
-#define METRIC_LINES_TICK 64          /* metric lines per rank per tick */
+#define ENDED_RESEND_MS   2000 /* JobEnded re-sent until JobEndedAck */
+#define LOG_CHUNKS_TICK   16   /* LogChunks per job per tick */
+#define METRIC_LINES_TICK 64   /* metric lines per rank per tick */
 
 static void
 add_job(worker_t *w, job_t *j)
@@ -154,9 +153,9 @@ send_logs(worker_t *w, job_t *j)
         j->sent = size; /* the scheduler claims more than we have: trust our file */
     if (j->sent == size)
         return;
-    uint8_t *buf = wq_malloc(LOG_CHUNK);
+    uint8_t *buf = wq_malloc(WORKER_LOG_CHUNK);
     for (int k = 0; k < LOG_CHUNKS_TICK && j->sent < size; k++) {
-        uint64_t want = size - j->sent < LOG_CHUNK ? size - j->sent : LOG_CHUNK;
+        uint64_t want = size - j->sent < WORKER_LOG_CHUNK ? size - j->sent : WORKER_LOG_CHUNK;
         ssize_t n = job_log_read(j, j->sent, buf, (size_t) want);
         if (n <= 0)
             break;

@@ -168,7 +168,7 @@ worker_new(const wcfg_t *cfg, wq_error_t *err)
     worker_t *w = wq_calloc(1, sizeof *w);
     w->cfg = *cfg;
     w->selftest.fd = -1;
-    for (int i = 0; i < SELFTEST_MAX; i++)
+    for (int i = 0; i < WORKER_SELFTEST_MAX; i++)
         w->selftest.conns[i].fd = -1;
     sysinfo_open(&w->si, cfg->name, cfg->gpus, cfg->iface);
     if (cfg->cpus > 0)
@@ -253,11 +253,11 @@ worker_run(worker_t *w)
     int rc = 0;
     while (!stop_flag) {
         now = wq_clock_mono_ms();
-        zmq_pollitem_t items[2 + 1 + SELFTEST_MAX + RDV_ITEMS] = {
+        zmq_pollitem_t items[2 + 1 + WORKER_SELFTEST_MAX + RDV_ITEMS] = {
             {w->sock, 0, ZMQ_POLLIN, 0},
             {NULL, sig_pipe[0], ZMQ_POLLIN, 0},
         };
-        int smap[1 + SELFTEST_MAX];
+        int smap[1 + WORKER_SELFTEST_MAX];
         int nst = selftest_pollitems(w, items + 2, smap);
         zmq_pollitem_t *rdv_items = items + 2 + nst;
         size_t nrdv = w->rdv ? rdv_pollitems(w->rdv, rdv_items, RDV_ITEMS) : 0;

@@ -25,9 +25,6 @@
 #include "worker/sysinfo.h"
 #include "worker/worker.h"
 
-#define SELFTEST_MAX  8   /* inbound and outbound self-test connections at once */
-#define SELFTEST_LINE 160 /* bytes: longest line read from a test connection */
-
 /* One self-test connection: accepted on our probe port (inbound) or made to a peer's
  * (outbound, for a ProbeRequest). */
 typedef struct selftest_conn {
@@ -38,15 +35,15 @@ typedef struct selftest_conn {
     int64_t deadline;               /* monotonic ms it is given up at */
     char target[WIRE_MAX_NAME + 1]; /* outbound: the node tested */
     char token[80];                 /* outbound: ProbeRequest.token, sent as one line */
-    char buf[SELFTEST_LINE];        /* the line read so far, NUL-terminated */
+    char buf[WORKER_SELFTEST_LINE]; /* the line read so far, NUL-terminated */
     size_t len;                     /* bytes in buf */
 } selftest_conn_t;
 
 /* The inbound self-test's state (selftest.c). */
 typedef struct selftest {
-    int fd;                              /* listener on probe_port, -1 = none */
-    unsigned port;                       /* its port, reported in Register.probe_port; 0 = none */
-    selftest_conn_t conns[SELFTEST_MAX]; /* open test connections, fd -1 = free */
+    int fd;        /* listener on probe_port, -1 = none */
+    unsigned port; /* its port, reported in Register.probe_port; 0 = none */
+    selftest_conn_t conns[WORKER_SELFTEST_MAX]; /* open test connections, fd -1 = free */
 } selftest_t;
 
 struct worker {
@@ -157,7 +154,8 @@ void selftest_tick(worker_t *w, int64_t now);
 int64_t selftest_next_deadline(const worker_t *w, int64_t next);
 
 /* Poll items: the listener, then each open connection; map[k] is the connection index of
- * items[k] (-1 = the listener). 'items' and 'map' hold 1 + SELFTEST_MAX. Returns the count. */
+ * items[k] (-1 = the listener). 'items' and 'map' hold 1 + WORKER_SELFTEST_MAX. Returns the count.
+ */
 int selftest_pollitems(worker_t *w, zmq_pollitem_t *items, int *map);
 
 /* Accept, read and answer what selftest_pollitems' items reported. */

@@ -13,9 +13,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "proto/json.h"
 #include "common/clock.h"
 #include "common/mem.h"
+#include "proto/json.h"
 #include "scheduler/http/http_int.h"
 
 #define WSLQ_VERSION_STR "0.1.0"
@@ -108,8 +108,8 @@ summary_doc(queue_t *q, http_counts_t *cache, const http_snap_t *s)
         cache->valid = queue_count_states(q, cache->counts, NULL) == 0;
         cache->jobs_version = s->jobs_version;
     }
-    int64_t counts[9] = {0};
-    for (int i = 0; i < 9; i++)
+    int64_t counts[WIRE_JOB_STATES] = {0};
+    for (int i = 0; i < WIRE_JOB_STATES; i++)
         counts[i] = cache->valid ? cache->counts[i] : (int64_t) s->active[i];
     cJSON *jobs = cJSON_AddObjectToObject(o, "jobs");
     int64_t total = 0;
@@ -144,7 +144,7 @@ summary_doc(queue_t *q, http_counts_t *cache, const http_snap_t *s)
     cJSON_AddNumberToObject(c, "requeued_total", (double) st->requeued_total);
     cJSON_AddNumberToObject(c, "wire_protocol_errors_total", (double) st->bad_frames_total);
     uint64_t ended = 0;
-    for (int i = 0; i < 9; i++)
+    for (int i = 0; i < WIRE_JOB_STATES; i++)
         ended += st->ended_total[i];
     cJSON_AddNumberToObject(c, "ended_total", (double) ended);
     cJSON *w = cJSON_AddObjectToObject(o, "wait");

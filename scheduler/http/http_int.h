@@ -32,13 +32,13 @@ typedef struct {
 } http_gpu_t;
 
 typedef struct http_snap {
-    unsigned refs;         /* owners; guarded by the server's snapshot lock */
-    uint64_t version;      /* sched_stats()->version when taken */
-    uint64_t jobs_version; /* changes whenever any job is added, ends or changes state */
-    int64_t taken_ms;      /* wall clock */
-    int64_t started_ms;    /* wall clock when the dashboard started */
-    sched_stats_t stats;   /* copy */
-    uint64_t active[9];    /* active jobs by JobState */
+    unsigned refs;                    /* owners; guarded by the server's snapshot lock */
+    uint64_t version;                 /* sched_stats()->version when taken */
+    uint64_t jobs_version;            /* changes whenever any job is added, ends or changes state */
+    int64_t taken_ms;                 /* wall clock */
+    int64_t started_ms;               /* wall clock when the dashboard started */
+    sched_stats_t stats;              /* copy */
+    uint64_t active[WIRE_JOB_STATES]; /* active jobs by JobState */
     unsigned nodes_by_state[HTTP_NODE_STATES];
     unsigned n_nodes;
     unsigned gpus_total, gpus_used;
@@ -70,8 +70,8 @@ void http_reply_error(http_reply_t *r, int status, const char *text);
  * the snapshot several times a second; job states do not). Guarded like the connection. */
 typedef struct {
     int valid;
-    uint64_t jobs_version; /* of the snapshot the counts were read for */
-    int64_t counts[9];     /* by JobState */
+    uint64_t jobs_version;           /* of the snapshot the counts were read for */
+    int64_t counts[WIRE_JOB_STATES]; /* by JobState */
 } http_counts_t;
 
 /* API renderers: each fills *r (status 200 with JSON, or an error reply). 'q' is the HTTP

@@ -15,16 +15,7 @@
 #include <sys/socket.h>
 
 #include "common/err.h"
-
-#define HTTP_MAX_TARGET   2048         /* bytes of path + query, as sent */
-#define HTTP_MAX_PARAMS   16           /* query parameters */
-#define HTTP_MAX_VALUE    256          /* bytes of one decoded query value */
-#define HTTP_MAX_TOKEN    256          /* bytes of an access_token */
-#define HTTP_JOBS_DEFAULT 50           /* /api/v1/jobs rows when no limit is given */
-#define HTTP_JOBS_MAX     1000         /* largest accepted limit */
-#define HTTP_LOG_DEFAULT  (64u << 10)  /* /log bytes when no max is given */
-#define HTTP_LOG_MAX      (1u << 20)   /* largest accepted max */
-#define HTTP_MAX_JOB_ID   (1ull << 53) /* ids stay exact as JSON numbers */
+#include "common/limits.h" /* HTTP_MAX_*, HTTP_JOBS_*, HTTP_LOG_* */
 
 typedef enum {
     HTTP_R_NONE = 0,

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto/json.h"
 #include "common/clock.h"
 #include "common/mem.h"
+#include "proto/json.h"
 #include "scheduler/http/http_int.h"
 
 const char *const http_node_state_names[HTTP_NODE_STATES] = {
@@ -57,12 +57,12 @@ http_snap_take(sched_t *s, int64_t started_ms)
     uint64_t h = 0xcbf29ce484222325ull;
     h = fnv_u64(h, st->submitted_total);
     h = fnv_u64(h, st->requeued_total);
-    for (int i = 0; i < 9; i++)
+    for (int i = 0; i < WIRE_JOB_STATES; i++)
         h = fnv_u64(h, st->ended_total[i]);
     size_t nj = sched_job_count(s);
     for (size_t i = 0; i < nj; i++) {
         const Wslq__JobInfo *j = sched_job(s, i);
-        if (j->state >= 0 && j->state < 9)
+        if (j->state >= 0 && j->state < WIRE_JOB_STATES)
             snap->active[j->state]++;
         h = fnv_u64(h, j->id);
         h = fnv_u64(h, ((uint64_t) j->state << 32) | j->attempt);

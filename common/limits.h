@@ -1,0 +1,105 @@
+/* Every limit on what wslq accepts from outside or holds in memory, in one place, each with
+ * the reason for its value. Code compares against these names only. Pacing constants (how
+ * much one loop turn does, intervals, timeouts) stay beside the code they pace; the trainer,
+ * a program of its own, keeps its own in train/comm.h.
+ *
+ * A message is checked against these before anything is allocated for it: the frame size by
+ * ZeroMQ (ZMQ_MAXMSGSIZE) and again by wire_decode() before unpacking, the rest by
+ * wire_validate() after. */
+#ifndef WSLQ_LIMITS_H
+#define WSLQ_LIMITS_H
+
+/* ---- one message on the wire (proto/wire.c) ---- */
+
+/* bytes of one frame: a full queue page (below) or a 256 KiB log chunk fits many times over,
+ * and a peer cannot make the scheduler buffer more than this per message */
+#define WIRE_MAX_FRAME (8u << 20)
+/* argv items and bytes per item: far above any real command line (Linux's own is 128 KiB per
+ * string), small enough that a spec stays a few hundred KiB */
+#define WIRE_MAX_ARGV    256
+#define WIRE_MAX_ARG_LEN 4096
+/* environment items and bytes per K=V item */
+#define WIRE_MAX_ENV     256
+#define WIRE_MAX_ENV_LEN 8192
+/* argv + env + cwd of one spec, summed: every job row stays small in SQLite and in replies */
+#define WIRE_MAX_SPEC_BYTES (128u << 10)
+/* job, node and user names: printable in one table cell; node names are path parts */
+#define WIRE_MAX_NAME 128
+/* a working directory: PATH_MAX on Linux */
+#define WIRE_MAX_PATH 4096
+/* an IPv4 or IPv6 address as text (INET6_ADDRSTRLEN is 46) */
+#define WIRE_MAX_IP 63
+/* a GPU's UUID or product name as NVML reports them (NVML's buffers are 96 bytes) */
+#define WIRE_MAX_GPU_TEXT 95
+/* one node attribute's value: a doctor verdict with its fix on one line */
+#define WIRE_MAX_ATTR_VALUE 1024
+/* an ErrorReply's text: one line for a person (wq_error_t holds 256) with room to spare */
+#define WIRE_MAX_ERROR_TEXT 1024
+/* why a job ended or was killed, as the worker or scheduler words it */
+#define WIRE_MAX_REASON 512
+/* nodes in one job, and nodes the placement policy considers: a lab of 3 to 50 PCs, with room */
+#define WIRE_MAX_NODES 256
+/* GPUs per node: one bit each in the policy's uint64_t masks */
+#define WIRE_MAX_GPUS 64
+/* ranks per node: a rank per GPU, or per CPU core for CPU jobs */
+#define WIRE_MAX_RANKS 256
+/* dependencies of one job */
+#define WIRE_MAX_DEPS 64
+/* bytes of job output in one LogChunk, and in one `wslq logs` reply */
+#define WIRE_MAX_LOG_CHUNK (256u << 10)
+/* a key/value store key and value (the rendezvous client common/rdvc.c uses the same): an
+ * NCCL unique id is 128 bytes, a ring address list a few KiB */
+#define WIRE_MAX_KV_KEY   256
+#define WIRE_MAX_KV_VALUE (64u << 10)
+/* metric lines per MetricLines message, and bytes per line */
+#define WIRE_MAX_METRIC_LINES 256
+#define WIRE_MAX_METRIC_LINE  4096
+/* any other repeated field (jobs in a QueueReply, running jobs in a Register, ...) */
+#define WIRE_MAX_LIST 100000
+/* a job's time limit: a year; longer is a typo */
+#define WIRE_MAX_TIME_LIMIT_S (366LL * 86400)
+/* CPUs per node a job may ask for */
+#define WIRE_MAX_CPUS 65536
+
+/* ---- what the scheduler holds ---- */
+
+/* messages queued per peer on the ROUTER before ZeroMQ drops sends: a worker streaming logs
+ * while the loop is busy stays far below it */
+#define SCHED_ROUTER_HWM 100000
+/* per job, the key/value store's default keys and bytes (keys + values): a rendezvous needs a
+ * handful of keys; `[scheduler] kv_max_keys`/`kv_max_bytes` change them */
+#define SCHED_KV_KEYS_DEFAULT  1024
+#define SCHED_KV_BYTES_DEFAULT (4u << 20)
+/* jobs per `wslq queue` reply when the request does not say, and at most: a reply stays
+ * well under WIRE_MAX_FRAME (it is also cut at half of it) */
+#define SCHED_LIST_DEFAULT 1000
+#define SCHED_LIST_MAX     10000
+/* bytes per `wslq logs` reply when the request does not say (WIRE_MAX_LOG_CHUNK at most) */
+#define SCHED_LOG_READ_DEFAULT (64u << 10)
+
+/* ---- what a worker holds ---- */
+
+/* bytes of job output per LogChunk the worker sends (WIRE_MAX_LOG_CHUNK at most) */
+#define WORKER_LOG_CHUNK (64u << 10)
+/* rendezvous socket connections over all of a worker's jobs, and bytes of one request line
+ * (a PUT of a WIRE_MAX_KV_VALUE value is base64 in the line's body, not its head) */
+#define WORKER_RDV_MAX_CONN 1024
+#define WORKER_RDV_MAX_HEAD 512
+/* inbound and outbound self-test connections at once, and bytes of the one line each sends:
+ * a test is one short exchange; more at once is a flood */
+#define WORKER_SELFTEST_MAX  8
+#define WORKER_SELFTEST_LINE 160
+
+/* ---- the dashboard (scheduler/http/) ---- */
+
+#define HTTP_MAX_TARGET   2048         /* bytes of path + query, as sent: any real link fits */
+#define HTTP_MAX_PARAMS   16           /* query parameters: the API takes at most 6 */
+#define HTTP_MAX_VALUE    256          /* bytes of one decoded query value */
+#define HTTP_MAX_TOKEN    256          /* bytes of an access_token */
+#define HTTP_JOBS_DEFAULT 50           /* /api/v1/jobs rows when no limit is given */
+#define HTTP_JOBS_MAX     1000         /* largest accepted limit: about 1 MB of JSON */
+#define HTTP_LOG_DEFAULT  (64u << 10)  /* /log bytes when no max is given */
+#define HTTP_LOG_MAX      (1u << 20)   /* largest accepted max */
+#define HTTP_MAX_JOB_ID   (1ull << 53) /* ids stay exact as JSON numbers */
+
+#endif
