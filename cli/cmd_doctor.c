@@ -1,6 +1,6 @@
 /* wslq doctor: check this machine as a wslq node (node/doctor.h does the checks), or
- * with --node NAME show what another node's worker found when it registered (the verdicts
- * travel as "doctor.<check>" node attributes). */
+ * with --node NAME show what another node's worker found when it registered, with the
+ * scheduler's own checks of it (NodeInfo.checks, proto/nodecheck.h). */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,9 +9,10 @@
 #include "cli/client.h"
 #include "cli/opt.h"
 #include "node/doctor.h"
+#include "proto/nodecheck.h"
 
-/* Print (or return as JSON) the doctor.* attributes the scheduler holds for node 'name'.
- * Exit code as for a local run: 1 if any check FAILed. */
+/* Print (or return as JSON) the checks the scheduler holds for node 'name'. Exit code as for
+ * a local run: 1 if any check FAILed. */
 static int
 remote_doctor(cli_ctx_t *ctx, const char *name, int json)
 {
@@ -30,28 +31,22 @@ remote_doctor(cli_ctx_t *ctx, const char *name, int json)
         return CLI_FAIL;
     }
     const Wslq__NodeInfo *n = r->nodes[0];
-    int fails = 0, shown = 0;
+    int fails = 0;
     cJSON *arr = json ? cJSON_CreateArray() : NULL;
-    for (size_t i = 0; i < n->n_attrs; i++) {
-        const char *k = n->attrs[i]->key, *v = n->attrs[i]->value;
-        if (strncmp(k, "doctor.", 7) != 0)
-            continue;
-        const char *sp = strchr(v, ' ');
-        size_t vlen = sp ? (size_t) (sp - v) : strlen(v);
-        fails += vlen == 4 && strncmp(v, "FAIL", 4) == 0;
-        shown++;
+    for (size_t i = 0; i < n->n_checks; i++) {
+        const Wslq__NodeCheck *ck = n->checks[i];
+        fails += ck->verdict == WSLQ__CHECK_VERDICT__CHECK_FAIL;
         if (json) {
             cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "id", k + 7);
-            char verdict[16];
-            snprintf(verdict, sizeof verdict, "%.*s", (int) (vlen < 15 ? vlen : 15), v);
-            for (char *q = verdict; *q; q++)
-                *q = (char) (*q >= 'A' && *q <= 'Z' ? *q - 'A' + 'a' : *q);
-            cJSON_AddStringToObject(o, "verdict", verdict);
-            cJSON_AddStringToObject(o, "summary", sp ? sp + 1 : "");
+            cJSON_AddStringToObject(o, "id", ck->id);
+            cJSON_AddStringToObject(o, "verdict", nodecheck_verdict_lower(ck->verdict));
+            cJSON_AddStringToObject(o, "summary", ck->summary);
+            cJSON_AddStringToObject(o, "fix", ck->fix);
             cJSON_AddItemToArray(arr, o);
         } else {
-            printf("%-5.*s %-18s %s\n", (int) vlen, v, k + 7, sp ? sp + 1 : "");
+            printf("%-5s %-18s %s\n", nodecheck_verdict_name(ck->verdict), ck->id, ck->summary);
+            if (ck->fix[0])
+                printf("      %-18s fix: %s\n", "", ck->fix);
         }
     }
     int rc = fails ? CLI_FAIL : CLI_OK;
@@ -62,8 +57,8 @@ remote_doctor(cli_ctx_t *ctx, const char *name, int json)
         cJSON_AddNumberToObject(o, "exit_code", rc);
         if (cli_print_json(o) != CLI_OK)
             rc = CLI_FAIL;
-    } else if (shown == 0) {
-        printf("node %s reported no doctor results (its worker runs without node)\n",
+    } else if (n->n_checks == 0) {
+        printf("node %s reported no doctor results (its worker is older than this wslq)\n",
                n->name);
     }
     wire_free(&rep);

@@ -5,12 +5,13 @@
 
 #include "cli/cli.h"
 #include "cli/client.h"
-#include "common/clock.h"
-#include "common/parse.h"
-#include "proto/json.h"
 #include "cli/opt.h"
 #include "cli/print.h"
 #include "cli/table.h"
+#include "common/clock.h"
+#include "common/parse.h"
+#include "proto/json.h"
+#include "proto/nodecheck.h"
 
 static const char usage[] =
     "usage: wslq nodes [NAME] [--json]\n"
@@ -103,14 +104,20 @@ print_nodes(const Wslq__NodesReply *r, int64_t now_ms, FILE *out)
     table_destroy(&g);
 }
 
+/* The node's attributes, then its checks as doctor.<id> lines (`wslq doctor --node` shows
+ * them as a table). */
 static void
 print_attrs(const Wslq__NodeInfo *n, FILE *out)
 {
-    if (n->n_attrs == 0)
+    if (n->n_attrs == 0 && n->n_checks == 0)
         return;
     fprintf(out, "\nAttributes of %s:\n", n->name);
     for (size_t i = 0; i < n->n_attrs; i++)
         fprintf(out, "  %s=%s\n", n->attrs[i]->key, n->attrs[i]->value ? n->attrs[i]->value : "");
+    char line[2 * WIRE_MAX_CHECK_TEXT + 16];
+    for (size_t i = 0; i < n->n_checks; i++)
+        fprintf(out, "  doctor.%s=%s\n", n->checks[i]->id,
+                nodecheck_line(n->checks[i], line, sizeof line));
 }
 
 int

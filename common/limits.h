@@ -60,6 +60,32 @@
 #define WIRE_MAX_TIME_LIMIT_S (366LL * 86400)
 /* CPUs per node a job may ask for */
 #define WIRE_MAX_CPUS 65536
+/* retries of one job: each is a full rerun */
+#define WIRE_MAX_RETRIES 100
+/* node attributes per node, and bytes of a key */
+#define WIRE_MAX_ATTRS    256
+#define WIRE_MAX_ATTR_KEY 64
+/* node checks (wslq doctor) per node, and bytes of a check id ("gpu.nvml"): the doctor runs
+ * about 25 */
+#define WIRE_MAX_CHECKS   64
+#define WIRE_MAX_CHECK_ID 48
+/* one line of a check's summary or fix */
+#define WIRE_MAX_CHECK_TEXT 512
+/* a program version string */
+#define WIRE_MAX_VERSION 64
+/* jobs a worker lists as running, or is told to kill, in one message: far above the GPUs and
+ * cores of one PC */
+#define WIRE_MAX_RUNNING 4096
+/* states in one `wslq queue --state` filter; job ids in one cancel */
+#define WIRE_MAX_STATE_FILTER 16
+#define WIRE_MAX_CANCEL       10000
+/* how long a request may be parked: `logs -f` and `watch` a minute (the client asks again),
+ * `kv wait` an hour (a rendezvous waits for the slowest rank's start) */
+#define WIRE_MAX_PARK_MS    60000
+#define WIRE_MAX_KV_WAIT_MS 3600000
+/* a measured round trip or a self-test's connect timeout */
+#define WIRE_MAX_RTT_MS      3600000
+#define WIRE_MAX_SELFTEST_MS 60000
 
 /* ---- what the scheduler holds ---- */
 

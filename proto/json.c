@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "proto/nodecheck.h"
+
 static void
 add_str(cJSON *o, const char *key, const char *s)
 {
@@ -191,6 +193,20 @@ json_node(const Wslq__NodeInfo *n)
     cJSON *attrs = cJSON_AddObjectToObject(o, "attrs");
     for (size_t i = 0; i < n->n_attrs; i++)
         add_str(attrs, n->attrs[i]->key ? n->attrs[i]->key : "", n->attrs[i]->value);
+    /* each check also as the line "doctor.<id>" of earlier versions, for scripts */
+    cJSON *checks = cJSON_AddArrayToObject(o, "checks");
+    for (size_t i = 0; i < n->n_checks; i++) {
+        const Wslq__NodeCheck *c = n->checks[i];
+        cJSON *co = cJSON_CreateObject();
+        add_str(co, "id", c->id);
+        add_str(co, "verdict", nodecheck_verdict_lower(c->verdict));
+        add_str(co, "summary", c->summary);
+        add_str(co, "fix", c->fix);
+        cJSON_AddItemToArray(checks, co);
+        char key[WIRE_MAX_CHECK_ID + 8], line[2 * WIRE_MAX_CHECK_TEXT + 16];
+        snprintf(key, sizeof key, "doctor.%s", c->id);
+        add_str(attrs, key, nodecheck_line(c, line, sizeof line));
+    }
     cJSON *gpus = cJSON_AddArrayToObject(o, "gpus");
     for (size_t i = 0; i < n->n_gpus; i++)
         cJSON_AddItemToArray(gpus, json_gpu(n->gpus[i]));

@@ -116,7 +116,7 @@ wire_validate_spec(const Wslq__JobSpec *spec, wq_error_t *err)
         return wq_fail(err, WQ_ELIMIT, "memory request is out of range");
     if (spec->time_limit_s > (uint64_t) WIRE_MAX_TIME_LIMIT_S)
         return wq_fail(err, WQ_ELIMIT, "time limit is longer than a year");
-    if (spec->retries > 100)
+    if (spec->retries > WIRE_MAX_RETRIES)
         return wq_fail(err, WQ_ELIMIT, "%u retries is more than 100", spec->retries);
     for (size_t i = 0; i < spec->n_depends_on; i++)
         if (spec->depends_on[i] == 0)
@@ -160,12 +160,31 @@ check_alloc(const Wslq__Alloc *a, wq_error_t *err)
 static int
 check_attrs(size_t n, Wslq__NodeAttr **attrs, wq_error_t *err)
 {
-    if (check_count(n, 256, "node attributes", err) < 0)
+    if (check_count(n, WIRE_MAX_ATTRS, "node attributes", err) < 0)
         return -1;
     for (size_t i = 0; i < n; i++)
-        if (check_str(attrs[i]->key, 64, 1, "attribute key", err) < 0 ||
+        if (check_str(attrs[i]->key, WIRE_MAX_ATTR_KEY, 1, "attribute key", err) < 0 ||
             check_str(attrs[i]->value, WIRE_MAX_ATTR_VALUE, 0, "attribute value", err) < 0)
             return -1;
+    return 0;
+}
+
+static int
+check_checks(size_t n, Wslq__NodeCheck **checks, wq_error_t *err)
+{
+    if (check_count(n, WIRE_MAX_CHECKS, "node checks", err) < 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        const Wslq__NodeCheck *c = checks[i];
+        if (check_str(c->id, WIRE_MAX_CHECK_ID, 1, "check id", err) < 0 ||
+            check_str(c->summary, WIRE_MAX_CHECK_TEXT, 0, "check summary", err) < 0 ||
+            check_str(c->fix, WIRE_MAX_CHECK_TEXT, 0, "check fix", err) < 0)
+            return -1;
+        if (c->verdict < WSLQ__CHECK_VERDICT__CHECK_PASS ||
+            c->verdict > WSLQ__CHECK_VERDICT__CHECK_FAIL)
+            return wq_fail(err, WQ_EPROTO, "check %.48s: verdict %d is out of range", c->id,
+                           (int) c->verdict);
+    }
     return 0;
 }
 
@@ -198,10 +217,12 @@ validate_body(const Wslq__Envelope *env, wq_error_t *err)
     case WSLQ__ENVELOPE__BODY_RANK_FAILED:
         return 0;
     case WSLQ__ENVELOPE__BODY_WATCH:
-        return env->watch->wait_ms > 60000 ? wq_fail(err, WQ_ELIMIT, "watch wait over 60 s") : 0;
+        return env->watch->wait_ms > WIRE_MAX_PARK_MS
+                   ? wq_fail(err, WQ_ELIMIT, "watch wait over 60 s")
+                   : 0;
     case WSLQ__ENVELOPE__BODY_QUEUE: {
         const Wslq__QueueRequest *q = env->queue;
-        if (check_count(q->n_states, 16, "state filter", err) < 0 ||
+        if (check_count(q->n_states, WIRE_MAX_STATE_FILTER, "state filter", err) < 0 ||
             check_name(q->user, 0, "user filter", err) < 0 ||
             check_name(q->name, 0, "name filter", err) < 0)
             return -1;
@@ -230,7 +251,8 @@ validate_body(const Wslq__Envelope *env, wq_error_t *err)
     case WSLQ__ENVELOPE__BODY_LOGS:
         if (env->logs->job_id == 0)
             return wq_fail(err, WQ_EPROTO, "job id 0");
-        return env->logs->wait_ms > 60000 ? wq_fail(err, WQ_ELIMIT, "log wait over 60 s") : 0;
+        return env->logs->wait_ms > WIRE_MAX_PARK_MS ? wq_fail(err, WQ_ELIMIT, "log wait over 60 s")
+                                                     : 0;
     case WSLQ__ENVELOPE__BODY_LOGS_REPLY:
         if (env->logs_reply->data.len > WIRE_MAX_LOG_CHUNK)
             return wq_fail(err, WQ_ELIMIT, "log reply of %zu bytes is too large",
@@ -239,7 +261,7 @@ validate_body(const Wslq__Envelope *env, wq_error_t *err)
     case WSLQ__ENVELOPE__BODY_CANCEL:
         if (env->cancel->n_job_ids == 0)
             return wq_fail(err, WQ_EPROTO, "cancel names no job");
-        if (check_count(env->cancel->n_job_ids, 10000, "cancel list", err) < 0)
+        if (check_count(env->cancel->n_job_ids, WIRE_MAX_CANCEL, "cancel list", err) < 0)
             return -1;
         for (size_t i = 0; i < env->cancel->n_job_ids; i++)
             if (env->cancel->job_ids[i] == 0)
@@ -254,7 +276,8 @@ validate_body(const Wslq__Envelope *env, wq_error_t *err)
             const Wslq__NodeInfo *n = env->nodes_reply->nodes[i];
             if (check_name(n->name, 1, "node name", err) < 0 ||
                 check_gpus(n->n_gpus, n->gpus, err) < 0 ||
-                check_attrs(n->n_attrs, n->attrs, err) < 0)
+                check_attrs(n->n_attrs, n->attrs, err) < 0 ||
+                check_checks(n->n_checks, n->checks, err) < 0)
                 return -1;
         }
         return 0;
@@ -269,7 +292,8 @@ validate_body(const Wslq__Envelope *env, wq_error_t *err)
         if (kv->value.len > WIRE_MAX_KV_VALUE)
             return wq_fail(err, WQ_ELIMIT, "value of %zu bytes is larger than %u", kv->value.len,
                            WIRE_MAX_KV_VALUE);
-        return kv->timeout_ms > 3600000 ? wq_fail(err, WQ_ELIMIT, "wait over an hour") : 0;
+        return kv->timeout_ms > WIRE_MAX_KV_WAIT_MS ? wq_fail(err, WQ_ELIMIT, "wait over an hour")
+                                                    : 0;
     }
     case WSLQ__ENVELOPE__BODY_KV_REPLY:
         return env->kv_reply->value.len > WIRE_MAX_KV_VALUE
@@ -289,10 +313,11 @@ validate_body(const Wslq__Envelope *env, wq_error_t *err)
                                r->name);
         if (check_name(r->hostname, 0, "hostname", err) < 0 ||
             check_str(r->ip, WIRE_MAX_IP, 0, "node IP", err) < 0 ||
-            check_str(r->version, 64, 0, "version", err) < 0 ||
+            check_str(r->version, WIRE_MAX_VERSION, 0, "version", err) < 0 ||
             check_gpus(r->n_gpus, r->gpus, err) < 0 ||
-            check_count(r->n_running, 4096, "running job list", err) < 0 ||
-            check_attrs(r->n_attrs, r->attrs, err) < 0)
+            check_count(r->n_running, WIRE_MAX_RUNNING, "running job list", err) < 0 ||
+            check_attrs(r->n_attrs, r->attrs, err) < 0 ||
+            check_checks(r->n_checks, r->checks, err) < 0)
             return -1;
         if (r->probe_port > 65535)
             return wq_fail(err, WQ_EPROTO, "probe port %u is out of range", r->probe_port);
@@ -309,7 +334,7 @@ validate_body(const Wslq__Envelope *env, wq_error_t *err)
                            WIRE_MAX_PROBE_TOKEN);
         if (p->port < 1 || p->port > 65535)
             return wq_fail(err, WQ_EPROTO, "probe port %u is out of range", p->port);
-        if (p->timeout_ms > 60000)
+        if (p->timeout_ms > WIRE_MAX_SELFTEST_MS)
             return wq_fail(err, WQ_ELIMIT, "probe timeout over 60 s");
         return 0;
     }
@@ -322,9 +347,9 @@ validate_body(const Wslq__Envelope *env, wq_error_t *err)
         return 0;
     }
     case WSLQ__ENVELOPE__BODY_REG_REPLY:
-        return check_count(env->reg_reply->n_kill_jobs, 4096, "kill list", err);
+        return check_count(env->reg_reply->n_kill_jobs, WIRE_MAX_RUNNING, "kill list", err);
     case WSLQ__ENVELOPE__BODY_HEARTBEAT:
-        if (env->heartbeat->clock_rtt_ms > 3600000)
+        if (env->heartbeat->clock_rtt_ms > WIRE_MAX_RTT_MS)
             return wq_fail(err, WQ_EPROTO, "clock round trip is out of range");
         return check_gpus(env->heartbeat->n_gpus, env->heartbeat->gpus, err);
     case WSLQ__ENVELOPE__BODY_LAUNCH: {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/mem.h"
+#include "proto/nodecheck.h"
 #include "scheduler/sched_int.h"
 
 #define CLOCK_WARN_MS 500 /* |offset| from which doctor.time.offset warns */
@@ -177,6 +178,10 @@ handle_register(sched_t *self, const msg_t *m)
     ni->n_attrs = r->n_attrs;
     r->attrs = NULL;
     r->n_attrs = 0;
+    ni->checks = r->checks;
+    ni->n_checks = r->n_checks;
+    r->checks = NULL;
+    r->n_checks = 0;
     ni->last_seen_ms = wq_clock_wall_ms();
     ni->state = wq_strdup("idle");
     if (nd == NULL) {
@@ -223,17 +228,20 @@ clock_report(sched_t *self, node_t *nd, const Wslq__Heartbeat *hb)
     nd->clock_offset_ms = hb->clock_offset_ms;
     nd->clock_rtt_ms = hb->clock_rtt_ms;
     int64_t off = hb->clock_offset_ms, mag = off < 0 ? -off : off;
-    char v[400];
-    if (mag < CLOCK_WARN_MS)
-        snprintf(v, sizeof v, "PASS offset %c%" PRId64 " ms (rtt %" PRIu32 " ms)",
-                 off < 0 ? '-' : '+', mag, hb->clock_rtt_ms);
-    else
-        snprintf(v, sizeof v,
-                 "WARN offset %c%" PRId64 ".%" PRId64 " s (rtt %" PRIu32 " ms) | fix: enable "
-                 "time sync (systemd-timesyncd or chrony) in WSL; WSL's clock drifts after the "
-                 "PC sleeps",
+    char v[160];
+    Wslq__NodeInfo *ni = nd->info;
+    if (mag < CLOCK_WARN_MS) {
+        snprintf(v, sizeof v, "offset %c%" PRId64 " ms (rtt %" PRIu32 " ms)", off < 0 ? '-' : '+',
+                 mag, hb->clock_rtt_ms);
+        nodecheck_set(&ni->checks, &ni->n_checks, "time.offset", WSLQ__CHECK_VERDICT__CHECK_PASS, v,
+                      "");
+    } else {
+        snprintf(v, sizeof v, "offset %c%" PRId64 ".%" PRId64 " s (rtt %" PRIu32 " ms)",
                  off < 0 ? '-' : '+', mag / 1000, (mag % 1000) / 100, hb->clock_rtt_ms);
-    nodes_set_attr(nd->info, "doctor.time.offset", v);
+        nodecheck_set(&ni->checks, &ni->n_checks, "time.offset", WSLQ__CHECK_VERDICT__CHECK_WARN, v,
+                      "enable time sync (systemd-timesyncd or chrony) in WSL; WSL's clock drifts "
+                      "after the PC sleeps");
+    }
     self->stats.version++;
 }
 

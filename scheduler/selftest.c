@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "proto/nodecheck.h"
 #include "scheduler/sched_int.h"
 
 #define SELFTEST_TIMEOUT_MS                                                                    \
@@ -14,21 +15,25 @@
 #define SELFTEST_TRIES    3    /* peers asked before a silent test counts as failed */
 
 static const char *const fix_text =
-    "fix: let the lab subnet connect in: networkingMode=mirrored in .wslconfig and the "
+    "let the lab subnet connect in: networkingMode=mirrored in .wslconfig and the "
     "Hyper-V/Windows firewall rules of deploy/windows (the job port range covers the "
     "worker's ephemeral probe port; or pin probe_port and open it)";
 
-/* Record a test outcome in the node's attributes. */
+/* Record a test outcome: the node attribute inbound_probe (wslq nodes) and the node check
+ * net.inbound (wslq doctor --node). */
 static void
 set_result(sched_t *self,
            node_t *nd,
            enum selftest_state st,
            const char *short_text,
-           const char *doctor_text)
+           Wslq__CheckVerdict verdict,
+           const char *summary,
+           const char *fix)
 {
+    Wslq__NodeInfo *ni = nd->info;
     nd->selftest.state = st;
-    nodes_set_attr(nd->info, "inbound_probe", short_text);
-    nodes_set_attr(nd->info, "doctor.net.inbound", doctor_text);
+    nodes_set_attr(ni, "inbound_probe", short_text);
+    nodecheck_set(&ni->checks, &ni->n_checks, "net.inbound", verdict, summary, fix);
     self->stats.version++;
     self->dirty = 1;
 }
@@ -69,8 +74,10 @@ start(sched_t *self, node_t *nd)
     if (best == NULL) {
         t->peer[0] = '\0';
         set_result(self, nd, SELFTEST_UNVERIFIED, "unverified: no peer",
-                   "INFO inbound connections not tested yet: no other node is up to test them "
-                   "(multi-node jobs wait for the test)");
+                   WSLQ__CHECK_VERDICT__CHECK_INFO,
+                   "inbound connections not tested yet: no other node is up to test them "
+                   "(multi-node jobs wait for the test)",
+                   "");
         log_info("inbound self-test waits for a peer node=%s", nd->info->name);
         return;
     }
@@ -80,8 +87,8 @@ start(sched_t *self, node_t *nd)
     t->deadline_mono = wq_clock_mono_ms() + SELFTEST_TIMEOUT_MS + SELFTEST_SLACK_MS;
     char txt[WIRE_MAX_NAME + 48];
     snprintf(txt, sizeof txt, "pending (by %s)", best->info->name);
-    set_result(self, nd, SELFTEST_PENDING, txt,
-               "INFO inbound connection test running (a peer node connects to this node)");
+    set_result(self, nd, SELFTEST_PENDING, txt, WSLQ__CHECK_VERDICT__CHECK_INFO,
+               "inbound connection test running (a peer node connects to this node)", "");
     Wslq__ProbeRequest pr = WSLQ__PROBE_REQUEST__INIT;
     pr.target_node = nd->info->name;
     pr.ip = nd->info->ip;
@@ -103,13 +110,16 @@ selftest_on_register(sched_t *self, node_t *nd, int claims_inbound, unsigned por
     t->peer[0] = '\0';
     if (!claims_inbound) {
         set_result(self, nd, SELFTEST_NONE, "not tested: node reports no inbound connections",
-                   "INFO inbound connections not tested: the worker reports none (inbound_ok = "
-                   "no, or WSL in NAT mode); single-node jobs only | fix: networkingMode=mirrored "
-                   "in .wslconfig (Windows 11 22H2+) and deploy/windows, then restart the worker");
+                   WSLQ__CHECK_VERDICT__CHECK_INFO,
+                   "inbound connections not tested: the worker reports none (inbound_ok = no, or "
+                   "WSL in NAT mode); single-node jobs only",
+                   "networkingMode=mirrored in .wslconfig (Windows 11 22H2+) and deploy/windows, "
+                   "then restart the worker");
     } else if (port == 0) {
         set_result(self, nd, SELFTEST_FAILED, "failed: worker could not listen on its probe port",
-                   "FAIL inbound test impossible: the worker could not listen on its probe port "
-                   "| fix: free the port set as probe_port, or set probe_port = 0 (any port)");
+                   WSLQ__CHECK_VERDICT__CHECK_FAIL,
+                   "inbound test impossible: the worker could not listen on its probe port",
+                   "free the port set as probe_port, or set probe_port = 0 (any port)");
     } else {
         start(self, nd);
     }
@@ -133,19 +143,19 @@ handle_probe_result(sched_t *self, const msg_t *m)
         log_flag(SCHED, "stale probe result target=%s peer=%s", r->target_node, peer->info->name);
         return;
     }
-    char txt[320], doc[640];
+    char txt[320], doc[512];
     const char *error = r->error[0] ? r->error : "unknown error";
     if (r->ok) {
         snprintf(txt, sizeof txt, "passed (by %s, %" PRIu32 " ms)", peer->info->name,
                  r->elapsed_ms);
-        snprintf(doc, sizeof doc, "PASS peers can connect in: %s reached %s:%u in %" PRIu32 " ms",
+        snprintf(doc, sizeof doc, "peers can connect in: %s reached %s:%u in %" PRIu32 " ms",
                  peer->info->name, nd->info->ip, nd->selftest.port, r->elapsed_ms);
-        set_result(self, nd, SELFTEST_PASSED, txt, doc);
+        set_result(self, nd, SELFTEST_PASSED, txt, WSLQ__CHECK_VERDICT__CHECK_PASS, doc, "");
     } else {
         snprintf(txt, sizeof txt, "failed: %s (by %s)", error, peer->info->name);
-        snprintf(doc, sizeof doc, "FAIL %s could not connect to %s:%u: %s | %s", peer->info->name,
-                 nd->info->ip, nd->selftest.port, error, fix_text);
-        set_result(self, nd, SELFTEST_FAILED, txt, doc);
+        snprintf(doc, sizeof doc, "%s could not connect to %s:%u: %s", peer->info->name,
+                 nd->info->ip, nd->selftest.port, error);
+        set_result(self, nd, SELFTEST_FAILED, txt, WSLQ__CHECK_VERDICT__CHECK_FAIL, doc, fix_text);
     }
     log_info("inbound self-test done node=%s peer=%s ok=%d elapsed_ms=%" PRIu32 " err=\"%s\"",
              nd->info->name, peer->info->name, r->ok, r->elapsed_ms, r->error);
@@ -169,8 +179,8 @@ selftest_tick(sched_t *self, int64_t now)
         if (t->tries >= SELFTEST_TRIES) {
             char txt[320];
             snprintf(txt, sizeof txt, "failed: no peer answered (%d tries)", t->tries);
-            set_result(self, nd, SELFTEST_FAILED, txt,
-                       "FAIL inbound test got no answer from the peers asked to run it | fix: "
+            set_result(self, nd, SELFTEST_FAILED, txt, WSLQ__CHECK_VERDICT__CHECK_FAIL,
+                       "inbound test got no answer from the peers asked to run it",
                        "check that the other workers are up and can reach this node; restart "
                        "this worker to test again");
         } else {

@@ -66,7 +66,7 @@ outbox_register(worker_t *w, int64_t now)
     r.version = WSLQ_VERSION;
     r.inbound_ok = w->cfg.inbound_ok >= 0 ? w->cfg.inbound_ok : w->si.inbound_ok;
     r.heartbeat_ms = (uint32_t) w->cfg.heartbeat_ms;
-    Wslq__NodeAttr a[SYSINFO_MAX_ATTRS + 4], *ap[SYSINFO_MAX_ATTRS + 4];
+    Wslq__NodeAttr a[4], *ap[4];
     const char *keys[4] = {"is_wsl", "iface", "nccl_profile", "gpu_note"};
     const char *vals[4] = {w->si.is_wsl ? "1" : "0", w->si.iface, w->si.nccl_profile,
                            w->si.gpu_note};
@@ -80,15 +80,20 @@ outbox_register(worker_t *w, int64_t now)
         ap[na] = &a[na];
         na++;
     }
-    for (int i = 0; i < w->si.n_attrs; i++) {
-        wslq__node_attr__init(&a[na]);
-        a[na].key = w->si.attr_key[i];
-        a[na].value = w->si.attr_val[i];
-        ap[na] = &a[na];
-        na++;
-    }
     r.n_attrs = na;
     r.attrs = ap;
+    Wslq__NodeCheck ck[SYSINFO_MAX_CHECKS], *ckp[SYSINFO_MAX_CHECKS];
+    for (int i = 0; i < w->si.n_checks; i++) {
+        const sysinfo_check_t *c = &w->si.checks[i];
+        wslq__node_check__init(&ck[i]);
+        ck[i].id = (char *) c->id;
+        ck[i].verdict = c->verdict;
+        ck[i].summary = (char *) c->summary;
+        ck[i].fix = (char *) c->fix;
+        ckp[i] = &ck[i];
+    }
+    r.n_checks = (size_t) w->si.n_checks;
+    r.checks = ckp;
     r.probe_port = w->selftest.port;
     Wslq__Envelope env = ENVELOPE(REG, reg, &r);
     env.request_id = ++w->reg_req_id;

@@ -9,8 +9,8 @@
 #include "node/facts.h"
 #include "node/gpu.h"
 
-/* Run wslq doctor's checks once: their verdicts become node attributes and the NCCL
- * profile goes into every job's environment. */
+/* Run wslq doctor's checks once: their verdicts go to the scheduler in Register.checks and
+ * the NCCL profile into every job's environment. */
 static void
 run_doctor(sysinfo_t *si, const char *iface)
 {
@@ -30,12 +30,19 @@ run_doctor(sysinfo_t *si, const char *iface)
         snprintf(si->nccl_profile, sizeof si->nccl_profile, "%s", profile);
         si->nccl_env = doctor_nccl_env(profile);
     }
-    for (int i = 0; i < doctor_count(r) && si->n_attrs < SYSINFO_MAX_ATTRS; i++) {
+    static const Wslq__CheckVerdict verdicts[] = {
+        [DOCTOR_PASS] = WSLQ__CHECK_VERDICT__CHECK_PASS,
+        [DOCTOR_WARN] = WSLQ__CHECK_VERDICT__CHECK_WARN,
+        [DOCTOR_FAIL] = WSLQ__CHECK_VERDICT__CHECK_FAIL,
+        [DOCTOR_INFO] = WSLQ__CHECK_VERDICT__CHECK_INFO,
+    };
+    for (int i = 0; i < doctor_count(r) && si->n_checks < SYSINFO_MAX_CHECKS; i++) {
         const doctor_check_t *c = doctor_get(r, i);
-        snprintf(si->attr_key[si->n_attrs], sizeof si->attr_key[0], "doctor.%.47s", c->id);
-        snprintf(si->attr_val[si->n_attrs], sizeof si->attr_val[0], "%.8s %.200s%s%.100s",
-                 doctor_verdict_name(c->verdict), c->summary, c->fix[0] ? " | fix: " : "", c->fix);
-        si->n_attrs++;
+        sysinfo_check_t *o = &si->checks[si->n_checks++];
+        snprintf(o->id, sizeof o->id, "%s", c->id);
+        o->verdict = verdicts[c->verdict];
+        snprintf(o->summary, sizeof o->summary, "%s", c->summary);
+        snprintf(o->fix, sizeof o->fix, "%s", c->fix);
     }
     log_info("doctor checks pass=%d warn=%d fail=%d nccl_profile=%s", doctor_tally(r, DOCTOR_PASS),
              doctor_tally(r, DOCTOR_WARN), doctor_tally(r, DOCTOR_FAIL), si->nccl_profile);

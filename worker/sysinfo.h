@@ -1,7 +1,8 @@
 /* What the worker reports about its PC: hostname, LAN IP and interface, CPUs, memory, GPUs.
  *
- * Facts come from node/ (node_facts_read) and GPUs from NVML through gpu_open. Declared GPUs (--gpus N) replace discovery: they are
- * reported with declared = true, uuid "DECLARED-<name>-<i>", name "declared". */
+ * Facts come from node/ (node_facts_read) and GPUs from NVML through gpu_open. Declared GPUs
+ * (--gpus N) replace discovery: they are reported with declared = true, uuid "DECLARED-<name>-<i>",
+ * name "declared". */
 #ifndef WSLQ_WORKER_SYSINFO_H
 #define WSLQ_WORKER_SYSINFO_H
 
@@ -21,7 +22,15 @@ typedef struct sysinfo_gpu {
     int declared;          /* 1 configured by hand */
 } sysinfo_gpu_t;
 
-#define SYSINFO_MAX_ATTRS 48
+#define SYSINFO_MAX_CHECKS 48
+
+/* One of wslq doctor's checks as the worker found it (sent as a NodeCheck). */
+typedef struct sysinfo_check {
+    char id[WIRE_MAX_CHECK_ID + 1];
+    Wslq__CheckVerdict verdict;
+    char summary[256];
+    char fix[256];
+} sysinfo_check_t;
 
 typedef struct sysinfo {
     char hostname[256];
@@ -35,12 +44,11 @@ typedef struct sysinfo {
     sysinfo_gpu_t gpus[WIRE_MAX_GPUS];
     char gpu_note[256]; /* why no GPU was discovered, "" if some were or none expected */
     void *gpuset;       /* node's gpu_set_t when NVML is in use, else NULL */
-    /* wslq doctor's findings, sent to the scheduler as node attributes */
+    /* wslq doctor's findings, sent to the scheduler in Register.checks */
     char nccl_profile[32];       /* "default", "no-shm", "no-shm-no-p2p" */
     const char *const *nccl_env; /* static "K=V" list for that profile, NULL-terminated */
-    int n_attrs;                 /* doctor.<check id> = "VERDICT summary" entries */
-    char attr_key[SYSINFO_MAX_ATTRS][56];
-    char attr_val[SYSINFO_MAX_ATTRS][320];
+    int n_checks;
+    sysinfo_check_t checks[SYSINFO_MAX_CHECKS];
 } sysinfo_t;
 
 /* Gather facts. node: the node name (for declared UUIDs). declared_gpus: -1 = discover.

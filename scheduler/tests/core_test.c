@@ -19,6 +19,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "proto/nodecheck.h"
 #include "proto/wire.h"
 #include "scheduler/sched.h"
 
@@ -633,6 +634,14 @@ test_gang_across_nodes(void **state)
         wire_free(&p);
     }
     pump(f, 50);
+    /* the outcome is a node check, PASS, naming the peer that connected */
+    for (size_t i = 0; i < 2; i++) {
+        const Wslq__NodeInfo *ni = sched_node(f->s, i);
+        const Wslq__NodeCheck *c = nodecheck_find(ni->checks, ni->n_checks, "net.inbound");
+        assert_non_null(c);
+        assert_int_equal(c->verdict, WSLQ__CHECK_VERDICT__CHECK_PASS);
+        assert_non_null(strstr(c->summary, i == 0 ? "pcB reached" : "pcA reached"));
+    }
     uint64_t id = submit(f, 2, 1, 0);
     Wslq__Envelope *la = expect(f, a->sock, WSLQ__ENVELOPE__BODY_LAUNCH, 2000);
     Wslq__Envelope *lb = expect(f, b->sock, WSLQ__ENVELOPE__BODY_LAUNCH, 2000);
