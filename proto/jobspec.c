@@ -47,14 +47,6 @@ jobspec_default_name(const Wslq__JobSpec *spec, char *buf, size_t size)
     return buf;
 }
 
-static void
-set_str(char **field, const char *v)
-{
-    if (*field != NULL && *field != protobuf_c_empty_string)
-        free(*field);
-    *field = wq_strdup(v);
-}
-
 void
 jobspec_apply_defaults(Wslq__JobSpec *spec)
 {
@@ -62,8 +54,8 @@ jobspec_apply_defaults(Wslq__JobSpec *spec)
         spec->cpus_per_node = 1;
     if (spec->name == NULL || spec->name[0] == '\0') {
         char buf[WIRE_MAX_NAME + 1];
-        set_str(&spec->name, jobspec_default_name(spec, buf, sizeof buf));
+        wire_set_str(&spec->name, jobspec_default_name(spec, buf, sizeof buf));
     }
     if (spec->user == NULL || spec->user[0] == '\0')
-        set_str(&spec->user, "unknown");
+        wire_set_str(&spec->user, "unknown");
 }

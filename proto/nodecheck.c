@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/mem.h"
+#include "proto/wire.h"
 
 static const char *const upper[] = {"?", "PASS", "INFO", "WARN", "FAIL"};
 static const char *const lower[] = {"?", "pass", "info", "warn", "fail"};
@@ -33,14 +34,6 @@ nodecheck_line(const Wslq__NodeCheck *c, char *buf, size_t size)
     return buf;
 }
 
-static void
-set_str(char **field, const char *v)
-{
-    if (*field != NULL && *field != protobuf_c_empty_string)
-        free(*field);
-    *field = wq_strdup(v ? v : "");
-}
-
 void
 nodecheck_set(Wslq__NodeCheck ***checks,
               size_t *n,
@@ -58,8 +51,8 @@ nodecheck_set(Wslq__NodeCheck ***checks,
         (*checks)[(*n)++] = c;
     }
     c->verdict = verdict;
-    set_str(&c->summary, summary);
-    set_str(&c->fix, fix);
+    wire_set_str(&c->summary, summary);
+    wire_set_str(&c->fix, fix);
 }
 
 const Wslq__NodeCheck *

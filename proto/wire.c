@@ -8,6 +8,7 @@
 #include <zmq.h>
 
 #include "common/log.h"
+#include "common/mem.h"
 
 #define WIRE_MAX_PROBE_TOKEN 64 /* ProbeRequest/ProbeResult token */
 
@@ -579,4 +580,12 @@ int
 wire_state_is_final(Wslq__JobState state)
 {
     return state >= WSLQ__JOB_STATE__COMPLETED && state <= WSLQ__JOB_STATE__NODE_FAIL;
+}
+
+void
+wire_set_str(char **field, const char *v)
+{
+    if (*field != NULL && *field != protobuf_c_empty_string)
+        free(*field);
+    *field = wq_strdup(v ? v : "");
 }

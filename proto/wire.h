@@ -68,7 +68,9 @@ int wire_send_error(void *sock,
                     uint64_t request_id,
                     const wq_error_t *err);
 
-/* Copy 'src' into a protobuf string field: the result is a NUL-terminated copy made with
- * malloc; protobuf-c frees it with free() when the message is freed as unpacked. */
+/* Set a protobuf string field to a malloc'd copy of v (NULL = ""), freeing what it held
+ * unless that is protobuf-c's shared empty string; protobuf-c frees the copy with free()
+ * when the message is freed as unpacked. */
+void wire_set_str(char **field, const char *v);
 
 #endif

@@ -126,7 +126,7 @@ jobs_set_reason(sched_t *self, job_t *job, const char *why)
 {
     if (strcmp(job->info->reason, why) == 0)
         return;
-    sched_set_str(&job->info->reason, why);
+    wire_set_str(&job->info->reason, why);
     jobs_save(self, job);
 }
 

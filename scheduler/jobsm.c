@@ -61,14 +61,6 @@ jobsm_event_name(jobsm_event_type_t t)
     return (unsigned) t < JOBSM_EV_COUNT ? event_names[t] : "?";
 }
 
-static void
-set_str(char **field, const char *v)
-{
-    if (*field != NULL && *field != protobuf_c_empty_string)
-        free(*field);
-    *field = wq_strdup(v ? v : "");
-}
-
 static int
 is_active(Wslq__JobState st)
 {
@@ -136,8 +128,8 @@ drop_parts(jobsm_t *sm)
     sm->n_parts = 0;
 }
 
-static void
-free_allocs(Wslq__JobInfo *info)
+void
+jobsm_free_allocs(Wslq__JobInfo *info)
 {
     for (size_t i = 0; i < info->n_allocs; i++)
         wslq__alloc__free_unpacked(info->allocs[i], NULL);
@@ -196,18 +188,18 @@ finish(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t *o
         sm->cause = JOBSM_CAUSE_NONE;
         sm->kill_sent = 0;
         sm->failure_recorded = 0;
-        free_allocs(info);
+        jobsm_free_allocs(info);
         info->master_port = 0;
-        set_str(&info->master_addr, "");
+        wire_set_str(&info->master_addr, "");
         info->start_ms = 0;
-        set_str(&info->reason, why);
+        wire_set_str(&info->reason, why);
         set_state(info, out, WSLQ__JOB_STATE__PENDING);
         add_row(out, WSLQ__JOB_STATE__PENDING, why, NULL);
         out->act |= JOBSM_ACT_REQUEUED | JOBSM_ACT_RESCHED;
         return;
     }
     info->end_ms = ev->now_wall_ms;
-    set_str(&info->reason, reason);
+    wire_set_str(&info->reason, reason);
     set_state(info, out, st);
     add_row(out, st, reason, info->failed_node);
     out->act |= JOBSM_ACT_ENDED | JOBSM_ACT_RESCHED;
@@ -230,7 +222,7 @@ record_failure(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev)
     info->exit_code = ev->exit_code;
     info->signal = ev->signal;
     info->failed_rank = ev->rank;
-    set_str(&info->failed_node, info->allocs[ev->part]->node);
+    wire_set_str(&info->failed_node, info->allocs[ev->part]->node);
 }
 
 static int
@@ -247,7 +239,7 @@ on_submit(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t
     info->submit_ms = ev->now_wall_ms;
     info->exit_code = -1;
     info->failed_rank = -1;
-    set_str(&info->reason, ev->text);
+    wire_set_str(&info->reason, ev->text);
     set_state(info, out, WSLQ__JOB_STATE__PENDING);
     add_row(out, WSLQ__JOB_STATE__PENDING, "submitted", NULL);
     out->act |= JOBSM_ACT_RESCHED;
@@ -269,8 +261,8 @@ on_place(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t 
     info->exit_code = -1;
     info->signal = 0;
     info->failed_rank = -1;
-    set_str(&info->failed_node, "");
-    set_str(&info->reason, "");
+    wire_set_str(&info->failed_node, "");
+    wire_set_str(&info->reason, "");
     char nodes[512] = "";
     size_t off = 0;
     for (size_t k = 0; k < info->n_allocs && off < sizeof nodes; k++)
@@ -355,7 +347,7 @@ on_part_lost(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_ou
     const char *node = info->allocs[ev->part]->node;
     if (!sm->failure_recorded) {
         sm->failure_recorded = 1;
-        set_str(&info->failed_node, node);
+        wire_set_str(&info->failed_node, node);
     }
     raise_cause(sm, JOBSM_CAUSE_NODE_LOST);
     add_row(out, info->state, missing ? "node restarted without the job" : "node lost", node);
@@ -378,7 +370,7 @@ end_pending(jobsm_t *sm,
     sm->cause = cause;
     sm->not_before_mono = 0;
     info->end_ms = ev->now_wall_ms;
-    set_str(&info->reason, reason);
+    wire_set_str(&info->reason, reason);
     set_state(info, out, causes[cause].final);
     add_row(out, info->state, reason, NULL);
     out->act |= JOBSM_ACT_ENDED | JOBSM_ACT_RESCHED;
@@ -416,7 +408,7 @@ on_start_timeout(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobs
         return JOBSM_STALE;
     const char *why = ev->text ? ev->text : "not every rank started in time";
     raise_cause(sm, JOBSM_CAUSE_START_TIMEOUT);
-    set_str(&info->reason, why);
+    wire_set_str(&info->reason, why);
     out->act |= JOBSM_ACT_SAVE;
     add_row(out, info->state, why, NULL);
     kill_rest(sm, out, JOBSM_GRACE_NORMAL, why);

@@ -159,6 +159,9 @@ void jobsm_load(jobsm_t *sm, const Wslq__JobInfo *info);
 /* Free the parts array. */
 void jobsm_fini(jobsm_t *sm);
 
+/* Free a job's allocs (placement replaces them; a requeue drops them). */
+void jobsm_free_allocs(Wslq__JobInfo *info);
+
 /* 1 while part k holds its node's resources (the job is STARTING/RUNNING, k not ended). */
 int jobsm_part_holds(const jobsm_t *sm, const Wslq__JobInfo *info, size_t k);
 

@@ -70,7 +70,7 @@ nodes_set_attr(Wslq__NodeInfo *ni, const char *key, const char *value)
 {
     for (size_t i = 0; i < ni->n_attrs; i++)
         if (strcmp(ni->attrs[i]->key, key) == 0) {
-            sched_set_str(&ni->attrs[i]->value, value);
+            wire_set_str(&ni->attrs[i]->value, value);
             return;
         }
     ni->attrs = wq_realloc(ni->attrs, (ni->n_attrs + 1) * sizeof *ni->attrs);
@@ -111,7 +111,7 @@ nodes_refresh(sched_t *self, node_t *nd)
         state = (used == ni->n_gpus && ni->n_gpus > 0) || ni->cpus_alloc >= ni->cpus ? "allocated"
                                                                                      : "mixed";
     }
-    sched_set_str(&ni->state, state);
+    wire_set_str(&ni->state, state);
 }
 
 void

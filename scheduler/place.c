@@ -86,23 +86,13 @@ pick_port(sched_t *self)
     return 0;
 }
 
-static void
-free_allocs(Wslq__JobInfo *info)
-{
-    for (size_t i = 0; i < info->n_allocs; i++)
-        wslq__alloc__free_unpacked(info->allocs[i], NULL);
-    free(info->allocs);
-    info->allocs = NULL;
-    info->n_allocs = 0;
-}
-
 /* Write the policy's choice into the job's allocs, then place it (PENDING -> STARTING). */
 static void
 start_job(sched_t *self, job_t *job, const policy_node_t *pn, const policy_choice_t *c)
 {
     Wslq__JobInfo *info = job->info;
     unsigned rpn = ranks_per_node(info->spec);
-    free_allocs(info);
+    jobsm_free_allocs(info);
     info->n_allocs = c->n;
     info->allocs = wq_calloc(c->n, sizeof *info->allocs);
     for (unsigned k = 0; k < c->n; k++) {
@@ -130,7 +120,7 @@ start_job(sched_t *self, job_t *job, const policy_node_t *pn, const policy_choic
         }
         info->allocs[k] = a;
     }
-    sched_set_str(&info->master_addr, info->allocs[0]->ip);
+    wire_set_str(&info->master_addr, info->allocs[0]->ip);
     info->master_port = pick_port(self);
     jobsm_event_t ev = {.type = JOBSM_EV_PLACE};
     jobs_apply(self, job, &ev);

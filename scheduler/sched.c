@@ -34,14 +34,6 @@ sched_observe(uint64_t *buckets, const double *bounds, size_t n, double v)
         }
 }
 
-void
-sched_set_str(char **field, const char *v)
-{
-    if (*field != NULL && *field != protobuf_c_empty_string)
-        free(*field);
-    *field = wq_strdup(v ? v : "");
-}
-
 /* ---------- the database ---------- */
 
 void

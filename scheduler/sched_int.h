@@ -148,7 +148,6 @@ void sched_db_begin(sched_t *self);
 /* A database write failed: memory is ahead of the disk. Stop the loop at the end of this
  * turn without committing or sending anything; sched_run returns -1. */
 void sched_fatal(sched_t *self, const wq_error_t *err);
-void sched_set_str(char **field, const char *v);
 /* Count v in the histogram bucket whose upper bound first holds it. */
 void sched_observe(uint64_t *buckets, const double *bounds, size_t n, double v);
 

@@ -285,8 +285,9 @@ register_worker(fx_t *f, fake_worker_t *w, uint32_t ngpus, const uint64_t *runni
     return expect(f, w->sock, WSLQ__ENVELOPE__BODY_REG_REPLY, 2000);
 }
 
+/* Send a SubmitRequest from the fake CLI; returns its request_id. */
 static uint64_t
-submit(fx_t *f, uint32_t nodes, uint32_t gpus_per_node, unsigned retries)
+send_submit(fx_t *f, uint32_t nodes, uint32_t gpus_per_node, unsigned retries)
 {
     if (f->cli == NULL)
         f->cli = dealer(f, NULL);
@@ -305,8 +306,15 @@ submit(fx_t *f, uint32_t nodes, uint32_t gpus_per_node, unsigned retries)
     env.body_case = WSLQ__ENVELOPE__BODY_SUBMIT;
     env.submit = &req;
     send_env(f->cli, &env);
+    return env.request_id;
+}
+
+static uint64_t
+submit(fx_t *f, uint32_t nodes, uint32_t gpus_per_node, unsigned retries)
+{
+    uint64_t rid = send_submit(f, nodes, gpus_per_node, retries);
     Wslq__Envelope *rep = expect(f, f->cli, WSLQ__ENVELOPE__BODY_SUBMIT_REPLY, 2000);
-    assert_int_equal(rep->request_id, env.request_id);
+    assert_int_equal(rep->request_id, rid);
     uint64_t id = rep->submit_reply->job_id;
     wire_free(&rep);
     return id;
@@ -468,20 +476,7 @@ test_impossible_job_refused(void **state)
     fx_t *f = *state;
     fake_worker_t *w = add_worker(f, "pcA");
     wire_free((Wslq__Envelope *[]){register_worker(f, w, 2, NULL, 0)});
-    f->cli = dealer(f, NULL);
-    char *argv[] = {"true"};
-    Wslq__JobSpec spec = WSLQ__JOB_SPEC__INIT;
-    spec.argv = argv;
-    spec.n_argv = 1;
-    spec.nodes = 1;
-    spec.gpus_per_node = 4;
-    Wslq__SubmitRequest req = WSLQ__SUBMIT_REQUEST__INIT;
-    req.spec = &spec;
-    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
-    env.request_id = 77;
-    env.body_case = WSLQ__ENVELOPE__BODY_SUBMIT;
-    env.submit = &req;
-    send_env(f->cli, &env);
+    uint64_t rid = send_submit(f, 1, 4, 0);
     int64_t end = wq_clock_mono_ms() + 2000;
     Wslq__Envelope *rep = NULL;
     wq_error_t err = {0};
@@ -491,7 +486,7 @@ test_impossible_job_refused(void **state)
     }
     assert_non_null(rep);
     assert_int_equal(rep->body_case, WSLQ__ENVELOPE__BODY_ERROR);
-    assert_int_equal(rep->request_id, 77);
+    assert_int_equal(rep->request_id, rid);
     assert_string_equal(rep->error->text, "job refused: no node has 4 GPUs; the largest has 2");
     wire_free(&rep);
     assert_int_equal(sched_stats(f->s)->refused_total, 1);
@@ -739,19 +734,7 @@ test_database_failure_stops_without_answer(void **state)
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
-    f->cli = dealer(f, NULL);
-    char *argv[] = {"true"};
-    Wslq__JobSpec spec = WSLQ__JOB_SPEC__INIT;
-    spec.argv = argv;
-    spec.n_argv = 1;
-    spec.nodes = 1;
-    Wslq__SubmitRequest req = WSLQ__SUBMIT_REQUEST__INIT;
-    req.spec = &spec;
-    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
-    env.request_id = 5;
-    env.body_case = WSLQ__ENVELOPE__BODY_SUBMIT;
-    env.submit = &req;
-    send_env(f->cli, &env);
+    send_submit(f, 1, 0, 0);
     int rc = 0;
     wq_error_t err = {0};
     int64_t end = wq_clock_mono_ms() + 15000;
