@@ -10,10 +10,10 @@
 #include "scheduler/sched_int.h"
 
 int
-gang_part_of(const job_t *job, const char *node)
+gang_part_of(const Wslq__JobInfo *info, const char *node)
 {
-    for (size_t k = 0; k < job->info->n_allocs; k++)
-        if (strcmp(job->info->allocs[k]->node, node) == 0)
+    for (size_t k = 0; k < info->n_allocs; k++)
+        if (strcmp(info->allocs[k]->node, node) == 0)
             return (int) k;
     return -1;
 }
@@ -55,7 +55,7 @@ part_from(const msg_t *m, const job_t *job, uint32_t attempt)
 {
     if (job == NULL || job->info->attempt != attempt)
         return -1;
-    return gang_part_of(job, m->node->info->name);
+    return gang_part_of(job->info, m->node->info->name);
 }
 
 void
@@ -63,7 +63,7 @@ gang_node_lost(sched_t *self, node_t *nd)
 {
     for (size_t j = 0; j < self->n_jobs;) {
         job_t *job = self->jobs[j];
-        int k = gang_part_of(job, nd->info->name);
+        int k = gang_part_of(job->info, nd->info->name);
         size_t before = self->n_jobs;
         if (k >= 0 && jobsm_part_holds(&job->sm, job->info, (size_t) k)) {
             jobsm_event_t ev = {.type = JOBSM_EV_NODE_LOST, .part = (size_t) k};
@@ -84,7 +84,7 @@ gang_on_register(sched_t *self, node_t *nd, const Wslq__Register *r, Wslq__Regis
     for (size_t i = 0; i < r->n_running; i++) {
         const Wslq__RunningJob *rj = r->running[i];
         job_t *job = jobs_find(self, rj->job_id);
-        int k = job && job->info->attempt == rj->attempt ? gang_part_of(job, name) : -1;
+        int k = job && job->info->attempt == rj->attempt ? gang_part_of(job->info, name) : -1;
         if (k < 0 || !jobsm_part_holds(&job->sm, job->info, (size_t) k)) {
             rep->kill_jobs[rep->n_kill_jobs++] = rj->job_id;
             continue;
@@ -97,9 +97,8 @@ gang_on_register(sched_t *self, node_t *nd, const Wslq__Register *r, Wslq__Regis
         wslq__running_job__init(off);
         off->job_id = rj->job_id;
         off->attempt = rj->attempt;
-        char *p = logs_path(self, rj->job_id, job->info->n_allocs > 1 ? k : -1);
-        off->log_offset = (uint64_t) logs_size(p);
-        free(p);
+        off->log_offset =
+            logs_received(self, rj->job_id, rj->attempt, (size_t) k, job->info->n_allocs);
         rep->log_offsets[rep->n_log_offsets++] = off;
     }
     /* Jobs placed here that the worker no longer lists: it may still send their JobEnded
@@ -107,7 +106,7 @@ gang_on_register(sched_t *self, node_t *nd, const Wslq__Register *r, Wslq__Regis
     int64_t now = wq_clock_mono_ms();
     for (size_t j = 0; j < self->n_jobs; j++) {
         job_t *job = self->jobs[j];
-        int k = gang_part_of(job, name);
+        int k = gang_part_of(job->info, name);
         if (k < 0 || !jobsm_part_holds(&job->sm, job->info, (size_t) k))
             continue;
         int listed = 0;
@@ -192,7 +191,30 @@ handle_ended(sched_t *self, const msg_t *m)
     const Wslq__JobEnded *e = m->env->ended;
     job_t *job = jobs_find(self, e->job_id);
     int k = part_from(m, job, e->attempt);
+    /* acknowledged whatever it was, with how much of this node's output we hold: the worker
+     * resends from there if that is short, then asks again */
+    Wslq__JobEndedAck ack = WSLQ__JOB_ENDED_ACK__INIT;
+    ack.job_id = e->job_id;
+    ack.attempt = e->attempt;
+    ack.log_counted = 1;
+    if (k >= 0) {
+        ack.log_offset =
+            logs_received(self, e->job_id, e->attempt, (size_t) k, job->info->n_allocs);
+    } else if (job == NULL) {
+        Wslq__JobInfo *info = queue_get(self->q, e->job_id, NULL);
+        int kk = info && info->attempt == e->attempt ? gang_part_of(info, m->node->info->name) : -1;
+        if (kk >= 0)
+            ack.log_offset =
+                logs_received(self, e->job_id, e->attempt, (size_t) kk, info->n_allocs);
+        else
+            ack.log_counted = 0; /* not a job of ours: nothing to resend */
+        if (info)
+            wslq__job_info__free_unpacked(info, NULL);
+    } else {
+        ack.log_counted = 0; /* an older attempt: its output is not wanted */
+    }
     if (k >= 0 && jobsm_part_holds(&job->sm, job->info, (size_t) k)) {
+        job->info->allocs[k]->log_bytes = e->log_bytes;
         jobsm_event_t ev = {.type = JOBSM_EV_PART_ENDED,
                             .part = (size_t) k,
                             .exit_code = e->exit_code,
@@ -203,10 +225,6 @@ handle_ended(sched_t *self, const msg_t *m)
                             .text = e->reason};
         jobs_apply(self, job, &ev);
     }
-    /* acknowledged whatever it was: the worker stops re-sending it */
-    Wslq__JobEndedAck ack = WSLQ__JOB_ENDED_ACK__INIT;
-    ack.job_id = e->job_id;
-    ack.attempt = e->attempt;
     out_ended_ack(self, m->from, &ack);
 }
 

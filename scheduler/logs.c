@@ -12,6 +12,10 @@
 #include "common/mem.h"
 #include "scheduler/sched_int.h"
 
+#define LOG_DRAIN_MS                                                        \
+    60000 /* after a job ends, `logs -f` waits this long at most for output \
+                its JobEnded counted but that has not arrived */
+
 char *
 logs_path(sched_t *self, uint64_t id, int node_rank)
 {
@@ -27,32 +31,101 @@ logs_size(const char *path)
     return stat(path, &st) == 0 ? (int64_t) st.st_size : 0;
 }
 
-/* Append data that starts at 'offset' of the sender's stream. exact: only the part past what
- * the file holds is written (0), a gap is refused (1: the worker resends from our size after
- * it re-registers), a chunk we have is skipped (2); otherwise appended as is. -1 on error. */
-static int
-append_file(const char *path, uint64_t offset, const uint8_t *data, size_t len, int exact)
+/* The file holding exactly what part k of this attempt sent, byte for byte: its offsets are
+ * the worker's. The merged log itself for a one-node job's first attempt; else a file of its
+ * own (<id>.n<k>.log for the first attempt, <id>.a<attempt>.n<k>.log for later ones). */
+static char *
+stream_path(sched_t *self, uint64_t id, uint32_t attempt, size_t k, size_t nparts)
+{
+    if (attempt == 0 && nparts == 1)
+        return logs_path(self, id, -1);
+    if (attempt == 0)
+        return logs_path(self, id, (int) k);
+    return wq_asprintf("%s/%" PRIu64 ".a%" PRIu32 ".n%zu.log", self->log_dir, id, attempt, k);
+}
+
+uint64_t
+logs_received(sched_t *self, uint64_t id, uint32_t attempt, size_t k, size_t nparts)
+{
+    char *p = stream_path(self, id, attempt, k, nparts);
+    int64_t n = logs_size(p);
+    free(p);
+    return (uint64_t) n;
+}
+
+int
+logs_complete(sched_t *self, const Wslq__JobInfo *info)
+{
+    for (size_t k = 0; k < info->n_allocs; k++)
+        if (logs_received(self, info->id, info->attempt, k, info->n_allocs) <
+            info->allocs[k]->log_bytes)
+            return 0;
+    return 1;
+}
+
+/* Append the part of data (which starts at 'offset' of the sender's stream) that the file
+ * does not hold yet. Returns the bytes written (0: we have them all), -1 on an error, -2 for
+ * a gap (the worker resends from our size after it re-registers or is acknowledged). */
+static ssize_t
+append_exact(const char *path, uint64_t offset, const uint8_t *data, size_t len)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0)
         return -1;
     struct stat st;
-    int rc = 0;
+    ssize_t rc = -1;
     if (fstat(fd, &st) == 0) {
         uint64_t have = (uint64_t) st.st_size;
-        if (!exact) {
-            rc = write(fd, data, len) == (ssize_t) len ? 0 : -1;
-        } else if (offset <= have && offset + len > have) {
-            size_t skip = (size_t) (have - offset);
-            rc = write(fd, data + skip, len - skip) == (ssize_t) (len - skip) ? 0 : -1;
-        } else if (offset > have) {
-            rc = 1;
+        if (offset > have) {
+            rc = -2;
+        } else if (offset + len <= have) {
+            rc = 0;
         } else {
-            rc = 2;
+            size_t skip = (size_t) (have - offset);
+            ssize_t w = write(fd, data + skip, len - skip);
+            rc = w == (ssize_t) (len - skip) ? w : -1;
         }
     }
     close(fd);
     return rc;
+}
+
+static int
+append_raw(const char *path, const void *data, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -1;
+    int rc = write(fd, data, len) == (ssize_t) len ? 0 : -1;
+    close(fd);
+    return rc;
+}
+
+/* Store a chunk of part k's output for the job's current attempt: exact in its stream file,
+ * and in arrival order in the merged log `wslq logs` reads, where a later attempt's output
+ * starts with a line that says so. */
+static void
+append_chunk(sched_t *self, const Wslq__JobInfo *info, size_t k, const Wslq__LogChunk *c)
+{
+    size_t np = info->n_allocs;
+    char *sp = stream_path(self, info->id, info->attempt, k, np);
+    char *merged = logs_path(self, info->id, -1);
+    int first = info->attempt > 0 && c->offset == 0;
+    for (size_t i = 0; first && i < np; i++)
+        first = logs_received(self, info->id, info->attempt, i, np) == 0;
+    ssize_t w = append_exact(sp, c->offset, c->data.data, c->data.len);
+    if (w > 0 && strcmp(sp, merged) != 0) {
+        char line[96];
+        int n = snprintf(line, sizeof line, "--- wslq: attempt %" PRIu32 " of %" PRIu32 " ---\n",
+                         info->attempt + 1, info->spec->retries + 1);
+        if ((first && append_raw(merged, line, (size_t) n) < 0) ||
+            append_raw(merged, c->data.data + (c->data.len - (size_t) w), (size_t) w) < 0)
+            w = -1;
+    }
+    if (w == -1)
+        log_warn("log write failed " JOB_FMT ": %s", info->id, strerror(errno));
+    free(sp);
+    free(merged);
 }
 
 /* Send what the log holds from w->offset (at most w->max_bytes), with eof once the job has
@@ -82,12 +155,14 @@ logs_answer(sched_t *self, const waiter_t *w)
     free(path);
     job_t *job = jobs_find(self, w->job_id);
     Wslq__JobState st = WSLQ__JOB_STATE__JOB_STATE_UNSPECIFIED;
+    int drained = 1; /* every byte the job's parts counted has arrived, or we waited enough */
     if (job != NULL) {
         st = job->info->state;
     } else {
         Wslq__JobInfo *info = queue_get(self->q, w->job_id, NULL);
         if (info != NULL) {
             st = info->state;
+            drained = logs_complete(self, info) || info->end_ms + LOG_DRAIN_MS < wq_clock_wall_ms();
             wslq__job_info__free_unpacked(info, NULL);
         }
     }
@@ -96,7 +171,7 @@ logs_answer(sched_t *self, const waiter_t *w)
     rep.data.len = got;
     rep.next_offset = w->offset + got;
     rep.state = st;
-    rep.eof = job == NULL && (int64_t) rep.next_offset >= size;
+    rep.eof = job == NULL && drained && (int64_t) rep.next_offset >= size;
     out_logs_reply(self, &w->peer, w->request_id, &rep);
     free(data);
 }
@@ -137,27 +212,20 @@ void
 handle_log_chunk(sched_t *self, const msg_t *m)
 {
     const Wslq__LogChunk *c = m->env->log;
+    if (c->data.len == 0)
+        return;
+    /* The job may have ended already: output the worker counted in its JobEnded can still be
+     * on its way (or resent after an outage), and is kept. */
     job_t *job = jobs_find(self, c->job_id);
-    if (job == NULL || job->info->attempt != c->attempt || c->data.len == 0)
-        return;
-    int k = gang_part_of(job, m->node->info->name);
-    if (k < 0)
-        return;
-    char *path = logs_path(self, c->job_id, -1);
-    if (job->info->n_allocs == 1) {
-        if (append_file(path, c->offset, c->data.data, c->data.len, 1) < 0)
-            log_warn("log write failed " JOB_FMT ": %s", c->job_id, strerror(errno));
-    } else {
-        /* Several nodes: an exact per-node copy tracks offsets; the merged file is what
-         * `wslq logs` reads, in arrival order. */
-        char *npath = logs_path(self, c->job_id, k);
-        int rc = append_file(npath, c->offset, c->data.data, c->data.len, 1);
-        if (rc == 0)
-            append_file(path, 0, c->data.data, c->data.len, 0);
-        free(npath);
-    }
-    free(path);
-    waiters_wake_logs(self, c->job_id);
+    Wslq__JobInfo *ended = job ? NULL : queue_get(self->q, c->job_id, NULL);
+    const Wslq__JobInfo *info = job ? job->info : ended;
+    int k = info && info->attempt == c->attempt ? gang_part_of(info, m->node->info->name) : -1;
+    if (k >= 0)
+        append_chunk(self, info, (size_t) k, c);
+    if (ended)
+        wslq__job_info__free_unpacked(ended, NULL);
+    if (k >= 0)
+        waiters_wake_logs(self, c->job_id);
 }
 
 void

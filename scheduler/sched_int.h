@@ -193,7 +193,7 @@ void handle_show(sched_t *self, const msg_t *m);
 void handle_cancel(sched_t *self, const msg_t *m);
 
 /* gang.c: the parts of a started job on their nodes */
-int gang_part_of(const job_t *job, const char *node); /* alloc index, -1 none */
+int gang_part_of(const Wslq__JobInfo *info, const char *node); /* alloc index, -1 none */
 void gang_launch(sched_t *self, job_t *job, size_t k);
 void gang_kill(sched_t *self, job_t *job, const char *reason, int64_t grace_ms);
 /* The node was lost: every part it held ends lost. */
@@ -245,6 +245,10 @@ void handle_kv(sched_t *self, const msg_t *m);
 char *
 logs_path(sched_t *self, uint64_t id, int node_rank); /* caller frees; node_rank < 0: merged */
 int64_t logs_size(const char *path);
+/* Bytes of part k's output for this attempt that we hold (the worker's offset to resume at). */
+uint64_t logs_received(sched_t *self, uint64_t id, uint32_t attempt, size_t k, size_t nparts);
+/* 1 when every part that ended has had all the output its JobEnded counted arrive. */
+int logs_complete(sched_t *self, const Wslq__JobInfo *info);
 void logs_answer(sched_t *self, const waiter_t *w);
 void handle_logs(sched_t *self, const msg_t *m);
 void handle_log_chunk(sched_t *self, const msg_t *m);

@@ -109,8 +109,18 @@ void
 streams_ended_ack(worker_t *w, const Wslq__JobEndedAck *a)
 {
     job_t *j = find_job(w, a->job_id, a->attempt);
-    if (j != NULL && j->phase == JOB_ENDED)
-        j->acked = 1;
+    if (j == NULL || j->phase != JOB_ENDED)
+        return;
+    if (a->log_counted && a->log_offset < j->log_bytes) {
+        /* output was lost on the way (a scheduler restart, a dropped send): send it again
+         * from what the scheduler holds, then the end again */
+        log_info("log resent after the end " JOB_FMT " from=%" PRIu64 " of=%" PRIu64, j->id,
+                 a->log_offset, j->log_bytes);
+        j->sent = a->log_offset;
+        j->ended_sent_ms = 0;
+        return;
+    }
+    j->acked = 1;
 }
 
 void
@@ -157,8 +167,16 @@ send_logs(worker_t *w, job_t *j)
     for (int k = 0; k < LOG_CHUNKS_TICK && j->sent < size; k++) {
         uint64_t want = size - j->sent < WORKER_LOG_CHUNK ? size - j->sent : WORKER_LOG_CHUNK;
         ssize_t n = job_log_read(j, j->sent, buf, (size_t) want);
-        if (n <= 0)
+        if (n <= 0) {
+            if (j->phase == JOB_ENDED) {
+                /* the spool lost what it counted: end with what there is rather than never */
+                log_warn("job log shorter than counted " JOB_FMT " have=%" PRIu64
+                         " counted=%" PRIu64,
+                         j->id, j->sent, j->log_bytes);
+                j->log_bytes = j->sent;
+            }
             break;
+        }
         if (outbox_log_chunk(w, j, j->sent, buf, (size_t) n) < 0)
             break;
         j->sent += (uint64_t) n;
@@ -168,21 +186,24 @@ send_logs(worker_t *w, job_t *j)
     free(buf);
 }
 
-static void
+/* Relay new metric lines, bounded per tick. 1 if some rank has more. */
+static int
 send_metrics(worker_t *w, job_t *j)
 {
+    int more = 0;
     for (int i = 0; i < j->nranks; i++) {
         char **lines = NULL;
         size_t n = job_metrics(j, i, &lines, METRIC_LINES_TICK);
         if (n > 0) {
             outbox_metric_lines(w, j, i, lines, n);
             if (n == METRIC_LINES_TICK)
-                w->backlog = 1;
+                more = w->backlog = 1;
         }
         for (size_t k = 0; k < n; k++)
             free(lines[k]);
         free(lines);
     }
+    return more;
 }
 
 void
@@ -201,11 +222,14 @@ streams_tick(worker_t *w, int64_t now)
             sysinfo_cleanup_nccl_shm();
         if (ended_now && w->rdv != NULL)
             rdv_close_job(w->rdv, j->id, j->attempt);
+        int more = 0;
         if (w->registered) {
             send_logs(w, j);
-            send_metrics(w, j);
+            more = send_metrics(w, j);
         }
-        if (j->phase == JOB_ENDED && !j->acked &&
+        /* The end goes after the job's last output and metrics, on the same connection, so
+         * the scheduler has them all when it ends the job. */
+        if (j->phase == JOB_ENDED && !j->acked && j->sent >= j->log_bytes && !more &&
             (ended_now || j->ended_sent_ms == 0 || now - j->ended_sent_ms >= ENDED_RESEND_MS)) {
             outbox_job_ended(w, j);
             j->ended_sent_ms = now;

@@ -70,22 +70,28 @@ boot(fx_t *f)
         fail_msg("sched_new: %s", err.text);
 }
 
+static void
+new_endpoint(fx_t *f)
+{
+    static int seq;
+    snprintf(f->endpoint, sizeof f->endpoint, "inproc://core-%d-%d", (int) getpid(), ++seq);
+}
+
 static int
 setup(void **state)
 {
-    static int seq;
     fx_t *f = wq_calloc(1, sizeof *f);
     snprintf(f->dir, sizeof f->dir, "/tmp/wslq-core-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
-    snprintf(f->endpoint, sizeof f->endpoint, "inproc://core-%d-%d", (int) getpid(), ++seq);
+    new_endpoint(f);
     f->zctx = zmq_ctx_new();
     sched_config_init(&f->cfg);
     f->cfg.listen = f->endpoint;
     f->cfg.state_dir = f->dir;
     f->cfg.sync_full = 0;
     f->cfg.zctx = f->zctx;
-    f->cfg.torpid_ms = 300;
-    f->cfg.lost_ms = 700;
+    f->cfg.torpid_ms = 600; /* generous: ASan on two busy cores */
+    f->cfg.lost_ms = 1500;
     f->cfg.kill_grace_ms = 1000;
     f->cfg.missing_grace_ms = 400;
     f->cfg.on_fatal = on_fatal;
@@ -107,6 +113,18 @@ close_socks(fx_t *f)
         zmq_close(f->cli);
         f->cli = NULL;
     }
+}
+
+/* The scheduler process restarts: same state directory, fresh memory. (A new inproc name:
+ * ZeroMQ frees the old one asynchronously.) */
+static void
+reboot(fx_t *f)
+{
+    close_socks(f);
+    f->n_w = 0;
+    sched_destroy(&f->s);
+    new_endpoint(f);
+    boot(f);
 }
 
 static int
@@ -397,7 +415,13 @@ started(fake_worker_t *w, uint64_t id, uint32_t attempt)
 }
 
 static void
-ended(fake_worker_t *w, uint64_t id, uint32_t attempt, int code, int rank, int killed)
+ended_with_log(fake_worker_t *w,
+               uint64_t id,
+               uint32_t attempt,
+               int code,
+               int rank,
+               int killed,
+               uint64_t log_bytes)
 {
     Wslq__JobEnded e = WSLQ__JOB_ENDED__INIT;
     e.job_id = id;
@@ -406,7 +430,51 @@ ended(fake_worker_t *w, uint64_t id, uint32_t attempt, int code, int rank, int k
     e.failed_rank = rank;
     e.killed = killed;
     e.reason = "";
+    e.log_bytes = log_bytes;
     worker_says(w, WSLQ__ENVELOPE__BODY_ENDED, &e);
+}
+
+static void
+ended(fake_worker_t *w, uint64_t id, uint32_t attempt, int code, int rank, int killed)
+{
+    ended_with_log(w, id, attempt, code, rank, killed, 0);
+}
+
+static void
+output(fake_worker_t *w, uint64_t id, uint32_t attempt, uint64_t offset, const char *text)
+{
+    Wslq__LogChunk c = WSLQ__LOG_CHUNK__INIT;
+    c.job_id = id;
+    c.attempt = attempt;
+    c.offset = offset;
+    c.data.data = (uint8_t *) text;
+    c.data.len = strlen(text);
+    worker_says(w, WSLQ__ENVELOPE__BODY_LOG, &c);
+}
+
+/* `wslq logs` from offset: the reply (caller frees). */
+static Wslq__Envelope *
+logs_at(fx_t *f, uint64_t id, uint64_t offset)
+{
+    Wslq__LogsRequest req = WSLQ__LOGS_REQUEST__INIT;
+    req.job_id = id;
+    req.offset = offset;
+    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
+    env.request_id = ++f->next_rid;
+    env.body_case = WSLQ__ENVELOPE__BODY_LOGS;
+    env.logs = &req;
+    send_env(f->cli, &env);
+    return expect(f, f->cli, WSLQ__ENVELOPE__BODY_LOGS_REPLY, 2000);
+}
+
+static void
+read_file(const char *path, char *buf, size_t size)
+{
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    size_t n = fread(buf, 1, size - 1, fp);
+    buf[n] = '\0';
+    fclose(fp);
 }
 
 /* ---- the tests ---- */
@@ -677,11 +745,7 @@ test_restart_adopts_running_job(void **state)
     wait_state(f, id, WSLQ__JOB_STATE__RUNNING, 2000);
     uint64_t waiting = submit(f, 1, 1, 0); /* no GPU left: stays PENDING */
     pump(f, 30);
-    /* the scheduler restarts: same state directory, a fresh process's memory */
-    close_socks(f);
-    f->n_w = 0;
-    sched_destroy(&f->s);
-    boot(f);
+    reboot(f); /* the scheduler restarts */
     assert_int_equal(sched_job_count(f->s), 2);
     assert_int_equal(sched_node_count(f->s), 1); /* remembered, torpid until it registers */
     w = add_worker(f, "pcA");
@@ -752,12 +816,76 @@ test_database_failure_stops_without_answer(void **state)
     assert_int_equal(f->fatal_calls, 1);
     sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     sqlite3_close(db);
-    /* a restart finds the queue as it was committed: no job */
-    close_socks(f);
-    f->n_w = 0;
-    sched_destroy(&f->s);
-    boot(f);
+    reboot(f); /* a restart finds the queue as it was committed: no job */
     assert_int_equal(sched_job_count(f->s), 0);
+}
+
+static void
+test_log_tail_after_the_end(void **state)
+{
+    fx_t *f = *state;
+    fake_worker_t *w = add_worker(f, "pcA");
+    wire_free((Wslq__Envelope *[]){register_worker(f, w, 1, NULL, 0)});
+    uint64_t id = submit(f, 1, 1, 0);
+    wire_free((Wslq__Envelope *[]){expect(f, w->sock, WSLQ__ENVELOPE__BODY_LAUNCH, 2000)});
+    started(w, id, 0);
+    output(w, id, 0, 0, "head\n");
+    /* the end counts 10 bytes, but only 5 arrived: the ack says so */
+    ended_with_log(w, id, 0, 0, -1, 0, 10);
+    Wslq__Envelope *ack = expect(f, w->sock, WSLQ__ENVELOPE__BODY_ENDED_ACK, 2000);
+    assert_true(ack->ended_ack->log_counted);
+    assert_int_equal(ack->ended_ack->log_offset, 5);
+    wire_free(&ack);
+    wait_state(f, id, WSLQ__JOB_STATE__COMPLETED, 2000);
+    /* `wslq logs` does not say end-of-file while counted output is missing */
+    Wslq__Envelope *l = logs_at(f, id, 0);
+    assert_int_equal(l->logs_reply->data.len, 5);
+    assert_false(l->logs_reply->eof);
+    wire_free(&l);
+    /* the tail arrives after the job ended, and is kept */
+    output(w, id, 0, 5, "tail\n");
+    ended_with_log(w, id, 0, 0, -1, 0, 10);
+    ack = expect(f, w->sock, WSLQ__ENVELOPE__BODY_ENDED_ACK, 2000);
+    assert_int_equal(ack->ended_ack->log_offset, 10);
+    wire_free(&ack);
+    l = logs_at(f, id, 0);
+    assert_int_equal(l->logs_reply->data.len, 10);
+    assert_memory_equal(l->logs_reply->data.data, "head\ntail\n", 10);
+    assert_true(l->logs_reply->eof);
+    wire_free(&l);
+    /* a JobEnded of a job we never ran is acknowledged, with nothing to resend */
+    ended_with_log(w, 4242, 0, 0, -1, 0, 10);
+    ack = expect(f, w->sock, WSLQ__ENVELOPE__BODY_ENDED_ACK, 2000);
+    assert_false(ack->ended_ack->log_counted);
+    wire_free(&ack);
+}
+
+static void
+test_requeued_log_keeps_both_attempts(void **state)
+{
+    fx_t *f = *state;
+    fake_worker_t *w = add_worker(f, "pcA");
+    wire_free((Wslq__Envelope *[]){register_worker(f, w, 1, NULL, 0)});
+    uint64_t id = submit(f, 1, 1, 1);
+    wire_free((Wslq__Envelope *[]){expect(f, w->sock, WSLQ__ENVELOPE__BODY_LAUNCH, 2000)});
+    started(w, id, 0);
+    output(w, id, 0, 0, "first try\n");
+    /* the node restarts without the job: requeued */
+    wire_free((Wslq__Envelope *[]){register_worker(f, w, 1, NULL, 0)});
+    wait_state(f, id, WSLQ__JOB_STATE__PENDING, 5000);
+    Wslq__Envelope *l = expect(f, w->sock, WSLQ__ENVELOPE__BODY_LAUNCH, 5000);
+    assert_int_equal(l->launch->attempt, 1);
+    wire_free(&l);
+    started(w, id, 1);
+    output(w, id, 0, 10, "late from the first try\n"); /* an old attempt's output: dropped */
+    output(w, id, 1, 0, "second\n");
+    output(w, id, 1, 0, "second\n"); /* resent: kept once */
+    ended_with_log(w, id, 1, 0, -1, 0, 7);
+    wait_state(f, id, WSLQ__JOB_STATE__COMPLETED, 2000);
+    char path[128], buf[256];
+    snprintf(path, sizeof path, "%s/logs/%" PRIu64 ".log", f->dir, id);
+    read_file(path, buf, sizeof buf);
+    assert_string_equal(buf, "first try\n--- wslq: attempt 2 of 2 ---\nsecond\n");
 }
 
 int
@@ -774,6 +902,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_restart_forgotten_part_is_lost, setup, teardown),
         cmocka_unit_test_setup_teardown(test_database_failure_stops_without_answer, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_log_tail_after_the_end, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_requeued_log_keeps_both_attempts, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
