@@ -51,6 +51,8 @@ dispatch(sched_t *self, const peer_t *from, Wslq__Envelope *env)
         if (nd != NULL && nd->state == NODE_LOST)
             m.node = NULL;
         handlers[i].fn(self, &m);
+        if (self->failed && env->request_id != 0)
+            out_error(self, from, env->request_id, &self->fail_err); /* answered at the end */
         return;
     }
     wq_error_t err;

@@ -24,6 +24,10 @@ on_signal(int sig)
         sched_stop(running);
 }
 
+/* The state directory or its database cannot be used: systemd does not restart on it
+ * (RestartPreventExitStatus in deploy/systemd/wslq-scheduler.service). */
+#define EXIT_STATE 3
+
 static void
 usage(FILE *out)
 {
@@ -43,7 +47,10 @@ usage(FILE *out)
             "  --kill-grace TIME     SIGTERM to SIGKILL on cancel/time limit (default 10s)\n"
             "  --port-range LO-HI    MASTER_PORT range (default 29500-29999)\n"
             "  --sync full|normal    SQLite durability (default full)\n"
-            "  --version, --help\n");
+            "  --version, --help\n"
+            "exit: 0 stopped by SIGTERM/SIGINT, 1 failed, 2 bad usage or config, 3 the state\n"
+            "directory or its database cannot be used (damaged, read-only, full, or held by\n"
+            "another scheduler): restarting will not help until that is fixed\n");
 }
 
 typedef struct {
@@ -248,7 +255,7 @@ main(int argc, char **argv)
     sched_t *s = sched_new(&cfg, &err);
     if (s == NULL) {
         fprintf(stderr, "wslq-scheduler: %s\n", err.text);
-        return 1;
+        return err.code == WQ_EIO || err.code == WQ_EBUSY ? EXIT_STATE : 1;
     }
     /* The dashboard. Asked for explicitly, it must start; the default address is best
      * effort (another scheduler on this machine may hold it) and only warns. */
@@ -275,10 +282,11 @@ main(int argc, char **argv)
     int rc = sched_run(s, &err);
     if (rc < 0)
         fprintf(stderr, "wslq-scheduler: %s\n", err.text);
+    int db_failed = rc < 0 && err.code == WQ_EIO;
     running = NULL;
     http_destroy(&http);
     sched_destroy(&s);
     conf_free(&ctx);
     log_info("scheduler stopped");
-    return rc < 0 ? 1 : 0;
+    return db_failed ? EXIT_STATE : rc < 0 ? 1 : 0;
 }

@@ -17,6 +17,7 @@ out_push(sched_t *self, const peer_t *to, Wslq__Envelope *env)
     }
     out_t *o = &self->outs[self->n_outs++];
     o->peer = *to;
+    o->request_id = env->request_id;
     o->buf = wire_encode(env, &o->len);
 }
 
@@ -112,4 +113,29 @@ out_discard(sched_t *self)
     for (size_t i = 0; i < self->n_outs; i++)
         free(self->outs[i].buf);
     self->n_outs = 0;
+}
+
+void
+out_fail_requests(sched_t *self, const wq_error_t *why)
+{
+    size_t n = self->n_outs;
+    out_t *old = self->outs;
+    self->outs = NULL;
+    self->n_outs = self->cap_outs = 0;
+    wq_error_t err;
+    wq_fail(&err, WQ_EIO, "the scheduler cannot write its database and is stopping: %.180s",
+            why->text);
+    for (size_t i = 0; i < n; i++) {
+        int answered = 0; /* one answer per request */
+        for (size_t j = 0; j < i && !answered; j++)
+            answered = old[j].request_id == old[i].request_id &&
+                       old[j].peer.len == old[i].peer.len &&
+                       memcmp(old[j].peer.id, old[i].peer.id, old[i].peer.len) == 0;
+        if (old[i].request_id != 0 && !answered)
+            out_error(self, &old[i].peer, old[i].request_id, &err);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(old[i].buf);
+    free(old);
+    out_flush(self);
 }

@@ -1,16 +1,22 @@
 /* The durable queue; see queue.h. Only this file includes <sqlite3.h>. */
 #include "scheduler/queue.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/mem.h"
 
 struct queue {
     sqlite3 *db;
+    char *path; /* for messages */
     int in_txn; /* a BEGIN is open */
     sqlite3_stmt *st_begin;
     sqlite3_stmt *st_commit;
@@ -66,9 +72,40 @@ static const char *const sql_node_save = "INSERT INTO nodes(name, info) VALUES(?
                                          "ON CONFLICT(name) DO UPDATE SET info=excluded.info";
 static const char *const sql_nodes = "SELECT info FROM nodes ORDER BY name";
 
+/* Why a file system refuses writes, for a message: "is on a read-only file system", ... */
+static const char *
+unwritable_why(const char *path, char *buf, size_t size)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash != NULL)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    struct statvfs vfs;
+    if (statvfs(dir, &vfs) == 0 && (vfs.f_flag & ST_RDONLY))
+        snprintf(buf, size, "%s is on a read-only file system", dir);
+    else if (statvfs(dir, &vfs) == 0 && vfs.f_bavail == 0)
+        snprintf(buf, size, "no space is left on the file system of %s", dir);
+    else if (access(path, W_OK) < 0 && errno != ENOENT)
+        snprintf(buf, size, "%s: %s", path, strerror(errno));
+    else if (access(dir, W_OK) < 0)
+        snprintf(buf, size, "%s: %s", dir, strerror(errno));
+    else
+        snprintf(buf, size, "%s cannot be written", path);
+    return buf;
+}
+
 static int
 db_fail(queue_t *self, wq_error_t *err, const char *what)
 {
+    int code = sqlite3_errcode(self->db) & 0xff;
+    char why[PATH_MAX + 64];
+    if (self->path != NULL && (code == SQLITE_READONLY || code == SQLITE_FULL ||
+                               code == SQLITE_IOERR || code == SQLITE_CANTOPEN))
+        return wq_fail(err, WQ_EIO, "database %s failed: %s (%s)", what,
+                       unwritable_why(self->path, why, sizeof why), sqlite3_errmsg(self->db));
     return wq_fail(err, WQ_EIO, "database %s failed: %s", what, sqlite3_errmsg(self->db));
 }
 
@@ -83,12 +120,8 @@ prepare(queue_t *self, const char *sql, sqlite3_stmt **st, wq_error_t *err)
 static int
 exec(queue_t *self, const char *sql, wq_error_t *err)
 {
-    char *msg = NULL;
-    if (sqlite3_exec(self->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        wq_fail(err, WQ_EIO, "database error: %s", msg ? msg : sqlite3_errmsg(self->db));
-        sqlite3_free(msg);
-        return -1;
-    }
+    if (sqlite3_exec(self->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(self, err, "write");
     return 0;
 }
 
@@ -129,27 +162,89 @@ migrate(queue_t *self, wq_error_t *err)
     return 0;
 }
 
+/* The first row of a text PRAGMA ("ok" for a sound quick_check). */
+static int
+pragma_text(queue_t *self, const char *sql, char *out, size_t size)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(self->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        snprintf(out, size, "%s", (const char *) sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : -1;
+}
+
+/* Tables of any kind in the file (a wslq queue has jobs, job_events, nodes). */
+static int
+count_tables(queue_t *self)
+{
+    int n = -1;
+    pragma_int(self, "SELECT count(*) FROM sqlite_master WHERE type='table'", &n);
+    return n;
+}
+
+#define WAY_OUT "keep a copy, then move it aside to start an empty queue, or restore a backup"
+
 queue_t *
 queue_new(const char *path, int sync_full, wq_error_t *err)
 {
     queue_t *self = wq_calloc(1, sizeof *self);
+    int memory = strcmp(path, ":memory:") == 0;
+    struct stat fst;
+    int existed = !memory && stat(path, &fst) == 0;
+    char why[PATH_MAX + 64];
+    if (existed && fst.st_size == 0) {
+        /* SQLite would take it for a new database: every job in it would be forgotten */
+        wq_fail(err, WQ_EIO,
+                "database %s is empty (0 bytes): it was truncated or is not a wslq queue; " WAY_OUT,
+                path);
+        goto error;
+    }
+    self->path = wq_strdup(path);
     if (sqlite3_open_v2(path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
         SQLITE_OK) {
         wq_fail(err, WQ_EIO, "cannot open database %s: %s", path,
                 self->db ? sqlite3_errmsg(self->db) : "out of memory");
         goto error;
     }
+    if (sqlite3_db_readonly(self->db, "main") == 1) {
+        wq_fail(err, WQ_EIO, "database %s cannot be written: %s", path,
+                unwritable_why(path, why, sizeof why));
+        goto error;
+    }
     sqlite3_busy_timeout(self->db, 5000);
-    int ok = 0;
-    if (pragma_int(self, "PRAGMA quick_check", &ok) < 0) {
-        wq_fail(err, WQ_EIO, "database %s is damaged or not a database: %s", path,
+    char check[256] = "";
+    if (pragma_text(self, "PRAGMA quick_check", check, sizeof check) < 0) {
+        wq_fail(err, WQ_EIO, "database %s is damaged or not a database (%s); " WAY_OUT, path,
                 sqlite3_errmsg(self->db));
+        goto error;
+    }
+    if (strcmp(check, "ok") != 0) {
+        wq_fail(err, WQ_EIO, "database %s is damaged (%.120s); " WAY_OUT, path, check);
+        goto error;
+    }
+    int version = 0;
+    pragma_int(self, "PRAGMA user_version", &version);
+    if (existed && version == 0 && count_tables(self) != 0) {
+        wq_fail(err, WQ_EIO, "database %s is not a wslq queue (it has other tables); " WAY_OUT,
+                path);
         goto error;
     }
     if (exec(self, "PRAGMA journal_mode=WAL", err) < 0 ||
         exec(self, sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", err) < 0 ||
         exec(self, "PRAGMA foreign_keys=ON", err) < 0 || migrate(self, err) < 0)
         goto error;
+    /* Write once now, so a full disk or a file that cannot be written is found at start with
+     * its reason, not at the first submission. */
+    char w[64];
+    snprintf(w, sizeof w, "PRAGMA user_version=%d", QUEUE_SCHEMA_VERSION);
+    if (exec(self, "BEGIN IMMEDIATE", err) < 0 || exec(self, w, err) < 0 ||
+        exec(self, "COMMIT", err) < 0) {
+        exec(self, "ROLLBACK", NULL);
+        goto error;
+    }
     if (prepare(self, "BEGIN IMMEDIATE", &self->st_begin, err) < 0 ||
         prepare(self, "COMMIT", &self->st_commit, err) < 0 ||
         prepare(self, "ROLLBACK", &self->st_rollback, err) < 0 ||
@@ -212,6 +307,7 @@ queue_destroy(queue_t **self_p)
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
     sqlite3_close(self->db);
+    free(self->path);
     free(self);
     *self_p = NULL;
 }
@@ -408,7 +504,7 @@ long
 queue_list(queue_t *self, const queue_filter_t *f, queue_visit_f fn, void *arg, wq_error_t *err)
 {
     char sql[512];
-    int off = snprintf(sql, sizeof sql, "SELECT info FROM jobs WHERE 1");
+    int off = snprintf(sql, sizeof sql, "SELECT info, id FROM jobs WHERE 1");
     if (f->active_only)
         off += snprintf(sql + off, sizeof sql - (size_t) off, " AND state IN (1,2,3)");
     if (f->state_mask) {
@@ -440,8 +536,19 @@ queue_list(queue_t *self, const queue_filter_t *f, queue_visit_f fn, void *arg, 
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         Wslq__JobInfo *info = unpack_column(st, 0);
-        if (info == NULL)
+        if (info == NULL) {
+            sqlite3_int64 id = sqlite3_column_int64(st, 1);
+            if (f->strict) {
+                sqlite3_finalize(st);
+                return wq_fail(err, WQ_EIO,
+                               "database %s is damaged: the record of job %lld cannot be read; "
+                               "keep a copy, then move it aside to start an empty queue, or "
+                               "restore a backup",
+                               self->path ? self->path : "(memory)", (long long) id);
+            }
+            log_warn("job record damaged, left out job=%lld", (long long) id);
             continue;
+        }
         fn(info, arg);
         count++;
     }

@@ -60,6 +60,8 @@ typedef struct {
     uint64_t before_id;  /* only ids below this; 0 = no bound */
     unsigned limit;      /* rows at most */
     int newest_first;    /* order by id descending */
+    int strict;          /* a record that cannot be read fails the call (else it is logged and
+                            left out) */
 } queue_filter_t;
 
 /* Call fn for each matching job (ascending id unless newest_first). The info passed is

@@ -7,9 +7,13 @@
 #include "scheduler/sched.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/statvfs.h>
 #include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "common/fs.h"
@@ -59,6 +63,41 @@ sched_db_begin(sched_t *self)
 
 /* ---------- setup ---------- */
 
+/* One scheduler per state directory: a second would run every pending job again. The lock is
+ * the kernel's (flock), so it goes with the process however that ends. */
+static int
+lock_state_dir(sched_t *self, wq_error_t *err)
+{
+    char *path = wq_asprintf("%s/scheduler.lock", self->state_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        wq_fail_errno(err, "cannot open %s", path);
+        err->code = WQ_EIO;
+        free(path);
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        char pid[32] = "";
+        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        wq_fail(err, WQ_EBUSY,
+                "state directory %s is in use by another wslq-scheduler (pid %s); stop it "
+                "first, or give this one another --state-dir",
+                self->state_dir, pid[0] ? pid : "unknown");
+        close(fd);
+        free(path);
+        return -1;
+    }
+    char pid[32];
+    int len = snprintf(pid, sizeof pid, "%ld\n", (long) getpid());
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t) len, 0) != len)
+        log_warn("cannot write the pid to %s: %s", path, strerror(errno));
+    free(path);
+    self->lock_fd = fd;
+    return 0;
+}
+
 void
 sched_config_init(sched_config_t *cfg)
 {
@@ -84,7 +123,20 @@ sched_new(const sched_config_t *cfg, wq_error_t *err)
     self->cfg = *cfg;
     self->state_dir = wq_strdup(cfg->state_dir);
     self->log_dir = wq_asprintf("%s/logs", cfg->state_dir);
-    if (wq_mkdir_p(self->log_dir, 0755, err) < 0)
+    self->lock_fd = -1;
+    if (wq_mkdir_p(self->log_dir, 0755, err) < 0) {
+        err->code = WQ_EIO; /* the state directory cannot be used */
+        goto error;
+    }
+    struct statvfs vfs;
+    if (statvfs(self->state_dir, &vfs) == 0 && (vfs.f_flag & ST_RDONLY)) {
+        wq_fail(err, WQ_EIO,
+                "state directory %s is on a read-only file system; remount it read-write or "
+                "give --state-dir a writable place",
+                self->state_dir);
+        goto error;
+    }
+    if (lock_state_dir(self, err) < 0)
         goto error;
     char *db = wq_asprintf("%s/queue.db", cfg->state_dir);
     self->q = queue_new(db, cfg->sync_full, err);
@@ -93,7 +145,7 @@ sched_new(const sched_config_t *cfg, wq_error_t *err)
         goto error;
     if (queue_list_nodes(self->q, nodes_load, self, err) < 0)
         goto error;
-    queue_filter_t f = {.active_only = 1, .limit = 1000000};
+    queue_filter_t f = {.active_only = 1, .limit = 1000000, .strict = 1};
     if (queue_list(self->q, &f, jobs_load, self, err) < 0)
         goto error;
     self->next_port = (unsigned) (queue_max_id(self->q) % 997);
@@ -144,6 +196,8 @@ sched_destroy(sched_t **self_p)
     if (self->q != NULL && queue_in_txn(self->q))
         queue_rollback(self->q);
     queue_destroy(&self->q);
+    if (self->lock_fd >= 0)
+        close(self->lock_fd); /* releases the lock */
     free(self->state_dir);
     free(self->log_dir);
     free(self);
@@ -232,9 +286,9 @@ sched_turn(sched_t *self, long timeout_ms, wq_error_t *err)
     if (!self->failed && queue_commit(self->q, &cerr) < 0)
         sched_fatal(self, &cerr);
     if (self->failed) {
-        /* nothing that is not on disk may leave: drop the turn's replies and sends */
+        /* nothing that is not on disk may leave: the turn's requests get the reason instead */
         queue_rollback(self->q);
-        out_discard(self);
+        out_fail_requests(self, &self->fail_err);
         if (err)
             *err = self->fail_err;
         return -1;

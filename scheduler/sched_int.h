@@ -100,7 +100,8 @@ typedef struct waiter {
 
 typedef struct out {
     peer_t peer;
-    uint8_t *buf; /* owned, packed envelope */
+    uint64_t request_id; /* of the request this answers; 0 = sent unasked */
+    uint8_t *buf;        /* owned, packed envelope */
     size_t len;
 } out_t;
 
@@ -116,6 +117,7 @@ struct sched {
     volatile sig_atomic_t stop;
     int failed;          /* a database write failed: nothing more is sent or committed */
     wq_error_t fail_err; /* what failed */
+    int lock_fd;         /* <state-dir>/scheduler.lock, held (flock) while we run */
 
     node_t **nodes;
     size_t n_nodes;
@@ -172,6 +174,9 @@ void out_kill(sched_t *self, const char *node, Wslq__JobKill *b);
 /* Send everything queued. Only after the turn's COMMIT. */
 void out_flush(sched_t *self);
 void out_discard(sched_t *self);
+/* The turn failed: what was queued is not on disk. Every request of the turn is answered
+ * with an error saying why instead, and nothing else is sent. */
+void out_fail_requests(sched_t *self, const wq_error_t *why);
 
 /* dispatch.c */
 void dispatch(sched_t *self, const peer_t *from, Wslq__Envelope *env);
