@@ -137,9 +137,17 @@ find_exe(const char *argv0, const char *path)
  * the worker's memory beyond this frame (the child shares it, and the worker has ZeroMQ
  * threads). The error pipe tells the worker which step failed and why. */
 static _Noreturn void
-child_exec(
-    const char *cwd, const char *exe, char **argv, char **envp, int nullfd, int outfd, int errw)
+child_exec(const char *cwd,
+           const char *exe,
+           char **argv,
+           char **envp,
+           int nullfd,
+           int outfd,
+           int errw,
+           int keep_errw)
 {
+    if (keep_errw)
+        fcntl(errw, F_SETFD, 0); /* wslq-rank reports the rank's own exec through it */
     setsid();
     dup2(nullfd, 0);
     dup2(outfd, 1);
@@ -171,12 +179,18 @@ child_exec(
  * vfork-based spawn 0.4 ms). The child runs child_exec() and never returns here; kept in a
  * function of its own so nothing of the caller's frame lives across the vfork. */
 static __attribute__((noinline)) pid_t
-spawn_rank(
-    const char *cwd, const char *exe, char **argv, char **envp, int nullfd, int outfd, int errw)
+spawn_rank(const char *cwd,
+           const char *exe,
+           char **argv,
+           char **envp,
+           int nullfd,
+           int outfd,
+           int errw,
+           int keep_errw)
 {
     pid_t pid = vfork();
     if (pid == 0)
-        child_exec(cwd, exe, argv, envp, nullfd, outfd, errw);
+        child_exec(cwd, exe, argv, envp, nullfd, outfd, errw, keep_errw);
     return pid;
 }
 
@@ -268,10 +282,31 @@ job_launch(const Wslq__JobLaunch *l, const job_cfg_t *cfg)
         int ep[2] = {-1, -1};
         pid_t pid = -1;
         int saved = 0;
+        char **sargv = NULL;
         if (outfd >= 0 && nullfd >= 0 && pipe_cloexec(ep) == 0) {
-            pid = spawn_rank(cwd, exe, argv, envp, nullfd, outfd, ep[1]);
+            if (cfg->rank_exe != NULL && exe != NULL) {
+                /* wslq-rank STATUS ERRFD PROGRAM ARGV...: built here, the vfork child may
+                 * not allocate */
+                size_t na = 0;
+                while (argv[na] != NULL)
+                    na++;
+                sargv = wq_calloc(na + 5, sizeof *sargv);
+                char stp[PATH_MAX + 32], fdtxt[16];
+                rank_path(stp, sizeof stp, j, "rank", r->grank, ".status");
+                snprintf(fdtxt, sizeof fdtxt, "%d", ep[1]);
+                sargv[0] = (char *) "wslq-rank";
+                sargv[1] = stp;
+                sargv[2] = fdtxt;
+                sargv[3] = exe;
+                for (size_t a = 0; a < na; a++)
+                    sargv[4 + a] = argv[a];
+                pid = spawn_rank(cwd, cfg->rank_exe, sargv, envp, nullfd, outfd, ep[1], 1);
+            } else {
+                pid = spawn_rank(cwd, exe, argv, envp, nullfd, outfd, ep[1], 0);
+            }
         }
         saved = errno;
+        free(sargv);
         if (ep[1] >= 0)
             close(ep[1]);
         if (outfd >= 0)
@@ -361,6 +396,8 @@ pos_save(job_t *j)
     close(fd);
 }
 
+static void adopted_rank_ended(job_t *j, int i, int64_t now_ms);
+
 job_t *
 job_adopt(const char *state_path, const job_cfg_t *cfg, wq_error_t *err)
 {
@@ -386,6 +423,8 @@ job_adopt(const char *state_path, const job_cfg_t *cfg, wq_error_t *err)
         r->grank = j->first_rank + (uint32_t) i;
         r->pgid = st->pgid[i];
         r->alive = !st->ended && r->pgid > 0 && (kill(-r->pgid, 0) == 0 || errno == EPERM);
+        if (!st->ended && !r->alive) /* it ended while no worker watched */
+            adopted_rank_ended(j, i, wq_clock_mono_ms());
         if (j->merged) {
             out_path(p, sizeof p, j, r);
             r->out_fd = open(p, O_RDONLY | O_CLOEXEC);
@@ -468,6 +507,46 @@ job_stop(job_t *j, int64_t grace_ms, int timed_out, const char *reason, int64_t 
     j->kill_at_ms = now_ms + grace_ms;
 }
 
+/* A rank ended with this wait status: the first failure of the job, and its gang stops. */
+static void
+rank_ended(job_t *j, int i, int status, int64_t now_ms)
+{
+    job_rank_t *r = &j->ranks[i];
+    r->alive = 0;
+    r->status = status;
+    int bad = !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+    if (bad && !j->have_fail) {
+        j->have_fail = 1;
+        j->fail_lrank = i;
+        j->fail_cause = j->phase == JOB_RUNNING;
+    }
+    if (bad && j->phase == JOB_RUNNING)
+        /* The others go too, with a short grace: a broken gang must be gone within 5 s. */
+        job_stop(j, j->grace_ms < GANG_GRACE_MS ? j->grace_ms : GANG_GRACE_MS, 0, NULL, now_ms);
+}
+
+/* An adopted rank's session is gone: its wait status is what wslq-rank wrote. */
+static void
+adopted_rank_ended(job_t *j, int i, int64_t now_ms)
+{
+    job_rank_t *r = &j->ranks[i];
+    char p[PATH_MAX + 32];
+    rank_path(p, sizeof p, j, "rank", r->grank, ".status");
+    FILE *f = fopen(p, "re");
+    int status = 0;
+    int known = f != NULL && fscanf(f, "%d", &status) == 1;
+    if (f != NULL)
+        fclose(f);
+    if (!known) {
+        r->alive = 0;
+        j->status_lost = 1; /* killed with its wslq-rank, or started without one */
+        return;
+    }
+    rank_ended(j, i, status, now_ms);
+    log_flag(WORKER, "adopted rank ended " JOB_FMT " rank=%" PRIu32 " status=%d", j->id, r->grank,
+             status);
+}
+
 int
 job_reap(job_t *j, pid_t pid, int status, int64_t now_ms)
 {
@@ -475,8 +554,6 @@ job_reap(job_t *j, pid_t pid, int status, int64_t now_ms)
         job_rank_t *r = &j->ranks[i];
         if (r->pid != pid || !r->alive)
             continue;
-        r->alive = 0;
-        r->status = status;
         if (r->errfd >= 0) {
             int msg[2];
             if (read(r->errfd, msg, sizeof msg) == (ssize_t) sizeof msg) {
@@ -491,15 +568,7 @@ job_reap(job_t *j, pid_t pid, int status, int64_t now_ms)
             close(r->errfd);
             r->errfd = -1;
         }
-        int bad = !WIFEXITED(status) || WEXITSTATUS(status) != 0;
-        if (bad && !j->have_fail) {
-            j->have_fail = 1;
-            j->fail_lrank = i;
-            j->fail_cause = j->phase == JOB_RUNNING;
-        }
-        if (bad && j->phase == JOB_RUNNING)
-            /* The others go too, with a short grace: a broken gang must be gone within 5 s. */
-            job_stop(j, j->grace_ms < GANG_GRACE_MS ? j->grace_ms : GANG_GRACE_MS, 0, NULL, now_ms);
+        rank_ended(j, i, status, now_ms);
         log_flag(WORKER, "rank exited " JOB_FMT " rank=%" PRIu32 " status=%d", j->id, r->grank,
                  status);
         return 1;
@@ -608,15 +677,15 @@ finish(job_t *j)
                          r->grank, j->exit_code);
         }
     }
-    if (j->adopted && !j->have_fail)
-        j->exit_code = -1; /* not our child: its status went to the worker that started it */
+    if (j->status_lost && !j->have_fail)
+        j->exit_code = -1; /* a rank's status went with the worker that started it */
     if (j->timed_out) {
         char d[32];
         snprintf(j->reason, sizeof j->reason, "time limit of %s reached",
                  wq_format_duration(j->time_limit_s, d, sizeof d));
     } else if (j->killed) {
         snprintf(j->reason, sizeof j->reason, "%s", j->kill_reason);
-    } else if (j->adopted && !j->have_fail) {
+    } else if (j->status_lost && !j->have_fail) {
         snprintf(j->reason, sizeof j->reason, "worker restarted; exit status lost");
     }
     j->phase = JOB_ENDED;
@@ -645,7 +714,7 @@ job_poll(job_t *j, int64_t now_ms)
     for (int i = 0; i < j->nranks; i++) {
         job_rank_t *r = &j->ranks[i];
         if (r->alive && r->pid == 0 && kill(-r->pgid, 0) < 0 && errno == ESRCH)
-            r->alive = 0; /* adopted: not our child, watch the group */
+            adopted_rank_ended(j, i, now_ms); /* not our child: we watched its group */
         alive += r->alive;
         if (j->merged)
             merge_rank(j, r, 0);

@@ -33,7 +33,8 @@ typedef struct job_rank {
     pid_t pid;        /* leader: our child; 0 when adopted from an earlier worker process */
     pid_t pgid;       /* its process group and session (setsid) */
     int alive;        /* 1 until the leader is reaped (own) or the group is gone (adopted) */
-    int status;       /* waitpid status once reaped, -1 unknown */
+    int status;       /* waitpid status once reaped (or read from rank-<G>.status when
+                         adopted), -1 unknown */
     int errfd;        /* read end of the exec-error pipe, -1 once read */
     int exec_stage;   /* 0 ok, 1 chdir failed, 2 exec failed (from the error pipe) */
     int exec_errno;   /* errno of that failure */
@@ -70,6 +71,7 @@ typedef struct job {
     int killed;
     char kill_reason[256];
     int have_fail;     /* a rank ended non-zero: fail_* valid */
+    int status_lost;   /* an adopted rank ended without a status we can read */
     int fail_lrank;    /* local rank that failed first */
     int fail_cause;    /* 1 if it failed while running (not because we stopped the job) */
     int fail_reported; /* streams.c sent RankFailed for it */
@@ -89,6 +91,9 @@ typedef struct job_cfg {
     char *const *base_env; /* the worker's environment, NULL = none */
     int64_t grace_ms;      /* default kill grace */
     int rendezvous;        /* 1: offer WSLQ_RENDEZVOUS = <spool>/rdv.sock */
+    const char *rank_exe;  /* wslq-rank, the parent that records each rank's exit status for a
+                              worker restarted meanwhile (worker/rank.c); NULL = ranks are
+                              started directly and that status is lost */
 } job_cfg_t;
 
 /* Start this node's ranks of a launch. Always returns a job (caller owns it: job_destroy):

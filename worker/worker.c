@@ -152,6 +152,32 @@ poll_timeout(const worker_t *w, int64_t now)
 
 /* ---- lifecycle ---- */
 
+/* wslq-rank, installed beside this program: every rank runs under it so its exit status
+ * survives a restart of this worker (worker/rank.c). Without it ranks still run, and a
+ * restart loses the status of the jobs running then. */
+static void
+find_rank_exe(worker_t *w)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash != NULL) {
+            *slash = '\0';
+            snprintf(w->rank_exe, sizeof w->rank_exe, "%.*s/wslq-rank", PATH_MAX - 16, self);
+        }
+    }
+    if (w->rank_exe[0] && access(w->rank_exe, X_OK) == 0) {
+        w->jcfg.rank_exe = w->rank_exe;
+        return;
+    }
+    log_warn("wslq-rank not found beside wslq-worker path=%s: a job running while this worker "
+             "restarts will end with its exit status lost",
+             w->rank_exe[0] ? w->rank_exe : "(unknown)");
+    w->rank_exe[0] = '\0';
+}
+
 worker_t *
 worker_new(const wcfg_t *cfg, wq_error_t *err)
 {
@@ -188,6 +214,7 @@ worker_new(const wcfg_t *cfg, wq_error_t *err)
     w->jcfg.env.nccl_env = w->si.nccl_env;
     w->jcfg.base_env = environ;
     w->jcfg.grace_ms = cfg->kill_grace_ms;
+    find_rank_exe(w);
     if (cfg->rendezvous)
         w->rdv = rdv_new(outbox_rdv_send, w);
 

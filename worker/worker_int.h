@@ -55,6 +55,7 @@ struct worker {
     size_t njobs;            /* entries used in jobs */
     size_t cap;              /* entries allocated in jobs */
     job_cfg_t jcfg;          /* what every job launch needs (state dir, env, grace) */
+    char rank_exe[PATH_MAX]; /* wslq-rank beside this program, "" when missing */
     rdv_t *rdv;              /* rendezvous relay, NULL when disabled */
     int registered;          /* a RegisterReply arrived since the last (re)connect */
     int64_t reg_sent_ms;     /* monotonic ms of the last Register */

@@ -195,7 +195,7 @@ fi
 
 BINS=(wslq wslq-node-facts)
 if [ "$ROLE" = worker ]; then
-    BINS+=(wslq-worker wslq-train)
+    BINS+=(wslq-worker wslq-rank wslq-train)
 else
     BINS+=(wslq-scheduler)
 fi

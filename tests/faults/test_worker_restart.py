@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""Faults: a worker killed and restarted while its jobs run keeps their real exit status.
+
+Every rank runs under wslq-rank, which records the rank's wait status in the spool; a new
+worker adopts the jobs and reads it. Before, each adopted job ended FAILED "rank -1 ...
+code -1" though it exited 0 (its afterok dependents were cancelled), and so did a job that
+ended while its worker was down."""
+import os
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../integration"))
+from cluster import Cluster, check, finish  # noqa: E402
+
+c = Cluster(workers=[("pc1", 2)])
+
+
+def restart_worker(down_s):
+    w = c.workers["pc1"]
+    w.send_signal(signal.SIGKILL)
+    w.wait(10)
+    time.sleep(down_s)
+    c.start_worker("pc1", 2)
+
+
+try:
+    ok = c.submit("--wrap", "sleep 3; echo done; exit 0")
+    bad = c.submit("--wrap", "sleep 3; exit 3")
+    after = c.submit("--dependency", f"afterok:{ok}", "--wrap", "echo after")
+    check(c.wait_state(ok, "RUNNING", 20) and c.wait_state(bad, "RUNNING", 20), "both running")
+    restart_worker(0.5)  # they still run: the new worker adopts them
+    check(c.wait_state(ok, ("COMPLETED", "FAILED", "NODE_FAIL"), 30) and
+          c.state(ok) == "COMPLETED",
+          f"the adopted job that exited 0 is COMPLETED: {c.state(ok)} {c.job(ok)['reason']!r}")
+    check(c.wait_state(bad, ("COMPLETED", "FAILED", "NODE_FAIL"), 30) and
+          c.job(bad)["reason"] == "rank 0 on pc1 exited with code 3",
+          f"the adopted job that exited 3 says so: {c.job(bad)['reason']!r}")
+    check(c.wait_state(after, "COMPLETED", 30), f"its afterok dependent ran: {c.state(after)}")
+    check(c.cli("logs", str(ok)).stdout == "done\n", "the adopted job's output is whole")
+
+    # A job that ends while its worker is down: the restarted worker reports how it ended.
+    quick = c.submit("--wrap", "sleep 1; exit 0")
+    quick_bad = c.submit("--wrap", "sleep 1; exit 4")
+    check(c.wait_state(quick, "RUNNING", 20) and c.wait_state(quick_bad, "RUNNING", 20),
+          "two short jobs running")
+    restart_worker(2.0)  # down longer than the jobs run (under the scheduler's lost timeout)
+    check(c.wait_state(quick, ("COMPLETED", "FAILED", "NODE_FAIL"), 30) and
+          c.state(quick) == "COMPLETED",
+          f"ended while the worker was down, exit 0: {c.state(quick)} {c.job(quick)['reason']!r}")
+    check(c.wait_state(quick_bad, ("COMPLETED", "FAILED", "NODE_FAIL"), 30) and
+          c.job(quick_bad)["reason"] == "rank 0 on pc1 exited with code 4",
+          f"ended while the worker was down, exit 4: {c.job(quick_bad)['reason']!r}")
+finally:
+    c.stop()
+finish()
