@@ -6,8 +6,8 @@
 
 #include "cli/cli.h"
 #include "cli/client.h"
-#include "common/mem.h"
 #include "cli/opt.h"
+#include "common/mem.h"
 
 static const char usage[] =
     "usage: wslq cancel JOB [JOB...]\n"

@@ -6,8 +6,8 @@
 
 #include "cli/cli.h"
 #include "cli/client.h"
-#include "common/clock.h"
 #include "cli/opt.h"
+#include "common/clock.h"
 
 static const char usage[] =
     "usage: wslq logs [-f] JOB\n"

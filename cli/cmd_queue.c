@@ -7,13 +7,13 @@
 
 #include "cli/cli.h"
 #include "cli/client.h"
+#include "cli/opt.h"
+#include "cli/print.h"
+#include "cli/table.h"
 #include "common/clock.h"
 #include "common/mem.h"
 #include "common/parse.h"
 #include "proto/json.h"
-#include "cli/opt.h"
-#include "cli/print.h"
-#include "cli/table.h"
 
 static const char usage[] =
     "usage: wslq queue [options]\n"

@@ -25,10 +25,10 @@
 
 #include "cli/cli.h"
 #include "cli/client.h"
-#include "common/clock.h"
-#include "common/mem.h"
 #include "cli/opt.h"
 #include "cli/print.h"
+#include "common/clock.h"
+#include "common/mem.h"
 
 #define WATCH_WAIT_MS 30000 /* longest park; the scheduler caps it at 60000 */
 #define REDRAW_MIN_MS 250

@@ -21,8 +21,8 @@
 #include <stdio.h>
 
 #include "common/err.h"
-#include "node/gpu.h"
 #include "node/facts.h"
+#include "node/gpu.h"
 
 typedef enum { DOCTOR_PASS, DOCTOR_WARN, DOCTOR_FAIL, DOCTOR_INFO } doctor_verdict_t;
 

@@ -80,7 +80,8 @@ enum node_netmode_from {
  * NULL or "" for automatic choice. Fails (-1) only if root is not a directory; a missing fact
  * is recorded as unknown, and an override naming an interface without IPv4 leaves iface set
  * and ip "" (doctor reports it). */
-int node_facts_read(const char *root, const char *iface_override, node_facts_t *out, wq_error_t *err);
+int
+node_facts_read(const char *root, const char *iface_override, node_facts_t *out, wq_error_t *err);
 
 /* 1 if root means the real system ("", "/" or NULL). */
 int node_root_is_real(const char *root);

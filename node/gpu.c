@@ -11,8 +11,8 @@
 #include <strings.h>
 
 #include "common/mem.h"
-#include "node/node_internal.h"
 #include "node/facts.h"
+#include "node/node_internal.h"
 
 #define GPU_MAX 64
 

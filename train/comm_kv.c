@@ -18,9 +18,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "train/comm.h"
 #include "common/clock.h"
 #include "common/rdvc.h"
+#include "train/comm.h"
 
 /* The local address this host uses to reach 'peer' (no packet is sent: a UDP connect only
  * picks the route). */

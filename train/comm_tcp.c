@@ -33,10 +33,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "train/comm.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "train/comm.h"
 
 #define BOOT_MAGIC   0x57515242u /* 'WQRB' */
 #define RING_MAGIC   0x57515252u /* 'WQRR' */

@@ -13,8 +13,8 @@
 
 #include <stddef.h>
 
-#include "train/comm.h"
 #include "common/err.h"
+#include "train/comm.h"
 #include "train/model.h"
 #include "train/optim.h"
 

@@ -10,10 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "train/ckpt.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "train/ckpt.h"
 #include "train/data.h"
 #include "train/rng.h"
 #ifdef WSLQ_HAVE_CUDA

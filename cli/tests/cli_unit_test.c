@@ -12,11 +12,11 @@
 #include <cmocka.h>
 
 #include "cli/cli.h"
-#include "proto/json.h"
 #include "cli/opt.h"
 #include "cli/print.h"
 #include "cli/submit.h"
 #include "cli/table.h"
+#include "proto/json.h"
 
 #define ARGC(a) ((int) (sizeof(a) / sizeof((a)[0])))
 

@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "common/mem.h"
-#include "scheduler/http/http_int.h"
 #include "proto/wire.h"
+#include "scheduler/http/http_int.h"
 
 /* The last slot counts every other status. */
 const int http_code_values[HTTP_N_CODES] = {200, 304, 400, 401, 404, 405, 413,

@@ -3,8 +3,8 @@
  * else lives here (GEMMs are cuBLAS calls in dlayers.c). Built with --fmad=false (see
  * CMakeLists.txt) so a*b+c is not contracted into an FMA: elementwise results then match the
  * CPU's bit for bit, except where expf/logf differ by their last bits. */
-#include "train/kernels.h"
 #include "train/cuda/launch.h"
+#include "train/kernels.h"
 
 namespace
 {
