@@ -350,6 +350,8 @@ validate_body(const Wslq__Envelope *env, wq_error_t *err)
     case WSLQ__ENVELOPE__BODY_REG_REPLY:
         return check_count(env->reg_reply->n_kill_jobs, WIRE_MAX_RUNNING, "kill list", err);
     case WSLQ__ENVELOPE__BODY_HEARTBEAT:
+        if (check_checks(env->heartbeat->n_checks, env->heartbeat->checks, err) < 0)
+            return -1;
         if (env->heartbeat->clock_rtt_ms > WIRE_MAX_RTT_MS)
             return wq_fail(err, WQ_EPROTO, "clock round trip is out of range");
         return check_gpus(env->heartbeat->n_gpus, env->heartbeat->gpus, err);

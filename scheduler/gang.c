@@ -222,6 +222,7 @@ handle_ended(sched_t *self, const msg_t *m)
                             .rank = e->failed_rank,
                             .timed_out = e->timed_out,
                             .killed = e->killed,
+                            .output_lost = e->output_lost,
                             .text = e->reason};
         jobs_apply(self, job, &ev);
     }

@@ -304,6 +304,11 @@ on_part_ended(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_o
     snprintf(r->detail, sizeof r->detail, "exit_code=%d signal=%d rank=%d%s%s%s%s", ev->exit_code,
              ev->signal, ev->rank, ev->timed_out ? " timed_out" : "", ev->killed ? " killed" : "",
              why[0] ? " " : "", why);
+    if (ev->output_lost) {
+        jobsm_row_t *lost = add_row(out, info->state, "output lost", info->allocs[ev->part]->node);
+        snprintf(lost->detail, sizeof lost->detail,
+                 "the node's spool was full while the job ran: its log may miss output");
+    }
     int failed = ev->exit_code != 0 || ev->signal != 0;
     if (ev->timed_out)
         raise_cause(sm, JOBSM_CAUSE_TIME_LIMIT);

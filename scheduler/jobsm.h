@@ -99,6 +99,7 @@ typedef struct jobsm_event {
     int32_t rank;        /* PART_ENDED (first failed rank, -1 none), RANK_FAILED */
     int timed_out;       /* PART_ENDED: the worker enforced the time limit */
     int killed;          /* PART_ENDED: the worker killed it on a JobKill */
+    int output_lost;     /* PART_ENDED: the node's spool was full while it ran */
     const char *text;    /* PART_ENDED: the worker's reason; SUBMIT: the first wait reason;
                             START_TIMEOUT, DEPENDENCY_FAILED: why. May be NULL */
     int64_t now_wall_ms; /* the caller's clock: start and end times */

@@ -104,7 +104,9 @@ nodes_refresh(sched_t *self, node_t *nd)
         }
     }
     const char *state = node_state_names[nd->state];
-    if (nd->state == NODE_ALIVE && (ni->cpus_alloc > 0 || ni->mem_alloc_mb > 0)) {
+    if (nd->state == NODE_ALIVE && !nodes_takes_jobs(nd)) {
+        state = "full"; /* its spool: no new jobs until there is room */
+    } else if (nd->state == NODE_ALIVE && (ni->cpus_alloc > 0 || ni->mem_alloc_mb > 0)) {
         unsigned used = 0;
         for (size_t g = 0; g < ni->n_gpus; g++)
             used += ni->gpus[g]->job_id != 0;
@@ -112,6 +114,15 @@ nodes_refresh(sched_t *self, node_t *nd)
                                                                                      : "mixed";
     }
     wire_set_str(&ni->state, state);
+}
+
+int
+nodes_takes_jobs(const node_t *nd)
+{
+    const Wslq__NodeCheck *disk =
+        nodecheck_find(nd->info->checks, nd->info->n_checks, "disk.spool");
+    return nd->state == NODE_ALIVE &&
+           (disk == NULL || disk->verdict != WSLQ__CHECK_VERDICT__CHECK_FAIL);
 }
 
 void
@@ -252,6 +263,22 @@ handle_heartbeat(sched_t *self, const msg_t *m)
     self->stats.version++; /* fresh GPU metrics */
     const Wslq__Heartbeat *hb = m->env->heartbeat;
     clock_report(self, nd, hb);
+    for (size_t i = 0; i < hb->n_checks; i++) {
+        const Wslq__NodeCheck *c = hb->checks[i];
+        const Wslq__NodeCheck *was = nodecheck_find(nd->info->checks, nd->info->n_checks, c->id);
+        if (was != NULL && was->verdict == c->verdict && strcmp(was->summary, c->summary) == 0)
+            continue;
+        int blocks = strcmp(c->id, "disk.spool") == 0 &&
+                     (c->verdict == WSLQ__CHECK_VERDICT__CHECK_FAIL) !=
+                         (was != NULL && was->verdict == WSLQ__CHECK_VERDICT__CHECK_FAIL);
+        if (blocks)
+            log_warn("node spool %s name=%s: %s",
+                     c->verdict == WSLQ__CHECK_VERDICT__CHECK_FAIL ? "full" : "has room again",
+                     nd->info->name, c->summary);
+        nodecheck_set(&nd->info->checks, &nd->info->n_checks, c->id, c->verdict, c->summary,
+                      c->fix);
+        self->dirty |= blocks; /* the node takes jobs again, or stops */
+    }
     for (size_t i = 0; i < hb->n_gpus; i++)
         for (size_t g = 0; g < nd->info->n_gpus; g++) {
             Wslq__GpuInfo *dst = nd->info->gpus[g];

@@ -20,7 +20,7 @@ snapshot(sched_t *self, policy_node_t *pn, size_t cap, int for_feasibility)
         policy_node_t *p = &pn[i];
         memset(p, 0, sizeof *p);
         p->name = ni->name;
-        p->eligible = for_feasibility || nd->state == NODE_ALIVE;
+        p->eligible = for_feasibility || nodes_takes_jobs(nd);
         p->inbound_ok = ni->inbound_ok;
         p->inbound_test = selftest_policy_state(nd);
         p->cpus = ni->cpus;

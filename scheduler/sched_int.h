@@ -227,6 +227,8 @@ void nodes_free_all(sched_t *self);
 void nodes_set_attr(Wslq__NodeInfo *ni, const char *key, const char *value);
 /* Allocation, GPU holders and state name brought up to date from the active jobs. */
 void nodes_refresh(sched_t *self, node_t *nd);
+/* 1 if new jobs may be placed on the node: alive, and room in its spool (disk.spool). */
+int nodes_takes_jobs(const node_t *nd);
 /* A message came from this node's worker: it is alive. */
 void nodes_seen(sched_t *self, node_t *nd);
 void nodes_tick(sched_t *self, int64_t now);

@@ -88,6 +88,8 @@ job_alloc(uint64_t id, uint32_t attempt, int nranks, const job_cfg_t *cfg)
     j->phase = JOB_RUNNING;
     j->failed_rank = -1;
     j->grace_ms = cfg->grace_ms > 0 ? cfg->grace_ms : 10000;
+    j->no_space = cfg->no_space;
+    j->no_space_arg = cfg->no_space_arg;
     snprintf(j->spool, sizeof j->spool, "%s/spool/%" PRIu64 ".%" PRIu32, cfg->state_dir, id,
              attempt);
     snprintf(j->state_path, sizeof j->state_path, "%s/jobs/%" PRIu64 ".%" PRIu32 ".state",
@@ -471,6 +473,9 @@ job_save(job_t *j, wq_error_t *err)
     snprintf(st->reason, sizeof st->reason, "%s", j->reason);
     st->log_bytes = j->log_bytes;
     int rc = jobstate_write(j->state_path, st, err);
+    if (rc < 0 && err != NULL && err->sys_errno == ENOSPC && j->no_space != NULL &&
+        j->no_space(j->no_space_arg))
+        rc = jobstate_write(j->state_path, st, err); /* a finished job must not look lost */
     free(st);
     return rc;
 }

@@ -70,8 +70,11 @@ typedef struct job {
     int timed_out;
     int killed;
     char kill_reason[256];
-    int have_fail;     /* a rank ended non-zero: fail_* valid */
-    int status_lost;   /* an adopted rank ended without a status we can read */
+    int have_fail;              /* a rank ended non-zero: fail_* valid */
+    int status_lost;            /* an adopted rank ended without a status we can read */
+    int output_lost;            /* the spool was full while it ran: some output may be missing */
+    int (*no_space)(void *arg); /* job_cfg_t's, for job_save */
+    void *no_space_arg;
     int fail_lrank;    /* local rank that failed first */
     int fail_cause;    /* 1 if it failed while running (not because we stopped the job) */
     int fail_reported; /* streams.c sent RankFailed for it */
@@ -94,6 +97,10 @@ typedef struct job_cfg {
     const char *rank_exe;  /* wslq-rank, the parent that records each rank's exit status for a
                               worker restarted meanwhile (worker/rank.c); NULL = ranks are
                               started directly and that status is lost */
+    /* A job state could not be written for lack of room: make some (1) or not (0); the save
+     * is tried once more after a 1. NULL = none. */
+    int (*no_space)(void *arg);
+    void *no_space_arg;
 } job_cfg_t;
 
 /* Start this node's ranks of a launch. Always returns a job (caller owns it: job_destroy):

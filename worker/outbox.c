@@ -82,7 +82,7 @@ outbox_register(worker_t *w, int64_t now)
     }
     r.n_attrs = na;
     r.attrs = ap;
-    Wslq__NodeCheck ck[SYSINFO_MAX_CHECKS], *ckp[SYSINFO_MAX_CHECKS];
+    Wslq__NodeCheck ck[SYSINFO_MAX_CHECKS + 1], *ckp[SYSINFO_MAX_CHECKS + 1]; /* + disk.spool */
     for (int i = 0; i < w->si.n_checks; i++) {
         const sysinfo_check_t *c = &w->si.checks[i];
         wslq__node_check__init(&ck[i]);
@@ -94,6 +94,10 @@ outbox_register(worker_t *w, int64_t now)
     }
     r.n_checks = (size_t) w->si.n_checks;
     r.checks = ckp;
+    char disk_summary[WIRE_MAX_CHECK_TEXT];
+    space_node_check(&w->space, &ck[r.n_checks], disk_summary, sizeof disk_summary);
+    ckp[r.n_checks] = &ck[r.n_checks];
+    r.n_checks++;
     r.probe_port = w->selftest.port;
     Wslq__Envelope env = ENVELOPE(REG, reg, &r);
     env.request_id = ++w->reg_req_id;
@@ -119,6 +123,12 @@ outbox_heartbeat(worker_t *w)
     hb.clock_measured = w->clock_measured;
     hb.clock_offset_ms = w->clock_offset_ms;
     hb.clock_rtt_ms = w->clock_rtt_ms;
+    space_check(&w->space);
+    Wslq__NodeCheck disk, *dp = &disk;
+    char summary[WIRE_MAX_CHECK_TEXT];
+    space_node_check(&w->space, &disk, summary, sizeof summary);
+    hb.checks = &dp;
+    hb.n_checks = 1;
     outbox_send(w, &ENVELOPE(HEARTBEAT, heartbeat, &hb));
 }
 
@@ -157,6 +167,7 @@ outbox_job_ended(worker_t *w, job_t *j)
     m.failed_rank = j->failed_rank;
     m.reason = j->reason;
     m.log_bytes = j->log_bytes;
+    m.output_lost = j->output_lost;
     outbox_send(w, &ENVELOPE(ENDED, ended, &m));
 }
 

@@ -211,6 +211,10 @@ streams_tick(worker_t *w, int64_t now)
 {
     for (size_t i = 0; i < w->njobs;) {
         job_t *j = w->jobs[i];
+        if (j->phase != JOB_ENDED && space_full(&w->space) && !j->output_lost) {
+            j->output_lost = 1; /* its ranks write to the spool: some of it may be gone */
+            log_warn("job output at risk: the spool is full " JOB_FMT, j->id);
+        }
         int ended_now = job_poll(j, now);
         if (j->have_fail && j->fail_cause && !j->fail_reported && j->nranks > 0 && w->registered) {
             /* at once, so the scheduler stops the job's other nodes while this one stops its

@@ -152,6 +152,13 @@ poll_timeout(const worker_t *w, int64_t now)
 
 /* ---- lifecycle ---- */
 
+static int
+no_space(void *arg)
+{
+    worker_t *w = arg;
+    return space_release_reserve(&w->space);
+}
+
 /* wslq-rank, installed beside this program: every rank runs under it so its exit status
  * survives a restart of this worker (worker/rank.c). Without it ranks still run, and a
  * restart loses the status of the jobs running then. */
@@ -214,6 +221,9 @@ worker_new(const wcfg_t *cfg, wq_error_t *err)
     w->jcfg.env.nccl_env = w->si.nccl_env;
     w->jcfg.base_env = environ;
     w->jcfg.grace_ms = cfg->kill_grace_ms;
+    space_open(&w->space, cfg->state_dir);
+    w->jcfg.no_space = no_space;
+    w->jcfg.no_space_arg = w;
     find_rank_exe(w);
     if (cfg->rendezvous)
         w->rdv = rdv_new(outbox_rdv_send, w);

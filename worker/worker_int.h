@@ -22,6 +22,7 @@
 #include "worker/config.h"
 #include "worker/job.h"
 #include "worker/rdv.h"
+#include "worker/space.h"
 #include "worker/sysinfo.h"
 #include "worker/worker.h"
 
@@ -49,6 +50,7 @@ typedef struct selftest {
 struct worker {
     wcfg_t cfg;              /* flags and config file, as given to worker_new */
     sysinfo_t si;            /* what this PC has (node facts, GPUs, doctor verdicts) */
+    space_t space;           /* room on the state directory's file system (disk.spool) */
     void *ctx;               /* ZeroMQ context */
     void *sock;              /* DEALER connected to the scheduler */
     job_t **jobs;            /* jobs held (streams.c): running, or ended and not yet forgotten */

@@ -244,6 +244,25 @@ test_rank_exit_fails_gang(void **state)
 }
 
 static void
+test_output_lost_is_told(void **state)
+{
+    (void) state;
+    fx_t *f = fx_new(0, 0);
+    running(f, 1);
+    assert_int_equal(
+        apply(
+            f,
+            (jobsm_event_t){.type = JOBSM_EV_PART_ENDED, .part = 0, .rank = -1, .output_lost = 1}),
+        JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__COMPLETED); /* it did exit 0 */
+    assert_int_equal(f->out.n_rows, 3);
+    assert_string_equal(f->out.rows[1].reason, "output lost");
+    assert_string_equal(f->out.rows[1].node, "n0");
+    assert_non_null(strstr(f->out.rows[1].detail, "spool was full"));
+    fx_free(f);
+}
+
+static void
 test_rank_signal(void **state)
 {
     (void) state;
@@ -756,6 +775,7 @@ main(void)
         cmocka_unit_test(test_complete),
         cmocka_unit_test(test_rank_exit_fails_gang),
         cmocka_unit_test(test_rank_signal),
+        cmocka_unit_test(test_output_lost_is_told),
         cmocka_unit_test(test_rank_failed_event),
         cmocka_unit_test(test_node_lost_requeues_with_backoff),
         cmocka_unit_test(test_backoff_doubles_to_a_cap),
