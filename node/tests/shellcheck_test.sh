@@ -1,5 +1,6 @@
 #!/bin/sh
-# Runs shellcheck on every shell script of deploy/ and of these tests; 77 (skipped) without it.
+# Runs shellcheck on every shell script of deploy/, scripts/ and these tests; 77 (skipped) without
+# it.
 # usage: shellcheck_test.sh SOURCE_DIR
 set -eu
 src=$1
@@ -7,7 +8,7 @@ if ! command -v shellcheck >/dev/null 2>&1; then
     echo "shellcheck_test: shellcheck not installed, skipping"
     exit 77
 fi
-files=$(find "$src/deploy" "$src/node/tests" -name '*.sh' -type f 2>/dev/null | sort)
+files=$(find "$src/deploy" "$src/scripts" "$src/node/tests" -name '*.sh' -type f 2>/dev/null | sort)
 if [ -z "$files" ]; then
     echo "shellcheck_test: no scripts found under $src/deploy" >&2
     exit 1
