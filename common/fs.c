@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 int
@@ -40,4 +41,18 @@ wq_mkdir_p(const char *path, mode_t mode, wq_error_t *err)
         return wq_fail_errno(err, "cannot create %s", path);
     }
     return 0;
+}
+
+long
+wq_raise_fd_limit(void)
+{
+    struct rlimit r;
+    if (getrlimit(RLIMIT_NOFILE, &r) < 0)
+        return -1;
+    if (r.rlim_cur < r.rlim_max) {
+        struct rlimit want = {r.rlim_max, r.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+            r.rlim_cur = r.rlim_max;
+    }
+    return r.rlim_cur == RLIM_INFINITY ? LONG_MAX : (long) r.rlim_cur;
 }

@@ -13,4 +13,9 @@
  * component that failed). Directories created before a failure are left in place. */
 int wq_mkdir_p(const char *path, mode_t mode, wq_error_t *err);
 
+/* Raise this process's open-file limit to its hard limit (1,024 by default is too few for a
+ * scheduler with many peers or a worker with many ranks). Returns the soft limit now in force,
+ * or -1 if it cannot be read. */
+long wq_raise_fd_limit(void);
+
 #endif

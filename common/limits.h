@@ -89,6 +89,21 @@
 
 /* ---- what the scheduler holds ---- */
 
+/* connections to the scheduler's port at once, and from one address: a lab has tens of
+ * workers and a few CLIs at a time (all of a PC's local CLIs share 127.0.0.1); a flood of idle
+ * connections must not take the descriptors the queue and the logs need */
+#define SCHED_MAX_CONNS          4096
+#define SCHED_MAX_CONNS_PER_ADDR 256
+/* descriptors kept for the database, log files and the dashboard when the process limit is
+ * lower than SCHED_MAX_CONNS + this (connections are then capped lower) */
+#define SCHED_FD_RESERVE 512
+/* a connection that has not finished ZeroMQ's handshake by then is dropped */
+#define SCHED_HANDSHAKE_MS 5000
+/* parked requests (logs -f, kv wait, watch) at once, and from one peer: each holds a little
+ * memory until it is answered; a client parks one or two */
+#define SCHED_MAX_WAITERS          10000
+#define SCHED_MAX_WAITERS_PER_PEER 64
+
 /* messages queued per peer on the ROUTER before ZeroMQ drops sends: a worker streaming logs
  * while the loop is busy stays far below it */
 #define SCHED_ROUTER_HWM 100000
@@ -127,5 +142,11 @@
 #define HTTP_LOG_DEFAULT  (64u << 10)  /* /log bytes when no max is given */
 #define HTTP_LOG_MAX      (1u << 20)   /* largest accepted max */
 #define HTTP_MAX_JOB_ID   (1ull << 53) /* ids stay exact as JSON numbers */
+/* a request head (or the next one on a kept-alive connection) must be complete this long
+ * after the connection opened or the last answer: a client that trickles its head, or sits
+ * idle, cannot hold one of the few connection slots for longer */
+#define HTTP_HEAD_TIMEOUT_MS 10000
+/* dashboard connections from one address: a browser opens about 6 */
+#define HTTP_MAX_CONNS_PER_ADDR 16
 
 #endif

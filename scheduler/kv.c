@@ -99,7 +99,9 @@ wait_for(sched_t *self, const msg_t *m, const kv_entry_t *e)
     w.job_id = r->job_id;
     w.key = wq_strdup(r->key);
     w.deadline_mono = wq_clock_mono_ms() + r->timeout_ms;
-    waiters_add(self, &w);
+    wq_error_t err;
+    if (waiters_park(self, &w, &err) < 0)
+        out_error(self, m->from, m->env->request_id, &err);
 }
 
 void

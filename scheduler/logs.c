@@ -202,7 +202,10 @@ handle_logs(sched_t *self, const msg_t *m)
     w.max_bytes = r->max_bytes;
     if (job != NULL && r->wait_ms > 0 && (int64_t) r->offset >= size) {
         w.deadline_mono = wq_clock_mono_ms() + r->wait_ms;
-        waiters_add(self, &w); /* answered when output comes, the job ends, or at the deadline */
+        /* answered when output comes, the job ends, or at the deadline */
+        wq_error_t err;
+        if (waiters_park(self, &w, &err) < 0)
+            out_error(self, m->from, m->env->request_id, &err);
         return;
     }
     logs_answer(self, &w);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/fs.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/parse.h"
@@ -162,6 +163,7 @@ int
 main(int argc, char **argv)
 {
     wq_log_init("wslq-scheduler");
+    wq_raise_fd_limit(); /* peers, the queue, logs and the dashboard all take descriptors */
     sched_config_t cfg;
     sched_config_init(&cfg);
     http_config_t hcfg;

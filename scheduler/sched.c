@@ -7,10 +7,14 @@
 #include "scheduler/sched.h"
 
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -155,13 +159,27 @@ sched_new(const sched_config_t *cfg, wq_error_t *err)
         self->own_zctx = 1;
     }
     self->router = zmq_socket(self->zctx, ZMQ_ROUTER);
-    int one = 1, zero = 0, hwm = SCHED_ROUTER_HWM;
+    int one = 1, zero = 0, hwm = SCHED_ROUTER_HWM, handshake = SCHED_HANDSHAKE_MS;
     int64_t maxmsg = WIRE_MAX_FRAME;
     zmq_setsockopt(self->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
     zmq_setsockopt(self->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     zmq_setsockopt(self->router, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(self->router, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(self->router, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(self->router, ZMQ_HANDSHAKE_IVL, &handshake, sizeof handshake);
+    self->conns = conns_new(self->zctx, self->router, err);
+    if (self->conns == NULL)
+        goto error;
+    struct rlimit nofile;
+    self->max_conns = SCHED_MAX_CONNS;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY &&
+        nofile.rlim_cur < SCHED_MAX_CONNS + SCHED_FD_RESERVE) {
+        self->max_conns = nofile.rlim_cur > SCHED_FD_RESERVE + 64
+                              ? (size_t) nofile.rlim_cur - SCHED_FD_RESERVE
+                              : 64;
+        log_warn("descriptor limit %llu: at most %zu connections (raise LimitNOFILE)",
+                 (unsigned long long) nofile.rlim_cur, self->max_conns);
+    }
     if (zmq_bind(self->router, cfg->listen) < 0) {
         wq_fail(err, WQ_ESYS, "cannot listen on %s: %s", cfg->listen, zmq_strerror(errno));
         goto error;
@@ -184,6 +202,7 @@ sched_destroy(sched_t **self_p)
     if (self_p == NULL || *self_p == NULL)
         return;
     sched_t *self = *self_p;
+    conns_destroy(&self->conns);
     if (self->router)
         zmq_close(self->router);
     if (self->zctx && self->own_zctx)
@@ -244,6 +263,10 @@ recv_batch(sched_t *self)
     }
 }
 
+/* Freed memory is given back to the system this often: a flood of connections leaves much of
+ * it in malloc's arenas otherwise. */
+#define TRIM_MS 10000
+
 static void
 tick(sched_t *self, int64_t now)
 {
@@ -251,6 +274,12 @@ tick(sched_t *self, int64_t now)
     selftest_tick(self, now);
     gang_tick(self, now);
     waiters_expire(self, now);
+#ifdef __GLIBC__
+    if (now >= self->next_trim_mono) {
+        malloc_trim(0);
+        self->next_trim_mono = now + TRIM_MS;
+    }
+#endif
 }
 
 int
@@ -265,13 +294,16 @@ sched_turn(sched_t *self, long timeout_ms, wq_error_t *err)
     long until_tick = self->next_tick_mono > now ? (long) (self->next_tick_mono - now) : 0;
     if (timeout_ms < 0 || timeout_ms > until_tick)
         timeout_ms = until_tick;
-    zmq_pollitem_t items[] = {{self->router, 0, ZMQ_POLLIN, 0}};
-    int rc = zmq_poll(items, 1, timeout_ms);
+    zmq_pollitem_t items[] = {{self->router, 0, ZMQ_POLLIN, 0},
+                              {conns_socket(self->conns), 0, ZMQ_POLLIN, 0}};
+    int rc = zmq_poll(items, 2, timeout_ms);
     if (rc < 0 && errno != EINTR)
         return wq_fail(err, WQ_ESYS, "poll failed: %s", zmq_strerror(errno));
     struct timespec ts0;
     clock_gettime(CLOCK_MONOTONIC, &ts0);
-    if (rc > 0)
+    if (rc > 0 && (items[1].revents & ZMQ_POLLIN))
+        conns_events(self, self->conns);
+    if (rc > 0 && (items[0].revents & ZMQ_POLLIN))
         recv_batch(self);
     now = wq_clock_mono_ms();
     if (now >= self->next_tick_mono) {

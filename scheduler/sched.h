@@ -71,6 +71,10 @@ typedef struct {
     uint64_t ended_total[WIRE_JOB_STATES];    /* by final JobState */
     uint64_t requeued_total;                  /* retryable ends sent back to PENDING */
     uint64_t bad_frames_total;                /* frames wire_decode() refused */
+    uint64_t conns_open;                      /* connections to the ROUTER now */
+    uint64_t conns_refused_total;             /* shut over the total or per-address cap */
+    uint64_t waiters;                         /* parked requests now */
+    uint64_t waiters_refused_total;           /* parked requests refused over the caps */
     uint64_t wait_bucket[SCHED_WAIT_BUCKETS]; /* starts with wait <= bound (not cumulative) */
     uint64_t wait_count;                      /* starts observed */
     double wait_sum_s;                        /* total wait of those starts, seconds */

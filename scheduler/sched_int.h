@@ -96,6 +96,10 @@ typedef struct waiter {
     int64_t deadline_mono;
 } waiter_t;
 
+/* ---- connections (conns.c) ---- */
+
+typedef struct conns conns_t;
+
 /* ---- the outbox (outbox.c) ---- */
 
 typedef struct out {
@@ -113,6 +117,10 @@ struct sched {
     void *zctx;
     int own_zctx; /* we made zctx (not given in cfg) */
     void *router;
+    conns_t *conns;         /* connection accounting and caps on the ROUTER */
+    size_t max_conns;       /* SCHED_MAX_CONNS, lower when the descriptor limit is */
+    int64_t next_trim_mono; /* ms: when freed memory is next given back to the system */
+    wq_ratelimit_t conn_rl;
     queue_t *q;
     volatile sig_atomic_t stop;
     int failed;          /* a database write failed: nothing more is sent or committed */
@@ -177,6 +185,12 @@ void out_discard(sched_t *self);
 /* The turn failed: what was queued is not on disk. Every request of the turn is answered
  * with an error saying why instead, and nothing else is sent. */
 void out_fail_requests(sched_t *self, const wq_error_t *why);
+
+/* conns.c: the ROUTER's connections, counted and capped */
+conns_t *conns_new(void *zctx, void *router, wq_error_t *err);
+void conns_destroy(conns_t **self_p);
+void *conns_socket(conns_t *self); /* to poll: readable when there are events */
+void conns_events(sched_t *self, conns_t *cs);
 
 /* dispatch.c */
 void dispatch(sched_t *self, const peer_t *from, Wslq__Envelope *env);
@@ -262,7 +276,9 @@ void handle_log_chunk(sched_t *self, const msg_t *m);
 void handle_metrics(sched_t *self, const msg_t *m);
 
 /* waiters.c: parked `logs -f`, `kv wait` and `watch` requests */
-void waiters_add(sched_t *self, const waiter_t *w);
+/* Park a request until what it waits for happens or its deadline. -1 with err (and w->key
+ * freed) over SCHED_MAX_WAITERS or SCHED_MAX_WAITERS_PER_PEER: the caller answers with err. */
+int waiters_park(sched_t *self, waiter_t *w, wq_error_t *err);
 void waiters_wake_logs(sched_t *self, uint64_t job_id);
 /* Answer every parked WAIT for this key with entry e. */
 void waiters_wake_kv(sched_t *self, uint64_t job_id, const char *key, const kv_entry_t *e);

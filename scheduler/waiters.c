@@ -6,11 +6,26 @@
 #include "common/mem.h"
 #include "scheduler/sched_int.h"
 
-void
-waiters_add(sched_t *self, const waiter_t *w)
+int
+waiters_park(sched_t *self, waiter_t *w, wq_error_t *err)
 {
+    size_t same = 0;
+    for (size_t i = 0; i < self->n_waiters; i++)
+        same += self->waiters[i].peer.len == w->peer.len &&
+                memcmp(self->waiters[i].peer.id, w->peer.id, w->peer.len) == 0;
+    if (self->n_waiters >= SCHED_MAX_WAITERS || same >= SCHED_MAX_WAITERS_PER_PEER) {
+        self->stats.waiters_refused_total++;
+        free(w->key);
+        w->key = NULL;
+        return wq_fail(err, WQ_ELIMIT,
+                       "too many requests are waiting (%zu from this client, %zu in all; the "
+                       "limits are %d and %d): try again later",
+                       same, self->n_waiters, SCHED_MAX_WAITERS_PER_PEER, SCHED_MAX_WAITERS);
+    }
     self->waiters = wq_realloc(self->waiters, (self->n_waiters + 1) * sizeof *self->waiters);
     self->waiters[self->n_waiters++] = *w;
+    self->stats.waiters = self->n_waiters;
+    return 0;
 }
 
 static void
@@ -18,6 +33,7 @@ drop(sched_t *self, size_t i)
 {
     free(self->waiters[i].key);
     self->waiters[i] = self->waiters[--self->n_waiters];
+    self->stats.waiters = self->n_waiters;
 }
 
 void
@@ -121,5 +137,7 @@ handle_watch(sched_t *self, const msg_t *m)
     w.request_id = m->env->request_id;
     w.offset = r->since_version;
     w.deadline_mono = wq_clock_mono_ms() + r->wait_ms;
-    waiters_add(self, &w);
+    wq_error_t err;
+    if (waiters_park(self, &w, &err) < 0)
+        out_error(self, m->from, m->env->request_id, &err);
 }

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "common/fs.h"
 #include "common/log.h"
 #include "worker/config.h"
 #include "worker/worker.h"
@@ -11,6 +12,7 @@ int
 main(int argc, char **argv)
 {
     wq_log_init("wslq-worker");
+    wq_raise_fd_limit(); /* every rank's files and rendezvous connections take descriptors */
     wcfg_t cfg;
     enum wcfg_action action;
     wq_error_t err = {0};

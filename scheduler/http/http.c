@@ -41,6 +41,15 @@ typedef struct {
     int64_t last_ms; /* monotonic, last refill */
 } rate_bucket_t;
 
+/* Per connection: when its current request head started (HTTP_HEAD_TIMEOUT_MS). */
+typedef struct hconn {
+    struct hconn *next;
+    int fd;
+    int64_t since_mono; /* ms: opened, or the last answer ended */
+    int in_request;     /* its head is complete: a request is being answered (or streamed) */
+    int cut;            /* shut down for being too slow */
+} hconn_t;
+
 struct http {
     http_config_t cfg;
     sched_t *sched;
@@ -66,8 +75,10 @@ struct http {
     atomic_uint conns; /* open connections */
     atomic_uint sse;   /* open event streams */
 
-    pthread_mutex_t stat_lock; /* codes, buckets */
+    pthread_mutex_t stat_lock; /* codes, buckets, the connection list */
     uint64_t codes[HTTP_N_CODES];
+    hconn_t *hconns;         /* open connections, for the head timeout */
+    uint64_t slow_cut_total; /* connections shut for a head not complete in time */
     rate_bucket_t buckets[RATE_BUCKETS];
     wq_ratelimit_t warn_rl;
 };
@@ -124,6 +135,9 @@ publish(http_t *h)
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     http_snap_t *s = http_snap_take(h->sched, h->started_ms);
+    pthread_mutex_lock(&h->stat_lock);
+    s->http_slow_cut_total = h->slow_cut_total;
+    pthread_mutex_unlock(&h->stat_lock);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     log_flag(HTTP, "http snapshot version=%" PRIu64 " ms=%.3f", s->version,
              (double) (t1.tv_sec - t0.tv_sec) * 1e3 + (double) (t1.tv_nsec - t0.tv_nsec) / 1e6);
@@ -135,12 +149,28 @@ publish(http_t *h)
     snap_release(h, old);
 }
 
+/* Shut connections whose request head is not complete within HTTP_HEAD_TIMEOUT_MS. shutdown,
+ * not close: the descriptor stays MHD's, whose thread then sees the end and cleans up. */
+static void
+cut_slow_heads(http_t *h, int64_t now)
+{
+    pthread_mutex_lock(&h->stat_lock);
+    for (hconn_t *hc = h->hconns; hc != NULL; hc = hc->next)
+        if (!hc->in_request && !hc->cut && now - hc->since_mono > HTTP_HEAD_TIMEOUT_MS) {
+            shutdown(hc->fd, SHUT_RDWR);
+            hc->cut = 1;
+            h->slow_cut_total++;
+        }
+    pthread_mutex_unlock(&h->stat_lock);
+}
+
 /* The loop's per-turn hook: cheap unless a snapshot is due. */
 static void
 on_turn(sched_t *s, void *arg)
 {
     http_t *h = arg;
     int64_t now = wq_clock_mono_ms();
+    cut_slow_heads(h, now);
     int64_t since = now - h->last_publish_mono;
     uint64_t v = sched_stats(s)->version;
     if (since < PUBLISH_MIN_MS || (v == h->last_version && since < PUBLISH_IDLE_MS))
@@ -592,6 +622,21 @@ log_path(const char *target, char *out, size_t cap)
     out[o] = '\0';
 }
 
+/* A request head is complete (1), or its answer ended (0: the next head's clock starts). */
+static void
+mark_request(http_t *h, struct MHD_Connection *c, int in_request)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    hconn_t *hc = ci ? ci->socket_context : NULL;
+    if (hc == NULL)
+        return;
+    pthread_mutex_lock(&h->stat_lock);
+    hc->in_request = in_request;
+    hc->since_mono = wq_clock_mono_ms();
+    pthread_mutex_unlock(&h->stat_lock);
+}
+
 static enum MHD_Result
 on_request(void *cls,
            struct MHD_Connection *c,
@@ -607,6 +652,7 @@ on_request(void *cls,
     (void) upload_size;
     http_t *h = cls;
     req_ctx_t *ctx = *con_cls;
+    mark_request(h, c, 1);
     const char *target = ctx && ctx->target ? ctx->target : url;
     char shown[129];
     log_path(target, shown, sizeof shown);
@@ -654,9 +700,8 @@ on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 static void
 on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode t)
 {
-    (void) cls;
-    (void) c;
     (void) t;
+    mark_request(cls, c, 0);
     req_ctx_t *ctx = *con_cls;
     if (ctx != NULL) {
         free(ctx->target);
@@ -671,13 +716,32 @@ on_connection(void *cls,
               void **socket_context,
               enum MHD_ConnectionNotificationCode code)
 {
-    (void) c;
-    (void) socket_context;
     http_t *h = cls;
-    if (code == MHD_CONNECTION_NOTIFY_STARTED)
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         atomic_fetch_add(&h->conns, 1);
-    else
-        atomic_fetch_sub(&h->conns, 1);
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        hconn_t *hc = wq_calloc(1, sizeof *hc);
+        hc->fd = ci ? ci->connect_fd : -1;
+        hc->since_mono = wq_clock_mono_ms();
+        pthread_mutex_lock(&h->stat_lock);
+        hc->next = h->hconns;
+        h->hconns = hc;
+        pthread_mutex_unlock(&h->stat_lock);
+        *socket_context = hc;
+        return;
+    }
+    atomic_fetch_sub(&h->conns, 1);
+    hconn_t *hc = *socket_context;
+    pthread_mutex_lock(&h->stat_lock);
+    for (hconn_t **pp = &h->hconns; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == hc) {
+            *pp = hc->next;
+            break;
+        }
+    pthread_mutex_unlock(&h->stat_lock);
+    free(hc);
+    *socket_context = NULL;
 }
 
 static void
@@ -739,7 +803,8 @@ http_new(const http_config_t *cfg, sched_t *s, wq_error_t *err)
      * little higher, only drops what arrives beyond that. */
     h->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &ss, MHD_OPTION_CONNECTION_LIMIT,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &ss, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned) HTTP_MAX_CONNS_PER_ADDR, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned) (cfg->max_conns + 16), MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) CONN_TIMEOUT_S,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) CONN_MEMORY, MHD_OPTION_THREAD_STACK_SIZE,
         (size_t) THREAD_STACK, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned) 64,

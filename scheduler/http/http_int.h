@@ -38,6 +38,7 @@ typedef struct http_snap {
     int64_t taken_ms;                 /* wall clock */
     int64_t started_ms;               /* wall clock when the dashboard started */
     sched_stats_t stats;              /* copy */
+    uint64_t http_slow_cut_total;     /* connections shut for a slow request head */
     uint64_t active[WIRE_JOB_STATES]; /* active jobs by JobState */
     unsigned nodes_by_state[HTTP_NODE_STATES];
     unsigned n_nodes;

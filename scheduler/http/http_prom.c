@@ -204,6 +204,22 @@ http_prom_render(const http_snap_t *s, const uint64_t http_codes[HTTP_N_CODES], 
          "Frames the scheduler could not decode or refused as invalid.");
     sb_printf(&b, "wslq_wire_protocol_errors_total %llu\n",
               (unsigned long long) st->bad_frames_total);
+    help(&b, "wslq_connections", "gauge", "Connections to the scheduler's port now.");
+    sb_printf(&b, "wslq_connections %llu\n", (unsigned long long) st->conns_open);
+    help(&b, "wslq_connections_refused_total", "counter",
+         "Connections shut at once: over the total or the per-address limit.");
+    sb_printf(&b, "wslq_connections_refused_total %llu\n",
+              (unsigned long long) st->conns_refused_total);
+    help(&b, "wslq_parked_requests", "gauge",
+         "Requests parked until something happens (logs -f, kv wait, watch).");
+    sb_printf(&b, "wslq_parked_requests %llu\n", (unsigned long long) st->waiters);
+    help(&b, "wslq_parked_requests_refused_total", "counter",
+         "Requests refused over the total or the per-client limit of parked requests.");
+    sb_printf(&b, "wslq_parked_requests_refused_total %llu\n",
+              (unsigned long long) st->waiters_refused_total);
+    help(&b, "wslq_http_slow_heads_total", "counter",
+         "Dashboard connections shut because their request head was not complete in time.");
+    sb_printf(&b, "wslq_http_slow_heads_total %llu\n", (unsigned long long) s->http_slow_cut_total);
     help(&b, "wslq_state_version", "gauge", "Change counter of jobs and nodes (for debugging).");
     sb_printf(&b, "wslq_state_version %llu\n", (unsigned long long) s->version);
 

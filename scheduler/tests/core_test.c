@@ -899,6 +899,48 @@ test_requeued_log_keeps_both_attempts(void **state)
     assert_string_equal(buf, "first try\n--- wslq: attempt 2 of 2 ---\nsecond\n");
 }
 
+static void
+test_parked_requests_are_capped(void **state)
+{
+    fx_t *f = *state;
+    fake_worker_t *w = add_worker(f, "pcA");
+    wire_free((Wslq__Envelope *[]){register_worker(f, w, 1, NULL, 0)});
+    uint64_t id = submit(f, 1, 1, 0);
+    wire_free((Wslq__Envelope *[]){expect(f, w->sock, WSLQ__ENVELOPE__BODY_LAUNCH, 2000)});
+    started(w, id, 0);
+    wait_state(f, id, WSLQ__JOB_STATE__RUNNING, 2000);
+    /* one client parks as many `kv wait`s as it may, then one more */
+    Wslq__KvRequest kv = WSLQ__KV_REQUEST__INIT;
+    kv.job_id = id;
+    kv.op = WSLQ__KV_REQUEST__OP__WAIT;
+    kv.key = "never";
+    kv.timeout_ms = 60000;
+    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
+    env.body_case = WSLQ__ENVELOPE__BODY_KV;
+    env.kv = &kv;
+    for (int i = 0; i <= SCHED_MAX_WAITERS_PER_PEER; i++) {
+        env.request_id = 1000 + (uint64_t) i;
+        send_env(f->cli, &env);
+    }
+    pump(f, 100);
+    assert_int_equal(sched_stats(f->s)->waiters, SCHED_MAX_WAITERS_PER_PEER);
+    assert_int_equal(sched_stats(f->s)->waiters_refused_total, 1);
+    wq_error_t err = {0};
+    Wslq__Envelope *rep = wire_recv(f->cli, NULL, NULL, ZMQ_DONTWAIT, &err);
+    assert_non_null(rep);
+    assert_int_equal(rep->body_case, WSLQ__ENVELOPE__BODY_ERROR);
+    assert_int_equal(rep->request_id, 1000 + SCHED_MAX_WAITERS_PER_PEER);
+    assert_non_null(strstr(rep->error->text, "too many requests are waiting"));
+    wire_free(&rep);
+    /* another client still may: the cap is per client */
+    void *other = dealer(f, NULL);
+    env.request_id = 1;
+    send_env(other, &env);
+    pump(f, 50);
+    assert_int_equal(sched_stats(f->s)->waiters, SCHED_MAX_WAITERS_PER_PEER + 1);
+    zmq_close(other);
+}
+
 int
 main(void)
 {
@@ -915,6 +957,7 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_log_tail_after_the_end, setup, teardown),
         cmocka_unit_test_setup_teardown(test_requeued_log_keeps_both_attempts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_parked_requests_are_capped, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

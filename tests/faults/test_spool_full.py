@@ -31,7 +31,7 @@ try:
            f'mount -t tmpfs -o size=80m tmpfs "{state}" && exec "$@"', "sh",
            f"{BIN}/wslq-worker", "--scheduler", c.addr, "--name", "small", "--state-dir", state,
            "--gpus", "1", "--cpus", "4", "--heartbeat-ms", "200", "--ip", "127.0.0.1"]
-    worker = subprocess.Popen(cmd, stdout=log, stderr=log, env=c.env())
+    worker = subprocess.Popen(cmd, stdout=log, stderr=log)
     c.workers["small"] = worker
     wait_for(lambda: c.node_state("small") == "idle", 15, "the worker on a small disk")
 
