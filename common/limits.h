@@ -146,7 +146,5 @@
  * after the connection opened or the last answer: a client that trickles its head, or sits
  * idle, cannot hold one of the few connection slots for longer */
 #define HTTP_HEAD_TIMEOUT_MS 10000
-/* dashboard connections from one address: a browser opens about 6 */
-#define HTTP_MAX_CONNS_PER_ADDR 16
 
 #endif

@@ -803,8 +803,7 @@ http_new(const http_config_t *cfg, sched_t *s, wq_error_t *err)
      * little higher, only drops what arrives beyond that. */
     h->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &ss, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        (unsigned) HTTP_MAX_CONNS_PER_ADDR, MHD_OPTION_CONNECTION_LIMIT,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &ss, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned) (cfg->max_conns + 16), MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) CONN_TIMEOUT_S,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) CONN_MEMORY, MHD_OPTION_THREAD_STACK_SIZE,
         (size_t) THREAD_STACK, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned) 64,
