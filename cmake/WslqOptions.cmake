@@ -15,6 +15,15 @@ if(WSLQ_SANITIZE)
   add_link_options(-fsanitize=${WSLQ_SANITIZE})
 endif()
 
+# Every test runs with WQTEST_SUITE=<build dir> in its environment, which the processes it
+# starts inherit (and the jobs of the workers it starts: a worker passes on all but WSLQ_*), and
+# needs the fixture whose cleanup, the suite's last test (tests/leftovers.py), fails naming any
+# process that still carries the mark.
+function(wslq_suite_member name)
+  set_property(TEST ${name} APPEND PROPERTY ENVIRONMENT "WQTEST_SUITE=${CMAKE_BINARY_DIR}")
+  set_property(TEST ${name} APPEND PROPERTY FIXTURES_REQUIRED wslq_suite)
+endfunction()
+
 # wslq_add_test(name SOURCES ... [LIBS ...] [LABELS ...] [TIMEOUT s] [ARGS ...])
 # One executable, one process, exit 77 = skipped.
 function(wslq_add_test name)
@@ -28,6 +37,7 @@ function(wslq_add_test name)
   add_test(NAME ${name} COMMAND ${name} ${T_ARGS})
   set_tests_properties(${name} PROPERTIES TIMEOUT ${T_TIMEOUT} LABELS "${T_LABELS}"
                        SKIP_RETURN_CODE 77)
+  wslq_suite_member(${name})
 endfunction()
 
 # wslq_add_script_test(name COMMAND ... [LABELS ...] [TIMEOUT s])
@@ -41,6 +51,7 @@ function(wslq_add_script_test name)
   set_tests_properties(${name} PROPERTIES TIMEOUT ${T_TIMEOUT} LABELS "${T_LABELS}"
                        SKIP_RETURN_CODE 77
                        ENVIRONMENT "WSLQ_BIN=${CMAKE_BINARY_DIR}/bin;WSLQ_SRC=${CMAKE_SOURCE_DIR}")
+  wslq_suite_member(${name})
 endfunction()
 
 set(CMAKE_RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bin)
