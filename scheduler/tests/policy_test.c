@@ -1,4 +1,6 @@
-/* policy: no GPU shared, best fit, gang all-or-nothing, impossible requests explained. */
+/* policy: no GPU shared, best fit, gang all-or-nothing (also where a partial placement is
+ * possible), placement against an independent restatement of the rules, impossible requests
+ * explained. */
 /* cmocka.h needs these first. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -62,15 +64,131 @@ test_gang_all_or_nothing(void **state)
     policy_req_t req = {.nodes = 3, .gpus_per_node = 2, .cpus_per_node = 1};
     policy_choice_t c;
     char why[160];
-    /* c cannot take inbound connections: a 3-node job must wait (and takes nothing). */
+    /* c cannot take inbound connections: a 3-node job must wait although a and b could take
+     * two of its three parts, and say it waits for resources, not for c's inbound test (c
+     * never takes one). Waiting is the whole answer (0): the pass in scheduler/place.c takes
+     * resources only for a choice policy_place returned 1 for, and policy_place cannot change
+     * the const snapshot, so there is nothing else to check. Breaks this catches: partial
+     * placement ("if (chosen < req->nodes)" weakened to "if (chosen == 0)"), and a node that
+     * reports no inbound connections counted as "not tested yet" in fits_now2(). */
     assert_int_equal(policy_place(nodes, 3, &req, &c, why, sizeof why), 0);
-    assert_int_equal(nodes[0].gpu_used, 0);
+    assert_string_equal(why, "waiting for resources: 3 nodes with 2 free GPUs each (2 now)");
     req.nodes = 2;
     assert_int_equal(policy_place(nodes, 3, &req, &c, why, sizeof why), 1);
     assert_int_equal(c.n, 2);
     assert_true(c.node[0] != c.node[1]);
     assert_true(c.node[0] != 2 && c.node[1] != 2);
     assert_int_equal(c.gpus[0], 3);
+}
+
+/* A partial placement is possible and must not happen: every node passed the inbound test
+ * and two of three are idle, but one GPU of the third is held. Breaks this catches: policy_place
+ * returning 1 with the nodes it found when they are fewer than req->nodes (e.g. "if (chosen <
+ * req->nodes)" weakened to "if (chosen == 0)"), or handing a node fewer GPUs than asked. */
+static void
+test_gang_partial_possible_not_taken(void **state)
+{
+    (void) state;
+    policy_node_t nodes[] = {node("a", 2, 8, 1), node("b", 2, 8, 1), node("c", 2, 8, 1)};
+    nodes[0].gpu_used = 1;
+    policy_req_t three = {.nodes = 3, .gpus_per_node = 2, .cpus_per_node = 1};
+    policy_choice_t c;
+    memset(&c, 0, sizeof c);
+    char why[160];
+    assert_int_equal(policy_place(nodes, 3, &three, &c, why, sizeof why), 0);
+    assert_string_equal(why, "waiting for resources: 3 nodes with 2 free GPUs each (2 now)");
+    /* Nothing held back: a smaller gang behind it takes b and c whole. */
+    policy_req_t two = {.nodes = 2, .gpus_per_node = 2, .cpus_per_node = 1};
+    assert_int_equal(policy_place(nodes, 3, &two, &c, why, sizeof why), 1);
+    assert_int_equal(c.n, 2);
+    assert_true((c.node[0] == 1 && c.node[1] == 2) || (c.node[0] == 2 && c.node[1] == 1));
+    assert_int_equal(c.gpus[0], 3);
+    assert_int_equal(c.gpus[1], 3);
+    policy_take(nodes, &two, &c);
+    assert_int_equal(policy_place(nodes, 3, &three, &c, why, sizeof why), 0);
+    /* Within a node too: 2 GPUs asked, 1 free, so no placement (not one GPU). */
+    policy_req_t one = {.nodes = 1, .gpus_per_node = 2, .cpus_per_node = 1};
+    assert_int_equal(policy_place(nodes, 3, &one, &c, why, sizeof why), 0);
+}
+
+/* The placement rules, restated independently: can this node take one part of req now? */
+static int
+oracle_fits(const policy_node_t *nd, const policy_req_t *req)
+{
+    uint64_t free_gpus = nd->gpu_present & ~nd->gpu_used;
+    unsigned ngpu = 0;
+    for (int b = 0; b < 64; b++)
+        ngpu += (free_gpus >> b) & 1;
+    long cpus = (long) nd->cpus - (long) nd->cpus_used;
+    long long mem = (long long) nd->mem_mb - (long long) nd->mem_used_mb;
+    return nd->eligible &&
+           (req->nodes == 1 || (nd->inbound_ok && nd->inbound_test == POLICY_INBOUND_PASSED)) &&
+           ngpu >= req->gpus_per_node && cpus >= (long) req->cpus_per_node &&
+           (req->mem_mb_per_node == 0 || mem >= (long long) req->mem_mb_per_node);
+}
+
+static uint32_t
+next_rand(uint32_t *seed)
+{
+    *seed = *seed * 1664525u + 1013904223u;
+    return *seed >> 8;
+}
+
+/* Random snapshots and requests against that restatement: a job is placed exactly when enough
+ * nodes can each take a part, and then on req->nodes distinct such nodes with exactly
+ * gpus_per_node free GPUs each; otherwise not at all. Catches partial placement in any form
+ * (fewer nodes, fewer GPUs, a busy GPU) and a job left waiting that fits. */
+static void
+test_place_matches_oracle(void **state)
+{
+    (void) state;
+    uint32_t seed = 12345;
+    for (int round = 0; round < 5000; round++) {
+        policy_node_t nodes[6];
+        size_t n = 1 + next_rand(&seed) % 6;
+        for (size_t i = 0; i < n; i++) {
+            unsigned g = next_rand(&seed) % 5, cpus = 1 + next_rand(&seed) % 8;
+            int inbound = next_rand(&seed) % 4 != 0;
+            nodes[i] = node("n", g, cpus, inbound);
+            nodes[i].eligible = next_rand(&seed) % 6 != 0;
+            nodes[i].inbound_test =
+                next_rand(&seed) % 5 == 0 ? (int) (1 + next_rand(&seed) % 2) : 0;
+            nodes[i].gpu_used = next_rand(&seed) & nodes[i].gpu_present;
+            nodes[i].cpus_used = next_rand(&seed) % (nodes[i].cpus + 1);
+            nodes[i].mem_used_mb = (next_rand(&seed) % 3) * 6144;
+        }
+        policy_req_t req = {.nodes = 1 + next_rand(&seed) % 4,
+                            .gpus_per_node = next_rand(&seed) % 4,
+                            .cpus_per_node = 1 + next_rand(&seed) % 4,
+                            .mem_mb_per_node = (next_rand(&seed) % 3) * 4096};
+        unsigned able = 0;
+        for (size_t i = 0; i < n; i++)
+            able += oracle_fits(&nodes[i], &req);
+        policy_choice_t c;
+        memset(&c, 0xa5, sizeof c);
+        char why[200];
+        int got = policy_place(nodes, n, &req, &c, why, sizeof why);
+        if (able < req.nodes) {
+            if (got != 0)
+                fail_msg("round %d: placed a %u-node job with only %u nodes able (n=%u)", round,
+                         req.nodes, able, got ? c.n : 0);
+            continue;
+        }
+        if (got != 1)
+            fail_msg("round %d: %u nodes able, %u needed, but it waits: %s", round, able, req.nodes,
+                     why);
+        assert_int_equal(c.n, req.nodes);
+        uint64_t seen = 0;
+        for (unsigned k = 0; k < c.n; k++) {
+            assert_true(c.node[k] < n);
+            assert_int_equal(seen & (1ULL << c.node[k]), 0); /* distinct nodes */
+            seen |= 1ULL << c.node[k];
+            const policy_node_t *nd = &nodes[c.node[k]];
+            assert_true(oracle_fits(nd, &req));
+            assert_int_equal(c.gpus[k] & ~(nd->gpu_present & ~nd->gpu_used), 0);
+            assert_int_equal(policy_popcount(c.gpus[k]), req.gpus_per_node);
+        }
+    }
 }
 
 static void
@@ -160,6 +278,8 @@ main(void)
         cmocka_unit_test(test_no_gpu_shared),
         cmocka_unit_test(test_best_fit_keeps_big_holes),
         cmocka_unit_test(test_gang_all_or_nothing),
+        cmocka_unit_test(test_gang_partial_possible_not_taken),
+        cmocka_unit_test(test_place_matches_oracle),
         cmocka_unit_test(test_impossible_explained),
         cmocka_unit_test(test_cpu_and_memory_respected),
         cmocka_unit_test(test_inbound_selftest),

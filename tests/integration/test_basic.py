@@ -12,11 +12,16 @@ c = Cluster(workers=[("pc1", 2), ("pc2", 2)])
 try:
     out = os.path.join(c.dir, "gpu-use")
     os.makedirs(out)
-    # 20 one-GPU jobs on 4 GPUs: each writes its GPU, node and start/end times.
+    # 20 one-GPU jobs on 4 GPUs: each writes its GPU, node and start/end times. Each holds its
+    # GPU until every submit is in (the go file), so the first four fill the cluster however
+    # slowly the submits come (an ASan build on busy cores submits slower than a job runs).
+    go = os.path.join(out, "go")
     script = (f'echo "$CUDA_VISIBLE_DEVICES $(date +%s.%N)" > {out}/$WSLQ_JOB_ID.start; '
+              f'while [ ! -e {go} ]; do sleep 0.05; done; '
               f'sleep 0.3; date +%s.%N > {out}/$WSLQ_JOB_ID.end; echo done $WSLQ_JOB_ID')
     ids = [c.submit("--gpus", "1", "--name", f"g{i}", "--wrap", script) for i in range(20)]
     check(all(ids), "20 submits acknowledged")
+    open(go, "w").close()
     for jid in ids:
         c.wait_state(jid, ("COMPLETED", "FAILED"), timeout=60)
     states = [c.state(j) for j in ids]

@@ -57,14 +57,37 @@ try:
     check({e["WORLD_SIZE"] for e in envs} == {"3"}, "one launcher per node")
     check(json.load(open(os.path.join(out, "wired"))) == [1, 2], "3 nodes wired")
 
-    # Two gangs that together need more than the cluster: both finish, one after the other.
+    # A gang never holds part of what it needs. One GPU of the cluster is held, so a 3 x 2 gang
+    # could take two whole nodes now (a partial placement is possible) and must not: it waits
+    # with nothing allocated, and a 2 x 2 gang submitted after it runs on those two nodes
+    # meanwhile. Break this catches: policy_place returning the nodes it found when they are
+    # fewer than asked (scheduler/policy.c, "if (chosen < req->nodes)" weakened to
+    # "if (chosen == 0)"): the 3 x 2 gang would start on two nodes and the 2 x 2 one would wait.
+    release = os.path.join(c.dir, "release-blocker")
+    blocker = c.submit("--gpus", "1", "--wrap",
+                       f"while [ ! -e {release} ]; do sleep 0.1; done")
+    check(c.wait_state(blocker, "RUNNING", 30), "a 1-GPU job holds one GPU")
     a = c.submit("--nodes", "3", "--gpus-per-node", "2", "--wrap", "sleep 1")
+    reason = wait_for(lambda: (c.job(a) or {}).get("reason", "").startswith("waiting for"), 10,
+                      "the 3 x 2 gang to be considered")
+    ja = c.job(a)
+    check(reason and ja["state"] == "PENDING" and not ja.get("allocs"),
+          f"3 x 2 gang with 2 of 3 nodes free waits holding nothing: {ja['state']}, "
+          f"{ja.get('reason')!r}, allocs {ja.get('allocs')}")
     b = c.submit("--nodes", "2", "--gpus-per-node", "2", "--wrap", "sleep 1")
-    check(c.wait_state(a, "COMPLETED", 30) and c.wait_state(b, "COMPLETED", 30),
-          "two oversubscribing gangs both complete (no deadlock)")
-    ja, jb = c.job(a), c.job(b)
-    check(ja["start_ms"] >= jb["end_ms"] or jb["start_ms"] >= ja["end_ms"],
-          "they ran one after the other, never holding halves")
+    check(c.wait_state(b, "COMPLETED", 30), f"a 2 x 2 gang behind it runs meanwhile: "
+          f"{c.state(b)}, {c.job(b).get('reason')!r}")
+    ja = c.job(a)
+    check(ja["state"] == "PENDING" and not ja.get("allocs"),
+          f"the 3 x 2 gang still waits with nothing allocated: {ja['state']}")
+    open(release, "w").close()
+    check(c.wait_state(blocker, "COMPLETED", 30) and c.wait_state(a, "COMPLETED", 30),
+          "once the GPU is free the 3 x 2 gang runs (no deadlock)")
+    ja, jb, jx = c.job(a), c.job(b), c.job(blocker)
+    check(ja["start_ms"] >= jx["end_ms"] and ja["start_ms"] >= jb["end_ms"],
+          "the 3 x 2 gang started only after both others ended")
+    check(len({x["node"] for x in ja["allocs"]}) == 3 and
+          all(len(x["gpus"]) == 2 for x in ja["allocs"]), "on 3 nodes, 2 GPUs each")
 
     # One rank fails: the others are stopped within 5 s and the job records that rank.
     marker = os.path.join(c.dir, "failing")
