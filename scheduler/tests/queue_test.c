@@ -1,5 +1,6 @@
 /* queue: insert/update/events/list on :memory: and on a file, reopen, schema version. */
 /* cmocka.h needs these first. */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,31 @@
 #include "scheduler/queue.h"
 
 static char *argv_one[] = {"true"};
+
+/* PRAGMA user_version lives at offset 60 of the database header, 4 bytes big-endian. */
+#define SQLITE_USER_VERSION_OFFSET 60
+
+static void
+set_user_version(const char *path, int version)
+{
+    unsigned char b[4] = {(unsigned char) (version >> 24), (unsigned char) (version >> 16),
+                          (unsigned char) (version >> 8), (unsigned char) version};
+    int fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, b, 4, SQLITE_USER_VERSION_OFFSET), 4);
+    close(fd);
+}
+
+static int
+get_user_version(const char *path)
+{
+    unsigned char b[4];
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, b, 4, SQLITE_USER_VERSION_OFFSET), 4);
+    close(fd);
+    return (int) ((uint32_t) b[0] << 24 | (uint32_t) b[1] << 16 | (uint32_t) b[2] << 8 | b[3]);
+}
 
 static void
 add_job(queue_t *q, const char *user, Wslq__JobState st, uint64_t *id)
@@ -143,10 +169,39 @@ test_file_and_reopen(void **state)
     wslq__job_info__free_unpacked(got, NULL);
     queue_destroy(&q);
 
-    /* A newer schema than this build is refused with a reason. */
-    FILE *f = fopen(path, "r+");
-    assert_non_null(f);
-    fclose(f);
+    /* The read-only connection the dashboard uses opens a current database. */
+    queue_t *r = queue_open_reader(path, NULL);
+    assert_non_null(r);
+    queue_destroy(&r);
+
+    /* A newer schema than this build is refused with a reason, by the scheduler and by the
+     * dashboard's reader, and the file is left as it was. The version is written straight into
+     * the database header (user_version: 4 bytes, big-endian, at offset 60 of the SQLite file
+     * format) so this test needs no SQLite of its own. Breaks this catches: the
+     * "version > QUEUE_SCHEMA_VERSION" check in migrate() removed (queue_new then opens the
+     * file as if current), and the version check in queue_open_reader() removed. */
+    set_user_version(path, QUEUE_SCHEMA_VERSION + 1);
+    wq_error_t err = {0};
+    assert_null(queue_new(path, 0, &err));
+    assert_int_equal(err.code, WQ_EIO);
+    char want[160];
+    snprintf(want, sizeof want, "database schema version %d is newer than this scheduler (%d)",
+             QUEUE_SCHEMA_VERSION + 1, QUEUE_SCHEMA_VERSION);
+    assert_non_null(strstr(err.text, want));
+    assert_non_null(strstr(err.text, "upgrade wslq-scheduler"));
+    assert_int_equal(get_user_version(path), QUEUE_SCHEMA_VERSION + 1);
+    wq_error_t rerr = {0};
+    assert_null(queue_open_reader(path, &rerr));
+    assert_int_equal(rerr.code, WQ_EIO);
+    snprintf(want, sizeof want, "schema version %d, expected %d", QUEUE_SCHEMA_VERSION + 1,
+             QUEUE_SCHEMA_VERSION);
+    assert_non_null(strstr(rerr.text, want));
+    /* Back to the current version: both open it again (the refusal was the version alone). */
+    set_user_version(path, QUEUE_SCHEMA_VERSION);
+    q = queue_new(path, 0, NULL);
+    assert_non_null(q);
+    assert_int_equal(queue_max_id(q), id);
+    queue_destroy(&q);
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     assert_int_equal(system(cmd), 0);
