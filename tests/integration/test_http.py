@@ -16,8 +16,11 @@ class Http:
         self.port = port
 
     def raw(self, data, read=65536, timeout=5):
-        """Send raw bytes; return (status, headers dict, body bytes). Status 0 = no answer."""
+        """Send raw bytes; return (status, headers dict, body bytes). Status 0 = no answer, and
+        then self.ended says how the connection ended: "closed" (by the server), "reset" or
+        "timeout" (left hanging)."""
         s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        self.ended = "closed"
         try:
             s.sendall(data)
             buf = b""
@@ -25,6 +28,10 @@ class Http:
                 try:
                     d = s.recv(read)
                 except socket.timeout:
+                    self.ended = "timeout"
+                    break
+                except ConnectionResetError:
+                    self.ended = "reset"
                     break
                 if not d:
                     break
@@ -129,7 +136,7 @@ def start_fake_gpu_worker(c, name):
     c.workers[name] = subprocess.Popen(
         [f"{BIN}/wslq-worker", "--scheduler", c.addr, "--name", name, "--state-dir",
          os.path.join(c.dir, "w-" + name), "--cpus", "8", "--heartbeat-ms", "200"],
-        stdout=log, stderr=log, env=dict(os.environ, WSLQ_NVML_LIB=os.path.abspath(fake)))
+        stdout=log, stderr=log, env=c.env(WSLQ_NVML_LIB=os.path.abspath(fake)))
     wait_for(lambda: c.node_state(name) == "idle", 10, f"{name} to register")
     return True
 
@@ -311,10 +318,16 @@ def run(c, h):
         check(st == 405 and hd.get("allow") == "GET, HEAD", f"{m} -> 405 with Allow")
     st, _, _ = h.get("/api/v1/jobs", body=b"x=1")
     check(st == 413, "GET with a body -> 413")
-    st, _, _ = h.raw(b"GARBAGE\r\n\r\n")
-    check(st in (0, 400), f"a garbage request line is refused ({st})")
+    # libmicrohttpd closes the connection on a request line it cannot parse: that is a refusal
+    # only if the server closed it at once (not a connection left hanging) and still serves.
+    t0 = time.monotonic()
+    st, _, _ = h.raw(b"GARBAGE\r\n\r\n", timeout=20)
+    took = time.monotonic() - t0
+    check(st == 400 or (st == 0 and h.ended in ("closed", "reset") and took < 10),
+          f"a garbage request line is refused: {st or h.ended} after {took:.1f} s")
+    check(h.get("/api/v1/summary")[0] == 200, "and the next request is served")
     st, _, _ = h.raw(b"GET /api/v1/summary HTTP/9.9\r\nHost: x\r\n\r\n")
-    check(st in (0, 400, 505), f"an unknown HTTP version is refused ({st})")
+    check(st == 505, f"an unknown HTTP version is refused with 505 ({st or h.ended})")
 
     # ---- connection limit: idle connections past max_conns (64) get 503 ----
     socks = []
@@ -363,10 +376,14 @@ def run_token_and_rate():
         st, _, _ = h.get("/api/v1/nodes?access_token=s3cret-token")
         check(st == 200, "right token as access_token -> 200")
         time.sleep(2.1)  # refill: 3 per second, bursts of 6
-        codes = [h.get("/healthz")[0] for _ in range(12)]
+        answers = [h.get("/healthz") for _ in range(12)]
+        codes = [a[0] for a in answers]
         check(codes[:4] == [200] * 4 and 429 in codes, f"rate limit answers 429 ({codes})")
-        st, hd, _ = h.get("/healthz")
-        check(st != 429 or hd.get("retry-after") == "1", "429 carries Retry-After")
+        # Every 429 of the burst carries Retry-After; a burst without one fails above. Break
+        # this catches: Retry-After added for 503 only (scheduler/http/http.c send_reply).
+        limited = [a[1] for a in answers if a[0] == 429]
+        check(limited and all(hd.get("retry-after") == "1" for hd in limited),
+              f"every 429 carries Retry-After: 1 ({[hd.get('retry-after') for hd in limited]})")
         time.sleep(1.2)
         check(h.get("/healthz")[0] == 200, "allowed again after a pause")
     finally:
