@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Cluster benchmarks on loopback; prints each figure. Run from the build tree's parent:
-    python3 bench/cluster_bench.py [build/bin]
-Figures: submit rate with one `wslq submit` process per job (sequential and 8 at a time),
+    python3 bench/cluster_bench.py [BIN] [--mode curve|insecure|legacy]
+BIN defaults to build/bin. --mode: curve (the default: every connection CURVE, enrolled as
+a lab would), insecure (the same build with --insecure: what CURVE costs), legacy (programs
+built before enrolment existed, for before/after comparisons). Figures: submit rate with one `wslq submit` process per job (sequential and 8 at a time),
 submit-to-start latency of a trivial job on an idle cluster, time to drain 1,000 trivial jobs
 over 4 workers, scheduler idle CPU and RSS."""
 import os
@@ -13,8 +15,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, "../tests/integration"))
-if len(sys.argv) > 1:
-    os.environ["WSLQ_BIN"] = os.path.abspath(sys.argv[1])
+args = sys.argv[1:]
+mode = "curve"
+if "--mode" in args:
+    i = args.index("--mode")
+    mode = args[i + 1] if i + 1 < len(args) else ""
+    del args[i:i + 2]
+if mode not in ("curve", "insecure", "legacy"):
+    sys.exit("--mode must be curve, insecure or legacy")
+if args:
+    os.environ["WSLQ_BIN"] = os.path.abspath(args[0])
 import cluster  # noqa: E402
 
 BIN = cluster.BIN
@@ -34,9 +44,15 @@ def rss_kib(pid):
     return 0
 
 
-c = cluster.Cluster(workers=[(f"w{i}", 0) for i in range(4)], sched_args=["--sync", "full"])
+c = cluster.Cluster(workers=[(f"w{i}", 0) for i in range(4)], sched_args=["--sync", "full"],
+                    secure=mode == "curve", legacy=mode == "legacy")
+print(f"mode: {mode}")
 try:
     env = dict(os.environ, WSLQ_SCHEDULER=c.addr)
+    if mode == "curve":
+        env["WSLQ_CREDENTIALS"] = c.creds
+    elif mode == "insecure":
+        env["WSLQ_INSECURE"] = "yes"
     n = 500
 
     # Submission alone: every job waits on a job that holds on, so nothing runs meanwhile.
@@ -82,7 +98,8 @@ try:
 
     stamps = os.path.join(c.dir, "stamps")
     r = subprocess.run([f"{BIN}/wslq-bench-submit", c.addr, "latency", "200", stamps,
-                        f"{BIN}/wslq-bench-stamp"], capture_output=True, text=True, check=True)
+                        f"{BIN}/wslq-bench-stamp"], capture_output=True, text=True, check=True,
+                       env=env)
     sub = {int(a): int(b) for a, b in (l.split() for l in r.stdout.split("\n") if l)}
     with open(stamps) as f:
         start = {int(a): int(b) for a, b in (l.split() for l in f.read().split("\n") if l)}
@@ -91,7 +108,7 @@ try:
           f"p90 {lat[int(len(lat) * 0.9)]:.2f} ms, max {lat[-1]:.2f} ms")
 
     r = subprocess.run([f"{BIN}/wslq-bench-submit", c.addr, "drain", "1000"], capture_output=True,
-                       text=True, check=True)
+                       text=True, check=True, env=env)
     print("drain over 4 workers:", r.stdout.strip().replace("\n", "; "))
 
     pid = c.sched.pid

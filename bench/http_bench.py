@@ -30,7 +30,7 @@ def timed(conn, path, n=200):
     times, size = [], 0
     for _ in range(n):
         t0 = time.perf_counter()
-        conn.request("GET", path)
+        conn.request("GET", path, headers=c.auth())
         r = conn.getresponse()
         body = r.read()
         times.append((time.perf_counter() - t0) * 1000)
@@ -51,10 +51,11 @@ port = cluster.free_port()
 c = cluster.Cluster(workers=[(f"w{i}", 2) for i in range(4)],
                     sched_args=["--sync", "full", "--http", f"127.0.0.1:{port}",
                                 "--http-rate", "0"])
+env = c.env(WSLQ_CREDENTIALS=c.creds)
 try:
     t0 = time.monotonic()
     r = subprocess.run([f"{BIN}/wslq-bench-submit", c.addr, "drain", str(N)], capture_output=True,
-                       text=True, check=True)
+                       text=True, check=True, env=env)
     print(f"history: {N} jobs drained in {time.monotonic() - t0:.1f} s "
           f"({r.stdout.strip().splitlines()[-1]})")
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -78,7 +79,7 @@ try:
     log = os.path.join(c.dir, "scheduler.log")
     hold = c.submit("--", "sleep", "600")
     c.wait_state(hold, "RUNNING")
-    r = subprocess.run([f"{BIN}/wslq-bench-submit", c.addr, "pending", str(N), str(hold)],
+    r = subprocess.run([f"{BIN}/wslq-bench-submit", c.addr, "pending", str(N), str(hold)], env=env,
                        capture_output=True, text=True)
     if r.returncode == 0:
         since = os.path.getsize(log)

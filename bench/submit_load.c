@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "proto/keys.h"
 #include "proto/wire.h"
 
 static double
@@ -103,6 +104,17 @@ main(int argc, char **argv)
     void *sock = zmq_socket(ctx, ZMQ_DEALER);
     int zero = 0;
     zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
+    /* a CURVE client with the keys of $WSLQ_CREDENTIALS, as wslq is; plain without (an
+     * --insecure scheduler, or its local ipc:// socket) */
+    const char *creds_path = getenv("WSLQ_CREDENTIALS");
+    if (creds_path != NULL && creds_path[0] != '\0' && strncmp(argv[1], "ipc://", 6) != 0) {
+        keys_creds_t creds;
+        wq_error_t err = {0};
+        if (keys_load(creds_path, &creds, &err) < 0 || keys_client_socket(sock, &creds, &err) < 0) {
+            fprintf(stderr, "wslq-bench-submit: %s\n", err.text);
+            return 2;
+        }
+    }
     zmq_connect(sock, argv[1]);
     int n = atoi(argv[3]);
     if (strcmp(argv[2], "latency") == 0 && argc == 6) {

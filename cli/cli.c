@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/parse.h"
+#include "proto/keys.h"
 
 int
 cli_parse_timeout(const char *s, const char *what, int *timeout_ms, wq_error_t *err)
@@ -48,12 +49,29 @@ bad:
 int
 cli_ctx_init(cli_ctx_t *ctx, wq_error_t *err)
 {
+    memset(ctx, 0, sizeof *ctx);
     ctx->scheduler = CLI_DEFAULT_SCHEDULER;
     ctx->timeout_ms = CLI_DEFAULT_TIMEOUT_MS;
-    ctx->verb = NULL;
+    ctx->admin_socket = CLI_DEFAULT_ADMIN_SOCKET;
     const char *s = getenv("WSLQ_SCHEDULER");
-    if (s != NULL && s[0] != '\0')
+    if (s != NULL && s[0] != '\0') {
         ctx->scheduler = s;
+        ctx->scheduler_given = 1;
+    }
+    s = getenv("WSLQ_ADMIN_SOCKET");
+    if (s != NULL && s[0] != '\0')
+        ctx->admin_socket = s;
+    s = getenv("WSLQ_INSECURE");
+    ctx->insecure = s != NULL && strcmp(s, "yes") == 0;
+    s = getenv("WSLQ_CREDENTIALS");
+    const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+    if (s != NULL && s[0] != '\0')
+        snprintf(ctx->credentials, sizeof ctx->credentials, "%s", s);
+    else if (xdg != NULL && xdg[0] == '/')
+        snprintf(ctx->credentials, sizeof ctx->credentials, "%.4000s/wslq/credentials", xdg);
+    else if (home != NULL && home[0] == '/')
+        snprintf(ctx->credentials, sizeof ctx->credentials, "%.4000s/.config/wslq/credentials",
+                 home);
     s = getenv("WSLQ_TIMEOUT");
     if (s != NULL && s[0] != '\0')
         return cli_parse_timeout(s, "WSLQ_TIMEOUT", &ctx->timeout_ms, err);
@@ -101,11 +119,19 @@ cli_parse_job_id(const char *s, uint64_t *id, wq_error_t *err)
 }
 
 const char *
-cli_user_name(void)
+cli_user_name(const cli_ctx_t *ctx)
 {
-    static char name[128];
+    static char name[129];
     if (name[0] != '\0')
         return name;
+    /* enrolled: the scheduler knows us by the name in our credentials */
+    keys_creds_t creds;
+    wq_error_t err = {0};
+    if (ctx != NULL && !ctx->insecure && ctx->credentials[0] != '\0' &&
+        keys_load(ctx->credentials, &creds, &err) == 0 && creds.name[0] != '\0') {
+        snprintf(name, sizeof name, "%s", creds.name);
+        return name;
+    }
     struct passwd *pw = getpwuid(getuid());
     if (pw != NULL && pw->pw_name != NULL && pw->pw_name[0] != '\0')
         snprintf(name, sizeof name, "%s", pw->pw_name);

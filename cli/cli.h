@@ -18,10 +18,17 @@ enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 /* Settings every command shares; filled from the environment, then from the flags before
  * and after the verb. */
 typedef struct cli_ctx {
-    const char *scheduler; /* ZeroMQ endpoint; not owned (argv or environ) */
-    int timeout_ms;        /* ms to wait for each reply */
-    const char *verb;      /* the command being run, for usage messages */
+    const char *scheduler;    /* ZeroMQ endpoint; not owned (argv or environ) */
+    int scheduler_given;      /* by --scheduler or WSLQ_SCHEDULER (else the credentials say) */
+    int timeout_ms;           /* ms to wait for each reply */
+    const char *verb;         /* the command being run, for usage messages */
+    char credentials[4096];   /* our keys: WSLQ_CREDENTIALS, else ~/.config/wslq/credentials */
+    const char *admin_socket; /* the scheduler host's local socket (WSLQ_ADMIN_SOCKET) */
+    int admin;                /* talk to admin_socket (wslq admin), not over TCP */
+    int insecure;             /* WSLQ_INSECURE=yes: no CURVE (an insecure test cluster) */
 } cli_ctx_t;
+
+#define CLI_DEFAULT_ADMIN_SOCKET "/var/lib/wslq/scheduler/admin.sock"
 
 /* Defaults, then WSLQ_SCHEDULER and WSLQ_TIMEOUT. Returns 0, or -1 with *err when
  * WSLQ_TIMEOUT is not a duration. */
@@ -46,7 +53,7 @@ int cli_one_job_id(char **operands, int n, uint64_t *id, wq_error_t *err);
 
 /* Login name of the calling user (getpwuid), or the uid as a string when there is no
  * passwd entry. Static storage. */
-const char *cli_user_name(void);
+const char *cli_user_name(const cli_ctx_t *ctx);
 
 struct cJSON;
 /* Print a JSON document (pretty, newline-terminated) to stdout and delete it. Returns
@@ -63,5 +70,8 @@ int cmd_nodes(cli_ctx_t *ctx, int argc, char **argv);
 int cmd_kv(cli_ctx_t *ctx, int argc, char **argv);
 int cmd_doctor(cli_ctx_t *ctx, int argc, char **argv);
 int cmd_top(cli_ctx_t *ctx, int argc, char **argv);
+int cmd_login(cli_ctx_t *ctx, int argc, char **argv);
+int cmd_admin(cli_ctx_t *ctx, int argc, char **argv);
+int cmd_token(cli_ctx_t *ctx, int argc, char **argv);
 
 #endif

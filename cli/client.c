@@ -18,20 +18,82 @@
 
 #include "common/clock.h"
 #include "common/mem.h"
+#include "proto/keys.h"
 
 struct client {
     void *zctx;
     void *sock;
-    const char *addr; /* not owned */
+    void *mon; /* handshake events of sock (CURVE): a refusal is known at once */
+    char addr[4200];
     int timeout_ms;
 };
+
+/* A handshake failure the monitor saw: 0 none, else -1 with *err saying what it means. */
+static int
+handshake_failed(client_t *c, wq_error_t *err)
+{
+    switch (keys_handshake_event(c->mon)) {
+    case KEYS_HS_NONE:
+        return 0;
+    case KEYS_HS_REFUSED:
+        return wq_fail(err, WQ_EPERM,
+                       "the scheduler at %.150s refused this key: it was revoked; ask an admin "
+                       "for a new enrolment code (wslq login CODE)",
+                       c->addr);
+    case KEYS_HS_WRONG_SERVER:
+        return wq_fail(err, WQ_EPERM,
+                       "the security handshake with %.150s failed: it is not the scheduler these "
+                       "credentials trust (its key differs), or it does not use CURVE",
+                       c->addr);
+    default:
+        return wq_fail(err, WQ_EPERM, "the security handshake with %.150s failed", c->addr);
+    }
+}
 
 client_t *
 client_new(const cli_ctx_t *ctx, wq_error_t *err)
 {
     client_t *c = wq_calloc(1, sizeof *c);
-    c->addr = ctx->scheduler;
     c->timeout_ms = ctx->timeout_ms;
+    keys_creds_t creds;
+    /* an ipc:// address is the scheduler host's local socket: no keys there, the file's
+     * permissions decide */
+    int have_creds = 0,
+        local = ctx->admin || (ctx->scheduler_given && strncmp(ctx->scheduler, "ipc://", 6) == 0);
+    if (!local && !ctx->insecure) {
+        wq_error_t kerr = {0};
+        have_creds = ctx->credentials[0] && keys_load(ctx->credentials, &creds, &kerr) == 0;
+        if (!have_creds && access(ctx->credentials, F_OK) == 0) {
+            *err = kerr; /* there, but unusable: say why */
+            goto error;
+        }
+        /* root on the scheduler host needs no key: the local socket */
+        if (!have_creds && !ctx->scheduler_given && access(ctx->admin_socket, W_OK) == 0)
+            local = 1;
+        if (!have_creds && !local) {
+            wq_fail(err, WQ_EPERM,
+                    "no credentials (%.200s): ask an admin for an enrolment code, then run "
+                    "'wslq login CODE'",
+                    ctx->credentials[0] ? ctx->credentials : "~/.config/wslq/credentials");
+            goto error;
+        }
+    }
+    if (local && !ctx->admin && ctx->scheduler_given) {
+        snprintf(c->addr, sizeof c->addr, "%s", ctx->scheduler);
+    } else if (local) {
+        if (access(ctx->admin_socket, W_OK) < 0) {
+            wq_fail(err, WQ_EPERM,
+                    "cannot use the admin socket %.200s (%s): run this as root or the "
+                    "scheduler's user on the scheduler host, or give --admin-socket PATH",
+                    ctx->admin_socket, strerror(errno));
+            goto error;
+        }
+        snprintf(c->addr, sizeof c->addr, "ipc://%s", ctx->admin_socket);
+    } else if (have_creds && !ctx->scheduler_given && creds.scheduler[0]) {
+        snprintf(c->addr, sizeof c->addr, "%s", creds.scheduler);
+    } else {
+        snprintf(c->addr, sizeof c->addr, "%s", ctx->scheduler);
+    }
     c->zctx = zmq_ctx_new();
     if (c->zctx == NULL) {
         wq_fail_errno(err, "cannot create a ZeroMQ context");
@@ -44,6 +106,11 @@ client_new(const cli_ctx_t *ctx, wq_error_t *err)
     }
     int linger = 0;
     zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
+    if (have_creds && !local) {
+        if (keys_client_socket(c->sock, &creds, err) < 0)
+            goto error;
+        c->mon = keys_watch(c->zctx, c->sock);
+    }
     if (zmq_connect(c->sock, c->addr) < 0) {
         wq_fail(err, WQ_EINVAL, "invalid scheduler address '%.120s' (%s); expected tcp://HOST:PORT",
                 c->addr, zmq_strerror(errno));
@@ -61,6 +128,8 @@ client_destroy(client_t **cp)
     if (cp == NULL || *cp == NULL)
         return;
     client_t *c = *cp;
+    if (c->mon != NULL)
+        zmq_close(c->mon);
     if (c->sock != NULL)
         zmq_close(c->sock);
     if (c->zctx != NULL)
@@ -114,8 +183,11 @@ client_call(client_t *c,
             client_unreachable(c->addr, wait_ms, err);
             return NULL;
         }
-        zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
-        int n = zmq_poll(&item, 1, (long) left);
+        if (handshake_failed(c, err) < 0)
+            return NULL;
+        zmq_pollitem_t items[2] = {{c->sock, 0, ZMQ_POLLIN, 0}, {c->mon, 0, ZMQ_POLLIN, 0}};
+        int n = zmq_poll(items, c->mon ? 2 : 1, (long) left);
+        zmq_pollitem_t item = items[0];
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -168,4 +240,10 @@ client_nodes(client_t *c, const char *name, wq_error_t *err)
     env.body_case = WSLQ__ENVELOPE__BODY_NODES;
     env.nodes = &req;
     return client_call(c, &env, WSLQ__ENVELOPE__BODY_NODES_REPLY, 0, err);
+}
+
+void *
+client_socket(client_t *c)
+{
+    return c->sock;
 }

@@ -31,6 +31,9 @@ Wslq__Envelope *client_call(client_t *c,
  * (caller owns it: wire_free) or NULL with *err, as client_call. */
 Wslq__Envelope *client_nodes(client_t *c, const char *name, wq_error_t *err);
 
+/* The client's DEALER, to poll with other things (wslq top); use wire_send/wire_recv on it. */
+void *client_socket(client_t *c);
+
 /* Close the socket (linger 0) and NULL *cp. NULL-safe. */
 void client_destroy(client_t **cp);
 

@@ -101,7 +101,7 @@ cmd_cancel(cli_ctx_t *ctx, int argc, char **argv)
             filtered = whose = 1;
             break;
         case O_ME:
-            q.user = (char *) cli_user_name();
+            q.user = (char *) cli_user_name(ctx);
             filtered = whose = 1;
             break;
         case O_NAME:

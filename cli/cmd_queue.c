@@ -169,7 +169,7 @@ cmd_queue(cli_ctx_t *ctx, int argc, char **argv)
             q.user = (char *) p.arg;
             break;
         case O_ME:
-            q.user = (char *) cli_user_name();
+            q.user = (char *) cli_user_name(ctx);
             break;
         case O_NAME:
             q.name = (char *) p.arg;

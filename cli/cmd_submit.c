@@ -38,6 +38,9 @@ static const char usage[] =
     "  -d, --dependency afterok:ID[:ID...]  start after these jobs COMPLETED\n"
     "      --env K=V            set a variable in the job (repeatable)\n"
     "      --export VAR[,VAR]   copy variables from this shell; ALL copies all\n"
+    "      --secret-env NAME[=VALUE]  a variable only the job sees (an API key): the value\n"
+    "                           (from this shell if not given) is never shown by wslq show,\n"
+    "                           the dashboard or the API, nor kept in the job's event log\n"
     "  -D, --chdir DIR          working directory (default: the current one)\n"
     "      --wrap LINE          run LINE with /bin/sh -c\n"
     "      --parsable           print only the job id\n"
@@ -64,6 +67,7 @@ enum {
     O_DEP,
     O_ENV,
     O_EXPORT,
+    O_SECRET_ENV,
     O_CHDIR,
     O_WRAP,
     O_PARSABLE,
@@ -87,6 +91,7 @@ static const opt_t opts[] = {
     {"dependency", 'd', 1, O_DEP},
     {"env", 0, 1, O_ENV},
     {"export", 0, 1, O_EXPORT},
+    {"secret-env", 0, 1, O_SECRET_ENV},
     {"chdir", 'D', 1, O_CHDIR},
     {"wrap", 0, 1, O_WRAP},
     {"parsable", 0, 0, O_PARSABLE},
@@ -271,7 +276,7 @@ submit_parse(cli_ctx_t *ctx, int argc, char **argv, submit_args_t *a, wq_error_t
     memset(a, 0, sizeof *a);
     opt_parser_t p;
     opt_parser_init(&p, argc, argv, 1);
-    strlist_t env_opts = {0}, exports = {0}, deps = {0}, env = {0};
+    strlist_t env_opts = {0}, exports = {0}, deps = {0}, env = {0}, secrets = {0};
     const char *name = NULL, *wrap = NULL, *chdir_opt = NULL;
     uint32_t gpus = 0, nodes = 1, gpn = 0, rpn = 0, cpus = 0, retries = 0;
     int gpus_set = 0, nodes_set = 0, gpn_set = 0, rpn_set = 0, per_node = 0, requeue = 0;
@@ -351,6 +356,26 @@ submit_parse(cli_ctx_t *ctx, int argc, char **argv, submit_args_t *a, wq_error_t
         case O_EXPORT:
             strlist_push(&exports, wq_strdup(v));
             break;
+        case O_SECRET_ENV: {
+            const char *eq = strchr(v, '=');
+            size_t nlen = eq != NULL ? (size_t) (eq - v) : strlen(v);
+            if (!valid_env_name(v, nlen)) {
+                wq_fail(err, WQ_EINVAL, "--secret-env: '%.*s' is not a variable name",
+                        (int) (nlen > 40 ? 40 : nlen), v);
+                goto out;
+            }
+            if (eq != NULL) {
+                env_set(&secrets, wq_strdup(v));
+                break;
+            }
+            const char *val = getenv(v);
+            if (val == NULL) {
+                wq_fail(err, WQ_EINVAL, "--secret-env: %.40s is not set in this shell", v);
+                goto out;
+            }
+            env_set(&secrets, wq_asprintf("%s=%s", v, val));
+            break;
+        }
         case O_CHDIR:
             if (v[0] == '\0') {
                 wq_fail(err, WQ_EINVAL, "--chdir: empty directory");
@@ -450,7 +475,10 @@ submit_parse(cli_ctx_t *ctx, int argc, char **argv, submit_args_t *a, wq_error_t
     s->n_env = env.n;
     s->env = env.v;
     memset(&env, 0, sizeof env);
-    s->user = wq_strdup(cli_user_name());
+    s->n_secret_env = secrets.n;
+    s->secret_env = secrets.v;
+    memset(&secrets, 0, sizeof secrets);
+    s->user = wq_strdup(cli_user_name(ctx));
     s->uid = (uint32_t) getuid();
     s->nodes = nodes;
     s->gpus_per_node = gpus_set ? gpus : gpn;
@@ -480,6 +508,7 @@ out:
     strlist_free(&exports);
     strlist_free(&deps);
     strlist_free(&env);
+    strlist_free(&secrets);
     opt_parser_fini(&p);
     return rc;
 }

@@ -190,33 +190,28 @@ draw(const char *text, const char *status)
 
 /* The watch socket: a DEALER of our own, polled together with the keyboard. */
 typedef struct {
-    void *zctx;
-    void *sock;
+    client_t *c;      /* a connection of its own (keys and all) */
+    void *sock;       /* its socket */
     uint64_t pending; /* request_id of the watch in flight; 0 = none */
     int64_t sent_ms;  /* monotonic */
 } watch_t;
 
 static int
-watch_open(watch_t *w, const char *addr, wq_error_t *err)
+watch_open(watch_t *w, const cli_ctx_t *ctx, wq_error_t *err)
 {
     memset(w, 0, sizeof *w);
-    w->zctx = zmq_ctx_new();
-    w->sock = zmq_socket(w->zctx, ZMQ_DEALER);
-    int linger = 0;
-    zmq_setsockopt(w->sock, ZMQ_LINGER, &linger, sizeof linger);
-    if (zmq_connect(w->sock, addr) < 0)
-        return wq_fail(err, WQ_EINVAL, "cannot use scheduler address %s: %s", addr,
-                       zmq_strerror(errno));
+    w->c = client_new(ctx, err);
+    if (w->c == NULL)
+        return -1;
+    w->sock = client_socket(w->c);
     return 0;
 }
 
 static void
 watch_close(watch_t *w)
 {
-    if (w->sock)
-        zmq_close(w->sock);
-    if (w->zctx)
-        zmq_ctx_term(w->zctx);
+    client_destroy(&w->c);
+    w->sock = NULL;
 }
 
 static void
@@ -262,7 +257,7 @@ run_live(cli_ctx_t *ctx, client_t *c)
 {
     wq_error_t err = {0};
     watch_t w;
-    if (watch_open(&w, ctx->scheduler, &err) < 0) {
+    if (watch_open(&w, ctx, &err) < 0) {
         watch_close(&w);
         return cli_fail(&err);
     }

@@ -26,6 +26,9 @@ static const struct {
     {"top", cmd_top, "live view of nodes, GPUs and the queue (q quits)"},
     {"kv", cmd_kv, "the job's rendezvous key/value store (inside a job)"},
     {"doctor", cmd_doctor, "check this machine as a wslq node"},
+    {"login", cmd_login, "enrol with a one-time code from an admin"},
+    {"token", cmd_token, "a token for the dashboard and the JSON API"},
+    {"admin", cmd_admin, "users, nodes and their codes (scheduler host or admin users)"},
 };
 
 static void
@@ -38,6 +41,9 @@ print_usage(void)
            "  --scheduler ADDR   scheduler address (env WSLQ_SCHEDULER, default %s)\n"
            "  --timeout SEC      seconds to wait for each reply (env WSLQ_TIMEOUT, default 5)\n"
            "  --version          print the version\n"
+           "\nEnvironment: WSLQ_CREDENTIALS (your keys, default ~/.config/wslq/credentials,\n"
+           "made by 'wslq login'), WSLQ_ADMIN_SOCKET (for 'wslq admin' on the scheduler host),\n"
+           "WSLQ_INSECURE=yes (a test cluster started with --insecure).\n"
            "  -h, --help         this text; 'wslq COMMAND --help' for a command\n"
            "\nExit codes: 0 ok, 1 failed (server error, unreachable, not found), 2 usage.\n",
            CLI_DEFAULT_SCHEDULER);

@@ -123,6 +123,7 @@ opt_common(struct cli_ctx *ctx, int id, const char *arg, wq_error_t *err)
         if (arg[0] == '\0')
             return wq_fail(err, WQ_EINVAL, "--scheduler: empty address");
         ctx->scheduler = arg;
+        ctx->scheduler_given = 1;
         return 0;
     case OPT_TIMEOUT:
         return cli_parse_timeout(arg, "--timeout", &ctx->timeout_ms, err);

@@ -14,6 +14,13 @@
 /* bytes of one frame: a full queue page (below) or a 256 KiB log chunk fits many times over,
  * and a peer cannot make the scheduler buffer more than this per message */
 #define WIRE_MAX_FRAME (8u << 20)
+/* what CURVE adds to a frame on the wire: the MESSAGE command's name (8), nonce (8), flags (1)
+ * and MAC (16). ZMQ_MAXMSGSIZE limits the encrypted size, so the scheduler allows this much
+ * more there, and a frame of WIRE_MAX_FRAME plain bytes still fits exactly */
+#define WIRE_CURVE_OVERHEAD 33
+/* how long an enrolment or join code may work: a day unless the admin says, 30 days at most */
+#define WIRE_CODE_VALID_DEFAULT_S (24u * 3600)
+#define WIRE_CODE_VALID_MAX_S     (30u * 24 * 3600)
 /* argv items and bytes per item: far above any real command line (Linux's own is 128 KiB per
  * string), small enough that a spec stays a few hundred KiB */
 #define WIRE_MAX_ARGV    256
@@ -71,6 +78,10 @@
 #define WIRE_MAX_CHECK_ID 48
 /* one line of a check's summary or fix */
 #define WIRE_MAX_CHECK_TEXT 512
+/* the secret of an enrolment or join code, as hex (128 bits make 32 characters) */
+#define WIRE_MAX_SECRET_HEX 64
+/* a key or a dashboard token as text (a CURVE key is 40 Z85 characters) */
+#define WIRE_MAX_KEY_TEXT 128
 /* a program version string */
 #define WIRE_MAX_VERSION 64
 /* jobs a worker lists as running, or is told to kill, in one message: far above the GPUs and

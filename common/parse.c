@@ -37,7 +37,7 @@ read_num(const char **p, int64_t *v)
 {
     int n = 0;
     *v = 0;
-    while (isdigit((unsigned char) **p) && n < 10) {
+    while (isdigit((unsigned char) **p) && n < 9) { /* 10 digits overflowed "T" sizes */
         *v = *v * 10 + (**p - '0');
         (*p)++;
         n++;

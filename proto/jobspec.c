@@ -44,6 +44,10 @@ jobspec_default_name(const Wslq__JobSpec *spec, char *buf, size_t size)
     if (n > WIRE_MAX_NAME)
         n = WIRE_MAX_NAME;
     snprintf(buf, size, "%.*s", (int) n, name);
+    /* argv[0] may hold control characters, a stored job name may not (wire.c's check_name) */
+    for (char *p = buf; *p != '\0'; p++)
+        if ((unsigned char) *p < 0x20 || *p == 0x7f)
+            *p = '?';
     return buf;
 }
 

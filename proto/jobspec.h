@@ -18,8 +18,8 @@ extern const char *const jobspec_rank_vars[];
 int jobspec_is_rank_var(const char *name, size_t len);
 
 /* The name of a job submitted without one: "wrap" for a --wrap job, else the last path part
- * of argv[0] (argv[0] itself when that part is empty), cut to WIRE_MAX_NAME bytes. Written to
- * buf (size > WIRE_MAX_NAME); returns buf. */
+ * of argv[0] (argv[0] itself when that part is empty), cut to WIRE_MAX_NAME bytes, control
+ * characters as '?'. Written to buf (size > WIRE_MAX_NAME); returns buf. */
 const char *jobspec_default_name(const Wslq__JobSpec *spec, char *buf, size_t size);
 
 /* Fill what a client left empty: cpus_per_node 1, the default name, user "unknown". The

@@ -2,6 +2,7 @@
 #include "proto/json.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "proto/nodecheck.h"
@@ -74,6 +75,16 @@ json_spec(const Wslq__JobSpec *s)
     cJSON_AddBoolToObject(o, "wrap", s->wrap);
     add_str(o, "cwd", s->cwd);
     cJSON_AddItemToObject(o, "env", str_array(s->env, s->n_env));
+    /* --secret-env: the names only, never a value */
+    cJSON *sec = cJSON_AddArrayToObject(o, "secret_env");
+    for (size_t i = 0; i < s->n_secret_env; i++) {
+        const char *eq = strchr(s->secret_env[i], '=');
+        size_t n = eq ? (size_t) (eq - s->secret_env[i]) : strlen(s->secret_env[i]);
+        char name[WIRE_MAX_NAME + 1];
+        snprintf(name, sizeof name, "%.*s", (int) (n < WIRE_MAX_NAME ? n : WIRE_MAX_NAME),
+                 s->secret_env[i]);
+        cJSON_AddItemToArray(sec, cJSON_CreateString(name));
+    }
     add_str(o, "name", s->name);
     add_str(o, "user", s->user);
     add_u64(o, "uid", s->uid);

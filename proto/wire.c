@@ -1,7 +1,10 @@
 /* The wire; see wire.h. The only file that unpacks bytes that came from a socket. */
 #include "proto/wire.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -37,6 +40,58 @@ check_name(const char *s, int required, const char *what, wq_error_t *err)
     return 0;
 }
 
+/* One line of text: no control character but tab, so it cannot forge a log line. */
+static int
+check_line(const char *s, size_t max, int required, const char *what, wq_error_t *err)
+{
+    if (check_str(s, max, required, what, err) < 0)
+        return -1;
+    for (const char *p = s; p != NULL && *p; p++)
+        if (((unsigned char) *p < 0x20 && *p != '\t') || *p == 0x7f)
+            return wq_fail(err, WQ_EPROTO, "%s contains a control character", what);
+    return 0;
+}
+
+/* An IPv4 or IPv6 address in text form, nothing else (it becomes MASTER_ADDR). */
+static int
+check_ip(const char *s, int required, const char *what, wq_error_t *err)
+{
+    if (check_str(s, WIRE_MAX_IP, required, what, err) < 0)
+        return -1;
+    if (s == NULL || s[0] == '\0')
+        return 0;
+    unsigned char buf[sizeof(struct in6_addr)];
+    if (inet_pton(AF_INET, s, buf) != 1 && inet_pton(AF_INET6, s, buf) != 1)
+        return wq_fail(err, WQ_EPROTO, "%s '%.40s' is not an IP address", what, s);
+    return 0;
+}
+
+/* Lowercase hexadecimal of at most max characters. */
+static int
+check_hex(const char *s, size_t max, int required, const char *what, wq_error_t *err)
+{
+    if (check_str(s, max, required, what, err) < 0)
+        return -1;
+    for (const char *p = s; p != NULL && *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return wq_fail(err, WQ_EPROTO, "%s is not hexadecimal", what);
+    return 0;
+}
+
+/* A node name: it names files and shows in tables, so [A-Za-z0-9._-] only. */
+static int
+check_node_name(const char *s, int required, wq_error_t *err)
+{
+    if (check_name(s, required, "node name", err) < 0)
+        return -1;
+    for (const char *p = s; p != NULL && *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '_' || *p == '.'))
+            return wq_fail(err, WQ_EPROTO,
+                           "node name '%.64s' may hold only letters, digits, '-', '_', '.'", s);
+    return 0;
+}
+
 static int
 check_count(size_t n, size_t max, const char *what, wq_error_t *err)
 {
@@ -62,7 +117,7 @@ wire_validate_spec(const Wslq__JobSpec *spec, wq_error_t *err)
     if (spec->n_argv == 0)
         return wq_fail(err, WQ_EPROTO, "job has no command (argv is empty)");
     if (check_count(spec->n_argv, WIRE_MAX_ARGV, "argv", err) < 0 ||
-        check_count(spec->n_env, WIRE_MAX_ENV, "env", err) < 0 ||
+        check_count(spec->n_env + spec->n_secret_env, WIRE_MAX_ENV, "env", err) < 0 ||
         check_count(spec->n_depends_on, WIRE_MAX_DEPS, "dependency list", err) < 0)
         return -1;
     size_t total = 0;
@@ -77,16 +132,20 @@ wire_validate_spec(const Wslq__JobSpec *spec, wq_error_t *err)
             return wq_fail(err, WQ_EPROTO, "argv[0] (the program) is empty");
         total += n;
     }
-    for (size_t i = 0; i < spec->n_env; i++) {
-        const char *e = spec->env[i];
+    for (size_t i = 0; i < spec->n_env + spec->n_secret_env; i++) {
+        int secret = i >= spec->n_env;
+        size_t k = secret ? i - spec->n_env : i;
+        const char *e = secret ? spec->secret_env[k] : spec->env[k];
+        const char *what = secret ? "secret_env" : "env";
         if (e == NULL)
-            return wq_fail(err, WQ_EPROTO, "env[%zu] is missing", i);
+            return wq_fail(err, WQ_EPROTO, "%s[%zu] is missing", what, k);
         size_t n = strnlen(e, WIRE_MAX_ENV_LEN + 1);
         if (n > WIRE_MAX_ENV_LEN)
-            return wq_fail(err, WQ_ELIMIT, "env[%zu] is longer than %d bytes", i, WIRE_MAX_ENV_LEN);
+            return wq_fail(err, WQ_ELIMIT, "%s[%zu] is longer than %d bytes", what, k,
+                           WIRE_MAX_ENV_LEN);
         const char *eq = strchr(e, '=');
         if (eq == NULL || eq == e)
-            return wq_fail(err, WQ_EPROTO, "env[%zu] is not of the form NAME=VALUE", i);
+            return wq_fail(err, WQ_EPROTO, "%s[%zu] is not of the form NAME=VALUE", what, k);
         total += n;
     }
     if (check_str(spec->cwd, WIRE_MAX_PATH, 0, "working directory", err) < 0)
@@ -148,7 +207,7 @@ check_alloc(const Wslq__Alloc *a, wq_error_t *err)
     if (check_name(a->node, 1, "node name", err) < 0 ||
         check_count(a->n_gpus, WIRE_MAX_GPUS, "allocated GPUs", err) < 0 ||
         check_count(a->n_gpu_uuids, WIRE_MAX_GPUS, "allocated GPU UUIDs", err) < 0 ||
-        check_str(a->ip, WIRE_MAX_IP, 0, "node IP", err) < 0)
+        check_ip(a->ip, 0, "node IP", err) < 0)
         return -1;
     if (a->nranks < 1 || a->nranks > WIRE_MAX_RANKS)
         return wq_fail(err, WQ_EPROTO, "rank count %u is out of range", a->nranks);
@@ -164,8 +223,8 @@ check_attrs(size_t n, Wslq__NodeAttr **attrs, wq_error_t *err)
     if (check_count(n, WIRE_MAX_ATTRS, "node attributes", err) < 0)
         return -1;
     for (size_t i = 0; i < n; i++)
-        if (check_str(attrs[i]->key, WIRE_MAX_ATTR_KEY, 1, "attribute key", err) < 0 ||
-            check_str(attrs[i]->value, WIRE_MAX_ATTR_VALUE, 0, "attribute value", err) < 0)
+        if (check_line(attrs[i]->key, WIRE_MAX_ATTR_KEY, 1, "attribute key", err) < 0 ||
+            check_line(attrs[i]->value, WIRE_MAX_ATTR_VALUE, 0, "attribute value", err) < 0)
             return -1;
     return 0;
 }
@@ -177,9 +236,9 @@ check_checks(size_t n, Wslq__NodeCheck **checks, wq_error_t *err)
         return -1;
     for (size_t i = 0; i < n; i++) {
         const Wslq__NodeCheck *c = checks[i];
-        if (check_str(c->id, WIRE_MAX_CHECK_ID, 1, "check id", err) < 0 ||
-            check_str(c->summary, WIRE_MAX_CHECK_TEXT, 0, "check summary", err) < 0 ||
-            check_str(c->fix, WIRE_MAX_CHECK_TEXT, 0, "check fix", err) < 0)
+        if (check_line(c->id, WIRE_MAX_CHECK_ID, 1, "check id", err) < 0 ||
+            check_line(c->summary, WIRE_MAX_CHECK_TEXT, 0, "check summary", err) < 0 ||
+            check_line(c->fix, WIRE_MAX_CHECK_TEXT, 0, "check fix", err) < 0)
             return -1;
         if (c->verdict < WSLQ__CHECK_VERDICT__CHECK_PASS ||
             c->verdict > WSLQ__CHECK_VERDICT__CHECK_FAIL)
@@ -301,20 +360,14 @@ validate_body(const Wslq__Envelope *env, wq_error_t *err)
                    ? wq_fail(err, WQ_ELIMIT, "value too large")
                    : 0;
     case WSLQ__ENVELOPE__BODY_ERROR:
-        return check_str(env->error->text, WIRE_MAX_ERROR_TEXT, 0, "error text", err);
+        return check_line(env->error->text, WIRE_MAX_ERROR_TEXT, 0, "error text", err);
     case WSLQ__ENVELOPE__BODY_REG: {
         const Wslq__Register *r = env->reg;
-        if (check_name(r->name, 1, "node name", err) < 0)
+        if (check_node_name(r->name, 1, err) < 0)
             return -1;
-        for (const char *p = r->name; *p; p++)
-            if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                  (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.'))
-                return wq_fail(err, WQ_EPROTO,
-                               "node name '%.64s' may hold only letters, digits, '-', '_', '.'",
-                               r->name);
         if (check_name(r->hostname, 0, "hostname", err) < 0 ||
-            check_str(r->ip, WIRE_MAX_IP, 0, "node IP", err) < 0 ||
-            check_str(r->version, WIRE_MAX_VERSION, 0, "version", err) < 0 ||
+            check_ip(r->ip, 0, "node IP", err) < 0 ||
+            check_line(r->version, WIRE_MAX_VERSION, 0, "version", err) < 0 ||
             check_gpus(r->n_gpus, r->gpus, err) < 0 ||
             check_count(r->n_running, WIRE_MAX_RUNNING, "running job list", err) < 0 ||
             check_attrs(r->n_attrs, r->attrs, err) < 0 ||
@@ -327,7 +380,7 @@ validate_body(const Wslq__Envelope *env, wq_error_t *err)
     case WSLQ__ENVELOPE__BODY_PROBE: {
         const Wslq__ProbeRequest *p = env->probe;
         if (check_name(p->target_node, 1, "probe target", err) < 0 ||
-            check_str(p->ip, WIRE_MAX_IP, 1, "probe address", err) < 0 ||
+            check_ip(p->ip, 1, "probe address", err) < 0 ||
             check_name(p->token, 1, "probe token", err) < 0)
             return -1;
         if (strlen(p->token) > WIRE_MAX_PROBE_TOKEN)
@@ -360,16 +413,16 @@ validate_body(const Wslq__Envelope *env, wq_error_t *err)
         if (l->job_id == 0)
             return wq_fail(err, WQ_EPROTO, "job id 0");
         if (wire_validate_spec(l->spec, err) < 0 || check_alloc(l->alloc, err) < 0 ||
-            check_str(l->master_addr, WIRE_MAX_IP, 0, "master address", err) < 0)
+            check_ip(l->master_addr, 0, "master address", err) < 0)
             return -1;
         if (l->world_size < 1 || l->master_port > 65535)
             return wq_fail(err, WQ_EPROTO, "world size or master port out of range");
         return 0;
     }
     case WSLQ__ENVELOPE__BODY_ENDED:
-        return check_str(env->ended->reason, WIRE_MAX_REASON, 0, "end reason", err);
+        return check_line(env->ended->reason, WIRE_MAX_REASON, 0, "end reason", err);
     case WSLQ__ENVELOPE__BODY_KILL:
-        return check_str(env->kill->reason, WIRE_MAX_REASON, 0, "kill reason", err);
+        return check_line(env->kill->reason, WIRE_MAX_REASON, 0, "kill reason", err);
     case WSLQ__ENVELOPE__BODY_LOG:
         if (env->log->data.len > WIRE_MAX_LOG_CHUNK)
             return wq_fail(err, WQ_ELIMIT, "log chunk of %zu bytes is larger than %u",
@@ -382,6 +435,41 @@ validate_body(const Wslq__Envelope *env, wq_error_t *err)
             if (check_str(env->metrics->lines[i], WIRE_MAX_METRIC_LINE, 1, "metric line", err) < 0)
                 return -1;
         return 0;
+    case WSLQ__ENVELOPE__BODY_ENROL:
+        return check_hex(env->enrol->secret, WIRE_MAX_SECRET_HEX, 1, "enrolment code", err) < 0 ||
+                       check_node_name(env->enrol->node_name, 0, err) < 0
+                   ? -1
+                   : 0;
+    case WSLQ__ENVELOPE__BODY_ENROL_REPLY:
+        return check_name(env->enrol_reply->kind, 1, "principal kind", err) < 0 ||
+                       check_name(env->enrol_reply->name, 1, "principal name", err) < 0
+                   ? -1
+                   : 0;
+    case WSLQ__ENVELOPE__BODY_ADMIN: {
+        const Wslq__AdminRequest *a = env->admin;
+        if (a->op <= WSLQ__ADMIN_REQUEST__OP__OP_UNSPECIFIED ||
+            a->op > WSLQ__ADMIN_REQUEST__OP__NODE_LIST)
+            return wq_fail(err, WQ_EPROTO, "admin operation %d is out of range", (int) a->op);
+        if (a->valid_s > WIRE_CODE_VALID_MAX_S)
+            return wq_fail(err, WQ_EINVAL, "a code may work for 30 days at most");
+        return check_name(a->name, 0, "name", err);
+    }
+    case WSLQ__ENVELOPE__BODY_ADMIN_REPLY: {
+        const Wslq__AdminReply *a = env->admin_reply;
+        if (check_line(a->code, WIRE_MAX_PATH, 0, "code", err) < 0 ||
+            check_count(a->n_principals, WIRE_MAX_LIST, "principal list", err) < 0)
+            return -1;
+        for (size_t i = 0; i < a->n_principals; i++)
+            if (check_name(a->principals[i]->kind, 1, "principal kind", err) < 0 ||
+                check_name(a->principals[i]->name, 0, "principal name", err) < 0 ||
+                check_line(a->principals[i]->key, WIRE_MAX_KEY_TEXT, 0, "key", err) < 0)
+                return -1;
+        return 0;
+    }
+    case WSLQ__ENVELOPE__BODY_TOKEN:
+        return 0;
+    case WSLQ__ENVELOPE__BODY_TOKEN_REPLY:
+        return check_line(env->token_reply->token, WIRE_MAX_KEY_TEXT, 1, "token", err);
     case WSLQ__ENVELOPE__BODY__NOT_SET:
     default:
         break;
@@ -398,6 +486,38 @@ wire_validate(const Wslq__Envelope *env, wq_error_t *err)
     return validate_body(env, err);
 }
 
+/* 1 if no message in m's tree keeps an unknown field numbered 0 or past 2^29 - 1. protobuf-c
+ * reads such a tag from an over-long varint, keeps it, and packs it into bytes it then refuses:
+ * a spec carrying one would be stored and break every reply and launch that repeats it. */
+static int
+unknown_fields_ok(const ProtobufCMessage *m)
+{
+    for (unsigned i = 0; i < m->n_unknown_fields; i++)
+        if (m->unknown_fields[i].tag == 0 || m->unknown_fields[i].tag > 536870911u)
+            return 0;
+    const char *base = (const char *) m;
+    for (unsigned i = 0; i < m->descriptor->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &m->descriptor->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *) (base + f->quantifier_offset);
+            ProtobufCMessage *const *v = *(ProtobufCMessage *const *const *) (base + f->offset);
+            for (size_t k = 0; k < n; k++)
+                if (!unknown_fields_ok(v[k]))
+                    return 0;
+            continue;
+        }
+        if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+            *(const uint32_t *) (base + f->quantifier_offset) != f->id)
+            continue; /* another member of the oneof holds the union */
+        const ProtobufCMessage *sub = *(const ProtobufCMessage *const *) (base + f->offset);
+        if (sub != NULL && !unknown_fields_ok(sub))
+            return 0;
+    }
+    return 1;
+}
+
 Wslq__Envelope *
 wire_decode(const void *data, size_t len, wq_error_t *err)
 {
@@ -412,6 +532,11 @@ wire_decode(const void *data, size_t len, wq_error_t *err)
     Wslq__Envelope *env = wslq__envelope__unpack(NULL, len, data);
     if (env == NULL) {
         wq_fail(err, WQ_EPROTO, "malformed message (%zu bytes)", len);
+        return NULL;
+    }
+    if (!unknown_fields_ok(&env->base)) {
+        wq_fail(err, WQ_EPROTO, "malformed message (a field numbered 0 or out of range)");
+        wire_free(&env);
         return NULL;
     }
     if (wire_validate(env, err) < 0) {
@@ -488,6 +613,20 @@ drain(void *sock)
 Wslq__Envelope *
 wire_recv(void *sock, void *identity, size_t *identity_len, int flags, wq_error_t *err)
 {
+    return wire_recv_user(sock, identity, identity_len, NULL, 0, flags, err);
+}
+
+Wslq__Envelope *
+wire_recv_user(void *sock,
+               void *identity,
+               size_t *identity_len,
+               char *user_id,
+               size_t user_id_size,
+               int flags,
+               wq_error_t *err)
+{
+    if (user_id != NULL && user_id_size > 0)
+        user_id[0] = '\0';
     if (identity != NULL) {
         int n = zmq_recv(sock, identity, 256, flags);
         if (n < 0) {
@@ -525,6 +664,12 @@ wire_recv(void *sock, void *identity, size_t *identity_len, int flags, wq_error_
         zmq_msg_close(&msg);
         wq_fail(err, WQ_EPROTO, "message has more than one body frame");
         return NULL;
+    }
+    if (user_id != NULL && user_id_size > 0) {
+        /* set by the ZAP handler for the connection; absent without a security mechanism */
+        const char *uid = zmq_msg_gets(&msg, "User-Id");
+        if (uid != NULL)
+            snprintf(user_id, user_id_size, "%s", uid);
     }
     Wslq__Envelope *env = wire_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), err);
     zmq_msg_close(&msg);

@@ -52,6 +52,16 @@ int wire_send(void *sock,
 Wslq__Envelope *
 wire_recv(void *sock, void *identity, size_t *identity_len, int flags, wq_error_t *err);
 
+/* As wire_recv, and the User-Id the scheduler's ZAP handler gave the connection the message
+ * came on, copied to user_id ("" when the socket has no security mechanism). */
+Wslq__Envelope *wire_recv_user(void *sock,
+                               void *identity,
+                               size_t *identity_len,
+                               char *user_id,
+                               size_t user_id_size,
+                               int flags,
+                               wq_error_t *err);
+
 /* "PENDING", "RUNNING", ...; "UNKNOWN" out of range. */
 const char *wire_state_name(Wslq__JobState state);
 

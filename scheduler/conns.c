@@ -49,7 +49,9 @@ conns_new(void *zctx, void *router, wq_error_t *err)
     char ep[64];
     snprintf(ep, sizeof ep, "inproc://wslq-conns-%d-%d", (int) getpid(), ++seq);
     if (zmq_socket_monitor(router, ep,
-                           ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CLOSED) < 0) {
+                           ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CLOSED |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) < 0) {
         wq_fail(err, WQ_ESYS, "cannot monitor connections: %s", zmq_strerror(errno));
         return NULL;
     }
@@ -141,10 +143,21 @@ conns_events(sched_t *self, conns_t *cs)
             uint32_t value;
             memcpy(&event, d, sizeof event);
             memcpy(&value, d + 2, sizeof value);
-            if (event == ZMQ_EVENT_ACCEPTED)
+            if (event == ZMQ_EVENT_ACCEPTED) {
                 accepted(self, cs, (int) value);
-            else
+            } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL ||
+                       event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) {
+                /* a peer without CURVE, or one that pins another server's key (a ZAP refusal
+                 * is counted where it is made, auth.c) */
+                self->stats.auth_denied_total++;
+                int sup = wq_ratelimit(&self->auth_rl, 10, 60000);
+                if (sup >= 0)
+                    log_warn("handshake failed: a peer without CURVE or with another server's "
+                             "key code=0x%x suppressed=%d",
+                             value, sup);
+            } else {
                 forget(cs, (int) value);
+            }
         }
         zmq_msg_close(&head);
         zmq_msg_close(&endpoint);

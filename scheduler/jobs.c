@@ -200,12 +200,29 @@ jobs_apply(sched_t *self, job_t *job, jobsm_event_t *ev)
     return JOBSM_APPLIED;
 }
 
+/* ---------- who may see and touch a job ---------- */
+
+int
+jobs_forbid(sched_t *self, const msg_t *m, const Wslq__JobInfo *info, const char *what)
+{
+    if (who_may_touch(m->who, info))
+        return 0;
+    self->stats.forbidden_total++;
+    wq_error_t err;
+    wq_fail(&err, WQ_EPERM, "job %" PRIu64 " is %s's: only its owner or an admin may %s it",
+            info->id, info->spec ? info->spec->user : "someone else", what);
+    out_error(self, m->from, m->env->request_id, &err);
+    return 1;
+}
+
 /* ---------- CLI requests ---------- */
 
 void
 handle_submit(sched_t *self, const msg_t *m)
 {
     Wslq__JobSpec *spec = m->env->submit->spec;
+    if (m->who->kind != WHO_INSECURE) /* the owner is who sent it, whatever the spec claims */
+        wire_set_str(&spec->user, m->who->name);
     jobspec_apply_defaults(spec);
     wq_error_t err = {0};
     size_t n_nodes = 0;
@@ -278,8 +295,10 @@ handle_queue(sched_t *self, const msg_t *m)
         }
     }
     Wslq__JobInfo **ordered = wq_malloc((keep ? keep : 1) * sizeof *ordered);
-    for (size_t i = 0; i < keep; i++)
+    for (size_t i = 0; i < keep; i++) {
         ordered[i] = c.jobs[keep - 1 - i];
+        who_redact(m->who, ordered[i]); /* everyone sees the queue; commands are the owner's */
+    }
     Wslq__QueueReply rep = WSLQ__QUEUE_REPLY__INIT;
     rep.jobs = ordered;
     rep.n_jobs = keep;
@@ -300,6 +319,7 @@ handle_show(sched_t *self, const msg_t *m)
         out_error(self, m->from, m->env->request_id, &err);
         return;
     }
+    who_redact(m->who, info);
     Wslq__JobEvent **events = NULL;
     size_t n = 0;
     if (queue_events(self->q, info->id, &events, &n, &err) < 0) {
@@ -321,13 +341,20 @@ handle_cancel(sched_t *self, const msg_t *m)
 {
     const Wslq__CancelRequest *r = m->env->cancel;
     wq_error_t err = {0};
-    /* Check every id first: a bad id changes nothing. */
+    /* Check every id first: a bad id, or another user's job, changes nothing. */
     for (size_t i = 0; i < r->n_job_ids; i++) {
-        if (jobs_find(self, r->job_ids[i]) != NULL)
+        job_t *active = jobs_find(self, r->job_ids[i]);
+        if (active != NULL && jobs_forbid(self, m, active->info, "cancel"))
+            return;
+        if (active != NULL)
             continue;
         Wslq__JobInfo *info = queue_get(self->q, r->job_ids[i], &err);
         if (info == NULL) {
             out_error(self, m->from, m->env->request_id, &err);
+            return;
+        }
+        if (jobs_forbid(self, m, info, "cancel")) {
+            wslq__job_info__free_unpacked(info, NULL);
             return;
         }
         wq_fail(&err, WQ_EINVAL, "job %" PRIu64 " has already ended (%s)", info->id,

@@ -115,6 +115,19 @@ handle_kv(sched_t *self, const msg_t *m)
         out_error(self, m->from, m->env->request_id, &err);
         return;
     }
+    if (m->who->kind == WHO_NODE) {
+        /* a job's ranks, through their worker: only their own job, its current attempt */
+        if (m->node == NULL || gang_part_of(job->info, m->node->info->name) < 0 ||
+            r->attempt != job->info->attempt) {
+            self->stats.forbidden_total++;
+            wq_fail(&err, WQ_EPERM, "job %" PRIu64 " (attempt %u) does not run on this node",
+                    r->job_id, r->attempt);
+            out_error(self, m->from, m->env->request_id, &err);
+            return;
+        }
+    } else if (jobs_forbid(self, m, job->info, "use the key/value store of")) {
+        return;
+    }
     kv_entry_t *e = kv_find(job, r->key);
     switch (r->op) {
     case WSLQ__KV_REQUEST__OP__PUT:

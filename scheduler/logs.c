@@ -69,7 +69,7 @@ logs_complete(sched_t *self, const Wslq__JobInfo *info)
 static ssize_t
 append_exact(const char *path, uint64_t offset, const uint8_t *data, size_t len)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0)
         return -1;
     struct stat st;
@@ -93,7 +93,7 @@ append_exact(const char *path, uint64_t offset, const uint8_t *data, size_t len)
 static int
 append_raw(const char *path, const void *data, size_t len)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0)
         return -1;
     int rc = write(fd, data, len) == (ssize_t) len ? 0 : -1;
@@ -181,6 +181,8 @@ handle_logs(sched_t *self, const msg_t *m)
 {
     const Wslq__LogsRequest *r = m->env->logs;
     job_t *job = jobs_find(self, r->job_id);
+    if (job != NULL && jobs_forbid(self, m, job->info, "read the log of"))
+        return;
     if (job == NULL) {
         wq_error_t err = {0};
         Wslq__JobInfo *info = queue_get(self->q, r->job_id, &err);
@@ -188,7 +190,10 @@ handle_logs(sched_t *self, const msg_t *m)
             out_error(self, m->from, m->env->request_id, &err);
             return;
         }
+        int forbidden = jobs_forbid(self, m, info, "read the log of");
         wslq__job_info__free_unpacked(info, NULL);
+        if (forbidden)
+            return;
     }
     char *path = logs_path(self, r->job_id, -1);
     int64_t size = logs_size(path);
@@ -235,7 +240,10 @@ void
 handle_metrics(sched_t *self, const msg_t *m)
 {
     const Wslq__MetricLines *ml = m->env->metrics;
-    if (jobs_find(self, ml->job_id) == NULL)
+    job_t *job = jobs_find(self, ml->job_id);
+    /* only from a node the job runs on, for its current attempt */
+    if (job == NULL || job->info->attempt != ml->attempt ||
+        gang_part_of(job->info, m->node->info->name) < 0)
         return;
     char *path = wq_asprintf("%s/%" PRIu64 ".metrics", self->log_dir, ml->job_id);
     FILE *f = fopen(path, "ae");

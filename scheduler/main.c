@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/fs.h"
@@ -32,26 +33,36 @@ on_signal(int sig)
 static void
 usage(FILE *out)
 {
-    fprintf(out,
-            "usage: wslq-scheduler [options]\n"
-            "  --listen ENDPOINT     ZeroMQ endpoint to bind (default tcp://*:7420)\n"
-            "  --state-dir DIR       queue database and job logs (default /var/lib/wslq)\n"
-            "  --config FILE         INI file with a [scheduler] section (keys as the flags)\n"
-            "  --http ADDR:PORT      dashboard, API and /metrics address (default\n"
-            "                        127.0.0.1:7421; 'off' disables; [::1]:PORT for IPv6)\n"
-            "  --http-token FILE     require the bearer token in FILE for the API and /metrics\n"
-            "  --http-rate N         requests per second per client address (default 50; 0 =\n"
-            "                        no limit)\n"
-            "  --torpid TIME         silence before a node gets no new jobs (default 3s)\n"
-            "  --lost TIME           silence before a node is lost (default 10s)\n"
-            "  --start-timeout TIME  every rank must start within this (default 60s)\n"
-            "  --kill-grace TIME     SIGTERM to SIGKILL on cancel/time limit (default 10s)\n"
-            "  --port-range LO-HI    MASTER_PORT range (default 29500-29999)\n"
-            "  --sync full|normal    SQLite durability (default full)\n"
-            "  --version, --help\n"
-            "exit: 0 stopped by SIGTERM/SIGINT, 1 failed, 2 bad usage or config, 3 the state\n"
-            "directory or its database cannot be used (damaged, read-only, full, or held by\n"
-            "another scheduler): restarting will not help until that is fixed\n");
+    fprintf(
+        out,
+        "usage: wslq-scheduler [options]\n"
+        "  --listen ENDPOINT     ZeroMQ endpoint to bind (default tcp://*:7420)\n"
+        "  --state-dir DIR       queue database and job logs (default /var/lib/wslq/scheduler)\n"
+        "  --config FILE         INI file with a [scheduler] section (keys as the flags)\n"
+        "  --http ADDR:PORT      dashboard, API and /metrics address (default\n"
+        "                        127.0.0.1:7421; 'off' disables; [::1]:PORT for IPv6)\n"
+        "  --http-token FILE     a monitoring token (Prometheus): whoever sends it reads\n"
+        "                        everything, read-only. Users sign in with 'wslq token'\n"
+        "  --http-public summary|none  'summary': counts, nodes, /metrics and the live\n"
+        "                        update stream need no sign-in (default none)\n"
+        "  --http-rate N         requests per second per client address (default 50; 0 =\n"
+        "                        no limit)\n"
+        "  --torpid TIME         silence before a node gets no new jobs (default 3s)\n"
+        "  --lost TIME           silence before a node is lost (default 10s)\n"
+        "  --start-timeout TIME  every rank must start within this (default 60s)\n"
+        "  --kill-grace TIME     SIGTERM to SIGKILL on cancel/time limit (default 10s)\n"
+        "  --port-range LO-HI    MASTER_PORT range (default 29500-29999)\n"
+        "  --sync full|normal    SQLite durability (default full)\n"
+        "  --advertise ADDR      the address enrolment and join codes give clients and\n"
+        "                        workers, tcp://HOST:PORT (default: this host's first IPv4)\n"
+        "  --admin-socket PATH   the local admin socket (default STATE_DIR/admin.sock;\n"
+        "                        '' for none): 'wslq admin' as root or the scheduler's user\n"
+        "  --insecure yes|no     no CURVE keys: every peer is what it claims. Only for\n"
+        "                        throwaway test clusters (default no)\n"
+        "  --version, --help\n"
+        "exit: 0 stopped by SIGTERM/SIGINT, 1 failed, 2 bad usage or config, 3 the state\n"
+        "directory or its database cannot be used (damaged, read-only, full, or held by\n"
+        "another scheduler): restarting will not help until that is fixed\n");
 }
 
 typedef struct {
@@ -102,6 +113,13 @@ apply(conf_ctx_t *c, const char *key, const char *v, wq_error_t *err)
         cfg->http = keep(c, v);
     } else if (strcmp(key, "http-token") == 0 || strcmp(key, "http_token_file") == 0) {
         c->http->token_file = keep(c, v);
+    } else if (strcmp(key, "http-public") == 0 || strcmp(key, "http_public") == 0) {
+        if (strcmp(v, "summary") == 0)
+            c->http->public_summary = 1;
+        else if (strcmp(v, "none") == 0)
+            c->http->public_summary = 0;
+        else
+            return wq_fail(err, WQ_EINVAL, "http-public: '%.40s' is not summary or none", v);
     } else if (strcmp(key, "http-rate") == 0 || strcmp(key, "http_rate") == 0) {
         int64_t n;
         if (wq_parse_int(v, 0, 100000, "http-rate", &n, err) < 0)
@@ -122,6 +140,19 @@ apply(conf_ctx_t *c, const char *key, const char *v, wq_error_t *err)
             return wq_fail(err, WQ_EINVAL, "port-range: '%s' is not LO-HI within 1024-65535", v);
         cfg->port_lo = lo;
         cfg->port_hi = hi;
+    } else if (strcmp(key, "advertise") == 0) {
+        if (strncmp(v, "tcp://", 6) != 0)
+            return wq_fail(err, WQ_EINVAL, "advertise: '%s' is not tcp://HOST:PORT", v);
+        cfg->advertise = keep(c, v);
+    } else if (strcmp(key, "admin-socket") == 0 || strcmp(key, "admin_socket") == 0) {
+        cfg->admin_path = keep(c, v);
+    } else if (strcmp(key, "insecure") == 0) {
+        if (strcmp(v, "yes") == 0)
+            cfg->insecure = 1;
+        else if (strcmp(v, "no") == 0)
+            cfg->insecure = 0;
+        else
+            return wq_fail(err, WQ_EINVAL, "insecure: '%s' is not 'yes' or 'no'", v);
     } else if (strcmp(key, "sync") == 0) {
         if (strcmp(v, "full") == 0)
             cfg->sync_full = 1;
@@ -163,6 +194,7 @@ int
 main(int argc, char **argv)
 {
     wq_log_init("wslq-scheduler");
+    umask(077);          /* everything it writes (queue, logs, keys) is its account's alone */
     wq_raise_fd_limit(); /* peers, the queue, logs and the dashboard all take descriptors */
     sched_config_t cfg;
     sched_config_init(&cfg);
@@ -175,12 +207,16 @@ main(int argc, char **argv)
                                          {"http", required_argument, 0, 'H'},
                                          {"http-token", required_argument, 0, 'T'},
                                          {"http-rate", required_argument, 0, 'R'},
+                                         {"http-public", required_argument, 0, 'P'},
                                          {"torpid", required_argument, 0, 't'},
                                          {"lost", required_argument, 0, 'L'},
                                          {"start-timeout", required_argument, 0, 'S'},
                                          {"kill-grace", required_argument, 0, 'k'},
                                          {"port-range", required_argument, 0, 'p'},
                                          {"sync", required_argument, 0, 'y'},
+                                         {"advertise", required_argument, 0, 'a'},
+                                         {"admin-socket", required_argument, 0, 'A'},
+                                         {"insecure", required_argument, 0, 'I'},
                                          {"version", no_argument, 0, 'V'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
@@ -247,7 +283,7 @@ main(int argc, char **argv)
         }
     }
     if (cfg.state_dir == NULL)
-        cfg.state_dir = "/var/lib/wslq";
+        cfg.state_dir = "/var/lib/wslq/scheduler";
     if (cfg.lost_ms <= cfg.torpid_ms) {
         fprintf(stderr, "wslq-scheduler: lost (%lld ms) must be longer than torpid (%lld ms)\n",
                 (long long) cfg.lost_ms, (long long) cfg.torpid_ms);
@@ -265,6 +301,8 @@ main(int argc, char **argv)
     if (cfg.http == NULL || strcmp(cfg.http, "off") != 0) {
         if (cfg.http != NULL)
             hcfg.addr = cfg.http;
+        /* an insecure cluster without a monitoring token keeps the dashboard open, as before */
+        hcfg.open = cfg.insecure && hcfg.token_file == NULL;
         http = http_new(&hcfg, s, &err);
         if (http == NULL && cfg.http != NULL) {
             fprintf(stderr, "wslq-scheduler: %s\n", err.text);

@@ -170,6 +170,15 @@ void
 handle_register(sched_t *self, const msg_t *m)
 {
     Wslq__Register *r = m->env->reg;
+    if (m->who->kind == WHO_NODE && strcmp(r->name, m->who->name) != 0) {
+        /* a node name is bound to its key */
+        self->stats.forbidden_total++;
+        wq_error_t err;
+        wq_fail(&err, WQ_EPERM, "this key belongs to node %s; it cannot register as %.64s",
+                m->who->name, r->name);
+        out_error(self, m->from, m->env->request_id, &err);
+        return;
+    }
     node_t *nd = nodes_by_name(self, r->name);
     Wslq__NodeInfo *ni = wq_malloc(sizeof *ni);
     wslq__node_info__init(ni);
@@ -321,4 +330,27 @@ handle_nodes(sched_t *self, const msg_t *m)
     rep.n_nodes = n;
     out_nodes_reply(self, m->from, m->env->request_id, &rep);
     free(list);
+}
+
+void
+nodes_forget(sched_t *self, const char *name)
+{
+    for (size_t i = 0; i < self->n_nodes; i++) {
+        node_t *nd = self->nodes[i];
+        if (strcmp(nd->info->name, name) != 0)
+            continue;
+        if (nd->state != NODE_LOST)
+            gang_node_lost(self, nd); /* its parts end lost: jobs fail or requeue */
+        wq_error_t err = {0};
+        if (queue_forget_node(self->q, name, &err) < 0)
+            sched_fatal(self, &err);
+        wslq__node_info__free_unpacked(nd->info, NULL);
+        free(nd);
+        memmove(&self->nodes[i], &self->nodes[i + 1],
+                (self->n_nodes - i - 1) * sizeof *self->nodes);
+        self->n_nodes--;
+        self->stats.version++;
+        self->dirty = 1;
+        return;
+    }
 }

@@ -41,6 +41,9 @@ OUT_BODY(, out_nodes_reply, Wslq__NodesReply, nodes_reply, NODES_REPLY)
 OUT_BODY(, out_kv_reply, Wslq__KvReply, kv_reply, KV_REPLY)
 OUT_BODY(, out_watch_reply, Wslq__WatchReply, watch_reply, WATCH_REPLY)
 OUT_BODY(, out_reg_reply, Wslq__RegisterReply, reg_reply, REG_REPLY)
+OUT_BODY(, out_enrol_reply, Wslq__EnrolReply, enrol_reply, ENROL_REPLY)
+OUT_BODY(, out_admin_reply, Wslq__AdminReply, admin_reply, ADMIN_REPLY)
+OUT_BODY(, out_token_reply, Wslq__TokenReply, token_reply, TOKEN_REPLY)
 OUT_BODY(static, error_body, Wslq__ErrorReply, error, ERROR)
 OUT_BODY(static, ended_ack_body, Wslq__JobEndedAck, ended_ack, ENDED_ACK)
 OUT_BODY(static, probe_body, Wslq__ProbeRequest, probe, PROBE)
@@ -99,8 +102,9 @@ out_flush(sched_t *self)
     WQ_ASSERT(!queue_in_txn(self->q)); /* nothing leaves before the turn's COMMIT */
     for (size_t i = 0; i < self->n_outs; i++) {
         out_t *o = &self->outs[i];
-        if (zmq_send(self->router, o->peer.id, o->peer.len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-            zmq_send(self->router, o->buf, o->len, ZMQ_DONTWAIT) < 0)
+        void *sock = o->peer.admin_sock ? self->admin_router : self->router;
+        if (zmq_send(sock, o->peer.id, o->peer.len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+            zmq_send(sock, o->buf, o->len, ZMQ_DONTWAIT) < 0)
             log_flag(SCHED, "send dropped: %s", zmq_strerror(errno));
         free(o->buf);
     }

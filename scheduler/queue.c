@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <sqlite3.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,26 @@ static const char *const sql_schema_v1 = "CREATE TABLE jobs ("
                                          "CREATE TABLE nodes ("
                                          "  name TEXT PRIMARY KEY,"
                                          "  info BLOB NOT NULL);";
+
+/* Version 2: who is who. A key is enrolled once, with a code that is kept only as its hash,
+ * works once and expires; a revoked key stays, marked, so it can never enrol again. */
+static const char *const sql_schema_v2 = "CREATE TABLE principals ("
+                                         "  key TEXT PRIMARY KEY,"
+                                         "  kind TEXT NOT NULL," /* user, node, revoked */
+                                         "  name TEXT NOT NULL,"
+                                         "  admin INTEGER NOT NULL,"
+                                         "  since_ms INTEGER NOT NULL);"
+                                         "CREATE TABLE codes ("
+                                         "  hash TEXT PRIMARY KEY,"
+                                         "  kind TEXT NOT NULL," /* user, node */
+                                         "  name TEXT NOT NULL,"
+                                         "  admin INTEGER NOT NULL,"
+                                         "  made_ms INTEGER NOT NULL,"
+                                         "  expires_ms INTEGER NOT NULL);"
+                                         "CREATE TABLE tokens ("
+                                         "  hash TEXT PRIMARY KEY,"
+                                         "  user TEXT NOT NULL,"
+                                         "  made_ms INTEGER NOT NULL);";
 
 static const char *const sql_insert =
     "INSERT INTO jobs(state, user, name, priority, submit_ms, info) VALUES(?1,?2,?3,?4,?5,?6)";
@@ -149,16 +170,21 @@ migrate(queue_t *self, wq_error_t *err)
                        "database schema version %d is newer than this scheduler (%d); "
                        "upgrade wslq-scheduler",
                        version, QUEUE_SCHEMA_VERSION);
-    if (version == 0) {
-        if (exec(self, "BEGIN IMMEDIATE", err) < 0)
-            return -1;
-        if (exec(self, sql_schema_v1, err) < 0 || exec(self, "PRAGMA user_version=1", err) < 0) {
-            exec(self, "ROLLBACK", NULL);
-            return -1;
-        }
-        if (exec(self, "COMMIT", err) < 0)
-            return -1;
+    if (version == QUEUE_SCHEMA_VERSION)
+        return 0;
+    /* One transaction from whatever version to the newest: all or nothing. */
+    if (exec(self, "BEGIN IMMEDIATE", err) < 0)
+        return -1;
+    if ((version < 1 && exec(self, sql_schema_v1, err) < 0) ||
+        (version < 2 && exec(self, sql_schema_v2, err) < 0) ||
+        exec(self, "PRAGMA user_version=2", err) < 0) {
+        exec(self, "ROLLBACK", NULL);
+        return -1;
     }
+    if (exec(self, "COMMIT", err) < 0)
+        return -1;
+    if (version > 0)
+        log_info("database migrated from schema %d to %d", version, QUEUE_SCHEMA_VERSION);
     return 0;
 }
 
@@ -209,6 +235,9 @@ queue_new(const char *path, int sync_full, wq_error_t *err)
                 self->db ? sqlite3_errmsg(self->db) : "out of memory");
         goto error;
     }
+    /* the queue holds every job's command and environment: its account's alone (SQLite gives
+     * the -wal and -shm files the database file's mode) */
+    (void) chmod(path, 0600);
     if (sqlite3_db_readonly(self->db, "main") == 1) {
         wq_fail(err, WQ_EIO, "database %s cannot be written: %s", path,
                 unwritable_why(path, why, sizeof why));
@@ -610,4 +639,195 @@ queue_list_nodes(queue_t *self, queue_node_f fn, void *arg, wq_error_t *err)
     }
     sqlite3_reset(st);
     return rc == SQLITE_DONE ? 0 : db_fail(self, err, "node list");
+}
+
+/* ---------- who is who (schema 2) ---------- */
+
+/* Run one statement with text/int parameters ("t" text, "i" int64 per char of types). */
+static int
+run(queue_t *self, const char *sql, const char *types, wq_error_t *err, ...)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(self->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return db_fail(self, err, "prepare");
+    va_list ap;
+    va_start(ap, err);
+    for (int i = 0; types[i]; i++) {
+        if (types[i] == 't')
+            sqlite3_bind_text(st, i + 1, va_arg(ap, const char *), -1, SQLITE_TRANSIENT);
+        else
+            sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
+    }
+    va_end(ap);
+    int rc = sqlite3_step(st);
+    int changes = sqlite3_changes(self->db);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        return db_fail(self, err, "write");
+    return changes;
+}
+
+int
+queue_principal_put(queue_t *self, const queue_principal_t *p, wq_error_t *err)
+{
+    return run(self,
+               "INSERT INTO principals(key, kind, name, admin, since_ms) VALUES(?1,?2,?3,?4,?5) "
+               "ON CONFLICT(key) DO UPDATE SET kind=excluded.kind, name=excluded.name, "
+               "admin=excluded.admin",
+               "tttii", err, p->key, p->kind, p->name, (int64_t) p->admin, p->since_ms) < 0
+               ? -1
+               : 0;
+}
+
+int
+queue_principals_revoke(queue_t *self, const char *kind, const char *name, wq_error_t *err)
+{
+    return run(self, "UPDATE principals SET kind='revoked' WHERE kind=?1 AND name=?2", "tt", err,
+               kind, name);
+}
+
+int
+queue_principals_set_admin(queue_t *self, const char *name, int admin, wq_error_t *err)
+{
+    return run(self, "UPDATE principals SET admin=?2 WHERE kind='user' AND name=?1", "ti", err,
+               name, (int64_t) admin);
+}
+
+long
+queue_principals_list(queue_t *self, queue_principal_f fn, void *arg, wq_error_t *err)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(self->db,
+                           "SELECT key, kind, name, admin, since_ms FROM principals ORDER BY "
+                           "kind, name",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_fail(self, err, "prepare");
+    long n = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        queue_principal_t p = {0};
+        snprintf(p.key, sizeof p.key, "%s", (const char *) sqlite3_column_text(st, 0));
+        snprintf(p.kind, sizeof p.kind, "%s", (const char *) sqlite3_column_text(st, 1));
+        snprintf(p.name, sizeof p.name, "%s", (const char *) sqlite3_column_text(st, 2));
+        p.admin = sqlite3_column_int(st, 3);
+        p.since_ms = sqlite3_column_int64(st, 4);
+        fn(&p, arg);
+        n++;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? n : db_fail(self, err, "read");
+}
+
+int
+queue_code_put(queue_t *self, const queue_code_t *c, wq_error_t *err)
+{
+    return run(self,
+               "INSERT INTO codes(hash, kind, name, admin, made_ms, expires_ms) "
+               "VALUES(?1,?2,?3,?4,?5,?6)",
+               "tttiii", err, c->hash, c->kind, c->name, (int64_t) c->admin, c->made_ms,
+               c->expires_ms) < 0
+               ? -1
+               : 0;
+}
+
+int
+queue_code_take(queue_t *self, const char *hash, int64_t now_ms, queue_code_t *out, wq_error_t *err)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(self->db,
+                           "SELECT kind, name, admin, made_ms, expires_ms FROM codes WHERE hash=?1",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_fail(self, err, "prepare");
+    sqlite3_bind_text(st, 1, hash, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        memset(out, 0, sizeof *out);
+        snprintf(out->hash, sizeof out->hash, "%s", hash);
+        snprintf(out->kind, sizeof out->kind, "%s", (const char *) sqlite3_column_text(st, 0));
+        snprintf(out->name, sizeof out->name, "%s", (const char *) sqlite3_column_text(st, 1));
+        out->admin = sqlite3_column_int(st, 2);
+        out->made_ms = sqlite3_column_int64(st, 3);
+        out->expires_ms = sqlite3_column_int64(st, 4);
+    }
+    sqlite3_finalize(st);
+    if (rc == SQLITE_DONE)
+        return wq_fail(err, WQ_ENOENT,
+                       "this code is not known: it was used already, or never made");
+    if (rc != SQLITE_ROW)
+        return db_fail(self, err, "read");
+    /* single use, whether it is still good or not */
+    if (run(self, "DELETE FROM codes WHERE hash=?1", "t", err, hash) < 0)
+        return -1;
+    if (out->expires_ms <= now_ms)
+        return wq_fail(err, WQ_ETIMEDOUT, "this code has expired; ask an admin for a new one");
+    return 0;
+}
+
+long
+queue_codes_list(queue_t *self, int64_t now_ms, queue_code_f fn, void *arg, wq_error_t *err)
+{
+    if (run(self, "DELETE FROM codes WHERE expires_ms<=?1", "i", err, now_ms) < 0)
+        return -1;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(self->db,
+                           "SELECT hash, kind, name, admin, made_ms, expires_ms FROM codes "
+                           "ORDER BY made_ms",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_fail(self, err, "prepare");
+    long n = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        queue_code_t c = {0};
+        snprintf(c.hash, sizeof c.hash, "%s", (const char *) sqlite3_column_text(st, 0));
+        snprintf(c.kind, sizeof c.kind, "%s", (const char *) sqlite3_column_text(st, 1));
+        snprintf(c.name, sizeof c.name, "%s", (const char *) sqlite3_column_text(st, 2));
+        c.admin = sqlite3_column_int(st, 3);
+        c.made_ms = sqlite3_column_int64(st, 4);
+        c.expires_ms = sqlite3_column_int64(st, 5);
+        fn(&c, arg);
+        n++;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? n : db_fail(self, err, "read");
+}
+
+int
+queue_token_put(queue_t *self, const char *hash, const char *user, int64_t now_ms, wq_error_t *err)
+{
+    return run(self, "INSERT INTO tokens(hash, user, made_ms) VALUES(?1,?2,?3)", "tti", err, hash,
+               user, now_ms) < 0
+               ? -1
+               : 0;
+}
+
+int
+queue_tokens_revoke(queue_t *self, const char *user, wq_error_t *err)
+{
+    return run(self, "DELETE FROM tokens WHERE user=?1", "t", err, user) < 0 ? -1 : 0;
+}
+
+int
+queue_token_user(queue_t *self, const char *hash, char *user, size_t size, int *admin)
+{
+    sqlite3_stmt *st;
+    /* a user removed (every key revoked) has no tokens left; admin is the user's flag now */
+    if (sqlite3_prepare_v2(self->db,
+                           "SELECT t.user, EXISTS(SELECT 1 FROM principals p WHERE p.name=t.user "
+                           "AND p.kind='user' AND p.admin=1) FROM tokens t WHERE t.hash=?1",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(st, 1, hash, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        snprintf(user, size, "%s", (const char *) sqlite3_column_text(st, 0));
+        *admin = sqlite3_column_int(st, 1);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : -1;
+}
+
+int
+queue_forget_node(queue_t *self, const char *name, wq_error_t *err)
+{
+    return run(self, "DELETE FROM nodes WHERE name=?1", "t", err, name) < 0 ? -1 : 0;
 }

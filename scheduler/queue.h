@@ -14,7 +14,7 @@
 
 typedef struct queue queue_t;
 
-#define QUEUE_SCHEMA_VERSION 1
+#define QUEUE_SCHEMA_VERSION 2 /* 2: principals, codes, tokens */
 
 /* Open (creating and migrating) the queue at 'path' (":memory:" for tests). 'sync_full'
  * selects synchronous=FULL (survives power loss) over NORMAL (survives process crash).
@@ -81,5 +81,52 @@ int queue_save_node(queue_t *self, const Wslq__NodeInfo *node, wq_error_t *err);
 /* Call fn for each remembered node; the callback owns the NodeInfo. */
 typedef void (*queue_node_f)(Wslq__NodeInfo *node, void *arg);
 int queue_list_nodes(queue_t *self, queue_node_f fn, void *arg, wq_error_t *err);
+
+/* ---- who is who (queue.c, schema 2) ---- */
+
+typedef struct {
+    char key[48];  /* the CURVE public key, Z85 */
+    char kind[16]; /* "user", "node", "revoked" */
+    char name[WIRE_MAX_NAME + 1];
+    int admin;
+    int64_t since_ms;
+} queue_principal_t;
+
+typedef struct {
+    char hash[80]; /* of the code's secret (keys_hash_hex): the code itself is never kept */
+    char kind[16]; /* "user", "node" */
+    char name[WIRE_MAX_NAME + 1]; /* "" = a node that names itself when it joins */
+    int admin;
+    int64_t made_ms, expires_ms;
+} queue_code_t;
+
+/* Add or replace a key's principal. Inside a transaction. */
+int queue_principal_put(queue_t *self, const queue_principal_t *p, wq_error_t *err);
+/* Mark every key of (kind, name) revoked. Returns how many, or -1. */
+int queue_principals_revoke(queue_t *self, const char *kind, const char *name, wq_error_t *err);
+/* Set a user's admin flag on all of its keys. Returns how many, or -1. */
+int queue_principals_set_admin(queue_t *self, const char *name, int admin, wq_error_t *err);
+typedef void (*queue_principal_f)(const queue_principal_t *p, void *arg);
+long queue_principals_list(queue_t *self, queue_principal_f fn, void *arg, wq_error_t *err);
+
+int queue_code_put(queue_t *self, const queue_code_t *c, wq_error_t *err);
+/* Use a code: it is removed whatever it holds; -1 with WQ_ENOENT (unknown or used) or
+ * WQ_ETIMEDOUT (expired). */
+int queue_code_take(
+    queue_t *self, const char *hash, int64_t now_ms, queue_code_t *out, wq_error_t *err);
+/* Codes not yet used or expired (expired ones are removed first). */
+typedef void (*queue_code_f)(const queue_code_t *c, void *arg);
+long queue_codes_list(queue_t *self, int64_t now_ms, queue_code_f fn, void *arg, wq_error_t *err);
+
+/* Forget a node's registration (an admin removed it). Inside a transaction. */
+int queue_forget_node(queue_t *self, const char *name, wq_error_t *err);
+
+/* Dashboard tokens, kept as hashes. queue_token_user works on a reader (the HTTP threads). */
+int
+queue_token_put(queue_t *self, const char *hash, const char *user, int64_t now_ms, wq_error_t *err);
+int queue_tokens_revoke(queue_t *self, const char *user, wq_error_t *err);
+/* The user a token (its hash) belongs to, and whether that user is an admin: 0, or -1 when
+ * no such token. */
+int queue_token_user(queue_t *self, const char *hash, char *user, size_t size, int *admin);
 
 #endif

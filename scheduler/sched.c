@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -67,13 +68,44 @@ sched_db_begin(sched_t *self)
 
 /* ---------- setup ---------- */
 
+/* The local admin: a Unix socket in the state directory, which only the scheduler's own
+ * account (and root) may open: 0700 directory, 0600 socket. No key needed there. */
+static int
+open_admin_socket(sched_t *self, wq_error_t *err)
+{
+    const char *path = self->cfg.admin_path;
+    if (path != NULL && path[0] == '\0')
+        return 0; /* none asked for */
+    if (path == NULL)
+        snprintf(self->admin_path, sizeof self->admin_path, "%s/admin.sock", self->state_dir);
+    else
+        snprintf(self->admin_path, sizeof self->admin_path, "%s", path);
+    unlink(self->admin_path); /* a stale one of an earlier run: the state lock is ours */
+    self->admin_router = zmq_socket(self->zctx, ZMQ_ROUTER);
+    int zero = 0, one = 1;
+    int64_t maxmsg = WIRE_MAX_FRAME;
+    zmq_setsockopt(self->admin_router, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(self->admin_router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    zmq_setsockopt(self->admin_router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    char ep[4200];
+    snprintf(ep, sizeof ep, "ipc://%s", self->admin_path);
+    mode_t old = umask(077);
+    int rc = zmq_bind(self->admin_router, ep);
+    umask(old);
+    if (rc < 0)
+        return wq_fail(err, WQ_ESYS, "cannot open the admin socket %s: %s", self->admin_path,
+                       zmq_strerror(errno));
+    chmod(self->admin_path, 0600);
+    return 0;
+}
+
 /* One scheduler per state directory: a second would run every pending job again. The lock is
  * the kernel's (flock), so it goes with the process however that ends. */
 static int
 lock_state_dir(sched_t *self, wq_error_t *err)
 {
     char *path = wq_asprintf("%s/scheduler.lock", self->state_dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
         wq_fail_errno(err, "cannot open %s", path);
         err->code = WQ_EIO;
@@ -128,10 +160,14 @@ sched_new(const sched_config_t *cfg, wq_error_t *err)
     self->state_dir = wq_strdup(cfg->state_dir);
     self->log_dir = wq_asprintf("%s/logs", cfg->state_dir);
     self->lock_fd = -1;
-    if (wq_mkdir_p(self->log_dir, 0755, err) < 0) {
+    if (wq_mkdir_p(self->log_dir, 0700, err) < 0) {
         err->code = WQ_EIO; /* the state directory cannot be used */
         goto error;
     }
+    /* jobs' commands, environments and logs are their owners' alone: the state directory is
+     * this account's (one made by an older version, 0755, is closed up here) */
+    if (chmod(self->state_dir, 0700) < 0 || chmod(self->log_dir, 0700) < 0)
+        log_warn("cannot make %s private (0700): %s", self->state_dir, strerror(errno));
     struct statvfs vfs;
     if (statvfs(self->state_dir, &vfs) == 0 && (vfs.f_flag & ST_RDONLY)) {
         wq_fail(err, WQ_EIO,
@@ -160,13 +196,15 @@ sched_new(const sched_config_t *cfg, wq_error_t *err)
     }
     self->router = zmq_socket(self->zctx, ZMQ_ROUTER);
     int one = 1, zero = 0, hwm = SCHED_ROUTER_HWM, handshake = SCHED_HANDSHAKE_MS;
-    int64_t maxmsg = WIRE_MAX_FRAME;
+    int64_t maxmsg = WIRE_MAX_FRAME + (cfg->insecure ? 0 : WIRE_CURVE_OVERHEAD);
     zmq_setsockopt(self->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
     zmq_setsockopt(self->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     zmq_setsockopt(self->router, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(self->router, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(self->router, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(self->router, ZMQ_HANDSHAKE_IVL, &handshake, sizeof handshake);
+    if (auth_open(self, err) < 0)
+        goto error;
     self->conns = conns_new(self->zctx, self->router, err);
     if (self->conns == NULL)
         goto error;
@@ -186,6 +224,8 @@ sched_new(const sched_config_t *cfg, wq_error_t *err)
     }
     size_t len = sizeof self->endpoint;
     zmq_getsockopt(self->router, ZMQ_LAST_ENDPOINT, self->endpoint, &len);
+    if (open_admin_socket(self, err) < 0)
+        goto error;
     log_info("scheduler listening endpoint=%s state_dir=%s active_jobs=%zu known_nodes=%zu",
              self->endpoint, cfg->state_dir, self->n_jobs, self->n_nodes);
     self->dirty = 1;
@@ -205,6 +245,11 @@ sched_destroy(sched_t **self_p)
     conns_destroy(&self->conns);
     if (self->router)
         zmq_close(self->router);
+    if (self->admin_router) {
+        zmq_close(self->admin_router);
+        unlink(self->admin_path);
+    }
+    auth_close(self);
     if (self->zctx && self->own_zctx)
         zmq_ctx_term(self->zctx);
     jobs_free_all(self);
@@ -238,12 +283,14 @@ sched_endpoint(const sched_t *self)
 /* ---------- the turn ---------- */
 
 static void
-recv_batch(sched_t *self)
+recv_batch(sched_t *self, void *sock, int admin_sock)
 {
     for (int i = 0; i < MAX_MSGS_PER_TURN && !self->failed; i++) {
-        peer_t from = {0};
+        peer_t from = {.admin_sock = admin_sock};
+        char user_id[64];
         wq_error_t err = {0};
-        Wslq__Envelope *env = wire_recv(self->router, from.id, &from.len, ZMQ_DONTWAIT, &err);
+        Wslq__Envelope *env =
+            wire_recv_user(sock, from.id, &from.len, user_id, sizeof user_id, ZMQ_DONTWAIT, &err);
         if (env == NULL) {
             if (err.code == WQ_EBUSY)
                 return;
@@ -258,7 +305,7 @@ recv_batch(sched_t *self)
                 out_error(self, &from, 0, &err);
             continue;
         }
-        dispatch(self, &from, env);
+        dispatch(self, &from, user_id, env);
         wire_free(&env);
     }
 }
@@ -294,17 +341,30 @@ sched_turn(sched_t *self, long timeout_ms, wq_error_t *err)
     long until_tick = self->next_tick_mono > now ? (long) (self->next_tick_mono - now) : 0;
     if (timeout_ms < 0 || timeout_ms > until_tick)
         timeout_ms = until_tick;
-    zmq_pollitem_t items[] = {{self->router, 0, ZMQ_POLLIN, 0},
-                              {conns_socket(self->conns), 0, ZMQ_POLLIN, 0}};
-    int rc = zmq_poll(items, 2, timeout_ms);
+    zmq_pollitem_t items[4] = {{self->router, 0, ZMQ_POLLIN, 0},
+                               {conns_socket(self->conns), 0, ZMQ_POLLIN, 0}};
+    int n_items = 2, zap_item = -1, admin_item = -1;
+    if (self->zap != NULL) {
+        zap_item = n_items;
+        items[n_items++] = (zmq_pollitem_t){self->zap, 0, ZMQ_POLLIN, 0};
+    }
+    if (self->admin_router != NULL) {
+        admin_item = n_items;
+        items[n_items++] = (zmq_pollitem_t){self->admin_router, 0, ZMQ_POLLIN, 0};
+    }
+    int rc = zmq_poll(items, n_items, timeout_ms);
     if (rc < 0 && errno != EINTR)
         return wq_fail(err, WQ_ESYS, "poll failed: %s", zmq_strerror(errno));
     struct timespec ts0;
     clock_gettime(CLOCK_MONOTONIC, &ts0);
+    if (rc > 0 && zap_item >= 0 && (items[zap_item].revents & ZMQ_POLLIN))
+        auth_zap(self); /* handshakes wait for it: first */
     if (rc > 0 && (items[1].revents & ZMQ_POLLIN))
         conns_events(self, self->conns);
     if (rc > 0 && (items[0].revents & ZMQ_POLLIN))
-        recv_batch(self);
+        recv_batch(self, self->router, 0);
+    if (rc > 0 && admin_item >= 0 && (items[admin_item].revents & ZMQ_POLLIN))
+        recv_batch(self, self->admin_router, 1);
     now = wq_clock_mono_ms();
     if (now >= self->next_tick_mono) {
         tick(self, now);

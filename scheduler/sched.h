@@ -25,7 +25,10 @@ typedef struct {
     unsigned kv_max_keys;      /* per job */
     uint64_t kv_max_bytes;     /* per job, keys + values */
     const char *http;          /* dashboard address, NULL = off (see http/http.c) */
-    void *zctx; /* ZeroMQ context to bind in (tests use inproc://), NULL = a new one */
+    void *zctx;             /* ZeroMQ context to bind in (tests use inproc://), NULL = a new one */
+    int insecure;           /* no CURVE: every peer is what it claims (throwaway clusters) */
+    const char *advertise;  /* the address enrolment codes carry; NULL = a guess (first IPv4) */
+    const char *admin_path; /* the local admin socket; NULL = <state_dir>/admin.sock, "" = none */
     /* Called once when a database write fails, before the loop stops (sched_run then
      * returns -1 and nothing of that turn is sent). NULL = only logged. */
     void (*on_fatal)(const wq_error_t *err, void *arg);
@@ -75,6 +78,10 @@ typedef struct {
     uint64_t conns_refused_total;             /* shut over the total or per-address cap */
     uint64_t waiters;                         /* parked requests now */
     uint64_t waiters_refused_total;           /* parked requests refused over the caps */
+    uint64_t auth_denied_total;               /* CURVE handshakes refused (revoked key, no CURVE) */
+    uint64_t enrol_refused_total;             /* enrolments with a wrong, used or expired code */
+    uint64_t forbidden_total;                 /* requests refused: not the job's owner, wrong kind
+                                                 of key, a node speaking for another */
     uint64_t wait_bucket[SCHED_WAIT_BUCKETS]; /* starts with wait <= bound (not cumulative) */
     uint64_t wait_count;                      /* starts observed */
     double wait_sum_s;                        /* total wait of those starts, seconds */

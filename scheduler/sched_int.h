@@ -14,22 +14,35 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "proto/keys.h"
 #include "proto/wire.h"
 #include "scheduler/jobsm.h"
 #include "scheduler/policy.h"
 #include "scheduler/queue.h"
 #include "scheduler/sched.h"
+#include "scheduler/who.h"
 
 #define SCHED_MAX_IDENTITY 256 /* bytes of a ROUTER identity (ZeroMQ allows 255) */
 
 /* Who sent a message, and where its reply goes: a ROUTER identity. */
 typedef struct peer {
     char id[SCHED_MAX_IDENTITY];
-    size_t len; /* 0 = nobody (a node never connected in this run) */
+    size_t len;     /* 0 = nobody (a node never connected in this run) */
+    int admin_sock; /* it came over the local admin socket (and its answer goes back there) */
 } peer_t;
+
+/* ---- who sent a message (auth.c) ---- */
+
+typedef struct auth_key {
+    char key[48];    /* Z85, sorted by it */
+    who_kind_t kind; /* WHO_USER, WHO_NODE, or WHO_NOBODY when revoked */
+    char name[WIRE_MAX_NAME + 1];
+    int admin;
+} auth_key_t;
 
 /* ---- nodes (nodes.c) and their inbound self-test (selftest.c) ---- */
 
@@ -117,6 +130,14 @@ struct sched {
     void *zctx;
     int own_zctx; /* we made zctx (not given in cfg) */
     void *router;
+    void *admin_router; /* ipc://<state-dir>/admin.sock: the local admin, no CURVE */
+    char admin_path[4096];
+    void *zap; /* the ZAP handler (auth.c) */
+    keys_creds_t server_keys;
+    char advertise[256]; /* the address codes give: where clients and workers connect */
+    auth_key_t *keys;    /* the principals, sorted by key */
+    size_t n_keys;
+    wq_ratelimit_t auth_rl, enrol_rl;
     conns_t *conns;         /* connection accounting and caps on the ROUTER */
     size_t max_conns;       /* SCHED_MAX_CONNS, lower when the descriptor limit is */
     int64_t next_trim_mono; /* ms: when freed memory is next given back to the system */
@@ -149,7 +170,8 @@ struct sched {
 /* A message as handlers see it. */
 typedef struct msg {
     const peer_t *from;
-    node_t *node; /* the registered, not lost worker that sent it; NULL for the CLI */
+    const who_t *who; /* the principal: identity never comes from message fields */
+    node_t *node;     /* the registered, not lost worker that sent it; NULL for the CLI */
     Wslq__Envelope *env;
 } msg_t;
 
@@ -176,6 +198,9 @@ void out_reg_reply(sched_t *self, const peer_t *to, uint64_t rid, Wslq__Register
 void out_reregister(sched_t *self, const peer_t *to);
 void out_ended_ack(sched_t *self, const peer_t *to, Wslq__JobEndedAck *b);
 void out_probe(sched_t *self, const peer_t *to, Wslq__ProbeRequest *b);
+void out_enrol_reply(sched_t *self, const peer_t *to, uint64_t rid, Wslq__EnrolReply *b);
+void out_admin_reply(sched_t *self, const peer_t *to, uint64_t rid, Wslq__AdminReply *b);
+void out_token_reply(sched_t *self, const peer_t *to, uint64_t rid, Wslq__TokenReply *b);
 /* To a node's worker by name; dropped if it is not connected. */
 void out_launch(sched_t *self, const char *node, Wslq__JobLaunch *b);
 void out_kill(sched_t *self, const char *node, Wslq__JobKill *b);
@@ -192,8 +217,19 @@ void conns_destroy(conns_t **self_p);
 void *conns_socket(conns_t *self); /* to poll: readable when there are events */
 void conns_events(sched_t *self, conns_t *cs);
 
+/* auth.c: keys, principals, the ZAP handler, enrolment, administration, tokens */
+int auth_open(sched_t *self, wq_error_t *err); /* before the ROUTER binds */
+void auth_close(sched_t *self);
+void *auth_zap_socket(sched_t *self); /* NULL when insecure */
+void auth_zap(sched_t *self);
+/* The principal of a message: from its connection's User-Id (ZAP's answer) and socket. */
+void auth_who(sched_t *self, const peer_t *from, const char *user_id, who_t *who);
+void handle_enrol(sched_t *self, const msg_t *m);
+void handle_admin(sched_t *self, const msg_t *m);
+void handle_token(sched_t *self, const msg_t *m);
+
 /* dispatch.c */
-void dispatch(sched_t *self, const peer_t *from, Wslq__Envelope *env);
+void dispatch(sched_t *self, const peer_t *from, const char *user_id, Wslq__Envelope *env);
 
 /* jobs.c: the registry, the journal and the CLI's job requests */
 job_t *jobs_find(sched_t *self, uint64_t id);
@@ -206,6 +242,8 @@ int jobs_apply(sched_t *self, job_t *job, jobsm_event_t *ev);
 void jobs_save(sched_t *self, job_t *job);
 /* Set why a pending job waits, writing it only when it changed. */
 void jobs_set_reason(sched_t *self, job_t *job, const char *why);
+/* Refuse, with the reason, a request about a job this principal may not touch. 1 = refused. */
+int jobs_forbid(sched_t *self, const msg_t *m, const Wslq__JobInfo *info, const char *what);
 void handle_submit(sched_t *self, const msg_t *m);
 void handle_queue(sched_t *self, const msg_t *m);
 void handle_show(sched_t *self, const msg_t *m);
@@ -246,6 +284,8 @@ int nodes_takes_jobs(const node_t *nd);
 /* A message came from this node's worker: it is alive. */
 void nodes_seen(sched_t *self, node_t *nd);
 void nodes_tick(sched_t *self, int64_t now);
+/* An admin removed the node: it is lost now (its jobs end or requeue) and forgotten. */
+void nodes_forget(sched_t *self, const char *name);
 void handle_register(sched_t *self, const msg_t *m);
 void handle_heartbeat(sched_t *self, const msg_t *m);
 void handle_nodes(sched_t *self, const msg_t *m);

@@ -13,6 +13,26 @@ BUILD_DIR=build ./scripts/build.sh
 
 bin=$PWD/build/bin
 state=$PWD/.state/demo
+wstate=$state/worker
+# No job runs as root. Run as root, the demo works as an installed PC does: the worker is
+# root and switches the job to the service account wslq (made here if missing, as
+# deploy/wsl/install.sh makes it), so the programs and the worker's state directory go where
+# that account can reach them (a checkout under /root is closed to it).
+if [ "$(id -u)" = 0 ]; then
+    run=/var/lib/wslq-demo
+    install -d -m 755 "$run" "$run/bin"
+    for b in wslq wslq-scheduler wslq-worker wslq-rank wslq-train; do
+        install -m 755 "$bin/$b" "$run/bin/$b"
+    done
+    bin=$run/bin
+    wstate=$run/worker
+    if ! getent passwd wslq >/dev/null; then
+        install -d -m 755 /var/lib/wslq
+        useradd --system --user-group --create-home --home-dir /var/lib/wslq/home \
+            --shell /usr/sbin/nologin wslq
+        echo "created the service account wslq: wslq runs jobs as it, never as root"
+    fi
+fi
 port=${WSLQ_DEMO_PORT:-7420}
 export WSLQ_SCHEDULER=tcp://127.0.0.1:$port
 mkdir -p "$state"
@@ -26,11 +46,32 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Keys from an earlier demo belong to its scheduler: a new scheduler state means new ones.
+if [ ! -e "$state/scheduler/server.key" ]; then
+    rm -f "$state/credentials" "$wstate/credentials"
+fi
 "$bin/wslq-scheduler" --listen "tcp://127.0.0.1:$port" --state-dir "$state/scheduler" \
     >"$state/scheduler.log" 2>&1 &
 pids+=($!)
+
+# Enrolment, as in a lab: one-time codes over the scheduler's local admin socket, then
+# `wslq login` for you and `wslq-worker --join` for the PC (done once; kept in .state/demo).
+admin_sock=$state/scheduler/admin.sock
+export WSLQ_CREDENTIALS=$state/credentials
+for _ in $(seq 1 50); do [ -S "$admin_sock" ] && break; sleep 0.1; done
+if [ ! -s "$WSLQ_CREDENTIALS" ]; then
+    code=$("$bin/wslq" admin user add "$(id -un)" --admin --admin-socket "$admin_sock" |
+        awk '/wslq login/ {print $3}')
+    "$bin/wslq" login "$code"
+fi
+if [ ! -s "$wstate/credentials" ]; then
+    code=$("$bin/wslq" admin node invite demo-pc --admin-socket "$admin_sock" |
+        awk '/wslq-worker --join/ {print $NF}')
+    "$bin/wslq-worker" --join "$code" --state-dir "$wstate"
+fi
+
 # No GPU here: declare two so the demo shows GPU placement; real nodes discover theirs.
-"$bin/wslq-worker" --scheduler "$WSLQ_SCHEDULER" --name demo-pc --state-dir "$state/worker" \
+"$bin/wslq-worker" --scheduler "$WSLQ_SCHEDULER" --state-dir "$wstate" \
     --gpus 2 >"$state/worker.log" 2>&1 &
 pids+=($!)
 
@@ -42,7 +83,7 @@ echo "== wslq nodes"
 "$bin/wslq" nodes
 
 echo "== wslq submit: 2-rank data-parallel MLP on Fashion-MNIST, one rank per (declared) GPU"
-id=$("$bin/wslq" submit --parsable --name demo-train --gpus 2 --time 20m -- \
+id=$("$bin/wslq" submit --parsable --name demo-train --gpus 2 --time 20m --chdir /tmp -- \
     "$bin/wslq-train" --model mlp --epochs 2 --threads 1)
 echo "Submitted job $id"
 "$bin/wslq" queue
@@ -55,6 +96,6 @@ echo "demo job $id ended $state_now"
 
 if [ "$keep" = 1 ]; then
     echo "cluster left running (pids ${pids[*]}); use it with:"
-    echo "  export WSLQ_SCHEDULER=$WSLQ_SCHEDULER PATH=$bin:\$PATH"
+    echo "  export WSLQ_SCHEDULER=$WSLQ_SCHEDULER WSLQ_CREDENTIALS=$WSLQ_CREDENTIALS PATH=$bin:\$PATH"
 fi
 [ "$state_now" = COMPLETED ]

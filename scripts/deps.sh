@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
     build-essential cmake pkg-config git ca-certificates
-    libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libsqlite3-dev
+    libzmq3-dev libsodium-dev libprotobuf-c-dev protobuf-c-compiler libsqlite3-dev
     libinih-dev libcjson-dev libcmocka-dev libopenblas-dev zlib1g-dev
     libmicrohttpd-dev libncurses-dev
     dataset-fashion-mnist

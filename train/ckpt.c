@@ -259,6 +259,12 @@ load_one(const char *path, ckpt_meta_t *meta, float **pp, float **pm, float **pv
         wq_fail(err, WQ_ELIMIT, "%s: %" PRIu64 " parameters is out of range", path, meta->n_params);
         goto error;
     }
+    struct stat st; /* the file must hold what the header declares before we allocate for it */
+    if (fstat(fileno(f), &st) < 0 ||
+        (uint64_t) st.st_size != hsize + 3 * meta->n_params * sizeof(float)) {
+        wq_fail(err, WQ_EINVAL, "%s: size does not match its header", path);
+        goto error;
+    }
     size_t n = (size_t) meta->n_params;
     a = wq_malloc(n * sizeof(float));
     b = wq_malloc(n * sizeof(float));

@@ -2,9 +2,11 @@
 #include "train/data.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -84,6 +86,12 @@ idx_read(const char *path,
         dims[0] = (uint32_t) limit;
     for (unsigned d = 0; d < ndims; d++)
         items *= dims[d];
+    struct stat st; /* deflate expands at most 1032:1: refuse a header the file cannot back */
+    if (stat(path, &st) == 0 && items > (uint64_t) st.st_size * 1032) {
+        wq_fail(err, WQ_EINVAL, "%s: truncated: the header declares %" PRIu64 " bytes of data",
+                path, items);
+        goto error;
+    }
     buf = wq_malloc(items ? items : 1);
     if (read_exact(f, buf, items, path, "the data", err) < 0)
         goto error;

@@ -34,6 +34,7 @@ wcfg_defaults(wcfg_t *c)
     memset(c, 0, sizeof *c);
     const char *s = getenv("WSLQ_SCHEDULER");
     snprintf(c->scheduler, sizeof c->scheduler, "%s", s && *s ? s : DEFAULT_SCHEDULER);
+    c->scheduler_given = s && *s;
     char host[256] = "";
     if (gethostname(host, sizeof host - 1) == 0)
         snprintf(c->name, sizeof c->name, "%.128s", host);
@@ -52,6 +53,8 @@ wcfg_defaults(wcfg_t *c)
     c->spool_keep_days = 7;
     c->rendezvous = 1;
     c->inbound_ok = -1;
+    c->run_as = RUNAS_SERVICE;
+    snprintf(c->service_user, sizeof c->service_user, "wslq");
 }
 
 static int
@@ -86,6 +89,7 @@ wcfg_set(wcfg_t *c, const char *key, const char *v, wq_error_t *err)
     if (strcmp(key, "scheduler") == 0) {
         if (strncmp(v, "tcp://", 6) != 0 && strncmp(v, "ipc://", 6) != 0)
             return wq_fail(err, WQ_EINVAL, "scheduler: expected tcp://HOST:PORT, got '%s'", v);
+        c->scheduler_given = 1;
         return copy_str(c->scheduler, sizeof c->scheduler, v, key, err);
     }
     if (strcmp(key, "name") == 0) {
@@ -93,6 +97,7 @@ wcfg_set(wcfg_t *c, const char *key, const char *v, wq_error_t *err)
             return wq_fail(err, WQ_EINVAL,
                            "name: '%s' is not a valid node name (letters, digits, '.', '_', '-')",
                            v);
+        c->name_given = 1;
         return copy_str(c->name, sizeof c->name, v, key, err);
     }
     if (strcmp(key, "state_dir") == 0) {
@@ -152,6 +157,20 @@ wcfg_set(wcfg_t *c, const char *key, const char *v, wq_error_t *err)
         return parse_bool(v, key, &c->rendezvous, err);
     if (strcmp(key, "inbound_ok") == 0)
         return parse_bool(v, key, &c->inbound_ok, err);
+    if (strcmp(key, "run_as") == 0)
+        return runas_parse_mode(v, &c->run_as, err);
+    if (strcmp(key, "credentials") == 0) {
+        if (*v != '/')
+            return wq_fail(err, WQ_EINVAL, "credentials: '%s' is not an absolute path", v);
+        return copy_str(c->credentials, sizeof c->credentials, v, key, err);
+    }
+    if (strcmp(key, "insecure") == 0)
+        return parse_bool(v, key, &c->insecure, err);
+    if (strcmp(key, "service_user") == 0) {
+        if (!runas_valid_name(v))
+            return wq_fail(err, WQ_EINVAL, "service_user: '%.64s' is not an account name", v);
+        return copy_str(c->service_user, sizeof c->service_user, v, key, err);
+    }
     return wq_fail(err, WQ_EINVAL, "unknown key '%s'", key);
 }
 
@@ -214,6 +233,11 @@ static const struct option long_opts[] = {
     {"rendezvous", required_argument, NULL, 0},
     {"inbound-ok", required_argument, NULL, 0},
     {"probe-port", required_argument, NULL, 0},
+    {"run-as", required_argument, NULL, 0},
+    {"service-user", required_argument, NULL, 0},
+    {"credentials", required_argument, NULL, 0},
+    {"insecure", required_argument, NULL, 0},
+    {"join", required_argument, NULL, 'j'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -240,6 +264,17 @@ wcfg_usage(void)
            "  --rendezvous yes|no   offer WSLQ_RENDEZVOUS sockets to jobs (default yes)\n"
            "  --inbound-ok yes|no|auto  peers can connect in (multi-node jobs)\n"
            "  --probe-port N        TCP port of the inbound self-test (default 0 = ephemeral)\n"
+           "  --run-as MODE         service: jobs run as the service account (default);\n"
+           "                        owner: as the local account named like the job's owner\n"
+           "                        (needs root); worker: as this worker's account, even\n"
+           "                        root (test machines only)\n"
+           "  --service-user NAME   service mode with a root worker: the jobs' account\n"
+           "                        (default wslq)\n"
+           "  --join CODE           join the cluster with a code from 'wslq admin node invite':\n"
+           "                        makes this PC's key pair, enrols it, saves the credentials,\n"
+           "                        exits. Then start the worker as usual\n"
+           "  --credentials FILE    this node's keys (default STATE_DIR/credentials, 0600)\n"
+           "  --insecure yes|no     no CURVE: only with a scheduler started --insecure\n"
            "  --version, --help\n";
 }
 
@@ -271,6 +306,12 @@ wcfg_parse_args(wcfg_t *c, int argc, char **argv, enum wcfg_action *action, wq_e
             config = optarg;
             continue;
         }
+        if (ch == 'j') {
+            if (snprintf(c->join, sizeof c->join, "%s", optarg) >= (int) sizeof c->join)
+                return wq_fail(err, WQ_EINVAL, "--join: the code is too long");
+            *action = WCFG_JOIN;
+            continue;
+        }
         if (ch == ':')
             return wq_fail(err, WQ_EINVAL, "option %s needs a value", argv[optind - 1]);
         if (ch == '?' || idx < 0)
@@ -294,6 +335,10 @@ wcfg_parse_args(wcfg_t *c, int argc, char **argv, enum wcfg_action *action, wq_e
         if (wcfg_set(c, key, vals[i], &e) < 0)
             return wq_fail(err, WQ_EINVAL, "--%s: %s", keys[i], e.text);
     }
+    if (c->credentials[0] == '\0' &&
+        snprintf(c->credentials, sizeof c->credentials, "%s/credentials", c->state_dir) >=
+            (int) sizeof c->credentials)
+        return wq_fail(err, WQ_EINVAL, "state_dir is too long");
     if (!wcfg_valid_name(c->name))
         return wq_fail(err, WQ_EINVAL, "hostname '%s' is not a valid node name; pass --name NAME",
                        c->name);

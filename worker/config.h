@@ -8,6 +8,7 @@
 
 #include "common/err.h"
 #include "proto/wire.h"
+#include "worker/runas.h"
 
 typedef struct wcfg {
     char scheduler[256];          /* ZeroMQ endpoint of the scheduler */
@@ -24,9 +25,16 @@ typedef struct wcfg {
     int rendezvous;               /* 1: offer WSLQ_RENDEZVOUS sockets to jobs */
     int inbound_ok;               /* peers can connect in: 1, 0, -1 = detect */
     int probe_port;               /* inbound self-test listener port; 0 = ephemeral */
+    int run_as;                   /* enum runas_mode: whose account jobs run as */
+    char service_user[RUNAS_NAME_MAX + 1]; /* run_as = service with a root worker: the account */
+    char credentials[PATH_MAX]; /* our keys and the scheduler's; "" = STATE_DIR/credentials */
+    int insecure;               /* no CURVE: only against a scheduler started with --insecure */
+    int scheduler_given;        /* --scheduler, the config or WSLQ_SCHEDULER said where */
+    int name_given;             /* --name or the config named this node */
+    char join[1024];            /* --join CODE: enrol with it, save the credentials, exit */
 } wcfg_t;
 
-enum wcfg_action { WCFG_RUN, WCFG_HELP, WCFG_VERSION };
+enum wcfg_action { WCFG_RUN, WCFG_HELP, WCFG_VERSION, WCFG_JOIN };
 
 /* Fill defaults (WSLQ_SCHEDULER, hostname, a state dir that depends on the user). */
 void wcfg_defaults(wcfg_t *c);

@@ -41,13 +41,44 @@ out_path(char *buf, size_t n, const job_t *j, const job_rank_t *r)
         snprintf(buf, n, "%s/job.log", j->spool);
 }
 
+/* Open a file in the job's spool as the worker. The directory belongs to the job's account,
+ * which may have put anything there (a link to /etc/shadow, a FIFO, a hard link, a file of
+ * someone else's) while the worker runs as root: so no symlink is followed, and only a plain
+ * file with one link that the account owns is taken, or one this call created (0600, then
+ * given to the account). No O_TRUNC here: a file is truncated (ftruncate) only once it passed.
+ * -1 with errno otherwise. */
+static int
+spool_open(const job_t *j, const char *path, int flags)
+{
+    int base = (flags & ~O_CREAT) | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
+    int fd = -1, made = 0;
+    for (int tries = 0; tries < 2 && fd < 0; tries++) {
+        fd = open(path, base);
+        if (fd < 0 && errno == ENOENT && (flags & O_CREAT)) {
+            fd = open(path, base | O_CREAT | O_EXCL, 0600); /* EEXIST: it came meanwhile */
+            made = fd >= 0;
+        }
+    }
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 ||
+        (st.st_uid != j->uid && (!made || fchown(fd, j->uid, j->gid) < 0))) {
+        close(fd);
+        errno = EPERM;
+        return -1;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK); /* O_NONBLOCK was for a FIFO's open */
+    return fd;
+}
+
 /* Append one line written by the worker itself to the rank's output. */
 static void
 rank_note(const job_t *j, const job_rank_t *r, const char *msg)
 {
     char p[PATH_MAX + 32];
     out_path(p, sizeof p, j, r);
-    int fd = open(p, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    int fd = spool_open(j, p, O_WRONLY | O_APPEND | O_CREAT);
     if (fd < 0)
         return;
     char *line = wq_asprintf("wslq: %s\n", msg);
@@ -87,6 +118,8 @@ job_alloc(uint64_t id, uint32_t attempt, int nranks, const job_cfg_t *cfg)
     j->log_fd = -1;
     j->phase = JOB_RUNNING;
     j->failed_rank = -1;
+    j->uid = geteuid();
+    j->gid = getegid();
     j->grace_ms = cfg->grace_ms > 0 ? cfg->grace_ms : 10000;
     j->no_space = cfg->no_space;
     j->no_space_arg = cfg->no_space_arg;
@@ -95,6 +128,29 @@ job_alloc(uint64_t id, uint32_t attempt, int nranks, const job_cfg_t *cfg)
     snprintf(j->state_path, sizeof j->state_path, "%s/jobs/%" PRIu64 ".%" PRIu32 ".state",
              cfg->state_dir, id, attempt);
     return j;
+}
+
+/* Create the job's spool directory, or take the one there: 0700 and the job's account's. Its
+ * parent, spool/, is the worker's, so the path up to it cannot be swapped by the account.
+ * 0, or -1 with errno. */
+static int
+spool_dir(const job_t *j)
+{
+    if (mkdir(j->spool, 0700) < 0 && errno != EEXIST)
+        return -1;
+    int fd = open(j->spool, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    int rc = fstat(fd, &st);
+    if (rc == 0 && (st.st_uid != j->uid || st.st_gid != j->gid))
+        rc = fchown(fd, j->uid, j->gid);
+    if (rc == 0 && (st.st_mode & 07777) != 0700)
+        rc = fchmod(fd, 0700);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
 }
 
 /* End a job that never started: reason to the log and into the ending. */
@@ -146,7 +202,8 @@ child_exec(const char *cwd,
            int nullfd,
            int outfd,
            int errw,
-           int keep_errw)
+           int keep_errw,
+           const runas_acct_t *acct)
 {
     if (keep_errw)
         fcntl(errw, F_SETFD, 0); /* wslq-rank reports the rank's own exec through it */
@@ -163,6 +220,15 @@ child_exec(const char *cwd,
     for (int s = 1; s < NSIG; s++)
         sigaction(s, &dfl, NULL); /* ignored signals (SIGPIPE) would survive exec */
     int msg[2] = {1, 0};
+    /* The job's account before anything runs (chdir included, so it is checked as the job's):
+     * wslq-rank then runs as the account too. A failed switch runs nothing. */
+    msg[0] = runas_switch(acct, &msg[1]);
+    if (msg[0] != 0) {
+        ssize_t w = write(errw, msg, sizeof msg);
+        (void) w;
+        _exit(126);
+    }
+    msg[0] = 1;
     if (chdir(cwd) == 0) {
         msg[0] = 2;
         if (exe != NULL)
@@ -188,11 +254,12 @@ spawn_rank(const char *cwd,
            int nullfd,
            int outfd,
            int errw,
-           int keep_errw)
+           int keep_errw,
+           const runas_acct_t *acct)
 {
     pid_t pid = vfork();
     if (pid == 0)
-        child_exec(cwd, exe, argv, envp, nullfd, outfd, errw, keep_errw);
+        child_exec(cwd, exe, argv, envp, nullfd, outfd, errw, keep_errw, acct);
     return pid;
 }
 
@@ -229,25 +296,35 @@ job_launch(const Wslq__JobLaunch *l, const job_cfg_t *cfg)
     snprintf(j->name, sizeof j->name, "%s", spec->name ? spec->name : "");
     snprintf(j->argv0, sizeof j->argv0, "%s", spec->n_argv ? spec->argv[0] : "");
     j->time_limit_s = (int64_t) spec->time_limit_s;
+    const runas_acct_t *acct =
+        cfg->refuse == NULL && cfg->acct && cfg->acct->drop ? cfg->acct : NULL;
+    if (acct != NULL) {
+        j->uid = acct->uid;
+        j->gid = acct->gid;
+        snprintf(j->user, sizeof j->user, "%s", acct->name);
+    }
 
     char p[PATH_MAX + 32];
-    if (mkdir(j->spool, 0755) < 0 && errno != EEXIST) {
+    if (spool_dir(j) < 0) {
         char why[200];
         snprintf(why, sizeof why, "cannot create spool %.150s: %s", j->spool, strerror(errno));
         return end_early(j, 1, why);
     }
     snprintf(p, sizeof p, "%s/job.log", j->spool);
-    j->log_fd = open(p, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
-    if (j->log_fd < 0) {
+    j->log_fd = spool_open(j, p, O_RDWR | O_CREAT | O_APPEND);
+    if (j->log_fd < 0 || ftruncate(j->log_fd, 0) < 0) {
         char why[200];
         snprintf(why, sizeof why, "cannot create %.150s: %s", p, strerror(errno));
         return end_early(j, 1, why);
     }
     snprintf(p, sizeof p, "%s/pos", j->spool);
     unlink(p);
+    if (cfg->refuse != NULL)
+        return end_early(j, 1, cfg->refuse);
 
-    /* Working directory: checked here so a bad one is a clear reason, not N rank errors. */
-    const char *cwd = spec->cwd && *spec->cwd ? spec->cwd : getenv("HOME");
+    /* Working directory: checked here so a bad one is a clear reason, not N rank errors. The
+     * default is the home of the account the ranks run as. */
+    const char *cwd = spec->cwd && *spec->cwd ? spec->cwd : acct ? acct->home : getenv("HOME");
     if (cwd == NULL || *cwd == '\0')
         cwd = "/";
     struct stat st;
@@ -266,6 +343,8 @@ job_launch(const Wslq__JobLaunch *l, const job_cfg_t *cfg)
     char rdv[PATH_MAX + 16];
     snprintf(rdv, sizeof rdv, "%s/rdv.sock", j->spool);
     ec.rdv_path = cfg->rendezvous ? rdv : NULL;
+    ec.user = acct ? acct->name : NULL;
+    ec.home = acct ? acct->home : NULL;
     /* The scheduler gave no MASTER_PORT (single-node jobs): a port free on every interface
      * of this node right now, the kernel's choice of an ephemeral port; 0 if none. */
     if (l->master_port == 0 && ec.master_port == 0)
@@ -277,10 +356,16 @@ job_launch(const Wslq__JobLaunch *l, const job_cfg_t *cfg)
         char **argv = jobenv_argv(spec, envp);
         char *exe = find_exe(argv[0], jobenv_get(envp, "PATH"));
         out_path(p, sizeof p, j, r);
-        int outfd = j->merged ? open(p, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644)
-                              : open(p, O_WRONLY | O_APPEND | O_CLOEXEC);
+        int outfd = spool_open(j, p, O_WRONLY | O_APPEND | (j->merged ? O_CREAT : 0));
+        if (outfd >= 0 && j->merged && ftruncate(outfd, 0) < 0) {
+            close(outfd);
+            outfd = -1;
+        }
         if (j->merged)
-            r->out_fd = open(p, O_RDONLY | O_CLOEXEC);
+            r->out_fd = spool_open(j, p, O_RDONLY);
+        /* made here, 0600 and the account's, rather than by the rank with its umask */
+        rank_path(p, sizeof p, j, "metrics", r->grank, ".jsonl");
+        r->met_fd = spool_open(j, p, O_RDONLY | O_CREAT);
         int ep[2] = {-1, -1};
         pid_t pid = -1;
         int saved = 0;
@@ -302,9 +387,9 @@ job_launch(const Wslq__JobLaunch *l, const job_cfg_t *cfg)
                 sargv[3] = exe;
                 for (size_t a = 0; a < na; a++)
                     sargv[4 + a] = argv[a];
-                pid = spawn_rank(cwd, cfg->rank_exe, sargv, envp, nullfd, outfd, ep[1], 1);
+                pid = spawn_rank(cwd, cfg->rank_exe, sargv, envp, nullfd, outfd, ep[1], 1, acct);
             } else {
-                pid = spawn_rank(cwd, exe, argv, envp, nullfd, outfd, ep[1], 0);
+                pid = spawn_rank(cwd, exe, argv, envp, nullfd, outfd, ep[1], 0, acct);
             }
         }
         saved = errno;
@@ -362,9 +447,13 @@ pos_load(job_t *j)
 {
     char p[PATH_MAX + 8];
     snprintf(p, sizeof p, "%s/pos", j->spool);
-    FILE *f = fopen(p, "r");
-    if (f == NULL)
+    int fd = spool_open(j, p, O_RDONLY);
+    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+    if (f == NULL) {
+        if (fd >= 0)
+            close(fd);
         return;
+    }
     for (int i = 0; i < j->nranks; i++) {
         uint64_t a, b;
         if (fscanf(f, "%" SCNu64 " %" SCNu64, &a, &b) != 2)
@@ -383,7 +472,7 @@ pos_save(job_t *j)
     j->pos_dirty = 0;
     char p[PATH_MAX + 8];
     snprintf(p, sizeof p, "%s/pos", j->spool);
-    int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    int fd = spool_open(j, p, O_WRONLY | O_CREAT);
     if (fd < 0)
         return;
     /* Fixed-width lines: rewriting in place never leaves a shorter file's tail behind. */
@@ -417,9 +506,15 @@ job_adopt(const char *state_path, const job_cfg_t *cfg, wq_error_t *err)
     j->started = 1;
     j->start_wall_ms = st->start_wall_ms;
     j->time_limit_s = st->time_limit_s;
+    /* The spool's owner is the job's account: the one its files must belong to. */
+    struct stat sd;
+    if (lstat(j->spool, &sd) == 0 && S_ISDIR(sd.st_mode)) {
+        j->uid = sd.st_uid;
+        j->gid = sd.st_gid;
+    }
     char p[PATH_MAX + 32];
     snprintf(p, sizeof p, "%s/job.log", j->spool);
-    j->log_fd = open(p, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    j->log_fd = spool_open(j, p, O_RDWR | O_CREAT | O_APPEND);
     for (int i = 0; i < j->nranks; i++) {
         job_rank_t *r = &j->ranks[i];
         r->grank = j->first_rank + (uint32_t) i;
@@ -429,7 +524,7 @@ job_adopt(const char *state_path, const job_cfg_t *cfg, wq_error_t *err)
             adopted_rank_ended(j, i, wq_clock_mono_ms());
         if (j->merged) {
             out_path(p, sizeof p, j, r);
-            r->out_fd = open(p, O_RDONLY | O_CLOEXEC);
+            r->out_fd = spool_open(j, p, O_RDONLY);
         }
     }
     pos_load(j);
@@ -537,7 +632,10 @@ adopted_rank_ended(job_t *j, int i, int64_t now_ms)
     job_rank_t *r = &j->ranks[i];
     char p[PATH_MAX + 32];
     rank_path(p, sizeof p, j, "rank", r->grank, ".status");
-    FILE *f = fopen(p, "re");
+    int fd = spool_open(j, p, O_RDONLY);
+    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+    if (f == NULL && fd >= 0)
+        close(fd);
     int status = 0;
     int known = f != NULL && fscanf(f, "%d", &status) == 1;
     if (f != NULL)
@@ -550,6 +648,22 @@ adopted_rank_ended(job_t *j, int i, int64_t now_ms)
     rank_ended(j, i, status, now_ms);
     log_flag(WORKER, "adopted rank ended " JOB_FMT " rank=%" PRIu32 " status=%d", j->id, r->grank,
              status);
+}
+
+/* Why a rank's switch to the job's account failed (exec_stage >= RUNAS_STAGE_GROUPS). */
+static void
+switch_failure(const job_t *j, const job_rank_t *r, char *buf, size_t n)
+{
+    static const char *const step[] = {"setgroups", "setgid", "setuid"};
+    int k = r->exec_stage - RUNAS_STAGE_GROUPS;
+    if (r->exec_stage == RUNAS_STAGE_CHECK)
+        snprintf(buf, n,
+                 "cannot switch to account '%s': the ids read back differ, or root could "
+                 "be regained; nothing was run",
+                 j->user);
+    else
+        snprintf(buf, n, "cannot switch to account '%s': %s: %s", j->user,
+                 k >= 0 && k < 3 ? step[k] : "?", strerror(r->exec_errno));
 }
 
 int
@@ -565,9 +679,13 @@ job_reap(job_t *j, pid_t pid, int status, int64_t now_ms)
                 r->exec_stage = msg[0];
                 r->exec_errno = msg[1];
                 char why[400];
-                snprintf(why, sizeof why, "%s%s: %s", msg[0] == 1 ? "cannot chdir for " : "",
-                         msg[0] == 1 ? "rank" : j->argv0,
-                         msg[1] == ENOENT && msg[0] == 2 ? "command not found" : strerror(msg[1]));
+                if (msg[0] >= RUNAS_STAGE_GROUPS)
+                    switch_failure(j, r, why, sizeof why);
+                else
+                    snprintf(why, sizeof why, "%s%s: %s", msg[0] == 1 ? "cannot chdir for " : "",
+                             msg[0] == 1 ? "rank" : j->argv0,
+                             msg[1] == ENOENT && msg[0] == 2 ? "command not found"
+                                                             : strerror(msg[1]));
                 rank_note(j, r, why);
             }
             close(r->errfd);
@@ -674,7 +792,11 @@ finish(job_t *j)
             else if (r->exec_stage == 1)
                 snprintf(j->reason, sizeof j->reason, "rank %" PRIu32 ": cannot chdir: %s",
                          r->grank, strerror(r->exec_errno));
-            else if (j->signal)
+            else if (r->exec_stage >= RUNAS_STAGE_GROUPS) {
+                char why[200];
+                switch_failure(j, r, why, sizeof why);
+                snprintf(j->reason, sizeof j->reason, "rank %" PRIu32 ": %s", r->grank, why);
+            } else if (j->signal)
                 snprintf(j->reason, sizeof j->reason, "rank %" PRIu32 " killed by signal %d (%s)",
                          r->grank, j->signal, sig_name(j->signal));
             else
@@ -767,7 +889,7 @@ job_metrics(job_t *j, int ri, char ***lines, size_t max_lines)
     if (r->met_fd < 0) {
         char p[PATH_MAX + 32];
         rank_path(p, sizeof p, j, "metrics", r->grank, ".jsonl");
-        r->met_fd = open(p, O_RDONLY | O_CLOEXEC);
+        r->met_fd = spool_open(j, p, O_RDONLY);
         if (r->met_fd < 0)
             return 0;
     }

@@ -8,8 +8,15 @@
  *   metrics-<G>.jsonl    WSLQ_METRICS of rank G: JSON lines relayed as MetricLines
  *   pos                  how far each rank-<G>.out and metrics file was consumed, so a
  *                        restarted worker continues where the last one stopped
+ *   rank-<G>.status      the wait status wslq-rank records for rank G (worker/rank.c)
+ *   rdv.sock             the rendezvous socket (rdv.h), made by streams.c
  * Ranks write their output straight to files (never to a pipe the worker holds), so they
- * keep running and logging while the worker restarts. */
+ * keep running and logging while the worker restarts.
+ *
+ * The directory is 0700 and belongs to the job's account (runas.h), and so does every file in
+ * it; files the worker makes are 0600. The account may change anything in there, and the worker
+ * may be root: it opens those files only through spool_open (job.c), which follows no link and
+ * takes only a plain file of the account's or its own. */
 #ifndef WSLQ_WORKER_JOB_H
 #define WSLQ_WORKER_JOB_H
 
@@ -20,6 +27,7 @@
 #include "common/err.h"
 #include "proto/wire.h"
 #include "worker/jobenv.h"
+#include "worker/runas.h"
 
 enum job_phase {
     JOB_RUNNING = 1, /* ranks started (or adopted), none stopped by us */
@@ -36,7 +44,8 @@ typedef struct job_rank {
     int status;       /* waitpid status once reaped (or read from rank-<G>.status when
                          adopted), -1 unknown */
     int errfd;        /* read end of the exec-error pipe, -1 once read */
-    int exec_stage;   /* 0 ok, 1 chdir failed, 2 exec failed (from the error pipe) */
+    int exec_stage;   /* 0 ok, 1 chdir failed, 2 exec failed, 3.. the switch to the job's
+                         account failed (enum runas_stage): from the error pipe */
     int exec_errno;   /* errno of that failure */
     int out_fd;       /* 2+ ranks: read fd of rank-<G>.out; else -1 */
     uint64_t out_pos; /* bytes of rank-<G>.out already copied into job.log */
@@ -48,9 +57,13 @@ typedef struct job {
     uint64_t id;
     uint32_t attempt;
     char name[WIRE_MAX_NAME + 1];
-    char spool[PATH_MAX];      /* spool directory */
-    char state_path[PATH_MAX]; /* <state-dir>/jobs/<id>.<attempt>.state */
-    char argv0[256];           /* for error messages */
+    char spool[PATH_MAX];          /* spool directory */
+    char state_path[PATH_MAX];     /* <state-dir>/jobs/<id>.<attempt>.state */
+    char argv0[256];               /* for error messages */
+    uid_t uid;                     /* the job's account, owner of its spool (the worker's own when
+                                      the ranks do not switch accounts) */
+    gid_t gid;                     /* its primary group */
+    char user[RUNAS_NAME_MAX + 1]; /* its name when the ranks switch to it, for reasons; "" */
     uint32_t first_rank;
     int nranks;
     job_rank_t *ranks; /* nranks entries */
@@ -97,15 +110,20 @@ typedef struct job_cfg {
     const char *rank_exe;  /* wslq-rank, the parent that records each rank's exit status for a
                               worker restarted meanwhile (worker/rank.c); NULL = ranks are
                               started directly and that status is lost */
+    /* Per launch (streams.c sets them around job_launch): */
+    const runas_acct_t *acct; /* the account the ranks run as; NULL = the worker's own */
+    const char *refuse;       /* not NULL: the job cannot run here (its owner has no usable
+                                 account); it ends at once with this reason */
     /* A job state could not be written for lack of room: make some (1) or not (0); the save
      * is tried once more after a 1. NULL = none. */
     int (*no_space)(void *arg);
     void *no_space_arg;
 } job_cfg_t;
 
-/* Start this node's ranks of a launch. Always returns a job (caller owns it: job_destroy):
- * started == 1 when every rank was forked; otherwise the job is already JOB_ENDED with the
- * reason (bad working directory, spool not writable, fork failure) written to its log too. */
+/* Start this node's ranks of a launch, as cfg->acct. Always returns a job (caller owns it:
+ * job_destroy): started == 1 when every rank was forked; otherwise the job is already JOB_ENDED
+ * with the reason (cfg->refuse, bad working directory, spool not writable, fork failure) written
+ * to its log too. */
 job_t *job_launch(const Wslq__JobLaunch *l, const job_cfg_t *cfg);
 
 /* Take over a job from its state file after a worker restart. NULL with *err if the file is

@@ -100,6 +100,12 @@ jobenv_build(const Wslq__JobLaunch *l, const jobenv_ctx_t *c, int lrank, char *c
     for (size_t i = 0; base != NULL && base[i] != NULL; i++)
         if (!is_private(base[i]) && strchr(base[i], '=') != NULL)
             env_put(&a, wq_strdup(base[i]));
+    /* The worker's own values (root's HOME, say) would be wrong for another account. */
+    if (c->user != NULL) {
+        env_set(&a, "HOME", c->home ? c->home : "/");
+        env_set(&a, "USER", c->user);
+        env_set(&a, "LOGNAME", c->user);
+    }
 
     const Wslq__JobSpec *spec = l->spec;
     const Wslq__Alloc *al = l->alloc;
@@ -166,6 +172,10 @@ jobenv_build(const Wslq__JobLaunch *l, const jobenv_ctx_t *c, int lrank, char *c
     for (size_t i = 0; spec != NULL && i < spec->n_env; i++)
         if (strchr(spec->env[i], '=') != NULL && spec->env[i][0] != '=')
             env_put(&a, wq_strdup(spec->env[i]));
+    /* --secret-env last: the job sees these values; nothing of wslq's shows them */
+    for (size_t i = 0; spec != NULL && i < spec->n_secret_env; i++)
+        if (strchr(spec->secret_env[i], '=') != NULL && spec->secret_env[i][0] != '=')
+            env_put(&a, wq_strdup(spec->secret_env[i]));
     return a.v;
 }
 

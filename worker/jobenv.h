@@ -2,7 +2,8 @@
  * check every variable without forking.
  *
  * Order: the worker's own environment minus its private variables (WSLQ_*, NOTIFY_SOCKET,
- * LISTEN_*), then the wslq variables, then spec.env items ("K=V", the user's word wins). */
+ * LISTEN_*), then HOME, USER and LOGNAME of the account the ranks switch to (when they do),
+ * then the wslq variables, then spec.env items ("K=V", the user's word wins). */
 #ifndef WSLQ_WORKER_JOBENV_H
 #define WSLQ_WORKER_JOBENV_H
 
@@ -18,6 +19,9 @@ typedef struct jobenv_ctx {
     const char *rdv_path;        /* rendezvous socket path, NULL = not offered */
     unsigned master_port;        /* used when the launch carries master_port 0 */
     const char *const *nccl_env; /* this node's NCCL profile ("K=V", NULL-ended), or NULL */
+    const char *user;            /* the account the ranks switch to (USER, LOGNAME), NULL = none:
+                                    they run as the worker and keep its values */
+    const char *home;            /* that account's home directory (HOME); with user only */
 } jobenv_ctx_t;
 
 /* Processes this node starts for the launch: 1 for per_node, else alloc.nranks (at least 1). */

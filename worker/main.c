@@ -6,6 +6,7 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "worker/config.h"
+#include "worker/creds.h"
 #include "worker/worker.h"
 
 int
@@ -28,7 +29,23 @@ main(int argc, char **argv)
         printf("wslq-worker %s\n", WSLQ_VERSION);
         return 0;
     }
-    worker_t *w = worker_new(&cfg, &err);
+    keys_creds_t creds;
+    if (action == WCFG_JOIN) {
+        if (creds_join(&cfg, 15000, &creds, &err) < 0) {
+            fprintf(stderr, "wslq-worker: %s\n", err.text);
+            return 1;
+        }
+        printf("Joined the cluster as node %s (scheduler %s); credentials in %s.\n"
+               "Start the worker now (systemctl start wslq-worker, or wslq-worker with the "
+               "same --state-dir).\n",
+               creds.name, creds.scheduler, cfg.credentials);
+        return 0;
+    }
+    if (!cfg.insecure && creds_resolve(&cfg, &creds, &err) < 0) {
+        fprintf(stderr, "wslq-worker: %s\n", err.text);
+        return 1;
+    }
+    worker_t *w = worker_new(&cfg, cfg.insecure ? NULL : &creds, &err);
     if (w == NULL) {
         fprintf(stderr, "wslq-worker: %s\n", err.text);
         return 1;

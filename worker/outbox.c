@@ -188,6 +188,7 @@ outbox_metric_lines(worker_t *w, const job_t *j, int ri, char **lines, size_t n)
 {
     Wslq__MetricLines m = WSLQ__METRIC_LINES__INIT;
     m.job_id = j->id;
+    m.attempt = j->attempt;
     m.rank = j->ranks[ri].grank;
     m.n_lines = n;
     m.lines = lines;

@@ -39,20 +39,27 @@ find_job(worker_t *w, uint64_t id, uint32_t attempt)
     return NULL;
 }
 
-/* Open the job's rendezvous socket (<spool>/rdv.sock). 1 if offered. */
+/* Open the job's rendezvous socket (<spool>/rdv.sock), the property of the job's account
+ * uid:gid, which must connect to it (a Unix socket needs write permission). 1 if offered. */
 static int
-open_rendezvous(worker_t *w, uint64_t id, uint32_t attempt)
+open_rendezvous(worker_t *w, uint64_t id, uint32_t attempt, uid_t uid, gid_t gid)
 {
     if (w->rdv == NULL)
         return 0;
     char p[PATH_MAX + 64];
     snprintf(p, sizeof p, "%s/spool/%" PRIu64 ".%" PRIu32, w->cfg.state_dir, id, attempt);
-    if (mkdir(p, 0755) < 0 && errno != EEXIST)
+    if (mkdir(p, 0700) < 0 && errno != EEXIST) /* job_launch gives it to the account */
         return 0;
     strncat(p, "/rdv.sock", sizeof p - strlen(p) - 1);
     wq_error_t err = {0};
     if (rdv_open(w->rdv, id, attempt, p, &err) < 0) {
         log_warn("no rendezvous socket " JOB_FMT " err=\"%s\"", id, err.text);
+        return 0;
+    }
+    if (runas_give(p, uid, gid) < 0) {
+        log_warn("rendezvous socket not given to the job's account " JOB_FMT " err=\"%s\"", id,
+                 strerror(errno));
+        rdv_close_job(w->rdv, id, attempt);
         return 0;
     }
     return 1;
@@ -75,8 +82,19 @@ streams_launch(worker_t *w, const Wslq__JobLaunch *l)
     }
     if (l->alloc->node && *l->alloc->node && strcmp(l->alloc->node, w->cfg.name) != 0)
         log_warn("launch for another node " JOB_FMT " node=%s", l->job_id, l->alloc->node);
-    w->jcfg.rendezvous = open_rendezvous(w, l->job_id, l->attempt); /* before any rank runs */
+    /* Whose account the ranks run as (runas.h); a job whose owner has none here ends at once. */
+    runas_acct_t acct;
+    char refuse[256];
+    if (runas_resolve(&w->runas, l->spec->user, w->cfg.name, &acct, refuse, sizeof refuse) < 0)
+        w->jcfg.refuse = refuse;
+    else
+        w->jcfg.acct = &acct;
+    w->jcfg.rendezvous = w->jcfg.refuse == NULL && /* before any rank runs */
+                         open_rendezvous(w, l->job_id, l->attempt, acct.uid, acct.gid);
     j = job_launch(l, &w->jcfg);
+    w->jcfg.acct = NULL;
+    w->jcfg.refuse = NULL;
+    runas_acct_clear(&acct);
     if (j->phase == JOB_ENDED && w->rdv != NULL)
         rdv_close_job(w->rdv, j->id, j->attempt);
     add_job(w, j);
@@ -85,8 +103,8 @@ streams_launch(worker_t *w, const Wslq__JobLaunch *l)
     wq_error_t err = {0};
     if (job_save(j, &err) < 0)
         log_warn("cannot save job state " JOB_FMT " err=\"%s\"", j->id, err.text);
-    log_info("job launched " JOB_FMT " attempt=%" PRIu32 " ranks=%d started=%d", j->id, j->attempt,
-             j->nranks, j->started);
+    log_info("job launched " JOB_FMT " attempt=%" PRIu32 " ranks=%d started=%d uid=%u", j->id,
+             j->attempt, j->nranks, j->started, (unsigned) j->uid);
 }
 
 void
@@ -342,7 +360,7 @@ streams_adopt(worker_t *w)
         log_info("job adopted " JOB_FMT " attempt=%" PRIu32 " ended=%d ranks_alive=%d", j->id,
                  j->attempt, j->phase == JOB_ENDED, alive);
         if (j->phase != JOB_ENDED)
-            open_rendezvous(w, j->id, j->attempt);
+            open_rendezvous(w, j->id, j->attempt, j->uid, j->gid);
         add_job(w, j);
     }
     closedir(d);

@@ -186,20 +186,22 @@ find_rank_exe(worker_t *w)
 }
 
 worker_t *
-worker_new(const wcfg_t *cfg, wq_error_t *err)
+worker_new(const wcfg_t *cfg, const keys_creds_t *creds, wq_error_t *err)
 {
-    char p[PATH_MAX + 8];
-    if (wq_mkdir_p(cfg->state_dir, 0755, err) < 0)
-        return NULL;
-    snprintf(p, sizeof p, "%s/jobs", cfg->state_dir);
-    if (wq_mkdir_p(p, 0755, err) < 0)
-        return NULL;
-    snprintf(p, sizeof p, "%s/spool", cfg->state_dir);
-    if (wq_mkdir_p(p, 0755, err) < 0)
+    /* Whose account jobs run as, first: a worker that could only run them as root, or as an
+     * account that is missing, does not start (runas.h). */
+    runas_t runas;
+    if (runas_init(&runas, cfg->run_as, cfg->service_user, err) < 0 ||
+        runas_state_dirs(&runas, cfg->state_dir, err) < 0)
         return NULL;
 
     worker_t *w = wq_calloc(1, sizeof *w);
     w->cfg = *cfg;
+    w->runas = runas;
+    log_info("jobs run as run_as=%s account=%s", runas_mode_name(runas.mode),
+             runas.mode == RUNAS_OWNER                      ? "(each job's owner)"
+             : runas.as_root && runas.mode == RUNAS_SERVICE ? runas.service_user
+                                                            : "(the worker's own)");
     w->selftest.fd = -1;
     for (int i = 0; i < WORKER_SELFTEST_MAX; i++)
         w->selftest.conns[i].fd = -1;
@@ -247,6 +249,14 @@ worker_new(const wcfg_t *cfg, wq_error_t *err)
     /* ZMTP heartbeats drop a dead TCP connection (a PC that slept) so ZeroMQ reconnects */
     zmq_setsockopt(w->sock, ZMQ_HEARTBEAT_IVL, &hb_ivl, sizeof hb_ivl);
     zmq_setsockopt(w->sock, ZMQ_HEARTBEAT_TIMEOUT, &hb_to, sizeof hb_to);
+    if (creds != NULL) {
+        if (keys_client_socket(w->sock, creds, err) < 0)
+            goto error;
+        w->hs_mon = keys_watch(w->ctx, w->sock);
+    } else {
+        log_warn("insecure = yes: talking to the scheduler without CURVE; anyone on the "
+                 "network can pose as it and read every job sent here. Test clusters only");
+    }
     if (zmq_connect(w->sock, cfg->scheduler) < 0) {
         wq_fail(err, WQ_EINVAL, "cannot connect to %s: %s", cfg->scheduler,
                 zmq_strerror(zmq_errno()));
@@ -290,6 +300,18 @@ worker_run(worker_t *w)
     int rc = 0;
     while (!stop_flag) {
         now = wq_clock_mono_ms();
+        int hs = keys_handshake_event(w->hs_mon);
+        if (hs != KEYS_HS_NONE) {
+            int sup = wq_ratelimit(&w->rl_hs, 1, 60000);
+            if (sup >= 0 && hs == KEYS_HS_REFUSED)
+                log_err("the scheduler refused this node's key: it was removed (wslq admin "
+                        "node remove); join again with wslq-worker --join CODE suppressed=%d",
+                        sup);
+            else if (sup >= 0)
+                log_err("the security handshake with %s failed: it is not the scheduler this "
+                        "node joined (its key differs), or it does not use CURVE suppressed=%d",
+                        w->cfg.scheduler, sup);
+        }
         zmq_pollitem_t items[2 + 1 + WORKER_SELFTEST_MAX + RDV_ITEMS] = {
             {w->sock, 0, ZMQ_POLLIN, 0},
             {NULL, sig_pipe[0], ZMQ_POLLIN, 0},
@@ -341,6 +363,8 @@ worker_destroy(worker_t **wp)
     streams_destroy(w);
     rdv_destroy(&w->rdv);
     selftest_close(w);
+    if (w->hs_mon != NULL)
+        zmq_close(w->hs_mon);
     if (w->sock != NULL)
         zmq_close(w->sock);
     if (w->ctx != NULL)

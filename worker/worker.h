@@ -5,13 +5,15 @@
 #define WSLQ_WORKER_WORKER_H
 
 #include "common/err.h"
+#include "proto/keys.h"
 #include "worker/config.h"
 
 typedef struct worker worker_t;
 
 /* Create the state directory, probe the node, adopt jobs left by an earlier worker process
- * and connect to the scheduler. Caller owns the result (worker_destroy). */
-worker_t *worker_new(const wcfg_t *cfg, wq_error_t *err);
+ * and connect to the scheduler: over CURVE with creds (creds_resolve), or in the clear when
+ * creds is NULL (cfg->insecure). Caller owns the result (worker_destroy). */
+worker_t *worker_new(const wcfg_t *cfg, const keys_creds_t *creds, wq_error_t *err);
 
 /* Run until SIGTERM or SIGINT. Running jobs are left running (they are re-adopted by the
  * next worker process). Returns 0, or -1 on a fatal socket error. */

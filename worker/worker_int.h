@@ -22,6 +22,7 @@
 #include "worker/config.h"
 #include "worker/job.h"
 #include "worker/rdv.h"
+#include "worker/runas.h"
 #include "worker/space.h"
 #include "worker/sysinfo.h"
 #include "worker/worker.h"
@@ -58,6 +59,7 @@ struct worker {
     size_t cap;              /* entries allocated in jobs */
     job_cfg_t jcfg;          /* what every job launch needs (state dir, env, grace) */
     char rank_exe[PATH_MAX]; /* wslq-rank beside this program, "" when missing */
+    runas_t runas;           /* whose account jobs run as (runas.h), decided at start */
     rdv_t *rdv;              /* rendezvous relay, NULL when disabled */
     int registered;          /* a RegisterReply arrived since the last (re)connect */
     int64_t reg_sent_ms;     /* monotonic ms of the last Register */
@@ -65,6 +67,8 @@ struct worker {
     int64_t next_cleanup_ms; /* monotonic ms of the next spool cleanup */
     int backlog;             /* a send hit the high-water mark or a cap: poll again soon */
     wq_ratelimit_t rl_bad;   /* bad frames from the scheduler */
+    void *hs_mon;            /* CURVE handshake failures of sock (keys_watch), or NULL */
+    wq_ratelimit_t rl_hs;    /* their log lines */
     selftest_t selftest;     /* the inbound self-test (selftest.c) */
     uint64_t reg_req_id;     /* request_id of the last Register */
     int64_t reg_sent_wall;   /* wall ms when it was sent */

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 /* after the standard headers */
@@ -21,12 +22,17 @@
 #include <zmq.h>
 
 #include "common/clock.h"
+#include "proto/keys.h"
 #include "proto/wire.h"
 
 static const char *wslq_bin;
 static void *zctx;
 static void *router;
 static char addr[64];
+/* The fake is a CURVE server like the real one; wslq gets credentials that trust its key. */
+static char tmpdir[] = "/tmp/wslq-cli-fake-XXXXXX";
+static char creds_path[128];
+static keys_creds_t server_keys;
 
 /* What a handler saw and how it should answer. */
 typedef struct fake fake_t;
@@ -140,6 +146,8 @@ run_wslq_env(fake_t *f, run_t *r, const char *env_sched, char *const *envs, cons
             unsetenv("WSLQ_SCHEDULER");
         unsetenv("WSLQ_JOB_ID");
         unsetenv("WSLQ_RENDEZVOUS");
+        unsetenv("WSLQ_INSECURE");
+        setenv("WSLQ_CREDENTIALS", creds_path, 1);
         for (int i = 0; envs != NULL && envs[i] != NULL; i++)
             putenv(envs[i]);
         execv(wslq_bin, argv);
@@ -623,6 +631,54 @@ test_doctor(void **state)
     assert_int_equal(f.nreq, 0);
 }
 
+/* Credentials that are missing, readable by others, or trust another scheduler's key: each
+ * a one-line reason, exit 1, and nothing reaches the scheduler in the clear. */
+static void
+test_credentials(void **state)
+{
+    (void) state;
+    fake_t f = {.handler = h_silent};
+    run_t r;
+    char env[300], *envs[] = {env, NULL};
+    const char *queue[] = {"--scheduler", addr, "--timeout", "2", "queue", NULL};
+
+    snprintf(env, sizeof env, "WSLQ_CREDENTIALS=%s/other", tmpdir);
+    run_wslq_env(&f, &r, NULL, envs, queue);
+    assert_int_equal(r.rc, 1);
+    char want[512];
+    snprintf(want, sizeof want,
+             "wslq: no credentials (%s/other): ask an admin for an enrolment code, then run "
+             "'wslq login CODE'\n",
+             tmpdir);
+    assert_string_equal(r.err, want);
+
+    keys_creds_t c = {.name = "alice"};
+    wq_error_t err = {0};
+    assert_int_equal(keys_generate(&c, &err), 0);
+    snprintf(c.server, sizeof c.server, "%s", server_keys.public_);
+    char path[256];
+    snprintf(path, sizeof path, "%s/open", tmpdir);
+    assert_int_equal(keys_save(path, &c, &err), 0);
+    assert_int_equal(chmod(path, 0644), 0);
+    snprintf(env, sizeof env, "WSLQ_CREDENTIALS=%s", path);
+    run_wslq_env(&f, &r, NULL, envs, queue);
+    assert_int_equal(r.rc, 1);
+    assert_non_null(strstr(r.err, "others may read it"));
+
+    /* a server key that is not the fake's: the handshake fails, the client says so */
+    keys_creds_t other;
+    assert_int_equal(keys_generate(&other, &err), 0);
+    snprintf(c.server, sizeof c.server, "%s", other.public_);
+    snprintf(path, sizeof path, "%s/wrong", tmpdir);
+    assert_int_equal(keys_save(path, &c, &err), 0);
+    snprintf(env, sizeof env, "WSLQ_CREDENTIALS=%s", path);
+    run_wslq_env(&f, &r, NULL, envs, queue);
+    assert_int_equal(r.rc, 1);
+    if (strstr(r.err, "security handshake") == NULL)
+        fail_msg("want a handshake failure, got: %s", r.err);
+    assert_int_equal(f.nreq, 0);
+}
+
 static int
 setup(void **state)
 {
@@ -631,10 +687,26 @@ setup(void **state)
     router = zmq_socket(zctx, ZMQ_ROUTER);
     int linger = 0;
     zmq_setsockopt(router, ZMQ_LINGER, &linger, sizeof linger);
+    wq_error_t err = {0};
+    int on = 1;
+    if (keys_generate(&server_keys, &err) < 0 ||
+        zmq_setsockopt(router, ZMQ_CURVE_SERVER, &on, sizeof on) < 0 ||
+        zmq_setsockopt(router, ZMQ_CURVE_SECRETKEY, server_keys.secret, KEYS_Z85_LEN) < 0)
+        return -1;
     if (zmq_bind(router, "tcp://127.0.0.1:*") < 0)
         return -1;
     size_t len = sizeof addr;
     zmq_getsockopt(router, ZMQ_LAST_ENDPOINT, addr, &len);
+    /* the client's file names no scheduler: --scheduler and WSLQ_SCHEDULER say where */
+    keys_creds_t client = {.name = "alice"};
+    snprintf(client.server, sizeof client.server, "%s", server_keys.public_);
+    if (mkdtemp(tmpdir) == NULL || keys_generate(&client, &err) < 0)
+        return -1;
+    snprintf(creds_path, sizeof creds_path, "%s/credentials", tmpdir);
+    if (keys_save(creds_path, &client, &err) < 0) {
+        fprintf(stderr, "%s\n", err.text);
+        return -1;
+    }
     return 0;
 }
 
@@ -644,6 +716,13 @@ teardown(void **state)
     (void) state;
     zmq_close(router);
     zmq_ctx_term(zctx);
+    char path[256];
+    const char *files[] = {"credentials", "other", "open", "wrong"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", tmpdir, files[i]);
+        unlink(path);
+    }
+    rmdir(tmpdir);
     return 0;
 }
 
@@ -665,6 +744,7 @@ main(int argc, char **argv)
         cmocka_unit_test(test_unreachable), cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_logs_follow), cmocka_unit_test(test_queue),
         cmocka_unit_test(test_kv),          cmocka_unit_test(test_doctor),
+        cmocka_unit_test(test_credentials),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -23,7 +23,8 @@
 static cli_ctx_t
 ctx_default(void)
 {
-    cli_ctx_t c = {CLI_DEFAULT_SCHEDULER, CLI_DEFAULT_TIMEOUT_MS, "submit"};
+    cli_ctx_t c = {
+        .scheduler = CLI_DEFAULT_SCHEDULER, .timeout_ms = CLI_DEFAULT_TIMEOUT_MS, .verb = "submit"};
     return c;
 }
 
@@ -178,7 +179,7 @@ test_submit_every_flag(void **state)
     assert_string_equal(s->argv[3], "0.1");
     assert_false(s->wrap);
     assert_false(s->per_node);
-    assert_string_equal(s->user, cli_user_name());
+    assert_string_equal(s->user, cli_user_name(&ctx));
     assert_int_equal(s->uid, getuid());
     assert_true(a.json);
     assert_false(a.parsable);
@@ -279,6 +280,36 @@ test_submit_export(void **state)
     assert_true(one);
     assert_false(cuda); /* the worker sets it per rank */
     submit_args_fini(&a);
+}
+
+static void
+test_submit_secret_env(void **state)
+{
+    (void) state;
+    cli_ctx_t ctx = ctx_default();
+    setenv("WSLQ_T_TOKEN", "s3cret", 1);
+    unsetenv("WSLQ_T_UNSET");
+    char *argv[] = {"submit",       "--secret-env", "WSLQ_T_TOKEN", "--secret-env", "API_KEY=abc",
+                    "--secret-env", "API_KEY=xyz",  "--env",        "PLAIN=1",      "true"};
+    submit_args_t a;
+    wq_error_t err = {0};
+    assert_int_equal(submit_parse(&ctx, ARGC(argv), argv, &a, &err), 0);
+    const Wslq__JobSpec *s = a.spec;
+    /* secrets travel apart from env, the later value of a name wins */
+    assert_int_equal(s->n_secret_env, 2);
+    assert_string_equal(s->secret_env[0], "WSLQ_T_TOKEN=s3cret");
+    assert_string_equal(s->secret_env[1], "API_KEY=xyz");
+    assert_int_equal(s->n_env, 1);
+    assert_string_equal(s->env[0], "PLAIN=1");
+    submit_args_fini(&a);
+
+    char *unset[] = {"submit", "--secret-env", "WSLQ_T_UNSET", "true"};
+    assert_int_equal(submit_parse(&ctx, ARGC(unset), unset, &a, &err), -1);
+    assert_string_equal(err.text, "--secret-env: WSLQ_T_UNSET is not set in this shell");
+    char *bad[] = {"submit", "--secret-env", "1BAD=x", "true"};
+    assert_int_equal(submit_parse(&ctx, ARGC(bad), bad, &a, &err), -1);
+    assert_string_equal(err.text, "--secret-env: '1BAD' is not a variable name");
+    assert_null(a.spec);
 }
 
 static void
@@ -615,6 +646,7 @@ main(void)
         cmocka_unit_test(test_submit_defaults_and_operand_stop),
         cmocka_unit_test(test_submit_wrap_and_per_node),
         cmocka_unit_test(test_submit_export),
+        cmocka_unit_test(test_submit_secret_env),
         cmocka_unit_test(test_submit_rejections),
         cmocka_unit_test(test_submit_help),
         cmocka_unit_test(test_table_layout),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install wslq on a Linux machine, normally inside a WSL 2 distro on a lab PC.
 #
-#   sudo deploy/wsl/install.sh                      # worker node (default)
+#   sudo deploy/wsl/install.sh --join CODE          # worker node (default), joined with a code
 #   sudo deploy/wsl/install.sh --scheduler-host     # the machine that runs wslq-scheduler
 #   deploy/wsl/install.sh --dry-run                 # print what would be done, change nothing
 #
@@ -12,6 +12,9 @@
 #   3. binaries: builds from the source tree (--build, the default when no --from-build) after
 #      installing the build dependencies with apt, or copies them from --from-build DIR;
 #   4. config: /etc/wslq/wslq.conf from deploy/wslq.conf.example if there is none;
+#      worker: the service account wslq that jobs run as (useradd --system, only if missing)
+#      and the state directory /var/lib/wslq/worker (root's, 0711); with --join CODE, the
+#      node's credentials (wslq-worker --join: a key pair enrolled with the code, 0600);
 #   5. systemd: installs deploy/systemd/wslq-worker.service (or wslq-scheduler.service) plus a
 #      drop-in that puts /usr/lib/wsl/lib on PATH and LD_LIBRARY_PATH, then enables it when
 #      systemd is PID 1;
@@ -28,13 +31,23 @@ PREFIX=/usr/local
 CUDA_TOOLKIT=""
 ALLOW_DRIVER=0
 WSL_LIB=/usr/lib/wsl/lib
+# The unprivileged account jobs run as (run_as = service; worker/README.md, "Run-as modes");
+# the worker itself runs as root and switches each job to it. Its home is the jobs' HOME.
+SERVICE_USER=wslq
+SERVICE_HOME=/var/lib/wslq/home
+JOIN_CODE=""
+SCHEDULER_ADDR=""
 # Driver packages that must not be inside WSL: they shadow the Windows driver (DESIGN.md §9.1).
 DRIVER_RE='^(nvidia-driver.*|libnvidia-compute-.*|nvidia-dkms-.*|nvidia-kernel-.*|cuda-drivers.*|cuda|cuda-[0-9]+-[0-9]+|libcuda1|libnvidia-ml1)$'
 
 usage() {
     cat <<USAGE
-usage: install.sh [--scheduler-host] [--from-build DIR] [--prefix DIR]
-                  [--cuda-toolkit X-Y] [--allow-linux-driver] [--dry-run]
+usage: install.sh [--join CODE] [--scheduler ADDR] [--scheduler-host] [--from-build DIR]
+                  [--prefix DIR] [--cuda-toolkit X-Y] [--allow-linux-driver] [--dry-run]
+  --join CODE           join the cluster with a code from 'wslq admin node invite' (on the
+                        scheduler host); without it, run 'wslq-worker --join CODE' later
+  --scheduler ADDR      reach the scheduler at ADDR (tcp://HOST:PORT) rather than the
+                        address the code names
   --scheduler-host      install the scheduler's unit instead of the worker's
   --from-build DIR      copy binaries from DIR/bin (an existing build) instead of building
   --prefix DIR          where binaries go (default /usr/local)
@@ -79,6 +92,18 @@ put_file() {
 while [ $# -gt 0 ]; do
     case $1 in
     --scheduler-host) ROLE=scheduler ;;
+    --join)
+        JOIN_CODE=${2:?--join needs the code from wslq admin node invite}
+        shift
+        ;;
+    --scheduler)
+        SCHEDULER_ADDR=${2:?--scheduler needs an address like tcp://HOST:7420}
+        case $SCHEDULER_ADDR in
+        tcp://*:*) ;;
+        *) die "--scheduler: '$SCHEDULER_ADDR' is not tcp://HOST:PORT" ;;
+        esac
+        shift
+        ;;
     --from-build)
         FROM_BUILD=${2:?--from-build needs a directory}
         shift
@@ -104,6 +129,14 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
+
+if [ "$ROLE" = scheduler ] && [ -n "$JOIN_CODE" ]; then
+    die "--join is for worker nodes; the scheduler host makes the codes (wslq admin node invite)"
+fi
+case $JOIN_CODE in
+"" | wq1:*) ;;
+*) die "--join: '$JOIN_CODE' is not a join code (they start with wq1:)" ;;
+esac
 
 if [ "$DRY_RUN" = 0 ] && [ "$(id -u)" -ne 0 ]; then
     die "run as root (sudo), or use --dry-run to see what would be done"
@@ -215,6 +248,38 @@ elif [ -f "$SRC/deploy/wslq.conf.example" ]; then
     say "edit /etc/wslq/wslq.conf (scheduler address, cluster interface) before starting"
 fi
 
+# The service account and the worker's state directory. Only what is missing is made: an
+# existing account or directory is left as it is (systemd's StateDirectory= gives the directory
+# to the unit's user at each start).
+if [ "$ROLE" = worker ]; then
+    if getent passwd "$SERVICE_USER" >/dev/null; then
+        say "service account $SERVICE_USER exists"
+    else
+        run install -d -m 755 "$(dirname "$SERVICE_HOME")"
+        run useradd --system --user-group --create-home --home-dir "$SERVICE_HOME" \
+            --shell /usr/sbin/nologin "$SERVICE_USER"
+        [ "$DRY_RUN" = 1 ] || say "created the service account $SERVICE_USER: jobs run as it"
+    fi
+    if [ -d /var/lib/wslq/worker ]; then
+        say "/var/lib/wslq/worker exists; left as is"
+    else
+        run install -d -m 755 /var/lib/wslq
+        run install -d -m 711 /var/lib/wslq/worker
+    fi
+    # The node's identity: a key pair enrolled with the one-time code, kept 0600 by root in
+    # the state directory, out of the jobs' reach.
+    if [ -n "$JOIN_CODE" ]; then
+        join=("$PREFIX/bin/wslq-worker" --config /etc/wslq/wslq.conf --join "$JOIN_CODE")
+        [ -n "$SCHEDULER_ADDR" ] && join+=(--scheduler "$SCHEDULER_ADDR")
+        run "${join[@]}"
+    elif [ -s /var/lib/wslq/worker/credentials ]; then
+        say "this node has joined already (/var/lib/wslq/worker/credentials)"
+    else
+        say "not joined yet: on the scheduler host run 'wslq admin node invite', then here"
+        say "    sudo $PREFIX/bin/wslq-worker --config /etc/wslq/wslq.conf --join CODE"
+    fi
+fi
+
 # ---- 5. systemd unit -------------------------------------------------------------------------
 unit="wslq-$ROLE.service"
 if [ -f "$SRC/deploy/systemd/$unit" ]; then
@@ -248,5 +313,9 @@ if [ "$DRY_RUN" = 0 ] && [ -x "$probe" ]; then
     LD_LIBRARY_PATH=$WSL_LIB "$probe" || warn "the node check reports FAILs above: fix them before scheduling jobs"
 else
     run "$probe"
+fi
+if [ "$ROLE" = scheduler ]; then
+    say "next, here as root: 'wslq admin node invite' for each PC, 'wslq admin user add NAME'"
+    say "for each person (each prints a one-time code)"
 fi
 say "done ($ROLE)"

@@ -19,9 +19,11 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "proto/keys.h"
 #include "scheduler/http/http_assets.h"
 #include "scheduler/http/http_int.h"
 #include "scheduler/http/http_parse.h"
+#include "scheduler/who.h"
 
 #define PUBLISH_MIN_MS   250   /* snapshots at most this often while things change */
 #define PUBLISH_IDLE_MS  1000  /* and this often when nothing changed (loop counters) */
@@ -77,8 +79,9 @@ struct http {
 
     pthread_mutex_t stat_lock; /* codes, buckets, the connection list */
     uint64_t codes[HTTP_N_CODES];
-    hconn_t *hconns;         /* open connections, for the head timeout */
-    uint64_t slow_cut_total; /* connections shut for a head not complete in time */
+    hconn_t *hconns;             /* open connections, for the head timeout */
+    uint64_t slow_cut_total;     /* connections shut for a head not complete in time */
+    uint64_t auth_refused_total; /* requests without a valid token (401) */
     rate_bucket_t buckets[RATE_BUCKETS];
     wq_ratelimit_t warn_rl;
 };
@@ -137,6 +140,7 @@ publish(http_t *h)
     http_snap_t *s = http_snap_take(h->sched, h->started_ms);
     pthread_mutex_lock(&h->stat_lock);
     s->http_slow_cut_total = h->slow_cut_total;
+    s->http_auth_refused_total = h->auth_refused_total;
     pthread_mutex_unlock(&h->stat_lock);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     log_flag(HTTP, "http snapshot version=%" PRIu64 " ms=%.3f", s->version,
@@ -301,16 +305,51 @@ token_equal(const char *a, const char *b)
     return d == 0 && la > 0;
 }
 
-static int
-authorised(http_t *h, struct MHD_Connection *c, const http_req_t *req)
+/* Who is asking: the monitoring token (sees all), a user's token from `wslq token` (the
+ * user, with the user's admin flag as it is now), or nobody (kind WHO_NOBODY). A token is
+ * looked up by its hash; tokens are never kept in clear. */
+static void
+identify(http_t *h, struct MHD_Connection *c, const http_req_t *req, who_t *who)
 {
-    if (h->token == NULL)
-        return 1;
+    memset(who, 0, sizeof *who);
+    who->kind = WHO_NOBODY;
+    if (h->cfg.open) {
+        who->kind = WHO_INSECURE;
+        return;
+    }
+    const char *tok = NULL;
     const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
     if (auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0)
-        return token_equal(auth + 7, h->token);
-    /* EventSource cannot set headers: the page passes ?access_token= (RFC 6750 2.3). */
-    return req->token[0] != '\0' && token_equal(req->token, h->token);
+        tok = auth + 7;
+    else if (req->token[0] != '\0') /* EventSource cannot set headers (RFC 6750 2.3) */
+        tok = req->token;
+    if (tok == NULL || tok[0] == '\0' || strlen(tok) > HTTP_MAX_TOKEN)
+        return;
+    if (h->token != NULL && token_equal(tok, h->token)) {
+        who->kind = WHO_LOCAL_ADMIN;
+        snprintf(who->name, sizeof who->name, "monitoring token");
+        return;
+    }
+    char hash[KEYS_HEX_LEN + 1];
+    keys_hash_hex(tok, hash);
+    char user[sizeof who->name];
+    int admin = 0;
+    pthread_mutex_lock(&h->db_lock);
+    int found = queue_token_user(h->q, hash, user, sizeof user, &admin) == 0;
+    pthread_mutex_unlock(&h->db_lock);
+    if (found) {
+        who->kind = WHO_USER;
+        who->admin = admin;
+        snprintf(who->name, sizeof who->name, "%s", user);
+    }
+}
+
+/* Routes anyone may read when public_summary is set: counts and nodes, no job's details. */
+static int
+public_route(const http_req_t *req)
+{
+    return req->route == HTTP_R_SUMMARY || req->route == HTTP_R_NODES ||
+           req->route == HTTP_R_METRICS || (req->route == HTTP_R_EVENTS && req->job_id == 0);
 }
 
 static char *
@@ -504,7 +543,7 @@ sse_free(void *cls)
 }
 
 static enum MHD_Result
-serve_events(http_t *h, struct MHD_Connection *c, const http_req_t *req, int head)
+serve_events(http_t *h, struct MHD_Connection *c, const http_req_t *req, const who_t *who, int head)
 {
     if (req->job_id) {
         pthread_mutex_lock(&h->db_lock);
@@ -512,7 +551,10 @@ serve_events(http_t *h, struct MHD_Connection *c, const http_req_t *req, int hea
         pthread_mutex_unlock(&h->db_lock);
         if (info == NULL)
             return send_error(h, c, 404, "no such job to follow");
+        int may = who_may_touch(who, info);
         wslq__job_info__free_unpacked(info, NULL);
+        if (!may)
+            return send_error(h, c, 403, "not your job: only its owner or an admin may follow it");
     }
     if (head) {
         struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
@@ -548,14 +590,32 @@ serve_events(http_t *h, struct MHD_Connection *c, const http_req_t *req, int hea
 /* ---------- dispatch ---------- */
 
 static enum MHD_Result
-route(http_t *h, struct MHD_Connection *c, const http_req_t *req, int head)
+send_whoami(http_t *h, struct MHD_Connection *c, const who_t *who)
+{
+    http_reply_t r = {0};
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "user", who->kind == WHO_INSECURE ? "" : who->name);
+    cJSON_AddBoolToObject(o, "admin", WHO_IS_ADMIN(who));
+    cJSON_AddBoolToObject(o, "open", who->kind == WHO_INSECURE);
+    r.status = 200;
+    r.body = cJSON_PrintUnformatted(o);
+    r.len = strlen(r.body);
+    r.type = "application/json";
+    cJSON_Delete(o);
+    return send_reply(h, c, &r);
+}
+
+static enum MHD_Result
+route(http_t *h, struct MHD_Connection *c, const http_req_t *req, const who_t *who, int head)
 {
     http_reply_t r = {0};
     switch (req->route) {
+    case HTTP_R_WHOAMI:
+        return send_whoami(h, c, who);
     case HTTP_R_STATIC:
         return serve_static(h, c, req->file);
     case HTTP_R_EVENTS:
-        return serve_events(h, c, req, head);
+        return serve_events(h, c, req, who, head);
     case HTTP_R_HEALTH:
         r.status = 200;
         r.body = wq_strdup("ok\n");
@@ -592,16 +652,16 @@ route(http_t *h, struct MHD_Connection *c, const http_req_t *req, int head)
     pthread_mutex_lock(&h->db_lock);
     switch (req->route) {
     case HTTP_R_JOBS:
-        http_api_jobs(h->q, req, &r);
+        http_api_jobs(h->q, req, who, &r);
         break;
     case HTTP_R_JOB:
-        http_api_job(h->q, h->log_dir, req->job_id, &r);
+        http_api_job(h->q, h->log_dir, req->job_id, who, &r);
         break;
     case HTTP_R_JOB_LOG:
-        http_api_log(h->q, h->log_dir, req, &r);
+        http_api_log(h->q, h->log_dir, req, who, &r);
         break;
     case HTTP_R_JOB_METRICS:
-        http_api_metrics(h->q, h->log_dir, req->job_id, &r);
+        http_api_metrics(h->q, h->log_dir, req->job_id, who, &r);
         break;
     default:
         http_reply_error(&r, 404, "no such path");
@@ -681,9 +741,21 @@ on_request(void *cls,
     wq_error_t err = {0};
     if (http_parse_target(target, strlen(target), &req, &status, &err) < 0)
         return send_error(h, c, status, err.text);
-    if (req.route != HTTP_R_STATIC && req.route != HTTP_R_HEALTH && !authorised(h, c, &req))
-        return send_error(h, c, 401, "a bearer token is required (Authorization: Bearer ...)");
-    return route(h, c, &req, head);
+    who_t who;
+    if (req.route == HTTP_R_STATIC || req.route == HTTP_R_HEALTH) {
+        memset(&who, 0, sizeof who);
+    } else {
+        identify(h, c, &req, &who);
+        if (who.kind == WHO_NOBODY && !(h->cfg.public_summary && public_route(&req))) {
+            pthread_mutex_lock(&h->stat_lock);
+            h->auth_refused_total++;
+            pthread_mutex_unlock(&h->stat_lock);
+            return send_error(h, c, 401,
+                              "sign in: a token from 'wslq token' is required "
+                              "(Authorization: Bearer TOKEN)");
+        }
+    }
+    return route(h, c, &req, &who, head);
 }
 
 static void *
@@ -819,11 +891,12 @@ http_new(const http_config_t *cfg, sched_t *s, wq_error_t *err)
     int loopback = ss.ss_family == AF_INET
                        ? (ntohl(((struct sockaddr_in *) &ss)->sin_addr.s_addr) >> 24) == 127
                        : IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *) &ss)->sin6_addr);
-    log_info("dashboard listening addr=%s port=%u token=%s", cfg->addr, h->port,
-             h->token ? "required" : "none");
-    if (!loopback && h->token == NULL)
-        log_warn("dashboard reachable from the network without a token; anyone who can reach "
-                 "%s can read the queue (set --http-token FILE)",
+    log_info("dashboard listening addr=%s port=%u sign_in=%s monitoring_token=%s public=%s",
+             cfg->addr, h->port, cfg->open ? "none (insecure)" : "required",
+             h->token ? "yes" : "no", cfg->public_summary ? "summary" : "none");
+    if (!loopback && cfg->open)
+        log_warn("dashboard reachable from the network with no sign-in (insecure = yes); "
+                 "anyone who can reach %s can read every job",
                  cfg->addr);
     return h;
 error:

@@ -24,7 +24,9 @@
 
 typedef struct {
     const char *addr;       /* "HOST:PORT" (http_parse_listen); not owned */
-    const char *token_file; /* file holding the bearer token; NULL = no token needed */
+    const char *token_file; /* a monitoring token (Prometheus): sees all, read-only; or NULL */
+    int open;               /* no login at all: an insecure test cluster without token_file */
+    int public_summary;     /* summary, nodes, /metrics and the update stream need no login */
     unsigned max_conns;     /* connections served at once; more get 503 */
     unsigned max_sse;       /* event streams at once; more get 503 */
     unsigned rate;          /* requests per second per client address (burst 2x); 0 = no limit */

@@ -203,6 +203,7 @@ typedef struct {
     unsigned n, limit;
     uint64_t last_id;
     int more;
+    const who_t *who;
 } jobs_ctx_t;
 
 static void
@@ -212,6 +213,7 @@ add_job(Wslq__JobInfo *info, void *arg)
     if (c->n == c->limit) {
         c->more = 1; /* the one extra row asked for */
     } else {
+        who_redact(c->who, info);
         cJSON_AddItemToArray(c->arr, job_json(info));
         c->last_id = info->id;
         c->n++;
@@ -220,7 +222,7 @@ add_job(Wslq__JobInfo *info, void *arg)
 }
 
 void
-http_api_jobs(queue_t *q, const http_req_t *req, http_reply_t *r)
+http_api_jobs(queue_t *q, const http_req_t *req, const who_t *who, http_reply_t *r)
 {
     queue_filter_t f = {0};
     f.state_mask = req->state_mask;
@@ -229,7 +231,7 @@ http_api_jobs(queue_t *q, const http_req_t *req, http_reply_t *r)
     f.before_id = req->before;
     f.limit = req->limit + 1;
     f.newest_first = 1;
-    jobs_ctx_t c = {cJSON_CreateArray(), 0, req->limit, 0, 0};
+    jobs_ctx_t c = {cJSON_CreateArray(), 0, req->limit, 0, 0, who};
     wq_error_t err = {0};
     if (queue_list(q, &f, add_job, &c, &err) < 0) {
         cJSON_Delete(c.arr);
@@ -246,8 +248,22 @@ http_api_jobs(queue_t *q, const http_req_t *req, http_reply_t *r)
     reply_json(r, o);
 }
 
+/* 403 with the reason when who may not read the job's log or metrics; 1 = refused. */
+static int
+forbid(const who_t *who, const Wslq__JobInfo *info, const char *what, http_reply_t *r)
+{
+    if (who_may_touch(who, info))
+        return 0;
+    char text[256];
+    snprintf(text, sizeof text,
+             "job %" PRIu64 " is %.64s's: only its owner or an admin may read its %s", info->id,
+             info->spec ? info->spec->user : "someone else", what);
+    http_reply_error(r, 403, text);
+    return 1;
+}
+
 void
-http_api_job(queue_t *q, const char *log_dir, uint64_t id, http_reply_t *r)
+http_api_job(queue_t *q, const char *log_dir, uint64_t id, const who_t *who, http_reply_t *r)
 {
     wq_error_t err = {0};
     Wslq__JobInfo *info = queue_get(q, id, &err);
@@ -255,6 +271,7 @@ http_api_job(queue_t *q, const char *log_dir, uint64_t id, http_reply_t *r)
         reply_db_error(r, &err);
         return;
     }
+    who_redact(who, info);
     Wslq__JobEvent **events = NULL;
     size_t n = 0;
     if (queue_events(q, id, &events, &n, &err) < 0) {
@@ -392,12 +409,17 @@ http_log_chunk(const char *log_dir, uint64_t id, int64_t offset, uint32_t max, i
 }
 
 void
-http_api_log(queue_t *q, const char *log_dir, const http_req_t *req, http_reply_t *r)
+http_api_log(
+    queue_t *q, const char *log_dir, const http_req_t *req, const who_t *who, http_reply_t *r)
 {
     wq_error_t err = {0};
     Wslq__JobInfo *info = queue_get(q, req->job_id, &err);
     if (info == NULL) {
         reply_db_error(r, &err);
+        return;
+    }
+    if (forbid(who, info, "log", r)) {
+        wslq__job_info__free_unpacked(info, NULL);
         return;
     }
     int ended = wire_state_is_final(info->state);
@@ -553,7 +575,7 @@ http_metric_series(const char *log_dir, uint64_t id, uint64_t *offset)
 }
 
 void
-http_api_metrics(queue_t *q, const char *log_dir, uint64_t id, http_reply_t *r)
+http_api_metrics(queue_t *q, const char *log_dir, uint64_t id, const who_t *who, http_reply_t *r)
 {
     wq_error_t err = {0};
     Wslq__JobInfo *info = queue_get(q, id, &err);
@@ -561,7 +583,10 @@ http_api_metrics(queue_t *q, const char *log_dir, uint64_t id, http_reply_t *r)
         reply_db_error(r, &err);
         return;
     }
+    int refused = forbid(who, info, "metrics", r);
     wslq__job_info__free_unpacked(info, NULL);
+    if (refused)
+        return;
     uint64_t off = 0;
     cJSON *o = http_metric_series(log_dir, id, &off);
     if (o == NULL) {

@@ -14,6 +14,7 @@
 #include "scheduler/http/http_parse.h"
 #include "scheduler/queue.h"
 #include "scheduler/sched.h"
+#include "scheduler/who.h"
 
 #define HTTP_NODE_STATES 7 /* idle, mixed, allocated, torpid, lost, drained, other */
 extern const char *const http_node_state_names[HTTP_NODE_STATES];
@@ -39,6 +40,7 @@ typedef struct http_snap {
     int64_t started_ms;               /* wall clock when the dashboard started */
     sched_stats_t stats;              /* copy */
     uint64_t http_slow_cut_total;     /* connections shut for a slow request head */
+    uint64_t http_auth_refused_total; /* requests answered 401 for want of a valid token */
     uint64_t active[WIRE_JOB_STATES]; /* active jobs by JobState */
     unsigned nodes_by_state[HTTP_NODE_STATES];
     unsigned n_nodes;
@@ -79,10 +81,14 @@ typedef struct {
  * thread's own read-only queue connection, 'log_dir' is <state_dir>/logs; the caller holds
  * the lock that serialises use of 'q'. */
 void http_api_summary(queue_t *q, http_counts_t *cache, http_snap_t *snap, http_reply_t *r);
-void http_api_jobs(queue_t *q, const http_req_t *req, http_reply_t *r);
-void http_api_job(queue_t *q, const char *log_dir, uint64_t id, http_reply_t *r);
-void http_api_log(queue_t *q, const char *log_dir, const http_req_t *req, http_reply_t *r);
-void http_api_metrics(queue_t *q, const char *log_dir, uint64_t id, http_reply_t *r);
+/* 'who' asks: jobs are redacted for it (who_redact), and a job's log and metrics are its
+ * owner's and the admins' alone (403 for anyone else). */
+void http_api_jobs(queue_t *q, const http_req_t *req, const who_t *who, http_reply_t *r);
+void http_api_job(queue_t *q, const char *log_dir, uint64_t id, const who_t *who, http_reply_t *r);
+void http_api_log(
+    queue_t *q, const char *log_dir, const http_req_t *req, const who_t *who, http_reply_t *r);
+void
+http_api_metrics(queue_t *q, const char *log_dir, uint64_t id, const who_t *who, http_reply_t *r);
 void http_api_nodes(const http_snap_t *snap, http_reply_t *r);
 
 /* The SSE "update" event data: {"version","jobs_version","summary":{..},"nodes":[..]}.

@@ -29,6 +29,7 @@ typedef enum {
     HTTP_R_EVENTS,      /* /api/v1/events (Server-Sent Events) */
     HTTP_R_METRICS,     /* /metrics (Prometheus) */
     HTTP_R_HEALTH,      /* /healthz */
+    HTTP_R_WHOAMI,      /* /api/v1/whoami: who the token belongs to */
 } http_route_t;
 
 typedef struct {

@@ -220,6 +220,19 @@ http_prom_render(const http_snap_t *s, const uint64_t http_codes[HTTP_N_CODES], 
     help(&b, "wslq_http_slow_heads_total", "counter",
          "Dashboard connections shut because their request head was not complete in time.");
     sb_printf(&b, "wslq_http_slow_heads_total %llu\n", (unsigned long long) s->http_slow_cut_total);
+    help(&b, "wslq_auth_denied_total", "counter",
+         "CURVE handshakes the scheduler refused: a revoked key, or a peer without CURVE.");
+    sb_printf(&b, "wslq_auth_denied_total %llu\n", (unsigned long long) st->auth_denied_total);
+    help(&b, "wslq_enrol_refused_total", "counter",
+         "Enrolments and joins refused: a wrong, used or expired code.");
+    sb_printf(&b, "wslq_enrol_refused_total %llu\n", (unsigned long long) st->enrol_refused_total);
+    help(&b, "wslq_forbidden_total", "counter",
+         "Requests refused for who sent them: another user's job, a node's request from a user.");
+    sb_printf(&b, "wslq_forbidden_total %llu\n", (unsigned long long) st->forbidden_total);
+    help(&b, "wslq_http_unauthorized_total", "counter",
+         "Dashboard requests without a valid token (answered 401).");
+    sb_printf(&b, "wslq_http_unauthorized_total %llu\n",
+              (unsigned long long) s->http_auth_refused_total);
     help(&b, "wslq_state_version", "gauge", "Change counter of jobs and nodes (for debugging).");
     sb_printf(&b, "wslq_state_version %llu\n", (unsigned long long) s->version);
 

@@ -90,6 +90,10 @@ setup(void **state)
     f->cfg.state_dir = f->dir;
     f->cfg.sync_full = 0;
     f->cfg.zctx = f->zctx;
+    /* the core's logic, not its keys: CURVE and enrolment are tested with the real programs
+     * (tests/integration/test_security.py) */
+    f->cfg.insecure = 1;
+    f->cfg.admin_path = "";
     f->cfg.torpid_ms = 600; /* generous: ASan on two busy cores */
     f->cfg.lost_ms = 1500;
     f->cfg.kill_grace_ms = 1000;

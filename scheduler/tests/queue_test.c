@@ -11,6 +11,7 @@
 #include <unistd.h>
 /* after the standard headers */
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "scheduler/queue.h"
 
@@ -207,6 +208,58 @@ test_file_and_reopen(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* A state directory from before principals (schema 1) upgrades in place: its jobs stay, the
+ * identity tables appear, and the file says version 2. The schema-1 file is made from a
+ * current one by dropping what version 2 added. */
+static void
+test_migration_v1_to_v2(void **state)
+{
+    (void) state;
+    char dir[] = "/tmp/wslq-queue-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof path, "%s/q.db", dir);
+    queue_t *q = queue_new(path, 0, NULL);
+    assert_non_null(q);
+    uint64_t id;
+    add_job(q, "old", WSLQ__JOB_STATE__PENDING, &id);
+    queue_destroy(&q);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "DROP TABLE principals; DROP TABLE codes; DROP TABLE tokens; "
+                                  "PRAGMA user_version=1;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(get_user_version(path), 1);
+
+    wq_error_t err = {0};
+    q = queue_new(path, 0, &err);
+    assert_non_null(q);
+    Wslq__JobInfo *got = queue_get(q, id, NULL);
+    assert_non_null(got);
+    assert_string_equal(got->spec->user, "old");
+    wslq__job_info__free_unpacked(got, NULL);
+    /* the new tables work */
+    queue_principal_t p = {.key = "k", .kind = "user", .name = "alice", .admin = 1};
+    assert_int_equal(queue_begin(q, NULL), 0);
+    assert_int_equal(queue_principal_put(q, &p, &err), 0);
+    assert_int_equal(queue_token_put(q, "hash1", "alice", 5, &err), 0);
+    assert_int_equal(queue_commit(q, NULL), 0);
+    char user[64];
+    int admin = 0;
+    assert_int_equal(queue_token_user(q, "hash1", user, sizeof user, &admin), 0);
+    assert_string_equal(user, "alice");
+    assert_int_equal(admin, 1);
+    assert_int_equal(queue_token_user(q, "nope", user, sizeof user, &admin), -1);
+    queue_destroy(&q); /* the last close folds the WAL back into the file */
+    assert_int_equal(get_user_version(path), QUEUE_SCHEMA_VERSION);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void
 test_garbage_file_refused(void **state)
 {
@@ -231,6 +284,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_memory),
         cmocka_unit_test(test_file_and_reopen),
+        cmocka_unit_test(test_migration_v1_to_v2),
         cmocka_unit_test(test_garbage_file_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -56,6 +56,18 @@ async function main() {
 
   try {
     await page.goto(URL);
+    // Not signed in: the page asks for a token, and takes the one `wslq token` printed.
+    await page.waitForSelector('#token-dialog[open]');
+    check(true, 'the page asks to sign in');
+    await page.fill('#token-input', process.env.WSLQ_TEST_TOKEN);
+    await page.click('#token-form button[type=submit]');
+    await page.waitForFunction((u) => document.querySelector('#who').textContent.startsWith(u),
+      process.env.WSLQ_TEST_USER);
+    check(true, `signed in as ${await page.textContent('#who')}`);
+    // the 401s of the loads before signing in are the browser's console lines; from here on
+    // there must be none
+    const before = errors.splice(0).filter((e) => !e.includes('401'));
+    check(before.length === 0, `no console errors before signing in but the 401s: ${before.join(' | ')}`);
     await page.waitForSelector('#conn.live');
     check(true, 'page loaded and the event stream is live');
     await page.waitForSelector('.node[data-node="pc1"] .gpu');

@@ -52,18 +52,6 @@ def ensure_playwright(out):
     return os.path.join(dest, "node_modules")
 
 
-def start_discovering_worker(c, name):
-    """A worker that discovers its GPUs (through $WSLQ_NVML_LIB) instead of --gpus N."""
-    log = open(os.path.join(c.dir, f"worker-{name}.log"), "ab")
-    p = subprocess.Popen(
-        [f"{cluster.BIN}/wslq-worker", "--scheduler", c.addr, "--name", name, "--state-dir",
-         os.path.join(c.dir, "w-" + name), "--cpus", "8", "--heartbeat-ms", "200"],
-        stdout=log, stderr=log)
-    c.workers[name] = p
-    cluster.wait_for(lambda: c.node_state(name) not in (None, "lost", "torpid"), 10,
-                     f"worker {name} to register")
-
-
 def main():
     out = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "browser-artifacts")
     os.makedirs(out, exist_ok=True)
@@ -77,15 +65,15 @@ def main():
         # so the page has bars to draw; declared GPUs when it was not built.
         fake = os.path.join(cluster.BIN, "..", "lib", "libfake_nvml.so")
         has_fake = os.path.exists(fake)
-        if has_fake:
-            os.environ["WSLQ_NVML_LIB"] = os.path.abspath(fake)
-            start_discovering_worker(c, "pc1")
-            del os.environ["WSLQ_NVML_LIB"]
+        if has_fake:  # the worker discovers its GPUs through $WSLQ_NVML_LIB
+            c.start_worker("pc1", None, env={"WSLQ_NVML_LIB": os.path.abspath(fake)})
         else:
             c.start_worker("pc1", 2)
         c.start_worker("pc2", 1)
+        # the page signs in with a token from `wslq token`, as a user would paste it
         env = dict(os.environ, WSLQ_URL=f"http://127.0.0.1:{http_port}/",
                    WSLQ_SCHEDULER=c.addr, WSLQ_CLI=os.path.join(cluster.BIN, "wslq"),
+                   WSLQ_CREDENTIALS=c.creds, WSLQ_TEST_TOKEN=c.token(), WSLQ_TEST_USER=c.user,
                    WSLQ_ARTIFACTS=out, WSLQ_NODE_MODULES=modules, WSLQ_WORKDIR=c.dir,
                    WSLQ_CHROMIUM=CHROMIUM, WSLQ_NVML_FAKE="1" if has_fake else "")
         r = subprocess.run(["node", os.path.join(HERE, "dashboard_test.js")], env=env,

@@ -35,9 +35,12 @@ def sched_cmd(state, port, *extra):
 
 
 def start(state, wrap=None):
-    """A scheduler on state; returns (process, address). Its output goes to p.log_path."""
+    """A scheduler on state; returns (process, address). Its output goes to p.log_path. The
+    address is its local admin socket: the test talks as root on the scheduler host does. The
+    socket lies outside the state directory, which may be a mount only the scheduler sees."""
     port = free_port()
-    cmd = sched_cmd(state, port)
+    sock = os.path.join(root, f"admin-{port}.sock")
+    cmd = sched_cmd(state, port, "--admin-socket", sock)
     if wrap:
         cmd = wrap + cmd
     log_path = tempfile.mktemp(dir=root, suffix=".log")
@@ -45,7 +48,7 @@ def start(state, wrap=None):
         p = subprocess.Popen(cmd, stdout=log, stderr=log, env=env())
     p.log_path = log_path
     procs.append(p)
-    return p, f"tcp://127.0.0.1:{port}"
+    return p, f"ipc://{sock}"
 
 
 def cli(addr, *args, timeout=20):

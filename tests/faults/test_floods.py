@@ -5,9 +5,11 @@
   descriptors): submits, the queue and /healthz keep working for everyone else;
   connections over the per-address cap are shut at once and counted; idle ones that never
   finish ZeroMQ's handshake are dropped after 5 s.
-* Junk: ZMTP connections that send mutated and random frames for several seconds. The
-  scheduler refuses every frame, answers real clients meanwhile, and its memory afterwards
-  stays within 2x of a fresh scheduler's.
+* Junk: ZMTP connections without CURVE that send mutated and random frames for several
+  seconds. The scheduler refuses every one at the handshake (counted in
+  wslq_auth_denied_total: no frame of theirs reaches the decoder), answers real clients
+  meanwhile, and its memory afterwards stays within 2x of a fresh scheduler's. (Junk frames
+  from an enrolled peer, past the handshake: tests/integration/test_bad_input.py.)
 * 80 slow dashboard clients that never finish their request heads (the dashboard holds 80
   connections): each is cut after the 10 s head timeout, and the dashboard answers again.
   Before, they held every slot for as long as they kept trickling.
@@ -46,7 +48,8 @@ def rss_kib(pid):
 
 def metric(port, name):
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers=c.auth())
+        with urllib.request.urlopen(req, timeout=5) as r:
             for line in r.read().decode().splitlines():
                 if line.startswith(name + " "):
                     return float(line.split()[1])
@@ -136,8 +139,9 @@ try:
     good = zmtp_frame(b"\x08\x01\x10\x01")  # an envelope-like start, then mutated below
     sent = 0
     deadline = time.monotonic() + 8
-    conns = 0
+    conns = attempts = 0
     while time.monotonic() < deadline:
+        attempts += 1
         try:
             s = zmtp_connect(c.port, identity=rng.randbytes(rng.randrange(1, 200)))
         except OSError:
@@ -161,12 +165,18 @@ try:
             except OSError:
                 break
         s.close()
-    check(conns > 20 and sent > 2000, f"junk sent: {sent} sends over {conns} connections")
+    check(attempts > 20 and conns == 0,
+          f"no connection without CURVE got past the greeting ({conns} of {attempts}; "
+          f"{sent} junk sends)")
     check(c.sched.poll() is None, "the scheduler is still running")
     jid = c.submit("--wrap", "echo after the junk")
     check(jid is not None and c.wait_state(jid, "COMPLETED", 30), "and still runs jobs")
+    denied = wait_for(lambda: (metric(http_port, "wslq_auth_denied_total") or 0) >= attempts and
+                      metric(http_port, "wslq_auth_denied_total"), 10, "the refusals to be counted")
     errors = metric(http_port, "wslq_wire_protocol_errors_total")
-    check(errors is not None and errors > 0, f"junk frames were refused and counted ({errors})")
+    check(bool(denied) and errors == 0,
+          f"every junk connection was refused at the handshake and counted ({denied} of "
+          f"{attempts}; frames that reached the decoder: {errors})")
     after = wait_for(lambda: rss_kib(c.sched.pid) < 2 * fresh and rss_kib(c.sched.pid), 20,
                      "memory to come back")
     check(bool(after), f"memory after the junk within 2x of fresh: {rss_kib(c.sched.pid)} KiB "
@@ -184,8 +194,9 @@ try:
         slow.append(s)
     time.sleep(1)
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/api/v1/summary",
-                                    timeout=5) as r:
+        req = urllib.request.Request(f"http://127.0.0.1:{http_port}/api/v1/summary",
+                                     headers=c.auth())
+        with urllib.request.urlopen(req, timeout=5) as r:
             during = r.status
     except OSError as e:
         during = str(e)
@@ -204,8 +215,9 @@ try:
         s.close()
     check(ended == 80, f"each slow client saw its connection end ({ended})")
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/api/v1/summary",
-                                    timeout=5) as r:
+        req = urllib.request.Request(f"http://127.0.0.1:{http_port}/api/v1/summary",
+                                     headers=c.auth())
+        with urllib.request.urlopen(req, timeout=5) as r:
             after_slow = r.status
     except OSError as e:
         after_slow = str(e)

@@ -27,9 +27,13 @@ try:
     state = os.path.join(c.dir, "w-small")
     os.makedirs(state)
     log = open(os.path.join(c.dir, "worker-small.log"), "ab")
+    # its keys beside the state directory: the tmpfs mounted over it would hide them
+    creds = os.path.join(c.dir, "small.credentials")
+    c.join("small", state, creds)
     cmd = ["unshare", "--mount", "sh", "-c",
            f'mount -t tmpfs -o size=80m tmpfs "{state}" && exec "$@"', "sh",
            f"{BIN}/wslq-worker", "--scheduler", c.addr, "--name", "small", "--state-dir", state,
+           "--credentials", creds, "--run-as", "worker",
            "--gpus", "1", "--cpus", "4", "--heartbeat-ms", "200", "--ip", "127.0.0.1"]
     worker = subprocess.Popen(cmd, stdout=log, stderr=log)
     c.workers["small"] = worker

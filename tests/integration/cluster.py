@@ -6,7 +6,14 @@ Every process a cluster starts carries WQTEST_CLUSTER=<its temp dir> in its envi
 so do the jobs its workers start (a worker passes its environment on, minus WSLQ_*): stop()
 ends what is left by process group (jobs run in their own sessions) or PID, found by that
 mark, never by a command-line pattern, which misses a job whose command line does not name
-the directory (the `sleep 60` of a SIGKILLed worker's job)."""
+the directory (the `sleep 60` of a SIGKILLed worker's job).
+
+A cluster is secured as a lab's is: the scheduler makes its CURVE key, the test's user is
+enrolled as an admin with a one-time code (`wslq admin user add` over the scheduler's local
+socket, then `wslq login`), and each worker joins with a node code (`wslq-worker --join`).
+Cluster(secure=False) starts everything with --insecure instead, for the few tests that speak
+raw ZeroMQ to the scheduler."""
+import getpass
 import json
 import os
 import shutil
@@ -98,23 +105,40 @@ def wait_for(pred, timeout, what, interval=0.05):
 
 
 class Cluster:
-    def __init__(self, workers=(), sched_args=()):
+    def __init__(self, workers=(), sched_args=(), secure=True, legacy=False):
+        """legacy: programs from before enrolment existed (bench/ compares builds): no keys,
+        and none of the flags they would not know."""
         self.dir = tempfile.mkdtemp(prefix="wslq-it-")
         self.mark = f"WQTEST_CLUSTER={self.dir}"
         self.port = free_port()
         self.addr = f"tcp://127.0.0.1:{self.port}"
         self.sched = None
+        self.secure = secure and not legacy
+        self.legacy = legacy
+        self.user = getpass.getuser()
+        self.admin_sock = os.path.join(self.dir, "sched", "admin.sock")
+        self.creds = os.path.join(self.dir, "creds", self.user)
         self.sched_args = list(sched_args)
+        if not secure and not legacy:
+            self.sched_args += ["--insecure", "yes"]
         if "--http" not in self.sched_args and "--config" not in self.sched_args:
             self.sched_args += ["--http", "off"]  # tests that want the dashboard pass a port
         self.workers = {}
-        self.start_scheduler()
-        for name, gpus in workers:
-            self.start_worker(name, gpus)
+        try:
+            self.start_scheduler()
+            for name, gpus in workers:
+                self.start_worker(name, gpus)
+        except Exception:
+            self.stop()
+            raise
 
     def env(self, **extra):
         """The environment for a process of this cluster: the test's, the cluster's mark."""
-        return dict(os.environ, WQTEST_CLUSTER=self.dir, **extra)
+        e = dict(os.environ, WQTEST_CLUSTER=self.dir, **extra)
+        for k in ("WSLQ_CREDENTIALS", "WSLQ_INSECURE", "WSLQ_ADMIN_SOCKET"):
+            if k not in extra:
+                e.pop(k, None)
+        return e
 
     def start_scheduler(self):
         log = open(os.path.join(self.dir, "scheduler.log"), "ab")
@@ -123,27 +147,95 @@ class Cluster:
              os.path.join(self.dir, "sched"), "--torpid", "1s", "--lost", "3s",
              "--kill-grace", "2s", "--sync", "full"] + self.sched_args,
             stdout=log, stderr=log, env=self.env())
+        if self.secure and not os.path.exists(self.creds):
+            wait_for(lambda: os.path.exists(self.admin_sock), 10, "the admin socket")
+            self.enrol(self.user, admin=True, path=self.creds)
         wait_for(lambda: self.cli("queue").returncode == 0, 10, "scheduler to answer")
 
-    def start_worker(self, name, gpus, extra=()):
+    def admin(self, *args):
+        """`wslq admin ...` over the scheduler's local socket (as root on its host would)."""
+        e = self.env(WSLQ_ADMIN_SOCKET=self.admin_sock)
+        return subprocess.run([f"{BIN}/wslq", "admin", *args], capture_output=True, text=True,
+                              timeout=30, env=e, cwd=self.dir)
+
+    def code(self, *args):
+        """A one-time code from `wslq admin user add NAME` or `node invite NAME`."""
+        r = self.admin(*args)
+        for word in r.stdout.split():
+            if word.startswith("wq1:"):
+                return word
+        raise RuntimeError(f"no code from wslq admin {' '.join(args)}: {r.stderr.strip()}")
+
+    def enrol(self, name, admin=False, path=None):
+        """Enrol user name; returns the environment for running wslq as them."""
+        path = path or os.path.join(self.dir, "creds", name)
+        code = self.code("user", "add", name, *(["--admin"] if admin else []))
+        e = self.env(WSLQ_CREDENTIALS=path)
+        r = subprocess.run([f"{BIN}/wslq", "login", code], capture_output=True, text=True,
+                           timeout=30, env=e, cwd=self.dir)
+        if r.returncode != 0:
+            raise RuntimeError(f"wslq login as {name} failed: {r.stderr.strip()}")
+        return {"WSLQ_CREDENTIALS": path}
+
+    def join(self, name, state_dir, creds=None):
+        """Give a worker its node credentials (`wslq-worker --join CODE`) before it starts: in
+        state_dir, or in the file creds (then start the worker with --credentials creds)."""
+        creds = creds or os.path.join(state_dir, "credentials")
+        if not self.secure or os.path.exists(creds):
+            return
+        code = self.code("node", "invite", name)
+        r = subprocess.run([f"{BIN}/wslq-worker", "--join", code, "--state-dir", state_dir,
+                            "--credentials", creds],
+                           capture_output=True, text=True, timeout=30, env=self.env())
+        if r.returncode != 0:
+            raise RuntimeError(f"wslq-worker --join for {name} failed: {r.stderr.strip()}")
+
+    def start_worker(self, name, gpus, extra=(), env=None):
+        """gpus=None: the worker discovers its GPUs (NVML); env: more environment for it."""
         log = open(os.path.join(self.dir, f"worker-{name}.log"), "ab")
         # Workers advertise loopback unless a test says otherwise, so every connection a test
         # causes (MASTER_ADDR, the inbound self-test) stays on this machine's loopback.
         if "--ip" not in extra:
             extra = ["--ip", "127.0.0.1", *extra]
+        # The suite runs as root: jobs run as the worker's account unless a test asks for the
+        # service account or the owner's (test_run_as.py).
+        if "--run-as" not in extra and not self.legacy:
+            extra = ["--run-as", "worker", *extra]
+        state = os.path.join(self.dir, "w-" + name)
+        self.join(name, state)
+        if not self.secure and not self.legacy:
+            extra = ["--insecure", "yes", *extra]
+        if gpus is not None:
+            extra = ["--gpus", str(gpus), *extra]
         p = subprocess.Popen(
             [f"{BIN}/wslq-worker", "--scheduler", self.addr, "--name", name, "--state-dir",
-             os.path.join(self.dir, "w-" + name), "--gpus", str(gpus), "--cpus", "8",
-             "--heartbeat-ms", "200"] + list(extra),
-            stdout=log, stderr=log, env=self.env())
+             state, "--cpus", "8", "--heartbeat-ms", "200"] + list(extra),
+            stdout=log, stderr=log, env=self.env(**(env or {})))
         self.workers[name] = p
         wait_for(lambda: self.node_state(name) not in (None, "lost", "torpid"), 10,
                  f"worker {name} to register")
         return p
 
+    def token(self):
+        """A dashboard token of the cluster's admin user (`wslq token`), made once."""
+        if getattr(self, "_token", None) is None:
+            r = self.cli("token")
+            if r.returncode != 0:
+                raise RuntimeError(f"wslq token failed: {r.stderr.strip()}")
+            self._token = r.stdout.strip()
+        return self._token
+
+    def auth(self):
+        """HTTP headers that sign in as the cluster's admin user (none when insecure)."""
+        return {"Authorization": f"Bearer {self.token()}"} if self.secure else {}
+
     def cli(self, *args, timeout=30, env=None):
         e = self.env()
         e["WSLQ_SCHEDULER"] = self.addr
+        if self.secure:
+            e["WSLQ_CREDENTIALS"] = self.creds
+        elif not self.legacy:
+            e["WSLQ_INSECURE"] = "yes"
         if env:
             e.update(env)
         return subprocess.run([f"{BIN}/wslq", *args], capture_output=True, text=True,

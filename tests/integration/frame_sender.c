@@ -8,18 +8,35 @@
  * QueueRequest padded with an unknown field, which protobuf skips), so "unpacked and
  * rejected" cannot pass for "dropped": a frame of exactly WIRE_MAX_FRAME bytes is answered
  * with a QueueReply; one byte more and libzmq closes the connection at the frame's length
- * header (the scheduler sets ZMQ_MAXMSGSIZE = WIRE_MAX_FRAME), seen here as a disconnect on
+ * header (the scheduler sets ZMQ_MAXMSGSIZE = WIRE_MAX_FRAME, plus WIRE_CURVE_OVERHEAD with
+ * CURVE, which counts the encrypted size), seen here as a disconnect on
  * this socket's monitor and no reply. It sends one junk frame before and one after, so the
  * caller (test_bad_input.py) can check that the scheduler's count of frames it refused
  * (wslq_wire_protocol_errors_total) grew by exactly those two: the oversized frame never
  * reached the scheduler's code. Breaks this catches: ZMQ_MAXMSGSIZE not set in
  * scheduler/sched.c (the frame reaches wire_decode and gets an ErrorReply "exceeds the
- * limit"), and that with wire_decode's size check removed too (a QueueReply). */
+ * limit"), and that with wire_decode's size check removed too (a QueueReply).
+ *
+ *   wslq-frame-sender ENDPOINT intruder plain|unknown|wrong-server|creds NODE
+ *
+ * A peer the scheduler must not serve: without CURVE (plain), with a key nobody enrolled
+ * (unknown: right server key), pinning another server's key (wrong-server), or with the keys
+ * of WSLQ_CREDENTIALS as they are (creds: a user posing as a node, or a node as a user). It
+ * registers
+ * as node NODE, asks for the queue, job 1, its log and its key/value store, and submits a job;
+ * then prints one line per reply within 3 s ("reply error: TEXT" or "reply KIND") and
+ * "handshake refused" / "handshake failed" when the monitor saw that. test_security.py
+ * checks none of it got anything but a refusal.
+ *
+ * The scheduler's key comes from the credentials file in WSLQ_CREDENTIALS; every mode but
+ * intruder uses those credentials to talk CURVE (without the variable: no CURVE, for an
+ * --insecure scheduler). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
 
+#include "proto/keys.h"
 #include "proto/wire.h"
 
 static int failures;
@@ -193,17 +210,163 @@ oversized(void *ctx, void *sock)
     zmq_close(mon);
 }
 
+static void
+send_env(void *sock, Wslq__Envelope *env, uint64_t id)
+{
+    env->request_id = id;
+    wire_send(sock, NULL, 0, env, 0, NULL);
+}
+
+static int
+intruder(void *ctx, const char *endpoint, const char *mode, const char *node)
+{
+    keys_creds_t real = {0}, me = {0};
+    wq_error_t err = {0};
+    const char *path = getenv("WSLQ_CREDENTIALS");
+    if (strcmp(mode, "plain") != 0 && (path == NULL || keys_load(path, &real, &err) < 0)) {
+        fprintf(stderr, "intruder %s: need WSLQ_CREDENTIALS for the server key: %s\n", mode,
+                err.text);
+        return 2;
+    }
+    void *sock = zmq_socket(ctx, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
+    void *mon = NULL;
+    if (strcmp(mode, "creds") == 0) {
+        me = real;
+        if (keys_client_socket(sock, &me, &err) < 0)
+            return 2;
+        mon = keys_watch(ctx, sock);
+    } else if (strcmp(mode, "plain") != 0) {
+        if (keys_generate(&me, &err) < 0)
+            return 2;
+        if (strcmp(mode, "unknown") == 0) {
+            snprintf(me.server, sizeof me.server, "%s", real.server);
+        } else {
+            keys_creds_t other;
+            if (keys_generate(&other, &err) < 0)
+                return 2;
+            snprintf(me.server, sizeof me.server, "%s", other.public_);
+        }
+        if (keys_client_socket(sock, &me, &err) < 0)
+            return 2;
+        mon = keys_watch(ctx, sock);
+    }
+    zmq_connect(sock, endpoint);
+
+    Wslq__Register reg = WSLQ__REGISTER__INIT;
+    reg.name = (char *) node;
+    reg.hostname = (char *) node;
+    reg.ip = "127.0.0.1";
+    reg.cpus = 64;
+    reg.mem_mb = 1 << 20;
+    reg.version = "intruder";
+    reg.heartbeat_ms = 1000;
+    Wslq__Envelope e = WSLQ__ENVELOPE__INIT;
+    e.body_case = WSLQ__ENVELOPE__BODY_REG;
+    e.reg = &reg;
+    send_env(sock, &e, 1);
+
+    Wslq__QueueRequest q = WSLQ__QUEUE_REQUEST__INIT;
+    q.all = 1;
+    Wslq__Envelope eq = WSLQ__ENVELOPE__INIT;
+    eq.body_case = WSLQ__ENVELOPE__BODY_QUEUE;
+    eq.queue = &q;
+    send_env(sock, &eq, 2);
+
+    Wslq__ShowRequest sh = WSLQ__SHOW_REQUEST__INIT;
+    sh.job_id = 1;
+    Wslq__Envelope es = WSLQ__ENVELOPE__INIT;
+    es.body_case = WSLQ__ENVELOPE__BODY_SHOW;
+    es.show = &sh;
+    send_env(sock, &es, 3);
+
+    Wslq__LogsRequest lg = WSLQ__LOGS_REQUEST__INIT;
+    lg.job_id = 1;
+    Wslq__Envelope el = WSLQ__ENVELOPE__INIT;
+    el.body_case = WSLQ__ENVELOPE__BODY_LOGS;
+    el.logs = &lg;
+    send_env(sock, &el, 4);
+
+    Wslq__KvRequest kv = WSLQ__KV_REQUEST__INIT;
+    kv.job_id = 1;
+    kv.op = WSLQ__KV_REQUEST__OP__GET;
+    kv.key = "MASTER_ADDR";
+    Wslq__Envelope ek = WSLQ__ENVELOPE__INIT;
+    ek.body_case = WSLQ__ENVELOPE__BODY_KV;
+    ek.kv = &kv;
+    send_env(sock, &ek, 5);
+
+    char *argv[] = {"true"};
+    Wslq__JobSpec spec = WSLQ__JOB_SPEC__INIT;
+    spec.argv = argv;
+    spec.n_argv = 1;
+    spec.name = "intruder";
+    spec.user = "alice";
+    spec.cwd = "/";
+    spec.nodes = 1;
+    Wslq__SubmitRequest sub = WSLQ__SUBMIT_REQUEST__INIT;
+    sub.spec = &spec;
+    Wslq__Envelope eb = WSLQ__ENVELOPE__INIT;
+    eb.body_case = WSLQ__ENVELOPE__BODY_SUBMIT;
+    eb.submit = &sub;
+    if (strcmp(mode, "creds") != 0) /* an enrolled user's submit is no intrusion */
+        send_env(sock, &eb, 6);
+
+    int64_t end = 3000;
+    for (int waited = 0; waited < end; waited += 100) {
+        int hs = keys_handshake_event(mon);
+        if (hs == KEYS_HS_REFUSED)
+            printf("handshake refused\n");
+        else if (hs != KEYS_HS_NONE)
+            printf("handshake failed\n");
+        zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, 100) <= 0)
+            continue;
+        Wslq__Envelope *r = wire_recv(sock, NULL, NULL, 0, NULL);
+        if (r == NULL)
+            printf("reply undecodable\n");
+        else if (r->body_case == WSLQ__ENVELOPE__BODY_ERROR)
+            printf("reply error: %s\n", r->error->text);
+        else
+            printf("reply body %d\n", (int) r->body_case);
+        wire_free(&r);
+    }
+    fflush(stdout);
+    if (mon != NULL)
+        zmq_close(mon);
+    zmq_close(sock);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
+    if (argc == 5 && strcmp(argv[2], "intruder") == 0) {
+        void *ctx = zmq_ctx_new();
+        int rc = intruder(ctx, argv[1], argv[3], argv[4]);
+        zmq_ctx_term(ctx);
+        return rc;
+    }
     if (argc < 2 || argc > 3 || (argc == 3 && strcmp(argv[2], "oversized") != 0)) {
-        fprintf(stderr, "usage: wslq-frame-sender ENDPOINT [oversized]\n");
+        fprintf(stderr, "usage: wslq-frame-sender ENDPOINT [oversized]\n"
+                        "       wslq-frame-sender ENDPOINT intruder "
+                        "plain|unknown|wrong-server|creds NODE\n");
         return 2;
     }
     void *ctx = zmq_ctx_new();
     void *sock = zmq_socket(ctx, ZMQ_DEALER);
     int zero = 0;
     zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
+    const char *path = getenv("WSLQ_CREDENTIALS");
+    if (path != NULL && path[0] != '\0') {
+        keys_creds_t c;
+        wq_error_t err = {0};
+        if (keys_load(path, &c, &err) < 0 || keys_client_socket(sock, &c, &err) < 0) {
+            fprintf(stderr, "wslq-frame-sender: %s\n", err.text);
+            return 2;
+        }
+    }
     zmq_connect(sock, argv[1]);
     if (argc == 3) {
         oversized(ctx, sock);

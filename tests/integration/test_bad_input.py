@@ -6,7 +6,10 @@ The size limit is checked for where the frame stops (frame_sender.c, "oversized"
 byte over WIRE_MAX_FRAME must be dropped by libzmq before the scheduler reads it, so the
 scheduler's count of frames it refused (wslq_wire_protocol_errors_total) grows by the two junk
 frames sent around it and not by three. Break this catches: ZMQ_MAXMSGSIZE not set on the
-scheduler's socket (the frame is then refused by wire_decode: an ErrorReply, counted)."""
+scheduler's socket (the frame is then refused by wire_decode: an ErrorReply, counted).
+
+All of it with CURVE on: the frame sender talks as the cluster's enrolled admin user, so the
+bad frames reach the decoder past the handshake, as a member of the lab could send them."""
 import os
 import random
 import re
@@ -26,7 +29,8 @@ c = Cluster(workers=[("pc1", 1)],
 def refused_frames():
     """The scheduler's wslq_wire_protocol_errors_total, or None when /metrics does not say."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=5) as r:
+        req = urllib.request.Request(f"http://127.0.0.1:{http_port}/metrics", headers=c.auth())
+        with urllib.request.urlopen(req, timeout=5) as r:
             m = re.search(rb"^wslq_wire_protocol_errors_total (\d+)$", r.read(), re.M)
             return int(m.group(1)) if m else None
     except OSError:
@@ -35,8 +39,9 @@ def refused_frames():
 
 try:
     jid = c.submit("--", "true")
+    sender_env = c.env(WSLQ_CREDENTIALS=c.creds)
     r = subprocess.run([f"{BIN}/wslq-frame-sender", c.addr], capture_output=True, text=True,
-                       timeout=60)
+                       timeout=60, env=sender_env)
     print(r.stdout, r.stderr)
     check(r.returncode == 0, "frame sender: bad frames answered with errors, good ones served")
 
@@ -52,7 +57,7 @@ try:
     before = last[0]
     check(before is not None and before > 0, f"the bad frames were counted ({before})")
     r = subprocess.run([f"{BIN}/wslq-frame-sender", c.addr, "oversized"], capture_output=True,
-                       text=True, timeout=120)
+                       text=True, timeout=120, env=sender_env)
     print(r.stdout, r.stderr)
     check(r.returncode == 0, "frame sender: a frame at the limit is served, one byte more is "
           "dropped with the connection")

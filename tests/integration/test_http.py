@@ -11,9 +11,15 @@ import time
 from cluster import BIN, Cluster, check, finish, free_port, wait_for
 
 
+# The token of the cluster's admin user, sent by sse_events (set in main).
+SSE_TOKEN = None
+
+
 class Http:
-    def __init__(self, port):
+    def __init__(self, port, token=None):
+        """token: sent as 'Authorization: Bearer' unless a request sets its own."""
         self.port = port
+        self.token = token
 
     def raw(self, data, read=65536, timeout=5):
         """Send raw bytes; return (status, headers dict, body bytes). Status 0 = no answer, and
@@ -59,6 +65,8 @@ class Http:
 
     def get(self, path, method="GET", headers=None, body=b""):
         h = {"Host": "x", "Connection": "close"}
+        if self.token:
+            h["Authorization"] = f"Bearer {self.token}"
         h.update(headers or {})
         if body:
             h["Content-Length"] = str(len(body))
@@ -78,6 +86,8 @@ class Http:
 def sse_events(port, path, until, timeout=10):
     """Read an event stream until until(events) is true; returns the (event, data) list."""
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    if SSE_TOKEN:  # as the page does: EventSource cannot set headers
+        path += ("&" if "?" in path else "?") + f"access_token={SSE_TOKEN}"
     s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     buf, events = b"", []
     deadline = time.monotonic() + timeout
@@ -115,7 +125,10 @@ def main():
     port = free_port()
     c = Cluster(sched_args=["--http", f"127.0.0.1:{port}", "--http-rate", "0"])
     try:
-        run(c, Http(port))
+        global SSE_TOKEN
+        SSE_TOKEN = c.token()
+        run(c, Http(port, c.token()))
+        SSE_TOKEN = None
         run_token_and_rate()
         run_flags()
     finally:
@@ -132,11 +145,7 @@ def start_fake_gpu_worker(c, name):
         print("note: fake NVML library not built; GPUs are declared", flush=True)
         c.start_worker(name, 2)
         return False
-    log = open(os.path.join(c.dir, f"worker-{name}.log"), "ab")
-    c.workers[name] = subprocess.Popen(
-        [f"{BIN}/wslq-worker", "--scheduler", c.addr, "--name", name, "--state-dir",
-         os.path.join(c.dir, "w-" + name), "--cpus", "8", "--heartbeat-ms", "200"],
-        stdout=log, stderr=log, env=c.env(WSLQ_NVML_LIB=os.path.abspath(fake)))
+    c.start_worker(name, None, env={"WSLQ_NVML_LIB": os.path.abspath(fake)})
     wait_for(lambda: c.node_state(name) == "idle", 10, f"{name} to register")
     return True
 

@@ -55,14 +55,15 @@ def main():
         sys.exit(77)
     port = free_port()
     c = Cluster(sched_args=["--http", f"127.0.0.1:{port}", "--http-rate", "0"])
-    h = Http(port)
+    h = Http(port, c.token())
     try:
         start_fake_gpu_worker(c, "pc1")
         c.start_worker("pc2", 2)
         for _ in range(3):
             c.wait_state(c.submit("--", "true"), "COMPLETED")
         c.submit("--", "false")
-        subprocess.run([f"{BIN}/wslq-frame-sender", c.addr], capture_output=True, timeout=30)
+        subprocess.run([f"{BIN}/wslq-frame-sender", c.addr], capture_output=True, timeout=30,
+                       env=c.env(WSLQ_CREDENTIALS=c.creds))
         wait_for(lambda: b"wslq_jobs_ended_total{state=\"failed\"} 1" in h.get("/metrics")[2], 10,
                  "the failed job to be counted")
         st, hd, body = h.get("/metrics")

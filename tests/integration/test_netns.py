@@ -2,7 +2,10 @@
 """The same gang job across separate hosts: four network namespaces made here (a scheduler
 host with a bridge, three worker hosts joined to it by veth pairs, addresses 10.231.7.0/24
 that exist only inside these namespaces). A 3-node job's ranks find rank 0 by its own
-address and connect to it. Needs root and iproute2: exits 77 with the reason otherwise."""
+address and connect to it. Needs root and iproute2: exits 77 with the reason otherwise.
+
+Enrolment goes as on a real LAN: codes made over the scheduler's local socket carry its
+address and key; the user logs in and each worker joins from its own host."""
 import json
 import os
 import shutil
@@ -79,14 +82,35 @@ try:
     procs.append(subprocess.Popen(in_ns(sched_ns, f"{BIN}/wslq-scheduler", "--listen", addr,
                                         "--state-dir", f"{work}/sched"), stdout=log, stderr=log))
 
+    admin_sock = f"{work}/sched/admin.sock"
+    cred = f"{work}/user.credentials"
+    env = dict(os.environ, WSLQ_CREDENTIALS=cred, WSLQ_ADMIN_SOCKET=admin_sock)
+    env.pop("WSLQ_SCHEDULER", None)
+
+    def code(*args):
+        r = subprocess.run([f"{BIN}/wslq", "admin", *args], capture_output=True, text=True,
+                           timeout=30, env=env)
+        return next((w for w in r.stdout.split() if w.startswith("wq1:")), r.stderr.strip())
+
     def cli(*args):
-        return subprocess.run(in_ns(sched_ns, f"{BIN}/wslq", "--scheduler", addr, *args),
-                              capture_output=True, text=True, timeout=30)
+        return subprocess.run(in_ns(sched_ns, f"{BIN}/wslq", *args), capture_output=True,
+                              text=True, timeout=30, env=env)
+    wait_for(lambda: os.path.exists(admin_sock), 10, "the admin socket")
+    user_code = code("user", "add", "root", "--admin")
+    check(f"@{addr}" in user_code, f"the enrolment code names the scheduler's address: "
+          f"{user_code[-40:]}")
+    r = cli("login", user_code)
+    check(r.returncode == 0, f"wslq login with the code: {r.stdout.strip()} {r.stderr.strip()}")
     for ns in hosts:
+        # each host joins from its own namespace, with nothing but the code
+        r = subprocess.run(in_ns(ns, f"{BIN}/wslq-worker", "--join", code("node", "invite", ns),
+                                 "--state-dir", f"{work}/w-{ns}"),
+                           capture_output=True, text=True, timeout=30)
+        check(r.returncode == 0, f"{ns} joined: {r.stdout.strip()} {r.stderr.strip()}")
         wlog = open(os.path.join(work, f"worker-{ns}.log"), "wb")
         procs.append(subprocess.Popen(
-            in_ns(ns, f"{BIN}/wslq-worker", "--scheduler", addr, "--name", ns, "--state-dir",
-                  f"{work}/w-{ns}", "--gpus", "1", "--heartbeat-ms", "200"),
+            in_ns(ns, f"{BIN}/wslq-worker", "--state-dir", f"{work}/w-{ns}", "--gpus", "1",
+                  "--heartbeat-ms", "200", "--run-as", "worker"),
             stdout=wlog, stderr=wlog))
 
     def nodes():

@@ -62,7 +62,7 @@ def main():
     c = Cluster()
     try:
         c.start_worker("pc1", 2)
-        env = dict(os.environ, WSLQ_SCHEDULER=c.addr)
+        env = c.env(WSLQ_SCHEDULER=c.addr, WSLQ_CREDENTIALS=c.creds)
         first = c.submit("--gpus", "1", "--name", "first", "--", "sleep", "30")
         c.wait_state(first, "RUNNING")
 
@@ -77,7 +77,7 @@ def main():
         r = c.cli("top", "--help")
         check(r.returncode == 0 and "--once" in r.stdout, "top --help")
         r = subprocess.run([f"{BIN}/wslq", "--scheduler", "tcp://127.0.0.1:1", "--timeout", "1",
-                            "top", "--once"], capture_output=True, text=True, timeout=20)
+                            "top", "--once"], capture_output=True, text=True, timeout=20, env=env)
         check(r.returncode == 1 and "cannot reach scheduler" in r.stderr,
               "top --once with no scheduler: one line, exit 1")
 

@@ -1,4 +1,4 @@
-/* config: flags, INI keys, flags over the file, one-line errors with file:line. */
+/* config: flags, INI keys, flags over the file, one-line errors with file:line, run_as. */
 /* cmocka.h needs these first. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -115,6 +115,43 @@ test_config_file(void **state)
     unlink(ini);
 }
 
+/* run_as and service_user: defaults, flags, the file, and bad values named. */
+static void
+test_run_as(void **state)
+{
+    (void) state;
+    wcfg_t c;
+    enum wcfg_action act;
+    wq_error_t err = {0};
+    char *a0[] = {"w", NULL};
+    assert_int_equal(wcfg_parse_args(&c, 1, a0, &act, &err), 0);
+    assert_int_equal(c.run_as, RUNAS_SERVICE);
+    assert_string_equal(c.service_user, "wslq");
+    char *a1[] = {"w", "--run-as", "owner", "--service-user", "svc-jobs", NULL};
+    assert_int_equal(wcfg_parse_args(&c, 5, a1, &act, &err), 0);
+    assert_int_equal(c.run_as, RUNAS_OWNER);
+    assert_string_equal(c.service_user, "svc-jobs");
+    char *a2[] = {"w", "--run-as", "root", NULL};
+    assert_int_equal(wcfg_parse_args(&c, 3, a2, &act, &err), -1);
+    assert_non_null(strstr(err.text, "--run-as"));
+    char *a3[] = {"w", "--service-user", "bad name", NULL};
+    assert_int_equal(wcfg_parse_args(&c, 3, a3, &act, &err), -1);
+    assert_non_null(strstr(err.text, "service_user"));
+
+    assert_int_equal(write_ini("[worker]\nrun_as = worker\nservice_user = jobs\n"), 0);
+    char *a4[] = {"w", "--config", ini, NULL};
+    assert_int_equal(wcfg_parse_args(&c, 3, a4, &act, &err), 0);
+    assert_int_equal(c.run_as, RUNAS_WORKER);
+    assert_string_equal(c.service_user, "jobs");
+    unlink(ini);
+    assert_int_equal(write_ini("[worker]\nrun_as = everyone\n"), 0);
+    assert_int_equal(wcfg_parse_args(&c, 3, a4, &act, &err), -1);
+    char want[96];
+    snprintf(want, sizeof want, "%s:2: run_as", ini);
+    assert_non_null(strstr(err.text, want));
+    unlink(ini);
+}
+
 int
 main(void)
 {
@@ -122,6 +159,7 @@ main(void)
         cmocka_unit_test(test_flags),
         cmocka_unit_test(test_bad_flags),
         cmocka_unit_test(test_config_file),
+        cmocka_unit_test(test_run_as),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,6 @@
 /* jobenv: every DESIGN.md §6 variable for a 2-node x 2-GPU job, per_node mode, GPU-less jobs,
- * $VAR expansion in argv and spec.env overriding the worker's defaults. */
+ * the account's HOME/USER/LOGNAME, $VAR expansion in argv and spec.env overriding the worker's
+ * defaults. */
 /* cmocka.h needs these first. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -63,7 +64,7 @@ init_2x2(fixture_t *f)
 
 static const char *const no_shm_env[] = {"NCCL_SHM_DISABLE=1", NULL};
 static const jobenv_ctx_t ctx = {
-    "pc2", "eth0", "10.0.0.2", "/spool/42.1", "/spool/42.1/rdv.sock", 0, no_shm_env};
+    "pc2", "eth0", "10.0.0.2", "/spool/42.1", "/spool/42.1/rdv.sock", 0, no_shm_env, NULL, NULL};
 
 static void
 test_env_2x2(void **state)
@@ -153,6 +154,52 @@ test_env_per_node_and_no_gpu(void **state)
     jobenv_free(&e);
 }
 
+/* HOME, USER and LOGNAME are the account's when the ranks switch to one, and the worker's
+ * otherwise; spec.env still has the last word. */
+static void
+test_env_account(void **state)
+{
+    (void) state;
+    fixture_t f;
+    init_2x2(&f);
+    char *base[] = {"HOME=/root", "USER=root", "LOGNAME=root", "PATH=/bin", NULL};
+    char **e = jobenv_build(&f.l, &ctx, 0, base);
+    assert_string_equal(jobenv_get(e, "HOME"), "/root"); /* no switch: the worker's */
+    assert_string_equal(jobenv_get(e, "USER"), "root");
+    jobenv_free(&e);
+
+    jobenv_ctx_t c2 = ctx;
+    c2.user = "alice";
+    c2.home = "/home/alice";
+    e = jobenv_build(&f.l, &c2, 0, base);
+    assert_string_equal(jobenv_get(e, "HOME"), "/home/alice");
+    assert_string_equal(jobenv_get(e, "USER"), "alice");
+    assert_string_equal(jobenv_get(e, "LOGNAME"), "alice");
+    assert_string_equal(jobenv_get(e, "PATH"), "/bin");
+    size_t homes = 0;
+    for (char **p = e; *p; p++)
+        homes += strncmp(*p, "HOME=", 5) == 0;
+    assert_int_equal(homes, 1);
+    jobenv_free(&e);
+
+    char *user_env[] = {"HOME=/scratch/alice"};
+    f.spec.env = user_env;
+    f.spec.n_env = 1;
+    e = jobenv_build(&f.l, &c2, 0, base);
+    assert_string_equal(jobenv_get(e, "HOME"), "/scratch/alice");
+    jobenv_free(&e);
+
+    /* --secret-env values reach the job, after (and over) the plain ones */
+    char *secret_env[] = {"HF_TOKEN=hf_s3cret", "HOME=/secret/home", "=bad"};
+    f.spec.secret_env = secret_env;
+    f.spec.n_secret_env = 3;
+    e = jobenv_build(&f.l, &c2, 0, base);
+    assert_string_equal(jobenv_get(e, "HF_TOKEN"), "hf_s3cret");
+    assert_string_equal(jobenv_get(e, "HOME"), "/secret/home");
+    assert_null(jobenv_get(e, ""));
+    jobenv_free(&e);
+}
+
 static void
 test_gpu_shares(void **state)
 {
@@ -205,9 +252,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_env_2x2),
-        cmocka_unit_test(test_env_per_node_and_no_gpu),
-        cmocka_unit_test(test_gpu_shares),
+        cmocka_unit_test(test_env_2x2),        cmocka_unit_test(test_env_per_node_and_no_gpu),
+        cmocka_unit_test(test_env_account),    cmocka_unit_test(test_gpu_shares),
         cmocka_unit_test(test_argv_expansion),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "common/clock.h"
+#include "proto/keys.h"
 #include "proto/wire.h"
 
 static const char *worker_bin;
@@ -42,7 +43,8 @@ start_worker(void)
     if (worker_pid == 0) {
         execl(worker_bin, worker_bin, "--scheduler", endpoint, "--name", "tw1", "--state-dir", dir,
               "--gpus", "2", "--heartbeat-ms", "100", "--kill-grace-ms", "300", "--ip", "127.0.0.1",
-              (char *) NULL);
+              /* the protocol, not accounts (worker_runas_test): jobs as the worker, root too */
+              "--run-as", "worker", (char *) NULL);
         _exit(127);
     }
 }
@@ -194,11 +196,24 @@ setup(void **state)
     router = zmq_socket(zctx, ZMQ_ROUTER);
     int linger = 0;
     zmq_setsockopt(router, ZMQ_LINGER, &linger, sizeof linger);
+    /* a CURVE server like the real one; the worker's credentials pin its key (as after
+     * wslq-worker --join) */
+    keys_creds_t server, node = {.name = "tw1"};
+    wq_error_t err = {0};
+    int on = 1;
+    if (keys_generate(&server, &err) < 0 || keys_generate(&node, &err) < 0 ||
+        zmq_setsockopt(router, ZMQ_CURVE_SERVER, &on, sizeof on) < 0 ||
+        zmq_setsockopt(router, ZMQ_CURVE_SECRETKEY, server.secret, KEYS_Z85_LEN) < 0)
+        return -1;
     if (zmq_bind(router, "tcp://127.0.0.1:*") < 0)
         return -1;
     size_t n = sizeof endpoint;
     zmq_getsockopt(router, ZMQ_LAST_ENDPOINT, endpoint, &n);
-    return 0;
+    snprintf(node.server, sizeof node.server, "%s", server.public_);
+    snprintf(node.scheduler, sizeof node.scheduler, "%s", endpoint);
+    char path[64];
+    snprintf(path, sizeof path, "%s/credentials", dir);
+    return keys_save(path, &node, &err);
 }
 
 static int

@@ -133,6 +133,17 @@ function askToken() {
   if (!d.open) d.showModal();
 }
 
+// Who the token belongs to, in the header ("sign in" without one).
+async function showWho() {
+  const b = $('who');
+  try {
+    const w = await api('/api/v1/whoami');
+    b.textContent = w.open ? 'open (insecure)' : `${w.user}${w.admin ? ' (admin)' : ''}`;
+  } catch (e) {
+    b.textContent = 'sign in';
+  }
+}
+
 function onUpdate(u) {
   setConn('live', 'live');
   renderSummary(u.summary);
@@ -514,7 +525,9 @@ function setupToken() {
     sessionStorage.setItem('wslq_token', S.token);
     S.esUrl = '';
     route();
+    showWho();
   });
+  $('who').addEventListener('click', askToken);
 }
 
 window.addEventListener('hashchange', route);
@@ -523,4 +536,5 @@ window.addEventListener('DOMContentLoaded', () => {
   setupToken();
   setInterval(tickTimes, 1000);
   route();
+  showWho();
 });
