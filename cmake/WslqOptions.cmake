@@ -1,6 +1,12 @@
 # Build switches shared by every folder, and the one helper that registers a test.
 option(WSLQ_WERROR "Treat compiler warnings as errors (on in CI)" OFF)
 set(WSLQ_SANITIZE "" CACHE STRING "Sanitizers to build with, e.g. address,undefined")
+# The libFuzzer binaries of tests/fuzz (clang only; off: CI replays their corpus without them).
+# Instruments the whole tree for them unless WSLQ_SANITIZE says otherwise.
+option(WSLQ_FUZZ "Build the libFuzzer targets in tests/fuzz (needs clang)" OFF)
+if(WSLQ_FUZZ AND NOT WSLQ_SANITIZE)
+  set(WSLQ_SANITIZE fuzzer-no-link,address,undefined)
+endif()
 
 add_compile_definitions(_POSIX_C_SOURCE=200809L _DEFAULT_SOURCE)
 
