@@ -54,13 +54,16 @@ reload_keys(sched_t *self, wq_error_t *err)
     self->n_keys = 0;
     if (queue_principals_list(self->q, load_one, self, err) < 0)
         return -1;
-    qsort(self->keys, self->n_keys, sizeof *self->keys, cmp_key);
+    if (self->n_keys > 0) /* qsort and bsearch take no NULL array, even when empty */
+        qsort(self->keys, self->n_keys, sizeof *self->keys, cmp_key);
     return 0;
 }
 
 static const auth_key_t *
 find_key(const sched_t *self, const char *z85)
 {
+    if (self->n_keys == 0)
+        return NULL;
     auth_key_t want;
     snprintf(want.key, sizeof want.key, "%s", z85);
     return bsearch(&want, self->keys, self->n_keys, sizeof *self->keys, cmp_key);

@@ -176,6 +176,14 @@ conf_free(conf_ctx_t *c)
     c->n_owned = 0;
 }
 
+/* main's every way out: the configuration's strings go with it (LeakSanitizer checks). */
+static int
+done(conf_ctx_t *c, int rc)
+{
+    conf_free(c);
+    return rc;
+}
+
 static int
 on_ini(void *user, const char *section, const char *name, const char *value)
 {
@@ -227,14 +235,14 @@ main(int argc, char **argv)
             int rc = ini_parse(ctx.file, on_ini, &ctx);
             if (rc < 0) {
                 fprintf(stderr, "wslq-scheduler: cannot read config file %s\n", ctx.file);
-                return 2;
+                return done(&ctx, 2);
             }
             if (rc > 0) {
                 if (ctx.err.text[0])
                     fprintf(stderr, "wslq-scheduler: %s:%d: %s\n", ctx.file, rc, ctx.err.text);
                 else
                     fprintf(stderr, "wslq-scheduler: %s:%d: syntax error\n", ctx.file, rc);
-                return 2;
+                return done(&ctx, 2);
             }
         }
     int c;
@@ -247,14 +255,14 @@ main(int argc, char **argv)
             break;
         case 'V':
             printf("wslq-scheduler 0.1.0\n");
-            return 0;
+            return done(&ctx, 0);
         case 'h':
             usage(stdout);
-            return 0;
+            return done(&ctx, 0);
         case '?':
             fprintf(stderr, "wslq-scheduler: unknown or incomplete option '%s'; see --help\n",
                     argv[optind - 1]);
-            return 2;
+            return done(&ctx, 2);
         default: {
             const char *key = NULL;
             for (const struct option *o = opts; o->name; o++)
@@ -265,12 +273,12 @@ main(int argc, char **argv)
         }
         if (rc < 0) {
             fprintf(stderr, "wslq-scheduler: %s\n", err.text);
-            return 2;
+            return done(&ctx, 2);
         }
     }
     if (optind < argc) {
         fprintf(stderr, "wslq-scheduler: unexpected argument '%s'; see --help\n", argv[optind]);
-        return 2;
+        return done(&ctx, 2);
     }
     if (cfg.http != NULL && strcmp(cfg.http, "off") != 0) {
         struct sockaddr_storage ss;
@@ -279,7 +287,7 @@ main(int argc, char **argv)
         if (http_parse_listen(cfg.http, &ss, &sslen, &err) < 0) {
             fprintf(stderr, "wslq-scheduler: %s\n", err.text);
             conf_free(&ctx);
-            return 2;
+            return done(&ctx, 2);
         }
     }
     if (cfg.state_dir == NULL)
@@ -287,13 +295,13 @@ main(int argc, char **argv)
     if (cfg.lost_ms <= cfg.torpid_ms) {
         fprintf(stderr, "wslq-scheduler: lost (%lld ms) must be longer than torpid (%lld ms)\n",
                 (long long) cfg.lost_ms, (long long) cfg.torpid_ms);
-        return 2;
+        return done(&ctx, 2);
     }
     wq_error_t err = {0};
     sched_t *s = sched_new(&cfg, &err);
     if (s == NULL) {
         fprintf(stderr, "wslq-scheduler: %s\n", err.text);
-        return err.code == WQ_EIO || err.code == WQ_EBUSY ? EXIT_STATE : 1;
+        return done(&ctx, err.code == WQ_EIO || err.code == WQ_EBUSY ? EXIT_STATE : 1);
     }
     /* The dashboard. Asked for explicitly, it must start; the default address is best
      * effort (another scheduler on this machine may hold it) and only warns. */
@@ -308,7 +316,7 @@ main(int argc, char **argv)
             fprintf(stderr, "wslq-scheduler: %s\n", err.text);
             sched_destroy(&s);
             conf_free(&ctx);
-            return 1;
+            return done(&ctx, 1);
         }
         if (http == NULL)
             log_warn("dashboard not started: %s (set --http ADDR:PORT, or --http off)", err.text);
@@ -328,5 +336,5 @@ main(int argc, char **argv)
     sched_destroy(&s);
     conf_free(&ctx);
     log_info("scheduler stopped");
-    return db_failed ? EXIT_STATE : rc < 0 ? 1 : 0;
+    return done(&ctx, db_failed ? EXIT_STATE : rc < 0 ? 1 : 0);
 }

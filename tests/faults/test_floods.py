@@ -26,7 +26,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../integration"))
-from cluster import Cluster, check, finish, free_port, wait_for  # noqa: E402
+from cluster import BIN, Cluster, check, finish, free_port, wait_for  # noqa: E402
 
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 if hard != resource.RLIM_INFINITY and hard < 4096:
@@ -36,6 +36,12 @@ if hard != resource.RLIM_INFINITY and hard < 4096:
 # The programs start with the usual soft limit of 1,024 (as under a login shell or systemd's
 # default); this process raises its own after, to hold the flood.
 resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
+
+
+def under_asan():
+    """Whether the scheduler under test was built with AddressSanitizer."""
+    with open(os.path.join(BIN, "wslq-scheduler"), "rb") as f:
+        return b"__asan_init" in f.read()
 
 
 def rss_kib(pid):
@@ -177,10 +183,16 @@ try:
     check(bool(denied) and errors == 0,
           f"every junk connection was refused at the handshake and counted ({denied} of "
           f"{attempts}; frames that reached the decoder: {errors})")
-    after = wait_for(lambda: rss_kib(c.sched.pid) < 2 * fresh and rss_kib(c.sched.pid), 20,
-                     "memory to come back")
-    check(bool(after), f"memory after the junk within 2x of fresh: {rss_kib(c.sched.pid)} KiB "
-          f"(fresh {fresh} KiB)")
+    if under_asan():
+        # AddressSanitizer holds freed blocks in its quarantine (up to 256 MB), so resident
+        # memory says nothing about leaks there; the plain build checks it, LSan the rest.
+        print(f"skip: memory after the junk ({rss_kib(c.sched.pid)} KiB, fresh {fresh} KiB) "
+              "is not judged under AddressSanitizer")
+    else:
+        after = wait_for(lambda: rss_kib(c.sched.pid) < 2 * fresh and rss_kib(c.sched.pid), 20,
+                         "memory to come back")
+        check(bool(after), f"memory after the junk within 2x of fresh: "
+              f"{rss_kib(c.sched.pid)} KiB (fresh {fresh} KiB)")
 
     # ---- slow dashboard clients ----
     slow = []
