@@ -17,6 +17,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../
 from cluster import Cluster, check, finish, wait_for  # noqa: E402
 
 KILLS = 6
+PER_ROUND = 10
 c = Cluster(workers=[("pc1", 0), ("pc2", 0)])
 try:
     ran = os.path.join(c.dir, "ran")
@@ -35,15 +36,25 @@ try:
     threads = [threading.Thread(target=submitter) for _ in range(4)]
     for t in threads:
         t.start()
-    for k in range(KILLS):
-        time.sleep(1.2)
-        c.kill_scheduler()  # SIGKILL, mid-burst
-        c.start_scheduler()
-    time.sleep(1.0)
+    # Each kill comes once the restarted scheduler has acknowledged PER_ROUND more submits
+    # (bounded in time), so every kill lands mid-burst however slow the machine is, and each
+    # restart must take submissions again.
+    def acked_more(since):
+        return lambda: len(acked) >= since + PER_ROUND
+
+    rounds_ok = 0
+    for k in range(KILLS + 1):
+        if wait_for(acked_more(len(acked)), 60, f"{PER_ROUND} submits acknowledged"):
+            rounds_ok += 1
+        if k < KILLS:
+            c.kill_scheduler()  # SIGKILL, mid-burst
+            c.start_scheduler()
     stop.set()
     for t in threads:
         t.join(60)
-    check(len(acked) > 50, f"{len(acked)} submissions acknowledged across {KILLS} kills")
+    check(rounds_ok == KILLS + 1,
+          f"before each of the {KILLS} kills and after the last restart, {PER_ROUND} submits "
+          f"were acknowledged ({rounds_ok} of {KILLS + 1} rounds; {len(acked)} in all)")
     check(len(set(acked)) == len(acked), "no id was acknowledged twice")
 
     def all_done():

@@ -13,13 +13,17 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../integration"))
 from cluster import Cluster, check, finish  # noqa: E402
 
-c = Cluster(workers=[("pc1", 2)])
+# The worker is down for seconds at a time; a lost timeout well above that (and above a slow
+# start under ASan on a busy machine) keeps the node from being declared lost meanwhile.
+c = Cluster(workers=[("pc1", 2)], sched_args=["--lost", "20s"])
 
 
-def restart_worker(down_s):
+def restart_worker(down_s, while_down=None):
     w = c.workers["pc1"]
     w.send_signal(signal.SIGKILL)
     w.wait(10)
+    if while_down:
+        while_down()
     time.sleep(down_s)
     c.start_worker("pc1", 2)
 
@@ -40,11 +44,16 @@ try:
     check(c.cli("logs", str(ok)).stdout == "done\n", "the adopted job's output is whole")
 
     # A job that ends while its worker is down: the restarted worker reports how it ended.
-    quick = c.submit("--wrap", "sleep 1; exit 0")
-    quick_bad = c.submit("--wrap", "sleep 1; exit 4")
-    check(c.wait_state(quick, "RUNNING", 20) and c.wait_state(quick_bad, "RUNNING", 20),
+    # They run until a gate file appears (at most 60 s), so a slow machine cannot let them end
+    # before the test sees them running; the gate opens only once the worker is gone.
+    gate = os.path.join(c.dir, "gate")
+    wait_gate = f"for i in $(seq 600); do [ -e {gate} ] && break; sleep 0.1; done"
+    quick = c.submit("--wrap", f"{wait_gate}; exit 0")
+    quick_bad = c.submit("--wrap", f"{wait_gate}; exit 4")
+    check(c.wait_state(quick, "RUNNING", 30) and c.wait_state(quick_bad, "RUNNING", 30),
           "two short jobs running")
-    restart_worker(2.0)  # down longer than the jobs run (under the scheduler's lost timeout)
+    # down 2 s after the gate opens: longer than the jobs then run, under the lost timeout
+    restart_worker(2.0, while_down=lambda: open(gate, "w").close())
     check(c.wait_state(quick, ("COMPLETED", "FAILED", "NODE_FAIL"), 30) and
           c.state(quick) == "COMPLETED",
           f"ended while the worker was down, exit 0: {c.state(quick)} {c.job(quick)['reason']!r}")
