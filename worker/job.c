@@ -1,6 +1,5 @@
-/* Job ranks on this node: fork/exec, spool, time limit, kill escalation (see job.h). */
-#include "worker/job.h"
-
+/* Job ranks on this node once started: spool files, adoption after a restart, reaping, output
+ * merging, time limit, kill escalation, the ending (see job.h). Starting them is launch.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -17,26 +16,27 @@
 #include "common/mem.h"
 #include "common/net.h"
 #include "common/parse.h"
+#include "worker/job_int.h"
 #include "worker/jobstate.h"
 
 #define GANG_GRACE_MS 3000 /* SIGTERM to SIGKILL for a rank's siblings after it failed */
 
 #define MERGE_BUF   (64u << 10) /* bytes read from a rank file per step */
 #define MERGE_STEPS 16          /* steps per rank per poll: bounds one poll's work */
-#define KILL_REPEAT 1000        /* ms between SIGKILL repeats for a group that lingers */
 
-static void
-rank_path(char *buf, size_t n, const job_t *j, const char *what, uint32_t grank, const char *ext)
+void
+job_rank_path(
+    char *buf, size_t n, const job_t *j, const char *what, uint32_t grank, const char *ext)
 {
     snprintf(buf, n, "%s/%s-%" PRIu32 "%s", j->spool, what, grank, ext);
 }
 
 /* The path a rank's output goes to: job.log for a single rank, rank-<G>.out otherwise. */
-static void
-out_path(char *buf, size_t n, const job_t *j, const job_rank_t *r)
+void
+job_out_path(char *buf, size_t n, const job_t *j, const job_rank_t *r)
 {
     if (j->merged)
-        rank_path(buf, n, j, "rank", r->grank, ".out");
+        job_rank_path(buf, n, j, "rank", r->grank, ".out");
     else
         snprintf(buf, n, "%s/job.log", j->spool);
 }
@@ -47,8 +47,8 @@ out_path(char *buf, size_t n, const job_t *j, const job_rank_t *r)
  * file with one link that the account owns is taken, or one this call created (0600, then
  * given to the account). No O_TRUNC here: a file is truncated (ftruncate) only once it passed.
  * -1 with errno otherwise. */
-static int
-spool_open(const job_t *j, const char *path, int flags)
+int
+job_spool_open(const job_t *j, const char *path, int flags)
 {
     int base = (flags & ~O_CREAT) | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
     int fd = -1, made = 0;
@@ -77,8 +77,8 @@ static void
 rank_note(const job_t *j, const job_rank_t *r, const char *msg)
 {
     char p[PATH_MAX + 32];
-    out_path(p, sizeof p, j, r);
-    int fd = spool_open(j, p, O_WRONLY | O_APPEND | O_CREAT);
+    job_out_path(p, sizeof p, j, r);
+    int fd = job_spool_open(j, p, O_WRONLY | O_APPEND | O_CREAT);
     if (fd < 0)
         return;
     char *line = wq_asprintf("wslq: %s\n", msg);
@@ -88,18 +88,7 @@ rank_note(const job_t *j, const job_rank_t *r, const char *msg)
     close(fd);
 }
 
-static void
-job_note(const job_t *j, const char *msg)
-{
-    if (j->log_fd < 0)
-        return;
-    char *line = wq_asprintf("wslq: %s\n", msg);
-    ssize_t w = write(j->log_fd, line, strlen(line));
-    (void) w;
-    free(line);
-}
-
-static job_t *
+job_t *
 job_alloc(uint64_t id, uint32_t attempt, int nranks, const job_cfg_t *cfg)
 {
     job_t *j = wq_calloc(1, sizeof *j);
@@ -130,151 +119,8 @@ job_alloc(uint64_t id, uint32_t attempt, int nranks, const job_cfg_t *cfg)
     return j;
 }
 
-/* Create the job's spool directory, or take the one there: 0700 and the job's account's. Its
- * parent, spool/, is the worker's, so the path up to it cannot be swapped by the account.
- * 0, or -1 with errno. */
-static int
-spool_dir(const job_t *j)
-{
-    if (mkdir(j->spool, 0700) < 0 && errno != EEXIST)
-        return -1;
-    int fd = open(j->spool, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    struct stat st;
-    int rc = fstat(fd, &st);
-    if (rc == 0 && (st.st_uid != j->uid || st.st_gid != j->gid))
-        rc = fchown(fd, j->uid, j->gid);
-    if (rc == 0 && (st.st_mode & 07777) != 0700)
-        rc = fchmod(fd, 0700);
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return rc;
-}
-
-/* End a job that never started: reason to the log and into the ending. */
-static job_t *
-end_early(job_t *j, int exit_code, const char *reason)
-{
-    job_note(j, reason);
-    j->phase = JOB_ENDED;
-    j->exit_code = exit_code;
-    j->failed_rank = (int) j->first_rank;
-    snprintf(j->reason, sizeof j->reason, "%s", reason);
-    j->log_bytes = job_log_size(j);
-    log_warn("job could not start " JOB_FMT " reason=\"%s\"", j->id, reason);
-    return j;
-}
-
-/* Find argv0 in PATH (taken from the job's environment). NULL = not found. Caller frees. */
-static char *
-find_exe(const char *argv0, const char *path)
-{
-    if (strchr(argv0, '/') != NULL)
-        return wq_strdup(argv0);
-    if (*argv0 == '\0')
-        return NULL;
-    if (path == NULL)
-        path = "/usr/local/bin:/usr/bin:/bin";
-    for (const char *p = path;;) {
-        const char *e = strchr(p, ':');
-        size_t n = e ? (size_t) (e - p) : strlen(p);
-        char *cand = wq_asprintf("%.*s/%s", (int) n, n ? p : ".", argv0);
-        struct stat st;
-        if (stat(cand, &st) == 0 && S_ISREG(st.st_mode) && access(cand, X_OK) == 0)
-            return cand;
-        free(cand);
-        if (e == NULL)
-            return NULL;
-        p = e + 1;
-    }
-}
-
-/* In the child, between vfork and exec: system calls only, no allocation and no writes to
- * the worker's memory beyond this frame (the child shares it, and the worker has ZeroMQ
- * threads). The error pipe tells the worker which step failed and why. */
-static _Noreturn void
-child_exec(const char *cwd,
-           const char *exe,
-           char **argv,
-           char **envp,
-           int nullfd,
-           int outfd,
-           int errw,
-           int keep_errw,
-           const runas_acct_t *acct)
-{
-    if (keep_errw)
-        fcntl(errw, F_SETFD, 0); /* wslq-rank reports the rank's own exec through it */
-    setsid();
-    dup2(nullfd, 0);
-    dup2(outfd, 1);
-    dup2(outfd, 2);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    for (int s = 1; s < NSIG; s++)
-        sigaction(s, &dfl, NULL); /* ignored signals (SIGPIPE) would survive exec */
-    int msg[2] = {1, 0};
-    /* The job's account before anything runs (chdir included, so it is checked as the job's):
-     * wslq-rank then runs as the account too. A failed switch runs nothing. */
-    msg[0] = runas_switch(acct, &msg[1]);
-    if (msg[0] != 0) {
-        ssize_t w = write(errw, msg, sizeof msg);
-        (void) w;
-        _exit(126);
-    }
-    msg[0] = 1;
-    if (chdir(cwd) == 0) {
-        msg[0] = 2;
-        if (exe != NULL)
-            execve(exe, argv, envp);
-        else
-            errno = ENOENT;
-    }
-    msg[1] = errno;
-    ssize_t w = write(errw, msg, sizeof msg);
-    (void) w;
-    _exit(msg[0] == 1 ? 1 : (msg[1] == ENOENT ? 127 : 126));
-}
-
-/* Start one rank. vfork: no copy of the worker's page tables, so a launch costs the same
- * whatever the worker's size (fork of a process with 20 MiB touched measured 3.5 ms here, a
- * vfork-based spawn 0.4 ms). The child runs child_exec() and never returns here; kept in a
- * function of its own so nothing of the caller's frame lives across the vfork. */
-static __attribute__((noinline)) pid_t
-spawn_rank(const char *cwd,
-           const char *exe,
-           char **argv,
-           char **envp,
-           int nullfd,
-           int outfd,
-           int errw,
-           int keep_errw,
-           const runas_acct_t *acct)
-{
-    pid_t pid = vfork();
-    if (pid == 0)
-        child_exec(cwd, exe, argv, envp, nullfd, outfd, errw, keep_errw, acct);
-    return pid;
-}
-
-static int
-pipe_cloexec(int fds[2])
-{
-    if (pipe(fds) < 0)
-        return -1;
-    fcntl(fds[0], F_SETFD, FD_CLOEXEC);
-    fcntl(fds[1], F_SETFD, FD_CLOEXEC);
-    return 0;
-}
-
-static void
-signal_rank(job_rank_t *r, int sig)
+void
+job_signal_rank(job_rank_t *r, int sig)
 {
     if (!r->alive)
         return;
@@ -284,170 +130,13 @@ signal_rank(job_rank_t *r, int sig)
         kill(r->pid, sig); /* before the child's setsid the group does not exist yet */
 }
 
-job_t *
-job_launch(const Wslq__JobLaunch *l, const job_cfg_t *cfg)
-{
-    const Wslq__JobSpec *spec = l->spec;
-    int nranks = jobenv_nranks(l);
-    job_t *j = job_alloc(l->job_id, l->attempt, nranks, cfg);
-    j->first_rank = l->alloc ? l->alloc->first_rank : 0;
-    for (int i = 0; i < nranks; i++)
-        j->ranks[i].grank = j->first_rank + (uint32_t) i;
-    snprintf(j->name, sizeof j->name, "%s", spec->name ? spec->name : "");
-    snprintf(j->argv0, sizeof j->argv0, "%s", spec->n_argv ? spec->argv[0] : "");
-    j->time_limit_s = (int64_t) spec->time_limit_s;
-    const runas_acct_t *acct =
-        cfg->refuse == NULL && cfg->acct && cfg->acct->drop ? cfg->acct : NULL;
-    if (acct != NULL) {
-        j->uid = acct->uid;
-        j->gid = acct->gid;
-        snprintf(j->user, sizeof j->user, "%s", acct->name);
-    }
-
-    char p[PATH_MAX + 32];
-    if (spool_dir(j) < 0) {
-        char why[200];
-        snprintf(why, sizeof why, "cannot create spool %.150s: %s", j->spool, strerror(errno));
-        return end_early(j, 1, why);
-    }
-    snprintf(p, sizeof p, "%s/job.log", j->spool);
-    j->log_fd = spool_open(j, p, O_RDWR | O_CREAT | O_APPEND);
-    if (j->log_fd < 0 || ftruncate(j->log_fd, 0) < 0) {
-        char why[200];
-        snprintf(why, sizeof why, "cannot create %.150s: %s", p, strerror(errno));
-        return end_early(j, 1, why);
-    }
-    snprintf(p, sizeof p, "%s/pos", j->spool);
-    unlink(p);
-    if (cfg->refuse != NULL)
-        return end_early(j, 1, cfg->refuse);
-
-    /* Working directory: checked here so a bad one is a clear reason, not N rank errors. The
-     * default is the home of the account the ranks run as. */
-    const char *cwd = spec->cwd && *spec->cwd ? spec->cwd : acct ? acct->home : getenv("HOME");
-    if (cwd == NULL || *cwd == '\0')
-        cwd = "/";
-    struct stat st;
-    if (stat(cwd, &st) < 0 || !S_ISDIR(st.st_mode) || access(cwd, X_OK) < 0) {
-        char why[256];
-        snprintf(why, sizeof why, "cannot use working directory %.150s: %s", cwd,
-                 errno ? strerror(errno) : "not a directory");
-        if (stat(cwd, &st) == 0 && !S_ISDIR(st.st_mode))
-            snprintf(why, sizeof why, "cannot use working directory %.150s: not a directory", cwd);
-        return end_early(j, 1, why);
-    }
-
-    int nullfd = open("/dev/null", O_RDWR | O_CLOEXEC);
-    jobenv_ctx_t ec = cfg->env;
-    ec.spool = j->spool;
-    char rdv[PATH_MAX + 16];
-    snprintf(rdv, sizeof rdv, "%s/rdv.sock", j->spool);
-    ec.rdv_path = cfg->rendezvous ? rdv : NULL;
-    ec.user = acct ? acct->name : NULL;
-    ec.home = acct ? acct->home : NULL;
-    /* The scheduler gave no MASTER_PORT (single-node jobs): a port free on every interface
-     * of this node right now, the kernel's choice of an ephemeral port; 0 if none. */
-    if (l->master_port == 0 && ec.master_port == 0)
-        ec.master_port = (unsigned) wq_free_tcp_port(INADDR_ANY);
-    int64_t now = wq_clock_mono_ms();
-    for (int i = 0; i < nranks; i++) {
-        job_rank_t *r = &j->ranks[i];
-        char **envp = jobenv_build(l, &ec, i, cfg->base_env);
-        char **argv = jobenv_argv(spec, envp);
-        char *exe = find_exe(argv[0], jobenv_get(envp, "PATH"));
-        out_path(p, sizeof p, j, r);
-        int outfd = spool_open(j, p, O_WRONLY | O_APPEND | (j->merged ? O_CREAT : 0));
-        if (outfd >= 0 && j->merged && ftruncate(outfd, 0) < 0) {
-            close(outfd);
-            outfd = -1;
-        }
-        if (j->merged)
-            r->out_fd = spool_open(j, p, O_RDONLY);
-        /* made here, 0600 and the account's, rather than by the rank with its umask */
-        rank_path(p, sizeof p, j, "metrics", r->grank, ".jsonl");
-        r->met_fd = spool_open(j, p, O_RDONLY | O_CREAT);
-        int ep[2] = {-1, -1};
-        pid_t pid = -1;
-        int saved = 0;
-        char **sargv = NULL;
-        if (outfd >= 0 && nullfd >= 0 && pipe_cloexec(ep) == 0) {
-            if (cfg->rank_exe != NULL && exe != NULL) {
-                /* wslq-rank STATUS ERRFD PROGRAM ARGV...: built here, the vfork child may
-                 * not allocate */
-                size_t na = 0;
-                while (argv[na] != NULL)
-                    na++;
-                sargv = wq_calloc(na + 5, sizeof *sargv);
-                char stp[PATH_MAX + 32], fdtxt[16];
-                rank_path(stp, sizeof stp, j, "rank", r->grank, ".status");
-                snprintf(fdtxt, sizeof fdtxt, "%d", ep[1]);
-                sargv[0] = (char *) "wslq-rank";
-                sargv[1] = stp;
-                sargv[2] = fdtxt;
-                sargv[3] = exe;
-                for (size_t a = 0; a < na; a++)
-                    sargv[4 + a] = argv[a];
-                pid = spawn_rank(cwd, cfg->rank_exe, sargv, envp, nullfd, outfd, ep[1], 1, acct);
-            } else {
-                pid = spawn_rank(cwd, exe, argv, envp, nullfd, outfd, ep[1], 0, acct);
-            }
-        }
-        saved = errno;
-        free(sargv);
-        if (ep[1] >= 0)
-            close(ep[1]);
-        if (outfd >= 0)
-            close(outfd);
-        free(exe);
-        jobenv_free(&argv);
-        jobenv_free(&envp);
-        if (pid < 0) {
-            if (ep[0] >= 0)
-                close(ep[0]);
-            char why[200];
-            snprintf(why, sizeof why, "cannot start rank %" PRIu32 ": %s", r->grank,
-                     strerror(saved));
-            job_note(j, why);
-            for (int k = 0; k < i; k++)
-                signal_rank(&j->ranks[k], SIGKILL);
-            j->have_fail = 1;
-            j->fail_lrank = i;
-            j->fail_cause = 1;
-            j->exit_code = 1;
-            j->failed_rank = (int) r->grank;
-            snprintf(j->reason, sizeof j->reason, "%s", why);
-            if (i == 0) {
-                if (nullfd >= 0)
-                    close(nullfd);
-                return end_early(j, 1, why);
-            }
-            j->phase = JOB_STOPPING;
-            j->kill_at_ms = now + KILL_REPEAT;
-            break;
-        }
-        r->pid = pid;
-        r->pgid = pid;
-        r->alive = 1;
-        r->errfd = ep[0];
-    }
-    if (nullfd >= 0)
-        close(nullfd);
-    if (j->phase == JOB_RUNNING) {
-        j->started = 1;
-        j->start_wall_ms = wq_clock_wall_ms();
-        if (j->time_limit_s > 0)
-            j->deadline_ms = now + j->time_limit_s * 1000;
-    }
-    return j;
-}
-
 /* Read the pos file (2+ ranks, metrics): "out_pos met_pos" per rank. */
 static void
 pos_load(job_t *j)
 {
     char p[PATH_MAX + 8];
     snprintf(p, sizeof p, "%s/pos", j->spool);
-    int fd = spool_open(j, p, O_RDONLY);
+    int fd = job_spool_open(j, p, O_RDONLY);
     FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
     if (f == NULL) {
         if (fd >= 0)
@@ -472,7 +161,7 @@ pos_save(job_t *j)
     j->pos_dirty = 0;
     char p[PATH_MAX + 8];
     snprintf(p, sizeof p, "%s/pos", j->spool);
-    int fd = spool_open(j, p, O_WRONLY | O_CREAT);
+    int fd = job_spool_open(j, p, O_WRONLY | O_CREAT);
     if (fd < 0)
         return;
     /* Fixed-width lines: rewriting in place never leaves a shorter file's tail behind. */
@@ -514,7 +203,7 @@ job_adopt(const char *state_path, const job_cfg_t *cfg, wq_error_t *err)
     }
     char p[PATH_MAX + 32];
     snprintf(p, sizeof p, "%s/job.log", j->spool);
-    j->log_fd = spool_open(j, p, O_RDWR | O_CREAT | O_APPEND);
+    j->log_fd = job_spool_open(j, p, O_RDWR | O_CREAT | O_APPEND);
     for (int i = 0; i < j->nranks; i++) {
         job_rank_t *r = &j->ranks[i];
         r->grank = j->first_rank + (uint32_t) i;
@@ -523,8 +212,8 @@ job_adopt(const char *state_path, const job_cfg_t *cfg, wq_error_t *err)
         if (!st->ended && !r->alive) /* it ended while no worker watched */
             adopted_rank_ended(j, i, wq_clock_mono_ms());
         if (j->merged) {
-            out_path(p, sizeof p, j, r);
-            r->out_fd = spool_open(j, p, O_RDONLY);
+            job_out_path(p, sizeof p, j, r);
+            r->out_fd = job_spool_open(j, p, O_RDONLY);
         }
     }
     pos_load(j);
@@ -603,7 +292,7 @@ job_stop(job_t *j, int64_t grace_ms, int timed_out, const char *reason, int64_t 
     }
     j->phase = JOB_STOPPING;
     for (int i = 0; i < j->nranks; i++)
-        signal_rank(&j->ranks[i], SIGTERM);
+        job_signal_rank(&j->ranks[i], SIGTERM);
     j->kill_at_ms = now_ms + grace_ms;
 }
 
@@ -631,8 +320,8 @@ adopted_rank_ended(job_t *j, int i, int64_t now_ms)
 {
     job_rank_t *r = &j->ranks[i];
     char p[PATH_MAX + 32];
-    rank_path(p, sizeof p, j, "rank", r->grank, ".status");
-    int fd = spool_open(j, p, O_RDONLY);
+    job_rank_path(p, sizeof p, j, "rank", r->grank, ".status");
+    int fd = job_spool_open(j, p, O_RDONLY);
     FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
     if (f == NULL && fd >= 0)
         close(fd);
@@ -834,7 +523,7 @@ job_poll(job_t *j, int64_t now_ms)
         job_stop(j, 0, 1, NULL, now_ms);
     if (j->phase == JOB_STOPPING && j->kill_at_ms > 0 && now_ms >= j->kill_at_ms) {
         for (int i = 0; i < j->nranks; i++)
-            signal_rank(&j->ranks[i], SIGKILL);
+            job_signal_rank(&j->ranks[i], SIGKILL);
         j->kill_at_ms = now_ms + KILL_REPEAT;
     }
     int alive = 0;
@@ -888,8 +577,8 @@ job_metrics(job_t *j, int ri, char ***lines, size_t max_lines)
     job_rank_t *r = &j->ranks[ri];
     if (r->met_fd < 0) {
         char p[PATH_MAX + 32];
-        rank_path(p, sizeof p, j, "metrics", r->grank, ".jsonl");
-        r->met_fd = spool_open(j, p, O_RDONLY);
+        job_rank_path(p, sizeof p, j, "metrics", r->grank, ".jsonl");
+        r->met_fd = job_spool_open(j, p, O_RDONLY);
         if (r->met_fd < 0)
             return 0;
     }

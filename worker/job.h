@@ -15,7 +15,7 @@
  *
  * The directory is 0700 and belongs to the job's account (runas.h), and so does every file in
  * it; files the worker makes are 0600. The account may change anything in there, and the worker
- * may be root: it opens those files only through spool_open (job.c), which follows no link and
+ * may be root: it opens those files only through job_spool_open (job.c), which follows no link and
  * takes only a plain file of the account's or its own. */
 #ifndef WSLQ_WORKER_JOB_H
 #define WSLQ_WORKER_JOB_H

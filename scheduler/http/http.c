@@ -1,6 +1,6 @@
-/* The dashboard server: libmicrohttpd glue, limits, the bearer token, Server-Sent Events and
- * the snapshot hand-over from the loop; see http.h. Lock order: db_lock before snap_lock
- * (never the other way round); stat_lock is a leaf. */
+/* The dashboard server: libmicrohttpd glue, limits, the bearer token, routing and the
+ * snapshot hand-over from the loop; see http.h. Server-Sent Events are http_sse.c. Lock order:
+ * db_lock before snap_lock (never the other way round); stat_lock is a leaf. */
 #include "scheduler/http/http.h"
 
 #include <arpa/inet.h>
@@ -23,68 +23,15 @@
 #include "scheduler/http/http_assets.h"
 #include "scheduler/http/http_int.h"
 #include "scheduler/http/http_parse.h"
+#include "scheduler/http/http_srv.h"
 #include "scheduler/who.h"
 
-#define PUBLISH_MIN_MS   250   /* snapshots at most this often while things change */
-#define PUBLISH_IDLE_MS  1000  /* and this often when nothing changed (loop counters) */
-#define SSE_KEEPALIVE_MS 15000 /* comment line on an idle stream; below proxies' timeouts */
-#define SSE_FOLLOW_MS    250   /* log/metric file check interval for a followed job */
-#define SSE_BUF          (256u << 10)
-#define CONN_TIMEOUT_S   30          /* idle connection closed after this */
-#define CONN_MEMORY      (16u << 10) /* per-connection pool: request head above ~12 KiB is 431 */
-#define THREAD_STACK     (512u << 10)
-#define RATE_BUCKETS     256
-#define TOKEN_FILE_MAX   4096
-
-typedef struct {
-    unsigned char addr[16]; /* IPv4 in the first 4 bytes, or IPv6 */
-    int used;
-    double tokens;   /* requests that may still be made now */
-    int64_t last_ms; /* monotonic, last refill */
-} rate_bucket_t;
-
-/* Per connection: when its current request head started (HTTP_HEAD_TIMEOUT_MS). */
-typedef struct hconn {
-    struct hconn *next;
-    int fd;
-    int64_t since_mono; /* ms: opened, or the last answer ended */
-    int in_request;     /* its head is complete: a request is being answered (or streamed) */
-    int cut;            /* shut down for being too slow */
-} hconn_t;
-
-struct http {
-    http_config_t cfg;
-    sched_t *sched;
-    struct MHD_Daemon *mhd;
-    char *log_dir; /* <state_dir>/logs; owned */
-    char *token;   /* owned; NULL = no token needed */
-    uint16_t port;
-    int64_t started_ms; /* wall clock */
-
-    pthread_mutex_t snap_lock; /* snap, stopping */
-    pthread_cond_t snap_cond;  /* broadcast on publish and on stop */
-    http_snap_t *snap;         /* newest published; one reference held here */
-    int stopping;
-
-    pthread_mutex_t db_lock; /* q, counts, and the snapshots' lazy caches */
-    queue_t *q;              /* read-only connection of the HTTP threads */
-    http_counts_t counts;    /* jobs by state, read through q */
-
-    /* Loop thread only. */
-    int64_t last_publish_mono; /* ms */
-    uint64_t last_version;
-
-    atomic_uint conns; /* open connections */
-    atomic_uint sse;   /* open event streams */
-
-    pthread_mutex_t stat_lock; /* codes, buckets, the connection list */
-    uint64_t codes[HTTP_N_CODES];
-    hconn_t *hconns;             /* open connections, for the head timeout */
-    uint64_t slow_cut_total;     /* connections shut for a head not complete in time */
-    uint64_t auth_refused_total; /* requests without a valid token (401) */
-    rate_bucket_t buckets[RATE_BUCKETS];
-    wq_ratelimit_t warn_rl;
-};
+#define PUBLISH_MIN_MS  250         /* snapshots at most this often while things change */
+#define PUBLISH_IDLE_MS 1000        /* and this often when nothing changed (loop counters) */
+#define CONN_TIMEOUT_S  30          /* idle connection closed after this */
+#define CONN_MEMORY     (16u << 10) /* per-connection pool: request head above ~12 KiB is 431 */
+#define THREAD_STACK    (512u << 10)
+#define TOKEN_FILE_MAX  4096
 
 /* Per request, made by the URI log callback before the headers are parsed. */
 typedef struct {
@@ -109,8 +56,8 @@ http_port(const http_t *self)
 
 /* ---------- snapshots ---------- */
 
-static http_snap_t *
-snap_acquire(http_t *h)
+http_snap_t *
+http_snap_acquire(http_t *h)
 {
     pthread_mutex_lock(&h->snap_lock);
     http_snap_t *s = h->snap;
@@ -120,8 +67,8 @@ snap_acquire(http_t *h)
     return s;
 }
 
-static void
-snap_release(http_t *h, http_snap_t *s)
+void
+http_snap_release(http_t *h, http_snap_t *s)
 {
     if (s == NULL)
         return;
@@ -150,7 +97,7 @@ publish(http_t *h)
     h->snap = s;
     pthread_cond_broadcast(&h->snap_cond);
     pthread_mutex_unlock(&h->snap_lock);
-    snap_release(h, old);
+    http_snap_release(h, old);
 }
 
 /* Shut connections whose request head is not complete within HTTP_HEAD_TIMEOUT_MS. shutdown,
@@ -194,8 +141,8 @@ count_status(http_t *h, int status)
     pthread_mutex_unlock(&h->stat_lock);
 }
 
-static enum MHD_Result
-send_response(http_t *h, struct MHD_Connection *c, int status, struct MHD_Response *resp)
+enum MHD_Result
+http_send_response(http_t *h, struct MHD_Connection *c, int status, struct MHD_Response *resp)
 {
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
@@ -225,11 +172,11 @@ send_reply(http_t *h, struct MHD_Connection *c, http_reply_t *r)
         MHD_add_response_header(resp, "Retry-After", "1");
     if (r->status == 413 || r->status == 503)
         MHD_add_response_header(resp, "Connection", "close");
-    return send_response(h, c, r->status, resp);
+    return http_send_response(h, c, r->status, resp);
 }
 
-static enum MHD_Result
-send_error(http_t *h, struct MHD_Connection *c, int status, const char *text)
+enum MHD_Result
+http_send_error(http_t *h, struct MHD_Connection *c, int status, const char *text)
 {
     http_reply_t r = {0};
     http_reply_error(&r, status, text);
@@ -396,7 +343,7 @@ serve_static(http_t *h, struct MHD_Connection *c, const char *file)
         if (strcmp(http_assets[i].name, file) == 0)
             a = &http_assets[i];
     if (a == NULL)
-        return send_error(h, c, 404, "no such file");
+        return http_send_error(h, c, 404, "no such file");
     const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-None-Match");
     int fresh = inm != NULL && strcmp(inm, a->etag) == 0;
     struct MHD_Response *resp = MHD_create_response_from_buffer(
@@ -410,184 +357,8 @@ serve_static(http_t *h, struct MHD_Connection *c, const char *file)
                             "default-src 'self'; img-src 'self' data:; style-src 'self'; "
                             "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; "
                             "base-uri 'none'; form-action 'none'");
-    return send_response(h, c, fresh ? 304 : 200, resp);
+    return http_send_response(h, c, fresh ? 304 : 200, resp);
 }
-
-/* ---------- Server-Sent Events ---------- */
-
-typedef struct {
-    http_t *h;
-    uint64_t job_id;     /* followed job, 0 = none */
-    uint64_t version;    /* of the last update sent; 0 = none yet */
-    int64_t log_off;     /* next log byte to send; -1 = start with the tail */
-    uint64_t met_off;    /* next metrics byte to read */
-    int64_t last_send;   /* monotonic ms */
-    int64_t next_follow; /* monotonic ms of the next file check */
-    char *buf;           /* pending bytes of the current event; owned */
-    size_t len, pos, cap;
-} sse_t;
-
-static void
-sse_put(sse_t *s, const char *event, const char *data)
-{
-    size_t need = strlen(event) + strlen(data) + 32;
-    if (s->len + need > s->cap) {
-        s->cap = s->len + need + 1024;
-        s->buf = wq_realloc(s->buf, s->cap);
-    }
-    /* cJSON output has no raw newlines, so each event is one data: line. */
-    s->len +=
-        (size_t) snprintf(s->buf + s->len, s->cap - s->len, "event: %s\ndata: %s\n\n", event, data);
-}
-
-static void
-sse_put_json(sse_t *s, const char *event, cJSON *o)
-{
-    char *txt = cJSON_PrintUnformatted(o);
-    sse_put(s, event, txt);
-    cJSON_free(txt);
-    cJSON_Delete(o);
-}
-
-/* New log bytes and metric points of the followed job, if any; returns 1 if it queued. */
-static int
-sse_follow(sse_t *s)
-{
-    http_t *h = s->h;
-    int queued = 0;
-    cJSON *log = http_log_chunk(h->log_dir, s->job_id, s->log_off, HTTP_LOG_DEFAULT, 0);
-    double next = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(log, "next_offset"));
-    if (s->log_off < 0 || next > (double) s->log_off) {
-        s->log_off = (int64_t) next;
-        sse_put_json(s, "log", log);
-        queued = 1;
-    } else {
-        cJSON_Delete(log);
-    }
-    cJSON *met = http_metric_series(h->log_dir, s->job_id, &s->met_off);
-    if (met != NULL) {
-        sse_put_json(s, "metrics", met);
-        queued = 1;
-    }
-    return queued;
-}
-
-static ssize_t
-sse_read(void *cls, uint64_t pos, char *out, size_t max)
-{
-    (void) pos;
-    sse_t *s = cls;
-    http_t *h = s->h;
-    for (;;) {
-        if (s->pos < s->len) {
-            size_t n = s->len - s->pos < max ? s->len - s->pos : max;
-            memcpy(out, s->buf + s->pos, n);
-            s->pos += n;
-            s->last_send = wq_clock_mono_ms();
-            return (ssize_t) n;
-        }
-        s->pos = s->len = 0;
-        pthread_mutex_lock(&h->snap_lock);
-        int stopping = h->stopping;
-        pthread_mutex_unlock(&h->snap_lock);
-        if (stopping)
-            return MHD_CONTENT_READER_END_OF_STREAM;
-
-        http_snap_t *snap = snap_acquire(h);
-        if (snap != NULL && snap->version != s->version) {
-            pthread_mutex_lock(&h->db_lock);
-            const char *ev = http_api_update_event(h->q, &h->counts, snap);
-            sse_put(s, "update", ev);
-            pthread_mutex_unlock(&h->db_lock);
-            s->version = snap->version;
-        }
-        snap_release(h, snap);
-        int64_t now = wq_clock_mono_ms();
-        if (s->job_id && now >= s->next_follow) {
-            s->next_follow = now + SSE_FOLLOW_MS;
-            sse_follow(s);
-        }
-        if (s->len > 0)
-            continue;
-        if (now - s->last_send >= SSE_KEEPALIVE_MS) {
-            sse_put(s, "ping", "{}");
-            continue;
-        }
-        /* Sleep until a publish, the next file check or the keepalive. */
-        int64_t wake = s->last_send + SSE_KEEPALIVE_MS;
-        if (s->job_id && s->next_follow < wake)
-            wake = s->next_follow;
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        int64_t wait_ms = wake - now > 0 ? wake - now : 1;
-        ts.tv_sec += wait_ms / 1000;
-        ts.tv_nsec += (wait_ms % 1000) * 1000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_mutex_lock(&h->snap_lock);
-        if (!h->stopping && (h->snap == NULL || h->snap->version == s->version))
-            pthread_cond_timedwait(&h->snap_cond, &h->snap_lock, &ts);
-        pthread_mutex_unlock(&h->snap_lock);
-    }
-}
-
-static void
-sse_free(void *cls)
-{
-    sse_t *s = cls;
-    atomic_fetch_sub(&s->h->sse, 1);
-    free(s->buf);
-    free(s);
-}
-
-static enum MHD_Result
-serve_events(http_t *h, struct MHD_Connection *c, const http_req_t *req, const who_t *who, int head)
-{
-    if (req->job_id) {
-        pthread_mutex_lock(&h->db_lock);
-        Wslq__JobInfo *info = queue_get(h->q, req->job_id, NULL);
-        pthread_mutex_unlock(&h->db_lock);
-        if (info == NULL)
-            return send_error(h, c, 404, "no such job to follow");
-        int may = who_may_touch(who, info);
-        wslq__job_info__free_unpacked(info, NULL);
-        if (!may)
-            return send_error(h, c, 403, "not your job: only its owner or an admin may follow it");
-    }
-    if (head) {
-        struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
-        MHD_add_response_header(resp, "Content-Type", "text/event-stream");
-        return send_response(h, c, 200, resp);
-    }
-    if (atomic_fetch_add(&h->sse, 1) >= h->cfg.max_sse) {
-        atomic_fetch_sub(&h->sse, 1);
-        return send_error(h, c, 503, "too many event streams open; try again later");
-    }
-    sse_t *s = wq_calloc(1, sizeof *s);
-    s->h = h;
-    s->job_id = req->job_id;
-    s->log_off = -1;
-    s->last_send = wq_clock_mono_ms();
-    /* Tell the browser how soon to reconnect after the scheduler restarts. */
-    s->cap = 4096;
-    s->buf = wq_malloc(s->cap);
-    s->len = (size_t) snprintf(s->buf, s->cap, "retry: 2000\n\n");
-    sse_put(s, "hello", "{\"retry_ms\":2000}");
-    struct MHD_Response *resp =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 << 10, sse_read, s, sse_free);
-    if (resp == NULL) {
-        sse_free(s);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, "Content-Type", "text/event-stream");
-    MHD_add_response_header(resp, "Cache-Control", "no-store");
-    MHD_add_response_header(resp, "X-Accel-Buffering", "no");
-    return send_response(h, c, 200, resp);
-}
-
-/* ---------- dispatch ---------- */
 
 static enum MHD_Result
 send_whoami(http_t *h, struct MHD_Connection *c, const who_t *who)
@@ -615,7 +386,7 @@ route(http_t *h, struct MHD_Connection *c, const http_req_t *req, const who_t *w
     case HTTP_R_STATIC:
         return serve_static(h, c, req->file);
     case HTTP_R_EVENTS:
-        return serve_events(h, c, req, who, head);
+        return http_serve_events(h, c, req, who, head);
     case HTTP_R_HEALTH:
         r.status = 200;
         r.body = wq_strdup("ok\n");
@@ -625,9 +396,9 @@ route(http_t *h, struct MHD_Connection *c, const http_req_t *req, const who_t *w
     case HTTP_R_METRICS:
     case HTTP_R_NODES:
     case HTTP_R_SUMMARY: {
-        http_snap_t *snap = snap_acquire(h);
+        http_snap_t *snap = http_snap_acquire(h);
         if (snap == NULL)
-            return send_error(h, c, 503, "the scheduler has not published its state yet");
+            return http_send_error(h, c, 503, "the scheduler has not published its state yet");
         if (req->route == HTTP_R_METRICS) {
             uint64_t codes[HTTP_N_CODES];
             pthread_mutex_lock(&h->stat_lock);
@@ -643,7 +414,7 @@ route(http_t *h, struct MHD_Connection *c, const http_req_t *req, const who_t *w
             http_api_summary(h->q, &h->counts, snap, &r);
             pthread_mutex_unlock(&h->db_lock);
         }
-        snap_release(h, snap);
+        http_snap_release(h, snap);
         return send_reply(h, c, &r);
     }
     default:
@@ -720,13 +491,13 @@ on_request(void *cls,
 
     int head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
     if (!head && strcmp(method, MHD_HTTP_METHOD_GET) != 0)
-        return send_error(h, c, 405, "read-only API: only GET and HEAD are allowed");
+        return http_send_error(h, c, 405, "read-only API: only GET and HEAD are allowed");
     const char *clen = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
     if ((clen != NULL && strcmp(clen, "0") != 0) ||
         MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding") != NULL)
-        return send_error(h, c, 413, "a GET request carries no body");
+        return http_send_error(h, c, 413, "a GET request carries no body");
     if (atomic_load(&h->conns) > h->cfg.max_conns)
-        return send_error(h, c, 503, "too many connections; try again later");
+        return http_send_error(h, c, 503, "too many connections; try again later");
     if (!rate_ok(h, c)) {
         int sup = 0;
         pthread_mutex_lock(&h->stat_lock);
@@ -734,13 +505,13 @@ on_request(void *cls,
         pthread_mutex_unlock(&h->stat_lock);
         if (sup >= 0)
             log_warn("http rate limit hit path=%s suppressed=%d", shown, sup);
-        return send_error(h, c, 429, "too many requests; slow down");
+        return http_send_error(h, c, 429, "too many requests; slow down");
     }
     http_req_t req;
     int status;
     wq_error_t err = {0};
     if (http_parse_target(target, strlen(target), &req, &status, &err) < 0)
-        return send_error(h, c, status, err.text);
+        return http_send_error(h, c, status, err.text);
     who_t who;
     if (req.route == HTTP_R_STATIC || req.route == HTTP_R_HEALTH) {
         memset(&who, 0, sizeof who);
@@ -750,9 +521,9 @@ on_request(void *cls,
             pthread_mutex_lock(&h->stat_lock);
             h->auth_refused_total++;
             pthread_mutex_unlock(&h->stat_lock);
-            return send_error(h, c, 401,
-                              "sign in: a token from 'wslq token' is required "
-                              "(Authorization: Bearer TOKEN)");
+            return http_send_error(h, c, 401,
+                                   "sign in: a token from 'wslq token' is required "
+                                   "(Authorization: Bearer TOKEN)");
         }
     }
     return route(h, c, &req, &who, head);
@@ -918,7 +689,7 @@ http_destroy(http_t **self_p)
     pthread_mutex_unlock(&h->snap_lock);
     if (h->mhd != NULL)
         MHD_stop_daemon(h->mhd);
-    snap_release(h, h->snap);
+    http_snap_release(h, h->snap);
     queue_destroy(&h->q);
     free(h->token);
     free(h->log_dir);
