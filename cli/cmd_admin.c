@@ -82,6 +82,7 @@ cmd_login(cli_ctx_t *ctx, int argc, char **argv)
     cli_ctx_t c2 = *ctx;
     snprintf(c2.credentials, sizeof c2.credentials, "%s", tmp);
     c2.scheduler_given = 0;
+    c2.scheduler_conf = 0;
     c2.admin = 0;
     client_t *c = client_new(&c2, &err);
     if (c == NULL) {
