@@ -29,6 +29,8 @@ static const struct {
     {"login", cmd_login, "enrol with a one-time code from an admin"},
     {"token", cmd_token, "a token for the dashboard and the JSON API"},
     {"admin", cmd_admin, "users, nodes and their codes (scheduler host or admin users)"},
+    {"drain", cmd_drain, "place nothing new on a node (--now: requeue its jobs); admins"},
+    {"resume", cmd_resume, "let a drained node take jobs again; admins"},
 };
 
 static void

@@ -201,6 +201,12 @@ json_node(const Wslq__NodeInfo *n)
     add_u64(o, "gpus_used", used);
     add_time(o, "last_seen_ms", "last_seen_time", n->last_seen_ms);
     cJSON_AddBoolToObject(o, "inbound_ok", n->inbound_ok);
+    cJSON_AddBoolToObject(o, "drained", n->drained);
+    if (n->drained) {
+        add_str(o, "drain_reason", n->drain_reason);
+        add_str(o, "drain_by", n->drain_by);
+        add_time(o, "drain_since_ms", "drain_since_time", n->drain_since_ms);
+    }
     cJSON *attrs = cJSON_AddObjectToObject(o, "attrs");
     for (size_t i = 0; i < n->n_attrs; i++)
         add_str(attrs, n->attrs[i]->key ? n->attrs[i]->key : "", n->attrs[i]->value);

@@ -337,7 +337,9 @@ validate_body(const Wslq__Envelope *env, wq_error_t *err)
             if (check_name(n->name, 1, "node name", err) < 0 ||
                 check_gpus(n->n_gpus, n->gpus, err) < 0 ||
                 check_attrs(n->n_attrs, n->attrs, err) < 0 ||
-                check_checks(n->n_checks, n->checks, err) < 0)
+                check_checks(n->n_checks, n->checks, err) < 0 ||
+                check_line(n->drain_reason, WIRE_MAX_DRAIN_REASON, 0, "drain reason", err) < 0 ||
+                check_name(n->drain_by, 0, "drained by", err) < 0)
                 return -1;
         }
         return 0;
@@ -448,10 +450,12 @@ validate_body(const Wslq__Envelope *env, wq_error_t *err)
     case WSLQ__ENVELOPE__BODY_ADMIN: {
         const Wslq__AdminRequest *a = env->admin;
         if (a->op <= WSLQ__ADMIN_REQUEST__OP__OP_UNSPECIFIED ||
-            a->op > WSLQ__ADMIN_REQUEST__OP__NODE_LIST)
+            a->op > WSLQ__ADMIN_REQUEST__OP__NODE_RESUME)
             return wq_fail(err, WQ_EPROTO, "admin operation %d is out of range", (int) a->op);
         if (a->valid_s > WIRE_CODE_VALID_MAX_S)
             return wq_fail(err, WQ_EINVAL, "a code may work for 30 days at most");
+        if (check_line(a->reason, WIRE_MAX_DRAIN_REASON, 0, "drain reason", err) < 0)
+            return -1;
         return check_name(a->name, 0, "name", err);
     }
     case WSLQ__ENVELOPE__BODY_ADMIN_REPLY: {
