@@ -113,13 +113,19 @@ put_file() {
         sed 's/^/|   /'
         return
     fi
-    mkdir -p "$(dirname "$path")"
-    tmp=$(mktemp "$path.XXXXXX")
-    cat >"$tmp"
-    if [ -f "$path" ] && cmp -s "$tmp" "$path" && [ "$(stat -c %a "$path")" = "$mode" ]; then
-        rm -f "$tmp"
+    # Compared from a scratch file elsewhere, so an unchanged file leaves even its directory
+    # untouched; a changed one is replaced atomically (a temporary beside it, then mv).
+    local new
+    new=$(mktemp /tmp/wslq-install.XXXXXX)
+    cat >"$new"
+    if [ -f "$path" ] && cmp -s "$new" "$path" && [ "$(stat -c %a "$path")" = "$mode" ]; then
+        rm -f "$new"
         return 0
     fi
+    mkdir -p "$(dirname "$path")"
+    tmp=$(mktemp "$path.XXXXXX")
+    cat "$new" >"$tmp"
+    rm -f "$new"
     chmod "$mode" "$tmp"
     mv -f "$tmp" "$path"
     CHANGED=$((CHANGED + 1))
