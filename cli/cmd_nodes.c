@@ -44,6 +44,23 @@ ago(int64_t ms, char *buf, size_t size)
     return buf;
 }
 
+/* One line per node with tags under the table (wslq admin node tag). */
+static void
+print_tags(const Wslq__NodesReply *r, FILE *out)
+{
+    int first = 1;
+    for (size_t i = 0; i < r->n_nodes; i++) {
+        const Wslq__NodeInfo *n = r->nodes[i];
+        if (n->n_tags == 0)
+            continue;
+        fprintf(out, "%s%s tags: ", first ? "\n" : "", n->name);
+        for (size_t k = 0; k < n->n_tags; k++)
+            fprintf(out, "%s%s", k ? "," : "", n->tags[k]);
+        fputc('\n', out);
+        first = 0;
+    }
+}
+
 /* One line per drained node under the table: who, how long ago, why. */
 static void
 print_drains(const Wslq__NodesReply *r, int64_t now_ms, FILE *out)
@@ -94,6 +111,7 @@ print_nodes(const Wslq__NodesReply *r, int64_t now_ms, FILE *out)
     table_print(t, out, 0, 0);
     table_destroy(&t);
     print_drains(r, now_ms, out);
+    print_tags(r, out);
     if (ngpus == 0)
         return;
 

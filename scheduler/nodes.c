@@ -81,6 +81,34 @@ nodes_set_attr(Wslq__NodeInfo *ni, const char *key, const char *value)
     ni->attrs[ni->n_attrs++] = a;
 }
 
+/* The node's tags into its NodeInfo, rebuilt only when they differ. */
+static void
+refresh_tags(node_t *nd)
+{
+    Wslq__NodeInfo *ni = nd->info;
+    size_t n = 0, same = 1;
+    const char *p = nd->tags;
+    while (*p) {
+        size_t len = strcspn(p, ",");
+        same = same && n < ni->n_tags && strlen(ni->tags[n]) == len &&
+               strncmp(ni->tags[n], p, len) == 0;
+        n++;
+        p += len + (p[len] == ',');
+    }
+    if (same && n == ni->n_tags)
+        return;
+    for (size_t i = 0; i < ni->n_tags; i++)
+        free(ni->tags[i]);
+    free(ni->tags);
+    ni->tags = n ? wq_calloc(n, sizeof *ni->tags) : NULL;
+    ni->n_tags = 0;
+    for (p = nd->tags; *p;) {
+        size_t len = strcspn(p, ",");
+        ni->tags[ni->n_tags++] = wq_strndup(p, len);
+        p += len + (p[len] == ',');
+    }
+}
+
 void
 nodes_refresh(sched_t *self, node_t *nd)
 {
@@ -107,6 +135,7 @@ nodes_refresh(sched_t *self, node_t *nd)
     wire_set_str(&ni->drain_reason, nd->drained ? nd->drain.reason : "");
     wire_set_str(&ni->drain_by, nd->drained ? nd->drain.by : "");
     ni->drain_since_ms = nd->drained ? nd->drain.since_ms : 0;
+    refresh_tags(nd);
     const char *state = node_state_names[nd->state];
     if (nd->state == NODE_ALIVE && nd->drained) {
         /* draining while jobs still hold some of it, then drained */
@@ -353,7 +382,8 @@ nodes_forget(sched_t *self, const char *name)
             gang_node_lost(self, nd); /* its parts end lost: jobs fail or requeue */
         wq_error_t err = {0};
         if (queue_forget_node(self->q, name, &err) < 0 ||
-            queue_drain_remove(self->q, name, &err) < 0)
+            queue_drain_remove(self->q, name, &err) < 0 ||
+            queue_tags_put(self->q, name, "", &err) < 0)
             sched_fatal(self, &err);
         wslq__node_info__free_unpacked(nd->info, NULL);
         free(nd);
@@ -460,4 +490,81 @@ nodes_resume(sched_t *self, const char *name, const char *by, wq_error_t *err)
     self->dirty = 1;
     log_info("node resumed name=%s by=%s", name, by);
     return 0;
+}
+
+/* ---------- tags (wslq admin node tag) and what a job asks of its nodes ---------- */
+
+static void
+tags_loaded(const char *name, const char *tags, void *arg)
+{
+    node_t *nd = nodes_by_name(arg, name);
+    if (nd != NULL)
+        snprintf(nd->tags, sizeof nd->tags, "%s", tags);
+}
+
+int
+nodes_load_tags(sched_t *self, wq_error_t *err)
+{
+    return queue_tags_list(self->q, tags_loaded, self, err) < 0 ? -1 : 0;
+}
+
+int
+nodes_tag(
+    sched_t *self, const char *name, char *const *tags, size_t n, const char *by, wq_error_t *err)
+{
+    node_t *nd = nodes_by_name(self, name);
+    if (nd == NULL)
+        return wq_fail(err, WQ_ENOENT, "node %.128s not found", name);
+    char joined[sizeof nd->tags] = "";
+    size_t off = 0;
+    for (size_t i = 0; i < n && i < WIRE_MAX_TAGS; i++) {
+        int dup = 0;
+        for (size_t k = 0; k < i; k++)
+            dup |= strcmp(tags[k], tags[i]) == 0;
+        if (!dup)
+            off += (size_t) snprintf(joined + off, sizeof joined - off, "%s%s", off ? "," : "",
+                                     tags[i]);
+    }
+    if (queue_tags_put(self->q, name, joined, err) < 0) {
+        sched_fatal(self, err);
+        return -1;
+    }
+    snprintf(nd->tags, sizeof nd->tags, "%s", joined);
+    self->stats.version++;
+    self->dirty = 1; /* jobs waiting for these tags may fit now */
+    log_info("node tags name=%s tags=%s by=%s", name, joined[0] ? joined : "(none)", by);
+    return 0;
+}
+
+static int
+has_tag(const node_t *nd, const char *tag)
+{
+    size_t want = strlen(tag);
+    for (const char *p = nd->tags; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len == want && strncmp(p, tag, len) == 0)
+            return 1;
+        p += len + (p[len] == ',');
+    }
+    return 0;
+}
+
+int
+nodes_match(const node_t *nd, const Wslq__JobSpec *spec)
+{
+    const char *name = nd->info->name;
+    if (spec->n_nodelist > 0) {
+        int listed = 0;
+        for (size_t i = 0; i < spec->n_nodelist && !listed; i++)
+            listed = strcmp(spec->nodelist[i], name) == 0;
+        if (!listed)
+            return 0;
+    }
+    for (size_t i = 0; i < spec->n_exclude; i++)
+        if (strcmp(spec->exclude[i], name) == 0)
+            return 0;
+    for (size_t i = 0; i < spec->n_constraints; i++)
+        if (!has_tag(nd, spec->constraints[i]))
+            return 0;
+    return 1;
 }

@@ -76,13 +76,17 @@ static const char *const sql_schema_v2 = "CREATE TABLE principals ("
                                          "  user TEXT NOT NULL,"
                                          "  made_ms INTEGER NOT NULL);";
 
-/* Version 3: nodes an admin drained (wslq drain), with why, since when and by whom. A row per
- * drained node; resuming deletes it. Apart from nodes, whose rows each registration rewrites. */
+/* Version 3: what an admin says about a node, apart from nodes, whose rows each registration
+ * rewrites: drained (wslq drain), with why, since when and by whom, a row per drained node
+ * that resuming deletes; and its tags (wslq admin node tag), comma-separated. */
 static const char *const sql_schema_v3 = "CREATE TABLE node_drains ("
                                          "  name TEXT PRIMARY KEY,"
                                          "  reason TEXT NOT NULL,"
                                          "  since_ms INTEGER NOT NULL,"
-                                         "  by_whom TEXT NOT NULL);";
+                                         "  by_whom TEXT NOT NULL);"
+                                         "CREATE TABLE node_tags ("
+                                         "  name TEXT PRIMARY KEY,"
+                                         "  tags TEXT NOT NULL);";
 
 static const char *const sql_insert =
     "INSERT INTO jobs(state, user, name, priority, submit_ms, info) VALUES(?1,?2,?3,?4,?5,?6)";
@@ -878,6 +882,39 @@ queue_drains_list(queue_t *self, queue_drain_f fn, void *arg, wq_error_t *err)
         d.since_ms = sqlite3_column_int64(st, 2);
         snprintf(d.by, sizeof d.by, "%s", (const char *) sqlite3_column_text(st, 3));
         fn(&d, arg);
+        n++;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? n : db_fail(self, err, "read");
+}
+
+/* ---------- node tags (schema 3) ---------- */
+
+int
+queue_tags_put(queue_t *self, const char *name, const char *tags, wq_error_t *err)
+{
+    if (tags[0] == '\0')
+        return run(self, "DELETE FROM node_tags WHERE name=?1", "t", err, name) < 0 ? -1 : 0;
+    return run(self,
+               "INSERT INTO node_tags(name, tags) VALUES(?1,?2) "
+               "ON CONFLICT(name) DO UPDATE SET tags=excluded.tags",
+               "tt", err, name, tags) < 0
+               ? -1
+               : 0;
+}
+
+long
+queue_tags_list(queue_t *self, queue_tags_f fn, void *arg, wq_error_t *err)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(self->db, "SELECT name, tags FROM node_tags ORDER BY name", -1, &st,
+                           NULL) != SQLITE_OK)
+        return db_fail(self, err, "prepare");
+    long n = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        fn((const char *) sqlite3_column_text(st, 0), (const char *) sqlite3_column_text(st, 1),
+           arg);
         n++;
     }
     sqlite3_finalize(st);

@@ -14,7 +14,7 @@
 
 typedef struct queue queue_t;
 
-#define QUEUE_SCHEMA_VERSION 3 /* 2: principals, codes, tokens; 3: node_drains */
+#define QUEUE_SCHEMA_VERSION 3 /* 2: principals, codes, tokens; 3: node_drains, node_tags */
 
 /* Open (creating and migrating) the queue at 'path' (":memory:" for tests). 'sync_full'
  * selects synchronous=FULL (survives power loss) over NORMAL (survives process crash).
@@ -133,6 +133,13 @@ int queue_drain_remove(queue_t *self, const char *name, wq_error_t *err);
 /* Every drained node, by name. Returns how many, or -1. */
 typedef void (*queue_drain_f)(const queue_drain_t *d, void *arg);
 long queue_drains_list(queue_t *self, queue_drain_f fn, void *arg, wq_error_t *err);
+
+/* A node's tags (wslq admin node tag), comma-separated; "" removes them. Inside a
+ * transaction. */
+int queue_tags_put(queue_t *self, const char *name, const char *tags, wq_error_t *err);
+/* Every node with tags, by name. Returns how many, or -1. */
+typedef void (*queue_tags_f)(const char *name, const char *tags, void *arg);
+long queue_tags_list(queue_t *self, queue_tags_f fn, void *arg, wq_error_t *err);
 
 /* Forget a node's registration (an admin removed it). Inside a transaction. */
 int queue_forget_node(queue_t *self, const char *name, wq_error_t *err);

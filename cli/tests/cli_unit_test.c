@@ -384,6 +384,29 @@ test_submit_defaults_and_operand_stop(void **state)
     submit_args_fini(&a);
 }
 
+/* --nodelist, --exclude, --constraint: comma lists, repeatable, duplicates dropped. */
+static void
+test_submit_node_choice(void **state)
+{
+    (void) state;
+    cli_ctx_t ctx = ctx_default();
+    char *argv[] = {"submit", "-w",           "pc1,pc2", "--nodelist", "pc2,pc3",    "-x",
+                    "pc7",    "--constraint", "ampere",  "-C",         "48g,ampere", "ls"};
+    submit_args_t a;
+    wq_error_t err = {0};
+    assert_int_equal(submit_parse(&ctx, ARGC(argv), argv, &a, &err), 0);
+    const Wslq__JobSpec *s = a.spec;
+    assert_int_equal(s->n_nodelist, 3);
+    assert_string_equal(s->nodelist[0], "pc1");
+    assert_string_equal(s->nodelist[2], "pc3");
+    assert_int_equal(s->n_exclude, 1);
+    assert_string_equal(s->exclude[0], "pc7");
+    assert_int_equal(s->n_constraints, 2);
+    assert_string_equal(s->constraints[0], "ampere");
+    assert_string_equal(s->constraints[1], "48g");
+    submit_args_fini(&a);
+}
+
 static void
 test_submit_wrap_and_per_node(void **state)
 {
@@ -528,6 +551,10 @@ test_submit_rejections(void **state)
     SUBMIT_ERR("--dependency: 'afterany:3' is not supported; use afterok:ID[:ID...]",
                "--dependency", "afterany:3", "ls");
     SUBMIT_ERR("--dependency: 'x' is not a job id", "--dependency", "afterok:x", "ls");
+    SUBMIT_ERR("--constraint: 'a b' is not a tag (letters, digits, _ . -)", "-C", "a b", "ls");
+    SUBMIT_ERR("--constraint: empty list", "--constraint", ",", "ls");
+    SUBMIT_ERR("--nodelist: 'p c' is not a node name", "--nodelist", "p c", "ls");
+    SUBMIT_ERR("pc1 is in both --nodelist and --exclude", "-w", "pc1", "-x", "pc2,pc1", "ls");
     SUBMIT_ERR("--dependency: 'afterok' names no job; use afterok:ID", "--dependency",
                "afterok:", "ls");
     SUBMIT_ERR("--dependency: '0' is not a job id", "--dependency", "afterok:0", "ls");
@@ -815,6 +842,7 @@ main(void)
         cmocka_unit_test(test_conf_errors),
         cmocka_unit_test(test_submit_every_flag),
         cmocka_unit_test(test_submit_defaults_and_operand_stop),
+        cmocka_unit_test(test_submit_node_choice),
         cmocka_unit_test(test_submit_wrap_and_per_node),
         cmocka_unit_test(test_submit_export),
         cmocka_unit_test(test_submit_secret_env),

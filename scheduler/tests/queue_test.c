@@ -228,7 +228,8 @@ test_migration_v1_to_v2(void **state)
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db,
                                   "DROP TABLE principals; DROP TABLE codes; DROP TABLE tokens; "
-                                  "DROP TABLE node_drains; PRAGMA user_version=1;",
+                                  "DROP TABLE node_drains; DROP TABLE node_tags; "
+                                  "PRAGMA user_version=1;",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);
@@ -261,6 +262,13 @@ test_migration_v1_to_v2(void **state)
 }
 
 static void
+got_tags(const char *name, const char *tags, void *arg)
+{
+    char *out = arg;
+    snprintf(out, 128, "%s=%s", name, tags);
+}
+
+static void
 count_drain(const queue_drain_t *d, void *arg)
 {
     queue_drain_t *out = arg;
@@ -289,7 +297,8 @@ test_migration_v2_to_v3(void **state)
     sqlite3 *db;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     assert_int_equal(
-        sqlite3_exec(db, "DROP TABLE node_drains; PRAGMA user_version=2;", NULL, NULL, NULL),
+        sqlite3_exec(db, "DROP TABLE node_drains; DROP TABLE node_tags; PRAGMA user_version=2;",
+                     NULL, NULL, NULL),
         SQLITE_OK);
     sqlite3_close(db);
     assert_int_equal(get_user_version(path), 2);
@@ -327,6 +336,21 @@ test_migration_v2_to_v3(void **state)
     assert_int_equal(queue_drain_remove(q, "pc7", &err), 0);
     assert_int_equal(queue_commit(q, NULL), 0);
     assert_int_equal(queue_drains_list(q, count_drain, &back, &err), 0);
+    /* tags: set, replaced, kept, and "" removes them */
+    char tags[128] = "";
+    assert_int_equal(queue_begin(q, NULL), 0);
+    assert_int_equal(queue_tags_put(q, "pc7", "ampere", &err), 0);
+    assert_int_equal(queue_tags_put(q, "pc7", "ampere,48g", &err), 0);
+    assert_int_equal(queue_commit(q, NULL), 0);
+    queue_destroy(&q);
+    q = queue_new(path, 0, &err);
+    assert_non_null(q);
+    assert_int_equal(queue_tags_list(q, got_tags, tags, &err), 1);
+    assert_string_equal(tags, "pc7=ampere,48g");
+    assert_int_equal(queue_begin(q, NULL), 0);
+    assert_int_equal(queue_tags_put(q, "pc7", "", &err), 0);
+    assert_int_equal(queue_commit(q, NULL), 0);
+    assert_int_equal(queue_tags_list(q, got_tags, tags, &err), 0);
     queue_destroy(&q);
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
