@@ -268,11 +268,12 @@ fi
 BUILD_DEPS=(build-essential cmake pkg-config python3 libzmq3-dev libsodium-dev
     libprotobuf-c-dev protobuf-c-compiler libsqlite3-dev libinih-dev libcjson-dev
     libcmocka-dev libmicrohttpd-dev libncurses-dev libopenblas-dev zlib1g-dev)
-# Run-time only: the worker's /proc readers (procps), ip (iproute2), and the Fashion-MNIST
-# files wslq-train reads by default (/usr/share/datasets/fashion-mnist).
+# Run-time only: the worker's /proc readers (procps), ip (iproute2), useradd for the service
+# account (passwd: not in a minimal Debian 13), and the Fashion-MNIST files wslq-train reads
+# by default (/usr/share/datasets/fashion-mnist).
 RUN_DEPS=(procps iproute2 ca-certificates)
 if [ "$ROLE" = worker ]; then
-    RUN_DEPS+=(dataset-fashion-mnist)
+    RUN_DEPS+=(passwd dataset-fashion-mnist)
 fi
 
 pkg_installed() {
