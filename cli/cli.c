@@ -53,7 +53,15 @@ cli_ctx_init(cli_ctx_t *ctx, wq_error_t *err)
     ctx->scheduler = CLI_DEFAULT_SCHEDULER;
     ctx->timeout_ms = CLI_DEFAULT_TIMEOUT_MS;
     ctx->admin_socket = CLI_DEFAULT_ADMIN_SOCKET;
-    const char *s = getenv("WSLQ_SCHEDULER");
+    /* the files, the machine's first, then the user's; the environment and the flags win */
+    const char *s = getenv("WSLQ_SYSTEM_CONFIG");
+    if (cli_conf_load(ctx, s != NULL && s[0] != '\0' ? s : CLI_SYSTEM_CONFIG, err) < 0)
+        return -1;
+    char user[4096];
+    cli_conf_user_path(user, sizeof user);
+    if (user[0] != '\0' && cli_conf_load(ctx, user, err) < 0)
+        return -1;
+    s = getenv("WSLQ_SCHEDULER");
     if (s != NULL && s[0] != '\0') {
         ctx->scheduler = s;
         ctx->scheduler_given = 1;

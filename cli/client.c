@@ -58,8 +58,8 @@ client_new(const cli_ctx_t *ctx, wq_error_t *err)
     keys_creds_t creds;
     /* an ipc:// address is the scheduler host's local socket: no keys there, the file's
      * permissions decide */
-    int have_creds = 0,
-        local = ctx->admin || (ctx->scheduler_given && strncmp(ctx->scheduler, "ipc://", 6) == 0);
+    int have_creds = 0, local = ctx->admin || ((ctx->scheduler_given || ctx->scheduler_conf) &&
+                                               strncmp(ctx->scheduler, "ipc://", 6) == 0);
     if (!local && !ctx->insecure) {
         wq_error_t kerr = {0};
         have_creds = ctx->credentials[0] && keys_load(ctx->credentials, &creds, &kerr) == 0;
@@ -78,7 +78,8 @@ client_new(const cli_ctx_t *ctx, wq_error_t *err)
             goto error;
         }
     }
-    if (local && !ctx->admin && ctx->scheduler_given) {
+    if (local && !ctx->admin && (ctx->scheduler_given || ctx->scheduler_conf) &&
+        strncmp(ctx->scheduler, "ipc://", 6) == 0) {
         snprintf(c->addr, sizeof c->addr, "%s", ctx->scheduler);
     } else if (local) {
         if (access(ctx->admin_socket, W_OK) < 0) {
@@ -89,7 +90,7 @@ client_new(const cli_ctx_t *ctx, wq_error_t *err)
             goto error;
         }
         snprintf(c->addr, sizeof c->addr, "ipc://%s", ctx->admin_socket);
-    } else if (have_creds && !ctx->scheduler_given && creds.scheduler[0]) {
+    } else if (have_creds && !ctx->scheduler_given && !ctx->scheduler_conf && creds.scheduler[0]) {
         snprintf(c->addr, sizeof c->addr, "%s", creds.scheduler);
     } else {
         snprintf(c->addr, sizeof c->addr, "%s", ctx->scheduler);

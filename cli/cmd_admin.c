@@ -82,6 +82,7 @@ cmd_login(cli_ctx_t *ctx, int argc, char **argv)
     cli_ctx_t c2 = *ctx;
     snprintf(c2.credentials, sizeof c2.credentials, "%s", tmp);
     c2.scheduler_given = 0;
+    c2.scheduler_conf = 0;
     c2.admin = 0;
     client_t *c = client_new(&c2, &err);
     if (c == NULL) {
@@ -122,11 +123,25 @@ static const char admin_usage[] =
     "       wslq admin node invite [NAME] [--valid DUR]  a one-time join code for a new PC\n"
     "       wslq admin node list [--json]\n"
     "       wslq admin node remove NAME          revoke the node's key; its jobs requeue\n"
+    "       wslq admin node tag NAME TAG[,TAG]   the node's tags, for 'wslq submit\n"
+    "                                            --constraint'; they replace its old ones\n"
+    "                                            ('' clears them)\n"
     "\n"
     "A code works once, for --valid (default 24h; e.g. 30m, 2h, 7d; at most 30d).\n"
     "Run on the scheduler host as root (or the scheduler's user): it uses the local socket\n"
     "(--admin-socket PATH, env WSLQ_ADMIN_SOCKET, default " CLI_DEFAULT_ADMIN_SOCKET ").\n"
     "With --remote it goes over the network with your credentials, if you are an admin user.\n";
+
+/* "a,b,c" */
+static const char *
+p_tags_text(char *const *tags, size_t n, char *buf, size_t size)
+{
+    size_t off = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && off < size; i++)
+        off += (size_t) snprintf(buf + off, size - off, "%s%s", i ? "," : "", tags[i]);
+    return buf;
+}
 
 /* "24 hours", "30 minutes", "7 days": how long a code works */
 static const char *
@@ -237,13 +252,25 @@ cmd_admin(cli_ctx_t *ctx, int argc, char **argv)
     }
     Wslq__AdminRequest req = WSLQ__ADMIN_REQUEST__INIT;
     char what[16] = "", verb[16] = "", name[160] = "";
+    char *tagv[WIRE_MAX_TAGS];
+    size_t ntags = 0;
+    char tagbuf[WIRE_MAX_TAGS * (WIRE_MAX_TAG + 1) + 64] = "";
+    int tagging = 0;
     if (id == 0 && p.n_operands >= 2) {
         snprintf(what, sizeof what, "%s", p.operands[0]);
         snprintf(verb, sizeof verb, "%s", p.operands[1]);
+        tagging = strcmp(what, "node") == 0 && strcmp(verb, "tag") == 0;
         if (p.n_operands >= 3)
             snprintf(name, sizeof name, "%s", p.operands[2]);
-        if (p.n_operands > 3)
-            id = wq_fail(&err, WQ_EINVAL, "unexpected argument '%.40s'", p.operands[3]);
+        if (tagging && p.n_operands == 3)
+            id = wq_fail(&err, WQ_EINVAL, "'node tag' needs NAME and TAG[,TAG] ('' clears)");
+        else if (tagging && p.n_operands == 4 && strlen(p.operands[3]) >= sizeof tagbuf)
+            id = wq_fail(&err, WQ_EINVAL, "tags: at most %d of %d bytes", WIRE_MAX_TAGS,
+                         WIRE_MAX_TAG);
+        else if (tagging && p.n_operands == 4)
+            snprintf(tagbuf, sizeof tagbuf, "%s", p.operands[3]);
+        if (p.n_operands > 3 + tagging)
+            id = wq_fail(&err, WQ_EINVAL, "unexpected argument '%.40s'", p.operands[3 + tagging]);
     } else if (id == 0) {
         id = wq_fail(&err, WQ_EINVAL, "expected 'user' or 'node' and what to do");
     }
@@ -264,8 +291,20 @@ cmd_admin(cli_ctx_t *ctx, int argc, char **argv)
         req.op = WSLQ__ADMIN_REQUEST__OP__NODE_REMOVE;
     else if (id == 0 && node && strcmp(verb, "list") == 0)
         req.op = WSLQ__ADMIN_REQUEST__OP__NODE_LIST, need_name = 0;
+    else if (id == 0 && tagging)
+        req.op = WSLQ__ADMIN_REQUEST__OP__NODE_TAG;
     else if (id == 0)
         id = wq_fail(&err, WQ_EINVAL, "unknown admin command '%.16s %.16s'", what, verb);
+    char *save = NULL;
+    for (char *t = id == 0 && tagging ? strtok_r(tagbuf, ",", &save) : NULL; t != NULL && id == 0;
+         t = strtok_r(NULL, ",", &save)) {
+        if (wire_check_tag(t, "tag", &err) < 0)
+            id = -1;
+        else if (ntags == WIRE_MAX_TAGS)
+            id = wq_fail(&err, WQ_EINVAL, "tags: at most %d", WIRE_MAX_TAGS);
+        else
+            tagv[ntags++] = t;
+    }
     if (id == 0 && need_name && name[0] == '\0')
         id = wq_fail(&err, WQ_EINVAL, "'%s %s' needs a NAME", what, verb);
     if (id == 0 && req.op == WSLQ__ADMIN_REQUEST__OP__USER_SET && admin < 0)
@@ -278,6 +317,8 @@ cmd_admin(cli_ctx_t *ctx, int argc, char **argv)
     if (id < 0)
         return cli_usage_error(ctx, "%s", err.text);
     req.name = name;
+    req.tags = tagv;
+    req.n_tags = ntags;
     req.admin = admin > 0;
     req.valid_s = (uint32_t) valid_s;
     ctx->admin = !remote;
@@ -321,6 +362,14 @@ cmd_admin(cli_ctx_t *ctx, int argc, char **argv)
     case WSLQ__ADMIN_REQUEST__OP__USER_SET:
         printf("User %s is %s\n", name, req.admin ? "an admin" : "not an admin");
         break;
+    case WSLQ__ADMIN_REQUEST__OP__NODE_TAG: {
+        char shown[sizeof tagbuf];
+        if (ntags == 0)
+            printf("Node %s has no tags now\n", name);
+        else
+            printf("Node %s is tagged %s\n", name, p_tags_text(tagv, ntags, shown, sizeof shown));
+        break;
+    }
     default:
         break;
     }

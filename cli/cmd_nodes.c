@@ -20,12 +20,64 @@ static const char usage[] =
     "one line per GPU: index, model, memory used/total, temperature and utilisation ('-' when\n"
     "the driver does not report them), UUID, the job holding it or 'free', and 'declared' for\n"
     "GPUs configured by hand rather than discovered. With NAME, also the node's attributes\n"
-    "(wslq doctor results).\n"
+    "(wslq doctor results). A node an admin drained ('wslq drain') shows 'draining' while\n"
+    "jobs still run there, then 'drained', and a line saying by whom, since when and why.\n"
     "  --json              {\"nodes\": [...]}\n"
     "  --scheduler ADDR, --timeout SEC   as for every command\n";
 
 enum { O_JSON = 1 };
 static const opt_t opts[] = {{"json", 0, 0, O_JSON}, OPT_COMMON, {NULL, 0, 0, 0}};
+
+/* "3m", "2h": how long ago, coarse */
+static const char *
+ago(int64_t ms, char *buf, size_t size)
+{
+    int64_t s = ms / 1000;
+    if (s < 120)
+        snprintf(buf, size, "%" PRId64 "s", s < 0 ? 0 : s);
+    else if (s < 2 * 3600)
+        snprintf(buf, size, "%" PRId64 "m", s / 60);
+    else if (s < 2 * 86400)
+        snprintf(buf, size, "%" PRId64 "h", s / 3600);
+    else
+        snprintf(buf, size, "%" PRId64 "d", s / 86400);
+    return buf;
+}
+
+/* One line per node with tags under the table (wslq admin node tag). */
+static void
+print_tags(const Wslq__NodesReply *r, FILE *out)
+{
+    int first = 1;
+    for (size_t i = 0; i < r->n_nodes; i++) {
+        const Wslq__NodeInfo *n = r->nodes[i];
+        if (n->n_tags == 0)
+            continue;
+        fprintf(out, "%s%s tags: ", first ? "\n" : "", n->name);
+        for (size_t k = 0; k < n->n_tags; k++)
+            fprintf(out, "%s%s", k ? "," : "", n->tags[k]);
+        fputc('\n', out);
+        first = 0;
+    }
+}
+
+/* One line per drained node under the table: who, how long ago, why. */
+static void
+print_drains(const Wslq__NodesReply *r, int64_t now_ms, FILE *out)
+{
+    int first = 1;
+    for (size_t i = 0; i < r->n_nodes; i++) {
+        const Wslq__NodeInfo *n = r->nodes[i];
+        if (!n->drained)
+            continue;
+        char a[32];
+        fprintf(out, "%s%s drained by %s %s ago: %s\n", first ? "\n" : "", n->name,
+                n->drain_by && n->drain_by[0] ? n->drain_by : "?",
+                ago(now_ms - n->drain_since_ms, a, sizeof a),
+                n->drain_reason && n->drain_reason[0] ? n->drain_reason : "(no reason)");
+        first = 0;
+    }
+}
 
 void
 print_nodes(const Wslq__NodesReply *r, int64_t now_ms, FILE *out)
@@ -58,6 +110,8 @@ print_nodes(const Wslq__NodesReply *r, int64_t now_ms, FILE *out)
     }
     table_print(t, out, 0, 0);
     table_destroy(&t);
+    print_drains(r, now_ms, out);
+    print_tags(r, out);
     if (ngpus == 0)
         return;
 

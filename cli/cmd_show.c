@@ -178,6 +178,21 @@ print_show(const Wslq__ShowReply *r, int64_t now_ms, FILE *out)
             fprintf(out, ":%" PRIu64, s->depends_on[i]);
         fputc('\n', out);
     }
+    const struct {
+        const char *key;
+        char **v;
+        size_t n;
+    } where[] = {{"Nodelist:", s->nodelist, s->n_nodelist},
+                 {"Exclude:", s->exclude, s->n_exclude},
+                 {"Constraint:", s->constraints, s->n_constraints}};
+    for (size_t w = 0; w < sizeof where / sizeof where[0]; w++) {
+        if (where[w].n == 0)
+            continue;
+        fprintf(out, KEY, where[w].key);
+        for (size_t i = 0; i < where[w].n; i++)
+            fprintf(out, "%s%s", i ? "," : "", where[w].v[i]);
+        fputc('\n', out);
+    }
     fprintf(out, KEY "%u\n", "Attempt:", j->attempt);
     print_time_line(out, "Submitted:", j->submit_ms);
     print_time_line(out, "Started:", j->start_ms);

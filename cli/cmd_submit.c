@@ -41,6 +41,10 @@ static const char usage[] =
     "      --secret-env NAME[=VALUE]  a variable only the job sees (an API key): the value\n"
     "                           (from this shell if not given) is never shown by wslq show,\n"
     "                           the dashboard or the API, nor kept in the job's event log\n"
+    "  -w, --nodelist N[,N]     run only on these nodes\n"
+    "  -x, --exclude N[,N]      never on these nodes\n"
+    "  -C, --constraint T[,T]   only on nodes tagged with every one of these (wslq nodes\n"
+    "                           shows the tags; an admin sets them: wslq admin node tag)\n"
     "  -D, --chdir DIR          working directory (default: the current one)\n"
     "      --wrap LINE          run LINE with /bin/sh -c\n"
     "      --parsable           print only the job id\n"
@@ -72,6 +76,9 @@ enum {
     O_WRAP,
     O_PARSABLE,
     O_JSON,
+    O_NODELIST,
+    O_EXCLUDE,
+    O_CONSTRAINT,
 };
 
 static const opt_t opts[] = {
@@ -96,6 +103,9 @@ static const opt_t opts[] = {
     {"wrap", 0, 1, O_WRAP},
     {"parsable", 0, 0, O_PARSABLE},
     {"json", 0, 0, O_JSON},
+    {"nodelist", 'w', 1, O_NODELIST},
+    {"exclude", 'x', 1, O_EXCLUDE},
+    {"constraint", 'C', 1, O_CONSTRAINT},
     OPT_COMMON,
     {NULL, 0, 0, 0},
 };
@@ -197,6 +207,47 @@ apply_export(strlist_t *env, const char *list, wq_error_t *err)
     return rc;
 }
 
+/* --nodelist, --exclude (node names) and --constraint (tags): comma lists, repeatable,
+ * duplicates dropped. */
+static int
+parse_names(const char *s, const char *what, int tags, strlist_t *out, wq_error_t *err)
+{
+    char *copy = wq_strdup(s);
+    char *save = NULL;
+    int rc = 0, any = 0;
+    for (char *w = strtok_r(copy, ",", &save); w && rc == 0; w = strtok_r(NULL, ",", &save)) {
+        any = 1;
+        if (tags) {
+            rc = wire_check_tag(w, what, err);
+        } else {
+            size_t n = strlen(w);
+            for (size_t i = 0; i < n && rc == 0; i++)
+                if ((unsigned char) w[i] <= ' ' || w[i] == 0x7f)
+                    rc = wq_fail(err, WQ_EINVAL, "%s: '%.40s' is not a node name", what, w);
+            if (rc == 0 && n > WIRE_MAX_NAME)
+                rc = wq_fail(err, WQ_EINVAL, "%s: '%.40s...' is not a node name", what, w);
+        }
+        int dup = 0;
+        for (size_t i = 0; i < out->n && !dup; i++)
+            dup = strcmp(out->v[i], w) == 0;
+        if (rc == 0 && !dup)
+            strlist_push(out, wq_strdup(w));
+    }
+    if (rc == 0 && !any)
+        rc = wq_fail(err, WQ_EINVAL, "%s: empty list", what);
+    free(copy);
+    return rc;
+}
+
+/* A list's strings moved into a spec's repeated field. */
+static void
+take_list(strlist_t *l, char ***v, size_t *n)
+{
+    *n = l->n;
+    *v = l->v;
+    memset(l, 0, sizeof *l);
+}
+
 /* --dependency afterok:ID[:ID...][,afterok:...] */
 static int
 parse_dependency(const char *s, strlist_t *ids_out, wq_error_t *err)
@@ -277,6 +328,7 @@ submit_parse(cli_ctx_t *ctx, int argc, char **argv, submit_args_t *a, wq_error_t
     opt_parser_t p;
     opt_parser_init(&p, argc, argv, 1);
     strlist_t env_opts = {0}, exports = {0}, deps = {0}, env = {0}, secrets = {0};
+    strlist_t nodelist = {0}, exclude = {0}, constraints = {0};
     const char *name = NULL, *wrap = NULL, *chdir_opt = NULL;
     uint32_t gpus = 0, nodes = 1, gpn = 0, rpn = 0, cpus = 0, retries = 0;
     int gpus_set = 0, nodes_set = 0, gpn_set = 0, rpn_set = 0, per_node = 0, requeue = 0;
@@ -390,6 +442,18 @@ submit_parse(cli_ctx_t *ctx, int argc, char **argv, submit_args_t *a, wq_error_t
             }
             wrap = v;
             break;
+        case O_NODELIST:
+            if (parse_names(v, "--nodelist", 0, &nodelist, err) < 0)
+                goto out;
+            break;
+        case O_EXCLUDE:
+            if (parse_names(v, "--exclude", 0, &exclude, err) < 0)
+                goto out;
+            break;
+        case O_CONSTRAINT:
+            if (parse_names(v, "--constraint", 1, &constraints, err) < 0)
+                goto out;
+            break;
         case O_PARSABLE:
             a->parsable = 1;
             break;
@@ -496,6 +560,15 @@ submit_parse(cli_ctx_t *ctx, int argc, char **argv, submit_args_t *a, wq_error_t
         for (size_t i = 0; i < deps.n; i++)
             s->depends_on[i] = strtoull(deps.v[i], NULL, 10);
     }
+    for (size_t i = 0; i < nodelist.n; i++)
+        for (size_t k = 0; k < exclude.n; k++)
+            if (strcmp(nodelist.v[i], exclude.v[k]) == 0) {
+                wq_fail(err, WQ_EINVAL, "%.40s is in both --nodelist and --exclude", nodelist.v[i]);
+                goto out;
+            }
+    take_list(&nodelist, &s->nodelist, &s->n_nodelist);
+    take_list(&exclude, &s->exclude, &s->n_exclude);
+    take_list(&constraints, &s->constraints, &s->n_constraints);
     if (wire_validate_spec(s, err) < 0)
         goto out;
     a->spec = s;
@@ -509,6 +582,9 @@ out:
     strlist_free(&deps);
     strlist_free(&env);
     strlist_free(&secrets);
+    strlist_free(&nodelist);
+    strlist_free(&exclude);
+    strlist_free(&constraints);
     opt_parser_fini(&p);
     return rc;
 }

@@ -29,6 +29,8 @@ static const struct {
     {"login", cmd_login, "enrol with a one-time code from an admin"},
     {"token", cmd_token, "a token for the dashboard and the JSON API"},
     {"admin", cmd_admin, "users, nodes and their codes (scheduler host or admin users)"},
+    {"drain", cmd_drain, "place nothing new on a node (--now: requeue its jobs); admins"},
+    {"resume", cmd_resume, "let a drained node take jobs again; admins"},
 };
 
 static void
@@ -41,6 +43,9 @@ print_usage(void)
            "  --scheduler ADDR   scheduler address (env WSLQ_SCHEDULER, default %s)\n"
            "  --timeout SEC      seconds to wait for each reply (env WSLQ_TIMEOUT, default 5)\n"
            "  --version          print the version\n"
+           "\nConfig files: " CLI_SYSTEM_CONFIG " (env WSLQ_SYSTEM_CONFIG names another), then\n"
+           "~/.config/wslq/wslq.conf; their [client] section: scheduler, timeout, admin_socket.\n"
+           "The environment overrides them, the flags override both.\n"
            "\nEnvironment: WSLQ_CREDENTIALS (your keys, default ~/.config/wslq/credentials,\n"
            "made by 'wslq login'), WSLQ_ADMIN_SOCKET (for 'wslq admin' on the scheduler host),\n"
            "WSLQ_INSECURE=yes (a test cluster started with --insecure).\n"
@@ -58,9 +63,10 @@ main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     cli_ctx_t ctx;
-    wq_error_t err = {0};
-    if (cli_ctx_init(&ctx, &err) < 0)
-        return cli_usage_error(NULL, "%s", err.text);
+    wq_error_t err = {0}, conf_err = {0};
+    /* A broken config file stops every command but --help and --version, which still say
+     * how to use wslq. */
+    int conf_bad = cli_ctx_init(&ctx, &conf_err) < 0;
 
     static const opt_t opts[] = {{"version", 'V', 0, O_VERSION}, OPT_COMMON, {NULL, 0, 0, 0}};
     opt_parser_t p;
@@ -84,6 +90,10 @@ main(int argc, char **argv)
     opt_parser_fini(&p);
     if (id != 0)
         return cli_usage_error(NULL, "%s", err.text);
+    if (conf_bad) {
+        fprintf(stderr, "wslq: %s\n", conf_err.text);
+        return CLI_USAGE;
+    }
     if (rest >= argc)
         return cli_usage_error(NULL, "no command given");
 

@@ -44,6 +44,11 @@
 #define WIRE_MAX_ERROR_TEXT 1024
 /* why a job ended or was killed, as the worker or scheduler words it */
 #define WIRE_MAX_REASON 512
+/* why an admin drained a node ("windows update"): one line, shown in every node listing */
+#define WIRE_MAX_DRAIN_REASON 200
+/* tags an admin gives a node (wslq admin node tag) and a job's --constraint: a few words */
+#define WIRE_MAX_TAGS 16
+#define WIRE_MAX_TAG  32
 /* nodes in one job, and nodes the placement policy considers: a lab of 3 to 50 PCs, with room */
 #define WIRE_MAX_NODES 256
 /* GPUs per node: one bit each in the policy's uint64_t masks */

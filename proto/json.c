@@ -99,6 +99,9 @@ json_spec(const Wslq__JobSpec *s)
     cJSON_AddNumberToObject(o, "priority", s->priority);
     add_u64(o, "retries", s->retries);
     cJSON_AddBoolToObject(o, "requeue_on_fail", s->requeue_on_fail);
+    cJSON_AddItemToObject(o, "nodelist", str_array(s->nodelist, s->n_nodelist));
+    cJSON_AddItemToObject(o, "exclude", str_array(s->exclude, s->n_exclude));
+    cJSON_AddItemToObject(o, "constraints", str_array(s->constraints, s->n_constraints));
     cJSON *deps = cJSON_AddArrayToObject(o, "depends_on");
     for (size_t i = 0; i < s->n_depends_on; i++)
         cJSON_AddItemToArray(deps, cJSON_CreateNumber((double) s->depends_on[i]));
@@ -201,6 +204,13 @@ json_node(const Wslq__NodeInfo *n)
     add_u64(o, "gpus_used", used);
     add_time(o, "last_seen_ms", "last_seen_time", n->last_seen_ms);
     cJSON_AddBoolToObject(o, "inbound_ok", n->inbound_ok);
+    cJSON_AddItemToObject(o, "tags", str_array(n->tags, n->n_tags));
+    cJSON_AddBoolToObject(o, "drained", n->drained);
+    if (n->drained) {
+        add_str(o, "drain_reason", n->drain_reason);
+        add_str(o, "drain_by", n->drain_by);
+        add_time(o, "drain_since_ms", "drain_since_time", n->drain_since_ms);
+    }
     cJSON *attrs = cJSON_AddObjectToObject(o, "attrs");
     for (size_t i = 0; i < n->n_attrs; i++)
         add_str(attrs, n->attrs[i]->key ? n->attrs[i]->key : "", n->attrs[i]->value);

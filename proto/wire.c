@@ -110,6 +110,43 @@ check_state(Wslq__JobState st, int allow_unset, wq_error_t *err)
 }
 
 int
+wire_check_tag(const char *s, const char *what, wq_error_t *err)
+{
+    size_t n = s != NULL ? strnlen(s, WIRE_MAX_TAG + 1) : 0;
+    if (n == 0)
+        return wq_fail(err, WQ_EINVAL, "%s: empty tag", what);
+    if (n > WIRE_MAX_TAG)
+        return wq_fail(err, WQ_EINVAL, "%s: '%.40s...' is longer than %d bytes", what, s,
+                       WIRE_MAX_TAG);
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '.' || *p == '-'))
+            return wq_fail(err, WQ_EINVAL, "%s: '%.40s' is not a tag (letters, digits, _ . -)",
+                           what, s);
+    return 0;
+}
+
+/* The nodes a job may run on: names, and tags it needs. */
+static int
+check_placement(const Wslq__JobSpec *spec, wq_error_t *err)
+{
+    if (check_count(spec->n_nodelist, WIRE_MAX_NODES, "nodelist", err) < 0 ||
+        check_count(spec->n_exclude, WIRE_MAX_NODES, "exclude list", err) < 0 ||
+        check_count(spec->n_constraints, WIRE_MAX_TAGS, "constraints", err) < 0)
+        return -1;
+    for (size_t i = 0; i < spec->n_nodelist; i++)
+        if (check_name(spec->nodelist[i], 1, "nodelist entry", err) < 0)
+            return -1;
+    for (size_t i = 0; i < spec->n_exclude; i++)
+        if (check_name(spec->exclude[i], 1, "exclude entry", err) < 0)
+            return -1;
+    for (size_t i = 0; i < spec->n_constraints; i++)
+        if (wire_check_tag(spec->constraints[i], "constraint", err) < 0)
+            return -1;
+    return 0;
+}
+
+int
 wire_validate_spec(const Wslq__JobSpec *spec, wq_error_t *err)
 {
     if (spec == NULL)
@@ -118,7 +155,8 @@ wire_validate_spec(const Wslq__JobSpec *spec, wq_error_t *err)
         return wq_fail(err, WQ_EPROTO, "job has no command (argv is empty)");
     if (check_count(spec->n_argv, WIRE_MAX_ARGV, "argv", err) < 0 ||
         check_count(spec->n_env + spec->n_secret_env, WIRE_MAX_ENV, "env", err) < 0 ||
-        check_count(spec->n_depends_on, WIRE_MAX_DEPS, "dependency list", err) < 0)
+        check_count(spec->n_depends_on, WIRE_MAX_DEPS, "dependency list", err) < 0 ||
+        check_placement(spec, err) < 0)
         return -1;
     size_t total = 0;
     for (size_t i = 0; i < spec->n_argv; i++) {
@@ -337,8 +375,14 @@ validate_body(const Wslq__Envelope *env, wq_error_t *err)
             if (check_name(n->name, 1, "node name", err) < 0 ||
                 check_gpus(n->n_gpus, n->gpus, err) < 0 ||
                 check_attrs(n->n_attrs, n->attrs, err) < 0 ||
-                check_checks(n->n_checks, n->checks, err) < 0)
+                check_checks(n->n_checks, n->checks, err) < 0 ||
+                check_line(n->drain_reason, WIRE_MAX_DRAIN_REASON, 0, "drain reason", err) < 0 ||
+                check_name(n->drain_by, 0, "drained by", err) < 0 ||
+                check_count(n->n_tags, WIRE_MAX_TAGS, "node tags", err) < 0)
                 return -1;
+            for (size_t k = 0; k < n->n_tags; k++)
+                if (wire_check_tag(n->tags[k], "node tag", err) < 0)
+                    return -1;
         }
         return 0;
     case WSLQ__ENVELOPE__BODY_KV: {
@@ -448,10 +492,16 @@ validate_body(const Wslq__Envelope *env, wq_error_t *err)
     case WSLQ__ENVELOPE__BODY_ADMIN: {
         const Wslq__AdminRequest *a = env->admin;
         if (a->op <= WSLQ__ADMIN_REQUEST__OP__OP_UNSPECIFIED ||
-            a->op > WSLQ__ADMIN_REQUEST__OP__NODE_LIST)
+            a->op > WSLQ__ADMIN_REQUEST__OP__NODE_TAG)
             return wq_fail(err, WQ_EPROTO, "admin operation %d is out of range", (int) a->op);
         if (a->valid_s > WIRE_CODE_VALID_MAX_S)
             return wq_fail(err, WQ_EINVAL, "a code may work for 30 days at most");
+        if (check_line(a->reason, WIRE_MAX_DRAIN_REASON, 0, "drain reason", err) < 0 ||
+            check_count(a->n_tags, WIRE_MAX_TAGS, "tag list", err) < 0)
+            return -1;
+        for (size_t i = 0; i < a->n_tags; i++)
+            if (wire_check_tag(a->tags[i], "tag", err) < 0)
+                return -1;
         return check_name(a->name, 0, "name", err);
     }
     case WSLQ__ENVELOPE__BODY_ADMIN_REPLY: {

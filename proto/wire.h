@@ -30,6 +30,10 @@ int wire_validate(const Wslq__Envelope *env, wq_error_t *err);
 /* Validate a job spec alone (the CLI checks its own before sending). */
 int wire_validate_spec(const Wslq__JobSpec *spec, wq_error_t *err);
 
+/* A node tag or --constraint word: 1 to WIRE_MAX_TAG of [A-Za-z0-9_.-]. 0, or -1 with *err
+ * ("<what>: 'x y' is not a tag (letters, digits, _ . -)"). */
+int wire_check_tag(const char *s, const char *what, wq_error_t *err);
+
 /* Free a decoded message and NULL the pointer. NULL-safe. */
 void wire_free(Wslq__Envelope **env_p);
 

@@ -455,6 +455,36 @@ handle_admin(sched_t *self, const msg_t *m)
         changed = n > 0;
         break;
     }
+    case WSLQ__ADMIN_REQUEST__OP__NODE_DRAIN: {
+        unsigned running = 0;
+        if (r->name[0] == '\0') {
+            wq_fail(&err, WQ_EINVAL, "a node name is needed");
+            break;
+        }
+        if (nodes_drain(self, r->name, r->reason, m->who->name, r->now, &running, &err) < 0) {
+            if (self->failed)
+                return;
+            break;
+        }
+        rep.jobs_on_node = running;
+        break;
+    }
+    case WSLQ__ADMIN_REQUEST__OP__NODE_RESUME:
+        if (r->name[0] == '\0') {
+            wq_fail(&err, WQ_EINVAL, "a node name is needed");
+            break;
+        }
+        if (nodes_resume(self, r->name, m->who->name, &err) < 0 && self->failed)
+            return;
+        break;
+    case WSLQ__ADMIN_REQUEST__OP__NODE_TAG:
+        if (r->name[0] == '\0') {
+            wq_fail(&err, WQ_EINVAL, "a node name is needed");
+            break;
+        }
+        if (nodes_tag(self, r->name, r->tags, r->n_tags, m->who->name, &err) < 0 && self->failed)
+            return;
+        break;
     case WSLQ__ADMIN_REQUEST__OP__USER_LIST:
     case WSLQ__ADMIN_REQUEST__OP__NODE_LIST:
         l.kind = r->op == WSLQ__ADMIN_REQUEST__OP__USER_LIST ? "user" : "node";

@@ -36,6 +36,7 @@ static const char *const event_names[JOBSM_EV_COUNT] = {
     [JOBSM_EV_START_TIMEOUT] = "start_timeout",
     [JOBSM_EV_DEPENDENCY_FAILED] = "dependency_failed",
     [JOBSM_EV_REQUEUE_TIMER] = "requeue_timer",
+    [JOBSM_EV_DRAIN] = "drain",
 };
 
 const char *
@@ -169,22 +170,37 @@ finish(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t *o
     case JOBSM_CAUSE_CANCELLED:
         snprintf(reason, sizeof reason, "cancelled");
         break;
+    case JOBSM_CAUSE_DRAINED:
+        snprintf(reason, sizeof reason, "%s", info->reason);
+        break;
     default:
         WQ_ASSERT(!"a started job cannot end for this cause");
     }
     enum jobsm_retry rt = causes[sm->cause].retry;
     int retry =
         rt == JOBSM_RETRY_ALWAYS || (rt == JOBSM_RETRY_IF_ASKED && info->spec->requeue_on_fail);
+    int drained = rt == JOBSM_RETRY_DRAIN;
     drop_parts(sm);
-    if (retry && info->attempt < info->spec->retries) {
+    /* attempts a drain ended are not the job's: they do not use up its retries */
+    if (drained || (retry && info->attempt - info->drain_requeues < info->spec->retries)) {
         char why[320];
-        snprintf(why, sizeof why, "requeued after %s: %s (attempt %u of %u)", wire_state_name(st),
-                 reason, info->attempt + 2, info->spec->retries + 1);
+        if (drained)
+            snprintf(why, sizeof why, "requeued: %s (attempt %u next; retries not used)", reason,
+                     info->attempt + 2);
+        else
+            snprintf(why, sizeof why, "requeued after %s: %s (attempt %u of %u)",
+                     wire_state_name(st), reason, info->attempt + 2 - info->drain_requeues,
+                     info->spec->retries + 1);
         info->attempt++;
-        unsigned shift = info->attempt - 1 < 6 ? info->attempt - 1 : 6;
-        int64_t backoff = (int64_t) BACKOFF_FIRST_MS << shift;
-        sm->not_before_mono =
-            ev->now_mono_ms + (backoff > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff);
+        if (drained) {
+            info->drain_requeues++;
+            sm->not_before_mono = 0; /* nothing wrong with the job: place it at once */
+        } else {
+            unsigned shift = info->attempt - 1 < 6 ? info->attempt - 1 : 6;
+            int64_t backoff = (int64_t) BACKOFF_FIRST_MS << shift;
+            sm->not_before_mono =
+                ev->now_mono_ms + (backoff > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff);
+        }
         sm->cause = JOBSM_CAUSE_NONE;
         sm->kill_sent = 0;
         sm->failure_recorded = 0;
@@ -420,6 +436,22 @@ on_start_timeout(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobs
     return JOBSM_APPLIED;
 }
 
+/* wslq drain --now: the job goes back to the queue once its ranks are gone (SIGTERM, then
+ * SIGKILL after the kill grace), without using one of its retries. */
+static int
+on_drain(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t *out)
+{
+    if (sm->kill_sent)
+        return JOBSM_STALE; /* already ending for another cause */
+    const char *why = ev->text ? ev->text : "its node was drained";
+    raise_cause(sm, JOBSM_CAUSE_DRAINED);
+    wire_set_str(&info->reason, why);
+    out->act |= JOBSM_ACT_SAVE;
+    add_row(out, info->state, why, NULL);
+    kill_rest(sm, out, JOBSM_GRACE_NORMAL, why);
+    return JOBSM_APPLIED;
+}
+
 static int
 on_requeue_timer(jobsm_t *sm, const jobsm_event_t *ev, jobsm_out_t *out)
 {
@@ -446,6 +478,7 @@ static const unsigned allowed[JOBSM_EV_COUNT] = {
     [JOBSM_EV_START_TIMEOUT] = IN(STARTING),
     [JOBSM_EV_DEPENDENCY_FAILED] = IN(PENDING),
     [JOBSM_EV_REQUEUE_TIMER] = IN(PENDING),
+    [JOBSM_EV_DRAIN] = ACTIVE_STATES,
 };
 
 static int
@@ -508,6 +541,9 @@ jobsm_apply(
         break;
     case JOBSM_EV_REQUEUE_TIMER:
         rc = on_requeue_timer(sm, ev, out);
+        break;
+    case JOBSM_EV_DRAIN:
+        rc = on_drain(sm, info, ev, out);
         break;
     case JOBSM_EV_COUNT:
         break;

@@ -31,6 +31,8 @@ enum jobsm_retry {
     JOBSM_RETRY_NEVER,    /* the ending is what the user asked for, or the job's own limit */
     JOBSM_RETRY_ALWAYS,   /* not the job's fault: its node died or never started it */
     JOBSM_RETRY_IF_ASKED, /* the job failed: only with --requeue-on-fail */
+    JOBSM_RETRY_DRAIN,    /* an admin took the node away (wslq drain --now): always, at once,
+                             and not counted against spec.retries (info->drain_requeues) */
 };
 
 /* X(name, precedence, final state, retry) */
@@ -41,7 +43,8 @@ enum jobsm_retry {
     X(NODE_LOST, 2, NODE_FAIL, JOBSM_RETRY_ALWAYS)  \
     X(TIME_LIMIT, 3, TIMEOUT, JOBSM_RETRY_NEVER)    \
     X(CANCELLED, 4, CANCELLED, JOBSM_RETRY_NEVER)   \
-    X(DEPENDENCY, 4, CANCELLED, JOBSM_RETRY_NEVER)
+    X(DEPENDENCY, 4, CANCELLED, JOBSM_RETRY_NEVER)  \
+    X(DRAINED, 3, PENDING, JOBSM_RETRY_DRAIN)
 
 typedef enum {
 #define JOBSM_CAUSE_ENUM(name, prec, final, retry) JOBSM_CAUSE_##name,
@@ -85,6 +88,7 @@ typedef enum {
     JOBSM_EV_START_TIMEOUT,     /* STARTING past the start timeout; text says why */
     JOBSM_EV_DEPENDENCY_FAILED, /* a dependency can never be met; text says which */
     JOBSM_EV_REQUEUE_TIMER,     /* the timer: a requeued job's backoff may be over */
+    JOBSM_EV_DRAIN,             /* an admin drained a node of the job with --now: requeue it */
     JOBSM_EV_COUNT
 } jobsm_event_type_t;
 
@@ -101,7 +105,7 @@ typedef struct jobsm_event {
     int killed;          /* PART_ENDED: the worker killed it on a JobKill */
     int output_lost;     /* PART_ENDED: the node's spool was full while it ran */
     const char *text;    /* PART_ENDED: the worker's reason; SUBMIT: the first wait reason;
-                            START_TIMEOUT, DEPENDENCY_FAILED: why. May be NULL */
+                            START_TIMEOUT, DEPENDENCY_FAILED, DRAIN: why. May be NULL */
     int64_t now_wall_ms; /* the caller's clock: start and end times */
     int64_t now_mono_ms; /* the caller's monotonic clock: requeue backoff */
 } jobsm_event_t;

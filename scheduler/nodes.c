@@ -1,6 +1,6 @@
 /* Nodes: the registry of workers (alive -> torpid -> lost), registration and heartbeats, the
  * attributes the scheduler sets on a node (clock offset; the self-test's are selftest.c's),
- * and `wslq nodes`. */
+ * drain and resume (wslq drain), and `wslq nodes`. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +81,34 @@ nodes_set_attr(Wslq__NodeInfo *ni, const char *key, const char *value)
     ni->attrs[ni->n_attrs++] = a;
 }
 
+/* The node's tags into its NodeInfo, rebuilt only when they differ. */
+static void
+refresh_tags(node_t *nd)
+{
+    Wslq__NodeInfo *ni = nd->info;
+    size_t n = 0, same = 1;
+    const char *p = nd->tags;
+    while (*p) {
+        size_t len = strcspn(p, ",");
+        same = same && n < ni->n_tags && strlen(ni->tags[n]) == len &&
+               strncmp(ni->tags[n], p, len) == 0;
+        n++;
+        p += len + (p[len] == ',');
+    }
+    if (same && n == ni->n_tags)
+        return;
+    for (size_t i = 0; i < ni->n_tags; i++)
+        free(ni->tags[i]);
+    free(ni->tags);
+    ni->tags = n ? wq_calloc(n, sizeof *ni->tags) : NULL;
+    ni->n_tags = 0;
+    for (p = nd->tags; *p;) {
+        size_t len = strcspn(p, ",");
+        ni->tags[ni->n_tags++] = wq_strndup(p, len);
+        p += len + (p[len] == ',');
+    }
+}
+
 void
 nodes_refresh(sched_t *self, node_t *nd)
 {
@@ -103,8 +131,19 @@ nodes_refresh(sched_t *self, node_t *nd)
                         ni->gpus[g]->job_id = job->info->id;
         }
     }
+    ni->drained = nd->drained;
+    wire_set_str(&ni->drain_reason, nd->drained ? nd->drain.reason : "");
+    wire_set_str(&ni->drain_by, nd->drained ? nd->drain.by : "");
+    ni->drain_since_ms = nd->drained ? nd->drain.since_ms : 0;
+    refresh_tags(nd);
     const char *state = node_state_names[nd->state];
-    if (nd->state == NODE_ALIVE && !nodes_takes_jobs(nd)) {
+    if (nd->state == NODE_ALIVE && nd->drained) {
+        /* draining while jobs still hold some of it, then drained */
+        int busy = ni->cpus_alloc > 0 || ni->mem_alloc_mb > 0;
+        for (size_t g = 0; g < ni->n_gpus; g++)
+            busy |= ni->gpus[g]->job_id != 0;
+        state = busy ? "draining" : "drained";
+    } else if (nd->state == NODE_ALIVE && !nodes_takes_jobs(nd)) {
         state = "full"; /* its spool: no new jobs until there is room */
     } else if (nd->state == NODE_ALIVE && (ni->cpus_alloc > 0 || ni->mem_alloc_mb > 0)) {
         unsigned used = 0;
@@ -121,7 +160,7 @@ nodes_takes_jobs(const node_t *nd)
 {
     const Wslq__NodeCheck *disk =
         nodecheck_find(nd->info->checks, nd->info->n_checks, "disk.spool");
-    return nd->state == NODE_ALIVE &&
+    return nd->state == NODE_ALIVE && !nd->drained &&
            (disk == NULL || disk->verdict != WSLQ__CHECK_VERDICT__CHECK_FAIL);
 }
 
@@ -342,7 +381,9 @@ nodes_forget(sched_t *self, const char *name)
         if (nd->state != NODE_LOST)
             gang_node_lost(self, nd); /* its parts end lost: jobs fail or requeue */
         wq_error_t err = {0};
-        if (queue_forget_node(self->q, name, &err) < 0)
+        if (queue_forget_node(self->q, name, &err) < 0 ||
+            queue_drain_remove(self->q, name, &err) < 0 ||
+            queue_tags_put(self->q, name, "", &err) < 0)
             sched_fatal(self, &err);
         wslq__node_info__free_unpacked(nd->info, NULL);
         free(nd);
@@ -353,4 +394,177 @@ nodes_forget(sched_t *self, const char *name)
         self->dirty = 1;
         return;
     }
+}
+
+/* ---------- drain and resume (wslq drain, wslq resume) ---------- */
+
+static void
+drain_loaded(const queue_drain_t *d, void *arg)
+{
+    node_t *nd = nodes_by_name(arg, d->name);
+    if (nd == NULL)
+        return; /* not known (removing a node removes its row too) */
+    nd->drained = 1;
+    nd->drain = *d;
+}
+
+int
+nodes_load_drains(sched_t *self, wq_error_t *err)
+{
+    return queue_drains_list(self->q, drain_loaded, self, err) < 0 ? -1 : 0;
+}
+
+/* 1 while part k of the job holds something on the node. */
+static int
+job_on_node(const job_t *job, const char *name)
+{
+    for (size_t k = 0; k < job->info->n_allocs; k++)
+        if (jobsm_part_holds(&job->sm, job->info, k) &&
+            strcmp(job->info->allocs[k]->node, name) == 0)
+            return 1;
+    return 0;
+}
+
+int
+nodes_drain(sched_t *self,
+            const char *name,
+            const char *reason,
+            const char *by,
+            int now,
+            unsigned *running,
+            wq_error_t *err)
+{
+    node_t *nd = nodes_by_name(self, name);
+    if (nd == NULL)
+        return wq_fail(err, WQ_ENOENT, "node %.128s not found", name);
+    queue_drain_t d = {0};
+    snprintf(d.name, sizeof d.name, "%s", name);
+    snprintf(d.reason, sizeof d.reason, "%s", reason);
+    snprintf(d.by, sizeof d.by, "%s", by);
+    /* draining again changes the reason, not when it began */
+    d.since_ms = nd->drained ? nd->drain.since_ms : wq_clock_wall_ms();
+    if (queue_drain_put(self->q, &d, err) < 0) {
+        sched_fatal(self, err);
+        return -1;
+    }
+    nd->drained = 1;
+    nd->drain = d;
+    self->stats.version++;
+    self->dirty = 1;
+    log_warn("node drained name=%s by=%s now=%d reason=\"%s\"", name, by, now, reason);
+    /* Collect first: an ended job leaves self->jobs while we walk it. */
+    size_t n = 0;
+    job_t **on = wq_calloc(self->n_jobs ? self->n_jobs : 1, sizeof *on);
+    for (size_t j = 0; j < self->n_jobs; j++)
+        if (job_on_node(self->jobs[j], name))
+            on[n++] = self->jobs[j];
+    *running = (unsigned) n;
+    if (now) {
+        char why[WIRE_MAX_DRAIN_REASON + WIRE_MAX_NAME * 2 + 64];
+        snprintf(why, sizeof why, "node %s drained by %s%s%s", name, by, reason[0] ? ": " : "",
+                 reason);
+        for (size_t i = 0; i < n && !self->failed; i++) {
+            jobsm_event_t ev = {.type = JOBSM_EV_DRAIN, .text = why};
+            jobs_apply(self, on[i], &ev);
+        }
+    }
+    free(on);
+    return self->failed ? -1 : 0;
+}
+
+int
+nodes_resume(sched_t *self, const char *name, const char *by, wq_error_t *err)
+{
+    node_t *nd = nodes_by_name(self, name);
+    if (nd == NULL)
+        return wq_fail(err, WQ_ENOENT, "node %.128s not found", name);
+    if (!nd->drained)
+        return wq_fail(err, WQ_EINVAL, "node %.128s is not drained", name);
+    if (queue_drain_remove(self->q, name, err) < 0) {
+        sched_fatal(self, err);
+        return -1;
+    }
+    nd->drained = 0;
+    memset(&nd->drain, 0, sizeof nd->drain);
+    self->stats.version++;
+    self->dirty = 1;
+    log_info("node resumed name=%s by=%s", name, by);
+    return 0;
+}
+
+/* ---------- tags (wslq admin node tag) and what a job asks of its nodes ---------- */
+
+static void
+tags_loaded(const char *name, const char *tags, void *arg)
+{
+    node_t *nd = nodes_by_name(arg, name);
+    if (nd != NULL)
+        snprintf(nd->tags, sizeof nd->tags, "%s", tags);
+}
+
+int
+nodes_load_tags(sched_t *self, wq_error_t *err)
+{
+    return queue_tags_list(self->q, tags_loaded, self, err) < 0 ? -1 : 0;
+}
+
+int
+nodes_tag(
+    sched_t *self, const char *name, char *const *tags, size_t n, const char *by, wq_error_t *err)
+{
+    node_t *nd = nodes_by_name(self, name);
+    if (nd == NULL)
+        return wq_fail(err, WQ_ENOENT, "node %.128s not found", name);
+    char joined[sizeof nd->tags] = "";
+    size_t off = 0;
+    for (size_t i = 0; i < n && i < WIRE_MAX_TAGS; i++) {
+        int dup = 0;
+        for (size_t k = 0; k < i; k++)
+            dup |= strcmp(tags[k], tags[i]) == 0;
+        if (!dup)
+            off += (size_t) snprintf(joined + off, sizeof joined - off, "%s%s", off ? "," : "",
+                                     tags[i]);
+    }
+    if (queue_tags_put(self->q, name, joined, err) < 0) {
+        sched_fatal(self, err);
+        return -1;
+    }
+    snprintf(nd->tags, sizeof nd->tags, "%s", joined);
+    self->stats.version++;
+    self->dirty = 1; /* jobs waiting for these tags may fit now */
+    log_info("node tags name=%s tags=%s by=%s", name, joined[0] ? joined : "(none)", by);
+    return 0;
+}
+
+static int
+has_tag(const node_t *nd, const char *tag)
+{
+    size_t want = strlen(tag);
+    for (const char *p = nd->tags; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len == want && strncmp(p, tag, len) == 0)
+            return 1;
+        p += len + (p[len] == ',');
+    }
+    return 0;
+}
+
+int
+nodes_match(const node_t *nd, const Wslq__JobSpec *spec)
+{
+    const char *name = nd->info->name;
+    if (spec->n_nodelist > 0) {
+        int listed = 0;
+        for (size_t i = 0; i < spec->n_nodelist && !listed; i++)
+            listed = strcmp(spec->nodelist[i], name) == 0;
+        if (!listed)
+            return 0;
+    }
+    for (size_t i = 0; i < spec->n_exclude; i++)
+        if (strcmp(spec->exclude[i], name) == 0)
+            return 0;
+    for (size_t i = 0; i < spec->n_constraints; i++)
+        if (!has_tag(nd, spec->constraints[i]))
+            return 0;
+    return 1;
 }

@@ -174,6 +174,29 @@ deps_ready(sched_t *self, job_t *job)
     return 1;
 }
 
+/* A job's --nodelist, --exclude and --constraint: the nodes it may not use become
+ * ineligible in pn (pn[i] is self->nodes[i]; their flags saved in 'was'). Returns 1 when the
+ * job has any such limit (restore with unnarrow), else 0 and pn is untouched. */
+static int
+narrow(sched_t *self, const Wslq__JobSpec *s, policy_node_t *pn, size_t nn, unsigned char *was)
+{
+    if (s->n_nodelist == 0 && s->n_exclude == 0 && s->n_constraints == 0)
+        return 0;
+    for (size_t i = 0; i < nn; i++) {
+        was[i] = (unsigned char) pn[i].eligible;
+        if (!nodes_match(self->nodes[i], s))
+            pn[i].eligible = 0;
+    }
+    return 1;
+}
+
+static void
+unnarrow(policy_node_t *pn, size_t nn, const unsigned char *was)
+{
+    for (size_t i = 0; i < nn; i++)
+        pn[i].eligible = was[i];
+}
+
 void
 place_pass(sched_t *self)
 {
@@ -197,10 +220,18 @@ place_pass(sched_t *self)
         req_of(job->info->spec, &req);
         policy_choice_t choice;
         char why[192];
-        if (policy_place(pn, nn, &req, &choice, why, sizeof why)) {
+        unsigned char was[WIRE_MAX_NODES];
+        int narrowed = narrow(self, job->info->spec, pn, nn, was);
+        int placed = policy_place(pn, nn, &req, &choice, why, sizeof why);
+        if (narrowed)
+            unnarrow(pn, nn, was);
+        if (placed) {
             policy_take(pn, &req, &choice);
             start_job(self, job, pn, &choice);
         } else {
+            size_t len = strlen(why);
+            if (narrowed && len + 40 < sizeof why)
+                snprintf(why + len, sizeof why - len, " (among the nodes it may use)");
             jobs_set_reason(self, job, why);
         }
     }
@@ -217,6 +248,22 @@ place_admit(sched_t *self, const Wslq__JobSpec *spec, size_t *n_nodes, wq_error_
     policy_req_t req;
     req_of(spec, &req);
     char why[256];
+    for (size_t i = 0; i < spec->n_nodelist && nn > 0; i++)
+        if (nodes_by_name(self, spec->nodelist[i]) == NULL)
+            return wq_fail(err, WQ_EINVAL,
+                           "job refused: --nodelist names %.128s, which is not a node",
+                           spec->nodelist[i]);
+    if (nn > 0 && (spec->n_nodelist || spec->n_exclude || spec->n_constraints)) {
+        size_t k = 0; /* only the nodes the job may use */
+        for (size_t i = 0; i < nn; i++)
+            if (nodes_match(self->nodes[i], spec))
+                pn[k++] = pn[i];
+        if (k == 0)
+            return wq_fail(err, WQ_EINVAL,
+                           "job refused: no node matches its --nodelist, --exclude and "
+                           "--constraint (see the tags in 'wslq nodes')");
+        nn = k;
+    }
     if (nn > 0 && !policy_feasible(pn, nn, &req, why, sizeof why))
         return wq_fail(err, WQ_EINVAL, "job refused: %s", why);
     for (size_t i = 0; i < spec->n_depends_on; i++) {

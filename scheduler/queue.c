@@ -76,6 +76,18 @@ static const char *const sql_schema_v2 = "CREATE TABLE principals ("
                                          "  user TEXT NOT NULL,"
                                          "  made_ms INTEGER NOT NULL);";
 
+/* Version 3: what an admin says about a node, apart from nodes, whose rows each registration
+ * rewrites: drained (wslq drain), with why, since when and by whom, a row per drained node
+ * that resuming deletes; and its tags (wslq admin node tag), comma-separated. */
+static const char *const sql_schema_v3 = "CREATE TABLE node_drains ("
+                                         "  name TEXT PRIMARY KEY,"
+                                         "  reason TEXT NOT NULL,"
+                                         "  since_ms INTEGER NOT NULL,"
+                                         "  by_whom TEXT NOT NULL);"
+                                         "CREATE TABLE node_tags ("
+                                         "  name TEXT PRIMARY KEY,"
+                                         "  tags TEXT NOT NULL);";
+
 static const char *const sql_insert =
     "INSERT INTO jobs(state, user, name, priority, submit_ms, info) VALUES(?1,?2,?3,?4,?5,?6)";
 static const char *const sql_update = "UPDATE jobs SET state=?2, info=?3 WHERE id=?1";
@@ -177,7 +189,8 @@ migrate(queue_t *self, wq_error_t *err)
         return -1;
     if ((version < 1 && exec(self, sql_schema_v1, err) < 0) ||
         (version < 2 && exec(self, sql_schema_v2, err) < 0) ||
-        exec(self, "PRAGMA user_version=2", err) < 0) {
+        (version < 3 && exec(self, sql_schema_v3, err) < 0) ||
+        exec(self, "PRAGMA user_version=3", err) < 0) {
         exec(self, "ROLLBACK", NULL);
         return -1;
     }
@@ -830,4 +843,80 @@ int
 queue_forget_node(queue_t *self, const char *name, wq_error_t *err)
 {
     return run(self, "DELETE FROM nodes WHERE name=?1", "t", err, name) < 0 ? -1 : 0;
+}
+
+/* ---------- drained nodes (schema 3) ---------- */
+
+int
+queue_drain_put(queue_t *self, const queue_drain_t *d, wq_error_t *err)
+{
+    return run(self,
+               "INSERT INTO node_drains(name, reason, since_ms, by_whom) VALUES(?1,?2,?3,?4) "
+               "ON CONFLICT(name) DO UPDATE SET reason=excluded.reason, "
+               "since_ms=excluded.since_ms, by_whom=excluded.by_whom",
+               "ttit", err, d->name, d->reason, d->since_ms, d->by) < 0
+               ? -1
+               : 0;
+}
+
+int
+queue_drain_remove(queue_t *self, const char *name, wq_error_t *err)
+{
+    return run(self, "DELETE FROM node_drains WHERE name=?1", "t", err, name);
+}
+
+long
+queue_drains_list(queue_t *self, queue_drain_f fn, void *arg, wq_error_t *err)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(self->db,
+                           "SELECT name, reason, since_ms, by_whom FROM node_drains ORDER BY name",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_fail(self, err, "prepare");
+    long n = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        queue_drain_t d = {0};
+        snprintf(d.name, sizeof d.name, "%s", (const char *) sqlite3_column_text(st, 0));
+        snprintf(d.reason, sizeof d.reason, "%s", (const char *) sqlite3_column_text(st, 1));
+        d.since_ms = sqlite3_column_int64(st, 2);
+        snprintf(d.by, sizeof d.by, "%s", (const char *) sqlite3_column_text(st, 3));
+        fn(&d, arg);
+        n++;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? n : db_fail(self, err, "read");
+}
+
+/* ---------- node tags (schema 3) ---------- */
+
+int
+queue_tags_put(queue_t *self, const char *name, const char *tags, wq_error_t *err)
+{
+    if (tags[0] == '\0')
+        return run(self, "DELETE FROM node_tags WHERE name=?1", "t", err, name) < 0 ? -1 : 0;
+    return run(self,
+               "INSERT INTO node_tags(name, tags) VALUES(?1,?2) "
+               "ON CONFLICT(name) DO UPDATE SET tags=excluded.tags",
+               "tt", err, name, tags) < 0
+               ? -1
+               : 0;
+}
+
+long
+queue_tags_list(queue_t *self, queue_tags_f fn, void *arg, wq_error_t *err)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(self->db, "SELECT name, tags FROM node_tags ORDER BY name", -1, &st,
+                           NULL) != SQLITE_OK)
+        return db_fail(self, err, "prepare");
+    long n = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        fn((const char *) sqlite3_column_text(st, 0), (const char *) sqlite3_column_text(st, 1),
+           arg);
+        n++;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? n : db_fail(self, err, "read");
 }

@@ -14,7 +14,7 @@
 
 typedef struct queue queue_t;
 
-#define QUEUE_SCHEMA_VERSION 2 /* 2: principals, codes, tokens */
+#define QUEUE_SCHEMA_VERSION 3 /* 2: principals, codes, tokens; 3: node_drains, node_tags */
 
 /* Open (creating and migrating) the queue at 'path' (":memory:" for tests). 'sync_full'
  * selects synchronous=FULL (survives power loss) over NORMAL (survives process crash).
@@ -117,6 +117,29 @@ int queue_code_take(
 /* Codes not yet used or expired (expired ones are removed first). */
 typedef void (*queue_code_f)(const queue_code_t *c, void *arg);
 long queue_codes_list(queue_t *self, int64_t now_ms, queue_code_f fn, void *arg, wq_error_t *err);
+
+/* A node an admin drained (wslq drain): kept apart from the node's registration. */
+typedef struct queue_drain {
+    char name[WIRE_MAX_NAME + 1];
+    char reason[WIRE_MAX_DRAIN_REASON + 1];
+    int64_t since_ms; /* wall clock */
+    char by[WIRE_MAX_NAME + 1];
+} queue_drain_t;
+
+/* Drain a node, or change its reason. Inside a transaction. */
+int queue_drain_put(queue_t *self, const queue_drain_t *d, wq_error_t *err);
+/* Resume a node: 1 if it was drained, 0 if not, -1. Inside a transaction. */
+int queue_drain_remove(queue_t *self, const char *name, wq_error_t *err);
+/* Every drained node, by name. Returns how many, or -1. */
+typedef void (*queue_drain_f)(const queue_drain_t *d, void *arg);
+long queue_drains_list(queue_t *self, queue_drain_f fn, void *arg, wq_error_t *err);
+
+/* A node's tags (wslq admin node tag), comma-separated; "" removes them. Inside a
+ * transaction. */
+int queue_tags_put(queue_t *self, const char *name, const char *tags, wq_error_t *err);
+/* Every node with tags, by name. Returns how many, or -1. */
+typedef void (*queue_tags_f)(const char *name, const char *tags, void *arg);
+long queue_tags_list(queue_t *self, queue_tags_f fn, void *arg, wq_error_t *err);
 
 /* Forget a node's registration (an admin removed it). Inside a transaction. */
 int queue_forget_node(queue_t *self, const char *name, wq_error_t *err);

@@ -183,7 +183,8 @@ sched_new(const sched_config_t *cfg, wq_error_t *err)
     free(db);
     if (self->q == NULL)
         goto error;
-    if (queue_list_nodes(self->q, nodes_load, self, err) < 0)
+    if (queue_list_nodes(self->q, nodes_load, self, err) < 0 || nodes_load_drains(self, err) < 0 ||
+        nodes_load_tags(self, err) < 0)
         goto error;
     queue_filter_t f = {.active_only = 1, .limit = 1000000, .strict = 1};
     if (queue_list(self->q, &f, jobs_load, self, err) < 0)

@@ -75,6 +75,9 @@ typedef struct node {
     int64_t clock_offset_ms; /* last reported offset against our clock, for change detection */
     uint32_t clock_rtt_ms;   /* round trip of that measurement */
     int clock_known;         /* the two above hold a report */
+    int drained;             /* an admin drained it (wslq drain): nothing new is placed */
+    queue_drain_t drain;     /* why, since when, by whom (kept in the queue's node_drains) */
+    char tags[WIRE_MAX_TAGS * (WIRE_MAX_TAG + 1)]; /* wslq admin node tag: "a,b"; "" none */
 } node_t;
 
 /* ---- jobs (jobs.c, gang.c, place.c) ---- */
@@ -286,6 +289,28 @@ void nodes_seen(sched_t *self, node_t *nd);
 void nodes_tick(sched_t *self, int64_t now);
 /* An admin removed the node: it is lost now (its jobs end or requeue) and forgotten. */
 void nodes_forget(sched_t *self, const char *name);
+/* Drained nodes from the queue, onto the nodes loaded (at start, after nodes_load). */
+int nodes_load_drains(sched_t *self, wq_error_t *err);
+/* `wslq drain`: nothing new goes to the node; with now, its running jobs are requeued
+ * (JOBSM_EV_DRAIN: SIGTERM, then the kill grace). *running: the jobs still on it. 0, or -1
+ * with *err (unknown node). Inside the turn's transaction. */
+int nodes_drain(sched_t *self,
+                const char *name,
+                const char *reason,
+                const char *by,
+                int now,
+                unsigned *running,
+                wq_error_t *err);
+/* `wslq resume`: the node takes jobs again. 0, or -1 with *err (unknown or not drained). */
+int nodes_resume(sched_t *self, const char *name, const char *by, wq_error_t *err);
+/* Tags from the queue onto the nodes loaded (at start). */
+int nodes_load_tags(sched_t *self, wq_error_t *err);
+/* `wslq admin node tag`: the node's tags become these (none: cleared). 0, or -1 with *err. */
+int nodes_tag(
+    sched_t *self, const char *name, char *const *tags, size_t n, const char *by, wq_error_t *err);
+/* 1 if the job may run on the node: in its --nodelist (when it has one), not in its
+ * --exclude, and carrying every --constraint tag. */
+int nodes_match(const node_t *nd, const Wslq__JobSpec *spec);
 void handle_register(sched_t *self, const msg_t *m);
 void handle_heartbeat(sched_t *self, const msg_t *m);
 void handle_nodes(sched_t *self, const msg_t *m);

@@ -3,15 +3,36 @@
 # running a demo data-parallel training job (Fashion-MNIST MLP, 2 ranks) start to finish.
 #   ./scripts/demo.sh          build, run the demo, stop the cluster
 #   ./scripts/demo.sh --keep   leave the cluster running afterwards (prints how to use it)
+#   ./scripts/demo.sh --installed   use the programs deploy/wsl/install.sh installed in
+#                              /usr/local/bin (WSLQ_DEMO_PREFIX/bin): no dependencies, no build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 keep=0
-[ "${1:-}" = "--keep" ] && keep=1
+installed=0
+for a in "$@"; do
+    case $a in
+    --keep) keep=1 ;;
+    --installed) installed=1 ;;
+    *)
+        echo "usage: scripts/demo.sh [--keep] [--installed]" >&2
+        exit 2
+        ;;
+    esac
+done
 
-./scripts/deps.sh
-BUILD_DIR=build ./scripts/build.sh
-
-bin=$PWD/build/bin
+if [ "$installed" = 1 ]; then
+    bin=${WSLQ_DEMO_PREFIX:-/usr/local}/bin
+    for b in wslq wslq-scheduler wslq-worker wslq-rank wslq-train; do
+        [ -x "$bin/$b" ] || {
+            echo "demo.sh: $bin/$b is not installed (deploy/wsl/install.sh, both roles)" >&2
+            exit 1
+        }
+    done
+else
+    ./scripts/deps.sh
+    BUILD_DIR=build ./scripts/build.sh
+    bin=$PWD/build/bin
+fi
 state=$PWD/.state/demo
 wstate=$state/worker
 # No job runs as root. Run as root, the demo works as an installed PC does: the worker is
@@ -20,11 +41,14 @@ wstate=$state/worker
 # that account can reach them (a checkout under /root is closed to it).
 if [ "$(id -u)" = 0 ]; then
     run=/var/lib/wslq-demo
-    install -d -m 755 "$run" "$run/bin"
-    for b in wslq wslq-scheduler wslq-worker wslq-rank wslq-train; do
-        install -m 755 "$bin/$b" "$run/bin/$b"
-    done
-    bin=$run/bin
+    install -d -m 755 "$run"
+    if [ "$installed" = 0 ]; then
+        install -d -m 755 "$run/bin"
+        for b in wslq wslq-scheduler wslq-worker wslq-rank wslq-train; do
+            install -m 755 "$bin/$b" "$run/bin/$b"
+        done
+        bin=$run/bin
+    fi
     wstate=$run/worker
     if ! getent passwd wslq >/dev/null; then
         install -d -m 755 /var/lib/wslq
@@ -91,7 +115,8 @@ echo "== wslq logs -f $id"
 "$bin/wslq" logs -f "$id"
 echo "== wslq show $id"
 "$bin/wslq" show "$id"
-state_now=$("$bin/wslq" show "$id" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["job"]["state"])')
+# The job's state is the first "state" of show's JSON ({"job": {"id", "state", ...}, ...}).
+state_now=$("$bin/wslq" show "$id" --json | sed -n 's/^[[:space:]]*"state":[[:space:]]*"\([A-Z_]*\)".*/\1/p' | head -n 1)
 echo "demo job $id ended $state_now"
 
 if [ "$keep" = 1 ]; then

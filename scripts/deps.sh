@@ -10,9 +10,10 @@ packages=(
     libmicrohttpd-dev libncurses-dev
     dataset-fashion-mnist
     python3 procps iproute2 shellcheck clang-format
-    prometheus nodejs
+    prometheus nodejs mmdebstrap
 )
 # promtool (tests/integration/test_http_metrics.py) comes in the prometheus package;
+# mmdebstrap makes the fresh Debian trees tests/integration/test_install.py installs into;
 # chromium and node drive the dashboard's browser test. npm is its own package on Debian but
 # part of nodejs from NodeSource, so it is added only when missing.
 command -v npm >/dev/null 2>&1 || packages+=(npm)

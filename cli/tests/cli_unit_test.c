@@ -105,6 +105,174 @@ test_timeout_parse(void **state)
                         "--timeout: 'x' is not a timeout; use seconds, e.g. 5, 500ms, 2m");
 }
 
+/* ---- config files ---- */
+
+static char conf_dir[64];
+
+static void
+write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* A fresh environment: the system file and HOME in a temporary directory, no WSLQ_*. */
+static void
+conf_env(const char *sys_text, const char *user_text)
+{
+    char path[256];
+    if (conf_dir[0] == '\0') {
+        snprintf(conf_dir, sizeof conf_dir, "/tmp/wslq-cli-conf-XXXXXX");
+        assert_non_null(mkdtemp(conf_dir));
+        snprintf(path, sizeof path, "%s/home/.config/wslq", conf_dir);
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "mkdir -p '%s'", path);
+        assert_int_equal(system(cmd), 0);
+    }
+    snprintf(path, sizeof path, "%s/system.conf", conf_dir);
+    unlink(path);
+    if (sys_text != NULL)
+        write_text(path, sys_text);
+    setenv("WSLQ_SYSTEM_CONFIG", path, 1);
+    snprintf(path, sizeof path, "%s/home/.config/wslq/wslq.conf", conf_dir);
+    unlink(path);
+    if (user_text != NULL)
+        write_text(path, user_text);
+    snprintf(path, sizeof path, "%s/home", conf_dir);
+    setenv("HOME", path, 1);
+    unsetenv("XDG_CONFIG_HOME");
+    unsetenv("WSLQ_SCHEDULER");
+    unsetenv("WSLQ_TIMEOUT");
+    unsetenv("WSLQ_ADMIN_SOCKET");
+}
+
+static void
+test_conf_precedence(void **state)
+{
+    (void) state;
+    cli_ctx_t c;
+    wq_error_t err = {0};
+
+    /* no files: the defaults, and the credentials say where the scheduler is */
+    conf_env(NULL, NULL);
+    assert_int_equal(cli_ctx_init(&c, &err), 0);
+    assert_string_equal(c.scheduler, CLI_DEFAULT_SCHEDULER);
+    assert_int_equal(c.scheduler_given, 0);
+    assert_int_equal(c.scheduler_conf, 0);
+    assert_int_equal(c.timeout_ms, CLI_DEFAULT_TIMEOUT_MS);
+    assert_string_equal(c.admin_socket, CLI_DEFAULT_ADMIN_SOCKET);
+
+    /* the system file alone; other programs' sections and keys are theirs */
+    const char *sys = "[scheduler]\nlisten = tcp://0.0.0.0:7420\nhttp = eth0:7421\n"
+                      "[worker]\nname = pc7\n"
+                      "[client]\nscheduler = tcp://sched.lab:7420\ntimeout = 7s\n";
+    conf_env(sys, NULL);
+    assert_int_equal(cli_ctx_init(&c, &err), 0);
+    assert_string_equal(c.scheduler, "tcp://sched.lab:7420");
+    assert_int_equal(c.scheduler_given, 0);
+    assert_int_equal(c.scheduler_conf, 1);
+    assert_int_equal(c.timeout_ms, 7000);
+
+    /* the user's file over the system's, key by key */
+    conf_env(sys, "[client]\nscheduler = tcp://10.0.0.5:7420\n");
+    assert_int_equal(cli_ctx_init(&c, &err), 0);
+    assert_string_equal(c.scheduler, "tcp://10.0.0.5:7420");
+    assert_int_equal(c.timeout_ms, 7000);
+
+    /* XDG_CONFIG_HOME moves the user's file */
+    char xdg[128];
+    snprintf(xdg, sizeof xdg, "%s/home/.config", conf_dir);
+    setenv("XDG_CONFIG_HOME", xdg, 1);
+    assert_int_equal(cli_ctx_init(&c, &err), 0);
+    assert_string_equal(c.scheduler, "tcp://10.0.0.5:7420");
+    snprintf(xdg, sizeof xdg, "%s/nowhere", conf_dir);
+    setenv("XDG_CONFIG_HOME", xdg, 1);
+    assert_int_equal(cli_ctx_init(&c, &err), 0);
+    assert_string_equal(c.scheduler, "tcp://sched.lab:7420");
+    unsetenv("XDG_CONFIG_HOME");
+
+    /* the environment over both files */
+    setenv("WSLQ_SCHEDULER", "tcp://env:1", 1);
+    setenv("WSLQ_TIMEOUT", "2", 1);
+    assert_int_equal(cli_ctx_init(&c, &err), 0);
+    assert_string_equal(c.scheduler, "tcp://env:1");
+    assert_int_equal(c.scheduler_given, 1);
+    assert_int_equal(c.timeout_ms, 2000);
+
+    /* the flags over everything */
+    assert_int_equal(opt_common(&c, OPT_SCHEDULER, "tcp://flag:2", &err), 0);
+    assert_int_equal(opt_common(&c, OPT_TIMEOUT, "300ms", &err), 0);
+    assert_string_equal(c.scheduler, "tcp://flag:2");
+    assert_int_equal(c.timeout_ms, 300);
+    unsetenv("WSLQ_SCHEDULER");
+    unsetenv("WSLQ_TIMEOUT");
+}
+
+static void
+test_conf_admin_socket(void **state)
+{
+    (void) state;
+    cli_ctx_t c;
+    wq_error_t err = {0};
+    /* the scheduler host: its state directory says where the admin socket is */
+    conf_env("[scheduler]\nstate_dir = /srv/wslq\n", NULL);
+    assert_int_equal(cli_ctx_init(&c, &err), 0);
+    assert_string_equal(c.admin_socket, "/srv/wslq/admin.sock");
+    /* ... unless the scheduler's own admin_socket names it */
+    conf_env("[scheduler]\nadmin_socket = /run/wq.sock\nstate_dir = /srv/wslq\n", NULL);
+    assert_int_equal(cli_ctx_init(&c, &err), 0);
+    assert_string_equal(c.admin_socket, "/run/wq.sock");
+    /* [client] admin_socket, the user's file, and WSLQ_ADMIN_SOCKET in that order */
+    conf_env("[scheduler]\nstate_dir = /srv/wslq\n[client]\nadmin_socket = /a.sock\n",
+             "[client]\nadmin_socket = /b.sock\n");
+    assert_int_equal(cli_ctx_init(&c, &err), 0);
+    assert_string_equal(c.admin_socket, "/b.sock");
+    setenv("WSLQ_ADMIN_SOCKET", "/c.sock", 1);
+    assert_int_equal(cli_ctx_init(&c, &err), 0);
+    assert_string_equal(c.admin_socket, "/c.sock");
+    unsetenv("WSLQ_ADMIN_SOCKET");
+}
+
+/* A broken file: one line naming the file and the line. */
+static void
+expect_conf_error(const char *sys, const char *user, const char *which, const char *tail)
+{
+    cli_ctx_t c;
+    wq_error_t err = {0};
+    conf_env(sys, user);
+    assert_int_equal(cli_ctx_init(&c, &err), -1);
+    char want[512];
+    snprintf(want, sizeof want, "%s%s%s", conf_dir, which, tail);
+    assert_string_equal(err.text, want);
+    assert_null(strchr(err.text, '\n'));
+}
+
+static void
+test_conf_errors(void **state)
+{
+    (void) state;
+    expect_conf_error("[client]\nscheduler = tcp://a:1\nschedular = tcp://b:1\n", NULL,
+                      "/system.conf",
+                      ":3: unknown key 'schedular' in [client] (scheduler, timeout, admin_socket)");
+    expect_conf_error("# lab\n[client\nscheduler = tcp://a:1\n", NULL, "/system.conf",
+                      ":2: syntax error");
+    expect_conf_error(NULL, "[client]\n\ntimeout = soon\n", "/home/.config/wslq/wslq.conf",
+                      ":3: timeout: 'soon' is not a timeout; use seconds, e.g. 5, 500ms, 2m");
+    expect_conf_error(NULL, "[client]\nscheduler = sched.lab:7420\n",
+                      "/home/.config/wslq/wslq.conf",
+                      ":2: scheduler: 'sched.lab:7420' is not tcp://HOST:PORT or ipc://PATH");
+    expect_conf_error("[client]\nadmin_socket =\n", NULL, "/system.conf",
+                      ":2: admin_socket: empty value");
+    expect_conf_error("[client]\ntimeout = 0\n", "[client]\ntimeout = 3\n", "/system.conf",
+                      ":2: timeout: '0' is out of range (1ms..1h)");
+    /* a good system file and a broken user file: the user's is named */
+    expect_conf_error("[client]\ntimeout = 3\n", "[client]\nbogus = 1\n",
+                      "/home/.config/wslq/wslq.conf",
+                      ":2: unknown key 'bogus' in [client] (scheduler, timeout, admin_socket)");
+}
+
 /* ---- submit ---- */
 
 static void
@@ -213,6 +381,29 @@ test_submit_defaults_and_operand_stop(void **state)
     assert_non_null(getcwd(cwd, sizeof cwd));
     assert_string_equal(s->cwd, cwd);
     assert_true(a.parsable);
+    submit_args_fini(&a);
+}
+
+/* --nodelist, --exclude, --constraint: comma lists, repeatable, duplicates dropped. */
+static void
+test_submit_node_choice(void **state)
+{
+    (void) state;
+    cli_ctx_t ctx = ctx_default();
+    char *argv[] = {"submit", "-w",           "pc1,pc2", "--nodelist", "pc2,pc3",    "-x",
+                    "pc7",    "--constraint", "ampere",  "-C",         "48g,ampere", "ls"};
+    submit_args_t a;
+    wq_error_t err = {0};
+    assert_int_equal(submit_parse(&ctx, ARGC(argv), argv, &a, &err), 0);
+    const Wslq__JobSpec *s = a.spec;
+    assert_int_equal(s->n_nodelist, 3);
+    assert_string_equal(s->nodelist[0], "pc1");
+    assert_string_equal(s->nodelist[2], "pc3");
+    assert_int_equal(s->n_exclude, 1);
+    assert_string_equal(s->exclude[0], "pc7");
+    assert_int_equal(s->n_constraints, 2);
+    assert_string_equal(s->constraints[0], "ampere");
+    assert_string_equal(s->constraints[1], "48g");
     submit_args_fini(&a);
 }
 
@@ -360,6 +551,10 @@ test_submit_rejections(void **state)
     SUBMIT_ERR("--dependency: 'afterany:3' is not supported; use afterok:ID[:ID...]",
                "--dependency", "afterany:3", "ls");
     SUBMIT_ERR("--dependency: 'x' is not a job id", "--dependency", "afterok:x", "ls");
+    SUBMIT_ERR("--constraint: 'a b' is not a tag (letters, digits, _ . -)", "-C", "a b", "ls");
+    SUBMIT_ERR("--constraint: empty list", "--constraint", ",", "ls");
+    SUBMIT_ERR("--nodelist: 'p c' is not a node name", "--nodelist", "p c", "ls");
+    SUBMIT_ERR("pc1 is in both --nodelist and --exclude", "-w", "pc1", "-x", "pc2,pc1", "ls");
     SUBMIT_ERR("--dependency: 'afterok' names no job; use afterok:ID", "--dependency",
                "afterok:", "ls");
     SUBMIT_ERR("--dependency: '0' is not a job id", "--dependency", "afterok:0", "ls");
@@ -642,8 +837,12 @@ main(void)
         cmocka_unit_test(test_opt_mixed_operands),
         cmocka_unit_test(test_opt_errors),
         cmocka_unit_test(test_timeout_parse),
+        cmocka_unit_test(test_conf_precedence),
+        cmocka_unit_test(test_conf_admin_socket),
+        cmocka_unit_test(test_conf_errors),
         cmocka_unit_test(test_submit_every_flag),
         cmocka_unit_test(test_submit_defaults_and_operand_stop),
+        cmocka_unit_test(test_submit_node_choice),
         cmocka_unit_test(test_submit_wrap_and_per_node),
         cmocka_unit_test(test_submit_export),
         cmocka_unit_test(test_submit_secret_env),
@@ -655,5 +854,12 @@ main(void)
         cmocka_unit_test(test_json_job_shape),
         cmocka_unit_test(test_json_node_shape),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    if (conf_dir[0] != '\0') {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", conf_dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", conf_dir);
+    }
+    return rc;
 }

@@ -5,13 +5,18 @@
 #   sudo deploy/wsl/install.sh --scheduler-host     # the machine that runs wslq-scheduler
 #   deploy/wsl/install.sh --dry-run                 # print what would be done, change nothing
 #
+# Run it again at any time: it changes only what differs from what it would install, and ends
+# with "nothing changed" when everything was in place already.
+#
 # What it does, each step idempotent:
 #   1. checks: WSL 2 or not; refuses to go on if a Linux NVIDIA driver package is installed
 #      inside WSL (it shadows the Windows driver in /usr/lib/wsl/lib) unless --allow-linux-driver;
 #   2. /etc/wsl.conf: merges [boot] systemd=true, keeping every other line (backup kept once);
-#   3. binaries: builds from the source tree (--build, the default when no --from-build) after
-#      installing the build dependencies with apt, or copies them from --from-build DIR;
-#   4. config: /etc/wslq/wslq.conf from deploy/wslq.conf.example if there is none;
+#   3. binaries: installs the build and run dependencies with apt (only those missing), builds
+#      the programs from this source tree, or copies them from --from-build DIR (only those
+#      that differ);
+#   4. config: /etc/wslq/wslq.conf from deploy/wslq.conf.example if there is none; the
+#      --scheduler address and the --http dashboard address set in it (only those keys);
 #      worker: the service account wslq that jobs run as (useradd --system, only if missing)
 #      and the state directory /var/lib/wslq/worker (root's, 0711); with --join CODE, the
 #      node's credentials (wslq-worker --join: a key pair enrolled with the code, 0600);
@@ -37,18 +42,26 @@ SERVICE_USER=wslq
 SERVICE_HOME=/var/lib/wslq/home
 JOIN_CODE=""
 SCHEDULER_ADDR=""
+HTTP_ADDR=""
+# How many things this run changed (files written, packages, accounts, units).
+CHANGED=0
 # Driver packages that must not be inside WSL: they shadow the Windows driver (DESIGN.md §9.1).
 DRIVER_RE='^(nvidia-driver.*|libnvidia-compute-.*|nvidia-dkms-.*|nvidia-kernel-.*|cuda-drivers.*|cuda|cuda-[0-9]+-[0-9]+|libcuda1|libnvidia-ml1)$'
 
 usage() {
     cat <<USAGE
-usage: install.sh [--join CODE] [--scheduler ADDR] [--scheduler-host] [--from-build DIR]
-                  [--prefix DIR] [--cuda-toolkit X-Y] [--allow-linux-driver] [--dry-run]
+usage: install.sh [--join CODE] [--scheduler ADDR] [--scheduler-host] [--http ADDR:PORT]
+                  [--from-build DIR] [--prefix DIR] [--cuda-toolkit X-Y]
+                  [--allow-linux-driver] [--dry-run]
   --join CODE           join the cluster with a code from 'wslq admin node invite' (on the
                         scheduler host); without it, run 'wslq-worker --join CODE' later
   --scheduler ADDR      reach the scheduler at ADDR (tcp://HOST:PORT) rather than the
-                        address the code names
+                        address the code names; set in /etc/wslq/wslq.conf for the
+                        worker ([worker]) and every user's wslq command ([client])
   --scheduler-host      install the scheduler's unit instead of the worker's
+  --http ADDR:PORT      with --scheduler-host: where the dashboard listens, set in
+                        /etc/wslq/wslq.conf; ADDR is an IPv4 address or the name of the
+                        LAN interface (eth0:7421); default 127.0.0.1:7421 (this host only)
   --from-build DIR      copy binaries from DIR/bin (an existing build) instead of building
   --prefix DIR          where binaries go (default /usr/local)
   --cuda-toolkit X-Y    also apt install cuda-toolkit-X-Y (never a driver); needs NVIDIA's
@@ -74,7 +87,25 @@ run() {
     fi
 }
 
-# put_file PATH MODE: write stdin to PATH (atomically), or print it in dry-run mode.
+# change CMD...: run a command that changes the system, and count it.
+change() {
+    CHANGED=$((CHANGED + 1))
+    run "$@"
+}
+
+# install_file SRC DEST MODE: copy SRC to DEST unless DEST has the same content and mode.
+install_file() {
+    local src=$1 dest=$2 mode=$3
+    if [ -f "$dest" ] && cmp -s "$src" "$dest" &&
+        [ "$(stat -c %a "$dest")" = "$mode" ]; then
+        return 0
+    fi
+    change install -D -m "$mode" "$src" "$dest"
+    [ "$DRY_RUN" = 1 ] || say "installed $dest"
+}
+
+# put_file PATH MODE: write stdin to PATH (atomically) unless PATH holds exactly that with
+# that mode already, or print it in dry-run mode.
 put_file() {
     local path=$1 mode=$2 tmp
     if [ "$DRY_RUN" = 1 ]; then
@@ -82,11 +113,23 @@ put_file() {
         sed 's/^/|   /'
         return
     fi
+    # Compared from a scratch file elsewhere, so an unchanged file leaves even its directory
+    # untouched; a changed one is replaced atomically (a temporary beside it, then mv).
+    local new
+    new=$(mktemp /tmp/wslq-install.XXXXXX)
+    cat >"$new"
+    if [ -f "$path" ] && cmp -s "$new" "$path" && [ "$(stat -c %a "$path")" = "$mode" ]; then
+        rm -f "$new"
+        return 0
+    fi
     mkdir -p "$(dirname "$path")"
     tmp=$(mktemp "$path.XXXXXX")
-    cat >"$tmp"
+    cat "$new" >"$tmp"
+    rm -f "$new"
     chmod "$mode" "$tmp"
     mv -f "$tmp" "$path"
+    CHANGED=$((CHANGED + 1))
+    say "wrote $path"
 }
 
 while [ $# -gt 0 ]; do
@@ -101,6 +144,14 @@ while [ $# -gt 0 ]; do
         case $SCHEDULER_ADDR in
         tcp://*:*) ;;
         *) die "--scheduler: '$SCHEDULER_ADDR' is not tcp://HOST:PORT" ;;
+        esac
+        shift
+        ;;
+    --http)
+        HTTP_ADDR=${2:?--http needs ADDR:PORT, e.g. eth0:7421}
+        case $HTTP_ADDR in
+        *:[0-9]*) ;;
+        *) die "--http: '$HTTP_ADDR' is not ADDR:PORT (an address or interface, a port)" ;;
         esac
         shift
         ;;
@@ -132,6 +183,9 @@ done
 
 if [ "$ROLE" = scheduler ] && [ -n "$JOIN_CODE" ]; then
     die "--join is for worker nodes; the scheduler host makes the codes (wslq admin node invite)"
+fi
+if [ "$ROLE" = worker ] && [ -n "$HTTP_ADDR" ]; then
+    die "--http is for the scheduler host (--scheduler-host): the dashboard runs there"
 fi
 case $JOIN_CODE in
 "" | wq1:*) ;;
@@ -198,7 +252,7 @@ if [ "$IS_WSL" = 1 ]; then
         say "$conf already has [boot] systemd=true"
     else
         if [ -f "$conf" ] && [ ! -f "$conf.wslq-bak" ]; then
-            run cp -p "$conf" "$conf.wslq-bak"
+            change cp -p "$conf" "$conf.wslq-bak"
         fi
         printf '%s\n' "$merged" | put_file "$conf" 644
         say "$conf: [boot] systemd=true merged; restart WSL (wsl.exe --shutdown) to apply"
@@ -206,24 +260,73 @@ if [ "$IS_WSL" = 1 ]; then
 fi
 
 # ---- 3. binaries -----------------------------------------------------------------------------
-BUILD_DEPS=(build-essential cmake pkg-config libzmq3-dev libprotobuf-c-dev protobuf-c-compiler
-    libsqlite3-dev libinih-dev libcjson-dev)
+# Everything the build needs (CMakeLists.txt and the folders' pkg_check_modules: libzmq,
+# protobuf-c, SQLite, inih, cJSON, cmocka, libsodium, libmicrohttpd, ncursesw, OpenBLAS, zlib;
+# find_program: protoc-c, python3) and, through the -dev packages, the libraries the programs
+# run with. The same names on Debian 12/13 and Ubuntu 22.04/24.04. scripts/deps.sh adds what
+# the tests need.
+BUILD_DEPS=(build-essential cmake pkg-config python3 libzmq3-dev libsodium-dev
+    libprotobuf-c-dev protobuf-c-compiler libsqlite3-dev libinih-dev libcjson-dev
+    libcmocka-dev libmicrohttpd-dev libncurses-dev libopenblas-dev zlib1g-dev)
+# Run-time only: the worker's /proc readers (procps), ip (iproute2), useradd for the service
+# account (passwd: not in a minimal Debian 13), and the Fashion-MNIST files wslq-train reads
+# by default (/usr/share/datasets/fashion-mnist).
+RUN_DEPS=(procps iproute2 ca-certificates)
+if [ "$ROLE" = worker ]; then
+    RUN_DEPS+=(passwd dataset-fashion-mnist)
+fi
+
+pkg_installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
+}
+
+# apt_install PKG...: install the packages that are missing (apt-get update first, once).
+APT_UPDATED=0
+apt_install() {
+    local missing=() p
+    for p in "$@"; do
+        pkg_installed "$p" || missing+=("$p")
+    done
+    if [ "${#missing[@]}" -eq 0 ]; then
+        return 0
+    fi
+    command -v apt-get >/dev/null 2>&1 || die "missing packages ${missing[*]}, and no apt-get"
+    say "installing ${missing[*]}"
+    if [ "$APT_UPDATED" = 0 ] && [ "$DRY_RUN" = 0 ]; then
+        quietly "apt-get update" apt-get update -qq
+        APT_UPDATED=1
+    fi
+    if [ "$DRY_RUN" = 1 ]; then
+        change apt-get install -y -qq --no-install-recommends "${missing[@]}"
+        return 0
+    fi
+    CHANGED=$((CHANGED + 1))
+    quietly "apt-get install" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+# quietly WHAT CMD...: run CMD with its output in a log that is shown only when it fails.
+quietly() {
+    local what=$1 log
+    shift
+    log=$(mktemp /tmp/wslq-install.XXXXXX)
+    if ! "$@" >"$log" 2>&1; then
+        tail -n 60 "$log" >&2
+        rm -f "$log"
+        die "$what failed (its last lines above)"
+    fi
+    rm -f "$log"
+}
 
 if [ -n "$CUDA_TOOLKIT" ]; then
     pkg="cuda-toolkit-$CUDA_TOOLKIT"
-    say "checking that $pkg pulls no driver"
-    if apt-get -s install "$pkg" 2>/dev/null | awk '/^Inst /{print $2}' | grep -Eq "$DRIVER_RE"; then
-        die "$pkg would install a Linux NVIDIA driver; use NVIDIA's WSL-Ubuntu repository"
+    if ! pkg_installed "$pkg"; then
+        say "checking that $pkg pulls no driver"
+        if apt-get -s install "$pkg" 2>/dev/null | awk '/^Inst /{print $2}' | grep -Eq "$DRIVER_RE"; then
+            die "$pkg would install a Linux NVIDIA driver; use NVIDIA's WSL-Ubuntu repository"
+        fi
+        apt_install "$pkg"
     fi
-    run apt-get install -y --no-install-recommends "$pkg"
-fi
-
-if [ -z "$FROM_BUILD" ]; then
-    run apt-get update
-    run apt-get install -y --no-install-recommends "${BUILD_DEPS[@]}"
-    FROM_BUILD="$SRC/build-release"
-    run cmake -S "$SRC" -B "$FROM_BUILD" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF
-    run cmake --build "$FROM_BUILD" -j "$(nproc)"
 fi
 
 BINS=(wslq wslq-node-facts)
@@ -232,20 +335,78 @@ if [ "$ROLE" = worker ]; then
 else
     BINS+=(wslq-scheduler)
 fi
+
+if [ -z "$FROM_BUILD" ]; then
+    apt_install "${BUILD_DEPS[@]}" "${RUN_DEPS[@]}"
+    FROM_BUILD="$SRC/build-release"
+    # Only the programs installed here, not the tests: a clean build is minutes, a second
+    # run with nothing changed in the tree rebuilds nothing.
+    say "building ${BINS[*]} in $FROM_BUILD"
+    if [ "$DRY_RUN" = 1 ]; then
+        run cmake -S "$SRC" -B "$FROM_BUILD" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF
+        run cmake --build "$FROM_BUILD" -j "$(nproc)" --target "${BINS[@]}"
+    else
+        quietly "cmake (configure)" cmake -S "$SRC" -B "$FROM_BUILD" \
+            -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF
+        quietly "the build" cmake --build "$FROM_BUILD" -j "$(nproc)" --target "${BINS[@]}"
+    fi
+else
+    apt_install "${RUN_DEPS[@]}"
+fi
+
 for b in "${BINS[@]}"; do
     if [ -x "$FROM_BUILD/bin/$b" ] || [ "$DRY_RUN" = 1 ]; then
-        run install -D -m 755 "$FROM_BUILD/bin/$b" "$PREFIX/bin/$b"
+        install_file "$FROM_BUILD/bin/$b" "$PREFIX/bin/$b" 755
     else
         warn "$FROM_BUILD/bin/$b not built; skipped"
     fi
 done
 
 # ---- 4. config -------------------------------------------------------------------------------
-if [ -f /etc/wslq/wslq.conf ]; then
-    say "/etc/wslq/wslq.conf exists; left as is"
-elif [ -f "$SRC/deploy/wslq.conf.example" ]; then
-    run install -D -m 644 "$SRC/deploy/wslq.conf.example" /etc/wslq/wslq.conf
-    say "edit /etc/wslq/wslq.conf (scheduler address, cluster interface) before starting"
+# set_key SECTION KEY VALUE: the INI text on stdin with KEY = VALUE in [SECTION]: the first
+# line that sets KEY there (or a commented-out one, "# KEY = ...") becomes it; without one the
+# key goes at the end of the section, and a missing section is added. Every other line stays.
+set_key() {
+    awk -v sec="[$1]" -v key="$2" -v val="$3" '
+        function emit() { print key " = " val; done = 1 }
+        /^[ \t]*\[/ {
+            if (insec && !done) emit()
+            insec = ($0 == sec)
+            if (insec) seen = 1
+            print; next
+        }
+        insec && !done && $0 ~ ("^[#; \t]*" key "[ \t]*=") { emit(); next }
+        { print }
+        END {
+            if (insec && !done) emit()
+            if (!seen) { print ""; print sec; emit() }
+        }
+    '
+}
+
+# The config: the one there (or the example, the first time) with the flags' values set:
+# --scheduler in [worker] and [client] (the worker and every user's wslq command), --http in
+# [scheduler]. Written only when that changes it.
+conf=/etc/wslq/wslq.conf
+if [ -f "$conf" ]; then
+    conf_base=$conf
+else
+    conf_base=$SRC/deploy/wslq.conf.example
+fi
+conf_text=$(cat "$conf_base")
+if [ -n "$SCHEDULER_ADDR" ]; then
+    conf_text=$(printf '%s\n' "$conf_text" | set_key worker scheduler "$SCHEDULER_ADDR" |
+        set_key client scheduler "$SCHEDULER_ADDR")
+fi
+if [ -n "$HTTP_ADDR" ]; then
+    conf_text=$(printf '%s\n' "$conf_text" | set_key scheduler http "$HTTP_ADDR")
+fi
+if [ -f "$conf" ]; then
+    say "$conf exists: only the keys the flags name are set in it"
+fi
+printf '%s\n' "$conf_text" | put_file "$conf" 644
+if [ "$conf_base" != "$conf" ]; then
+    say "check $conf (scheduler address, dashboard address) before starting"
 fi
 
 # The service account and the worker's state directory. Only what is missing is made: an
@@ -256,7 +417,7 @@ if [ "$ROLE" = worker ]; then
         say "service account $SERVICE_USER exists"
     else
         run install -d -m 755 "$(dirname "$SERVICE_HOME")"
-        run useradd --system --user-group --create-home --home-dir "$SERVICE_HOME" \
+        change useradd --system --user-group --create-home --home-dir "$SERVICE_HOME" \
             --shell /usr/sbin/nologin "$SERVICE_USER"
         [ "$DRY_RUN" = 1 ] || say "created the service account $SERVICE_USER: jobs run as it"
     fi
@@ -264,14 +425,17 @@ if [ "$ROLE" = worker ]; then
         say "/var/lib/wslq/worker exists; left as is"
     else
         run install -d -m 755 /var/lib/wslq
-        run install -d -m 711 /var/lib/wslq/worker
+        change install -d -m 711 /var/lib/wslq/worker
     fi
     # The node's identity: a key pair enrolled with the one-time code, kept 0600 by root in
     # the state directory, out of the jobs' reach.
     if [ -n "$JOIN_CODE" ]; then
         join=("$PREFIX/bin/wslq-worker" --config /etc/wslq/wslq.conf --join "$JOIN_CODE")
         [ -n "$SCHEDULER_ADDR" ] && join+=(--scheduler "$SCHEDULER_ADDR")
-        run "${join[@]}"
+        if [ -s /var/lib/wslq/worker/credentials ]; then
+            warn "this node has joined already; --join replaces its credentials"
+        fi
+        change "${join[@]}"
     elif [ -s /var/lib/wslq/worker/credentials ]; then
         say "this node has joined already (/var/lib/wslq/worker/credentials)"
     else
@@ -283,7 +447,7 @@ fi
 # ---- 5. systemd unit -------------------------------------------------------------------------
 unit="wslq-$ROLE.service"
 if [ -f "$SRC/deploy/systemd/$unit" ]; then
-    run install -D -m 644 "$SRC/deploy/systemd/$unit" "/etc/systemd/system/$unit"
+    install_file "$SRC/deploy/systemd/$unit" "/etc/systemd/system/$unit" 644
 else
     warn "$SRC/deploy/systemd/$unit not found; unit not installed"
 fi
@@ -297,9 +461,16 @@ Environment=LD_LIBRARY_PATH=$WSL_LIB
 DROPIN
 
 if [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]; then
-    run systemctl daemon-reload
+    if [ "$CHANGED" -gt 0 ]; then
+        run systemctl daemon-reload
+    fi
     if [ -f "/etc/systemd/system/$unit" ] || [ "$DRY_RUN" = 1 ]; then
-        run systemctl enable --now "$unit"
+        if ! systemctl is-enabled --quiet "$unit" 2>/dev/null ||
+            ! systemctl is-active --quiet "$unit" 2>/dev/null; then
+            change systemctl enable --now "$unit"
+        elif [ "$CHANGED" -gt 0 ]; then
+            change systemctl restart "$unit"
+        fi
     fi
 else
     say "systemd is not PID 1 yet: after wsl.exe --shutdown and a restart, run"
@@ -318,4 +489,10 @@ if [ "$ROLE" = scheduler ]; then
     say "next, here as root: 'wslq admin node invite' for each PC, 'wslq admin user add NAME'"
     say "for each person (each prints a one-time code)"
 fi
-say "done ($ROLE)"
+if [ "$DRY_RUN" = 1 ]; then
+    say "done ($ROLE, dry run: nothing changed)"
+elif [ "$CHANGED" = 0 ]; then
+    say "done ($ROLE): nothing changed, everything was in place already"
+else
+    say "done ($ROLE): $CHANGED changes"
+fi

@@ -16,7 +16,7 @@
 #include "scheduler/sched.h"
 #include "scheduler/who.h"
 
-#define HTTP_NODE_STATES 7 /* idle, mixed, allocated, torpid, lost, drained, other */
+#define HTTP_NODE_STATES 8 /* idle, mixed, allocated, torpid, lost, draining, drained, other */
 extern const char *const http_node_state_names[HTTP_NODE_STATES];
 
 /* One GPU as /metrics labels it. */
@@ -48,6 +48,8 @@ typedef struct http_snap {
     http_gpu_t *gpus; /* owned, n_gpus */
     size_t n_gpus;
     char *nodes_json; /* owned: [NODE...] as proto/json.h renders it */
+    char **drained;   /* owned: name and reason of each drained node, in pairs */
+    size_t n_drained; /* pairs */
     /* Filled on first use by an HTTP thread holding the database lock: */
     char *summary_json; /* owned: the /api/v1/summary body */
     char *update_json;  /* owned: the SSE "update" event data */

@@ -2,6 +2,7 @@
 #include "scheduler/http/http_parse.h"
 
 #include <arpa/inet.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -406,6 +407,26 @@ http_parse_target(const char *target, size_t len, http_req_t *req, int *status, 
     return 0;
 }
 
+/* The first IPv4 address of the network interface named 'name' (the LAN's, "eth0"): 0, or
+ * -1 when there is no such interface or it has no IPv4 address. */
+static int
+iface_ipv4(const char *name, struct in_addr *out)
+{
+    struct ifaddrs *list = NULL;
+    if (getifaddrs(&list) < 0)
+        return -1;
+    int rc = -1;
+    for (struct ifaddrs *i = list; i != NULL && rc < 0; i = i->ifa_next) {
+        if (i->ifa_addr != NULL && i->ifa_addr->sa_family == AF_INET &&
+            strcmp(i->ifa_name, name) == 0) {
+            *out = ((const struct sockaddr_in *) (const void *) i->ifa_addr)->sin_addr;
+            rc = 0;
+        }
+    }
+    freeifaddrs(list);
+    return rc;
+}
+
 int
 http_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len, wq_error_t *err)
 {
@@ -454,9 +475,11 @@ http_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len, wq
         a->sin_addr.s_addr = htonl(INADDR_ANY);
     else if (strcmp(host, "localhost") == 0)
         a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    else if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
+    else if (inet_pton(AF_INET, host, &a->sin_addr) != 1 && iface_ipv4(host, &a->sin_addr) < 0)
         return wq_fail(err, WQ_EINVAL,
-                       "http: '%s' is not an IPv4 address, [IPv6], '*' or 'localhost'", host);
+                       "http: '%s' is not an IPv4 address, a network interface with one, "
+                       "[IPv6], '*' or 'localhost'",
+                       host);
     *len = sizeof *a;
     return 0;
 }

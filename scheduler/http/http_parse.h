@@ -56,7 +56,8 @@ http_parse_target(const char *target, size_t len, http_req_t *req, int *status, 
  * case-insensitive, also "active" and "ended"). 0 or -1 with *err. */
 int http_parse_states(const char *list, unsigned *mask, wq_error_t *err);
 
-/* A listen address: "HOST:PORT" with HOST an IPv4 address, "[IPv6]", "*" (every IPv4
+/* A listen address: "HOST:PORT" with HOST an IPv4 address, the name of a network interface
+ * (its first IPv4 address now: "eth0:7421" serves the LAN only), "[IPv6]", "*" (every IPv4
  * address) or "localhost"; a bare "PORT" means 127.0.0.1. PORT is 0..65535 (0 = any free
  * port). Fills *ss and *len; 0 or -1 with *err. No name lookup. */
 int http_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len, wq_error_t *err);

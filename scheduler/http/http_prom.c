@@ -182,6 +182,14 @@ http_prom_render(const http_snap_t *s, const uint64_t http_codes[HTTP_N_CODES], 
     for (int i = 0; i < HTTP_NODE_STATES; i++)
         sb_printf(&b, "wslq_nodes{state=\"%s\"} %u\n", http_node_state_names[i],
                   s->nodes_by_state[i]);
+    help(&b, "wslq_node_drained", "gauge",
+         "1 for each node an admin drained (wslq drain), with the reason given.");
+    for (size_t i = 0; i < s->n_drained; i++) {
+        char node[512], reason[1024];
+        http_prom_escape(s->drained[2 * i], node, sizeof node);
+        http_prom_escape(s->drained[2 * i + 1], reason, sizeof reason);
+        sb_printf(&b, "wslq_node_drained{node=\"%s\",reason=\"%s\"} 1\n", node, reason);
+    }
     help(&b, "wslq_gpus", "gauge", "GPUs on known nodes, and how many a job holds.");
     sb_printf(&b, "wslq_gpus{state=\"total\"} %u\nwslq_gpus{state=\"allocated\"} %u\n",
               s->gpus_total, s->gpus_used);

@@ -12,7 +12,7 @@
 #include "scheduler/http/http_int.h"
 
 const char *const http_node_state_names[HTTP_NODE_STATES] = {
-    "idle", "mixed", "allocated", "torpid", "lost", "drained", "other"};
+    "idle", "mixed", "allocated", "torpid", "lost", "draining", "drained", "other"};
 
 /* FNV-1a, to notice any change of the active jobs between snapshots. */
 static uint64_t
@@ -79,11 +79,18 @@ http_snap_take(sched_t *s, int64_t started_ms)
     for (size_t i = 0; i < nn; i++)
         ng += sched_node(s, i)->n_gpus;
     snap->gpus = wq_calloc(ng ? ng : 1, sizeof *snap->gpus);
+    snap->drained = wq_calloc(2 * (nn ? nn : 1), sizeof *snap->drained);
     cJSON *arr = cJSON_CreateArray();
     for (size_t i = 0; i < nn; i++) {
         const Wslq__NodeInfo *n = sched_node(s, i);
         snap->nodes_by_state[node_state_index(n->state)]++;
         cJSON_AddItemToArray(arr, json_node(n));
+        if (n->drained) {
+            snap->drained[2 * snap->n_drained] = wq_strdup(n->name ? n->name : "");
+            snap->drained[2 * snap->n_drained + 1] =
+                wq_strdup(n->drain_reason ? n->drain_reason : "");
+            snap->n_drained++;
+        }
         for (size_t g = 0; g < n->n_gpus; g++) {
             const Wslq__GpuInfo *src = n->gpus[g];
             http_gpu_t *dst = &snap->gpus[snap->n_gpus++];
@@ -115,6 +122,9 @@ http_snap_free(http_snap_t *snap)
         free(snap->gpus[i].uuid);
     }
     free(snap->gpus);
+    for (size_t i = 0; i < 2 * snap->n_drained; i++)
+        free(snap->drained[i]);
+    free(snap->drained);
     cJSON_free(snap->nodes_json);
     free(snap->summary_json);
     free(snap->update_json);

@@ -617,6 +617,8 @@ expect_allowed(jobsm_event_type_t t, Wslq__JobState s)
         return run;
     case JOBSM_EV_START_TIMEOUT:
         return starting;
+    case JOBSM_EV_DRAIN:
+        return starting || run;
     default: /* part events */
         return starting || run;
     }
@@ -754,6 +756,67 @@ test_load_after_restart(void **state)
     fx_free(f);
 }
 
+/* wslq drain --now: SIGTERM with the normal grace, then back to PENDING at once, and the
+ * attempt does not use up a retry. */
+static void
+test_drain_requeues_without_using_retries(void **state)
+{
+    (void) state;
+    const char *why = "node n0 drained by root: windows update";
+    for (unsigned retries = 0; retries < 2; retries++) {
+        fx_t *f = fx_new(retries, 0);
+        running(f, 2);
+        assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_DRAIN, .text = why}),
+                         JOBSM_APPLIED);
+        assert_true(f->out.act & JOBSM_ACT_KILL);
+        assert_int_equal(f->out.kill_grace, JOBSM_GRACE_NORMAL);
+        assert_string_equal(f->out.kill_reason, why);
+        assert_int_equal(f->info->state, WSLQ__JOB_STATE__RUNNING);
+        /* a second drain while the first is under way changes nothing */
+        assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_DRAIN, .text = why}),
+                         JOBSM_STALE);
+        /* the ranks end by the signal, or exit on it with a code: not a failure */
+        assert_int_equal(ended(f, 0, 0, 15), JOBSM_APPLIED);
+        assert_int_equal(f->info->state, WSLQ__JOB_STATE__RUNNING);
+        assert_int_equal(ended(f, 1, 143, 0), JOBSM_APPLIED);
+        assert_int_equal(f->info->state, WSLQ__JOB_STATE__PENDING);
+        assert_true(f->out.act & JOBSM_ACT_REQUEUED);
+        assert_int_equal(f->info->attempt, 1);
+        assert_int_equal(f->info->drain_requeues, 1);
+        assert_true(jobsm_placeable(&f->sm, f->info, 5000)); /* no backoff */
+        assert_string_equal(f->info->reason, "requeued: node n0 drained by root: windows "
+                                             "update (attempt 2 next; retries not used)");
+        /* its own retries are all still there: a lost node requeues it only if it has one */
+        placed(f, 2);
+        assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_NODE_LOST, .part = 0}),
+                         JOBSM_APPLIED);
+        assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_NODE_LOST, .part = 1}),
+                         JOBSM_APPLIED);
+        if (retries == 0) {
+            assert_int_equal(f->info->state, WSLQ__JOB_STATE__NODE_FAIL);
+        } else {
+            assert_int_equal(f->info->state, WSLQ__JOB_STATE__PENDING);
+            assert_non_null(strstr(f->info->reason, "(attempt 2 of 2)"));
+        }
+        fx_free(f);
+    }
+    /* a cancel overrides a drain under way; a drain does not override a cancel */
+    fx_t *f = fx_new(0, 0);
+    running(f, 1);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_DRAIN, .text = why}), JOBSM_APPLIED);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_CANCEL}), JOBSM_APPLIED);
+    assert_int_equal(ended(f, 0, 0, 15), JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__CANCELLED);
+    fx_free(f);
+    f = fx_new(0, 0);
+    running(f, 1);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_CANCEL}), JOBSM_APPLIED);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_DRAIN, .text = why}), JOBSM_STALE);
+    assert_int_equal(ended(f, 0, 0, 15), JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__CANCELLED);
+    fx_free(f);
+}
+
 static void
 test_names(void **state)
 {
@@ -792,6 +855,7 @@ main(void)
         cmocka_unit_test(test_every_refusal),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_load_after_restart),
+        cmocka_unit_test(test_drain_requeues_without_using_retries),
         cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -209,8 +209,8 @@ test_file_and_reopen(void **state)
 }
 
 /* A state directory from before principals (schema 1) upgrades in place: its jobs stay, the
- * identity tables appear, and the file says version 2. The schema-1 file is made from a
- * current one by dropping what version 2 added. */
+ * identity tables appear, and the file says the current version. The schema-1 file is made
+ * from a current one by dropping what versions 2 and 3 added. */
 static void
 test_migration_v1_to_v2(void **state)
 {
@@ -228,6 +228,7 @@ test_migration_v1_to_v2(void **state)
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db,
                                   "DROP TABLE principals; DROP TABLE codes; DROP TABLE tokens; "
+                                  "DROP TABLE node_drains; DROP TABLE node_tags; "
                                   "PRAGMA user_version=1;",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
@@ -261,6 +262,102 @@ test_migration_v1_to_v2(void **state)
 }
 
 static void
+got_tags(const char *name, const char *tags, void *arg)
+{
+    char *out = arg;
+    snprintf(out, 128, "%s=%s", name, tags);
+}
+
+static void
+count_drain(const queue_drain_t *d, void *arg)
+{
+    queue_drain_t *out = arg;
+    *out = *d;
+}
+
+/* A schema-2 state directory (before drained nodes were kept) upgrades in place: its jobs and
+ * keys stay, node_drains appears, and drains survive a reopen; resuming removes them. */
+static void
+test_migration_v2_to_v3(void **state)
+{
+    (void) state;
+    char dir[] = "/tmp/wslq-queue-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof path, "%s/q.db", dir);
+    queue_t *q = queue_new(path, 0, NULL);
+    assert_non_null(q);
+    uint64_t id;
+    add_job(q, "old", WSLQ__JOB_STATE__PENDING, &id);
+    queue_principal_t p = {.key = "k", .kind = "user", .name = "alice", .admin = 1};
+    assert_int_equal(queue_begin(q, NULL), 0);
+    assert_int_equal(queue_principal_put(q, &p, NULL), 0);
+    assert_int_equal(queue_commit(q, NULL), 0);
+    queue_destroy(&q);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db, "DROP TABLE node_drains; DROP TABLE node_tags; PRAGMA user_version=2;",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(get_user_version(path), 2);
+
+    wq_error_t err = {0};
+    q = queue_new(path, 0, &err);
+    assert_non_null(q);
+    Wslq__JobInfo *got = queue_get(q, id, NULL);
+    assert_non_null(got);
+    assert_string_equal(got->spec->user, "old");
+    wslq__job_info__free_unpacked(got, NULL);
+    queue_drain_t d = {.name = "pc7", .reason = "windows update", .since_ms = 1234, .by = "alice"};
+    assert_int_equal(queue_begin(q, NULL), 0);
+    assert_int_equal(queue_drain_put(q, &d, &err), 0);
+    assert_int_equal(queue_commit(q, NULL), 0);
+    queue_destroy(&q);
+    assert_int_equal(get_user_version(path), QUEUE_SCHEMA_VERSION);
+
+    /* kept across a reopen, with every field */
+    q = queue_new(path, 0, &err);
+    assert_non_null(q);
+    queue_drain_t back = {0};
+    assert_int_equal(queue_drains_list(q, count_drain, &back, &err), 1);
+    assert_string_equal(back.name, "pc7");
+    assert_string_equal(back.reason, "windows update");
+    assert_int_equal(back.since_ms, 1234);
+    assert_string_equal(back.by, "alice");
+    /* draining again replaces the row; resume removes it, once */
+    d.since_ms = 99;
+    assert_int_equal(queue_begin(q, NULL), 0);
+    assert_int_equal(queue_drain_put(q, &d, &err), 0);
+    assert_int_equal(queue_drains_list(q, count_drain, &back, &err), 1);
+    assert_int_equal(back.since_ms, 99);
+    assert_int_equal(queue_drain_remove(q, "pc7", &err), 1);
+    assert_int_equal(queue_drain_remove(q, "pc7", &err), 0);
+    assert_int_equal(queue_commit(q, NULL), 0);
+    assert_int_equal(queue_drains_list(q, count_drain, &back, &err), 0);
+    /* tags: set, replaced, kept, and "" removes them */
+    char tags[128] = "";
+    assert_int_equal(queue_begin(q, NULL), 0);
+    assert_int_equal(queue_tags_put(q, "pc7", "ampere", &err), 0);
+    assert_int_equal(queue_tags_put(q, "pc7", "ampere,48g", &err), 0);
+    assert_int_equal(queue_commit(q, NULL), 0);
+    queue_destroy(&q);
+    q = queue_new(path, 0, &err);
+    assert_non_null(q);
+    assert_int_equal(queue_tags_list(q, got_tags, tags, &err), 1);
+    assert_string_equal(tags, "pc7=ampere,48g");
+    assert_int_equal(queue_begin(q, NULL), 0);
+    assert_int_equal(queue_tags_put(q, "pc7", "", &err), 0);
+    assert_int_equal(queue_commit(q, NULL), 0);
+    assert_int_equal(queue_tags_list(q, got_tags, tags, &err), 0);
+    queue_destroy(&q);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void
 test_garbage_file_refused(void **state)
 {
     (void) state;
@@ -285,6 +382,7 @@ main(void)
         cmocka_unit_test(test_memory),
         cmocka_unit_test(test_file_and_reopen),
         cmocka_unit_test(test_migration_v1_to_v2),
+        cmocka_unit_test(test_migration_v2_to_v3),
         cmocka_unit_test(test_garbage_file_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -138,6 +138,8 @@ class Cluster:
         for k in ("WSLQ_CREDENTIALS", "WSLQ_INSECURE", "WSLQ_ADMIN_SOCKET"):
             if k not in extra:
                 e.pop(k, None)
+        # this machine's /etc/wslq/wslq.conf (an installed wslq) is not the test's
+        e.setdefault("WSLQ_SYSTEM_CONFIG", os.devnull)
         return e
 
     def start_scheduler(self):

@@ -269,6 +269,14 @@ test_listen(void **state)
     assert_int_equal(http_parse_listen("8080", &ss, &len, &err), 0);
     assert_int_equal(((struct sockaddr_in *) &ss)->sin_addr.s_addr, htonl(INADDR_LOOPBACK));
     assert_int_equal(http_parse_listen("localhost:1", &ss, &len, &err), 0);
+    /* an interface by name: its IPv4 address (the loopback's here; a LAN's on a lab host) */
+    assert_int_equal(http_parse_listen("lo:7421", &ss, &len, &err), 0);
+    assert_int_equal(ss.ss_family, AF_INET);
+    assert_int_equal(((struct sockaddr_in *) &ss)->sin_addr.s_addr, htonl(INADDR_LOOPBACK));
+    assert_int_equal(ntohs(((struct sockaddr_in *) &ss)->sin_port), 7421);
+    assert_int_equal(http_parse_listen("nosuch0:80", &ss, &len, &err), -1);
+    assert_string_equal(err.text, "http: 'nosuch0' is not an IPv4 address, a network interface "
+                                  "with one, [IPv6], '*' or 'localhost'");
     const char *bad[] = {"",      "host:80", "1.2.3.4:", "1.2.3.4:65536", "1.2.3.4:-1",
                          "[::1]", "[::1:80", "[zz]:80",  "1.2.3.4:80x"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)

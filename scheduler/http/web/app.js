@@ -216,6 +216,10 @@ function renderNodes(nodes) {
     const card = el('div', { class: 'node', 'data-node': n.name },
       el('header', {}, el('span', { class: 'name', text: n.name }), badge(n.state),
         el('span', { class: 'facts', text: facts })));
+    if (n.drained) {
+      card.append(el('div', { class: 'muted drain',
+        text: `drained by ${n.drain_by || '?'} since ${fmtTime(n.drain_since_ms)}: ${n.drain_reason || ''}` }));
+    }
     if (!n.gpus.length) card.append(el('div', { class: 'muted', text: 'no GPUs' }));
     for (const g of n.gpus) card.append(renderGpu(g));
     return card;
