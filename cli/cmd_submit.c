@@ -43,6 +43,10 @@ static const char usage[] =
     "                           the dashboard or the API, nor kept in the job's event log\n"
     "  -D, --chdir DIR          working directory (default: the current one)\n"
     "      --wrap LINE          run LINE with /bin/sh -c\n"
+    "  -a, --array LIST         a job array: one job per index, e.g. 0-499%8 (at most 8 run at\n"
+    "                           once) or 1,3,5-9:2; each task gets WSLQ_ARRAY_INDEX and\n"
+    "                           WSLQ_ARRAY_JOB_ID ('$WSLQ_ARRAY_INDEX' in the command expands)\n"
+    "      --hold               queue it held: it starts only after 'wslq release ID'\n"
     "      --parsable           print only the job id\n"
     "      --json               print {\"job_id\": N}\n"
     "      --scheduler ADDR     scheduler address (env WSLQ_SCHEDULER, "
@@ -72,6 +76,8 @@ enum {
     O_WRAP,
     O_PARSABLE,
     O_JSON,
+    O_ARRAY,
+    O_HOLD,
 };
 
 static const opt_t opts[] = {
@@ -96,6 +102,8 @@ static const opt_t opts[] = {
     {"wrap", 0, 1, O_WRAP},
     {"parsable", 0, 0, O_PARSABLE},
     {"json", 0, 0, O_JSON},
+    {"array", 'a', 1, O_ARRAY},
+    {"hold", 'H', 0, O_HOLD},
     OPT_COMMON,
     {NULL, 0, 0, 0},
 };
@@ -253,6 +261,8 @@ submit_args_fini(submit_args_t *a)
     if (a->spec != NULL)
         wslq__job_spec__free_unpacked(a->spec, NULL);
     a->spec = NULL;
+    free(a->array);
+    a->array = NULL;
 }
 
 static char *
@@ -396,6 +406,21 @@ submit_parse(cli_ctx_t *ctx, int argc, char **argv, submit_args_t *a, wq_error_t
         case O_JSON:
             a->json = 1;
             break;
+        case O_ARRAY: {
+            jobspec_array_t arr;
+            wq_error_t e = {0};
+            if (jobspec_parse_array(v, 1, &arr, &e) < 0) {
+                wq_fail(err, e.code, "--array: %s", e.text);
+                goto out;
+            }
+            jobspec_array_fini(&arr);
+            free(a->array);
+            a->array = wq_strdup(v);
+            break;
+        }
+        case O_HOLD:
+            a->hold = 1;
+            break;
         default:
             if (opt_common(ctx, id, v, err) != 0)
                 goto out;
@@ -502,6 +527,10 @@ submit_parse(cli_ctx_t *ctx, int argc, char **argv, submit_args_t *a, wq_error_t
     s = NULL;
     rc = 0;
 out:
+    if (rc != 0) {
+        free(a->array);
+        a->array = NULL;
+    }
     if (s != NULL)
         wslq__job_spec__free_unpacked(s, NULL);
     strlist_free(&env_opts);
@@ -532,6 +561,8 @@ cmd_submit(cli_ctx_t *ctx, int argc, char **argv)
     }
     Wslq__SubmitRequest req = WSLQ__SUBMIT_REQUEST__INIT;
     req.spec = a.spec;
+    req.array = a.array ? a.array : "";
+    req.hold = a.hold;
     Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
     env.body_case = WSLQ__ENVELOPE__BODY_SUBMIT;
     env.submit = &req;
@@ -542,14 +573,20 @@ cmd_submit(cli_ctx_t *ctx, int argc, char **argv)
     if (rep == NULL)
         return cli_fail(&err);
     uint64_t id = rep->submit_reply->job_id;
+    uint32_t tasks = rep->submit_reply->array_size;
     wire_free(&rep);
     if (json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddNumberToObject(o, "job_id", (double) id);
+        if (tasks > 0)
+            cJSON_AddNumberToObject(o, "array_size", tasks);
         return cli_print_json(o);
     }
     if (parsable)
         printf("%" PRIu64 "\n", id);
+    else if (tasks > 0)
+        printf("Submitted array job %" PRIu64 " (%u tasks: jobs %" PRIu64 "-%" PRIu64 ")\n", id,
+               tasks, id, id + tasks - 1);
     else
         printf("Submitted job %" PRIu64 "\n", id);
     return CLI_OK;

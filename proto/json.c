@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "proto/jobspec.h"
 #include "proto/nodecheck.h"
 
 static void
@@ -138,6 +139,19 @@ json_job(const Wslq__JobInfo *j)
     add_str(o, "failed_node", j->failed_node);
     add_str(o, "master_addr", j->master_addr);
     add_opt_int(o, "master_port", j->master_port, 0);
+    if (j->array_job_id != 0) {
+        add_u64(o, "array_job_id", j->array_job_id);
+        add_u64(o, "array_index", j->array_index);
+        add_u64(o, "array_size", j->array_size);
+        add_u64(o, "array_limit", j->array_limit);
+    }
+    if (j->array_pending > 0) {
+        add_str(o, "array_tasks", j->array_tasks);
+        add_u64(o, "array_pending", j->array_pending);
+    }
+    cJSON_AddBoolToObject(o, "held", j->held);
+    if (j->state == WSLQ__JOB_STATE__PENDING)
+        add_str(o, "wait_reason", jobspec_wait_name(j->wait_reason));
     if (j->spec != NULL)
         cJSON_AddItemToObject(o, "spec", json_spec(j->spec));
     else

@@ -486,7 +486,8 @@ fill_jobs(void)
     job_b.spec = &spec_a;
     job_b.state = WSLQ__JOB_STATE__PENDING;
     job_b.submit_ms = 1700000000000;
-    job_b.reason = "Resources";
+    job_b.reason = "no node has 2 free GPUs";
+    job_b.wait_reason = WSLQ__WAIT_REASON__WAIT_RESOURCES;
     job_b.exit_code = -1;
     job_b.failed_rank = -1;
 }
@@ -502,14 +503,35 @@ test_queue_table(void **state)
 {
     (void) state;
     fill_jobs();
-    Wslq__JobInfo *jobs[] = {&job_a, &job_b};
+    /* an array: task 40_7 runs, its tasks 8-499 wait as one line, at most 8 at once */
+    Wslq__JobInfo task = job_a, rest = job_b;
+    task.id = 47;
+    task.array_job_id = 40;
+    task.array_index = 7;
+    task.array_size = 500;
+    task.array_limit = 8;
+    rest.id = 48;
+    rest.array_job_id = 40;
+    rest.array_index = 8;
+    rest.array_size = 500;
+    rest.array_limit = 8;
+    rest.array_tasks = "8-499";
+    rest.array_pending = 492;
+    rest.wait_reason = WSLQ__WAIT_REASON__WAIT_ARRAY_LIMIT;
+    rest.reason = "array limit: 8 of its tasks run (%8)";
+    Wslq__JobInfo *jobs[] = {&job_a, &job_b, &task, &rest};
     Wslq__QueueReply r = WSLQ__QUEUE_REPLY__INIT;
-    r.n_jobs = 2;
+    r.n_jobs = 4;
     r.jobs = jobs;
     char *s = capture(queue_fn, &r);
-    assert_string_equal(s, "ID  USER   NAME   STATE    GPUS  NODES  TIME  NODELIST(REASON)\n"
-                           "12  alice  hello  RUNNING     2      1  1:05  pc1\n"
-                           "13  alice  hello  PENDING     2      1  1:06  (Resources)\n");
+    assert_string_equal(
+        s, "          ID  USER   NAME   STATE    GPUS  NODES  TIME  REASON      NODELIST(REASON)\n"
+           "          12  alice  hello  RUNNING     2      1  1:05  -           pc1\n"
+           "          13  alice  hello  PENDING     2      1  1:06  Resources   (no node has 2 "
+           "free GPUs)\n"
+           "        40_7  alice  hello  RUNNING     2      1  1:05  -           pc1\n"
+           "40_[8-499%8]  alice  hello  PENDING     2      1  1:06  ArrayLimit  (array limit: 8 "
+           "of its tasks run (%8))\n");
     free(s);
     char *cmd = print_command(&spec_a);
     assert_string_equal(cmd, "python3 -c 'print('\\''hi there'\\'')'");
