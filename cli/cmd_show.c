@@ -183,12 +183,31 @@ print_show(const Wslq__ShowReply *r, int64_t now_ms, FILE *out)
     fprintf(out, KEY "%d\n", "Priority:", s->priority);
     fprintf(out, KEY "%u%s\n", "Retries:", s->retries,
             s->requeue_on_fail ? " (also on failure)" : " (on node loss)");
+    const char *dep_label = "Depends on:";
     if (s->n_depends_on > 0) {
-        fprintf(out, KEY "afterok", "Depends on:");
+        fprintf(out, KEY "afterok", dep_label);
         for (size_t i = 0; i < s->n_depends_on; i++)
             fprintf(out, ":%" PRIu64, s->depends_on[i]);
         fputc('\n', out);
+        dep_label = "";
     }
+    if (s->n_after_any > 0) {
+        fprintf(out, KEY "afterany", dep_label);
+        for (size_t i = 0; i < s->n_after_any; i++)
+            fprintf(out, ":%" PRIu64, s->after_any[i]);
+        fputc('\n', out);
+        dep_label = "";
+    }
+    if (s->n_after_notok > 0) {
+        fprintf(out, KEY "afternotok", dep_label);
+        for (size_t i = 0; i < s->n_after_notok; i++)
+            fprintf(out, ":%" PRIu64, s->after_notok[i]);
+        fputc('\n', out);
+        dep_label = "";
+    }
+    if (s->singleton)
+        fprintf(out, KEY "singleton (one job named %s of %s at a time)\n", dep_label, s->name,
+                s->user);
     fprintf(out, KEY "%u\n", "Attempt:", j->attempt);
     print_time_line(out, "Submitted:", j->submit_ms);
     print_time_line(out, "Started:", j->start_ms);

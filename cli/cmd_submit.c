@@ -35,7 +35,10 @@ static const char usage[] =
     "      --priority N         higher runs first (default 0)\n"
     "      --retries N          requeues allowed after a node loss (0..100)\n"
     "      --requeue-on-fail    also requeue on a non-zero exit\n"
-    "  -d, --dependency afterok:ID[:ID...]  start after these jobs COMPLETED\n"
+    "  -d, --dependency TYPE:ID[:ID...][,...]  afterok: start after these jobs COMPLETED;\n"
+    "                           afterany: after they ended, however; afternotok: after they\n"
+    "                           ended other than COMPLETED (cancelled if one completes);\n"
+    "                           singleton: when no other job of yours with this name runs\n"
     "      --env K=V            set a variable in the job (repeatable)\n"
     "      --export VAR[,VAR]   copy variables from this shell; ALL copies all\n"
     "      --secret-env NAME[=VALUE]  a variable only the job sees (an API key): the value\n"
@@ -205,43 +208,81 @@ apply_export(strlist_t *env, const char *list, wq_error_t *err)
     return rc;
 }
 
-/* --dependency afterok:ID[:ID...][,afterok:...] */
+/* The ids of one dependency type, and singleton. */
+typedef struct {
+    strlist_t ok, any, notok; /* afterok, afterany, afternotok: ids as text */
+    int singleton;
+} deps_t;
+
+/* --dependency TYPE:ID[:ID...][,TYPE:...] with TYPE afterok, afterany or afternotok; or
+ * singleton. Repeatable; the lists add up. */
 static int
-parse_dependency(const char *s, strlist_t *ids_out, wq_error_t *err)
+parse_dependency(const char *s, deps_t *d, wq_error_t *err)
 {
+    static const char hint[] =
+        "use afterok:ID, afterany:ID, afternotok:ID (each with :ID... for more) or singleton";
     char *copy = wq_strdup(s);
     char *save = NULL;
     int rc = 0;
     int any = 0;
     for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        if (strcmp(item, "singleton") == 0) {
+            d->singleton = 1;
+            any = 1;
+            continue;
+        }
         char *colon = strchr(item, ':');
-        if (colon == NULL || (size_t) (colon - item) != 7 || strncmp(item, "afterok", 7) != 0) {
-            rc = wq_fail(err, WQ_EINVAL,
-                         "--dependency: '%.40s' is not supported; use afterok:ID[:ID...]", item);
+        size_t tlen = colon ? (size_t) (colon - item) : strlen(item);
+        strlist_t *to = NULL;
+        if (tlen == 7 && strncmp(item, "afterok", 7) == 0)
+            to = &d->ok;
+        else if (tlen == 8 && strncmp(item, "afterany", 8) == 0)
+            to = &d->any;
+        else if (tlen == 10 && strncmp(item, "afternotok", 10) == 0)
+            to = &d->notok;
+        if (to == NULL) {
+            rc = wq_fail(err, WQ_EINVAL, "--dependency: '%.40s' is not supported; %s", item, hint);
             break;
         }
-        char *save2 = NULL;
         int n = 0;
-        for (char *id = strtok_r(colon + 1, ":", &save2); id; id = strtok_r(NULL, ":", &save2)) {
-            uint64_t v;
-            if (cli_parse_job_id(id, &v, NULL) < 0) {
-                rc = wq_fail(err, WQ_EINVAL, "--dependency: '%.40s' is not a job id", id);
-                goto out;
+        if (colon != NULL) {
+            char *save2 = NULL;
+            for (char *id = strtok_r(colon + 1, ":", &save2); id;
+                 id = strtok_r(NULL, ":", &save2)) {
+                uint64_t v;
+                if (cli_parse_job_id(id, &v, NULL) < 0) {
+                    rc = wq_fail(err, WQ_EINVAL, "--dependency: '%.40s' is not a job id", id);
+                    goto out;
+                }
+                strlist_push(to, wq_strdup(id));
+                n++;
             }
-            strlist_push(ids_out, wq_strdup(id));
-            n++;
         }
         if (n == 0) {
-            rc = wq_fail(err, WQ_EINVAL, "--dependency: 'afterok' names no job; use afterok:ID");
+            rc = wq_fail(err, WQ_EINVAL, "--dependency: '%.*s' names no job; use %.*s:ID",
+                         (int) tlen, item, (int) tlen, item);
             break;
         }
         any = 1;
     }
     if (rc == 0 && !any)
-        rc = wq_fail(err, WQ_EINVAL, "--dependency: empty; use afterok:ID[:ID...]");
+        rc = wq_fail(err, WQ_EINVAL, "--dependency: empty; %s", hint);
 out:
     free(copy);
     return rc;
+}
+
+/* The ids of a list, as numbers (checked by parse_dependency). */
+static uint64_t *
+dep_ids(const strlist_t *l, size_t *n)
+{
+    *n = l->n;
+    if (l->n == 0)
+        return NULL;
+    uint64_t *v = wq_calloc(l->n, sizeof *v);
+    for (size_t i = 0; i < l->n; i++)
+        v[i] = strtoull(l->v[i], NULL, 10);
+    return v;
 }
 
 static int
@@ -286,7 +327,8 @@ submit_parse(cli_ctx_t *ctx, int argc, char **argv, submit_args_t *a, wq_error_t
     memset(a, 0, sizeof *a);
     opt_parser_t p;
     opt_parser_init(&p, argc, argv, 1);
-    strlist_t env_opts = {0}, exports = {0}, deps = {0}, env = {0}, secrets = {0};
+    strlist_t env_opts = {0}, exports = {0}, env = {0}, secrets = {0};
+    deps_t deps = {0};
     const char *name = NULL, *wrap = NULL, *chdir_opt = NULL;
     uint32_t gpus = 0, nodes = 1, gpn = 0, rpn = 0, cpus = 0, retries = 0;
     int gpus_set = 0, nodes_set = 0, gpn_set = 0, rpn_set = 0, per_node = 0, requeue = 0;
@@ -515,12 +557,10 @@ submit_parse(cli_ctx_t *ctx, int argc, char **argv, submit_args_t *a, wq_error_t
     s->priority = (int32_t) prio;
     s->retries = retries;
     s->requeue_on_fail = requeue;
-    if (deps.n > 0) {
-        s->n_depends_on = deps.n;
-        s->depends_on = wq_calloc(deps.n, sizeof *s->depends_on);
-        for (size_t i = 0; i < deps.n; i++)
-            s->depends_on[i] = strtoull(deps.v[i], NULL, 10);
-    }
+    s->depends_on = dep_ids(&deps.ok, &s->n_depends_on);
+    s->after_any = dep_ids(&deps.any, &s->n_after_any);
+    s->after_notok = dep_ids(&deps.notok, &s->n_after_notok);
+    s->singleton = deps.singleton;
     if (wire_validate_spec(s, err) < 0)
         goto out;
     a->spec = s;
@@ -535,7 +575,9 @@ out:
         wslq__job_spec__free_unpacked(s, NULL);
     strlist_free(&env_opts);
     strlist_free(&exports);
-    strlist_free(&deps);
+    strlist_free(&deps.ok);
+    strlist_free(&deps.any);
+    strlist_free(&deps.notok);
     strlist_free(&env);
     strlist_free(&secrets);
     opt_parser_fini(&p);

@@ -103,6 +103,18 @@ json_spec(const Wslq__JobSpec *s)
     cJSON *deps = cJSON_AddArrayToObject(o, "depends_on");
     for (size_t i = 0; i < s->n_depends_on; i++)
         cJSON_AddItemToArray(deps, cJSON_CreateNumber((double) s->depends_on[i]));
+    if (s->n_after_any > 0) {
+        cJSON *any = cJSON_AddArrayToObject(o, "after_any");
+        for (size_t i = 0; i < s->n_after_any; i++)
+            cJSON_AddItemToArray(any, cJSON_CreateNumber((double) s->after_any[i]));
+    }
+    if (s->n_after_notok > 0) {
+        cJSON *notok = cJSON_AddArrayToObject(o, "after_notok");
+        for (size_t i = 0; i < s->n_after_notok; i++)
+            cJSON_AddItemToArray(notok, cJSON_CreateNumber((double) s->after_notok[i]));
+    }
+    if (s->singleton)
+        cJSON_AddBoolToObject(o, "singleton", 1);
     return o;
 }
 

@@ -118,7 +118,9 @@ wire_validate_spec(const Wslq__JobSpec *spec, wq_error_t *err)
         return wq_fail(err, WQ_EPROTO, "job has no command (argv is empty)");
     if (check_count(spec->n_argv, WIRE_MAX_ARGV, "argv", err) < 0 ||
         check_count(spec->n_env + spec->n_secret_env, WIRE_MAX_ENV, "env", err) < 0 ||
-        check_count(spec->n_depends_on, WIRE_MAX_DEPS, "dependency list", err) < 0)
+        check_count(spec->n_depends_on, WIRE_MAX_DEPS, "dependency list", err) < 0 ||
+        check_count(spec->n_after_any, WIRE_MAX_DEPS, "afterany list", err) < 0 ||
+        check_count(spec->n_after_notok, WIRE_MAX_DEPS, "afternotok list", err) < 0)
         return -1;
     size_t total = 0;
     for (size_t i = 0; i < spec->n_argv; i++) {
@@ -180,6 +182,12 @@ wire_validate_spec(const Wslq__JobSpec *spec, wq_error_t *err)
         return wq_fail(err, WQ_ELIMIT, "%u retries is more than 100", spec->retries);
     for (size_t i = 0; i < spec->n_depends_on; i++)
         if (spec->depends_on[i] == 0)
+            return wq_fail(err, WQ_EPROTO, "dependency on job 0");
+    for (size_t i = 0; i < spec->n_after_any; i++)
+        if (spec->after_any[i] == 0)
+            return wq_fail(err, WQ_EPROTO, "dependency on job 0");
+    for (size_t i = 0; i < spec->n_after_notok; i++)
+        if (spec->after_notok[i] == 0)
             return wq_fail(err, WQ_EPROTO, "dependency on job 0");
     return 0;
 }

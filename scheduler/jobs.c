@@ -245,6 +245,8 @@ note_state(sched_t *self, job_t *job, const jobsm_out_t *out)
     }
     if (wire_state_is_final(st))
         self->stats.ended_total[st]++;
+    if (out->old_state == WSLQ__JOB_STATE__JOB_STATE_UNSPECIFIED && info->array_size > 0)
+        return; /* an array's tasks: its one line says it ("array N submitted: ...") */
     const char *reason = "";
     for (size_t i = 0; i < out->n_rows; i++)
         if (out->rows[i].state == st)
@@ -395,7 +397,7 @@ handle_submit(sched_t *self, const msg_t *m)
         return;
     }
     size_t n_nodes = 0;
-    if (place_admit(self, spec, &n_nodes, &err) < 0) {
+    if (place_admit(self, spec, &n_nodes, &err) < 0 || jobs_deps_admit(self, spec, &err) < 0) {
         self->stats.refused_total++;
         jobspec_array_fini(&arr);
         out_error(self, m->from, m->env->request_id, &err);
@@ -1003,6 +1005,95 @@ handle_control(sched_t *self, const msg_t *m)
     free(done);
 }
 
+/* ---------- dependencies besides afterok (place.c's): afterany, afternotok, singleton ----------
+ */
+
+/* The state of a job: the registry's, else the queue's; 0 (UNSPECIFIED) when there is none. */
+static Wslq__JobState
+job_state(sched_t *self, uint64_t id)
+{
+    job_t *job = jobs_find(self, id);
+    if (job != NULL)
+        return job->info->state;
+    Wslq__JobInfo *info = queue_get(self->q, id, NULL);
+    Wslq__JobState st = info ? info->state : WSLQ__JOB_STATE__JOB_STATE_UNSPECIFIED;
+    if (info != NULL)
+        wslq__job_info__free_unpacked(info, NULL);
+    return st;
+}
+
+int
+jobs_deps_admit(sched_t *self, const Wslq__JobSpec *spec, wq_error_t *err)
+{
+    for (size_t i = 0; i < spec->n_after_any + spec->n_after_notok; i++) {
+        int notok = i >= spec->n_after_any;
+        uint64_t dep = notok ? spec->after_notok[i - spec->n_after_any] : spec->after_any[i];
+        Wslq__JobState st = job_state(self, dep);
+        if (st == WSLQ__JOB_STATE__JOB_STATE_UNSPECIFIED)
+            return wq_fail(err, WQ_ENOENT, "job refused: dependency job %" PRIu64 " not found",
+                           dep);
+        if (notok && st == WSLQ__JOB_STATE__COMPLETED)
+            return wq_fail(err, WQ_EINVAL,
+                           "job refused: dependency job %" PRIu64
+                           " COMPLETED, so afternotok could never be met",
+                           dep);
+    }
+    return 0;
+}
+
+/* The other job of the same user and name a singleton waits for: one that is started, or
+ * pending and older. NULL when there is none. */
+static const job_t *
+singleton_blocker(sched_t *self, const job_t *job)
+{
+    const Wslq__JobSpec *s = job->info->spec;
+    for (size_t i = 0; i < self->n_jobs; i++) {
+        const job_t *o = self->jobs[i];
+        if (o == job || strcmp(o->info->spec->name, s->name) != 0 ||
+            strcmp(o->info->spec->user, s->user) != 0)
+            continue;
+        if (o->info->state != WSLQ__JOB_STATE__PENDING || o->info->id < job->info->id)
+            return o;
+    }
+    return NULL;
+}
+
+int
+jobs_deps_wait(sched_t *self, job_t *job)
+{
+    const Wslq__JobSpec *s = job->info->spec;
+    char why[160];
+    for (size_t i = 0; i < s->n_after_any + s->n_after_notok; i++) {
+        int notok = i >= s->n_after_any;
+        uint64_t dep = notok ? s->after_notok[i - s->n_after_any] : s->after_any[i];
+        if (jobs_find(self, dep) != NULL) {
+            snprintf(why, sizeof why, "waiting for job %" PRIu64 " to end (%s)", dep,
+                     notok ? "afternotok" : "afterany");
+            jobs_set_reason(self, job, WSLQ__WAIT_REASON__WAIT_DEPENDENCY, why);
+            return 1;
+        }
+        if (notok && job_state(self, dep) == WSLQ__JOB_STATE__COMPLETED) {
+            snprintf(why, sizeof why,
+                     "dependency job %" PRIu64 " COMPLETED, so afternotok can never be met", dep);
+            jobsm_event_t ev = {.type = JOBSM_EV_DEPENDENCY_FAILED, .text = why};
+            jobs_apply(self, job, &ev);
+            return 1; /* ended, and freed */
+        }
+    }
+    if (s->singleton) {
+        const job_t *o = singleton_blocker(self, job);
+        if (o != NULL) {
+            snprintf(why, sizeof why, "singleton: job %" PRIu64 " of %s named %s is %s",
+                     o->info->id, s->user, s->name,
+                     o->info->state == WSLQ__JOB_STATE__PENDING ? "older and waits first"
+                                                                : "running");
+            jobs_set_reason(self, job, WSLQ__WAIT_REASON__WAIT_DEPENDENCY, why);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* ---------- wslq why ---------- */
 
 typedef struct {
@@ -1073,6 +1164,24 @@ why_pending(sched_t *self, job_t *job, const Wslq__JobInfo *shown, lines_t *l)
                                                            : "ended otherwise: never met");
         if (e != NULL)
             wslq__job_info__free_unpacked(e, NULL);
+    }
+    for (size_t i = 0; i < s->n_after_any + s->n_after_notok; i++) {
+        int notok = i >= s->n_after_any;
+        uint64_t dep = notok ? s->after_notok[i - s->n_after_any] : s->after_any[i];
+        Wslq__JobState st = job_state(self, dep);
+        lines_add(l, "dependency %s:%" PRIu64 ": that job is %s%s",
+                  notok ? "afternotok" : "afterany", dep, wire_state_name(st),
+                  !wire_state_is_final(st)                    ? ", not ended yet"
+                  : notok && st == WSLQ__JOB_STATE__COMPLETED ? ": never met"
+                                                              : ": met");
+    }
+    if (s->singleton) {
+        const job_t *o = singleton_blocker(self, job);
+        if (o != NULL)
+            lines_add(l, "singleton: job %" PRIu64 " of the same user and name is %s", o->info->id,
+                      wire_state_name(o->info->state));
+        else
+            lines_add(l, "singleton: no other job of the same user and name runs or waits first");
     }
     /* the jobs a pass looks at before this one */
     size_t ahead = 0, ahead_free = 0;

@@ -199,6 +199,8 @@ place_pass(sched_t *self)
             continue; /* its tasks ask the same and come one after another: none fits */
         if (job->info->spec->n_depends_on > 0 && deps_ready(self, job) != 1)
             continue; /* waits, or was cancelled (and freed: not touched again) */
+        if (jobs_deps_wait(self, job))
+            continue; /* afterany, afternotok, singleton: the same */
         policy_req_t req;
         req_of(job->info->spec, &req);
         policy_choice_t choice;

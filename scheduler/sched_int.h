@@ -264,6 +264,12 @@ void handle_show(sched_t *self, const msg_t *m);
 void handle_cancel(sched_t *self, const msg_t *m);
 void handle_control(sched_t *self, const msg_t *m);
 void handle_why(sched_t *self, const msg_t *m);
+/* Dependencies besides afterok (place.c's deps): afterany, afternotok, singleton. At submit:
+ * 0, or -1 with why the job could never start. In a pass: 1 when the job waits (its reason
+ * set) or was just cancelled because one can never be met (freed: do not touch it), 0 when
+ * they allow it to start. */
+int jobs_deps_admit(sched_t *self, const Wslq__JobSpec *spec, wq_error_t *err);
+int jobs_deps_wait(sched_t *self, job_t *job);
 /* The one job a selector names ("42", "40_7"): 0 and *id, or -1 with *err. */
 int jobs_select_one(sched_t *self, const char *text, uint64_t *id, wq_error_t *err);
 /* 1 if the job is an array task and its array already runs %K tasks: not placed now. */

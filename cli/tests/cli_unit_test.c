@@ -135,7 +135,12 @@ test_submit_every_flag(void **state)
                     "--dependency",
                     "afterok:3:4",
                     "-d",
-                    "afterok:9",
+                    "afterok:9,afterany:5,singleton",
+                    "-d",
+                    "afternotok:6:7",
+                    "--array",
+                    "0-9%2",
+                    "--hold",
                     "--env",
                     "A=1",
                     "--env",
@@ -170,6 +175,13 @@ test_submit_every_flag(void **state)
     assert_int_equal(s->depends_on[0], 3);
     assert_int_equal(s->depends_on[1], 4);
     assert_int_equal(s->depends_on[2], 9);
+    assert_int_equal(s->n_after_any, 1);
+    assert_int_equal(s->after_any[0], 5);
+    assert_int_equal(s->n_after_notok, 2);
+    assert_int_equal(s->after_notok[1], 7);
+    assert_true(s->singleton);
+    assert_string_equal(a.array, "0-9%2");
+    assert_true(a.hold);
     assert_int_equal(s->n_env, 2);
     assert_string_equal(s->env[0], "A=1");
     assert_string_equal(s->env[1], "B=x=y");
@@ -187,6 +199,7 @@ test_submit_every_flag(void **state)
     assert_int_equal(ctx.timeout_ms, 2000);
     submit_args_fini(&a);
     assert_null(a.spec);
+    assert_null(a.array);
 }
 
 static void
@@ -357,12 +370,23 @@ test_submit_rejections(void **state)
                "soon", "ls");
     SUBMIT_ERR("--priority: 'high' is not a whole number", "--priority", "high", "ls");
     SUBMIT_ERR("--retries: 101 is out of range (0..100)", "--retries", "101", "ls");
-    SUBMIT_ERR("--dependency: 'afterany:3' is not supported; use afterok:ID[:ID...]",
-               "--dependency", "afterany:3", "ls");
+    SUBMIT_ERR("--dependency: 'after:3' is not supported; use afterok:ID, afterany:ID, "
+               "afternotok:ID (each with :ID... for more) or singleton",
+               "--dependency", "after:3", "ls");
+    SUBMIT_ERR("--dependency: 'afternotok' names no job; use afternotok:ID", "--dependency",
+               "afternotok", "ls");
+    SUBMIT_ERR("--dependency: 'singleton:3' is not supported; use afterok:ID, afterany:ID, "
+               "afternotok:ID (each with :ID... for more) or singleton",
+               "--dependency", "singleton:3", "ls");
     SUBMIT_ERR("--dependency: 'x' is not a job id", "--dependency", "afterok:x", "ls");
     SUBMIT_ERR("--dependency: 'afterok' names no job; use afterok:ID", "--dependency",
                "afterok:", "ls");
     SUBMIT_ERR("--dependency: '0' is not a job id", "--dependency", "afterok:0", "ls");
+    SUBMIT_ERR("--array: array range 9-3 runs backwards", "--array", "9-3", "ls");
+    SUBMIT_ERR("--array: '0-100000' names more than 100000 array tasks", "--array", "0-100000",
+               "ls");
+    SUBMIT_ERR("--array: '1%0': %K takes how many tasks may run at once, 1..100000", "--array",
+               "1%0", "ls");
     SUBMIT_ERR("--env: 'NOEQUALS' is not of the form NAME=VALUE", "--env", "NOEQUALS", "ls");
     SUBMIT_ERR("--env: '=v' is not of the form NAME=VALUE", "--env", "=v", "ls");
     SUBMIT_ERR("--env: '1A=v' is not of the form NAME=VALUE", "--env", "1A=v", "ls");

@@ -4,7 +4,8 @@ WSLQ_ARRAY_INDEX / WSLQ_ARRAY_JOB_ID and its own log; %K caps how many run at on
 shows an array's pending tasks as one line; cancel/show/hold/release by array task selectors;
 bad selectors and ranges change nothing; a held job never starts, survives a scheduler restart
 and runs once released; a requeued running job comes back pending with attempt + 1; only the
-owner (or an admin) may do any of it."""
+owner (or an admin) may do any of it. Wait reasons and `wslq why`; the dependency types
+afterany, afternotok and singleton."""
 import os
 import sys
 import time
@@ -215,6 +216,50 @@ try:
     r = c.cli("cancel", str(run))
     check(r.returncode == 0, "cancel it")
     c.wait_state(run, "CANCELLED", timeout=30)
+
+    # ---- afterany, afternotok, singleton ----
+    bad = c.submit("--", "sh", "-c", "exit 3")
+    c.wait_state(bad, "FAILED", timeout=60)
+    ok = c.submit("--", "true")
+    c.wait_state(ok, "COMPLETED", timeout=60)
+    notok = c.submit("-d", f"afternotok:{bad}", "--", "true")
+    anyd = c.submit("-d", f"afterany:{bad},afterany:{ok}", "--", "true")
+    c.wait_state(notok, "COMPLETED", timeout=60)
+    c.wait_state(anyd, "COMPLETED", timeout=60)
+    check(c.state(notok) == "COMPLETED" and c.state(anyd) == "COMPLETED",
+          "afternotok of a failed job and afterany of ended jobs run")
+    r = c.cli("submit", "-d", f"afternotok:{ok}", "--", "true")
+    check(r.returncode == 1 and "could never be met" in r.stderr,
+          f"afternotok of a completed job is refused: {r.stderr.strip()}")
+    r = c.cli("submit", "-d", "afterany:99999999", "--", "true")
+    check(r.returncode == 1 and "not found" in r.stderr, f"afterany of no job: {r.stderr.strip()}")
+    gate = os.path.join(out, "gate")
+    waitgate = f"while [ ! -e {gate} ]; do sleep 0.1; done"
+    first = c.submit("--name", "single", "-d", "singleton", "--", "sh", "-c", waitgate)
+    c.wait_state(first, "RUNNING", timeout=60)
+    second = c.submit("--name", "single", "-d", "singleton", "--", "true")
+    later_notok = c.submit("-d", f"afternotok:{first}", "--", "true")
+    later_any = c.submit("-d", f"afterany:{first}", "--", "true")
+    wait_for(lambda: reasons().get(second) == "Dependency" and
+             reasons().get(later_any) == "Dependency", 30, "the dependency reasons")
+    r = c.cli("why", str(second))
+    check(f"singleton: job {first} of the same user and name is RUNNING" in r.stdout,
+          f"why a singleton waits: {r.stdout!r}")
+    r = c.cli("why", str(later_any))
+    check(f"dependency afterany:{first}: that job is RUNNING, not ended yet" in r.stdout,
+          f"why afterany waits: {r.stdout!r}")
+    time.sleep(0.5)
+    check(c.state(second) == "PENDING", "the second singleton waits while the first runs")
+    open(gate, "w").close()
+    for jid in (first, second, later_any):
+        c.wait_state(jid, "COMPLETED", timeout=60)
+    c.wait_state(later_notok, "CANCELLED", timeout=60)
+    j1, j2 = c.job(first), c.job(second)
+    check(j2["state"] == "COMPLETED" and j2["start_ms"] >= j1["end_ms"],
+          f"the singleton started after the first ended ({j1['end_ms']} <= {j2['start_ms']})")
+    j = c.job(later_notok)
+    check("COMPLETED, so afternotok can never be met" in j["reason"],
+          f"afternotok of a job that completed is cancelled, saying why: {j['reason']}")
 
     # ---- bad arrays: one line, nothing queued ----
     before = c.json("queue", "--all")["jobs"][-1]["id"]
