@@ -327,15 +327,11 @@ jobs_forbid(sched_t *self, const msg_t *m, const Wslq__JobInfo *info, const char
 
 /* ---------- CLI requests ---------- */
 
-/* A copy of a spec, for each task of an array. */
+/* A copy of a spec, for each task of an array, from the spec packed once. */
 static Wslq__JobSpec *
-spec_dup(const Wslq__JobSpec *spec)
+spec_copy(const uint8_t *packed, size_t len)
 {
-    size_t len = wslq__job_spec__get_packed_size(spec);
-    uint8_t *buf = wq_malloc(len ? len : 1);
-    wslq__job_spec__pack(spec, buf);
-    Wslq__JobSpec *copy = wslq__job_spec__unpack(NULL, len, buf);
-    free(buf);
+    Wslq__JobSpec *copy = wslq__job_spec__unpack(NULL, len, packed);
     WQ_ASSERT(copy != NULL);
     return copy;
 }
@@ -415,18 +411,23 @@ handle_submit(sched_t *self, const msg_t *m)
     } else {
         /* One transaction (this turn's): every task is written, or none is answered. */
         uint64_t array_id = 0;
+        size_t len = wslq__job_spec__get_packed_size(spec);
+        uint8_t *packed = wq_malloc(len ? len : 1);
+        wslq__job_spec__pack(spec, packed);
         for (size_t k = 0; k < arr.n; k++) {
-            Wslq__JobSpec *own = k + 1 == arr.n ? spec : spec_dup(spec);
+            Wslq__JobSpec *own = k + 1 == arr.n ? spec : spec_copy(packed, len);
             job_t *job = submit_one(self, own, first_reason, hold, &arr, k, array_id);
             if (job == NULL) {
                 if (own != spec)
                     wslq__job_spec__free_unpacked(spec, NULL);
+                free(packed);
                 jobspec_array_fini(&arr);
                 return;
             }
             if (k == 0)
                 array_id = job->info->id;
         }
+        free(packed);
         rep.job_id = array_id;
         rep.array_size = (uint32_t) arr.n;
         log_info("array %" PRIu64 " submitted: %zu tasks, limit %u", array_id, arr.n, arr.limit);

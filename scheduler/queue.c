@@ -263,11 +263,7 @@ queue_new(const char *path, int sync_full, wq_error_t *err)
                 path);
         goto error;
     }
-    /* A page cache large enough that one big transaction (an array of 100,000 jobs, about
-     * 60 MiB of rows) is not spilled to the WAL page by page before its COMMIT. Pages are
-     * allocated as used: an ordinary queue stays small. */
     if (exec(self, "PRAGMA journal_mode=WAL", err) < 0 ||
-        exec(self, "PRAGMA cache_size=-131072", err) < 0 ||
         exec(self, sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", err) < 0 ||
         exec(self, "PRAGMA foreign_keys=ON", err) < 0 || migrate(self, err) < 0)
         goto error;
