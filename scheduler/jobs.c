@@ -1203,6 +1203,10 @@ why_pending(sched_t *self, job_t *job, const Wslq__JobInfo *shown, lines_t *l)
         lines_add(l, "no node can ever run it now: %s", why);
     else if (fit == 0)
         lines_add(l, "resources: it does not fit the free resources now: %s", why);
+    else if (info->held || jobs_array_full(job) || job->sm.not_before_mono > now ||
+             info->wait_reason == WSLQ__WAIT_REASON__WAIT_DEPENDENCY)
+        lines_add(l, "resources: it would fit the free resources now, but waits for what is said "
+                     "above");
     else
         lines_add(l, "resources: it would fit the free resources now%s",
                   ahead_free ? "; the jobs before it go first" : "; it starts at the next pass");
