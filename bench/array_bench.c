@@ -1,8 +1,8 @@
 /* Job arrays at scale, against the real scheduler core in this process (over inproc://, one
  * DEALER, no worker): how fast one `submit --array 0-99999` is written durably (every task a
  * job row and its event row, in one transaction with SQLite synchronous=FULL, the reply only
- * after COMMIT), and how long `wslq queue` and `wslq cancel ARRAY` take with that many tasks
- * pending.
+ * after COMMIT), and how long `wslq queue`, `wslq why` (of the middle task) and
+ * `wslq cancel ARRAY` take with that many tasks pending.
  *
  *   wslq-bench-array [TASKS [RUNS]]     default 100000 tasks, 3 runs, a fresh queue each
  *
@@ -88,7 +88,7 @@ main(int argc, char **argv)
     if (tasks < 1 || tasks > 100000 || runs < 1 || runs > 50)
         die("usage", "wslq-bench-array [TASKS (1..100000) [RUNS (1..50)]]");
     wq_log_level = LOG_WARNING; /* not a line per job */
-    double rate[50], cpu_rate[50], submit_s[50], queue_s[50], cancel_s[50];
+    double rate[50], cpu_rate[50], submit_s[50], queue_s[50], why_s[50], cancel_s[50];
     char array[32];
     snprintf(array, sizeof array, "0-%ld", tasks - 1);
     printf("array of %ld tasks, %d runs, SQLite synchronous=FULL, a fresh queue each run\n", tasks,
@@ -153,7 +153,21 @@ main(int argc, char **argv)
             die("queue", "the array is not one line");
         wire_free(&rep);
 
-        char sel[24];
+        char sel[48];
+        snprintf(sel, sizeof sel, "%llu_%ld", (unsigned long long) id, tasks / 2);
+        Wslq__WhyRequest w = WSLQ__WHY_REQUEST__INIT;
+        w.selector = sel;
+        env.request_id = 4;
+        env.body_case = WSLQ__ENVELOPE__BODY_WHY;
+        env.why = &w;
+        double tw0 = now_s();
+        rep = call(s, sock, &env);
+        double tw1 = now_s();
+        if (rep->why_reply->n_lines < 3)
+            die("why", "too short a story");
+        wire_free(&rep);
+        why_s[r] = tw1 - tw0;
+
         snprintf(sel, sizeof sel, "%llu", (unsigned long long) id);
         char *sels[] = {sel};
         Wslq__CancelRequest c = WSLQ__CANCEL_REQUEST__INIT;
@@ -175,8 +189,9 @@ main(int argc, char **argv)
         queue_s[r] = t3 - t2;
         cancel_s[r] = t5 - t4;
         printf("run %d: submit %.3f s (%.0f rows/s durable; %.0f rows per CPU-second), queue "
-               "%.1f ms, cancel the array %.3f s\n",
-               r + 1, submit_s[r], rate[r], cpu_rate[r], queue_s[r] * 1e3, cancel_s[r]);
+               "%.1f ms, why %.1f ms, cancel the array %.3f s\n",
+               r + 1, submit_s[r], rate[r], cpu_rate[r], queue_s[r] * 1e3, why_s[r] * 1e3,
+               cancel_s[r]);
         fflush(stdout);
         zmq_close(sock);
         sched_destroy(&s);
@@ -186,9 +201,9 @@ main(int argc, char **argv)
         if (system(cmd) != 0)
             fprintf(stderr, "wslq-bench-array: could not remove %s\n", dir);
     }
-    printf("median: submit %.3f s = %.0f rows/s durable (%.0f rows per CPU-second); queue with "
-           "%ld pending %.1f ms; cancel of the whole array %.3f s\n",
+    printf("median: submit %.3f s = %.0f rows/s durable (%.0f rows per CPU-second); with %ld "
+           "pending: queue %.1f ms, why %.1f ms; cancel of the whole array %.3f s\n",
            median(submit_s, runs), median(rate, runs), median(cpu_rate, runs), tasks,
-           median(queue_s, runs) * 1e3, median(cancel_s, runs));
+           median(queue_s, runs) * 1e3, median(why_s, runs) * 1e3, median(cancel_s, runs));
     return 0;
 }
