@@ -57,32 +57,55 @@ cancel_one(client_t *c, const char *sel, wq_error_t *errp)
         fprintf(stderr, "wslq: job %s was not cancelled (it has already ended)\n", sel);
         return CLI_FAIL;
     }
-    if (n == 1 && strcmp(num, sel) == 0)
-        printf("Cancelled job %s\n", sel);
+    if (n == 1 && (strcmp(num, sel) == 0 || strchr(sel, '[') == NULL))
+        printf("Cancelled job %s\n", sel); /* "42", or one task "40_7" */
     else
         printf("Cancelled job %s (%zu job%s)\n", sel, n, n == 1 ? "" : "s");
     fflush(stdout);
     return CLI_OK;
 }
 
-/* The ids of the live jobs matching the filters. Caller owns *ids. */
+/* Selectors for the live jobs matching the filters. Without a state filter an array is one
+ * selector, its id (every task of it matches: they share user and name), so a sweep of
+ * 100,000 tasks is one request; with one, each matching task is named. Caller owns *sels
+ * and its strings. */
 static int
-select_jobs(client_t *c, Wslq__QueueRequest *q, uint64_t **ids, size_t *n, wq_error_t *err)
+select_jobs(client_t *c, Wslq__QueueRequest *q, char ***sels, size_t *n, wq_error_t *err)
 {
     Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
     env.body_case = WSLQ__ENVELOPE__BODY_QUEUE;
     env.queue = q;
     q->all = 0;
     q->limit = 100000;
-    q->expand_arrays = 1; /* every task, not an array's pending ones as one line */
+    int whole_arrays = q->n_states == 0;
+    q->expand_arrays = !whole_arrays; /* else an array's pending tasks are one line */
     Wslq__Envelope *rep = client_call(c, &env, WSLQ__ENVELOPE__BODY_QUEUE_REPLY, 0, err);
     if (rep == NULL)
         return -1;
+    const Wslq__QueueReply *r = rep->queue_reply;
     *n = 0;
-    *ids = wq_calloc(rep->queue_reply->n_jobs + 1, sizeof **ids);
-    for (size_t i = 0; i < rep->queue_reply->n_jobs; i++)
-        if (!wire_state_is_final(rep->queue_reply->jobs[i]->state))
-            (*ids)[(*n)++] = rep->queue_reply->jobs[i]->id;
+    *sels = wq_calloc(r->n_jobs + 1, sizeof **sels);
+    uint64_t last_array = 0;
+    for (size_t i = 0; i < r->n_jobs; i++) {
+        const Wslq__JobInfo *j = r->jobs[i];
+        if (wire_state_is_final(j->state))
+            continue;
+        if (whole_arrays && j->array_job_id != 0) {
+            if (j->array_job_id == last_array)
+                continue;
+            int seen = 0; /* an array's lines are together, in ascending id: look back */
+            for (size_t k = 0; k < *n && !seen; k++)
+                seen = strtoull((*sels)[k], NULL, 10) == j->array_job_id;
+            last_array = j->array_job_id;
+            if (!seen)
+                (*sels)[(*n)++] = wq_asprintf("%" PRIu64, j->array_job_id);
+            continue;
+        }
+        if (j->array_job_id != 0) /* the array's id alone would name all of it */
+            (*sels)[(*n)++] = wq_asprintf("%" PRIu64 "_%u", j->array_job_id, j->array_index);
+        else
+            (*sels)[(*n)++] = wq_asprintf("%" PRIu64, j->id);
+    }
     wire_free(&rep);
     return 0;
 }
@@ -144,7 +167,6 @@ cmd_cancel(cli_ctx_t *ctx, int argc, char **argv)
         if (id < 0)
             break;
     }
-    uint64_t *ids = NULL;
     size_t n = 0;
     char **sels = NULL;
     if (id == 0) {
@@ -185,16 +207,12 @@ cmd_cancel(cli_ctx_t *ctx, int argc, char **argv)
     }
     int rc = CLI_OK;
     if (filtered) {
-        if (select_jobs(c, &q, &ids, &n, &err) < 0) {
+        if (select_jobs(c, &q, &sels, &n, &err) < 0) {
             client_destroy(&c);
             return cli_fail(&err);
         }
         if (n == 0)
             printf("No matching jobs\n");
-        sels = wq_calloc(n + 1, sizeof *sels);
-        for (size_t i = 0; i < n; i++)
-            sels[i] = wq_asprintf("%" PRIu64, ids[i]);
-        free(ids);
     }
     /* One request per operand, so each gets its own answer ("job 99 not found"). */
     size_t i = 0;

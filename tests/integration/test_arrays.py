@@ -261,6 +261,24 @@ try:
     check("COMPLETED, so afternotok can never be met" in j["reason"],
           f"afternotok of a job that completed is cancelled, saying why: {j['reason']}")
 
+    # ---- cancel --me: an array is one request; with --state each task is named ----
+    r = c.cli("submit", "--parsable", "--hold", "--array", "0-199", "--", "true", env=alice)
+    sweep = int(r.stdout.strip())
+    plain = int(c.cli("submit", "--parsable", "--hold", "--", "true", env=alice).stdout.strip())
+    bobs = int(c.cli("submit", "--parsable", "--hold", "--", "true", env=bob).stdout.strip())
+    r = c.cli("cancel", "--me", env=alice)
+    check(r.returncode == 0 and f"Cancelled job {sweep} (200 jobs)" in r.stdout and
+          f"Cancelled job {plain}" in r.stdout, f"cancel --me: {r.stdout!r} {r.stderr!r}")
+    check(c.state(sweep + 199) == "CANCELLED" and c.state(plain) == "CANCELLED" and
+          c.state(bobs) == "PENDING", "alice's jobs ended, bob's waits")
+    r = c.cli("submit", "--parsable", "--hold", "--array", "0-4", "--", "true", env=bob)
+    small = int(r.stdout.strip())
+    r = c.cli("cancel", "--me", "--state", "PENDING", env=bob)
+    check(r.returncode == 0 and r.stdout.count("Cancelled job") == 6 and
+          f"Cancelled job {small}_0\n" in r.stdout and
+          all(c.state(small + k) == "CANCELLED" for k in range(5)),
+          f"cancel --me --state PENDING names each task: {r.stdout!r}")
+
     # ---- bad arrays: one line, nothing queued ----
     before = c.json("queue", "--all")["jobs"][-1]["id"]
     for bad in ("", "5-1", "0-100000", "1%0", "a", "1,,2", "0-9%", "10000000"):
