@@ -8,13 +8,15 @@
 #include "cli/client.h"
 #include "cli/opt.h"
 #include "common/mem.h"
+#include "proto/jobspec.h"
 
 static const char usage[] =
-    "usage: wslq cancel JOB [JOB...]\n"
+    "usage: wslq cancel JOB [JOB...]      (JOB: 42, an array 40, a task 40_7, tasks 40_[3-9])\n"
     "       wslq cancel (--me | --user USER) [--state S[,S]] [--name NAME]\n"
     "\n"
     "Cancel jobs: pending ones never start, running ones are stopped on every node\n"
-    "(SIGTERM, then SIGKILL after a grace period). Prints 'Cancelled job N' for each.\n"
+    "(SIGTERM, then SIGKILL after a grace period). Prints 'Cancelled job N' for each; an\n"
+    "array's id cancels every task of it not yet ended, 40_[3-9] the tasks with those indices.\n"
     "  -u, --user USER     every pending or running job of USER\n"
     "      --me            every pending or running job of mine\n"
     "  -s, --state S[,S]   with --user/--me: only jobs in these states\n"
@@ -29,14 +31,15 @@ static const opt_t opts[] = {
     {"name", 'n', 1, O_NAME}, OPT_COMMON,         {NULL, 0, 0, 0},
 };
 
-/* Cancel one job; prints the outcome. Returns CLI_OK or CLI_FAIL. */
+/* Cancel what one selector names; prints the outcome. Returns CLI_OK or CLI_FAIL. */
 static int
-cancel_one(client_t *c, uint64_t job, wq_error_t *errp)
+cancel_one(client_t *c, const char *sel, wq_error_t *errp)
 {
     wq_error_t err = {0};
     Wslq__CancelRequest req = WSLQ__CANCEL_REQUEST__INIT;
-    req.n_job_ids = 1;
-    req.job_ids = &job;
+    char *sels[1] = {(char *) sel};
+    req.n_selectors = 1;
+    req.selectors = sels;
     Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
     env.body_case = WSLQ__ENVELOPE__BODY_CANCEL;
     env.cancel = &req;
@@ -45,36 +48,64 @@ cancel_one(client_t *c, uint64_t job, wq_error_t *errp)
         *errp = err;
         return cli_fail(&err);
     }
-    int done = 0;
-    for (size_t i = 0; i < rep->cancel_reply->n_cancelled; i++)
-        done |= rep->cancel_reply->cancelled[i] == job;
+    size_t n = rep->cancel_reply->n_cancelled;
+    uint64_t first = n > 0 ? rep->cancel_reply->cancelled[0] : 0;
     wire_free(&rep);
-    if (!done) {
-        fprintf(stderr, "wslq: job %" PRIu64 " was not cancelled (it has already ended)\n", job);
+    char num[24];
+    snprintf(num, sizeof num, "%" PRIu64, first);
+    if (n == 0) {
+        fprintf(stderr, "wslq: job %s was not cancelled (it has already ended)\n", sel);
         return CLI_FAIL;
     }
-    printf("Cancelled job %" PRIu64 "\n", job);
+    if (n == 1 && (strcmp(num, sel) == 0 || strchr(sel, '[') == NULL))
+        printf("Cancelled job %s\n", sel); /* "42", or one task "40_7" */
+    else
+        printf("Cancelled job %s (%zu job%s)\n", sel, n, n == 1 ? "" : "s");
     fflush(stdout);
     return CLI_OK;
 }
 
-/* The ids of the live jobs matching the filters. Caller owns *ids. */
+/* Selectors for the live jobs matching the filters. Without a state filter an array is one
+ * selector, its id (every task of it matches: they share user and name), so a sweep of
+ * 100,000 tasks is one request; with one, each matching task is named. Caller owns *sels
+ * and its strings. */
 static int
-select_jobs(client_t *c, Wslq__QueueRequest *q, uint64_t **ids, size_t *n, wq_error_t *err)
+select_jobs(client_t *c, Wslq__QueueRequest *q, char ***sels, size_t *n, wq_error_t *err)
 {
     Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
     env.body_case = WSLQ__ENVELOPE__BODY_QUEUE;
     env.queue = q;
     q->all = 0;
     q->limit = 100000;
+    int whole_arrays = q->n_states == 0;
+    q->expand_arrays = !whole_arrays; /* else an array's pending tasks are one line */
     Wslq__Envelope *rep = client_call(c, &env, WSLQ__ENVELOPE__BODY_QUEUE_REPLY, 0, err);
     if (rep == NULL)
         return -1;
+    const Wslq__QueueReply *r = rep->queue_reply;
     *n = 0;
-    *ids = wq_calloc(rep->queue_reply->n_jobs + 1, sizeof **ids);
-    for (size_t i = 0; i < rep->queue_reply->n_jobs; i++)
-        if (!wire_state_is_final(rep->queue_reply->jobs[i]->state))
-            (*ids)[(*n)++] = rep->queue_reply->jobs[i]->id;
+    *sels = wq_calloc(r->n_jobs + 1, sizeof **sels);
+    uint64_t last_array = 0;
+    for (size_t i = 0; i < r->n_jobs; i++) {
+        const Wslq__JobInfo *j = r->jobs[i];
+        if (wire_state_is_final(j->state))
+            continue;
+        if (whole_arrays && j->array_job_id != 0) {
+            if (j->array_job_id == last_array)
+                continue;
+            int seen = 0; /* an array's lines are together, in ascending id: look back */
+            for (size_t k = 0; k < *n && !seen; k++)
+                seen = strtoull((*sels)[k], NULL, 10) == j->array_job_id;
+            last_array = j->array_job_id;
+            if (!seen)
+                (*sels)[(*n)++] = wq_asprintf("%" PRIu64, j->array_job_id);
+            continue;
+        }
+        if (j->array_job_id != 0) /* the array's id alone would name all of it */
+            (*sels)[(*n)++] = wq_asprintf("%" PRIu64 "_%u", j->array_job_id, j->array_index);
+        else
+            (*sels)[(*n)++] = wq_asprintf("%" PRIu64, j->id);
+    }
     wire_free(&rep);
     return 0;
 }
@@ -136,8 +167,8 @@ cmd_cancel(cli_ctx_t *ctx, int argc, char **argv)
         if (id < 0)
             break;
     }
-    uint64_t *ids = NULL;
     size_t n = 0;
+    char **sels = NULL;
     if (id == 0) {
         if (filtered && p.n_operands > 0) {
             wq_fail(&err, WQ_EINVAL, "give job ids or filters, not both");
@@ -149,44 +180,53 @@ cmd_cancel(cli_ctx_t *ctx, int argc, char **argv)
             wq_fail(&err, WQ_EINVAL, "no job id given");
             id = -1;
         } else {
-            ids = wq_calloc((size_t) p.n_operands + 1, sizeof *ids);
-            for (int i = 0; i < p.n_operands && id == 0; i++)
-                if (cli_parse_job_id(p.operands[i], &ids[n++], &err) < 0)
+            sels = wq_calloc((size_t) p.n_operands + 1, sizeof *sels);
+            for (int i = 0; i < p.n_operands && id == 0; i++) {
+                jobspec_selector_t sel;
+                if (jobspec_parse_selector(p.operands[i], &sel, &err) < 0)
                     id = -1;
+                jobspec_selector_fini(&sel);
+                sels[n++] = wq_strdup(p.operands[i]);
+            }
         }
     }
     opt_parser_fini(&p);
     if (id < 0) {
-        free(ids);
+        for (size_t i = 0; i < n && sels; i++)
+            free(sels[i]);
+        free(sels);
         return cli_usage_error(ctx, "%s", err.text);
     }
 
     client_t *c = client_new(ctx, &err);
     if (c == NULL) {
-        free(ids);
+        for (size_t i = 0; i < n && sels; i++)
+            free(sels[i]);
+        free(sels);
         return cli_fail(&err);
     }
     int rc = CLI_OK;
     if (filtered) {
-        free(ids);
-        ids = NULL;
-        if (select_jobs(c, &q, &ids, &n, &err) < 0) {
+        if (select_jobs(c, &q, &sels, &n, &err) < 0) {
             client_destroy(&c);
             return cli_fail(&err);
         }
         if (n == 0)
             printf("No matching jobs\n");
     }
-    /* One request per job, so each gets its own answer ("job 99 not found"). */
-    for (size_t i = 0; i < n; i++) {
+    /* One request per operand, so each gets its own answer ("job 99 not found"). */
+    size_t i = 0;
+    for (; i < n; i++) {
         wq_error_t e = {0};
-        if (cancel_one(c, ids[i], &e) != CLI_OK) {
+        if (cancel_one(c, sels[i], &e) != CLI_OK) {
             rc = CLI_FAIL;
             if (e.code == WQ_ETIMEDOUT)
                 break; /* the scheduler is gone: do not wait again for each job */
         }
     }
-    free(ids);
+    for (i = 0; i < n; i++)
+        free(sels[i]);
+    free(sels);
     client_destroy(&c);
     return rc;
 }

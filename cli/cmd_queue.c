@@ -13,6 +13,7 @@
 #include "common/clock.h"
 #include "common/mem.h"
 #include "common/parse.h"
+#include "proto/jobspec.h"
 #include "proto/json.h"
 
 static const char usage[] =
@@ -24,15 +25,19 @@ static const char usage[] =
     "  -u, --user USER       only this user's jobs\n"
     "      --me              only my jobs\n"
     "  -n, --name NAME       only jobs with this name\n"
+    "  -r, --array           one line per array task (else an array's pending tasks are one\n"
+    "                        line, 40_[3-499%8]: array 40, tasks 3-499 pending, 8 at a time)\n"
     "      --limit N         at most N jobs\n"
     "      --noheader        no header line\n"
     "      --json            {\"jobs\": [...], \"more\": bool}\n"
     "      --scheduler ADDR, --timeout SEC   as for every command\n"
     "\n"
     "TIME is the elapsed time of a running job, the waiting time of a pending one, and the\n"
-    "run time of an ended one. NODELIST(REASON) gives the nodes, or why a job waits.\n";
+    "run time of an ended one. REASON says in a word why a pending job waits (Priority,\n"
+    "Resources, Dependency, Held, ArrayLimit, NoNode, Backoff; 'wslq why JOB' tells the whole\n"
+    "story); NODELIST(REASON) gives the nodes, or the reason in a sentence.\n";
 
-enum { O_ALL = 1, O_STATE, O_USER, O_ME, O_NAME, O_LIMIT, O_NOHEADER, O_JSON };
+enum { O_ALL = 1, O_STATE, O_USER, O_ME, O_NAME, O_LIMIT, O_NOHEADER, O_JSON, O_ARRAY };
 
 static const opt_t opts[] = {
     {"all", 'a', 0, O_ALL},
@@ -43,6 +48,7 @@ static const opt_t opts[] = {
     {"limit", 0, 1, O_LIMIT},
     {"noheader", 0, 0, O_NOHEADER},
     {"json", 0, 0, O_JSON},
+    {"array", 'r', 0, O_ARRAY},
     OPT_COMMON,
     {NULL, 0, 0, 0},
 };
@@ -66,31 +72,50 @@ print_job_seconds(const Wslq__JobInfo *j, int64_t now_ms)
     return from > 0 && to > from ? (to - from) / 1000 : 0;
 }
 
+const char *
+print_job_label(const Wslq__JobInfo *j, char *buf, size_t size)
+{
+    if (j->array_pending > 0 && j->array_limit > 0)
+        snprintf(buf, size, "%" PRIu64 "_[%s%%%u]", j->array_job_id, j->array_tasks,
+                 j->array_limit);
+    else if (j->array_pending > 0)
+        snprintf(buf, size, "%" PRIu64 "_[%s]", j->array_job_id, j->array_tasks);
+    else if (j->array_job_id != 0)
+        snprintf(buf, size, "%" PRIu64 "_%u", j->array_job_id, j->array_index);
+    else
+        snprintf(buf, size, "%" PRIu64, j->id);
+    return buf;
+}
+
 void
 print_queue(const Wslq__QueueReply *r, int64_t now_ms, int no_header, FILE *out)
 {
-    static const char *const hdr[] = {"ID",   "USER",  "NAME", "STATE",
-                                      "GPUS", "NODES", "TIME", "NODELIST(REASON)"};
-    table_t *t = table_new(8, hdr);
+    static const char *const hdr[] = {"ID",    "USER", "NAME",   "STATE",           "GPUS",
+                                      "NODES", "TIME", "REASON", "NODELIST(REASON)"};
+    table_t *t = table_new(9, hdr);
     table_set_right(t, 0);
     table_set_right(t, 4);
     table_set_right(t, 5);
     table_set_right(t, 6);
+    table_set_max(t, 0, 40);
     table_set_max(t, 1, 12);
     table_set_max(t, 2, 24);
-    table_set_max(t, 7, 60);
+    table_set_max(t, 8, 60);
     for (size_t i = 0; i < r->n_jobs; i++) {
         const Wslq__JobInfo *j = r->jobs[i];
         const Wslq__JobSpec *s = j->spec;
         char dur[32];
         table_row(t);
-        table_cellf(t, "%" PRIu64, j->id);
+        char id[96];
+        table_cellf(t, "%s", print_job_label(j, id, sizeof id));
         table_cellf(t, "%s", s->user);
         table_cellf(t, "%s", s->name);
         table_cellf(t, "%s", wire_state_name(j->state));
         table_cellf(t, "%u", s->nodes * s->gpus_per_node);
         table_cellf(t, "%u", s->nodes);
         table_cellf(t, "%s", wq_format_duration(print_job_seconds(j, now_ms), dur, sizeof dur));
+        const char *word = jobspec_wait_name(j->wait_reason);
+        table_cellf(t, "%s", j->state == WSLQ__JOB_STATE__PENDING && word[0] ? word : "-");
         if (j->n_allocs > 0 && j->state != WSLQ__JOB_STATE__PENDING) {
             char list[512] = "";
             size_t used = 0;
@@ -185,6 +210,9 @@ cmd_queue(cli_ctx_t *ctx, int argc, char **argv)
             break;
         case O_JSON:
             json = 1;
+            break;
+        case O_ARRAY:
+            q.expand_arrays = 1;
             break;
         default:
             if (opt_common(ctx, id, p.arg, &err) != 0)

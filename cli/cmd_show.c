@@ -12,10 +12,11 @@
 #include "common/clock.h"
 #include "common/mem.h"
 #include "common/parse.h"
+#include "proto/jobspec.h"
 #include "proto/json.h"
 
 static const char usage[] =
-    "usage: wslq show JOB [--json]\n"
+    "usage: wslq show JOB [--json]      (JOB: 42, or an array task 40_7)\n"
     "\n"
     "A job's command, working directory, environment (the --env/--export values you gave),\n"
     "resources, state, exit status, where each rank runs (node, GPUs by index and UUID,\n"
@@ -141,6 +142,16 @@ print_show(const Wslq__ShowReply *r, int64_t now_ms, FILE *out)
     char buf[64];
     fprintf(out, "Job %" PRIu64 ": %s (%s)\n", j->id, s->name, wire_state_name(j->state));
     fprintf(out, KEY "%s (uid %u)\n", "User:", s->user, s->uid);
+    if (j->array_job_id != 0) {
+        fprintf(out, KEY "%" PRIu64 "_%u: task %u of array %" PRIu64 " (%u tasks",
+                "Array:", j->array_job_id, j->array_index, j->array_index, j->array_job_id,
+                j->array_size);
+        if (j->array_limit > 0)
+            fprintf(out, ", at most %u at once", j->array_limit);
+        fputs(")\n", out);
+    }
+    if (j->held)
+        fprintf(out, KEY "yes: it starts only after 'wslq release %" PRIu64 "'\n", "Held:", j->id);
     if (s->wrap && s->n_argv == 3) {
         fprintf(out, KEY "%s\n", "Wrap:", s->argv[2]);
     } else {
@@ -172,12 +183,31 @@ print_show(const Wslq__ShowReply *r, int64_t now_ms, FILE *out)
     fprintf(out, KEY "%d\n", "Priority:", s->priority);
     fprintf(out, KEY "%u%s\n", "Retries:", s->retries,
             s->requeue_on_fail ? " (also on failure)" : " (on node loss)");
+    const char *dep_label = "Depends on:";
     if (s->n_depends_on > 0) {
-        fprintf(out, KEY "afterok", "Depends on:");
+        fprintf(out, KEY "afterok", dep_label);
         for (size_t i = 0; i < s->n_depends_on; i++)
             fprintf(out, ":%" PRIu64, s->depends_on[i]);
         fputc('\n', out);
+        dep_label = "";
     }
+    if (s->n_after_any > 0) {
+        fprintf(out, KEY "afterany", dep_label);
+        for (size_t i = 0; i < s->n_after_any; i++)
+            fprintf(out, ":%" PRIu64, s->after_any[i]);
+        fputc('\n', out);
+        dep_label = "";
+    }
+    if (s->n_after_notok > 0) {
+        fprintf(out, KEY "afternotok", dep_label);
+        for (size_t i = 0; i < s->n_after_notok; i++)
+            fprintf(out, ":%" PRIu64, s->after_notok[i]);
+        fputc('\n', out);
+        dep_label = "";
+    }
+    if (s->singleton)
+        fprintf(out, KEY "singleton (one job named %s of %s at a time)\n", dep_label, s->name,
+                s->user);
     const struct {
         const char *key;
         char **v;
@@ -228,17 +258,50 @@ int
 cmd_show(cli_ctx_t *ctx, int argc, char **argv)
 {
     int json = 0;
-    uint64_t job = 0;
     wq_error_t err = {0};
-    int done = opt_job_command(ctx, argc, argv, opts, O_JSON, usage, &json, &job);
-    if (done >= 0)
-        return done;
+    opt_parser_t p;
+    opt_parser_init(&p, argc, argv, 0);
+    int id;
+    while ((id = opt_next(&p, opts, &err)) > 0) {
+        if (id == OPT_HELP) {
+            opt_parser_fini(&p);
+            fputs(usage, stdout);
+            return CLI_OK;
+        }
+        if (id == O_JSON)
+            json = 1;
+        else if (opt_common(ctx, id, p.arg, &err) != 0)
+            id = -1;
+        if (id < 0)
+            break;
+    }
+    char selector[WIRE_MAX_SELECTOR + 1] = "";
+    if (id == 0 && p.n_operands != 1) {
+        wq_fail(&err, WQ_EINVAL,
+                p.n_operands == 0 ? "no job id given" : "one job id expected, got %d",
+                p.n_operands);
+        id = -1;
+    } else if (id == 0) {
+        jobspec_selector_t sel;
+        if (jobspec_parse_selector(p.operands[0], &sel, &err) < 0)
+            id = -1;
+        else if (sel.has_tasks && sel.tasks.n != 1) {
+            wq_fail(&err, WQ_EINVAL, "'%.40s' names %zu jobs; show takes one (40_7)", p.operands[0],
+                    sel.tasks.n);
+            id = -1;
+        }
+        jobspec_selector_fini(&sel);
+        snprintf(selector, sizeof selector, "%s", p.operands[0]);
+    }
+    opt_parser_fini(&p);
+    if (id < 0)
+        return cli_usage_error(ctx, "%s", err.text);
 
     client_t *c = client_new(ctx, &err);
     if (c == NULL)
         return cli_fail(&err);
     Wslq__ShowRequest req = WSLQ__SHOW_REQUEST__INIT;
-    req.job_id = job;
+    req.selector = selector;
     Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
     env.body_case = WSLQ__ENVELOPE__BODY_SHOW;
     env.show = &req;

@@ -35,7 +35,10 @@ static const char usage[] =
     "      --priority N         higher runs first (default 0)\n"
     "      --retries N          requeues allowed after a node loss (0..100)\n"
     "      --requeue-on-fail    also requeue on a non-zero exit\n"
-    "  -d, --dependency afterok:ID[:ID...]  start after these jobs COMPLETED\n"
+    "  -d, --dependency TYPE:ID[:ID...][,...]  afterok: start after these jobs COMPLETED;\n"
+    "                           afterany: after they ended, however; afternotok: after they\n"
+    "                           ended other than COMPLETED (cancelled if one completes);\n"
+    "                           singleton: when no other job of yours with this name runs\n"
     "      --env K=V            set a variable in the job (repeatable)\n"
     "      --export VAR[,VAR]   copy variables from this shell; ALL copies all\n"
     "      --secret-env NAME[=VALUE]  a variable only the job sees (an API key): the value\n"
@@ -47,6 +50,10 @@ static const char usage[] =
     "                           shows the tags; an admin sets them: wslq admin node tag)\n"
     "  -D, --chdir DIR          working directory (default: the current one)\n"
     "      --wrap LINE          run LINE with /bin/sh -c\n"
+    "  -a, --array LIST         a job array: one job per index, e.g. 0-499%8 (at most 8 run at\n"
+    "                           once) or 1,3,5-9:2; each task gets WSLQ_ARRAY_INDEX and\n"
+    "                           WSLQ_ARRAY_JOB_ID ('$WSLQ_ARRAY_INDEX' in the command expands)\n"
+    "      --hold               queue it held: it starts only after 'wslq release ID'\n"
     "      --parsable           print only the job id\n"
     "      --json               print {\"job_id\": N}\n"
     "      --scheduler ADDR     scheduler address (env WSLQ_SCHEDULER, "
@@ -79,6 +86,8 @@ enum {
     O_NODELIST,
     O_EXCLUDE,
     O_CONSTRAINT,
+    O_ARRAY,
+    O_HOLD,
 };
 
 static const opt_t opts[] = {
@@ -106,6 +115,8 @@ static const opt_t opts[] = {
     {"nodelist", 'w', 1, O_NODELIST},
     {"exclude", 'x', 1, O_EXCLUDE},
     {"constraint", 'C', 1, O_CONSTRAINT},
+    {"array", 'a', 1, O_ARRAY},
+    {"hold", 'H', 0, O_HOLD},
     OPT_COMMON,
     {NULL, 0, 0, 0},
 };
@@ -248,43 +259,81 @@ take_list(strlist_t *l, char ***v, size_t *n)
     memset(l, 0, sizeof *l);
 }
 
-/* --dependency afterok:ID[:ID...][,afterok:...] */
+/* The ids of one dependency type, and singleton. */
+typedef struct {
+    strlist_t ok, any, notok; /* afterok, afterany, afternotok: ids as text */
+    int singleton;
+} deps_t;
+
+/* --dependency TYPE:ID[:ID...][,TYPE:...] with TYPE afterok, afterany or afternotok; or
+ * singleton. Repeatable; the lists add up. */
 static int
-parse_dependency(const char *s, strlist_t *ids_out, wq_error_t *err)
+parse_dependency(const char *s, deps_t *d, wq_error_t *err)
 {
+    static const char hint[] =
+        "use afterok:ID, afterany:ID, afternotok:ID (each with :ID... for more) or singleton";
     char *copy = wq_strdup(s);
     char *save = NULL;
     int rc = 0;
     int any = 0;
     for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        if (strcmp(item, "singleton") == 0) {
+            d->singleton = 1;
+            any = 1;
+            continue;
+        }
         char *colon = strchr(item, ':');
-        if (colon == NULL || (size_t) (colon - item) != 7 || strncmp(item, "afterok", 7) != 0) {
-            rc = wq_fail(err, WQ_EINVAL,
-                         "--dependency: '%.40s' is not supported; use afterok:ID[:ID...]", item);
+        size_t tlen = colon ? (size_t) (colon - item) : strlen(item);
+        strlist_t *to = NULL;
+        if (tlen == 7 && strncmp(item, "afterok", 7) == 0)
+            to = &d->ok;
+        else if (tlen == 8 && strncmp(item, "afterany", 8) == 0)
+            to = &d->any;
+        else if (tlen == 10 && strncmp(item, "afternotok", 10) == 0)
+            to = &d->notok;
+        if (to == NULL) {
+            rc = wq_fail(err, WQ_EINVAL, "--dependency: '%.40s' is not supported; %s", item, hint);
             break;
         }
-        char *save2 = NULL;
         int n = 0;
-        for (char *id = strtok_r(colon + 1, ":", &save2); id; id = strtok_r(NULL, ":", &save2)) {
-            uint64_t v;
-            if (cli_parse_job_id(id, &v, NULL) < 0) {
-                rc = wq_fail(err, WQ_EINVAL, "--dependency: '%.40s' is not a job id", id);
-                goto out;
+        if (colon != NULL) {
+            char *save2 = NULL;
+            for (char *id = strtok_r(colon + 1, ":", &save2); id;
+                 id = strtok_r(NULL, ":", &save2)) {
+                uint64_t v;
+                if (cli_parse_job_id(id, &v, NULL) < 0) {
+                    rc = wq_fail(err, WQ_EINVAL, "--dependency: '%.40s' is not a job id", id);
+                    goto out;
+                }
+                strlist_push(to, wq_strdup(id));
+                n++;
             }
-            strlist_push(ids_out, wq_strdup(id));
-            n++;
         }
         if (n == 0) {
-            rc = wq_fail(err, WQ_EINVAL, "--dependency: 'afterok' names no job; use afterok:ID");
+            rc = wq_fail(err, WQ_EINVAL, "--dependency: '%.*s' names no job; use %.*s:ID",
+                         (int) tlen, item, (int) tlen, item);
             break;
         }
         any = 1;
     }
     if (rc == 0 && !any)
-        rc = wq_fail(err, WQ_EINVAL, "--dependency: empty; use afterok:ID[:ID...]");
+        rc = wq_fail(err, WQ_EINVAL, "--dependency: empty; %s", hint);
 out:
     free(copy);
     return rc;
+}
+
+/* The ids of a list, as numbers (checked by parse_dependency). */
+static uint64_t *
+dep_ids(const strlist_t *l, size_t *n)
+{
+    *n = l->n;
+    if (l->n == 0)
+        return NULL;
+    uint64_t *v = wq_calloc(l->n, sizeof *v);
+    for (size_t i = 0; i < l->n; i++)
+        v[i] = strtoull(l->v[i], NULL, 10);
+    return v;
 }
 
 static int
@@ -304,6 +353,8 @@ submit_args_fini(submit_args_t *a)
     if (a->spec != NULL)
         wslq__job_spec__free_unpacked(a->spec, NULL);
     a->spec = NULL;
+    free(a->array);
+    a->array = NULL;
 }
 
 static char *
@@ -327,8 +378,9 @@ submit_parse(cli_ctx_t *ctx, int argc, char **argv, submit_args_t *a, wq_error_t
     memset(a, 0, sizeof *a);
     opt_parser_t p;
     opt_parser_init(&p, argc, argv, 1);
-    strlist_t env_opts = {0}, exports = {0}, deps = {0}, env = {0}, secrets = {0};
+    strlist_t env_opts = {0}, exports = {0}, env = {0}, secrets = {0};
     strlist_t nodelist = {0}, exclude = {0}, constraints = {0};
+    deps_t deps = {0};
     const char *name = NULL, *wrap = NULL, *chdir_opt = NULL;
     uint32_t gpus = 0, nodes = 1, gpn = 0, rpn = 0, cpus = 0, retries = 0;
     int gpus_set = 0, nodes_set = 0, gpn_set = 0, rpn_set = 0, per_node = 0, requeue = 0;
@@ -460,6 +512,21 @@ submit_parse(cli_ctx_t *ctx, int argc, char **argv, submit_args_t *a, wq_error_t
         case O_JSON:
             a->json = 1;
             break;
+        case O_ARRAY: {
+            jobspec_array_t arr;
+            wq_error_t e = {0};
+            if (jobspec_parse_array(v, 1, &arr, &e) < 0) {
+                wq_fail(err, e.code, "--array: %s", e.text);
+                goto out;
+            }
+            jobspec_array_fini(&arr);
+            free(a->array);
+            a->array = wq_strdup(v);
+            break;
+        }
+        case O_HOLD:
+            a->hold = 1;
+            break;
         default:
             if (opt_common(ctx, id, v, err) != 0)
                 goto out;
@@ -554,12 +621,10 @@ submit_parse(cli_ctx_t *ctx, int argc, char **argv, submit_args_t *a, wq_error_t
     s->priority = (int32_t) prio;
     s->retries = retries;
     s->requeue_on_fail = requeue;
-    if (deps.n > 0) {
-        s->n_depends_on = deps.n;
-        s->depends_on = wq_calloc(deps.n, sizeof *s->depends_on);
-        for (size_t i = 0; i < deps.n; i++)
-            s->depends_on[i] = strtoull(deps.v[i], NULL, 10);
-    }
+    s->depends_on = dep_ids(&deps.ok, &s->n_depends_on);
+    s->after_any = dep_ids(&deps.any, &s->n_after_any);
+    s->after_notok = dep_ids(&deps.notok, &s->n_after_notok);
+    s->singleton = deps.singleton;
     for (size_t i = 0; i < nodelist.n; i++)
         for (size_t k = 0; k < exclude.n; k++)
             if (strcmp(nodelist.v[i], exclude.v[k]) == 0) {
@@ -575,11 +640,17 @@ submit_parse(cli_ctx_t *ctx, int argc, char **argv, submit_args_t *a, wq_error_t
     s = NULL;
     rc = 0;
 out:
+    if (rc != 0) {
+        free(a->array);
+        a->array = NULL;
+    }
     if (s != NULL)
         wslq__job_spec__free_unpacked(s, NULL);
     strlist_free(&env_opts);
     strlist_free(&exports);
-    strlist_free(&deps);
+    strlist_free(&deps.ok);
+    strlist_free(&deps.any);
+    strlist_free(&deps.notok);
     strlist_free(&env);
     strlist_free(&secrets);
     strlist_free(&nodelist);
@@ -608,6 +679,8 @@ cmd_submit(cli_ctx_t *ctx, int argc, char **argv)
     }
     Wslq__SubmitRequest req = WSLQ__SUBMIT_REQUEST__INIT;
     req.spec = a.spec;
+    req.array = a.array ? a.array : "";
+    req.hold = a.hold;
     Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
     env.body_case = WSLQ__ENVELOPE__BODY_SUBMIT;
     env.submit = &req;
@@ -618,14 +691,20 @@ cmd_submit(cli_ctx_t *ctx, int argc, char **argv)
     if (rep == NULL)
         return cli_fail(&err);
     uint64_t id = rep->submit_reply->job_id;
+    uint32_t tasks = rep->submit_reply->array_size;
     wire_free(&rep);
     if (json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddNumberToObject(o, "job_id", (double) id);
+        if (tasks > 0)
+            cJSON_AddNumberToObject(o, "array_size", tasks);
         return cli_print_json(o);
     }
     if (parsable)
         printf("%" PRIu64 "\n", id);
+    else if (tasks > 0)
+        printf("Submitted array job %" PRIu64 " (%u tasks: jobs %" PRIu64 "-%" PRIu64 ")\n", id,
+               tasks, id, id + tasks - 1);
     else
         printf("Submitted job %" PRIu64 "\n", id);
     return CLI_OK;

@@ -9,6 +9,8 @@ typedef struct {
     Wslq__JobSpec *spec; /* owned: every field malloc'd; free with submit_args_fini */
     int parsable;        /* --parsable: print only the id */
     int json;            /* --json: print {"job_id":N} */
+    char *array;         /* --array LIST (checked), NULL = one job; owned */
+    int hold;            /* --hold: held until `wslq release` */
 } submit_args_t;
 
 /* Parse "submit [options] [--] CMD [ARGS...]" (argv[0] = "submit") into a checked spec.

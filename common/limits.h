@@ -95,6 +95,12 @@
 /* states in one `wslq queue --state` filter; job ids in one cancel */
 #define WIRE_MAX_STATE_FILTER 16
 #define WIRE_MAX_CANCEL       10000
+/* job arrays: tasks in one array (one submit, one transaction), the largest index, the text
+ * of an array spec or a job selector ("40_[3-9,12]"), selectors in one request */
+#define WIRE_MAX_ARRAY_TASKS 100000
+#define WIRE_MAX_ARRAY_INDEX 9999999
+#define WIRE_MAX_SELECTOR    1024
+#define WIRE_MAX_SELECTORS   1000
 /* how long a request may be parked: `logs -f` and `watch` a minute (the client asks again),
  * `kv wait` an hour (a rendezvous waits for the slowest rank's start) */
 #define WIRE_MAX_PARK_MS    60000

@@ -81,13 +81,131 @@ test_rank_vars(void **state)
     assert_true(jobspec_is_rank_var("RANK=3", 4)); /* a length, not a NUL */
 }
 
+/* ---- arrays and selectors ---- */
+
+static char *
+parsed(const char *spec, int allow_limit, uint32_t *limit)
+{
+    static char buf[512];
+    jobspec_array_t a;
+    wq_error_t err = {0};
+    if (jobspec_parse_array(spec, allow_limit, &a, &err) < 0) {
+        assert_true(err.text[0] != '\0');
+        assert_null(strchr(err.text, '\n'));
+        assert_null(a.idx);
+        assert_int_equal(a.n, 0);
+        return NULL;
+    }
+    jobspec_format_indices(a.idx, a.n, buf, sizeof buf);
+    if (limit)
+        *limit = a.limit;
+    for (size_t i = 1; i < a.n; i++)
+        assert_true(a.idx[i] > a.idx[i - 1]); /* ascending, once each */
+    jobspec_array_fini(&a);
+    return buf;
+}
+
+static void
+test_parse_array(void **state)
+{
+    (void) state;
+    uint32_t k = 99;
+    assert_string_equal(parsed("0-499%8", 1, &k), "0-499");
+    assert_int_equal(k, 8);
+    assert_string_equal(parsed("1,3,5-9:2", 1, &k), "1,3,5,7,9");
+    assert_int_equal(k, 0);
+    assert_string_equal(parsed("7", 1, NULL), "7");
+    assert_string_equal(parsed("3-5,4-8,1", 1, NULL), "1,3-8"); /* overlaps count once */
+    assert_string_equal(parsed("0-10:5", 1, NULL), "0,5,10");
+    assert_string_equal(parsed("0-99999", 1, NULL), "0-99999"); /* the most tasks */
+    assert_string_equal(parsed("9999999", 1, NULL), "9999999"); /* the largest index */
+    /* every bad one says so */
+    const char *bad[] = {"",    "-1",  "a",        "1-",         "5-3",        "1,,2", "1,",
+                         "1%",  "1%0", "1%x",      "1%2%3",      "1-9:0",      "1-9:", "0-100000",
+                         "1 2", "1;2", "10000000", "9999999999", "1-2%100001", "0x10"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (parsed(bad[i], 1, NULL) != NULL)
+            fail_msg("'%s' was accepted", bad[i]);
+    /* a task list in a selector takes no %K */
+    assert_null(parsed("1-3%2", 0, NULL));
+    wq_error_t err = {0};
+    jobspec_array_t a;
+    assert_int_equal(jobspec_parse_array("0-100000", 1, &a, &err), -1);
+    assert_int_equal(err.code, WQ_ELIMIT);
+    assert_non_null(strstr(err.text, "100000"));
+}
+
+static void
+test_format_indices(void **state)
+{
+    (void) state;
+    char buf[16];
+    uint32_t idx[] = {1, 2, 3, 5, 7, 8, 100000, 100002, 100004};
+    assert_string_equal(jobspec_format_indices(idx, 0, buf, sizeof buf), "");
+    assert_string_equal(jobspec_format_indices(idx, 6, buf, sizeof buf), "1-3,5,7-8");
+    /* what does not fit ends in "..." and stays inside the buffer */
+    const char *s = jobspec_format_indices(idx, 9, buf, sizeof buf);
+    assert_true(strlen(s) < sizeof buf);
+    assert_non_null(strstr(s, "..."));
+    assert_int_equal(strncmp(s, "1-3,5,7-8", 9), 0);
+}
+
+static void
+test_parse_selector(void **state)
+{
+    (void) state;
+    jobspec_selector_t sel;
+    wq_error_t err = {0};
+    assert_int_equal(jobspec_parse_selector("42", &sel, &err), 0);
+    assert_int_equal(sel.id, 42);
+    assert_false(sel.has_tasks);
+    jobspec_selector_fini(&sel);
+    assert_int_equal(jobspec_parse_selector("40_7", &sel, &err), 0);
+    assert_int_equal(sel.id, 40);
+    assert_true(sel.has_tasks);
+    assert_int_equal(sel.tasks.n, 1);
+    assert_int_equal(sel.tasks.idx[0], 7);
+    jobspec_selector_fini(&sel);
+    assert_int_equal(jobspec_parse_selector("40_[3-9,12]", &sel, &err), 0);
+    assert_int_equal(sel.tasks.n, 8);
+    assert_int_equal(sel.tasks.idx[7], 12);
+    jobspec_selector_fini(&sel);
+    const char *bad[] = {"",
+                         "0",
+                         "0_1",
+                         "x",
+                         "40_",
+                         "40_[",
+                         "40_[]",
+                         "40_[3-9",
+                         "40_3-9]",
+                         "40_[3-]",
+                         "40__1",
+                         "40_[1%2]",
+                         "-40",
+                         "40 ",
+                         "40_[1][2]",
+                         "4x_1",
+                         "40_[5-3]",
+                         "40_a",
+                         "99999999999999999999999"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memset(&err, 0, sizeof err);
+        if (jobspec_parse_selector(bad[i], &sel, &err) == 0)
+            fail_msg("selector '%s' was accepted", bad[i]);
+        assert_true(err.text[0] != '\0');
+        assert_false(sel.has_tasks);
+        assert_null(sel.tasks.idx);
+    }
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_default_name),
-        cmocka_unit_test(test_apply_defaults),
-        cmocka_unit_test(test_rank_vars),
+        cmocka_unit_test(test_default_name),   cmocka_unit_test(test_apply_defaults),
+        cmocka_unit_test(test_rank_vars),      cmocka_unit_test(test_parse_array),
+        cmocka_unit_test(test_format_indices), cmocka_unit_test(test_parse_selector),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

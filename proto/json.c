@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "proto/jobspec.h"
 #include "proto/nodecheck.h"
 
 static void
@@ -105,6 +106,18 @@ json_spec(const Wslq__JobSpec *s)
     cJSON *deps = cJSON_AddArrayToObject(o, "depends_on");
     for (size_t i = 0; i < s->n_depends_on; i++)
         cJSON_AddItemToArray(deps, cJSON_CreateNumber((double) s->depends_on[i]));
+    if (s->n_after_any > 0) {
+        cJSON *any = cJSON_AddArrayToObject(o, "after_any");
+        for (size_t i = 0; i < s->n_after_any; i++)
+            cJSON_AddItemToArray(any, cJSON_CreateNumber((double) s->after_any[i]));
+    }
+    if (s->n_after_notok > 0) {
+        cJSON *notok = cJSON_AddArrayToObject(o, "after_notok");
+        for (size_t i = 0; i < s->n_after_notok; i++)
+            cJSON_AddItemToArray(notok, cJSON_CreateNumber((double) s->after_notok[i]));
+    }
+    if (s->singleton)
+        cJSON_AddBoolToObject(o, "singleton", 1);
     return o;
 }
 
@@ -141,6 +154,19 @@ json_job(const Wslq__JobInfo *j)
     add_str(o, "failed_node", j->failed_node);
     add_str(o, "master_addr", j->master_addr);
     add_opt_int(o, "master_port", j->master_port, 0);
+    if (j->array_job_id != 0) {
+        add_u64(o, "array_job_id", j->array_job_id);
+        add_u64(o, "array_index", j->array_index);
+        add_u64(o, "array_size", j->array_size);
+        add_u64(o, "array_limit", j->array_limit);
+    }
+    if (j->array_pending > 0) {
+        add_str(o, "array_tasks", j->array_tasks);
+        add_u64(o, "array_pending", j->array_pending);
+    }
+    cJSON_AddBoolToObject(o, "held", j->held);
+    if (j->state == WSLQ__JOB_STATE__PENDING)
+        add_str(o, "wait_reason", jobspec_wait_name(j->wait_reason));
     if (j->spec != NULL)
         cJSON_AddItemToObject(o, "spec", json_spec(j->spec));
     else

@@ -22,7 +22,9 @@ cJSON *json_alloc(const Wslq__Alloc *a);
 
 /* {"id","state","attempt","submit_ms","submit_time","start_ms","start_time","end_ms",
  *  "end_time","exit_code","signal","reason","failed_rank","failed_node","master_addr",
- *  "master_port","spec":{..},"allocs":[..]} */
+ *  "master_port", an array task's "array_job_id","array_index","array_size","array_limit",
+ *  a listing line of an array's pending tasks' "array_tasks","array_pending", "held", a
+ *  pending job's "wait_reason", "spec":{..},"allocs":[..]} */
 cJSON *json_job(const Wslq__JobInfo *j);
 
 /* {"ts_ms","time","state","attempt","node","reason","detail"} */

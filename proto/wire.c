@@ -156,6 +156,8 @@ wire_validate_spec(const Wslq__JobSpec *spec, wq_error_t *err)
     if (check_count(spec->n_argv, WIRE_MAX_ARGV, "argv", err) < 0 ||
         check_count(spec->n_env + spec->n_secret_env, WIRE_MAX_ENV, "env", err) < 0 ||
         check_count(spec->n_depends_on, WIRE_MAX_DEPS, "dependency list", err) < 0 ||
+        check_count(spec->n_after_any, WIRE_MAX_DEPS, "afterany list", err) < 0 ||
+        check_count(spec->n_after_notok, WIRE_MAX_DEPS, "afternotok list", err) < 0 ||
         check_placement(spec, err) < 0)
         return -1;
     size_t total = 0;
@@ -218,6 +220,12 @@ wire_validate_spec(const Wslq__JobSpec *spec, wq_error_t *err)
         return wq_fail(err, WQ_ELIMIT, "%u retries is more than 100", spec->retries);
     for (size_t i = 0; i < spec->n_depends_on; i++)
         if (spec->depends_on[i] == 0)
+            return wq_fail(err, WQ_EPROTO, "dependency on job 0");
+    for (size_t i = 0; i < spec->n_after_any; i++)
+        if (spec->after_any[i] == 0)
+            return wq_fail(err, WQ_EPROTO, "dependency on job 0");
+    for (size_t i = 0; i < spec->n_after_notok; i++)
+        if (spec->after_notok[i] == 0)
             return wq_fail(err, WQ_EPROTO, "dependency on job 0");
     return 0;
 }
@@ -292,10 +300,22 @@ check_job_info(const Wslq__JobInfo *j, wq_error_t *err)
     if (j == NULL)
         return wq_fail(err, WQ_EPROTO, "job is missing");
     if (wire_validate_spec(j->spec, err) < 0 || check_state(j->state, 0, err) < 0 ||
-        check_count(j->n_allocs, WIRE_MAX_NODES, "allocations", err) < 0)
+        check_count(j->n_allocs, WIRE_MAX_NODES, "allocations", err) < 0 ||
+        check_line(j->array_tasks, WIRE_MAX_SELECTOR, 0, "array task list", err) < 0)
         return -1;
     for (size_t i = 0; i < j->n_allocs; i++)
         if (check_alloc(j->allocs[i], err) < 0)
+            return -1;
+    return 0;
+}
+
+static int
+check_selectors(size_t n, char **sel, wq_error_t *err)
+{
+    if (check_count(n, WIRE_MAX_SELECTORS, "job selector list", err) < 0)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (check_line(sel[i], WIRE_MAX_SELECTOR, 1, "job selector", err) < 0)
             return -1;
     return 0;
 }
@@ -305,7 +325,30 @@ validate_body(const Wslq__Envelope *env, wq_error_t *err)
 {
     switch (env->body_case) {
     case WSLQ__ENVELOPE__BODY_SUBMIT:
+        if (check_line(env->submit->array, WIRE_MAX_SELECTOR, 0, "array index list", err) < 0)
+            return -1;
         return wire_validate_spec(env->submit->spec, err);
+    case WSLQ__ENVELOPE__BODY_CONTROL:
+        if (env->control->op <= WSLQ__JOB_CONTROL_REQUEST__OP__OP_UNSPECIFIED ||
+            env->control->op > WSLQ__JOB_CONTROL_REQUEST__OP__REQUEUE)
+            return wq_fail(err, WQ_EPROTO, "job control operation %d is out of range",
+                           (int) env->control->op);
+        if (env->control->n_selectors == 0)
+            return wq_fail(err, WQ_EPROTO, "job control names no job");
+        return check_selectors(env->control->n_selectors, env->control->selectors, err);
+    case WSLQ__ENVELOPE__BODY_WHY:
+        return check_line(env->why->selector, WIRE_MAX_SELECTOR, 1, "job selector", err);
+    case WSLQ__ENVELOPE__BODY_WHY_REPLY:
+        if (check_job_info(env->why_reply->job, err) < 0 ||
+            check_count(env->why_reply->n_lines, WIRE_MAX_LIST, "lines", err) < 0)
+            return -1;
+        for (size_t i = 0; i < env->why_reply->n_lines; i++)
+            if (check_line(env->why_reply->lines[i], WIRE_MAX_ERROR_TEXT, 0, "line", err) < 0)
+                return -1;
+        return 0;
+    case WSLQ__ENVELOPE__BODY_CONTROL_REPLY:
+        return check_count(env->control_reply->n_job_ids, WIRE_MAX_ARRAY_TASKS * 10ULL, "job list",
+                           err);
     case WSLQ__ENVELOPE__BODY_SUBMIT_REPLY:
     case WSLQ__ENVELOPE__BODY_REREGISTER:
     case WSLQ__ENVELOPE__BODY_STARTED:
@@ -337,6 +380,8 @@ validate_body(const Wslq__Envelope *env, wq_error_t *err)
                 return -1;
         return 0;
     case WSLQ__ENVELOPE__BODY_SHOW:
+        if (env->show->selector != NULL && env->show->selector[0] != '\0')
+            return check_line(env->show->selector, WIRE_MAX_SELECTOR, 1, "job selector", err);
         return env->show->job_id == 0 ? wq_fail(err, WQ_EPROTO, "job id 0") : 0;
     case WSLQ__ENVELOPE__BODY_SHOW_REPLY:
         if (check_job_info(env->show_reply->job, err) < 0 ||
@@ -357,9 +402,10 @@ validate_body(const Wslq__Envelope *env, wq_error_t *err)
                            env->logs_reply->data.len);
         return check_state(env->logs_reply->state, 1, err);
     case WSLQ__ENVELOPE__BODY_CANCEL:
-        if (env->cancel->n_job_ids == 0)
+        if (env->cancel->n_job_ids == 0 && env->cancel->n_selectors == 0)
             return wq_fail(err, WQ_EPROTO, "cancel names no job");
-        if (check_count(env->cancel->n_job_ids, WIRE_MAX_CANCEL, "cancel list", err) < 0)
+        if (check_count(env->cancel->n_job_ids, WIRE_MAX_CANCEL, "cancel list", err) < 0 ||
+            check_selectors(env->cancel->n_selectors, env->cancel->selectors, err) < 0)
             return -1;
         for (size_t i = 0; i < env->cancel->n_job_ids; i++)
             if (env->cancel->job_ids[i] == 0)

@@ -265,6 +265,94 @@ test_kv_and_log_limits(void **state)
     free(lc.data.data);
 }
 
+/* Arrays, job selectors, hold/release/requeue and why: every field is bounded. */
+static void
+test_selector_messages(void **state)
+{
+    (void) state;
+    char *longsel = malloc(WIRE_MAX_SELECTOR + 2);
+    memset(longsel, '1', WIRE_MAX_SELECTOR + 1);
+    longsel[WIRE_MAX_SELECTOR + 1] = '\0';
+
+    Wslq__Envelope env;
+    Wslq__SubmitRequest req;
+    Wslq__JobSpec spec;
+    init_submit(&env, &req, &spec);
+    req.array = "0-9%2";
+    req.hold = 1;
+    wq_error_t err = {0};
+    Wslq__Envelope *out = roundtrip(&env, &err);
+    assert_non_null(out);
+    assert_string_equal(out->submit->array, "0-9%2");
+    assert_true(out->submit->hold);
+    wire_free(&out);
+    req.array = longsel;
+    expect_reject(&env, WQ_ELIMIT, "array index list");
+    req.array = "0-9\n";
+    expect_reject(&env, WQ_EPROTO, "array index list");
+
+    char *sels[2] = {"40_[3-9]", "42"};
+    Wslq__JobControlRequest jc = WSLQ__JOB_CONTROL_REQUEST__INIT;
+    wslq__envelope__init(&env);
+    env.request_id = 1;
+    env.body_case = WSLQ__ENVELOPE__BODY_CONTROL;
+    env.control = &jc;
+    jc.selectors = sels;
+    jc.n_selectors = 2;
+    jc.op = WSLQ__JOB_CONTROL_REQUEST__OP__REQUEUE;
+    out = roundtrip(&env, &err);
+    assert_non_null(out);
+    assert_int_equal(out->control->n_selectors, 2);
+    wire_free(&out);
+    jc.op = 0;
+    expect_reject(&env, WQ_EPROTO, "out of range");
+    jc.op = 4;
+    expect_reject(&env, WQ_EPROTO, "out of range");
+    jc.op = WSLQ__JOB_CONTROL_REQUEST__OP__HOLD;
+    jc.n_selectors = 0;
+    expect_reject(&env, WQ_EPROTO, "names no job");
+    sels[1] = longsel;
+    jc.n_selectors = 2;
+    expect_reject(&env, WQ_ELIMIT, "job selector");
+    sels[1] = "";
+    expect_reject(&env, WQ_EPROTO, "job selector");
+
+    Wslq__CancelRequest cr = WSLQ__CANCEL_REQUEST__INIT;
+    env.body_case = WSLQ__ENVELOPE__BODY_CANCEL;
+    env.cancel = &cr;
+    expect_reject(&env, WQ_EPROTO, "names no job");
+    sels[1] = "42";
+    cr.selectors = sels;
+    cr.n_selectors = 2;
+    out = roundtrip(&env, &err);
+    assert_non_null(out);
+    wire_free(&out);
+
+    Wslq__WhyRequest wr = WSLQ__WHY_REQUEST__INIT;
+    env.body_case = WSLQ__ENVELOPE__BODY_WHY;
+    env.why = &wr;
+    expect_reject(&env, WQ_EPROTO, "job selector");
+    wr.selector = longsel;
+    expect_reject(&env, WQ_ELIMIT, "job selector");
+    wr.selector = "40_7";
+    out = roundtrip(&env, &err);
+    assert_non_null(out);
+    assert_string_equal(out->why->selector, "40_7");
+    wire_free(&out);
+
+    Wslq__ShowRequest sr = WSLQ__SHOW_REQUEST__INIT;
+    env.body_case = WSLQ__ENVELOPE__BODY_SHOW;
+    env.show = &sr;
+    expect_reject(&env, WQ_EPROTO, "job id 0");
+    sr.selector = "40_7";
+    out = roundtrip(&env, &err);
+    assert_non_null(out);
+    wire_free(&out);
+    sr.selector = longsel;
+    expect_reject(&env, WQ_ELIMIT, "job selector");
+    free(longsel);
+}
+
 static void
 test_register_name_charset(void **state)
 {
@@ -401,6 +489,7 @@ main(void)
         cmocka_unit_test(test_truncated_and_garbage_rejected),
         cmocka_unit_test(test_oversized_rejected_before_unpack),
         cmocka_unit_test(test_kv_and_log_limits),
+        cmocka_unit_test(test_selector_messages),
         cmocka_unit_test(test_register_name_charset),
         cmocka_unit_test(test_probe_messages),
         cmocka_unit_test(test_state_names),

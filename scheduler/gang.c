@@ -33,6 +33,8 @@ gang_launch(sched_t *self, job_t *job, size_t k)
         l.world_size += info->allocs[i]->nranks;
     l.master_addr = info->master_addr;
     l.master_port = info->master_port;
+    l.array_job_id = info->array_job_id;
+    l.array_index = info->array_index;
     out_launch(self, info->allocs[k]->node, &l);
 }
 

@@ -1,5 +1,8 @@
 /* Jobs: the registry of active jobs, carrying out the state machine's actions (jobsm.c), and
- * the CLI's job requests: submit, queue, show, cancel. */
+ * the CLI's job requests: submit (one job or an array), queue, show, cancel, hold, release,
+ * requeue. */
+#include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,11 +32,92 @@ jobs_find(sched_t *self, uint64_t id)
     return NULL;
 }
 
+static int
+is_active(Wslq__JobState st)
+{
+    return st == WSLQ__JOB_STATE__STARTING || st == WSLQ__JOB_STATE__RUNNING;
+}
+
+/* ---------- job arrays in the registry ---------- */
+
+static jobs_array_t *
+array_find(sched_t *self, uint64_t id, size_t *pos)
+{
+    size_t lo = 0, hi = self->n_arrays;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (self->arrays[mid]->id == id) {
+            *pos = mid;
+            return self->arrays[mid];
+        }
+        if (self->arrays[mid]->id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *pos = lo;
+    return NULL;
+}
+
+/* The job enters the registry: count it in its array. */
+static void
+array_attach(sched_t *self, job_t *job)
+{
+    const Wslq__JobInfo *info = job->info;
+    if (info->array_job_id == 0)
+        return;
+    size_t pos;
+    jobs_array_t *a = array_find(self, info->array_job_id, &pos);
+    if (a == NULL) {
+        a = wq_calloc(1, sizeof *a);
+        a->id = info->array_job_id;
+        a->limit = info->array_limit;
+        self->arrays = wq_realloc(self->arrays, (self->n_arrays + 1) * sizeof *self->arrays);
+        memmove(&self->arrays[pos + 1], &self->arrays[pos],
+                (self->n_arrays - pos) * sizeof *self->arrays);
+        self->arrays[pos] = a;
+        self->n_arrays++;
+    }
+    a->refs++;
+    if (is_active(info->state))
+        a->active++;
+    job->array = a;
+}
+
+static void
+array_detach(sched_t *self, job_t *job)
+{
+    jobs_array_t *a = job->array;
+    if (a == NULL)
+        return;
+    job->array = NULL;
+    if (is_active(job->info->state) && a->active > 0)
+        a->active--;
+    if (--a->refs > 0)
+        return;
+    size_t pos;
+    if (array_find(self, a->id, &pos) == a) {
+        memmove(&self->arrays[pos], &self->arrays[pos + 1],
+                (self->n_arrays - pos - 1) * sizeof *self->arrays);
+        self->n_arrays--;
+    }
+    free(a);
+}
+
+int
+jobs_array_full(const job_t *job)
+{
+    return job->array != NULL && job->array->limit > 0 && job->array->active >= job->array->limit;
+}
+
 static void
 jobs_insert(sched_t *self, job_t *job)
 {
     WQ_ASSERT(!wire_state_is_final(job->info->state) && job->info->id > 0);
-    self->jobs = wq_realloc(self->jobs, (self->n_jobs + 1) * sizeof *self->jobs);
+    if (self->n_jobs == self->cap_jobs) { /* an array adds its tasks one by one: grow by half */
+        self->cap_jobs = self->cap_jobs < 64 ? 64 : self->cap_jobs + self->cap_jobs / 2;
+        self->jobs = wq_realloc(self->jobs, self->cap_jobs * sizeof *self->jobs);
+    }
     size_t i = self->n_jobs;
     while (i > 0 && self->jobs[i - 1]->info->id > job->info->id) {
         self->jobs[i] = self->jobs[i - 1];
@@ -42,6 +126,7 @@ jobs_insert(sched_t *self, job_t *job)
     WQ_ASSERT(i == 0 || self->jobs[i - 1]->info->id < job->info->id); /* ids are unique */
     self->jobs[i] = job;
     self->n_jobs++;
+    array_attach(self, job);
 }
 
 static void
@@ -58,7 +143,16 @@ job_free(job_t *job)
 static void
 jobs_remove(sched_t *self, job_t *job)
 {
-    for (size_t i = 0; i < self->n_jobs; i++)
+    array_detach(self, job);
+    size_t lo = 0, hi = self->n_jobs;
+    while (lo < hi) { /* ascending ids: start where it must be */
+        size_t mid = (lo + hi) / 2;
+        if (self->jobs[mid]->info->id < job->info->id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = lo; i < self->n_jobs; i++)
         if (self->jobs[i] == job) {
             memmove(&self->jobs[i], &self->jobs[i + 1],
                     (self->n_jobs - i - 1) * sizeof *self->jobs);
@@ -87,6 +181,12 @@ jobs_free_all(sched_t *self)
     free(self->jobs);
     self->jobs = NULL;
     self->n_jobs = 0;
+    self->cap_jobs = 0;
+    for (size_t i = 0; i < self->n_arrays; i++)
+        free(self->arrays[i]);
+    free(self->arrays);
+    self->arrays = NULL;
+    self->n_arrays = 0;
 }
 
 /* ---------- the journal ---------- */
@@ -122,11 +222,12 @@ add_row(sched_t *self, job_t *job, const jobsm_row_t *r)
 }
 
 void
-jobs_set_reason(sched_t *self, job_t *job, const char *why)
+jobs_set_reason(sched_t *self, job_t *job, Wslq__WaitReason code, const char *why)
 {
-    if (strcmp(job->info->reason, why) == 0)
+    if (strcmp(job->info->reason, why) == 0 && job->info->wait_reason == code)
         return;
     wire_set_str(&job->info->reason, why);
+    job->info->wait_reason = code;
     jobs_save(self, job);
 }
 
@@ -144,6 +245,8 @@ note_state(sched_t *self, job_t *job, const jobsm_out_t *out)
     }
     if (wire_state_is_final(st))
         self->stats.ended_total[st]++;
+    if (out->old_state == WSLQ__JOB_STATE__JOB_STATE_UNSPECIFIED && info->array_size > 0)
+        return; /* an array's tasks: its one line says it ("array N submitted: ...") */
     const char *reason = "";
     for (size_t i = 0; i < out->n_rows; i++)
         if (out->rows[i].state == st)
@@ -168,6 +271,13 @@ jobs_apply(sched_t *self, job_t *job, jobsm_event_t *ev)
     }
     if (rc == JOBSM_STALE)
         return JOBSM_STALE;
+    if (job->array != NULL) { /* the %K cap counts the array's started tasks */
+        int was = is_active(out.old_state), now = is_active(job->info->state);
+        if (now && !was)
+            job->array->active++;
+        else if (was && !now && job->array->active > 0)
+            job->array->active--;
+    }
     if (out.state_changed) {
         job->phase_mono = ev->now_mono_ms;
         note_state(self, job, &out);
@@ -217,6 +327,54 @@ jobs_forbid(sched_t *self, const msg_t *m, const Wslq__JobInfo *info, const char
 
 /* ---------- CLI requests ---------- */
 
+/* A copy of a spec, for each task of an array, from the spec packed once. */
+static Wslq__JobSpec *
+spec_copy(const uint8_t *packed, size_t len)
+{
+    Wslq__JobSpec *copy = wslq__job_spec__unpack(NULL, len, packed);
+    WQ_ASSERT(copy != NULL);
+    return copy;
+}
+
+/* Queue one job (a task of an array when arr is not NULL). Returns it, in the registry, or
+ * NULL when the database failed (nothing may be answered). spec is taken. */
+static job_t *
+submit_one(sched_t *self,
+           Wslq__JobSpec *spec,
+           const char *first_reason,
+           int hold,
+           const jobspec_array_t *arr,
+           size_t k,
+           uint64_t array_id)
+{
+    job_t *job = wq_calloc(1, sizeof *job);
+    job->info = wq_malloc(sizeof *job->info);
+    wslq__job_info__init(job->info);
+    job->info->spec = spec;
+    if (arr != NULL) {
+        job->info->array_job_id = array_id; /* 0 for the first: its own id, set below */
+        job->info->array_index = arr->idx[k];
+        job->info->array_size = (uint32_t) arr->n;
+        job->info->array_limit = arr->limit;
+    }
+    jobsm_event_t ev = {.type = JOBSM_EV_SUBMIT, .text = first_reason, .held = hold};
+    if (jobs_apply(self, job, &ev) != JOBSM_APPLIED || self->failed) {
+        job_free(job);
+        return NULL;
+    }
+    if (arr != NULL && array_id == 0) {
+        job->info->array_job_id = job->info->id;
+        jobs_save(self, job);
+        if (self->failed) {
+            job_free(job);
+            return NULL;
+        }
+    }
+    jobs_insert(self, job);
+    self->stats.submitted_total++;
+    return job;
+}
+
 void
 handle_submit(sched_t *self, const msg_t *m)
 {
@@ -225,27 +383,56 @@ handle_submit(sched_t *self, const msg_t *m)
         wire_set_str(&spec->user, m->who->name);
     jobspec_apply_defaults(spec);
     wq_error_t err = {0};
-    size_t n_nodes = 0;
-    if (place_admit(self, spec, &n_nodes, &err) < 0) {
+    jobspec_array_t arr = {0};
+    const char *array = m->env->submit->array;
+    int is_array = array != NULL && array[0] != '\0';
+    if (is_array && jobspec_parse_array(array, 1, &arr, &err) < 0) {
         self->stats.refused_total++;
+        wq_fail(&err, err.code, "job refused: --array %s", err.text);
         out_error(self, m->from, m->env->request_id, &err);
         return;
     }
-    job_t *job = wq_calloc(1, sizeof *job);
-    job->info = wq_malloc(sizeof *job->info);
-    wslq__job_info__init(job->info);
-    job->info->spec = spec;
-    m->env->submit->spec = NULL; /* the job owns it now */
-    jobsm_event_t ev = {.type = JOBSM_EV_SUBMIT,
-                        .text = n_nodes == 0 ? "waiting for a node to register" : ""};
-    if (jobs_apply(self, job, &ev) != JOBSM_APPLIED || self->failed) {
-        job_free(job);
-        return; /* the database failed: the loop stops, nothing is answered */
+    size_t n_nodes = 0;
+    if (place_admit(self, spec, &n_nodes, &err) < 0 || jobs_deps_admit(self, spec, &err) < 0) {
+        self->stats.refused_total++;
+        jobspec_array_fini(&arr);
+        out_error(self, m->from, m->env->request_id, &err);
+        return;
     }
-    jobs_insert(self, job);
-    self->stats.submitted_total++;
+    const char *first_reason = n_nodes == 0 ? "waiting for a node to register" : "";
+    int hold = m->env->submit->hold;
+    m->env->submit->spec = NULL; /* the jobs own it (and its copies) now */
     Wslq__SubmitReply rep = WSLQ__SUBMIT_REPLY__INIT;
-    rep.job_id = job->info->id;
+    if (!is_array) {
+        job_t *job = submit_one(self, spec, first_reason, hold, NULL, 0, 0);
+        if (job == NULL)
+            return; /* the database failed: the loop stops, nothing is answered */
+        rep.job_id = job->info->id;
+    } else {
+        /* One transaction (this turn's): every task is written, or none is answered. */
+        uint64_t array_id = 0;
+        size_t len = wslq__job_spec__get_packed_size(spec);
+        uint8_t *packed = wq_malloc(len ? len : 1);
+        wslq__job_spec__pack(spec, packed);
+        for (size_t k = 0; k < arr.n; k++) {
+            Wslq__JobSpec *own = k + 1 == arr.n ? spec : spec_copy(packed, len);
+            job_t *job = submit_one(self, own, first_reason, hold, &arr, k, array_id);
+            if (job == NULL) {
+                if (own != spec)
+                    wslq__job_spec__free_unpacked(spec, NULL);
+                free(packed);
+                jobspec_array_fini(&arr);
+                return;
+            }
+            if (k == 0)
+                array_id = job->info->id;
+        }
+        free(packed);
+        rep.job_id = array_id;
+        rep.array_size = (uint32_t) arr.n;
+        log_info("array %" PRIu64 " submitted: %zu tasks, limit %u", array_id, arr.n, arr.limit);
+        jobspec_array_fini(&arr);
+    }
     out_submit_reply(self, m->from, m->env->request_id, &rep);
 }
 
@@ -265,6 +452,133 @@ collect_job(Wslq__JobInfo *info, void *arg)
     c->jobs[c->n++] = info;
 }
 
+/* A job for a listing: a copy the reply owns (the sender's view of it). */
+static Wslq__JobInfo *
+info_dup(const Wslq__JobInfo *info)
+{
+    size_t len = wslq__job_info__get_packed_size(info);
+    uint8_t *buf = wq_malloc(len ? len : 1);
+    wslq__job_info__pack(info, buf);
+    Wslq__JobInfo *copy = wslq__job_info__unpack(NULL, len, buf);
+    free(buf);
+    WQ_ASSERT(copy != NULL);
+    return copy;
+}
+
+/* Why a pending job waits, as of now, where the stored reason cannot say it without a write
+ * per job and pass: held, its array's %K cap, a requeue backoff, or a task behind the earlier
+ * tasks of its array (a pass tries an array's first waiting task only). */
+static void
+listing_reason(sched_t *self, Wslq__JobInfo *copy)
+{
+    if (copy->state != WSLQ__JOB_STATE__PENDING)
+        return;
+    job_t *job = jobs_find(self, copy->id);
+    if (job == NULL)
+        return;
+    char why[128];
+    if (copy->held) {
+        copy->wait_reason = WSLQ__WAIT_REASON__WAIT_HELD;
+    } else if (jobs_array_full(job)) {
+        copy->wait_reason = WSLQ__WAIT_REASON__WAIT_ARRAY_LIMIT;
+        snprintf(why, sizeof why, "array limit: %u of its tasks run (%%%u)", job->array->active,
+                 job->array->limit);
+        wire_set_str(&copy->reason, why);
+    } else if (job->sm.not_before_mono > wq_clock_mono_ms()) {
+        copy->wait_reason = WSLQ__WAIT_REASON__WAIT_BACKOFF;
+    } else if (copy->wait_reason == WSLQ__WAIT_REASON__WAIT_REASON_UNSPECIFIED &&
+               job->array != NULL) {
+        copy->wait_reason = WSLQ__WAIT_REASON__WAIT_PRIORITY;
+        snprintf(why, sizeof why, "behind the earlier tasks of array %" PRIu64, job->array->id);
+        wire_set_str(&copy->reason, why);
+    }
+}
+
+/* One line of a listing: a job, or an array's pending tasks from 'first' on. */
+typedef struct {
+    const Wslq__JobInfo *first;
+    uint32_t *idx; /* pending tasks' indices; NULL for a plain line */
+    size_t n_idx, cap_idx;
+} line_t;
+
+/* Answer a queue request with these jobs (ascending id): an array's pending tasks collapse
+ * into one line unless expand; the newest 'limit' lines are sent, oldest first. */
+static void
+reply_listing(sched_t *self,
+              const msg_t *m,
+              const Wslq__JobInfo **rows,
+              size_t n,
+              unsigned limit,
+              int expand,
+              int more)
+{
+    line_t *lines = wq_malloc((n ? n : 1) * sizeof *lines);
+    size_t nl = 0, open = SIZE_MAX;
+    for (size_t i = 0; i < n; i++) {
+        const Wslq__JobInfo *r = rows[i];
+        int group = !expand && r->array_job_id != 0 && r->state == WSLQ__JOB_STATE__PENDING;
+        if (group && open != SIZE_MAX && lines[open].first->array_job_id == r->array_job_id) {
+            line_t *l = &lines[open];
+            if (l->n_idx == l->cap_idx) {
+                l->cap_idx *= 2;
+                l->idx = wq_realloc(l->idx, l->cap_idx * sizeof *l->idx);
+            }
+            l->idx[l->n_idx++] = r->array_index;
+            continue;
+        }
+        line_t *l = &lines[nl];
+        memset(l, 0, sizeof *l);
+        l->first = r;
+        if (group) {
+            l->cap_idx = 16;
+            l->idx = wq_malloc(l->cap_idx * sizeof *l->idx);
+            l->idx[l->n_idx++] = r->array_index;
+            open = nl;
+        }
+        nl++;
+    }
+    size_t from = nl > limit ? nl - limit : 0;
+    more |= from > 0;
+    /* Newest first until the reply would pass half the frame limit. */
+    Wslq__JobInfo **out = wq_malloc((nl - from ? nl - from : 1) * sizeof *out);
+    size_t n_out = 0, bytes = 0;
+    for (size_t i = nl; i > from; i--) {
+        line_t *l = &lines[i - 1];
+        Wslq__JobInfo *c = info_dup(l->first);
+        if (l->idx != NULL) {
+            char tasks[256];
+            jobspec_format_indices(l->idx, l->n_idx, tasks, sizeof tasks);
+            wire_set_str(&c->array_tasks, tasks);
+            c->array_pending = (uint32_t) l->n_idx;
+        }
+        listing_reason(self, c);
+        who_redact(m->who, c); /* everyone sees the queue; commands are the owner's */
+        bytes += wslq__job_info__get_packed_size(c);
+        if (bytes > WIRE_MAX_FRAME / 2) {
+            wslq__job_info__free_unpacked(c, NULL);
+            more = 1;
+            break;
+        }
+        out[n_out++] = c;
+    }
+    for (size_t i = 0; i < n_out / 2; i++) { /* oldest first on screen, as squeue */
+        Wslq__JobInfo *t = out[i];
+        out[i] = out[n_out - 1 - i];
+        out[n_out - 1 - i] = t;
+    }
+    Wslq__QueueReply rep = WSLQ__QUEUE_REPLY__INIT;
+    rep.jobs = out;
+    rep.n_jobs = n_out;
+    rep.more = more;
+    out_queue_reply(self, m->from, m->env->request_id, &rep);
+    for (size_t i = 0; i < n_out; i++)
+        wslq__job_info__free_unpacked(out[i], NULL);
+    free(out);
+    for (size_t i = 0; i < nl; i++)
+        free(lines[i].idx);
+    free(lines);
+}
+
 void
 handle_queue(sched_t *self, const msg_t *m)
 {
@@ -278,6 +592,26 @@ handle_queue(sched_t *self, const msg_t *m)
     f.before_id = r->before_id;
     f.limit =
         r->limit ? (r->limit > SCHED_LIST_MAX ? SCHED_LIST_MAX : r->limit) : SCHED_LIST_DEFAULT;
+    unsigned active_mask = (1u << WSLQ__JOB_STATE__PENDING) | (1u << WSLQ__JOB_STATE__STARTING) |
+                           (1u << WSLQ__JOB_STATE__RUNNING);
+    if (!r->all && (f.state_mask & ~active_mask) == 0) {
+        /* Pending and running jobs are all in memory (the registry mirrors their rows): list
+         * them from there, so an array of 100,000 pending tasks is one line, quickly. */
+        unsigned mask = f.state_mask ? f.state_mask : active_mask;
+        const Wslq__JobInfo **rows = wq_malloc((self->n_jobs ? self->n_jobs : 1) * sizeof *rows);
+        size_t n = 0;
+        for (size_t i = 0; i < self->n_jobs; i++) {
+            const Wslq__JobInfo *info = self->jobs[i]->info;
+            if (!(mask & (1u << info->state)) || (f.before_id && info->id >= f.before_id) ||
+                (f.user && strcmp(info->spec->user, f.user) != 0) ||
+                (f.name && strcmp(info->spec->name, f.name) != 0))
+                continue;
+            rows[n++] = info;
+        }
+        reply_listing(self, m, rows, n, f.limit, r->expand_arrays, 0);
+        free(rows);
+        return;
+    }
     f.newest_first = 1;
     collect_t c = {0};
     wq_error_t err = {0};
@@ -285,36 +619,27 @@ handle_queue(sched_t *self, const msg_t *m)
         out_error(self, m->from, m->env->request_id, &err);
         return;
     }
-    /* Oldest first on screen, as squeue; keep the reply well under the frame limit. */
-    size_t keep = c.n, bytes = 0;
-    for (size_t i = 0; i < c.n; i++) {
-        bytes += wslq__job_info__get_packed_size(c.jobs[i]);
-        if (bytes > WIRE_MAX_FRAME / 2) {
-            keep = i;
-            break;
-        }
-    }
-    Wslq__JobInfo **ordered = wq_malloc((keep ? keep : 1) * sizeof *ordered);
-    for (size_t i = 0; i < keep; i++) {
-        ordered[i] = c.jobs[keep - 1 - i];
-        who_redact(m->who, ordered[i]); /* everyone sees the queue; commands are the owner's */
-    }
-    Wslq__QueueReply rep = WSLQ__QUEUE_REPLY__INIT;
-    rep.jobs = ordered;
-    rep.n_jobs = keep;
-    rep.more = keep < c.n || c.n == f.limit;
-    out_queue_reply(self, m->from, m->env->request_id, &rep);
+    const Wslq__JobInfo **rows = wq_malloc((c.n ? c.n : 1) * sizeof *rows);
+    for (size_t i = 0; i < c.n; i++)
+        rows[i] = c.jobs[c.n - 1 - i]; /* ascending */
+    reply_listing(self, m, rows, c.n, f.limit, r->expand_arrays, c.n == f.limit);
+    free(rows);
     for (size_t i = 0; i < c.n; i++)
         wslq__job_info__free_unpacked(c.jobs[i], NULL);
     free(c.jobs);
-    free(ordered);
 }
 
 void
 handle_show(sched_t *self, const msg_t *m)
 {
     wq_error_t err = {0};
-    Wslq__JobInfo *info = queue_get(self->q, m->env->show->job_id, &err);
+    uint64_t id = m->env->show->job_id;
+    const char *text = m->env->show->selector;
+    if (text != NULL && text[0] != '\0' && jobs_select_one(self, text, &id, &err) < 0) {
+        out_error(self, m->from, m->env->request_id, &err);
+        return;
+    }
+    Wslq__JobInfo *info = queue_get(self->q, id, &err);
     if (info == NULL) {
         out_error(self, m->from, m->env->request_id, &err);
         return;
@@ -336,42 +661,637 @@ handle_show(sched_t *self, const msg_t *m)
     wslq__job_info__free_unpacked(info, NULL);
 }
 
+/* ---------- job selectors: "42", "40" (a whole array), "40_7", "40_[3-9]" ---------- */
+
+/* A job's info: the registry's (borrowed) or read from the queue (*owned set). */
+static Wslq__JobInfo *
+lookup(sched_t *self, uint64_t id, int *owned, wq_error_t *err)
+{
+    job_t *job = jobs_find(self, id);
+    *owned = 0;
+    if (job != NULL)
+        return job->info;
+    Wslq__JobInfo *info = queue_get(self->q, id, err);
+    *owned = info != NULL;
+    return info;
+}
+
+static void
+unlookup(Wslq__JobInfo *info, int owned)
+{
+    if (owned)
+        wslq__job_info__free_unpacked(info, NULL);
+}
+
+/* The array index of job id (one of an array's tasks); -1 when it cannot be read. */
+static int64_t
+index_of(sched_t *self, uint64_t id)
+{
+    int owned;
+    Wslq__JobInfo *info = lookup(self, id, &owned, NULL);
+    if (info == NULL)
+        return -1;
+    int64_t idx = info->array_index;
+    unlookup(info, owned);
+    return idx;
+}
+
+/* The id of the task with index idx of the array whose first task is 'first'; 0 if none. Task
+ * ids are consecutive from the first's, in ascending index: a contiguous index range maps
+ * directly, any other is a binary search. */
+static uint64_t
+task_id(sched_t *self, const Wslq__JobInfo *first, uint32_t idx)
+{
+    uint64_t lo = first->id, n = first->array_size ? first->array_size : 1;
+    int64_t first_idx = first->array_index;
+    int64_t last_idx = index_of(self, lo + n - 1);
+    if ((int64_t) idx < first_idx || (last_idx >= 0 && (int64_t) idx > last_idx))
+        return 0;
+    if (last_idx - first_idx == (int64_t) n - 1)
+        return lo + (idx - (uint64_t) first_idx);
+    uint64_t a = 0, b = n;
+    while (a < b) {
+        uint64_t mid = (a + b) / 2;
+        int64_t v = index_of(self, lo + mid);
+        if (v < 0)
+            return 0;
+        if (v == idx)
+            return lo + mid;
+        if (v < idx)
+            a = mid + 1;
+        else
+            b = mid;
+    }
+    return 0;
+}
+
+int
+jobs_select_one(sched_t *self, const char *text, uint64_t *id, wq_error_t *err)
+{
+    jobspec_selector_t sel;
+    if (jobspec_parse_selector(text, &sel, err) < 0)
+        return -1;
+    int rc = 0;
+    *id = sel.id;
+    if (sel.has_tasks) {
+        int owned;
+        Wslq__JobInfo *first = lookup(self, sel.id, &owned, err);
+        if (first == NULL)
+            rc = -1;
+        else if (sel.tasks.n != 1)
+            rc = wq_fail(err, WQ_EINVAL, "'%.40s' names %zu jobs; give one (40_7)", text,
+                         sel.tasks.n);
+        else if (first->array_job_id != sel.id)
+            rc = wq_fail(err, WQ_EINVAL, "'%.40s': job %" PRIu64 " is not an array's id", text,
+                         sel.id);
+        else if ((*id = task_id(self, first, sel.tasks.idx[0])) == 0)
+            rc = wq_fail(err, WQ_ENOENT, "array %" PRIu64 " has no task %u", sel.id,
+                         sel.tasks.idx[0]);
+        if (first != NULL)
+            unlookup(first, owned);
+    }
+    jobspec_selector_fini(&sel);
+    return rc;
+}
+
+typedef struct {
+    job_t *job;
+    int explicit; /* named alone ("42", "40_7"): it must be eligible, else the request fails */
+} pick_t;
+
+typedef struct {
+    pick_t *v;
+    size_t n, cap;
+} picks_t;
+
+static void
+picks_push(picks_t *p, job_t *job, int explicit)
+{
+    for (size_t i = p->n; i > 0 && i + 8 > p->n; i--) /* the same job twice in a row */
+        if (p->v[i - 1].job == job) {
+            p->v[i - 1].explicit |= explicit;
+            return;
+        }
+    if (p->n == p->cap) {
+        p->cap = p->cap ? p->cap * 2 : 16;
+        p->v = wq_realloc(p->v, p->cap * sizeof *p->v);
+    }
+    p->v[p->n].job = job;
+    p->v[p->n].explicit = explicit;
+    p->n++;
+}
+
+/* Resolve one selector into the registry's jobs it names (ended ones are left out of a whole
+ * array or a task list; a job named alone that has ended is an error). Checks the sender may
+ * touch them ('what' for the message). 0, or -1 with *err (and *forbidden when refused for
+ * ownership: already answered). */
+static int
+resolve_one(sched_t *self,
+            const msg_t *m,
+            const char *text,
+            const char *what,
+            picks_t *out,
+            int *forbidden,
+            wq_error_t *err)
+{
+    jobspec_selector_t sel;
+    if (jobspec_parse_selector(text, &sel, err) < 0)
+        return -1;
+    int owned, rc = 0;
+    Wslq__JobInfo *info = lookup(self, sel.id, &owned, err);
+    if (info == NULL) {
+        jobspec_selector_fini(&sel);
+        return -1;
+    }
+    if (jobs_forbid(self, m, info, what)) {
+        *forbidden = 1;
+        rc = -1;
+    } else if (!sel.has_tasks && info->array_job_id != sel.id) {
+        /* one job (or one task named by its own id) */
+        job_t *job = jobs_find(self, sel.id);
+        if (job == NULL)
+            rc = wq_fail(err, WQ_EINVAL, "job %" PRIu64 " has already ended (%s)", sel.id,
+                         wire_state_name(info->state));
+        else
+            picks_push(out, job, 1);
+    } else if (!sel.has_tasks) {
+        /* the whole array: its tasks still in the registry */
+        size_t before = out->n;
+        for (uint64_t k = 0; k < info->array_size; k++) {
+            job_t *job = jobs_find(self, sel.id + k);
+            if (job != NULL)
+                picks_push(out, job, 0);
+        }
+        if (out->n == before)
+            rc = wq_fail(err, WQ_EINVAL, "every task of array %" PRIu64 " has already ended",
+                         sel.id);
+    } else if (info->array_job_id != sel.id) {
+        if (info->array_job_id != 0)
+            rc = wq_fail(err, WQ_EINVAL,
+                         "'%.40s': job %" PRIu64 " is task %" PRIu64 "_%u, not an array's id; "
+                         "use %" PRIu64 "_[...]",
+                         text, sel.id, info->array_job_id, info->array_index, info->array_job_id);
+        else
+            rc = wq_fail(err, WQ_EINVAL, "'%.40s': job %" PRIu64 " is not an array", text, sel.id);
+    } else {
+        size_t before = out->n;
+        int alone = sel.tasks.n == 1;
+        for (size_t i = 0; i < sel.tasks.n && rc == 0; i++) {
+            uint64_t tid = task_id(self, info, sel.tasks.idx[i]);
+            if (tid == 0) {
+                rc = wq_fail(err, WQ_ENOENT, "array %" PRIu64 " has no task %u", sel.id,
+                             sel.tasks.idx[i]);
+                break;
+            }
+            job_t *job = jobs_find(self, tid);
+            if (job != NULL) {
+                picks_push(out, job, alone);
+            } else if (alone) {
+                int o2;
+                Wslq__JobInfo *t = lookup(self, tid, &o2, NULL);
+                rc = wq_fail(err, WQ_EINVAL,
+                             "job %" PRIu64 "_%u (%" PRIu64 ") has already ended (%s)", sel.id,
+                             sel.tasks.idx[i], tid, t ? wire_state_name(t->state) : "?");
+                if (t)
+                    unlookup(t, o2);
+            }
+        }
+        if (rc == 0 && out->n == before)
+            rc = wq_fail(err, WQ_EINVAL, "every task '%.40s' names has already ended", text);
+    }
+    unlookup(info, owned);
+    jobspec_selector_fini(&sel);
+    return rc;
+}
+
+/* Resolve every selector (and bare ids) of a request. 0, or -1 after answering the error. */
+static int
+resolve(sched_t *self,
+        const msg_t *m,
+        char **selectors,
+        size_t n_sel,
+        const uint64_t *ids,
+        size_t n_ids,
+        const char *what,
+        picks_t *out)
+{
+    wq_error_t err = {0};
+    int forbidden = 0;
+    for (size_t i = 0; i < n_ids + n_sel; i++) {
+        char num[24];
+        const char *text = selectors != NULL && i >= n_ids ? selectors[i - n_ids] : num;
+        if (i < n_ids)
+            snprintf(num, sizeof num, "%" PRIu64, ids[i]);
+        if (resolve_one(self, m, text, what, out, &forbidden, &err) < 0) {
+            if (!forbidden)
+                out_error(self, m->from, m->env->request_id, &err);
+            free(out->v);
+            memset(out, 0, sizeof *out);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 void
 handle_cancel(sched_t *self, const msg_t *m)
 {
     const Wslq__CancelRequest *r = m->env->cancel;
-    wq_error_t err = {0};
-    /* Check every id first: a bad id, or another user's job, changes nothing. */
-    for (size_t i = 0; i < r->n_job_ids; i++) {
-        job_t *active = jobs_find(self, r->job_ids[i]);
-        if (active != NULL && jobs_forbid(self, m, active->info, "cancel"))
-            return;
-        if (active != NULL)
+    picks_t picks = {0};
+    /* Check every selector first: a bad one, or another user's job, changes nothing. */
+    if (resolve(self, m, r->selectors, r->n_selectors, r->job_ids, r->n_job_ids, "cancel", &picks) <
+        0)
+        return;
+    uint64_t *done = wq_malloc((picks.n ? picks.n : 1) * sizeof *done);
+    size_t n_done = 0;
+    /* Newest first: an ended job leaves the registry, and the newest are at its end. */
+    for (size_t i = picks.n; i-- > 0;) {
+        uint64_t id = picks.v[i].job->info->id;
+        job_t *job = jobs_find(self, id); /* a pick may have ended (freed) through another */
+        if (job == NULL)
             continue;
-        Wslq__JobInfo *info = queue_get(self->q, r->job_ids[i], &err);
-        if (info == NULL) {
+        jobsm_event_t ev = {.type = JOBSM_EV_CANCEL};
+        if (jobs_apply(self, job, &ev) >= 0)
+            done[n_done++] = id;
+    }
+    free(picks.v);
+    for (size_t i = 0; i < n_done / 2; i++) { /* answered in ascending order */
+        uint64_t t = done[i];
+        done[i] = done[n_done - 1 - i];
+        done[n_done - 1 - i] = t;
+    }
+    Wslq__CancelReply rep = WSLQ__CANCEL_REPLY__INIT;
+    rep.cancelled = done;
+    rep.n_cancelled = n_done;
+    out_cancel_reply(self, m->from, m->env->request_id, &rep);
+    free(done);
+}
+
+/* Why a job cannot take a hold, release or requeue; NULL when it can. */
+static const char *
+control_refusal(Wslq__JobControlRequest__Op op, const Wslq__JobInfo *info)
+{
+    switch (op) {
+    case WSLQ__JOB_CONTROL_REQUEST__OP__HOLD:
+        if (info->state != WSLQ__JOB_STATE__PENDING)
+            return "only a pending job can be held";
+        return info->held ? "it is held already" : NULL;
+    case WSLQ__JOB_CONTROL_REQUEST__OP__RELEASE:
+        return info->state == WSLQ__JOB_STATE__PENDING && info->held ? NULL : "it is not held";
+    case WSLQ__JOB_CONTROL_REQUEST__OP__REQUEUE:
+        return is_active(info->state) ? NULL : "only a starting or running job can be requeued";
+    default:
+        return "unknown operation";
+    }
+}
+
+void
+handle_control(sched_t *self, const msg_t *m)
+{
+    const Wslq__JobControlRequest *r = m->env->control;
+    static const char *const verbs[] = {"", "hold", "release", "requeue"};
+    const char *verb = verbs[r->op];
+    picks_t picks = {0};
+    if (resolve(self, m, r->selectors, r->n_selectors, NULL, 0, verb, &picks) < 0)
+        return;
+    /* A job named alone that cannot take it fails the request before anything changes; in an
+     * array or a task list such jobs are passed over. */
+    size_t n_ok = 0;
+    for (size_t i = 0; i < picks.n; i++) {
+        const Wslq__JobInfo *info = picks.v[i].job->info;
+        const char *why = control_refusal(r->op, info);
+        if (why == NULL) {
+            picks.v[n_ok++] = picks.v[i];
+            continue;
+        }
+        if (picks.v[i].explicit) {
+            wq_error_t err;
+            wq_fail(&err, WQ_EINVAL, "cannot %s job %" PRIu64 " (%s): %s", verb, info->id,
+                    wire_state_name(info->state), why);
             out_error(self, m->from, m->env->request_id, &err);
+            free(picks.v);
             return;
         }
-        if (jobs_forbid(self, m, info, "cancel")) {
-            wslq__job_info__free_unpacked(info, NULL);
-            return;
-        }
-        wq_fail(&err, WQ_EINVAL, "job %" PRIu64 " has already ended (%s)", info->id,
-                wire_state_name(info->state));
+    }
+    if (n_ok == 0) {
+        wq_error_t err;
+        wq_fail(&err, WQ_EINVAL, "no job there can be %s: %s",
+                r->op == WSLQ__JOB_CONTROL_REQUEST__OP__HOLD      ? "held"
+                : r->op == WSLQ__JOB_CONTROL_REQUEST__OP__RELEASE ? "released"
+                                                                  : "requeued",
+                control_refusal(r->op, picks.v[0].job->info));
+        out_error(self, m->from, m->env->request_id, &err);
+        free(picks.v);
+        return;
+    }
+    jobsm_event_type_t type = r->op == WSLQ__JOB_CONTROL_REQUEST__OP__HOLD      ? JOBSM_EV_HOLD
+                              : r->op == WSLQ__JOB_CONTROL_REQUEST__OP__RELEASE ? JOBSM_EV_RELEASE
+                                                                                : JOBSM_EV_REQUEUE;
+    uint64_t *done = wq_malloc(n_ok * sizeof *done);
+    size_t n_done = 0;
+    for (size_t i = 0; i < n_ok; i++) {
+        uint64_t id = picks.v[i].job->info->id;
+        job_t *job = jobs_find(self, id);
+        if (job == NULL)
+            continue;
+        jobsm_event_t ev = {.type = type};
+        if (jobs_apply(self, job, &ev) >= 0)
+            done[n_done++] = id;
+    }
+    free(picks.v);
+    Wslq__JobControlReply rep = WSLQ__JOB_CONTROL_REPLY__INIT;
+    rep.job_ids = done;
+    rep.n_job_ids = n_done;
+    out_control_reply(self, m->from, m->env->request_id, &rep);
+    free(done);
+}
+
+/* ---------- dependencies besides afterok (place.c's): afterany, afternotok, singleton ----------
+ */
+
+/* The state of a job: the registry's, else the queue's; 0 (UNSPECIFIED) when there is none. */
+static Wslq__JobState
+job_state(sched_t *self, uint64_t id)
+{
+    job_t *job = jobs_find(self, id);
+    if (job != NULL)
+        return job->info->state;
+    Wslq__JobInfo *info = queue_get(self->q, id, NULL);
+    Wslq__JobState st = info ? info->state : WSLQ__JOB_STATE__JOB_STATE_UNSPECIFIED;
+    if (info != NULL)
         wslq__job_info__free_unpacked(info, NULL);
+    return st;
+}
+
+int
+jobs_deps_admit(sched_t *self, const Wslq__JobSpec *spec, wq_error_t *err)
+{
+    for (size_t i = 0; i < spec->n_after_any + spec->n_after_notok; i++) {
+        int notok = i >= spec->n_after_any;
+        uint64_t dep = notok ? spec->after_notok[i - spec->n_after_any] : spec->after_any[i];
+        Wslq__JobState st = job_state(self, dep);
+        if (st == WSLQ__JOB_STATE__JOB_STATE_UNSPECIFIED)
+            return wq_fail(err, WQ_ENOENT, "job refused: dependency job %" PRIu64 " not found",
+                           dep);
+        if (notok && st == WSLQ__JOB_STATE__COMPLETED)
+            return wq_fail(err, WQ_EINVAL,
+                           "job refused: dependency job %" PRIu64
+                           " COMPLETED, so afternotok could never be met",
+                           dep);
+    }
+    return 0;
+}
+
+/* The other job of the same user and name a singleton waits for: one that is started, or
+ * pending and older. NULL when there is none. */
+static const job_t *
+singleton_blocker(sched_t *self, const job_t *job)
+{
+    const Wslq__JobSpec *s = job->info->spec;
+    for (size_t i = 0; i < self->n_jobs; i++) {
+        const job_t *o = self->jobs[i];
+        if (o == job || strcmp(o->info->spec->name, s->name) != 0 ||
+            strcmp(o->info->spec->user, s->user) != 0)
+            continue;
+        if (o->info->state != WSLQ__JOB_STATE__PENDING || o->info->id < job->info->id)
+            return o;
+    }
+    return NULL;
+}
+
+int
+jobs_deps_wait(sched_t *self, job_t *job)
+{
+    const Wslq__JobSpec *s = job->info->spec;
+    char why[160];
+    for (size_t i = 0; i < s->n_after_any + s->n_after_notok; i++) {
+        int notok = i >= s->n_after_any;
+        uint64_t dep = notok ? s->after_notok[i - s->n_after_any] : s->after_any[i];
+        if (jobs_find(self, dep) != NULL) {
+            snprintf(why, sizeof why, "waiting for job %" PRIu64 " to end (%s)", dep,
+                     notok ? "afternotok" : "afterany");
+            jobs_set_reason(self, job, WSLQ__WAIT_REASON__WAIT_DEPENDENCY, why);
+            return 1;
+        }
+        if (notok && job_state(self, dep) == WSLQ__JOB_STATE__COMPLETED) {
+            snprintf(why, sizeof why,
+                     "dependency job %" PRIu64 " COMPLETED, so afternotok can never be met", dep);
+            jobsm_event_t ev = {.type = JOBSM_EV_DEPENDENCY_FAILED, .text = why};
+            jobs_apply(self, job, &ev);
+            return 1; /* ended, and freed */
+        }
+    }
+    if (s->singleton) {
+        const job_t *o = singleton_blocker(self, job);
+        if (o != NULL) {
+            snprintf(why, sizeof why, "singleton: job %" PRIu64 " of %s named %s is %s",
+                     o->info->id, s->user, s->name,
+                     o->info->state == WSLQ__JOB_STATE__PENDING ? "older and waits first"
+                                                                : "running");
+            jobs_set_reason(self, job, WSLQ__WAIT_REASON__WAIT_DEPENDENCY, why);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* ---------- wslq why ---------- */
+
+typedef struct {
+    char **v;
+    size_t n, cap;
+} lines_t;
+
+static void lines_add(lines_t *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+lines_add(lines_t *l, const char *fmt, ...)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 16;
+        l->v = wq_realloc(l->v, l->cap * sizeof *l->v);
+    }
+    char buf[WIRE_MAX_ERROR_TEXT];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    l->v[l->n++] = wq_strdup(buf);
+}
+
+/* The order of a placement pass: higher priority first, then older. */
+static int
+goes_before(const Wslq__JobInfo *a, const Wslq__JobInfo *b)
+{
+    if (a->spec->priority != b->spec->priority)
+        return a->spec->priority > b->spec->priority;
+    return a->id < b->id;
+}
+
+static void
+why_pending(sched_t *self, job_t *job, const Wslq__JobInfo *shown, lines_t *l)
+{
+    const Wslq__JobInfo *info = job->info;
+    int64_t now = wq_clock_mono_ms();
+    lines_add(l, "waits: %s: %s", jobspec_wait_name(shown->wait_reason),
+              shown->reason && shown->reason[0] ? shown->reason : "not looked at by a pass yet");
+    if (info->held)
+        lines_add(l, "held: it is never started until 'wslq release %" PRIu64 "'", info->id);
+    if (job->array != NULL) {
+        if (job->array->limit > 0)
+            lines_add(l, "array %" PRIu64 ": %u of its tasks run now, at most %u at once (%%%u)%s",
+                      job->array->id, job->array->active, job->array->limit, job->array->limit,
+                      jobs_array_full(job) ? ": this task waits for one of them to end" : "");
+        else
+            lines_add(l, "array %" PRIu64 ": %u of its tasks run now, no cap on how many",
+                      job->array->id, job->array->active);
+    }
+    if (job->sm.not_before_mono > now)
+        lines_add(l, "requeued after a failure: not started for another %.1f s (backoff)",
+                  (double) (job->sm.not_before_mono - now) / 1000.0);
+    const Wslq__JobSpec *s = info->spec;
+    for (size_t i = 0; i < s->n_depends_on; i++) {
+        uint64_t dep = s->depends_on[i];
+        job_t *d = jobs_find(self, dep);
+        if (d != NULL) {
+            lines_add(l, "dependency afterok:%" PRIu64 ": that job is %s, not yet COMPLETED", dep,
+                      wire_state_name(d->info->state));
+            continue;
+        }
+        Wslq__JobInfo *e = queue_get(self->q, dep, NULL);
+        lines_add(l, "dependency afterok:%" PRIu64 ": %s", dep,
+                  e == NULL                                ? "not found"
+                  : e->state == WSLQ__JOB_STATE__COMPLETED ? "COMPLETED, met"
+                                                           : "ended otherwise: never met");
+        if (e != NULL)
+            wslq__job_info__free_unpacked(e, NULL);
+    }
+    for (size_t i = 0; i < s->n_after_any + s->n_after_notok; i++) {
+        int notok = i >= s->n_after_any;
+        uint64_t dep = notok ? s->after_notok[i - s->n_after_any] : s->after_any[i];
+        Wslq__JobState st = job_state(self, dep);
+        lines_add(l, "dependency %s:%" PRIu64 ": that job is %s%s",
+                  notok ? "afternotok" : "afterany", dep, wire_state_name(st),
+                  !wire_state_is_final(st)                    ? ", not ended yet"
+                  : notok && st == WSLQ__JOB_STATE__COMPLETED ? ": never met"
+                                                              : ": met");
+    }
+    if (s->singleton) {
+        const job_t *o = singleton_blocker(self, job);
+        if (o != NULL)
+            lines_add(l, "singleton: job %" PRIu64 " of the same user and name is %s", o->info->id,
+                      wire_state_name(o->info->state));
+        else
+            lines_add(l, "singleton: no other job of the same user and name runs or waits first");
+    }
+    /* the jobs a pass looks at before this one */
+    size_t ahead = 0, ahead_free = 0;
+    for (size_t i = 0; i < self->n_jobs; i++) {
+        const job_t *o = self->jobs[i];
+        if (o == job || o->info->state != WSLQ__JOB_STATE__PENDING || !goes_before(o->info, info))
+            continue;
+        ahead++;
+        ahead_free += !o->info->held && !jobs_array_full(o);
+    }
+    lines_add(l,
+              "priority %d: %zu pending job%s come%s before it in the queue's order (higher "
+              "priority, or the same and older), %zu of them neither held nor at an array limit",
+              s->priority, ahead, ahead == 1 ? "" : "s", ahead == 1 ? "s" : "", ahead_free);
+    char why[256];
+    int fit = place_explain(self, s, why, sizeof why);
+    if (fit < 0)
+        lines_add(l, "no node can ever run it now: %s", why);
+    else if (fit == 0)
+        lines_add(l, "resources: it does not fit the free resources now: %s", why);
+    else if (info->held || jobs_array_full(job) || job->sm.not_before_mono > now ||
+             info->wait_reason == WSLQ__WAIT_REASON__WAIT_DEPENDENCY)
+        lines_add(l, "resources: it would fit the free resources now, but waits for what is said "
+                     "above");
+    else
+        lines_add(l, "resources: it would fit the free resources now%s",
+                  ahead_free ? "; the jobs before it go first" : "; it starts at the next pass");
+    /* when something frees: the running job that reaches its time limit first */
+    const Wslq__JobInfo *soonest = NULL;
+    int64_t soonest_ms = 0, running = 0;
+    for (size_t i = 0; i < self->n_jobs; i++) {
+        const Wslq__JobInfo *o = self->jobs[i]->info;
+        if (o->state != WSLQ__JOB_STATE__RUNNING && o->state != WSLQ__JOB_STATE__STARTING)
+            continue;
+        running++;
+        if (o->spec->time_limit_s == 0 || o->start_ms == 0)
+            continue;
+        int64_t end = o->start_ms + (int64_t) o->spec->time_limit_s * 1000;
+        if (soonest == NULL || end < soonest_ms) {
+            soonest = o;
+            soonest_ms = end;
+        }
+    }
+    if (soonest != NULL) {
+        char when[40];
+        lines_add(l,
+                  "%" PRId64 " job%s run now; the first to reach its time limit is job %" PRIu64
+                  ", at %s",
+                  running, running == 1 ? "" : "s", soonest->id,
+                  wq_clock_format(soonest_ms, when, sizeof when));
+    } else {
+        lines_add(l,
+                  "%" PRId64 " job%s run now, none with a time limit: no start time can be "
+                  "estimated",
+                  running, running == 1 ? "" : "s");
+    }
+}
+
+void
+handle_why(sched_t *self, const msg_t *m)
+{
+    wq_error_t err = {0};
+    uint64_t id;
+    if (jobs_select_one(self, m->env->why->selector, &id, &err) < 0) {
         out_error(self, m->from, m->env->request_id, &err);
         return;
     }
-    for (size_t i = 0; i < r->n_job_ids; i++) {
-        job_t *job = jobs_find(self, r->job_ids[i]);
-        if (job == NULL)
-            continue; /* listed twice */
-        jobsm_event_t ev = {.type = JOBSM_EV_CANCEL};
-        jobs_apply(self, job, &ev);
+    int owned;
+    Wslq__JobInfo *info = lookup(self, id, &owned, &err);
+    if (info == NULL) {
+        out_error(self, m->from, m->env->request_id, &err);
+        return;
     }
-    Wslq__CancelReply rep = WSLQ__CANCEL_REPLY__INIT;
-    rep.cancelled = r->job_ids;
-    rep.n_cancelled = r->n_job_ids;
-    out_cancel_reply(self, m->from, m->env->request_id, &rep);
+    Wslq__JobInfo *shown = info_dup(info);
+    unlookup(info, owned);
+    listing_reason(self, shown);
+    who_redact(m->who, shown);
+    lines_t l = {0};
+    job_t *job = jobs_find(self, id);
+    char label[64];
+    if (shown->array_job_id != 0)
+        snprintf(label, sizeof label, "%" PRIu64 "_%u (job %" PRIu64 ")", shown->array_job_id,
+                 shown->array_index, id);
+    else
+        snprintf(label, sizeof label, "%" PRIu64, id);
+    lines_add(&l, "job %s \"%s\" of %s: %s, attempt %u", label, shown->spec->name,
+              shown->spec->user, wire_state_name(shown->state), shown->attempt);
+    if (shown->state == WSLQ__JOB_STATE__PENDING && job != NULL) {
+        why_pending(self, job, shown, &l);
+    } else if (shown->state == WSLQ__JOB_STATE__PENDING) {
+        lines_add(&l, "waits: %s", shown->reason);
+    } else if (wire_state_is_final(shown->state)) {
+        lines_add(&l, "it does not wait: it ended %s: %s", wire_state_name(shown->state),
+                  shown->reason);
+    } else {
+        char nodes[256] = "";
+        size_t off = 0;
+        for (size_t k = 0; k < shown->n_allocs && off < sizeof nodes; k++)
+            off += (size_t) snprintf(nodes + off, sizeof nodes - off, "%s%s", k ? "," : "",
+                                     shown->allocs[k]->node);
+        lines_add(&l, "it does not wait: it is %s on %s", wire_state_name(shown->state), nodes);
+    }
+    Wslq__WhyReply rep = WSLQ__WHY_REPLY__INIT;
+    rep.job = shown;
+    rep.lines = l.v;
+    rep.n_lines = l.n;
+    out_why_reply(self, m->from, m->env->request_id, &rep);
+    for (size_t i = 0; i < l.n; i++)
+        free(l.v[i]);
+    free(l.v);
+    wslq__job_info__free_unpacked(shown, NULL);
 }

@@ -37,6 +37,9 @@ static const char *const event_names[JOBSM_EV_COUNT] = {
     [JOBSM_EV_DEPENDENCY_FAILED] = "dependency_failed",
     [JOBSM_EV_REQUEUE_TIMER] = "requeue_timer",
     [JOBSM_EV_DRAIN] = "drain",
+    [JOBSM_EV_HOLD] = "hold",
+    [JOBSM_EV_RELEASE] = "release",
+    [JOBSM_EV_REQUEUE] = "requeue",
 };
 
 const char *
@@ -82,6 +85,8 @@ check_invariants(const jobsm_t *sm, const Wslq__JobInfo *info)
     WQ_ASSERT(!sm->failure_recorded || causes[sm->cause].precedence >= 2);
     /* a requeue backoff only holds a PENDING job */
     WQ_ASSERT(sm->not_before_mono == 0 || info->state == WSLQ__JOB_STATE__PENDING);
+    /* only a PENDING job is held */
+    WQ_ASSERT(!info->held || info->state == WSLQ__JOB_STATE__PENDING);
 }
 
 static jobsm_row_t *
@@ -173,27 +178,32 @@ finish(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t *o
     case JOBSM_CAUSE_DRAINED:
         snprintf(reason, sizeof reason, "%s", info->reason);
         break;
+    case JOBSM_CAUSE_REQUEUED:
+        snprintf(reason, sizeof reason, "requeued by its owner or an admin");
+        break;
     default:
         WQ_ASSERT(!"a started job cannot end for this cause");
     }
     enum jobsm_retry rt = causes[sm->cause].retry;
     int retry =
         rt == JOBSM_RETRY_ALWAYS || (rt == JOBSM_RETRY_IF_ASKED && info->spec->requeue_on_fail);
-    int drained = rt == JOBSM_RETRY_DRAIN;
+    int uncounted = rt == JOBSM_RETRY_UNCOUNTED;
     drop_parts(sm);
-    /* attempts a drain ended are not the job's: they do not use up its retries */
-    if (drained || (retry && info->attempt - info->drain_requeues < info->spec->retries)) {
+    /* attempts a drain or an asked requeue ended are not the job's: they use up no retries */
+    if (uncounted || (retry && info->attempt - info->uncounted_requeues < info->spec->retries)) {
         char why[320];
-        if (drained)
+        if (sm->cause == JOBSM_CAUSE_REQUEUED)
+            snprintf(why, sizeof why, "%s (attempt %u)", reason, info->attempt + 2);
+        else if (uncounted)
             snprintf(why, sizeof why, "requeued: %s (attempt %u next; retries not used)", reason,
                      info->attempt + 2);
         else
             snprintf(why, sizeof why, "requeued after %s: %s (attempt %u of %u)",
-                     wire_state_name(st), reason, info->attempt + 2 - info->drain_requeues,
+                     wire_state_name(st), reason, info->attempt + 2 - info->uncounted_requeues,
                      info->spec->retries + 1);
         info->attempt++;
-        if (drained) {
-            info->drain_requeues++;
+        if (uncounted) {
+            info->uncounted_requeues++;
             sm->not_before_mono = 0; /* nothing wrong with the job: place it at once */
         } else {
             unsigned shift = info->attempt - 1 < 6 ? info->attempt - 1 : 6;
@@ -209,6 +219,8 @@ finish(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t *o
         wire_set_str(&info->master_addr, "");
         info->start_ms = 0;
         wire_set_str(&info->reason, why);
+        info->wait_reason = uncounted ? WSLQ__WAIT_REASON__WAIT_REASON_UNSPECIFIED
+                                      : WSLQ__WAIT_REASON__WAIT_BACKOFF;
         set_state(info, out, WSLQ__JOB_STATE__PENDING);
         add_row(out, WSLQ__JOB_STATE__PENDING, why, NULL);
         out->act |= JOBSM_ACT_REQUEUED | JOBSM_ACT_RESCHED;
@@ -255,9 +267,12 @@ on_submit(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t
     info->submit_ms = ev->now_wall_ms;
     info->exit_code = -1;
     info->failed_rank = -1;
-    wire_set_str(&info->reason, ev->text);
+    info->held = ev->held != 0;
+    info->wait_reason =
+        info->held ? WSLQ__WAIT_REASON__WAIT_HELD : WSLQ__WAIT_REASON__WAIT_REASON_UNSPECIFIED;
+    wire_set_str(&info->reason, info->held ? "held" : ev->text);
     set_state(info, out, WSLQ__JOB_STATE__PENDING);
-    add_row(out, WSLQ__JOB_STATE__PENDING, "submitted", NULL);
+    add_row(out, WSLQ__JOB_STATE__PENDING, info->held ? "submitted held" : "submitted", NULL);
     out->act |= JOBSM_ACT_RESCHED;
     return JOBSM_APPLIED;
 }
@@ -279,6 +294,7 @@ on_place(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t 
     info->failed_rank = -1;
     wire_set_str(&info->failed_node, "");
     wire_set_str(&info->reason, "");
+    info->wait_reason = WSLQ__WAIT_REASON__WAIT_REASON_UNSPECIFIED;
     char nodes[512] = "";
     size_t off = 0;
     for (size_t k = 0; k < info->n_allocs && off < sizeof nodes; k++)
@@ -390,6 +406,8 @@ end_pending(jobsm_t *sm,
 {
     sm->cause = cause;
     sm->not_before_mono = 0;
+    info->held = 0;
+    info->wait_reason = WSLQ__WAIT_REASON__WAIT_REASON_UNSPECIFIED;
     info->end_ms = ev->now_wall_ms;
     wire_set_str(&info->reason, reason);
     set_state(info, out, causes[cause].final);
@@ -453,12 +471,56 @@ on_drain(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t 
 }
 
 static int
-on_requeue_timer(jobsm_t *sm, const jobsm_event_t *ev, jobsm_out_t *out)
+on_requeue_timer(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t *out)
 {
     if (sm->not_before_mono == 0 || ev->now_mono_ms < sm->not_before_mono)
         return JOBSM_STALE;
     sm->not_before_mono = 0;
+    if (info->wait_reason == WSLQ__WAIT_REASON__WAIT_BACKOFF)
+        info->wait_reason = WSLQ__WAIT_REASON__WAIT_REASON_UNSPECIFIED;
     out->act |= JOBSM_ACT_RESCHED;
+    return JOBSM_APPLIED;
+}
+
+static int
+on_hold(Wslq__JobInfo *info, jobsm_out_t *out)
+{
+    if (info->held)
+        return JOBSM_STALE;
+    info->held = 1;
+    info->wait_reason = WSLQ__WAIT_REASON__WAIT_HELD;
+    wire_set_str(&info->reason, "held");
+    out->act |= JOBSM_ACT_SAVE;
+    add_row(out, info->state, "held", NULL);
+    return JOBSM_APPLIED;
+}
+
+static int
+on_release(Wslq__JobInfo *info, jobsm_out_t *out)
+{
+    if (!info->held)
+        return JOBSM_STALE;
+    info->held = 0;
+    info->wait_reason = WSLQ__WAIT_REASON__WAIT_REASON_UNSPECIFIED;
+    wire_set_str(&info->reason, "");
+    out->act |= JOBSM_ACT_SAVE | JOBSM_ACT_RESCHED;
+    add_row(out, info->state, "released", NULL);
+    return JOBSM_APPLIED;
+}
+
+static int
+on_requeue(jobsm_t *sm, Wslq__JobInfo *info, jobsm_out_t *out)
+{
+    if (sm->cause == JOBSM_CAUSE_REQUEUED)
+        return JOBSM_STALE;
+    if (causes[sm->cause].precedence >= causes[JOBSM_CAUSE_REQUEUED].precedence)
+        return JOBSM_STALE; /* a cancel is already ending it */
+    raise_cause(sm, JOBSM_CAUSE_REQUEUED);
+    add_row(out, info->state, "requeue requested", NULL);
+    if (!sm->kill_sent)
+        kill_rest(sm, out, JOBSM_GRACE_NORMAL, "requeued");
+    else
+        out->act |= JOBSM_ACT_SAVE;
     return JOBSM_APPLIED;
 }
 
@@ -479,6 +541,9 @@ static const unsigned allowed[JOBSM_EV_COUNT] = {
     [JOBSM_EV_DEPENDENCY_FAILED] = IN(PENDING),
     [JOBSM_EV_REQUEUE_TIMER] = IN(PENDING),
     [JOBSM_EV_DRAIN] = ACTIVE_STATES,
+    [JOBSM_EV_HOLD] = IN(PENDING),
+    [JOBSM_EV_RELEASE] = IN(PENDING),
+    [JOBSM_EV_REQUEUE] = ACTIVE_STATES,
 };
 
 static int
@@ -540,7 +605,16 @@ jobsm_apply(
                          ev->text ? ev->text : "a dependency can never be met");
         break;
     case JOBSM_EV_REQUEUE_TIMER:
-        rc = on_requeue_timer(sm, ev, out);
+        rc = on_requeue_timer(sm, info, ev, out);
+        break;
+    case JOBSM_EV_HOLD:
+        rc = on_hold(info, out);
+        break;
+    case JOBSM_EV_RELEASE:
+        rc = on_release(info, out);
+        break;
+    case JOBSM_EV_REQUEUE:
+        rc = on_requeue(sm, info, out);
         break;
     case JOBSM_EV_DRAIN:
         rc = on_drain(sm, info, ev, out);
@@ -580,6 +654,6 @@ jobsm_part_holds(const jobsm_t *sm, const Wslq__JobInfo *info, size_t k)
 int
 jobsm_placeable(const jobsm_t *sm, const Wslq__JobInfo *info, int64_t now_mono_ms)
 {
-    return info->state == WSLQ__JOB_STATE__PENDING &&
+    return info->state == WSLQ__JOB_STATE__PENDING && !info->held &&
            (sm->not_before_mono == 0 || sm->not_before_mono <= now_mono_ms);
 }

@@ -11,6 +11,8 @@
  *      |                   +------- every part ended -------+--> COMPLETED, FAILED,
  *      +--- retryable end, attempts left (backoff) ---------+    CANCELLED, TIMEOUT, NODE_FAIL
  *   PENDING --cancel / dependency failed--> CANCELLED
+ *   PENDING --hold--> PENDING, held (never placed) --release--> PENDING
+ *   STARTING/RUNNING --requeue--> (every part ended) --> PENDING, attempt + 1
  *
  * Why a started job ends is one value, its end cause. Causes have a precedence: a cause
  * replaces the current one only if it ranks higher, so among equals the first wins (a rank
@@ -28,11 +30,12 @@
 
 /* Retry policy of an ending: whether the job goes back to PENDING while attempts remain. */
 enum jobsm_retry {
-    JOBSM_RETRY_NEVER,    /* the ending is what the user asked for, or the job's own limit */
-    JOBSM_RETRY_ALWAYS,   /* not the job's fault: its node died or never started it */
-    JOBSM_RETRY_IF_ASKED, /* the job failed: only with --requeue-on-fail */
-    JOBSM_RETRY_DRAIN,    /* an admin took the node away (wslq drain --now): always, at once,
-                             and not counted against spec.retries (info->drain_requeues) */
+    JOBSM_RETRY_NEVER,     /* the ending is what the user asked for, or the job's own limit */
+    JOBSM_RETRY_ALWAYS,    /* not the job's fault: its node died or never started it */
+    JOBSM_RETRY_IF_ASKED,  /* the job failed: only with --requeue-on-fail */
+    JOBSM_RETRY_UNCOUNTED, /* an admin took the node away (wslq drain --now), or the owner or
+                              an admin requeued the job: always, at once, and not counted
+                              against spec.retries (info->uncounted_requeues) */
 };
 
 /* X(name, precedence, final state, retry) */
@@ -44,7 +47,8 @@ enum jobsm_retry {
     X(TIME_LIMIT, 3, TIMEOUT, JOBSM_RETRY_NEVER)    \
     X(CANCELLED, 4, CANCELLED, JOBSM_RETRY_NEVER)   \
     X(DEPENDENCY, 4, CANCELLED, JOBSM_RETRY_NEVER)  \
-    X(DRAINED, 3, PENDING, JOBSM_RETRY_DRAIN)
+    X(DRAINED, 3, PENDING, JOBSM_RETRY_UNCOUNTED)   \
+    X(REQUEUED, 4, PENDING, JOBSM_RETRY_UNCOUNTED)
 
 typedef enum {
 #define JOBSM_CAUSE_ENUM(name, prec, final, retry) JOBSM_CAUSE_##name,
@@ -89,6 +93,10 @@ typedef enum {
     JOBSM_EV_DEPENDENCY_FAILED, /* a dependency can never be met; text says which */
     JOBSM_EV_REQUEUE_TIMER,     /* the timer: a requeued job's backoff may be over */
     JOBSM_EV_DRAIN,             /* an admin drained a node of the job with --now: requeue it */
+    JOBSM_EV_HOLD,              /* PENDING: the owner or an admin holds it: never placed */
+    JOBSM_EV_RELEASE,           /* a held PENDING job may be placed again */
+    JOBSM_EV_REQUEUE,           /* the owner or an admin requeues a started job: stop it, then
+                                   PENDING again with attempt + 1 (retries not counted) */
     JOBSM_EV_COUNT
 } jobsm_event_type_t;
 
@@ -108,6 +116,7 @@ typedef struct jobsm_event {
                             START_TIMEOUT, DEPENDENCY_FAILED, DRAIN: why. May be NULL */
     int64_t now_wall_ms; /* the caller's clock: start and end times */
     int64_t now_mono_ms; /* the caller's monotonic clock: requeue backoff */
+    int held;            /* SUBMIT: held from the start (submit --hold) */
 } jobsm_event_t;
 
 /* Actions, carried out by the caller (scheduler/jobs.c, jobs_apply). */
@@ -170,7 +179,7 @@ void jobsm_free_allocs(Wslq__JobInfo *info);
 /* 1 while part k holds its node's resources (the job is STARTING/RUNNING, k not ended). */
 int jobsm_part_holds(const jobsm_t *sm, const Wslq__JobInfo *info, size_t k);
 
-/* 1 if a PENDING job may be placed now (no requeue backoff left). */
+/* 1 if a PENDING job may be placed now (not held, no requeue backoff left). */
 int jobsm_placeable(const jobsm_t *sm, const Wslq__JobInfo *info, int64_t now_mono_ms);
 
 #endif

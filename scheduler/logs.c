@@ -117,7 +117,7 @@ append_chunk(sched_t *self, const Wslq__JobInfo *info, size_t k, const Wslq__Log
     if (w > 0 && strcmp(sp, merged) != 0) {
         char line[96];
         int n = snprintf(line, sizeof line, "--- wslq: attempt %" PRIu32 " of %" PRIu32 " ---\n",
-                         info->attempt + 1, info->spec->retries + 1 + info->drain_requeues);
+                         info->attempt + 1, info->spec->retries + 1 + info->uncounted_requeues);
         if ((first && append_raw(merged, line, (size_t) n) < 0) ||
             append_raw(merged, c->data.data + (c->data.len - (size_t) w), (size_t) w) < 0)
             w = -1;

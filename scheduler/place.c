@@ -157,7 +157,7 @@ deps_ready(sched_t *self, job_t *job)
         if (jobs_find(self, dep) != NULL) {
             char why[96];
             snprintf(why, sizeof why, "waiting for job %" PRIu64 " (dependency)", dep);
-            jobs_set_reason(self, job, why);
+            jobs_set_reason(self, job, WSLQ__WAIT_REASON__WAIT_DEPENDENCY, why);
             return 0;
         }
         int found;
@@ -210,12 +210,20 @@ place_pass(sched_t *self)
             pending[np++] = self->jobs[j];
     qsort(pending, np, sizeof *pending, cmp_pending);
     int64_t now = wq_clock_mono_ms();
+    const jobs_array_t *blocked = NULL; /* an array whose task did not fit in this pass */
+    int any_node = 0, first_waits = 1;  /* for the wait reasons */
+    for (size_t i = 0; i < nn; i++)
+        any_node |= pn[i].eligible;
     for (size_t i = 0; i < np; i++) {
         job_t *job = pending[i];
-        if (!jobsm_placeable(&job->sm, job->info, now))
-            continue;
+        if (!jobsm_placeable(&job->sm, job->info, now) || jobs_array_full(job))
+            continue; /* backoff, held, or its array runs %K tasks already */
+        if (job->array != NULL && job->array == blocked)
+            continue; /* its tasks ask the same and come one after another: none fits */
         if (job->info->spec->n_depends_on > 0 && deps_ready(self, job) != 1)
             continue; /* waits, or was cancelled (and freed: not touched again) */
+        if (jobs_deps_wait(self, job))
+            continue; /* afterany, afternotok, singleton: the same */
         policy_req_t req;
         req_of(job->info->spec, &req);
         policy_choice_t choice;
@@ -232,7 +240,14 @@ place_pass(sched_t *self)
             size_t len = strlen(why);
             if (narrowed && len + 40 < sizeof why)
                 snprintf(why + len, sizeof why - len, " (among the nodes it may use)");
-            jobs_set_reason(self, job, why);
+            /* the first in line waits for resources, those behind it for their turn */
+            jobs_set_reason(self, job,
+                            !any_node     ? WSLQ__WAIT_REASON__WAIT_NO_NODE
+                            : first_waits ? WSLQ__WAIT_REASON__WAIT_RESOURCES
+                                          : WSLQ__WAIT_REASON__WAIT_PRIORITY,
+                            why);
+            first_waits = 0;
+            blocked = job->array;
         }
     }
     free(pending);
@@ -282,4 +297,22 @@ place_admit(sched_t *self, const Wslq__JobSpec *spec, size_t *n_nodes, wq_error_
                            dep, wire_state_name(st));
     }
     return 0;
+}
+
+int
+place_explain(sched_t *self, const Wslq__JobSpec *spec, char *why, size_t size)
+{
+    policy_node_t pn[WIRE_MAX_NODES];
+    policy_req_t req;
+    req_of(spec, &req);
+    size_t nn = snapshot(self, pn, WIRE_MAX_NODES, 1);
+    if (nn == 0) {
+        snprintf(why, size, "no node has registered");
+        return -1;
+    }
+    if (!policy_feasible(pn, nn, &req, why, size))
+        return -1;
+    nn = snapshot(self, pn, WIRE_MAX_NODES, 0);
+    policy_choice_t choice;
+    return policy_place(pn, nn, &req, &choice, why, size) ? 1 : 0;
 }

@@ -17,8 +17,9 @@
 
 struct queue {
     sqlite3 *db;
-    char *path; /* for messages */
-    int in_txn; /* a BEGIN is open */
+    char *path;       /* for messages */
+    int in_txn;       /* a BEGIN is open */
+    uint64_t next_id; /* the id the next insert of this transaction gets; 0 = not known yet */
     sqlite3_stmt *st_begin;
     sqlite3_stmt *st_commit;
     sqlite3_stmt *st_rollback;
@@ -88,8 +89,9 @@ static const char *const sql_schema_v3 = "CREATE TABLE node_drains ("
                                          "  name TEXT PRIMARY KEY,"
                                          "  tags TEXT NOT NULL);";
 
-static const char *const sql_insert =
-    "INSERT INTO jobs(state, user, name, priority, submit_ms, info) VALUES(?1,?2,?3,?4,?5,?6)";
+/* ?7: the id when the transaction already knows it (NULL: the next one) */
+static const char *const sql_insert = "INSERT INTO jobs(id, state, user, name, priority, "
+                                      "submit_ms, info) VALUES(?7,?1,?2,?3,?4,?5,?6)";
 static const char *const sql_update = "UPDATE jobs SET state=?2, info=?3 WHERE id=?1";
 static const char *const sql_get = "SELECT info FROM jobs WHERE id=?1";
 static const char *const sql_event_add =
@@ -373,6 +375,7 @@ queue_begin(queue_t *self, wq_error_t *err)
     if (step_done(self, self->st_begin, err, "begin") < 0)
         return -1;
     self->in_txn = 1;
+    self->next_id = 0;
     return 0;
 }
 
@@ -424,10 +427,17 @@ int
 queue_insert(queue_t *self, Wslq__JobInfo *info, wq_error_t *err)
 {
     WQ_ASSERT(self->in_txn);
-    info->id = 0;
+    /* AUTOINCREMENT gives max(every id ever given, the largest row) + 1, and this connection
+     * is the only writer inside its transaction: after one insert the next id is known, so a
+     * job (an array's 100,000 tasks) is written once, with its id, rather than twice. */
+    info->id = self->next_id;
     size_t len;
     uint8_t *buf = pack_info(info, &len);
     sqlite3_stmt *st = self->st_insert;
+    if (self->next_id)
+        sqlite3_bind_int64(st, 7, (sqlite3_int64) self->next_id);
+    else
+        sqlite3_bind_null(st, 7);
     sqlite3_bind_int(st, 1, info->state);
     sqlite3_bind_text(st, 2, or_empty(info->spec->user), -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, or_empty(info->spec->name), -1, SQLITE_STATIC);
@@ -436,10 +446,16 @@ queue_insert(queue_t *self, Wslq__JobInfo *info, wq_error_t *err)
     sqlite3_bind_blob(st, 6, buf, (int) len, SQLITE_STATIC);
     int rc = step_done(self, st, err, "insert");
     free(buf);
-    if (rc < 0)
+    if (rc < 0) {
+        self->next_id = 0;
         return -1;
-    info->id = (uint64_t) sqlite3_last_insert_rowid(self->db);
-    /* The packed copy was written with id 0; write it again with its id. */
+    }
+    uint64_t id = (uint64_t) sqlite3_last_insert_rowid(self->db);
+    self->next_id = id + 1;
+    if (info->id == id)
+        return 0;
+    /* The first of the transaction was written with id 0; write it again with its id. */
+    info->id = id;
     return queue_update(self, info, err);
 }
 

@@ -88,8 +88,17 @@ typedef struct kv_entry {
     size_t len;     /* bytes of value */
 } kv_entry_t;
 
+/* A job array's tasks in the registry share one of these: the %K cap needs how many run. */
+typedef struct jobs_array {
+    uint64_t id;     /* the array's id (its first task's) */
+    uint32_t limit;  /* %K; 0 = no cap */
+    uint32_t active; /* its tasks in the registry that are STARTING or RUNNING */
+    size_t refs;     /* its tasks in the registry */
+} jobs_array_t;
+
 typedef struct job {
     Wslq__JobInfo *info; /* owned; mirrored in the queue */
+    jobs_array_t *array; /* an array task in the registry: its array; NULL otherwise */
     jobsm_t sm;          /* parts, end cause, kill sent, requeue backoff */
     int64_t phase_mono;  /* ms: when the current state began (time limit, start timeout) */
     kv_entry_t *kv;      /* owned array: the job's rendezvous store */
@@ -155,6 +164,9 @@ struct sched {
     size_t n_nodes;
     job_t **jobs; /* active jobs, ascending id */
     size_t n_jobs;
+    size_t cap_jobs;
+    jobs_array_t **arrays; /* arrays with tasks in the registry, ascending id */
+    size_t n_arrays;
     waiter_t *waiters;
     size_t n_waiters;
     out_t *outs;
@@ -204,6 +216,8 @@ void out_probe(sched_t *self, const peer_t *to, Wslq__ProbeRequest *b);
 void out_enrol_reply(sched_t *self, const peer_t *to, uint64_t rid, Wslq__EnrolReply *b);
 void out_admin_reply(sched_t *self, const peer_t *to, uint64_t rid, Wslq__AdminReply *b);
 void out_token_reply(sched_t *self, const peer_t *to, uint64_t rid, Wslq__TokenReply *b);
+void out_control_reply(sched_t *self, const peer_t *to, uint64_t rid, Wslq__JobControlReply *b);
+void out_why_reply(sched_t *self, const peer_t *to, uint64_t rid, Wslq__WhyReply *b);
 /* To a node's worker by name; dropped if it is not connected. */
 void out_launch(sched_t *self, const char *node, Wslq__JobLaunch *b);
 void out_kill(sched_t *self, const char *node, Wslq__JobKill *b);
@@ -243,14 +257,26 @@ void jobs_free_all(sched_t *self);
 int jobs_apply(sched_t *self, job_t *job, jobsm_event_t *ev);
 /* Write the job's row as it is now (reasons and other fields outside a transition). */
 void jobs_save(sched_t *self, job_t *job);
-/* Set why a pending job waits, writing it only when it changed. */
-void jobs_set_reason(sched_t *self, job_t *job, const char *why);
+/* Set why a pending job waits (a word and a sentence), writing it only when it changed. */
+void jobs_set_reason(sched_t *self, job_t *job, Wslq__WaitReason code, const char *why);
 /* Refuse, with the reason, a request about a job this principal may not touch. 1 = refused. */
 int jobs_forbid(sched_t *self, const msg_t *m, const Wslq__JobInfo *info, const char *what);
 void handle_submit(sched_t *self, const msg_t *m);
 void handle_queue(sched_t *self, const msg_t *m);
 void handle_show(sched_t *self, const msg_t *m);
 void handle_cancel(sched_t *self, const msg_t *m);
+void handle_control(sched_t *self, const msg_t *m);
+void handle_why(sched_t *self, const msg_t *m);
+/* Dependencies besides afterok (place.c's deps): afterany, afternotok, singleton. At submit:
+ * 0, or -1 with why the job could never start. In a pass: 1 when the job waits (its reason
+ * set) or was just cancelled because one can never be met (freed: do not touch it), 0 when
+ * they allow it to start. */
+int jobs_deps_admit(sched_t *self, const Wslq__JobSpec *spec, wq_error_t *err);
+int jobs_deps_wait(sched_t *self, job_t *job);
+/* The one job a selector names ("42", "40_7"): 0 and *id, or -1 with *err. */
+int jobs_select_one(sched_t *self, const char *text, uint64_t *id, wq_error_t *err);
+/* 1 if the job is an array task and its array already runs %K tasks: not placed now. */
+int jobs_array_full(const job_t *job);
 
 /* gang.c: the parts of a started job on their nodes */
 int gang_part_of(const Wslq__JobInfo *info, const char *node); /* alloc index, -1 none */
@@ -273,6 +299,9 @@ void place_pass(sched_t *self);
  * GPUs; the largest has 2", "job refused: dependency job 7 not found"). *n_nodes: nodes
  * known. */
 int place_admit(sched_t *self, const Wslq__JobSpec *spec, size_t *n_nodes, wq_error_t *err);
+/* For wslq why: 1 if the job fits the free resources now, 0 if it does not (why says which),
+ * -1 if no known node could ever run it (why says). */
+int place_explain(sched_t *self, const Wslq__JobSpec *spec, char *why, size_t size);
 
 /* nodes.c */
 node_t *nodes_by_name(sched_t *self, const char *name);

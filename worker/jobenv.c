@@ -119,6 +119,10 @@ jobenv_build(const Wslq__JobLaunch *l, const jobenv_ctx_t *c, int lrank, char *c
     env_set(&a, "WSLQ_JOB_NAME", spec && spec->name ? spec->name : "");
     env_setu(&a, "WSLQ_ATTEMPT", l->attempt);
     env_set(&a, "WSLQ_NODE", c->node);
+    if (l->array_job_id != 0) { /* a task of a job array */
+        env_setu(&a, "WSLQ_ARRAY_JOB_ID", l->array_job_id);
+        env_setu(&a, "WSLQ_ARRAY_INDEX", l->array_index);
+    }
 
     /* CUDA_VISIBLE_DEVICES holds NVML indices; CUDA_DEVICE_ORDER=PCI_BUS_ID makes CUDA number
      * devices the way NVML does (CUDA's default is fastest-first). A job without GPUs gets

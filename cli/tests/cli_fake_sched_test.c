@@ -276,8 +276,10 @@ h_cancel(fake_t *f, const Wslq__Envelope *req, Wslq__Envelope *rep)
     static Wslq__CancelReply cr = WSLQ__CANCEL_REPLY__INIT;
     static uint64_t ids[1];
     assert_int_equal(req->body_case, WSLQ__ENVELOPE__BODY_CANCEL);
-    assert_int_equal(req->cancel->n_job_ids, 1);
-    uint64_t id = req->cancel->job_ids[0];
+    /* one job a request, named as the user wrote it (it may be an array task, 40_[3-9]) */
+    assert_int_equal(req->cancel->n_job_ids + req->cancel->n_selectors, 1);
+    uint64_t id = req->cancel->n_job_ids ? req->cancel->job_ids[0]
+                                         : strtoull(req->cancel->selectors[0], NULL, 10);
     if (id == 99) {
         set_error(rep, WQ_ENOENT, "job 99 not found");
         return;
@@ -477,7 +479,8 @@ test_usage_errors(void **state)
     assert_string_equal(r.err, "wslq: unknown option '--bogus'; see 'wslq queue --help'\n");
     RUN(&f, &r, "--scheduler", addr, "show", "abc");
     assert_int_equal(r.rc, 2);
-    assert_string_equal(r.err, "wslq: 'abc' is not a job id; see 'wslq show --help'\n");
+    assert_string_equal(r.err, "wslq: 'abc' is not a job id; use 42, or ARRAY_INDEX (40_7) or "
+                               "ARRAY_[LIST] (40_[3-9]) for array tasks; see 'wslq show --help'\n");
     RUN(&f, &r, "frobnicate");
     assert_int_equal(r.rc, 2);
     assert_string_equal(r.err, "wslq: unknown command 'frobnicate'; see 'wslq --help'\n");

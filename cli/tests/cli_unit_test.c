@@ -303,7 +303,12 @@ test_submit_every_flag(void **state)
                     "--dependency",
                     "afterok:3:4",
                     "-d",
-                    "afterok:9",
+                    "afterok:9,afterany:5,singleton",
+                    "-d",
+                    "afternotok:6:7",
+                    "--array",
+                    "0-9%2",
+                    "--hold",
                     "--env",
                     "A=1",
                     "--env",
@@ -338,6 +343,13 @@ test_submit_every_flag(void **state)
     assert_int_equal(s->depends_on[0], 3);
     assert_int_equal(s->depends_on[1], 4);
     assert_int_equal(s->depends_on[2], 9);
+    assert_int_equal(s->n_after_any, 1);
+    assert_int_equal(s->after_any[0], 5);
+    assert_int_equal(s->n_after_notok, 2);
+    assert_int_equal(s->after_notok[1], 7);
+    assert_true(s->singleton);
+    assert_string_equal(a.array, "0-9%2");
+    assert_true(a.hold);
     assert_int_equal(s->n_env, 2);
     assert_string_equal(s->env[0], "A=1");
     assert_string_equal(s->env[1], "B=x=y");
@@ -355,6 +367,7 @@ test_submit_every_flag(void **state)
     assert_int_equal(ctx.timeout_ms, 2000);
     submit_args_fini(&a);
     assert_null(a.spec);
+    assert_null(a.array);
 }
 
 static void
@@ -548,8 +561,14 @@ test_submit_rejections(void **state)
                "soon", "ls");
     SUBMIT_ERR("--priority: 'high' is not a whole number", "--priority", "high", "ls");
     SUBMIT_ERR("--retries: 101 is out of range (0..100)", "--retries", "101", "ls");
-    SUBMIT_ERR("--dependency: 'afterany:3' is not supported; use afterok:ID[:ID...]",
-               "--dependency", "afterany:3", "ls");
+    SUBMIT_ERR("--dependency: 'after:3' is not supported; use afterok:ID, afterany:ID, "
+               "afternotok:ID (each with :ID... for more) or singleton",
+               "--dependency", "after:3", "ls");
+    SUBMIT_ERR("--dependency: 'afternotok' names no job; use afternotok:ID", "--dependency",
+               "afternotok", "ls");
+    SUBMIT_ERR("--dependency: 'singleton:3' is not supported; use afterok:ID, afterany:ID, "
+               "afternotok:ID (each with :ID... for more) or singleton",
+               "--dependency", "singleton:3", "ls");
     SUBMIT_ERR("--dependency: 'x' is not a job id", "--dependency", "afterok:x", "ls");
     SUBMIT_ERR("--constraint: 'a b' is not a tag (letters, digits, _ . -)", "-C", "a b", "ls");
     SUBMIT_ERR("--constraint: empty list", "--constraint", ",", "ls");
@@ -558,6 +577,11 @@ test_submit_rejections(void **state)
     SUBMIT_ERR("--dependency: 'afterok' names no job; use afterok:ID", "--dependency",
                "afterok:", "ls");
     SUBMIT_ERR("--dependency: '0' is not a job id", "--dependency", "afterok:0", "ls");
+    SUBMIT_ERR("--array: array range 9-3 runs backwards", "--array", "9-3", "ls");
+    SUBMIT_ERR("--array: '0-100000' names more than 100000 array tasks", "--array", "0-100000",
+               "ls");
+    SUBMIT_ERR("--array: '1%0': %K takes how many tasks may run at once, 1..100000", "--array",
+               "1%0", "ls");
     SUBMIT_ERR("--env: 'NOEQUALS' is not of the form NAME=VALUE", "--env", "NOEQUALS", "ls");
     SUBMIT_ERR("--env: '=v' is not of the form NAME=VALUE", "--env", "=v", "ls");
     SUBMIT_ERR("--env: '1A=v' is not of the form NAME=VALUE", "--env", "1A=v", "ls");
@@ -681,7 +705,8 @@ fill_jobs(void)
     job_b.spec = &spec_a;
     job_b.state = WSLQ__JOB_STATE__PENDING;
     job_b.submit_ms = 1700000000000;
-    job_b.reason = "Resources";
+    job_b.reason = "no node has 2 free GPUs";
+    job_b.wait_reason = WSLQ__WAIT_REASON__WAIT_RESOURCES;
     job_b.exit_code = -1;
     job_b.failed_rank = -1;
 }
@@ -697,14 +722,35 @@ test_queue_table(void **state)
 {
     (void) state;
     fill_jobs();
-    Wslq__JobInfo *jobs[] = {&job_a, &job_b};
+    /* an array: task 40_7 runs, its tasks 8-499 wait as one line, at most 8 at once */
+    Wslq__JobInfo task = job_a, rest = job_b;
+    task.id = 47;
+    task.array_job_id = 40;
+    task.array_index = 7;
+    task.array_size = 500;
+    task.array_limit = 8;
+    rest.id = 48;
+    rest.array_job_id = 40;
+    rest.array_index = 8;
+    rest.array_size = 500;
+    rest.array_limit = 8;
+    rest.array_tasks = "8-499";
+    rest.array_pending = 492;
+    rest.wait_reason = WSLQ__WAIT_REASON__WAIT_ARRAY_LIMIT;
+    rest.reason = "array limit: 8 of its tasks run (%8)";
+    Wslq__JobInfo *jobs[] = {&job_a, &job_b, &task, &rest};
     Wslq__QueueReply r = WSLQ__QUEUE_REPLY__INIT;
-    r.n_jobs = 2;
+    r.n_jobs = 4;
     r.jobs = jobs;
     char *s = capture(queue_fn, &r);
-    assert_string_equal(s, "ID  USER   NAME   STATE    GPUS  NODES  TIME  NODELIST(REASON)\n"
-                           "12  alice  hello  RUNNING     2      1  1:05  pc1\n"
-                           "13  alice  hello  PENDING     2      1  1:06  (Resources)\n");
+    assert_string_equal(
+        s, "          ID  USER   NAME   STATE    GPUS  NODES  TIME  REASON      NODELIST(REASON)\n"
+           "          12  alice  hello  RUNNING     2      1  1:05  -           pc1\n"
+           "          13  alice  hello  PENDING     2      1  1:06  Resources   (no node has 2 "
+           "free GPUs)\n"
+           "        40_7  alice  hello  RUNNING     2      1  1:05  -           pc1\n"
+           "40_[8-499%8]  alice  hello  PENDING     2      1  1:06  ArrayLimit  (array limit: 8 "
+           "of its tasks run (%8))\n");
     free(s);
     char *cmd = print_command(&spec_a);
     assert_string_equal(cmd, "python3 -c 'print('\\''hi there'\\'')'");

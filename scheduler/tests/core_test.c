@@ -774,6 +774,69 @@ test_restart_adopts_running_job(void **state)
     wire_free(&rr);
 }
 
+/* Submit an array of 1-GPU tasks; returns the array's id. */
+static uint64_t
+submit_array(fx_t *f, const char *array, uint32_t *size)
+{
+    if (f->cli == NULL)
+        f->cli = dealer(f, NULL);
+    char *argv[] = {"true"};
+    Wslq__JobSpec spec = WSLQ__JOB_SPEC__INIT;
+    spec.argv = argv;
+    spec.n_argv = 1;
+    spec.nodes = 1;
+    spec.gpus_per_node = 1;
+    spec.user = "alice";
+    Wslq__SubmitRequest req = WSLQ__SUBMIT_REQUEST__INIT;
+    req.spec = &spec;
+    req.array = (char *) array;
+    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
+    env.request_id = ++f->next_rid;
+    env.body_case = WSLQ__ENVELOPE__BODY_SUBMIT;
+    env.submit = &req;
+    send_env(f->cli, &env);
+    Wslq__Envelope *rep = expect(f, f->cli, WSLQ__ENVELOPE__BODY_SUBMIT_REPLY, 5000);
+    uint64_t id = rep->submit_reply->job_id;
+    *size = rep->submit_reply->array_size;
+    wire_free(&rep);
+    return id;
+}
+
+/* An array's %K cap holds across a scheduler restart: the started tasks are counted again
+ * when the registry is loaded, and the next task starts only when one of them ends. */
+static void
+test_array_cap_survives_restart(void **state)
+{
+    fx_t *f = *state;
+    fake_worker_t *w = add_worker(f, "pcA");
+    wire_free((Wslq__Envelope *[]){register_worker(f, w, 4, NULL, 0)});
+    uint32_t size = 0;
+    uint64_t id = submit_array(f, "10-19%2", &size);
+    assert_int_equal(size, 10);
+    for (uint32_t k = 0; k < 2; k++) {
+        Wslq__Envelope *l = expect(f, w->sock, WSLQ__ENVELOPE__BODY_LAUNCH, 2000);
+        assert_int_equal(l->launch->job_id, id + k);
+        assert_int_equal(l->launch->array_job_id, id);
+        assert_int_equal(l->launch->array_index, 10 + k);
+        wire_free(&l);
+        started(w, id + k, 0);
+    }
+    expect_none(f, w->sock, WSLQ__ENVELOPE__BODY_LAUNCH, 200); /* 4 GPUs, but %2 */
+    wait_state(f, id + 1, WSLQ__JOB_STATE__RUNNING, 2000);
+    reboot(f);
+    assert_int_equal(sched_job_count(f->s), 10);
+    w = add_worker(f, "pcA");
+    uint64_t running[] = {id, id + 1};
+    wire_free((Wslq__Envelope *[]){register_worker(f, w, 4, running, 2)});
+    expect_none(f, w->sock, WSLQ__ENVELOPE__BODY_LAUNCH, 200); /* still two run */
+    ended(w, id, 0, 0, -1, 0);
+    Wslq__Envelope *l = expect(f, w->sock, WSLQ__ENVELOPE__BODY_LAUNCH, 2000);
+    assert_int_equal(l->launch->job_id, id + 2);
+    assert_int_equal(l->launch->array_index, 12);
+    wire_free(&l);
+    expect_none(f, w->sock, WSLQ__ENVELOPE__BODY_LAUNCH, 100);
+}
+
 static void
 test_restart_forgotten_part_is_lost(void **state)
 {
@@ -956,6 +1019,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_rank_failure_and_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gang_across_nodes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_adopts_running_job, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_array_cap_survives_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_forgotten_part_is_lost, setup, teardown),
         cmocka_unit_test_setup_teardown(test_database_failure_stops_without_answer, setup,
                                         teardown),

@@ -610,7 +610,11 @@ expect_allowed(jobsm_event_type_t t, Wslq__JobState s)
     case JOBSM_EV_PLACE:
     case JOBSM_EV_DEPENDENCY_FAILED:
     case JOBSM_EV_REQUEUE_TIMER:
+    case JOBSM_EV_HOLD:
+    case JOBSM_EV_RELEASE:
         return pending;
+    case JOBSM_EV_REQUEUE:
+        return starting || run;
     case JOBSM_EV_CANCEL:
         return pending || starting || run;
     case JOBSM_EV_TIME_LIMIT:
@@ -622,6 +626,122 @@ expect_allowed(jobsm_event_type_t t, Wslq__JobState s)
     default: /* part events */
         return starting || run;
     }
+}
+
+/* ---- hold, release, requeue ---- */
+
+static void
+test_hold_and_release(void **state)
+{
+    (void) state;
+    fx_t *f = fx_new(0, 0);
+    submitted(f);
+    assert_true(jobsm_placeable(&f->sm, f->info, 5000));
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_HOLD}), JOBSM_APPLIED);
+    assert_true(f->info->held);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__PENDING);
+    assert_string_equal(f->info->reason, "held");
+    assert_true(f->out.act & JOBSM_ACT_SAVE);
+    assert_int_equal(f->out.n_rows, 1);
+    assert_string_equal(last_row(f)->reason, "held");
+    assert_false(jobsm_placeable(&f->sm, f->info, 1 << 30)); /* never, however long */
+    /* a second hold changes nothing */
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_HOLD}), JOBSM_STALE);
+    /* a held job can still be cancelled */
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_RELEASE}), JOBSM_APPLIED);
+    assert_false(f->info->held);
+    assert_string_equal(f->info->reason, "");
+    assert_true(f->out.act & JOBSM_ACT_RESCHED);
+    assert_string_equal(last_row(f)->reason, "released");
+    assert_true(jobsm_placeable(&f->sm, f->info, 5000));
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_RELEASE}), JOBSM_STALE);
+    fx_free(f);
+
+    /* submit --hold: held from the first row; cancel still ends it */
+    f = fx_new(0, 0);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_SUBMIT, .held = 1}), JOBSM_APPLIED);
+    assert_true(f->info->held);
+    assert_string_equal(last_row(f)->reason, "submitted held");
+    assert_false(jobsm_placeable(&f->sm, f->info, 5000));
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_CANCEL}), JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__CANCELLED);
+    fx_free(f);
+}
+
+static void
+test_requeue_running(void **state)
+{
+    (void) state;
+    fx_t *f = fx_new(0, 0); /* no retries: a requeue is not one */
+    running(f, 2);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_REQUEUE}), JOBSM_APPLIED);
+    assert_int_equal(f->sm.cause, JOBSM_CAUSE_REQUEUED);
+    assert_true(f->out.act & JOBSM_ACT_KILL);
+    assert_int_equal(f->out.kill_grace, JOBSM_GRACE_NORMAL);
+    assert_string_equal(f->out.kill_reason, "requeued");
+    assert_string_equal(last_row(f)->reason, "requeue requested");
+    /* twice is nothing new */
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_REQUEUE}), JOBSM_STALE);
+    /* the ranks die of the SIGTERM: not a failure, and no ending */
+    assert_int_equal(ended(f, 0, -1, 15), JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__RUNNING);
+    assert_int_equal(ended(f, 1, 0, 0), JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__PENDING);
+    assert_int_equal(f->info->attempt, 1);
+    assert_int_equal(f->info->n_allocs, 0);
+    assert_int_equal(f->sm.not_before_mono, 0); /* no backoff: it may start at once */
+    assert_int_equal(f->sm.cause, JOBSM_CAUSE_NONE);
+    assert_true(f->out.act & JOBSM_ACT_REQUEUED);
+    assert_false(f->out.act & JOBSM_ACT_ENDED);
+    assert_non_null(strstr(f->info->reason, "requeued by its owner or an admin (attempt 2)"));
+    assert_true(jobsm_placeable(&f->sm, f->info, 5000));
+    /* and it runs again */
+    placed(f, 1);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__STARTING);
+    fx_free(f);
+}
+
+static void
+test_requeue_starting_and_against_cancel(void **state)
+{
+    (void) state;
+    /* a starting job can be requeued too */
+    fx_t *f = fx_new(0, 0);
+    submitted(f);
+    placed(f, 1);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_REQUEUE}), JOBSM_APPLIED);
+    assert_int_equal(ended(f, 0, 0, 0), JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__PENDING);
+    assert_int_equal(f->info->attempt, 1);
+    fx_free(f);
+
+    /* a cancel already under way wins: the requeue is stale, the job ends CANCELLED */
+    f = fx_new(0, 0);
+    running(f, 1);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_CANCEL}), JOBSM_APPLIED);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_REQUEUE}), JOBSM_STALE);
+    assert_int_equal(ended(f, 0, -1, 15), JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__CANCELLED);
+    fx_free(f);
+
+    /* a requeue first, then a cancel: the first of equal rank wins, the job goes back */
+    f = fx_new(0, 0);
+    running(f, 1);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_REQUEUE}), JOBSM_APPLIED);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_CANCEL}), JOBSM_APPLIED);
+    assert_int_equal(ended(f, 0, -1, 15), JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__PENDING);
+    fx_free(f);
+
+    /* a requeue overrides a failure being torn down: the job goes back, not FAILED */
+    f = fx_new(0, 0);
+    running(f, 2);
+    assert_int_equal(ended(f, 0, 3, 0), JOBSM_APPLIED); /* rank failed, kill sent */
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_REQUEUE}), JOBSM_APPLIED);
+    assert_false(f->out.act & JOBSM_ACT_KILL); /* already sent */
+    assert_int_equal(ended(f, 1, -1, 15), JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__PENDING);
+    fx_free(f);
 }
 
 /* A job in state s, as the machine would have it. */
@@ -759,7 +879,7 @@ test_load_after_restart(void **state)
 /* wslq drain --now: SIGTERM with the normal grace, then back to PENDING at once, and the
  * attempt does not use up a retry. */
 static void
-test_drain_requeues_without_using_retries(void **state)
+test_uncounted_requeues_without_using_retries(void **state)
 {
     (void) state;
     const char *why = "node n0 drained by root: windows update";
@@ -782,7 +902,7 @@ test_drain_requeues_without_using_retries(void **state)
         assert_int_equal(f->info->state, WSLQ__JOB_STATE__PENDING);
         assert_true(f->out.act & JOBSM_ACT_REQUEUED);
         assert_int_equal(f->info->attempt, 1);
-        assert_int_equal(f->info->drain_requeues, 1);
+        assert_int_equal(f->info->uncounted_requeues, 1);
         assert_true(jobsm_placeable(&f->sm, f->info, 5000)); /* no backoff */
         assert_string_equal(f->info->reason, "requeued: node n0 drained by root: windows "
                                              "update (attempt 2 next; retries not used)");
@@ -852,10 +972,13 @@ main(void)
         cmocka_unit_test(test_start_timeout),
         cmocka_unit_test(test_start_timeout_requeues),
         cmocka_unit_test(test_dependency_failed),
+        cmocka_unit_test(test_hold_and_release),
+        cmocka_unit_test(test_requeue_running),
+        cmocka_unit_test(test_requeue_starting_and_against_cancel),
         cmocka_unit_test(test_every_refusal),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_load_after_restart),
-        cmocka_unit_test(test_drain_requeues_without_using_retries),
+        cmocka_unit_test(test_uncounted_requeues_without_using_retries),
         cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -115,8 +115,9 @@ try:
     check(node_of(c, w) == n1, "the waiting job ran on the resumed node")
     n = node(c, n1)
     check(n["drained"] is False and "drain_reason" not in n, "resumed: no drain left")
-    st, _, body = h.get("/metrics")
-    check("wslq_node_drained{" not in body.decode(), "/metrics: no drained node left")
+    # the dashboard's snapshot follows the loop within a second (at most every 250 ms)
+    check(bool(wait_for(lambda: "wslq_node_drained{" not in h.get("/metrics")[2].decode(), 10,
+                        "the drained node to leave /metrics")), "/metrics: no drained node left")
 
     # ---- drain --now: SIGTERM, requeued at once without using a retry, runs elsewhere ----
     r = c.cli("cancel", str(b))
