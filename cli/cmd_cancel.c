@@ -179,7 +179,7 @@ cmd_cancel(cli_ctx_t *ctx, int argc, char **argv)
         } else if (!filtered && p.n_operands == 0) {
             wq_fail(&err, WQ_EINVAL, "no job id given");
             id = -1;
-        } else {
+        } else if (!filtered) {
             sels = wq_calloc((size_t) p.n_operands + 1, sizeof *sels);
             for (int i = 0; i < p.n_operands && id == 0; i++) {
                 jobspec_selector_t sel;
