@@ -231,7 +231,7 @@ try:
     os.chmod(c.dir, 0o755)
     os.chmod(fifo, 0o666)
     hold = c.submit("--wrap", f"read x < {fifo}")
-    c.wait_state(hold, "running", timeout=120)
+    c.wait_state(hold, "RUNNING", timeout=120)
     q = subprocess.run([f"{BIN}/wslq-bench-submit", c.addr, "pending", str(N), str(hold)],
                        env=env, check=True, capture_output=True, text=True)
     time.sleep(1)
