@@ -360,15 +360,16 @@ any_room(const policy_node_t *pn, size_t nn)
 }
 
 /* Try one pending job: dependencies first, then the policy. *room: cleared when no node can
- * take another job; then only dependencies are looked at. */
+ * take another job; then only dependencies are looked at, unless 'always' (a new job, which
+ * gets the reason the policy gives). */
 static void
-try_job(sched_t *self, job_t *job, policy_node_t *pn, size_t nn, int64_t now, int *room)
+try_job(sched_t *self, job_t *job, policy_node_t *pn, size_t nn, int64_t now, int *room, int always)
 {
     if (!jobsm_placeable(&job->sm, job->info, now))
         return;
     if (job->info->spec->n_depends_on > 0 && deps_ready(self, job) != 1)
         return; /* waits, or was cancelled (and freed: not touched again) */
-    if (!*room)
+    if (!*room && !always)
         return;
     policy_req_t req;
     req_of(job->info->spec, &req);
@@ -417,18 +418,17 @@ place_pass(sched_t *self)
     int64_t now = wq_clock_mono_ms();
     int room = any_room(pn, nn);
     if (full) {
-        self->n_fresh = 0;
         /* Jobs started or failed during the sweep leave holes (compacted after it). */
         self->placing = 1;
         for (size_t i = 0; i < self->n_pend && (room || deps); i++)
             if (self->pend[i].job != NULL)
-                try_job(self, self->pend[i].job, pn, nn, now, &room);
+                try_job(self, self->pend[i].job, pn, nn, now, &room, 0);
         self->placing = 0;
-        return;
     }
-    /* the new jobs in placement order, by id: trying one can end another (a dependency) */
+    /* The new jobs in placement order, by id (trying one can end another: a dependency);
+     * after a full pass, those it did not reach get their reason. */
     size_t n = 0;
-    job_t **fresh = wq_malloc(self->n_fresh * sizeof *fresh);
+    job_t **fresh = wq_malloc((self->n_fresh ? self->n_fresh : 1) * sizeof *fresh);
     for (size_t i = 0; i < self->n_fresh; i++) {
         job_t *job = jobs_find(self, self->fresh[i]);
         if (job != NULL && job->in_pend)
@@ -436,14 +436,16 @@ place_pass(sched_t *self)
     }
     if (n > 1)
         qsort(fresh, n, sizeof *fresh, cmp_fresh);
+    uint64_t *ids = wq_malloc((n ? n : 1) * sizeof *ids);
     for (size_t i = 0; i < n; i++)
-        self->fresh[i] = fresh[i]->info->id;
+        ids[i] = fresh[i]->info->id;
     self->n_fresh = 0;
     for (size_t i = 0; i < n; i++) {
-        job_t *job = jobs_find(self, self->fresh[i]);
+        job_t *job = jobs_find(self, ids[i]);
         if (job != NULL && job->in_pend)
-            try_job(self, job, pn, nn, now, &room);
+            try_job(self, job, pn, nn, now, &room, 1);
     }
+    free(ids);
     free(fresh);
 }
 
