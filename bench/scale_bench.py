@@ -109,7 +109,9 @@ try:
     c.sched.terminate()
     c.sched.wait(60)
     t0 = time.monotonic()
-    c.start_scheduler()
+    c.start_scheduler()  # waits up to 10 s for an answer; past that, wait on here
+    cluster.wait_for(lambda: c.cli("queue").returncode == 0, 600, "the restarted scheduler",
+                     interval=0.05)
     print(f"  restart with {n_pending + 501} active jobs to the first answer: "
           f"{time.monotonic() - t0:.2f} s (polled every 50 ms by `wslq queue`)", flush=True)
 finally:
