@@ -4,7 +4,11 @@
  *   wslq-bench-submit ENDPOINT drain N               N trivial jobs pipelined, then waits
  *       until none is active; prints submit and drain rates
  *   wslq-bench-submit ENDPOINT pending N JOBID       N trivial jobs pipelined that wait for
- *       JOBID to complete (a backlog of active jobs, for bench/http_bench.py) */
+ *       JOBID to complete (a backlog of active jobs, for bench/http_bench.py)
+ *   wslq-bench-submit ENDPOINT rtt N [JOBID]         N submits one at a time, each answered
+ *       before the next (behind JOBID if given); prints each round trip in ms
+ *   wslq-bench-submit ENDPOINT empty MS              asks every MS ms until no job is active
+ *       (the end of a drain, for bench/vs_tsp.py) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,7 +101,7 @@ main(int argc, char **argv)
 {
     if (argc < 4) {
         fprintf(stderr, "usage: wslq-bench-submit ENDPOINT latency N STAMPFILE STAMPBIN | "
-                        "drain N | pending N JOBID\n");
+                        "drain N | pending N JOBID | rtt N [JOBID] | empty MS\n");
         return 2;
     }
     void *ctx = zmq_ctx_new();
@@ -158,6 +162,22 @@ main(int argc, char **argv)
             wire_free(&r);
         }
         printf("queued %d jobs behind job %s in %.3f s\n", n, argv[4], now_s() - t0);
+    } else if (strcmp(argv[2], "rtt") == 0 && (argc == 4 || argc == 5)) {
+        char *job[] = {"/bin/true"};
+        if (argc == 5)
+            after_id = strtoull(argv[4], NULL, 10);
+        for (int i = 0; i < n; i++) {
+            double t0 = now_s();
+            send_submit(sock, (uint64_t) i + 1, job, 1);
+            Wslq__Envelope *r = recv_reply(sock);
+            wire_free(&r);
+            printf("%.3f\n", (now_s() - t0) * 1000);
+        }
+    } else if (strcmp(argv[2], "empty") == 0) {
+        int ms = n > 0 ? n : 10;
+        double deadline = now_s() + 600;
+        while (active_jobs(sock) > 0 && now_s() < deadline)
+            usleep((useconds_t) ms * 1000);
     } else {
         fprintf(stderr, "unknown mode %s\n", argv[2]);
         return 2;

@@ -133,12 +133,32 @@ gang_free_register_reply(Wslq__RegisterReply *rep)
     free(rep->log_offsets);
 }
 
+static int
+cmp_id(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+    return x < y ? -1 : x > y;
+}
+
+/* The timers of the active jobs that have one running: start timeout, time limit, missing
+ * parts, requeue backoff. Only the live set (place.c) is looked at, not the pending jobs,
+ * which have none: with 100,000 jobs queued a tick stays as cheap as with none. */
 void
 gang_tick(sched_t *self, int64_t now)
 {
-    for (size_t j = 0; j < self->n_jobs;) {
-        job_t *job = self->jobs[j];
-        size_t before = self->n_jobs;
+    size_t n;
+    job_t *const *live = place_live(self, &n);
+    if (n == 0)
+        return;
+    /* by id, in id order: an event may end a job and change the set */
+    uint64_t *ids = wq_malloc(n * sizeof *ids);
+    for (size_t j = 0; j < n; j++)
+        ids[j] = live[j]->info->id;
+    qsort(ids, n, sizeof *ids, cmp_id);
+    for (size_t j = 0; j < n; j++) {
+        job_t *job = jobs_find(self, ids[j]);
+        if (job == NULL)
+            continue;
         Wslq__JobInfo *info = job->info;
         if (info->state == WSLQ__JOB_STATE__STARTING && !job->sm.kill_sent &&
             now - job->phase_mono > self->cfg.start_timeout_ms) {
@@ -147,12 +167,16 @@ gang_tick(sched_t *self, int64_t now)
                      self->cfg.start_timeout_ms / 1000);
             jobsm_event_t ev = {.type = JOBSM_EV_START_TIMEOUT, .text = why};
             jobs_apply(self, job, &ev);
+            if (jobs_find(self, ids[j]) == NULL)
+                continue;
         }
         if (info->state == WSLQ__JOB_STATE__RUNNING && info->spec->time_limit_s > 0 &&
             !job->sm.kill_sent &&
             now - job->phase_mono > (int64_t) info->spec->time_limit_s * 1000) {
             jobsm_event_t ev = {.type = JOBSM_EV_TIME_LIMIT};
             jobs_apply(self, job, &ev);
+            if (jobs_find(self, ids[j]) == NULL)
+                continue;
         }
         for (size_t k = 0; k < job->sm.n_parts; k++) {
             jobsm_part_t *p = &job->sm.parts[k];
@@ -163,14 +187,14 @@ gang_tick(sched_t *self, int64_t now)
                 break; /* the job may be gone */
             }
         }
-        if (self->n_jobs == before && info->state == WSLQ__JOB_STATE__PENDING &&
-            job->sm.not_before_mono) {
+        if (jobs_find(self, ids[j]) == NULL)
+            continue;
+        if (info->state == WSLQ__JOB_STATE__PENDING && job->sm.not_before_mono) {
             jobsm_event_t ev = {.type = JOBSM_EV_REQUEUE_TIMER, .now_mono_ms = now};
             jobs_apply(self, job, &ev);
         }
-        if (self->n_jobs == before)
-            j++;
     }
+    free(ids);
 }
 
 /* ---------- what workers report ---------- */

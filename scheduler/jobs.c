@@ -127,6 +127,7 @@ jobs_insert(sched_t *self, job_t *job)
     self->jobs[i] = job;
     self->n_jobs++;
     array_attach(self, job);
+    place_track(self, job, 0);
 }
 
 static void
@@ -143,22 +144,21 @@ job_free(job_t *job)
 static void
 jobs_remove(sched_t *self, job_t *job)
 {
+    place_track(self, job, 1);
     array_detach(self, job);
-    size_t lo = 0, hi = self->n_jobs;
-    while (lo < hi) { /* ascending ids: start where it must be */
-        size_t mid = (lo + hi) / 2;
+    place_track(self, job, 1);
+    size_t lo = 0, hi = self->n_jobs; /* ascending id: a binary search */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
         if (self->jobs[mid]->info->id < job->info->id)
             lo = mid + 1;
         else
             hi = mid;
     }
-    for (size_t i = lo; i < self->n_jobs; i++)
-        if (self->jobs[i] == job) {
-            memmove(&self->jobs[i], &self->jobs[i + 1],
-                    (self->n_jobs - i - 1) * sizeof *self->jobs);
-            self->n_jobs--;
-            break;
-        }
+    if (lo < self->n_jobs && self->jobs[lo] == job) {
+        memmove(&self->jobs[lo], &self->jobs[lo + 1], (self->n_jobs - lo - 1) * sizeof *self->jobs);
+        self->n_jobs--;
+    }
     job_free(job);
 }
 
@@ -288,6 +288,8 @@ jobs_apply(sched_t *self, job_t *job, jobsm_event_t *ev)
         self->stats.version++;
     for (size_t i = 0; i < out.n_rows; i++)
         add_row(self, job, &out.rows[i]);
+    if (job->info->id != 0 && jobs_find(self, job->info->id) == job)
+        place_track(self, job, 0); /* a submitted job joins when it is inserted */
     if (out.act & JOBSM_ACT_KILL) {
         int64_t grace = self->cfg.kill_grace_ms;
         if (out.kill_grace == JOBSM_GRACE_GANG && grace > GANG_GRACE_MS)
@@ -301,8 +303,8 @@ jobs_apply(sched_t *self, job_t *job, jobsm_event_t *ev)
         kv_clear(job);
         self->stats.requeued_total++;
     }
-    if (out.act & JOBSM_ACT_RESCHED)
-        self->dirty = 1;
+    if ((out.act & JOBSM_ACT_RESCHED) && ev->type != JOBSM_EV_SUBMIT)
+        self->dirty = 1; /* a new job alone is tried by itself (place_pass) */
     if (out.act & JOBSM_ACT_ENDED) {
         waiters_wake_logs(self, job->info->id);
         jobs_remove(self, job);

@@ -117,8 +117,12 @@ nodes_refresh(sched_t *self, node_t *nd)
     ni->mem_alloc_mb = 0;
     for (size_t g = 0; g < ni->n_gpus; g++)
         ni->gpus[g]->job_id = 0;
-    for (size_t j = 0; j < self->n_jobs; j++) {
-        job_t *job = self->jobs[j];
+    /* only STARTING and RUNNING jobs hold parts, and they are all in the live set: pending
+     * jobs, however many, cost nothing here */
+    size_t n_live;
+    job_t *const *live = place_live(self, &n_live);
+    for (size_t j = 0; j < n_live; j++) {
+        job_t *job = live[j];
         for (size_t k = 0; k < job->info->n_allocs; k++) {
             const Wslq__Alloc *a = job->info->allocs[k];
             if (!jobsm_part_holds(&job->sm, job->info, k) || strcmp(a->node, ni->name) != 0)

@@ -31,8 +31,9 @@ snapshot(sched_t *self, policy_node_t *pn, size_t cap, int for_feasibility)
     }
     if (for_feasibility)
         return n;
-    for (size_t j = 0; j < self->n_jobs; j++) {
-        const job_t *job = self->jobs[j];
+    /* only STARTING and RUNNING jobs hold parts: they are all in the live set */
+    for (size_t j = 0; j < self->n_live; j++) {
+        const job_t *job = self->live[j];
         for (size_t k = 0; k < job->info->n_allocs; k++) {
             if (!jobsm_part_holds(&job->sm, job->info, k))
                 continue;
@@ -77,9 +78,9 @@ pick_port(sched_t *self)
     for (unsigned tries = 0; tries < span; tries++) {
         unsigned port = self->cfg.port_lo + (self->next_port++ % span);
         int used = 0;
-        for (size_t j = 0; j < self->n_jobs && !used; j++)
-            used = self->jobs[j]->info->master_port == port &&
-                   self->jobs[j]->info->state != WSLQ__JOB_STATE__PENDING;
+        for (size_t j = 0; j < self->n_live && !used; j++)
+            used = self->live[j]->info->master_port == port &&
+                   self->live[j]->info->state != WSLQ__JOB_STATE__PENDING;
         if (!used)
             return port;
     }
@@ -126,13 +127,184 @@ start_job(sched_t *self, job_t *job, const policy_node_t *pn, const policy_choic
     jobs_apply(self, job, &ev);
 }
 
+/* ---------- the sets the pass and the timers read ---------- */
+
+/* 1 if a job of (priority pa, id ia) is placed before one of (pb, ib): higher priority
+ * first, then the older. */
 static int
-cmp_pending(const void *a, const void *b)
+pend_before(int32_t pa, uint64_t ia, int32_t pb, uint64_t ib)
 {
-    const job_t *x = *(job_t *const *) a, *y = *(job_t *const *) b;
-    if (x->info->spec->priority != y->info->spec->priority)
-        return x->info->spec->priority > y->info->spec->priority ? -1 : 1;
-    return x->info->id < y->info->id ? -1 : x->info->id > y->info->id;
+    return pa != pb ? pa > pb : ia < ib;
+}
+
+static int
+cmp_pend(const void *a, const void *b)
+{
+    const pend_entry_t *x = a, *y = b;
+    return pend_before(x->priority, x->id, y->priority, y->id)   ? -1
+           : pend_before(y->priority, y->id, x->priority, x->id) ? 1
+                                                                 : 0;
+}
+
+/* The first index whose entry is not placed before (priority, id). */
+static size_t
+pend_lower_bound(const sched_t *self, int32_t priority, uint64_t id)
+{
+    size_t lo = 0, hi = self->n_pend;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (pend_before(self->pend[mid].priority, self->pend[mid].id, priority, id))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Holes dropped; sorted if entries were appended out of order. */
+static void
+pend_compact(sched_t *self)
+{
+    if (self->n_pend_holes > 0) {
+        size_t w = 0;
+        for (size_t i = 0; i < self->n_pend; i++)
+            if (self->pend[i].job != NULL)
+                self->pend[w++] = self->pend[i];
+        self->n_pend = w;
+        self->n_pend_holes = 0;
+    }
+    if (self->pend_unsorted && self->n_pend > 1)
+        qsort(self->pend, self->n_pend, sizeof *self->pend, cmp_pend);
+    self->pend_unsorted = 0;
+}
+
+static void
+pend_add(sched_t *self, job_t *job)
+{
+    int32_t prio = job->info->spec->priority;
+    uint64_t id = job->info->id;
+    if (self->n_pend == self->cap_pend) {
+        self->cap_pend = self->cap_pend ? 2 * self->cap_pend : 64;
+        self->pend = wq_realloc(self->pend, self->cap_pend * sizeof *self->pend);
+    }
+    size_t i = self->n_pend;
+    /* A new job usually goes last (the newest, at the usual priority); otherwise it is
+     * moved into place, which costs a memmove of the entries after it. */
+    if (!self->pend_unsorted && i > 0 &&
+        !pend_before(self->pend[i - 1].priority, self->pend[i - 1].id, prio, id)) {
+        i = pend_lower_bound(self, prio, id);
+        memmove(&self->pend[i + 1], &self->pend[i], (self->n_pend - i) * sizeof *self->pend);
+    }
+    self->pend[i] = (pend_entry_t){.priority = prio, .id = id, .job = job};
+    self->n_pend++;
+    job->in_pend = 1;
+}
+
+static void
+pend_drop(sched_t *self, job_t *job)
+{
+    job->in_pend = 0;
+    if (self->pend_unsorted)
+        pend_compact(self);
+    size_t i = pend_lower_bound(self, job->info->spec->priority, job->info->id);
+    WQ_ASSERT(i < self->n_pend && self->pend[i].job == job);
+    self->pend[i].job = NULL;
+    self->n_pend_holes++;
+    if (!self->placing && self->n_pend_holes > 1024 && self->n_pend_holes > self->n_pend / 2)
+        pend_compact(self);
+}
+
+static void
+live_add(sched_t *self, job_t *job)
+{
+    if (self->n_live == self->cap_live) {
+        self->cap_live = self->cap_live ? 2 * self->cap_live : 64;
+        self->live = wq_realloc(self->live, self->cap_live * sizeof *self->live);
+    }
+    self->live[self->n_live++] = job;
+    job->live_slot = self->n_live;
+}
+
+static void
+live_drop(sched_t *self, job_t *job)
+{
+    size_t i = job->live_slot - 1;
+    WQ_ASSERT(i < self->n_live && self->live[i] == job);
+    self->live[i] = self->live[--self->n_live];
+    self->live[i]->live_slot = i + 1;
+    job->live_slot = 0;
+}
+
+static void
+track(sched_t *self, job_t *job, int gone, int fresh)
+{
+    const Wslq__JobInfo *info = job->info;
+    int pend = !gone && info->state == WSLQ__JOB_STATE__PENDING;
+    int live = !gone && (info->state != WSLQ__JOB_STATE__PENDING || job->sm.not_before_mono != 0);
+    if (pend && !job->in_pend) {
+        pend_add(self, job);
+        if (fresh) {
+            if (self->n_fresh == self->cap_fresh) {
+                self->cap_fresh = self->cap_fresh ? 2 * self->cap_fresh : 64;
+                self->fresh = wq_realloc(self->fresh, self->cap_fresh * sizeof *self->fresh);
+            }
+            self->fresh[self->n_fresh++] = info->id;
+        }
+    } else if (!pend && job->in_pend) {
+        pend_drop(self, job);
+    }
+    if (live && job->live_slot == 0)
+        live_add(self, job);
+    else if (!live && job->live_slot != 0)
+        live_drop(self, job);
+}
+
+/* Built from the active jobs the first time they are needed (after the queue was loaded). */
+static int
+sets_ready(sched_t *self)
+{
+    if (self->sets_built)
+        return 1;
+    self->sets_built = 1;
+    self->pend_unsorted = 1;
+    for (size_t j = 0; j < self->n_jobs; j++)
+        track(self, self->jobs[j], 0, 0);
+    pend_compact(self);
+    self->dirty = 1;
+    self->place_ended = 1;
+    return 0;
+}
+
+void
+place_track(sched_t *self, job_t *job, int gone)
+{
+    if (gone)
+        self->place_ended = 1;
+    if (!self->sets_built)
+        return; /* they are built from the active jobs when first needed */
+    track(self, job, gone, 1);
+}
+
+job_t *const *
+place_live(sched_t *self, size_t *n)
+{
+    sets_ready(self);
+    *n = self->n_live;
+    return self->live;
+}
+
+void
+place_free(sched_t *self)
+{
+    free(self->pend);
+    free(self->fresh);
+    free(self->live);
+    self->pend = NULL;
+    self->fresh = NULL;
+    self->live = NULL;
+    self->n_pend = self->cap_pend = self->n_pend_holes = 0;
+    self->n_fresh = self->cap_fresh = self->n_live = self->cap_live = 0;
+    self->sets_built = 0;
 }
 
 /* The state of an ended (or unknown) job, read back from the queue. */
@@ -197,60 +369,144 @@ unnarrow(policy_node_t *pn, size_t nn, const unsigned char *was)
         pn[i].eligible = was[i];
 }
 
+/* 1 if some node could take a job now: every job needs a CPU on each of its nodes. With no
+ * node known every job is still tried, as its reason then says so. */
+static int
+any_room(const policy_node_t *pn, size_t nn)
+{
+    if (nn == 0)
+        return 1;
+    for (size_t i = 0; i < nn; i++)
+        if (pn[i].eligible && pn[i].cpus_used < pn[i].cpus)
+            return 1;
+    return 0;
+}
+
+/* One pass's view: the nodes as the jobs placed so far left them, and what the wait reasons
+ * of the jobs that do not fit are worked out from. */
+typedef struct {
+    policy_node_t *pn;
+    size_t nn;
+    int64_t now;
+    int room;                    /* some node can take another job (any_room) */
+    int any_node;                /* some node is eligible at all: else the reason is NoNode */
+    int first_waits;             /* no job waits for resources yet: the next that does is the
+                                    first in line (Resources), those after it wait their turn */
+    const jobs_array_t *blocked; /* an array whose task did not fit in this pass */
+} pass_t;
+
+/* Try one pending job: held, backoff, array cap and dependencies first, then the policy on
+ * the nodes the job may use. p->room: cleared when no node can take another job; then only
+ * dependencies are looked at, unless 'always' (a new job, which gets the reason the policy
+ * gives). */
+static void
+try_job(sched_t *self, job_t *job, pass_t *p, int always)
+{
+    if (!jobsm_placeable(&job->sm, job->info, p->now) || jobs_array_full(job))
+        return; /* backoff, held, or its array runs %K tasks already */
+    if (job->array != NULL && job->array == p->blocked)
+        return; /* its tasks ask the same and come one after another: none fits */
+    if (job->info->spec->n_depends_on > 0 && deps_ready(self, job) != 1)
+        return; /* waits, or was cancelled (and freed: not touched again) */
+    if (jobs_deps_wait(self, job))
+        return; /* afterany, afternotok, singleton: the same */
+    if (!p->room && !always)
+        return;
+    policy_req_t req;
+    req_of(job->info->spec, &req);
+    policy_choice_t choice;
+    char why[192];
+    unsigned char was[WIRE_MAX_NODES];
+    int narrowed = narrow(self, job->info->spec, p->pn, p->nn, was);
+    int placed = policy_place(p->pn, p->nn, &req, &choice, why, sizeof why);
+    if (narrowed)
+        unnarrow(p->pn, p->nn, was);
+    if (placed) {
+        policy_take(p->pn, &req, &choice);
+        start_job(self, job, p->pn, &choice);
+        p->room = any_room(p->pn, p->nn);
+        return;
+    }
+    size_t len = strlen(why);
+    if (narrowed && len + 40 < sizeof why)
+        snprintf(why + len, sizeof why - len, " (among the nodes it may use)");
+    jobs_set_reason(self, job,
+                    !p->any_node     ? WSLQ__WAIT_REASON__WAIT_NO_NODE
+                    : p->first_waits ? WSLQ__WAIT_REASON__WAIT_RESOURCES
+                                     : WSLQ__WAIT_REASON__WAIT_PRIORITY,
+                    why);
+    p->first_waits = 0;
+    p->blocked = job->array;
+}
+
+static int
+cmp_fresh(const void *a, const void *b)
+{
+    const job_t *x = *(job_t *const *) a, *y = *(job_t *const *) b;
+    const Wslq__JobInfo *p = x->info, *q = y->info;
+    return pend_before(p->spec->priority, p->id, q->spec->priority, q->id)   ? -1
+           : pend_before(q->spec->priority, q->id, p->spec->priority, p->id) ? 1
+                                                                             : 0;
+}
+
+/* The pass: the pending jobs in order (priority, then age), each placed if the policy finds
+ * room. It runs when something changed that could let a job start: a job ended or was
+ * requeued, a node came, went or changed, a requeue backoff ran out (self->dirty); then
+ * every pending job is looked at until no node has room left, and past that point only
+ * jobs whose dependencies may have ended. When the only change is new pending jobs, the
+ * others would fare as in the last pass (nothing they wait for was freed), so only the new
+ * ones are tried, in the same order. */
 void
 place_pass(sched_t *self)
 {
+    sets_ready(self);
+    int full = self->dirty;
     self->dirty = 0;
+    if (!full && self->n_fresh == 0)
+        return;
+    int deps = self->place_ended;
+    if (full)
+        self->place_ended = 0;
+    pend_compact(self);
     policy_node_t pn[WIRE_MAX_NODES];
     size_t nn = snapshot(self, pn, WIRE_MAX_NODES, 0);
-    size_t np = 0;
-    job_t **pending = wq_malloc((self->n_jobs ? self->n_jobs : 1) * sizeof *pending);
-    for (size_t j = 0; j < self->n_jobs; j++)
-        if (self->jobs[j]->info->state == WSLQ__JOB_STATE__PENDING)
-            pending[np++] = self->jobs[j];
-    qsort(pending, np, sizeof *pending, cmp_pending);
     int64_t now = wq_clock_mono_ms();
-    const jobs_array_t *blocked = NULL; /* an array whose task did not fit in this pass */
-    int any_node = 0, first_waits = 1;  /* for the wait reasons */
+    pass_t p = {.pn = pn, .nn = nn, .now = now, .room = any_room(pn, nn)};
     for (size_t i = 0; i < nn; i++)
-        any_node |= pn[i].eligible;
-    for (size_t i = 0; i < np; i++) {
-        job_t *job = pending[i];
-        if (!jobsm_placeable(&job->sm, job->info, now) || jobs_array_full(job))
-            continue; /* backoff, held, or its array runs %K tasks already */
-        if (job->array != NULL && job->array == blocked)
-            continue; /* its tasks ask the same and come one after another: none fits */
-        if (job->info->spec->n_depends_on > 0 && deps_ready(self, job) != 1)
-            continue; /* waits, or was cancelled (and freed: not touched again) */
-        if (jobs_deps_wait(self, job))
-            continue; /* afterany, afternotok, singleton: the same */
-        policy_req_t req;
-        req_of(job->info->spec, &req);
-        policy_choice_t choice;
-        char why[192];
-        unsigned char was[WIRE_MAX_NODES];
-        int narrowed = narrow(self, job->info->spec, pn, nn, was);
-        int placed = policy_place(pn, nn, &req, &choice, why, sizeof why);
-        if (narrowed)
-            unnarrow(pn, nn, was);
-        if (placed) {
-            policy_take(pn, &req, &choice);
-            start_job(self, job, pn, &choice);
-        } else {
-            size_t len = strlen(why);
-            if (narrowed && len + 40 < sizeof why)
-                snprintf(why + len, sizeof why - len, " (among the nodes it may use)");
-            /* the first in line waits for resources, those behind it for their turn */
-            jobs_set_reason(self, job,
-                            !any_node     ? WSLQ__WAIT_REASON__WAIT_NO_NODE
-                            : first_waits ? WSLQ__WAIT_REASON__WAIT_RESOURCES
-                                          : WSLQ__WAIT_REASON__WAIT_PRIORITY,
-                            why);
-            first_waits = 0;
-            blocked = job->array;
-        }
+        p.any_node |= pn[i].eligible;
+    /* After a full pass, a job already waiting for resources is ahead of any new one. */
+    p.first_waits = full || !self->place_waiting;
+    if (full) {
+        /* Jobs started or failed during the sweep leave holes (compacted after it). */
+        self->placing = 1;
+        for (size_t i = 0; i < self->n_pend && (p.room || deps); i++)
+            if (self->pend[i].job != NULL)
+                try_job(self, self->pend[i].job, &p, 0);
+        self->placing = 0;
     }
-    free(pending);
+    /* The new jobs in placement order, by id (trying one can end another: a dependency);
+     * after a full pass, those it did not reach get their reason. */
+    size_t n = 0;
+    job_t **fresh = wq_malloc((self->n_fresh ? self->n_fresh : 1) * sizeof *fresh);
+    for (size_t i = 0; i < self->n_fresh; i++) {
+        job_t *job = jobs_find(self, self->fresh[i]);
+        if (job != NULL && job->in_pend)
+            fresh[n++] = job;
+    }
+    if (n > 1)
+        qsort(fresh, n, sizeof *fresh, cmp_fresh);
+    uint64_t *ids = wq_malloc((n ? n : 1) * sizeof *ids);
+    for (size_t i = 0; i < n; i++)
+        ids[i] = fresh[i]->info->id;
+    self->n_fresh = 0;
+    for (size_t i = 0; i < n; i++) {
+        job_t *job = jobs_find(self, ids[i]);
+        if (job != NULL && job->in_pend)
+            try_job(self, job, &p, 1);
+    }
+    self->place_waiting = !p.first_waits;
+    free(ids);
+    free(fresh);
 }
 
 int

@@ -253,6 +253,7 @@ sched_destroy(sched_t **self_p)
     auth_close(self);
     if (self->zctx && self->own_zctx)
         zmq_ctx_term(self->zctx);
+    place_free(self);
     jobs_free_all(self);
     nodes_free_all(self);
     waiters_free_all(self);
@@ -371,7 +372,7 @@ sched_turn(sched_t *self, long timeout_ms, wq_error_t *err)
         tick(self, now);
         self->next_tick_mono = now + TICK_MS;
     }
-    if (self->dirty)
+    if (self->dirty || self->n_fresh > 0)
         place_pass(self);
     waiters_wake_watch(self);
     int worked = queue_in_txn(self->q) || self->n_outs > 0;

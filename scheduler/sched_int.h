@@ -104,7 +104,20 @@ typedef struct job {
     kv_entry_t *kv;      /* owned array: the job's rendezvous store */
     size_t n_kv;
     uint64_t kv_bytes; /* keys + values */
+    /* place.c's sets (place_track): in the ordered pending set; index in self->live + 1
+     * (0 = not there) */
+    int in_pend;
+    size_t live_slot;
 } job_t;
+
+/* An entry of the ordered pending set (place.c): the order's key kept beside the job, so
+ * an entry can be found by binary search after its job is gone (job NULL: a hole, dropped
+ * at the next compaction). */
+typedef struct pend_entry {
+    int32_t priority;
+    uint64_t id;
+    job_t *job;
+} pend_entry_t;
 
 /* ---- parked requests (waiters.c) ---- */
 
@@ -172,7 +185,23 @@ struct sched {
     out_t *outs;
     size_t n_outs, cap_outs;
 
-    int dirty; /* run a placement pass this turn */
+    int dirty; /* run a full placement pass this turn */
+    /* place.c: the PENDING jobs in placement order (priority, then id), holes included; the
+     * ids of jobs that became pending since the last pass (tried alone when nothing else
+     * changed); whether a job left the active set since the last full pass (dependencies
+     * to check again); the active jobs the timers must look at (not PENDING, or PENDING
+     * with a requeue backoff) */
+    pend_entry_t *pend;
+    size_t n_pend, cap_pend, n_pend_holes;
+    int pend_unsorted; /* appended out of order (a bulk load): sorted at the next pass */
+    uint64_t *fresh;
+    size_t n_fresh, cap_fresh;
+    int place_ended;
+    int placing;       /* in place_pass: the pending set is not compacted under its sweep */
+    int place_waiting; /* a pending job waits for resources: a new one waits its turn */
+    int sets_built;    /* the sets above are built (from the active jobs, when first needed) */
+    job_t **live;
+    size_t n_live, cap_live;
     unsigned next_port;
     int64_t next_tick_mono;
     wq_ratelimit_t bad_rl;
@@ -294,6 +323,15 @@ void handle_ended(sched_t *self, const msg_t *m);
 void handle_rank_failed(sched_t *self, const msg_t *m);
 
 /* place.c: the scheduling pass */
+/* Keeps the job in the sets the pass and the timers read up to date with its state: called
+ * when it joins the active jobs, after each event applied to it, and (gone = 1) just before
+ * it leaves them. */
+void place_track(sched_t *self, job_t *job, int gone);
+void place_free(sched_t *self);
+/* The active jobs that are not PENDING, and PENDING ones in a requeue backoff (unordered). */
+job_t *const *place_live(sched_t *self, size_t *n);
+/* Runs when something changed that could let a job start (self->dirty) or new jobs are
+ * pending; a pass for new jobs alone tries only them. */
 void place_pass(sched_t *self);
 /* At submit: 0 if the job could ever run, else -1 and why not ("job refused: no node has 4
  * GPUs; the largest has 2", "job refused: dependency job 7 not found"). *n_nodes: nodes

@@ -1008,6 +1008,93 @@ test_parked_requests_are_capped(void **state)
     zmq_close(other);
 }
 
+/* A 1-CPU job with this priority, after job dep (0: none); returns its id. */
+static uint64_t
+submit_cpu_job(fx_t *f, int32_t priority, uint64_t dep)
+{
+    char *argv[] = {"true"};
+    Wslq__JobSpec spec = WSLQ__JOB_SPEC__INIT;
+    spec.argv = argv;
+    spec.n_argv = 1;
+    spec.nodes = 1;
+    spec.cpus_per_node = 1;
+    spec.priority = priority;
+    spec.user = "alice";
+    if (dep != 0) {
+        spec.depends_on = &dep;
+        spec.n_depends_on = 1;
+    }
+    Wslq__SubmitRequest req = WSLQ__SUBMIT_REQUEST__INIT;
+    req.spec = &spec;
+    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
+    env.request_id = ++f->next_rid;
+    env.body_case = WSLQ__ENVELOPE__BODY_SUBMIT;
+    env.submit = &req;
+    send_env(f->cli, &env);
+    Wslq__Envelope *rep = expect(f, f->cli, WSLQ__ENVELOPE__BODY_SUBMIT_REPLY, 2000);
+    uint64_t id = rep->submit_reply->job_id;
+    wire_free(&rep);
+    return id;
+}
+
+static uint64_t
+launched(fx_t *f, fake_worker_t *w)
+{
+    Wslq__Envelope *l = expect(f, w->sock, WSLQ__ENVELOPE__BODY_LAUNCH, 2000);
+    uint64_t id = l->launch->job_id;
+    wire_free(&l);
+    return id;
+}
+
+/* The pass on a full node: a new job still gets its reason; a freed CPU goes to the highest
+ * priority, then the oldest; a job whose dependency failed is cancelled although the pass
+ * stopped placing (no CPU left) before reaching it. */
+static void
+test_pass_on_a_full_node(void **state)
+{
+    fx_t *f = *state;
+    if (f->cli == NULL)
+        f->cli = dealer(f, NULL);
+    fake_worker_t *w = add_worker(f, "pcA");
+    wire_free((Wslq__Envelope *[]){register_worker(f, w, 0, NULL, 0)});
+    uint64_t run[8];
+    for (int i = 0; i < 8; i++) { /* 8 CPUs, 8 one-CPU jobs: full */
+        run[i] = submit_cpu_job(f, 0, 0);
+        assert_int_equal(launched(f, w), run[i]);
+        started(w, run[i], 0);
+    }
+    for (int i = 0; i < 8; i++)
+        wait_state(f, run[i], WSLQ__JOB_STATE__RUNNING, 2000);
+    char reason[256];
+    uint64_t low = submit_cpu_job(f, 0, 0);
+    assert_int_equal(state_of(f, low, reason, sizeof reason), WSLQ__JOB_STATE__PENDING);
+    assert_string_equal(reason, "waiting for resources: 0 GPUs, 1 CPU free on one node");
+    uint64_t after = submit_cpu_job(f, 0, run[0]);
+    assert_int_equal(state_of(f, after, reason, sizeof reason), WSLQ__JOB_STATE__PENDING);
+    char want[96];
+    snprintf(want, sizeof want, "waiting for job %" PRIu64 " (dependency)", run[0]);
+    assert_string_equal(reason, want);
+    uint64_t high = submit_cpu_job(f, 5, 0);
+    uint64_t high2 = submit_cpu_job(f, 5, 0);
+    /* run[0] fails: its CPU goes to the first high-priority job; the job after it is cancelled */
+    ended(w, run[0], 0, 1, 0, 0);
+    wire_free((Wslq__Envelope *[]){expect(f, w->sock, WSLQ__ENVELOPE__BODY_ENDED_ACK, 2000)});
+    assert_int_equal(launched(f, w), high);
+    wait_state(f, after, WSLQ__JOB_STATE__CANCELLED, 2000);
+    state_of(f, after, reason, sizeof reason);
+    snprintf(want, sizeof want, "dependency job %" PRIu64 " ended FAILED", run[0]);
+    assert_string_equal(reason, want);
+    assert_int_equal(state_of(f, high2, NULL, 0), WSLQ__JOB_STATE__PENDING);
+    assert_int_equal(state_of(f, low, NULL, 0), WSLQ__JOB_STATE__PENDING);
+    /* the next freed CPUs: the other high-priority job, then the oldest of the rest */
+    ended(w, run[1], 0, 0, -1, 0);
+    wire_free((Wslq__Envelope *[]){expect(f, w->sock, WSLQ__ENVELOPE__BODY_ENDED_ACK, 2000)});
+    assert_int_equal(launched(f, w), high2);
+    ended(w, run[2], 0, 0, -1, 0);
+    wire_free((Wslq__Envelope *[]){expect(f, w->sock, WSLQ__ENVELOPE__BODY_ENDED_ACK, 2000)});
+    assert_int_equal(launched(f, w), low);
+}
+
 int
 main(void)
 {
@@ -1026,6 +1113,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_log_tail_after_the_end, setup, teardown),
         cmocka_unit_test_setup_teardown(test_requeued_log_keeps_both_attempts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parked_requests_are_capped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pass_on_a_full_node, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,294 @@
+#!/usr/bin/env python3
+"""wslq against task-spooler (Debian `task-spooler`, command `tsp`), figure by figure on the
+same machine; prints each figure with the ratio wslq / tsp. Installs nothing: without `tsp`
+on PATH only wslq's figures are printed. Run from the build tree's parent:
+    bench/vs_tsp.sh [BIN] [--mode curve|insecure] [--idle-s S] [--rounds R] [--jobs N]
+BIN defaults to build/bin. --mode curve (the default) secures every connection with CURVE and
+enrols the bench's user and each worker as a lab would; insecure runs the same programs with
+--insecure. wslq runs a scheduler (--sync full: every acknowledged submit is fsynced) and 4
+workers x 16 slots on loopback; tsp one server with 64 slots (`tsp -S 64`) and its own socket.
+
+Both run at once and every figure alternates between them in R rounds (default 5), so a
+machine whose load changes from minute to minute (a shared one) weighs on both alike; a
+figure is the median of its rounds. Measured the same way for both:
+  * floor: bash loops of `/bin/true`, `tsp -V` and `wslq --version`
+  * a bash loop of submits of /bin/true while the jobs run (N / wall time of the loop):
+    1,000 in all, 1,000/R a round
+  * N jobs queued behind one that holds on (a dependency), released at once:
+    N / (release -> queue empty); N is 1,000 for wslq, 900 for tsp (each queued tsp job keeps
+    a client process connected to its server, and it takes at most TS_MAXCONN=1000); 2 rounds
+  * submit-to-start latency on an idle system: from just before the submit command starts to
+    the job's first instruction (bench/stamp.c), 100 jobs each, one at a time, alternating
+  * the daemons idle for --idle-s seconds (default 30), in the same window: fresh, and after
+    3,000 jobs each: CPU (% of one core) and the scheduler's (tsp server's) resident memory"""
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(here, "../tests/integration"))
+args = sys.argv[1:]
+
+
+def opt(name, default):
+    if name not in args:
+        return default
+    i = args.index(name)
+    val = args[i + 1] if i + 1 < len(args) else ""
+    del args[i:i + 2]
+    return val
+
+
+mode = opt("--mode", "curve")
+idle_s = float(opt("--idle-s", "30"))
+rounds = int(opt("--rounds", "5"))
+N = int(opt("--jobs", "1000"))  # fewer for a quick try of the script itself
+if mode not in ("curve", "insecure") or rounds < 1:
+    sys.exit("--mode must be curve or insecure; --rounds at least 1")
+if args:
+    os.environ["WSLQ_BIN"] = os.path.abspath(args[0])
+import cluster  # noqa: E402
+
+BIN = cluster.BIN
+TSP = shutil.which("tsp")
+N_TSP_QUEUE = min(900, N)
+HZ = os.sysconf("SC_CLK_TCK")
+results = {}  # figure -> {"tsp": [values], "wslq": [values], "bash": [...]}
+
+
+def add(fig, who, value):
+    results.setdefault(fig, {}).setdefault(who, []).append(value)
+
+
+def loop_rate(cmd, env, n):
+    """n runs of the shell line cmd in one bash loop; runs per second of wall time."""
+    script = f"for ((i = 0; i < {n}; i++)); do {cmd} >/dev/null || exit 1; done"
+    t0 = time.monotonic()
+    subprocess.run(["bash", "-c", script], env=env, check=True)
+    return n / (time.monotonic() - t0)
+
+
+def clk_ticks(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except OSError:
+        return 0
+
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def idle_cpu(groups):
+    """{name: [pids]} -> {name: [% of one core per pid]} over the same idle_s seconds."""
+    time.sleep(1)
+    t0 = time.monotonic()
+    c0 = {k: [clk_ticks(p) for p in v] for k, v in groups.items()}
+    time.sleep(idle_s)
+    dt = time.monotonic() - t0
+    return {k: [(clk_ticks(p) - a) / HZ / dt * 100 for p, a in zip(v, c0[k])]
+            for k, v in groups.items()}
+
+
+def wait_stamp(path):
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with open(path) as f:
+                line = f.read()
+            if line.endswith("\n"):
+                return int(line.split()[1])
+        except FileNotFoundError:
+            pass
+        time.sleep(0.0005)
+    raise RuntimeError(f"the latency job of {path} never started")
+
+
+# ---------- task-spooler ----------
+tdir = tempfile.mkdtemp(prefix="wslq-bench-tsp-")
+tenv = dict(os.environ, TS_SOCKET=os.path.join(tdir, "socket"), TMPDIR=tdir,
+            TS_MAXFINISHED="1000", WSLQ_BENCH_TSP=tdir)
+
+
+def tsp(*a, check=True):
+    return subprocess.run([TSP, *a], env=tenv, check=check, capture_output=True, text=True)
+
+
+def tsp_busy():
+    out = tsp("-l").stdout
+    return any(w in out for w in (" running ", " queued ", " allocating "))
+
+
+def tsp_wait_idle(timeout=600):
+    cluster.wait_for(lambda: not tsp_busy(), timeout, "tsp's queue to empty", interval=0.01)
+    tsp("-C")
+
+
+c = None
+try:
+    server = []
+    if TSP:
+        tsp("-S", "64")  # starts the server
+        server = cluster.processes_marked(f"WSLQ_BENCH_TSP={tdir}")
+
+    # ---------- wslq ----------
+    c = cluster.Cluster(workers=[], sched_args=["--sync", "full"], secure=mode == "curve")
+    for i in range(4):
+        c.start_worker(f"w{i}", 0, extra=["--cpus", "16", "--heartbeat-ms", "1000"])
+    env = c.env(WSLQ_SCHEDULER=c.addr)
+    if mode == "curve":
+        env["WSLQ_CREDENTIALS"] = c.creds
+    else:
+        env["WSLQ_INSECURE"] = "yes"
+    W = f"{BIN}/wslq"
+    pids = [c.sched.pid] + [p.pid for p in c.workers.values()]
+    os.chmod(c.dir, 0o755)
+
+    def wslq_wait_idle():
+        subprocess.run([f"{BIN}/wslq-bench-submit", c.addr, "empty", "10"], env=env,
+                       check=True, capture_output=True, timeout=600)
+
+    print(f"wslq {mode}: scheduler (--sync full) + 4 workers x 16 slots; "
+          f"tsp: {TSP or 'not installed'}, 64 slots; {rounds} rounds, alternating", flush=True)
+
+    def idle(label):
+        groups = {"wslq": pids}
+        if server:
+            groups["tsp"] = server
+        cpu = idle_cpu(groups)
+        add(f"idle CPU, {label} (% of a core, lower is better)", "wslq", sum(cpu["wslq"]))
+        add(f"scheduler RSS, {label} (MiB, lower is better)", "wslq", rss_mib(pids[0]))
+        print(f"  idle {label}: wslq {sum(cpu['wslq']):.3f}% (scheduler {cpu['wslq'][0]:.3f}%,"
+              f" workers {' '.join(f'{x:.3f}%' for x in cpu['wslq'][1:])}), scheduler RSS "
+              f"{rss_mib(pids[0]):.1f} MiB", flush=True)
+        if server:
+            add(f"idle CPU, {label} (% of a core, lower is better)", "tsp", sum(cpu["tsp"]))
+            add(f"scheduler RSS, {label} (MiB, lower is better)", "tsp", rss_mib(server[0]))
+            print(f"  idle {label}: tsp {sum(cpu['tsp']):.3f}%, server RSS "
+                  f"{rss_mib(server[0]):.1f} MiB", flush=True)
+
+    idle("fresh")
+
+    # the floor, the start-up of each command
+    for r in range(rounds):
+        k = max(N // rounds, 10)
+        add("bash loop of /bin/true (/s)", "bash", loop_rate("/bin/true", env, k))
+        if TSP:
+            add("`tsp -V` / `wslq --version` loop (/s)", "tsp", loop_rate(f"{TSP} -V", tenv, k))
+        add("`tsp -V` / `wslq --version` loop (/s)", "wslq", loop_rate(f"{W} --version", env, k))
+    print("  floor done", flush=True)
+
+    # submits from a shell loop while the jobs run
+    per = N // rounds
+    for r in range(rounds):
+        if TSP:
+            add("submit loop of /bin/true, jobs running (/s)", "tsp",
+                loop_rate(f"{TSP} -n /bin/true", tenv, per))
+            tsp_wait_idle()
+        add("submit loop of /bin/true, jobs running (/s)", "wslq",
+            loop_rate(f"{W} submit -- /bin/true", env, per))
+        wslq_wait_idle()
+    print("  submit loop done", flush=True)
+
+    # queued behind a dependency, released at once
+    for r in range(2):
+        if TSP:
+            fifo = os.path.join(tdir, f"fifo{r}")
+            os.mkfifo(fifo)
+            hold = tsp("sh", "-c", f"read x < {fifo}").stdout.strip()  # -n would hide the id
+            subprocess.run(["bash", "-c", f"for ((i = 0; i < {N_TSP_QUEUE}; i++)); do "
+                            f"{TSP} -n -D {hold} /bin/true >/dev/null; done"], env=tenv,
+                           check=True)
+            time.sleep(1)
+            t0 = time.monotonic()
+            with open(fifo, "w") as f:
+                f.write("go\n")
+            cluster.wait_for(lambda: not tsp_busy(), 600, "tsp's queue to empty", interval=0.01)
+            add("drain after release (jobs/s)", "tsp", N_TSP_QUEUE / (time.monotonic() - t0))
+            tsp("-C")
+        fifo = os.path.join(c.dir, f"fifo{r}")
+        os.mkfifo(fifo)
+        os.chmod(fifo, 0o666)
+        hold = c.submit("--wrap", f"read x < {fifo}")
+        c.wait_state(hold, "RUNNING", timeout=120)
+        subprocess.run([f"{BIN}/wslq-bench-submit", c.addr, "pending", str(N), str(hold)],
+                       env=env, check=True, capture_output=True, timeout=600)
+        time.sleep(1)
+        t0 = time.monotonic()
+        with open(fifo, "w") as f:
+            f.write("go\n")
+        wslq_wait_idle()
+        add("drain after release (jobs/s)", "wslq", N / (time.monotonic() - t0))
+    print("  drain done", flush=True)
+
+    # submit-to-start latency, one job at a time, alternating
+    stamps = os.path.join(c.dir, "stamps")
+    os.mkdir(stamps)
+    os.chmod(stamps, 0o777)
+    for i in range(min(100, N)):
+        if TSP:
+            path = os.path.join(stamps, f"t{i}")
+            t0 = time.time_ns()
+            subprocess.run([TSP, "-n", f"{BIN}/wslq-bench-stamp", path], env=tenv, check=True,
+                           capture_output=True)
+            add("submit-to-start latency (ms, lower is better)", "tsp",
+                (wait_stamp(path) - t0) / 1e6)
+            time.sleep(0.05)
+        path = os.path.join(stamps, f"w{i}")
+        t0 = time.time_ns()
+        subprocess.run([W, "submit", "--", f"{BIN}/wslq-bench-stamp", path], env=env,
+                       check=True, capture_output=True)
+        add("submit-to-start latency (ms, lower is better)", "wslq", (wait_stamp(path) - t0) / 1e6)
+        time.sleep(0.05)
+    if TSP:
+        tsp_wait_idle()
+    wslq_wait_idle()
+    print("  latency done", flush=True)
+
+    # up to 3,000 jobs each, then idle again
+    done_wslq = N + 2 * N + 100 + 2
+    if done_wslq < 3000:
+        subprocess.run([f"{BIN}/wslq-bench-submit", c.addr, "drain", str(3000 - done_wslq)],
+                       env=env, check=True, capture_output=True, timeout=600)
+    if TSP:
+        left = 3000 - (N + 2 * N_TSP_QUEUE + 100 + 2)
+        if left > 0:
+            subprocess.run(["bash", "-c", f"for ((i = 0; i < {left}; i++)); do "
+                            f"{TSP} -n /bin/true >/dev/null; done"], env=tenv, check=True)
+        tsp_wait_idle()
+    idle("after 3,000 jobs")
+finally:
+    if c is not None:
+        c.stop()
+    if TSP:
+        tsp("-K", check=False)
+        cluster.end_marked(f"WSLQ_BENCH_TSP={tdir}")
+    shutil.rmtree(tdir, ignore_errors=True)
+
+print(f"\nmedians of the rounds (wslq {mode}; ratio = wslq / tsp):")
+print(f"  {'figure':52} {'tsp':>9} {'wslq':>9} {'ratio':>7}")
+for fig, v in results.items():
+    if "bash" in v:
+        print(f"  {fig:52} {statistics.median(v['bash']):>9.1f}  (the floor: bash)")
+        continue
+    t = statistics.median(v["tsp"]) if v.get("tsp") else None
+    w = statistics.median(v["wslq"]) if v.get("wslq") else None
+    ratio = f"{w / t:.2f}x" if t and w is not None else "-"
+    ts = f"{t:.3f}" if t is not None else "-"
+    ws = f"{w:.3f}" if w is not None else "-"
+    print(f"  {fig:52} {ts:>9} {ws:>9} {ratio:>7}")
+floor = statistics.median(results["bash loop of /bin/true (/s)"]["bash"])
+sub = results["submit loop of /bin/true, jobs running (/s)"]
+print(f"  wslq's submit loop against the floor: "
+      f"{statistics.median(sub['wslq']) / floor:.2f}x"
+      + (f"; tsp's: {statistics.median(sub['tsp']) / floor:.2f}x" if sub.get("tsp") else ""))
