@@ -29,11 +29,20 @@ def restart_worker(down_s, while_down=None):
 
 
 try:
-    ok = c.submit("--wrap", "sleep 3; echo done; exit 0")
-    bad = c.submit("--wrap", "sleep 3; exit 3")
+    # Each job runs until its gate file appears (at most 60 s), so however slow the machine,
+    # the test sees it running and it ends only when the test says.
+    def gated(name, then):
+        gate = os.path.join(c.dir, name)
+        return gate, f"for i in $(seq 600); do [ -e {gate} ] && break; sleep 0.1; done; {then}"
+
+    gate1, ok_cmd = gated("gate1", "echo done; exit 0")
+    _, bad_cmd = gated("gate1", "exit 3")
+    ok = c.submit("--wrap", ok_cmd)
+    bad = c.submit("--wrap", bad_cmd)
     after = c.submit("--dependency", f"afterok:{ok}", "--wrap", "echo after")
-    check(c.wait_state(ok, "RUNNING", 20) and c.wait_state(bad, "RUNNING", 20), "both running")
+    check(c.wait_state(ok, "RUNNING", 30) and c.wait_state(bad, "RUNNING", 30), "both running")
     restart_worker(0.5)  # they still run: the new worker adopts them
+    open(gate1, "w").close()  # and they end under the new worker
     check(c.wait_state(ok, ("COMPLETED", "FAILED", "NODE_FAIL"), 30) and
           c.state(ok) == "COMPLETED",
           f"the adopted job that exited 0 is COMPLETED: {c.state(ok)} {c.job(ok)['reason']!r}")
@@ -44,12 +53,11 @@ try:
     check(c.cli("logs", str(ok)).stdout == "done\n", "the adopted job's output is whole")
 
     # A job that ends while its worker is down: the restarted worker reports how it ended.
-    # They run until a gate file appears (at most 60 s), so a slow machine cannot let them end
-    # before the test sees them running; the gate opens only once the worker is gone.
-    gate = os.path.join(c.dir, "gate")
-    wait_gate = f"for i in $(seq 600); do [ -e {gate} ] && break; sleep 0.1; done"
-    quick = c.submit("--wrap", f"{wait_gate}; exit 0")
-    quick_bad = c.submit("--wrap", f"{wait_gate}; exit 4")
+    # Its gate opens only once the worker is gone.
+    gate, quick_cmd = gated("gate2", "exit 0")
+    _, quick_bad_cmd = gated("gate2", "exit 4")
+    quick = c.submit("--wrap", quick_cmd)
+    quick_bad = c.submit("--wrap", quick_bad_cmd)
     check(c.wait_state(quick, "RUNNING", 30) and c.wait_state(quick_bad, "RUNNING", 30),
           "two short jobs running")
     # down 2 s after the gate opens: longer than the jobs then run, under the lost timeout
