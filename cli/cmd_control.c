@@ -46,17 +46,10 @@ run(cli_ctx_t *ctx,
     wq_error_t err = {0};
     opt_parser_t p;
     opt_parser_init(&p, argc, argv, 0);
-    int id;
-    while ((id = opt_next(&p, opts, &err)) > 0) {
-        if (id == OPT_HELP) {
-            opt_parser_fini(&p);
-            fputs(usage, stdout);
-            return CLI_OK;
-        }
-        if (opt_common(ctx, id, p.arg, &err) != 0) {
-            id = -1;
-            break;
-        }
+    int id = opt_flag_loop(ctx, &p, opts, 0, usage, NULL, &err);
+    if (id > 0) {
+        opt_parser_fini(&p);
+        return CLI_OK;
     }
     if (id == 0 && p.n_operands == 0) {
         wq_fail(&err, WQ_EINVAL, "no job id given");

@@ -181,19 +181,10 @@ cmd_nodes(cli_ctx_t *ctx, int argc, char **argv)
     wq_error_t err = {0};
     opt_parser_t p;
     opt_parser_init(&p, argc, argv, 0);
-    int id;
-    while ((id = opt_next(&p, opts, &err)) > 0) {
-        if (id == OPT_HELP) {
-            opt_parser_fini(&p);
-            fputs(usage, stdout);
-            return CLI_OK;
-        }
-        if (id == O_JSON)
-            json = 1;
-        else if (opt_common(ctx, id, p.arg, &err) != 0)
-            id = -1;
-        if (id < 0)
-            break;
+    int id = opt_flag_loop(ctx, &p, opts, O_JSON, usage, &json, &err);
+    if (id > 0) {
+        opt_parser_fini(&p);
+        return CLI_OK;
     }
     const char *name = NULL;
     if (id == 0 && p.n_operands > 1) {

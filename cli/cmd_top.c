@@ -332,19 +332,10 @@ cmd_top(cli_ctx_t *ctx, int argc, char **argv)
     wq_error_t err = {0};
     opt_parser_t p;
     opt_parser_init(&p, argc, argv, 0);
-    int id;
-    while ((id = opt_next(&p, opts, &err)) > 0) {
-        if (id == OPT_HELP) {
-            opt_parser_fini(&p);
-            fputs(usage, stdout);
-            return CLI_OK;
-        }
-        if (id == O_ONCE)
-            once = 1;
-        else if (opt_common(ctx, id, p.arg, &err) != 0)
-            id = -1;
-        if (id < 0)
-            break;
+    int id = opt_flag_loop(ctx, &p, opts, O_ONCE, usage, &once, &err);
+    if (id > 0) {
+        opt_parser_fini(&p);
+        return CLI_OK;
     }
     if (id == 0 && p.n_operands > 0) {
         wq_fail(&err, WQ_EINVAL, "unexpected argument '%.40s'", p.operands[0]);

@@ -28,46 +28,12 @@ int
 cmd_why(cli_ctx_t *ctx, int argc, char **argv)
 {
     int json = 0;
-    wq_error_t err = {0};
-    opt_parser_t p;
-    opt_parser_init(&p, argc, argv, 0);
-    int id;
-    while ((id = opt_next(&p, opts, &err)) > 0) {
-        if (id == OPT_HELP) {
-            opt_parser_fini(&p);
-            fputs(usage, stdout);
-            return CLI_OK;
-        }
-        if (id == O_JSON)
-            json = 1;
-        else if (opt_common(ctx, id, p.arg, &err) != 0)
-            id = -1;
-        if (id < 0)
-            break;
-    }
     char selector[WIRE_MAX_SELECTOR + 1] = "";
-    if (id == 0 && p.n_operands != 1) {
-        if (p.n_operands == 0)
-            wq_fail(&err, WQ_EINVAL, "no job id given");
-        else
-            wq_fail(&err, WQ_EINVAL, "one job id expected, got %d", p.n_operands);
-        id = -1;
-    } else if (id == 0) {
-        jobspec_selector_t sel;
-        if (jobspec_parse_selector(p.operands[0], &sel, &err) < 0) {
-            id = -1;
-        } else if (sel.has_tasks && sel.tasks.n != 1) {
-            wq_fail(&err, WQ_EINVAL, "'%.40s' names %zu jobs; why takes one (40_7)", p.operands[0],
-                    sel.tasks.n);
-            id = -1;
-        }
-        jobspec_selector_fini(&sel);
-        snprintf(selector, sizeof selector, "%s", p.operands[0]);
-    }
-    opt_parser_fini(&p);
-    if (id < 0)
-        return cli_usage_error(ctx, "%s", err.text);
-
+    int done = opt_one_job_command(ctx, argc, argv, opts, O_JSON, usage, "why", &json, selector,
+                                   sizeof selector);
+    if (done >= 0)
+        return done;
+    wq_error_t err = {0};
     client_t *c = client_new(ctx, &err);
     if (c == NULL)
         return cli_fail(&err);

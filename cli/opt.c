@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "common/mem.h"
+#include "proto/jobspec.h"
 
 void
 opt_parser_init(opt_parser_t *p, int argc, char **argv, int stop_at_operand)
@@ -133,6 +134,29 @@ opt_common(struct cli_ctx *ctx, int id, const char *arg, wq_error_t *err)
 }
 
 int
+opt_flag_loop(struct cli_ctx *ctx,
+              opt_parser_t *p,
+              const opt_t *opts,
+              int flag_id,
+              const char *usage,
+              int *flag,
+              wq_error_t *err)
+{
+    int id;
+    while ((id = opt_next(p, opts, err)) > 0) {
+        if (id == OPT_HELP) {
+            fputs(usage, stdout);
+            return 1;
+        }
+        if (flag_id != 0 && id == flag_id)
+            *flag = 1;
+        else if (opt_common(ctx, id, p->arg, err) != 0)
+            return -1;
+    }
+    return id < 0 ? -1 : 0;
+}
+
+int
 opt_job_command(struct cli_ctx *ctx,
                 int argc,
                 char **argv,
@@ -145,24 +169,54 @@ opt_job_command(struct cli_ctx *ctx,
     wq_error_t err = {0};
     opt_parser_t p;
     opt_parser_init(&p, argc, argv, 0);
-    int id;
-    while ((id = opt_next(&p, opts, &err)) > 0) {
-        if (id == OPT_HELP) {
-            opt_parser_fini(&p);
-            fputs(usage, stdout);
-            return CLI_OK;
-        }
-        if (id == flag_id)
-            *flag = 1;
-        else if (opt_common(ctx, id, p.arg, &err) != 0)
-            id = -1;
-        if (id < 0)
-            break;
-    }
-    if (id == 0 && cli_one_job_id(p.operands, p.n_operands, job, &err) < 0)
-        id = -1;
+    int rc = opt_flag_loop(ctx, &p, opts, flag_id, usage, flag, &err);
+    if (rc == 0 && cli_one_job_id(p.operands, p.n_operands, job, &err) < 0)
+        rc = -1;
     opt_parser_fini(&p);
-    if (id < 0)
+    if (rc > 0)
+        return CLI_OK;
+    if (rc < 0)
+        return cli_usage_error(ctx, "%s", err.text);
+    return -1;
+}
+
+int
+opt_one_job_command(struct cli_ctx *ctx,
+                    int argc,
+                    char **argv,
+                    const opt_t *opts,
+                    int flag_id,
+                    const char *usage,
+                    const char *verb,
+                    int *flag,
+                    char *sel,
+                    size_t size)
+{
+    wq_error_t err = {0};
+    opt_parser_t p;
+    opt_parser_init(&p, argc, argv, 0);
+    int rc = opt_flag_loop(ctx, &p, opts, flag_id, usage, flag, &err);
+    if (rc == 0 && p.n_operands != 1) {
+        wq_fail(&err, WQ_EINVAL,
+                p.n_operands == 0 ? "no job id given" : "one job id expected, got %d",
+                p.n_operands);
+        rc = -1;
+    } else if (rc == 0) {
+        jobspec_selector_t js;
+        if (jobspec_parse_selector(p.operands[0], &js, &err) < 0) {
+            rc = -1;
+        } else if (js.has_tasks && js.tasks.n != 1) {
+            wq_fail(&err, WQ_EINVAL, "'%.40s' names %zu jobs; %s takes one (40_7)", p.operands[0],
+                    js.tasks.n, verb);
+            rc = -1;
+        }
+        jobspec_selector_fini(&js);
+        snprintf(sel, size, "%s", p.operands[0]);
+    }
+    opt_parser_fini(&p);
+    if (rc > 0)
+        return CLI_OK;
+    if (rc < 0)
         return cli_usage_error(ctx, "%s", err.text);
     return -1;
 }

@@ -7,6 +7,7 @@
 #ifndef WSLQ_CLI_OPT_H
 #define WSLQ_CLI_OPT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/err.h"
@@ -53,6 +54,17 @@ struct cli_ctx;
  * 'id' is not a common option. */
 int opt_common(struct cli_ctx *ctx, int id, const char *arg, wq_error_t *err);
 
+/* The option loop of a command with the common options and at most one switch of its own
+ * ('flag_id' sets *flag; 0: none). Returns 0 at the operands (in p), 1 when --help was asked
+ * for (usage printed to stdout), -1 with *err. The caller finishes p (opt_parser_fini). */
+int opt_flag_loop(struct cli_ctx *ctx,
+                  opt_parser_t *p,
+                  const opt_t *opts,
+                  int flag_id,
+                  const char *usage,
+                  int *flag,
+                  wq_error_t *err);
+
 /* Arguments of a command that takes one job id and at most one switch (`show --json`,
  * `logs -f`): *flag is set when option 'flag_id' is given. Returns -1 when the caller goes
  * on, or the exit code to return now (--help printed: CLI_OK; a usage error printed). */
@@ -64,5 +76,19 @@ int opt_job_command(struct cli_ctx *ctx,
                     const char *usage,
                     int *flag,
                     uint64_t *job);
+
+/* The same for a command that takes one job named by a selector (42 or an array task 40_7,
+ * not a range): the selector is copied to sel (size bytes); 'verb' names the command in the
+ * error for a selector of several jobs. */
+int opt_one_job_command(struct cli_ctx *ctx,
+                        int argc,
+                        char **argv,
+                        const opt_t *opts,
+                        int flag_id,
+                        const char *usage,
+                        const char *verb,
+                        int *flag,
+                        char *sel,
+                        size_t size);
 
 #endif
