@@ -214,6 +214,12 @@ place_pass(sched_t *self)
     int any_node = 0, first_waits = 1;  /* for the wait reasons */
     for (size_t i = 0; i < nn; i++)
         any_node |= pn[i].eligible;
+    /* nodes with owner = yield whose owner is at the PC: named in the wait reason */
+    size_t owner_held = 0;
+    const node_t *owner_first = NULL;
+    for (size_t i = 0; i < nn; i++)
+        if (nodes_owner_blocks(self->nodes[i]) && owner_held++ == 0)
+            owner_first = self->nodes[i];
     for (size_t i = 0; i < np; i++) {
         job_t *job = pending[i];
         if (!jobsm_placeable(&job->sm, job->info, now) || jobs_array_full(job))
@@ -240,6 +246,11 @@ place_pass(sched_t *self)
             size_t len = strlen(why);
             if (narrowed && len + 40 < sizeof why)
                 snprintf(why + len, sizeof why - len, " (among the nodes it may use)");
+            len = strlen(why);
+            if (owner_held > 0 && len + 2 < sizeof why)
+                snprintf(why + len, sizeof why - len, "; %zu node%s kept for %s owner (%s: %s)",
+                         owner_held, owner_held == 1 ? "" : "s", owner_held == 1 ? "its" : "their",
+                         owner_first->info->name, nodes_owner_state_name(owner_first->owner_state));
             /* the first in line waits for resources, those behind it for their turn */
             jobs_set_reason(self, job,
                             !any_node     ? WSLQ__WAIT_REASON__WAIT_NO_NODE
