@@ -4,7 +4,7 @@
 .DESCRIPTION
     Runs in the logged-on user's session (scheduled task wslq-owner-reporter, installed by
     install-node.ps1). Every -IntervalSeconds it writes %ProgramData%\wslq\owner.json
-    atomically (owner.json.tmp, then a rename over owner.json): seconds since the last
+    atomically (%ProgramData%\wslq\owner.json.tmp, then a rename over the old file): seconds since the last
     keyboard/mouse input, whether a full-screen window is in front, the GPU memory and
     engine use of Windows processes by name, and the TDR registry settings.
     The format (version 1) is specified in README.md next to this script; the worker in WSL
