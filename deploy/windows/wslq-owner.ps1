@@ -68,14 +68,19 @@ function Get-PidFromInstance([string]$inst) {
 function Get-GpuProcesses {
     $byPid = @{}
     try {
-        $mem = (Get-Counter '\GPU Process Memory(*)\Dedicated Usage' -ErrorAction Stop).CounterSamples
+        # SilentlyContinue: a process that ends between listing and sampling makes Get-Counter
+        # report an error for that instance only. No samples at all: the counters are missing
+        # (an older driver, or a Windows whose counter names are localised).
+        $mem = (Get-Counter '\GPU Process Memory(*)\Dedicated Usage' -ErrorAction SilentlyContinue).CounterSamples
+        if (-not $mem) { return $null }
         foreach ($s in $mem) {
             $p = Get-PidFromInstance $s.InstanceName
             if ($p -le 0) { continue }
             if (-not $byPid.ContainsKey($p)) { $byPid[$p] = @{ mem = 0.0; eng = 0.0 } }
             $byPid[$p].mem += $s.CookedValue
         }
-        $eng = (Get-Counter '\GPU Engine(*)\Utilization Percentage' -ErrorAction Stop).CounterSamples
+        $eng = (Get-Counter '\GPU Engine(*)\Utilization Percentage' -ErrorAction SilentlyContinue).CounterSamples
+        if (-not $eng) { return $null }
         foreach ($s in $eng) {
             $p = Get-PidFromInstance $s.InstanceName
             if ($p -le 0) { continue }
