@@ -22,6 +22,8 @@ static const char usage[] =
     "GPUs configured by hand rather than discovered. With NAME, also the node's attributes\n"
     "(wslq doctor results). A node an admin drained ('wslq drain') shows 'draining' while\n"
     "jobs still run there, then 'drained', and a line saying by whom, since when and why.\n"
+    "A node whose worker has 'owner = yield', or whose PC owner is known, gets a line with\n"
+    "the owner's state (away, present, gaming, unknown), the policy and why.\n"
     "  --json              {\"nodes\": [...]}\n"
     "  --scheduler ADDR, --timeout SEC   as for every command\n";
 
@@ -57,6 +59,25 @@ print_tags(const Wslq__NodesReply *r, FILE *out)
         for (size_t k = 0; k < n->n_tags; k++)
             fprintf(out, "%s%s", k ? "," : "", n->tags[k]);
         fputc('\n', out);
+        first = 0;
+    }
+}
+
+/* One line per node whose owner counts (policy yield) or is known, under the table. */
+static void
+print_owners(const Wslq__NodesReply *r, FILE *out)
+{
+    int first = 1;
+    for (size_t i = 0; i < r->n_nodes; i++) {
+        const Wslq__NodeInfo *n = r->nodes[i];
+        int yield = n->owner && strcmp(n->owner, "yield") == 0;
+        const char *st = n->owner_state && n->owner_state[0] ? n->owner_state : "unknown";
+        if (!yield && strcmp(st, "unknown") == 0)
+            continue;
+        fprintf(out, "%s%s owner %s, policy %s%s: %s\n", first ? "\n" : "", n->name, st,
+                yield ? "yield" : "ignore",
+                yield && strcmp(st, "away") != 0 ? " (no new jobs)" : "",
+                n->owner_why && n->owner_why[0] ? n->owner_why : "-");
         first = 0;
     }
 }
@@ -111,6 +132,7 @@ print_nodes(const Wslq__NodesReply *r, int64_t now_ms, FILE *out)
     table_print(t, out, 0, 0);
     table_destroy(&t);
     print_drains(r, now_ms, out);
+    print_owners(r, out);
     print_tags(r, out);
     if (ngpus == 0)
         return;

@@ -231,6 +231,9 @@ json_node(const Wslq__NodeInfo *n)
     add_time(o, "last_seen_ms", "last_seen_time", n->last_seen_ms);
     cJSON_AddBoolToObject(o, "inbound_ok", n->inbound_ok);
     cJSON_AddItemToObject(o, "tags", str_array(n->tags, n->n_tags));
+    add_str(o, "owner", n->owner && n->owner[0] ? n->owner : "ignore");
+    add_str(o, "owner_state", n->owner_state && n->owner_state[0] ? n->owner_state : "unknown");
+    add_str(o, "owner_why", n->owner_why);
     cJSON_AddBoolToObject(o, "drained", n->drained);
     if (n->drained) {
         add_str(o, "drain_reason", n->drain_reason);

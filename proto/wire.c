@@ -275,6 +275,17 @@ check_attrs(size_t n, Wslq__NodeAttr **attrs, wq_error_t *err)
     return 0;
 }
 
+/* The PC owner's state and policy (worker/owner.h): 0..3 and 0..1, one line of why. */
+static int
+check_owner(uint32_t state, uint32_t policy, const char *why, wq_error_t *err)
+{
+    if (state > 3)
+        return wq_fail(err, WQ_EPROTO, "owner state %u is out of range", state);
+    if (policy > 1)
+        return wq_fail(err, WQ_EPROTO, "owner policy %u is out of range", policy);
+    return check_line(why, WIRE_MAX_CHECK_TEXT, 0, "owner reason", err);
+}
+
 static int
 check_checks(size_t n, Wslq__NodeCheck **checks, wq_error_t *err)
 {
@@ -465,7 +476,7 @@ validate_body(const Wslq__Envelope *env, wq_error_t *err)
             return -1;
         if (r->probe_port > 65535)
             return wq_fail(err, WQ_EPROTO, "probe port %u is out of range", r->probe_port);
-        return 0;
+        return check_owner(r->owner_state, r->owner_policy, r->owner_why, err);
     }
     case WSLQ__ENVELOPE__BODY_PROBE: {
         const Wslq__ProbeRequest *p = env->probe;
@@ -497,6 +508,9 @@ validate_body(const Wslq__Envelope *env, wq_error_t *err)
             return -1;
         if (env->heartbeat->clock_rtt_ms > WIRE_MAX_RTT_MS)
             return wq_fail(err, WQ_EPROTO, "clock round trip is out of range");
+        if (check_owner(env->heartbeat->owner_state, env->heartbeat->owner_policy,
+                        env->heartbeat->owner_why, err) < 0)
+            return -1;
         return check_gpus(env->heartbeat->n_gpus, env->heartbeat->gpus, err);
     case WSLQ__ENVELOPE__BODY_LAUNCH: {
         const Wslq__JobLaunch *l = env->launch;

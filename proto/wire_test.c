@@ -460,6 +460,28 @@ test_probe_messages(void **state)
     wire_free(&out);
     hb.clock_rtt_ms = 3600001;
     expect_reject(&env, WQ_EPROTO, "round trip");
+    hb.clock_rtt_ms = 4;
+    /* the PC owner: state 0..3, policy 0..1, a one-line reason */
+    hb.owner_state = 3;
+    hb.owner_policy = 1;
+    hb.owner_why = "a full-screen application is in front";
+    out = roundtrip(&env, &err);
+    assert_non_null(out);
+    assert_int_equal(out->heartbeat->owner_state, 3);
+    assert_string_equal(out->heartbeat->owner_why, "a full-screen application is in front");
+    wire_free(&out);
+    hb.owner_state = 4;
+    expect_reject(&env, WQ_EPROTO, "owner state");
+    hb.owner_state = 2;
+    hb.owner_policy = 2;
+    expect_reject(&env, WQ_EPROTO, "owner policy");
+    hb.owner_policy = 1;
+    hb.owner_why = "two\nlines";
+    expect_reject(&env, WQ_EPROTO, "owner reason");
+    env.body_case = WSLQ__ENVELOPE__BODY_REG;
+    env.reg = &reg; /* the body is a union */
+    reg.owner_state = 9;
+    expect_reject(&env, WQ_EPROTO, "owner state");
 }
 
 static void

@@ -136,6 +136,9 @@ nodes_refresh(sched_t *self, node_t *nd)
         }
     }
     ni->drained = nd->drained;
+    wire_set_str(&ni->owner, nodes_owner_policy_name(nd->owner_policy));
+    wire_set_str(&ni->owner_state, nodes_owner_state_name(nd->owner_state));
+    wire_set_str(&ni->owner_why, nd->owner_why);
     wire_set_str(&ni->drain_reason, nd->drained ? nd->drain.reason : "");
     wire_set_str(&ni->drain_by, nd->drained ? nd->drain.by : "");
     ni->drain_since_ms = nd->drained ? nd->drain.since_ms : 0;
@@ -147,7 +150,7 @@ nodes_refresh(sched_t *self, node_t *nd)
         for (size_t g = 0; g < ni->n_gpus; g++)
             busy |= ni->gpus[g]->job_id != 0;
         state = busy ? "draining" : "drained";
-    } else if (nd->state == NODE_ALIVE && !nodes_takes_jobs(nd)) {
+    } else if (nd->state == NODE_ALIVE && !nodes_takes_jobs(nd) && !nodes_owner_blocks(nd)) {
         state = "full"; /* its spool: no new jobs until there is room */
     } else if (nd->state == NODE_ALIVE && (ni->cpus_alloc > 0 || ni->mem_alloc_mb > 0)) {
         unsigned used = 0;
@@ -159,13 +162,54 @@ nodes_refresh(sched_t *self, node_t *nd)
     wire_set_str(&ni->state, state);
 }
 
-int
-nodes_takes_jobs(const node_t *nd)
+const char *
+nodes_owner_state_name(uint32_t s)
+{
+    static const char *const names[] = {"unknown", "away", "present", "gaming"};
+    return s < 4 ? names[s] : "unknown";
+}
+
+const char *
+nodes_owner_policy_name(uint32_t p)
+{
+    return p == 1 ? "yield" : "ignore";
+}
+
+/* Alive, not drained, room to spool output. */
+static int
+takes_jobs_but_owner(const node_t *nd)
 {
     const Wslq__NodeCheck *disk =
         nodecheck_find(nd->info->checks, nd->info->n_checks, "disk.spool");
     return nd->state == NODE_ALIVE && !nd->drained &&
            (disk == NULL || disk->verdict != WSLQ__CHECK_VERDICT__CHECK_FAIL);
+}
+
+int
+nodes_owner_blocks(const node_t *nd)
+{
+    return nd->owner_policy == 1 && nd->owner_state != 1 && takes_jobs_but_owner(nd);
+}
+
+int
+nodes_takes_jobs(const node_t *nd)
+{
+    return takes_jobs_but_owner(nd) && !nodes_owner_blocks(nd);
+}
+
+/* The owner fields of a Register or Heartbeat: logged and replanned when they change. */
+static void
+owner_report(sched_t *self, node_t *nd, uint32_t state, uint32_t policy, const char *why)
+{
+    int was_blocked = nodes_owner_blocks(nd);
+    if (nd->owner_state != state || nd->owner_policy != policy)
+        log_info("node owner name=%s state=%s policy=%s why=\"%s\"", nd->info->name,
+                 nodes_owner_state_name(state), nodes_owner_policy_name(policy), why);
+    nd->owner_state = state;
+    nd->owner_policy = policy;
+    snprintf(nd->owner_why, sizeof nd->owner_why, "%s", why);
+    if (was_blocked != nodes_owner_blocks(nd))
+        self->dirty = 1; /* the node takes jobs again, or stops */
 }
 
 void
@@ -269,6 +313,7 @@ handle_register(sched_t *self, const msg_t *m)
         sched_fatal(self, &err);
     /* after the save: test results live in memory only (a restart tests again) */
     selftest_on_register(self, nd, r->inbound_ok, r->probe_port);
+    owner_report(self, nd, r->owner_state, r->owner_policy, r->owner_why);
 
     Wslq__RegisterReply rep = WSLQ__REGISTER_REPLY__INIT;
     gang_on_register(self, nd, r, &rep);
@@ -315,6 +360,7 @@ handle_heartbeat(sched_t *self, const msg_t *m)
     self->stats.version++; /* fresh GPU metrics */
     const Wslq__Heartbeat *hb = m->env->heartbeat;
     clock_report(self, nd, hb);
+    owner_report(self, nd, hb->owner_state, hb->owner_policy, hb->owner_why);
     for (size_t i = 0; i < hb->n_checks; i++) {
         const Wslq__NodeCheck *c = hb->checks[i];
         const Wslq__NodeCheck *was = nodecheck_find(nd->info->checks, nd->info->n_checks, c->id);

@@ -393,6 +393,8 @@ typedef struct {
     int first_waits;             /* no job waits for resources yet: the next that does is the
                                     first in line (Resources), those after it wait their turn */
     const jobs_array_t *blocked; /* an array whose task did not fit in this pass */
+    size_t owner_held;           /* nodes with owner = yield whose owner is at the PC */
+    const node_t *owner_first;   /* the first of them, named in the wait reason */
 } pass_t;
 
 /* Try one pending job: held, backoff, array cap and dependencies first, then the policy on
@@ -430,6 +432,11 @@ try_job(sched_t *self, job_t *job, pass_t *p, int always)
     size_t len = strlen(why);
     if (narrowed && len + 40 < sizeof why)
         snprintf(why + len, sizeof why - len, " (among the nodes it may use)");
+    len = strlen(why);
+    if (p->owner_held > 0 && len + 2 < sizeof why)
+        snprintf(why + len, sizeof why - len, "; %zu node%s kept for %s owner (%s: %s)",
+                 p->owner_held, p->owner_held == 1 ? "" : "s", p->owner_held == 1 ? "its" : "their",
+                 p->owner_first->info->name, nodes_owner_state_name(p->owner_first->owner_state));
     jobs_set_reason(self, job,
                     !p->any_node     ? WSLQ__WAIT_REASON__WAIT_NO_NODE
                     : p->first_waits ? WSLQ__WAIT_REASON__WAIT_RESOURCES
@@ -474,6 +481,10 @@ place_pass(sched_t *self)
     pass_t p = {.pn = pn, .nn = nn, .now = now, .room = any_room(pn, nn)};
     for (size_t i = 0; i < nn; i++)
         p.any_node |= pn[i].eligible;
+    /* nodes with owner = yield whose owner is at the PC: named in the wait reason */
+    for (size_t i = 0; i < nn; i++)
+        if (nodes_owner_blocks(self->nodes[i]) && p.owner_held++ == 0)
+            p.owner_first = self->nodes[i];
     /* After a full pass, a job already waiting for resources is ahead of any new one. */
     p.first_waits = full || !self->place_waiting;
     if (full) {

@@ -78,6 +78,11 @@ typedef struct node {
     int drained;             /* an admin drained it (wslq drain): nothing new is placed */
     queue_drain_t drain;     /* why, since when, by whom (kept in the queue's node_drains) */
     char tags[WIRE_MAX_TAGS * (WIRE_MAX_TAG + 1)]; /* wslq admin node tag: "a,b"; "" none */
+    /* The PC owner, as its worker last said (Register, Heartbeat; memory only): state 0
+     * unknown, 1 away, 2 present, 3 gaming; policy 0 ignore, 1 yield (worker/owner.h). */
+    uint32_t owner_state;
+    uint32_t owner_policy;
+    char owner_why[WIRE_MAX_CHECK_TEXT + 1];
 } node_t;
 
 /* ---- jobs (jobs.c, gang.c, place.c) ---- */
@@ -351,6 +356,11 @@ void nodes_set_attr(Wslq__NodeInfo *ni, const char *key, const char *value);
 void nodes_refresh(sched_t *self, node_t *nd);
 /* 1 if new jobs may be placed on the node: alive, and room in its spool (disk.spool). */
 int nodes_takes_jobs(const node_t *nd);
+/* 1 if the node would take jobs but for its owner: policy yield and the owner not away. */
+int nodes_owner_blocks(const node_t *nd);
+/* "unknown", "away", "present", "gaming"; "ignore", "yield". */
+const char *nodes_owner_state_name(uint32_t s);
+const char *nodes_owner_policy_name(uint32_t p);
 /* A message came from this node's worker: it is alive. */
 void nodes_seen(sched_t *self, node_t *nd);
 void nodes_tick(sched_t *self, int64_t now);

@@ -11,7 +11,8 @@
 
 #include "common/parse.h"
 
-#define DEFAULT_SCHEDULER "tcp://127.0.0.1:7420"
+#define DEFAULT_SCHEDULER  "tcp://127.0.0.1:7420"
+#define DEFAULT_OWNER_FILE "/mnt/c/ProgramData/wslq/owner.json"
 
 int
 wcfg_valid_name(const char *s)
@@ -55,6 +56,9 @@ wcfg_defaults(wcfg_t *c)
     c->inbound_ok = -1;
     c->run_as = RUNAS_SERVICE;
     snprintf(c->service_user, sizeof c->service_user, "wslq");
+    snprintf(c->owner_file, sizeof c->owner_file, "%s", DEFAULT_OWNER_FILE);
+    c->owner = OWNER_IGNORE;
+    owner_limits_default(&c->owner_lim);
 }
 
 static int
@@ -171,6 +175,33 @@ wcfg_set(wcfg_t *c, const char *key, const char *v, wq_error_t *err)
             return wq_fail(err, WQ_EINVAL, "service_user: '%.64s' is not an account name", v);
         return copy_str(c->service_user, sizeof c->service_user, v, key, err);
     }
+    if (strcmp(key, "owner_file") == 0) {
+        if (*v != '\0' && *v != '/')
+            return wq_fail(err, WQ_EINVAL, "owner_file: '%s' is not an absolute path", v);
+        return copy_str(c->owner_file, sizeof c->owner_file, v, key, err);
+    }
+    if (strcmp(key, "owner") == 0) {
+        if (owner_policy_parse(v, &c->owner) < 0)
+            return wq_fail(err, WQ_EINVAL, "owner: expected ignore or yield, got '%s'", v);
+        return 0;
+    }
+    struct {
+        const char *key;
+        int lo, hi;
+        int *dst;
+    } ints[] = {
+        {"owner_away_min", 0, 1440, &c->owner_lim.away_min},
+        {"owner_stale_s", 1, 86400, &c->owner_lim.stale_s},
+        {"owner_gpu_mem_mb", 0, 1048576, &c->owner_lim.gpu_mem_mb},
+        {"owner_gpu_pct", 0, 100, &c->owner_lim.gpu_pct},
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        if (strcmp(key, ints[i].key) == 0) {
+            if (wq_parse_int(v, ints[i].lo, ints[i].hi, key, &x, err) < 0)
+                return -1;
+            *ints[i].dst = (int) x;
+            return 0;
+        }
     return wq_fail(err, WQ_EINVAL, "unknown key '%s'", key);
 }
 
@@ -237,6 +268,12 @@ static const struct option long_opts[] = {
     {"service-user", required_argument, NULL, 0},
     {"credentials", required_argument, NULL, 0},
     {"insecure", required_argument, NULL, 0},
+    {"owner", required_argument, NULL, 0},
+    {"owner-file", required_argument, NULL, 0},
+    {"owner-away-min", required_argument, NULL, 0},
+    {"owner-stale-s", required_argument, NULL, 0},
+    {"owner-gpu-mem-mb", required_argument, NULL, 0},
+    {"owner-gpu-pct", required_argument, NULL, 0},
     {"join", required_argument, NULL, 'j'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -275,6 +312,15 @@ wcfg_usage(void)
            "                        exits. Then start the worker as usual\n"
            "  --credentials FILE    this node's keys (default STATE_DIR/credentials, 0600)\n"
            "  --insecure yes|no     no CURVE: only with a scheduler started --insecure\n"
+           "  --owner ignore|yield  yield: no new jobs here while the PC's owner is present,\n"
+           "                        gaming or unknown (default ignore)\n"
+           "  --owner-file FILE     the Windows reporter's file (default\n"
+           "                        " DEFAULT_OWNER_FILE ")\n"
+           "  --owner-away-min N    no input for N minutes = away (default 10)\n"
+           "  --owner-stale-s N     an older owner file = unknown (default 30)\n"
+           "  --owner-gpu-mem-mb N  Windows GPU memory in use that means gaming (default 2048)\n"
+           "  --owner-gpu-pct N     a Windows process's GPU engine % that means gaming (default "
+           "30)\n"
            "  --version, --help\n";
 }
 

@@ -8,6 +8,7 @@
 
 #include "common/err.h"
 #include "proto/wire.h"
+#include "worker/owner.h"
 #include "worker/runas.h"
 
 typedef struct wcfg {
@@ -32,6 +33,9 @@ typedef struct wcfg {
     int scheduler_given;        /* --scheduler, the config or WSLQ_SCHEDULER said where */
     int name_given;             /* --name or the config named this node */
     char join[1024];            /* --join CODE: enrol with it, save the credentials, exit */
+    char owner_file[PATH_MAX];  /* the Windows reporter's file; "" = none (owner unknown) */
+    int owner;                  /* enum owner_policy */
+    owner_limits_t owner_lim;   /* owner_away_min, owner_stale_s, owner_gpu_mem_mb, owner_gpu_pct */
 } wcfg_t;
 
 enum wcfg_action { WCFG_RUN, WCFG_HELP, WCFG_VERSION, WCFG_JOIN };

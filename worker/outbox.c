@@ -2,6 +2,7 @@
  * Sends never block: the loop must keep watching jobs while the scheduler is away. */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <zmq.h>
 
@@ -34,6 +35,24 @@ int
 outbox_rdv_send(void *ctx, Wslq__Envelope *env)
 {
     return outbox_send(ctx, env);
+}
+
+/* Read the Windows reporter's file; a change of state is logged with its reason. */
+static void
+owner_refresh(worker_t *w)
+{
+    char why[sizeof w->owner_why];
+    int was = w->owner_state;
+    w->owner_state = owner_read(w->cfg.owner_file, wq_clock_wall_ms() / 1000, &w->cfg.owner_lim,
+                                NULL, why, sizeof why);
+    /* the reason goes on the wire as one line */
+    for (char *p = why; *p; p++)
+        if ((unsigned char) *p < 0x20 || *p == 0x7f)
+            *p = '?';
+    if (was != w->owner_state || w->owner_why[0] == '\0')
+        log_info("owner %s policy=%s: %s", owner_state_name(w->owner_state),
+                 owner_policy_name(w->cfg.owner), why);
+    memcpy(w->owner_why, why, sizeof why);
 }
 
 void
@@ -99,6 +118,10 @@ outbox_register(worker_t *w, int64_t now)
     ckp[r.n_checks] = &ck[r.n_checks];
     r.n_checks++;
     r.probe_port = w->selftest.port;
+    owner_refresh(w);
+    r.owner_state = (uint32_t) w->owner_state;
+    r.owner_policy = (uint32_t) w->cfg.owner;
+    r.owner_why = w->owner_why;
     Wslq__Envelope env = ENVELOPE(REG, reg, &r);
     env.request_id = ++w->reg_req_id;
     w->reg_sent_wall = wq_clock_wall_ms();
@@ -129,6 +152,10 @@ outbox_heartbeat(worker_t *w)
     space_node_check(&w->space, &disk, summary, sizeof summary);
     hb.checks = &dp;
     hb.n_checks = 1;
+    owner_refresh(w);
+    hb.owner_state = (uint32_t) w->owner_state;
+    hb.owner_policy = (uint32_t) w->cfg.owner;
+    hb.owner_why = w->owner_why;
     outbox_send(w, &ENVELOPE(HEARTBEAT, heartbeat, &hb));
 }
 

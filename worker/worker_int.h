@@ -73,6 +73,8 @@ struct worker {
     uint64_t reg_req_id;     /* request_id of the last Register */
     int64_t reg_sent_wall;   /* wall ms when it was sent */
     int clock_measured;      /* clock_offset_ms and clock_rtt_ms hold a measurement */
+    int owner_state;         /* enum owner_state, read before each Register and heartbeat */
+    char owner_why[256];     /* why that state (one line) */
     int64_t clock_offset_ms; /* ms: scheduler clock minus ours */
     uint32_t clock_rtt_ms;   /* ms: round trip of the Register that measured it */
 };

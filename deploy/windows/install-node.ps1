@@ -59,6 +59,7 @@ $StateDir = Join-Path $env:ProgramData "wslq"
 $StateFile = Join-Path $StateDir "install-state.json"
 $WslVmCreatorId = "{40E0AC32-46A5-438A-A0B2-2B479E8F2E90}"   # Get-NetFirewallHyperVVMCreator
 $TaskName = "wslq-start-distro"
+$OwnerTaskName = "wslq-owner-reporter"
 $MirroredMinBuild = 22621
 
 function Write-Step($msg) { Write-Host "==> $msg" }
@@ -76,6 +77,7 @@ function Get-State {
             FirewallRules = @($s.FirewallRules | Where-Object { $_ })
             HyperVRules  = @($s.HyperVRules | Where-Object { $_ })
             Task         = $s.Task
+            OwnerTask    = $(if ($s.PSObject.Properties['OwnerTask']) { $s.OwnerTask } else { $null })
             Power        = $s.Power
             PortProxy    = @($s.PortProxy | Where-Object { $_ })
             WslSections  = @($s.WslSections | Where-Object { $_ })
@@ -83,7 +85,7 @@ function Get-State {
             Distro       = $s.Distro
         }
     }
-    return @{ WslConfig = @(); WslSections = @(); FirewallRules = @(); HyperVRules = @(); Task = $null; Power = $null;
+    return @{ WslConfig = @(); WslSections = @(); FirewallRules = @(); HyperVRules = @(); Task = $null; OwnerTask = $null; Power = $null;
               PortProxy = @(); WslConfigPath = $null; Distro = $null }
 }
 
@@ -302,6 +304,31 @@ function Set-LogonTask($facts, $state, [switch]$ReadOnly) {
     $state.Task = $TaskName
 }
 
+# ---- 5b. owner reporter ----------------------------------------------------------------------
+# wslq-owner.ps1 in the logged-on user's session writes %ProgramData%\wslq\owner.json every 5 s
+# (idle time, full screen, Windows GPU use, TDR settings); the worker reads it for its owner
+# policy (README.md, "The owner reporter").
+function Set-OwnerTask($state, [switch]$ReadOnly) {
+    Write-Step "Scheduled task $OwnerTaskName (owner reporter, at logon of $User)"
+    if (Get-ScheduledTask -TaskName $OwnerTaskName -ErrorAction SilentlyContinue) { Write-Ok "task exists"; return }
+    if ($ReadOnly) { Write-Miss "task $OwnerTaskName"; return }
+    if (-not $PSCmdlet.ShouldProcess($OwnerTaskName, "Register-ScheduledTask")) { return }
+    if (-not (Test-Path $StateDir)) { New-Item -ItemType Directory -Path $StateDir | Out-Null }
+    $script = Join-Path $StateDir "wslq-owner.ps1"
+    Copy-Item (Join-Path $PSScriptRoot "wslq-owner.ps1") $script -Force
+    $action = New-ScheduledTaskAction -Execute "powershell.exe" `
+        -Argument "-NoProfile -NonInteractive -WindowStyle Hidden -ExecutionPolicy Bypass -File `"$script`""
+    $trigger = New-ScheduledTaskTrigger -AtLogOn -User $User
+    # Interactive: GetLastInputInfo and the foreground window only mean something in the
+    # user's own session. Highest: it writes under %ProgramData%\wslq.
+    $principal = New-ScheduledTaskPrincipal -UserId $User -LogonType Interactive -RunLevel Highest
+    $settings = New-ScheduledTaskSettingsSet -AllowStartIfOnBatteries -DontStopIfGoingOnBatteries `
+        -ExecutionTimeLimit (New-TimeSpan -Seconds 0) -RestartCount 3 -RestartInterval (New-TimeSpan -Minutes 1)
+    Register-ScheduledTask -TaskName $OwnerTaskName -Action $action -Trigger $trigger -Principal $principal `
+        -Settings $settings -Description "wslq: report the PC owner's activity to the WSL worker" | Out-Null
+    $state.OwnerTask = $OwnerTaskName
+}
+
 # ---- 6. NAT fallback: portproxy for the scheduler's fixed ports ------------------------------
 function Update-PortProxy($state) {
     $ip = ((& wsl.exe -d $Distro --exec hostname -I) -split '\s+' | Where-Object { $_ -match '^\d+\.\d+\.\d+\.\d+$' } | Select-Object -First 1)
@@ -331,6 +358,7 @@ if ($Check) {
     if ($LabSubnet) { Set-Firewall $facts $state -ReadOnly } else { Write-Host "==> Firewall: pass -LabSubnet to check the rules" }
     Set-Power $state -ReadOnly
     Set-LogonTask $facts $state -ReadOnly
+    Set-OwnerTask $state -ReadOnly
     Write-Host ""
     if ($script:Missing -eq 0) { Write-Host "ready"; exit 0 }
     Write-Host "$($script:Missing) item(s) missing: run install-node.ps1 -LabSubnet <subnet> (elevated)"
@@ -347,6 +375,7 @@ try {
     Set-Firewall $facts $state
     Set-Power $state
     Set-LogonTask $facts $state
+    Set-OwnerTask $state
     if (-not $facts.MirroredPossible -and $SchedulerHere) { Update-PortProxy $state }
 } finally {
     Save-State $state

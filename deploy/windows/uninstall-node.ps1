@@ -92,6 +92,9 @@ if ($s.Power -and $PSCmdlet.ShouldProcess("power scheme", "standby-timeout-ac $(
 if ($s.Task -and (Get-ScheduledTask -TaskName $s.Task -ErrorAction SilentlyContinue) -and $PSCmdlet.ShouldProcess($s.Task, "Unregister-ScheduledTask")) {
     Unregister-ScheduledTask -TaskName $s.Task -Confirm:$false
 }
+if ($s.PSObject.Properties['OwnerTask'] -and $s.OwnerTask -and (Get-ScheduledTask -TaskName $s.OwnerTask -ErrorAction SilentlyContinue) -and $PSCmdlet.ShouldProcess($s.OwnerTask, "Unregister-ScheduledTask")) {
+    Unregister-ScheduledTask -TaskName $s.OwnerTask -Confirm:$false
+}
 foreach ($p in @($s.PortProxy | Where-Object { $_ })) {
     if ($PSCmdlet.ShouldProcess("0.0.0.0:$p", "netsh portproxy delete")) {
         & netsh.exe interface portproxy delete v4tov4 listenport=$p listenaddress=0.0.0.0 | Out-Null
@@ -102,5 +105,9 @@ if (-not $WhatIfPreference) {
     Remove-Item $StateFile
     $copy = Join-Path $StateDir "install-node.ps1"
     if (Test-Path $copy) { Remove-Item $copy }
+    foreach ($f in @("wslq-owner.ps1", "owner.json", "owner.json.tmp")) {
+        $path = Join-Path $StateDir $f
+        if (Test-Path $path) { Remove-Item $path }
+    }
     Write-Host "uninstalled"
 }
