@@ -56,6 +56,7 @@ opt_next(opt_parser_t *p, const opt_t *opts, wq_error_t *err)
         if (strcmp(w, "--") == 0) {
             p->next++;
             p->done = 1;
+            p->dashdash = 1;
             break;
         }
         if (w[0] != '-' || w[1] == '\0') {

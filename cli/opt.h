@@ -24,6 +24,7 @@ typedef struct {
     int next;            /* index of the next word to look at */
     int stop_at_operand; /* see above */
     int done;            /* options ended */
+    int dashdash;        /* they ended at "--" */
     const char *arg;     /* the value of the option just returned, or NULL */
     const char *name;    /* how the option just returned was spelled ("--gpus", "-J") */
     char name_buf[64];
