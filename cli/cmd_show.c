@@ -16,16 +16,18 @@
 #include "proto/json.h"
 
 static const char usage[] =
-    "usage: wslq show JOB [--json]      (JOB: 42, or an array task 40_7)\n"
+    "usage: wslq show JOB [--json | --script]   (JOB: 42, or an array task 40_7)\n"
     "\n"
     "A job's command, working directory, environment (the --env/--export values you gave),\n"
     "resources, state, exit status, where each rank runs (node, GPUs by index and UUID,\n"
     "ranks), the rendezvous address, and every state change with time, node and reason.\n"
     "  --json              {\"job\": {...}, \"events\": [...]}\n"
+    "  --script            print the batch script the job was submitted with, as it was\n"
     "  --scheduler ADDR, --timeout SEC   as for every command\n";
 
-enum { O_JSON = 1 };
-static const opt_t opts[] = {{"json", 0, 0, O_JSON}, OPT_COMMON, {NULL, 0, 0, 0}};
+enum { O_JSON = 1, O_SCRIPT };
+static const opt_t opts[] = {
+    {"json", 0, 0, O_JSON}, {"script", 0, 0, O_SCRIPT}, OPT_COMMON, {NULL, 0, 0, 0}};
 
 static int
 shell_safe(const char *s)
@@ -257,13 +259,37 @@ print_show(const Wslq__ShowReply *r, int64_t now_ms, FILE *out)
 int
 cmd_show(cli_ctx_t *ctx, int argc, char **argv)
 {
-    int json = 0;
-    char selector[WIRE_MAX_SELECTOR + 1] = "";
-    int done = opt_one_job_command(ctx, argc, argv, opts, O_JSON, usage, "show", &json, selector,
-                                   sizeof selector);
-    if (done >= 0)
-        return done;
+    int json = 0, script = 0;
     wq_error_t err = {0};
+    opt_parser_t p;
+    opt_parser_init(&p, argc, argv, 0);
+    int id;
+    while ((id = opt_next(&p, opts, &err)) > 0) {
+        if (id == OPT_HELP) {
+            opt_parser_fini(&p);
+            fputs(usage, stdout);
+            return CLI_OK;
+        }
+        if (id == O_JSON)
+            json = 1;
+        else if (id == O_SCRIPT)
+            script = 1;
+        else if (opt_common(ctx, id, p.arg, &err) != 0)
+            id = -1;
+        if (id < 0)
+            break;
+    }
+    char selector[WIRE_MAX_SELECTOR + 1] = "";
+    if (id == 0 && opt_one_job_selector(&p, "show", selector, sizeof selector, &err) < 0)
+        id = -1;
+    opt_parser_fini(&p);
+    if (id == 0 && json && script) {
+        wq_fail(&err, WQ_EINVAL, "--json and --script cannot be used together");
+        id = -1;
+    }
+    if (id < 0)
+        return cli_usage_error(ctx, "%s", err.text);
+
     client_t *c = client_new(ctx, &err);
     if (c == NULL)
         return cli_fail(&err);
@@ -277,7 +303,15 @@ cmd_show(cli_ctx_t *ctx, int argc, char **argv)
     if (rep == NULL)
         return cli_fail(&err);
     int rc = CLI_OK;
-    if (json)
+    const Wslq__JobInfo *job = rep->show_reply->job;
+    if (script && (job == NULL || job->spec == NULL || job->spec->script.len == 0)) {
+        fprintf(stderr,
+                "wslq show: job %s has no batch script (not submitted as one, or not yours)\n",
+                selector);
+        rc = CLI_FAIL;
+    } else if (script) {
+        fwrite(job->spec->script.data, 1, job->spec->script.len, stdout);
+    } else if (json)
         rc = cli_print_json(json_show_reply(rep->show_reply));
     else
         print_show(rep->show_reply, wq_clock_wall_ms(), stdout);

@@ -1,10 +1,13 @@
 /* wslq submit: build a job spec from the command line, check it, send it. */
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -372,178 +375,424 @@ absolute_dir(const char *dir, wq_error_t *err)
     return wq_asprintf("%s%s%s", cwd, strcmp(cwd, "/") == 0 ? "" : "/", dir);
 }
 
+/* What the options set, before the spec is built from it. */
+typedef struct {
+    const char *name, *wrap, *chdir_opt;
+    uint32_t gpus, nodes, gpn, rpn, cpus, retries;
+    int gpus_set, nodes_set, gpn_set, rpn_set, per_node, requeue;
+    int64_t mem_mb, time_s, prio;
+    deps_t deps;
+    strlist_t env_opts, exports, secrets, nodelist, exclude, constraints;
+    strlist_t words; /* a batch script's directive words, which the values above point into */
+} sub_t;
+
+static void
+sub_init(sub_t *o)
+{
+    memset(o, 0, sizeof *o);
+    o->nodes = 1;
+}
+
+static void
+sub_fini(sub_t *o)
+{
+    strlist_free(&o->env_opts);
+    strlist_free(&o->exports);
+    strlist_free(&o->deps.ok);
+    strlist_free(&o->deps.any);
+    strlist_free(&o->deps.notok);
+    strlist_free(&o->secrets);
+    strlist_free(&o->nodelist);
+    strlist_free(&o->exclude);
+    strlist_free(&o->constraints);
+    strlist_free(&o->words);
+}
+
+/* Apply one option: 0, 1 for --help, or -1 with *err. */
+static int
+apply_opt(cli_ctx_t *ctx, sub_t *o, submit_args_t *a, int id, const char *v, wq_error_t *err)
+{
+    switch (id) {
+    case OPT_HELP:
+        return 1;
+    case O_NAME:
+        o->name = v;
+        break;
+    case O_GPUS:
+        if (parse_uint(v, "--gpus", 0, WIRE_MAX_GPUS, &o->gpus, err) < 0)
+            return -1;
+        o->gpus_set = 1;
+        break;
+    case O_NODES:
+        if (parse_uint(v, "--nodes", 1, WIRE_MAX_NODES, &o->nodes, err) < 0)
+            return -1;
+        o->nodes_set = 1;
+        break;
+    case O_GPN:
+        if (parse_uint(v, "--gpus-per-node", 0, WIRE_MAX_GPUS, &o->gpn, err) < 0)
+            return -1;
+        o->gpn_set = 1;
+        break;
+    case O_RPN:
+        if (parse_uint(v, "--ranks-per-node", 1, WIRE_MAX_RANKS, &o->rpn, err) < 0)
+            return -1;
+        o->rpn_set = 1;
+        break;
+    case O_PER_NODE:
+        o->per_node = 1;
+        break;
+    case O_CPUS:
+        if (parse_uint(v, "--cpus", 1, WIRE_MAX_CPUS, &o->cpus, err) < 0)
+            return -1;
+        break;
+    case O_MEM:
+        if (wq_parse_size_mb(v, "--mem", &o->mem_mb, err) < 0)
+            return -1;
+        break;
+    case O_TIME:
+        if (wq_parse_duration(v, "--time", &o->time_s, err) < 0)
+            return -1;
+        break;
+    case O_PRIORITY:
+        if (wq_parse_int(v, -1000000, 1000000, "--priority", &o->prio, err) < 0)
+            return -1;
+        break;
+    case O_RETRIES:
+        if (parse_uint(v, "--retries", 0, 100, &o->retries, err) < 0)
+            return -1;
+        break;
+    case O_REQUEUE:
+        o->requeue = 1;
+        break;
+    case O_DEP:
+        if (parse_dependency(v, &o->deps, err) < 0)
+            return -1;
+        break;
+    case O_ENV: {
+        const char *eq = strchr(v, '=');
+        if (eq == NULL || !valid_env_name(v, (size_t) (eq - v))) {
+            wq_fail(err, WQ_EINVAL, "--env: '%.40s' is not of the form NAME=VALUE", v);
+            return -1;
+        }
+        strlist_push(&o->env_opts, wq_strdup(v));
+        break;
+    }
+    case O_EXPORT:
+        strlist_push(&o->exports, wq_strdup(v));
+        break;
+    case O_SECRET_ENV: {
+        const char *eq = strchr(v, '=');
+        size_t nlen = eq != NULL ? (size_t) (eq - v) : strlen(v);
+        if (!valid_env_name(v, nlen)) {
+            wq_fail(err, WQ_EINVAL, "--secret-env: '%.*s' is not a variable name",
+                    (int) (nlen > 40 ? 40 : nlen), v);
+            return -1;
+        }
+        if (eq != NULL) {
+            env_set(&o->secrets, wq_strdup(v));
+            break;
+        }
+        const char *val = getenv(v);
+        if (val == NULL) {
+            wq_fail(err, WQ_EINVAL, "--secret-env: %.40s is not set in this shell", v);
+            return -1;
+        }
+        env_set(&o->secrets, wq_asprintf("%s=%s", v, val));
+        break;
+    }
+    case O_CHDIR:
+        if (v[0] == '\0') {
+            wq_fail(err, WQ_EINVAL, "--chdir: empty directory");
+            return -1;
+        }
+        o->chdir_opt = v;
+        break;
+    case O_WRAP:
+        if (v[0] == '\0') {
+            wq_fail(err, WQ_EINVAL, "--wrap: empty command line");
+            return -1;
+        }
+        o->wrap = v;
+        break;
+    case O_NODELIST:
+        if (parse_names(v, "--nodelist", 0, &o->nodelist, err) < 0)
+            return -1;
+        break;
+    case O_EXCLUDE:
+        if (parse_names(v, "--exclude", 0, &o->exclude, err) < 0)
+            return -1;
+        break;
+    case O_CONSTRAINT:
+        if (parse_names(v, "--constraint", 1, &o->constraints, err) < 0)
+            return -1;
+        break;
+    case O_PARSABLE:
+        a->parsable = 1;
+        break;
+    case O_JSON:
+        a->json = 1;
+        break;
+    case O_ARRAY: {
+        jobspec_array_t arr;
+        wq_error_t e = {0};
+        if (jobspec_parse_array(v, 1, &arr, &e) < 0) {
+            wq_fail(err, e.code, "--array: %s", e.text);
+            return -1;
+        }
+        jobspec_array_fini(&arr);
+        free(a->array);
+        a->array = wq_strdup(v);
+        break;
+    }
+    case O_HOLD:
+        a->hold = 1;
+        break;
+    default:
+        if (opt_common(ctx, id, v, err) != 0)
+            return -1;
+        break;
+    }
+    return 0;
+}
+
+/* Apply the options of argv[1..]: 0 with *rest the index of the command's first word (and
+ * *dashdash set when '--' ended the options), 1 for --help, or -1 with *err. */
+static int
+apply_argv(cli_ctx_t *ctx,
+           sub_t *o,
+           submit_args_t *a,
+           int argc,
+           char **argv,
+           int *rest,
+           int *dashdash,
+           wq_error_t *err)
+{
+    opt_parser_t p;
+    opt_parser_init(&p, argc, argv, 1);
+    int id, rc = 0;
+    while (rc == 0 && (id = opt_next(&p, opts, err)) != 0) {
+        if (id < 0)
+            rc = -1;
+        else
+            rc = apply_opt(ctx, o, a, id, p.arg, err);
+    }
+    *rest = p.rest;
+    *dashdash = p.dashdash;
+    opt_parser_fini(&p);
+    return rc;
+}
+
+/* Split a directive's text into words: blanks separate them, '...' and "..." quote, a word
+ * starting with '#' ends the line. 0, or -1 with *err. */
+static int
+split_words(const char *t, strlist_t *out, wq_error_t *err)
+{
+    size_t n = strlen(t);
+    char *w = wq_malloc(n + 1);
+    size_t i = 0;
+    int rc = 0;
+    for (;;) {
+        while (t[i] == ' ' || t[i] == '\t' || t[i] == '\r')
+            i++;
+        if (t[i] == '\0' || t[i] == '#')
+            break;
+        size_t k = 0;
+        while (t[i] != '\0' && t[i] != ' ' && t[i] != '\t' && t[i] != '\r') {
+            if (t[i] == '\'' || t[i] == '"') {
+                char q = t[i++];
+                while (t[i] != '\0' && t[i] != q)
+                    w[k++] = t[i++];
+                if (t[i] != q) {
+                    rc = wq_fail(err, WQ_EINVAL, "unterminated %s quote",
+                                 q == '"' ? "double" : "single");
+                    goto out;
+                }
+                i++;
+            } else {
+                w[k++] = t[i++];
+            }
+        }
+        w[k] = '\0';
+        strlist_push(out, wq_strdup(w));
+    }
+out:
+    free(w);
+    return rc;
+}
+
+/* A directive line "#WSLQ ...": the text after the tag, or NULL when the line is not one.
+ * *bad is set for "#WSLQsomething". */
+static const char *
+directive(const char *line, int *bad)
+{
+    *bad = 0;
+    if (strncmp(line, "#WSLQ", 5) != 0)
+        return NULL;
+    if (line[5] != '\0' && line[5] != ' ' && line[5] != '\t' && line[5] != '\r') {
+        *bad = 1;
+        return NULL;
+    }
+    return line + 5;
+}
+
+/* Read a batch script: 1 with its text when 'path' names a regular file here that starts
+ * with "#!", 0 when it does not (a program the worker finds), -1 with *err. */
+static int
+submit_script_read(const char *path, char **text, size_t *len, wq_error_t *err)
+{
+    *text = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return 0;
+    struct stat st;
+    char head[2];
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || pread(fd, head, 2, 0) != 2 ||
+        head[0] != '#' || head[1] != '!') {
+        close(fd);
+        return 0;
+    }
+    if (st.st_size > WIRE_MAX_SCRIPT) {
+        close(fd);
+        return wq_fail(err, WQ_ELIMIT,
+                       "%.200s: %lld bytes; a batch script is sent with the job and may have at "
+                       "most %u",
+                       path, (long long) st.st_size, WIRE_MAX_SCRIPT);
+    }
+    char *buf = wq_malloc((size_t) st.st_size + 1);
+    size_t got = 0;
+    while (got < (size_t) st.st_size) {
+        ssize_t r = read(fd, buf + got, (size_t) st.st_size - got);
+        if (r < 0) {
+            int e = errno;
+            close(fd);
+            free(buf);
+            errno = e;
+            return wq_fail_errno(err, "cannot read %.200s", path);
+        }
+        if (r == 0)
+            break;
+        got += (size_t) r;
+    }
+    close(fd);
+    buf[got] = '\0';
+    *text = buf;
+    *len = got;
+    return 1;
+}
+
+/* Apply the #WSLQ lines at the top of a script (after "#!", before the first line that is
+ * neither blank nor a comment): 0, or -1 with *err naming the script and line. A #WSLQ line
+ * further down is an error too, as is anything a directive cannot hold. */
+static int
+submit_script_options(cli_ctx_t *ctx,
+                      const char *path,
+                      const char *text,
+                      size_t len,
+                      sub_t *o,
+                      submit_args_t *a,
+                      wq_error_t *err)
+{
+    size_t pos = 0;
+    int line = 0, first_cmd = 0, rc = 0;
+    while (pos < len && rc == 0) {
+        size_t e = pos;
+        while (e < len && text[e] != '\n')
+            e++;
+        char *l = wq_strndup(text + pos, e - pos);
+        pos = e + 1;
+        line++;
+        int bad;
+        const char *d = directive(l, &bad);
+        if (bad) {
+            rc = wq_fail(err, WQ_EINVAL,
+                         "%.200s:%d: '%.20s' is not a directive; write '#WSLQ --OPTION'", path,
+                         line, l);
+        } else if (d != NULL && first_cmd) {
+            rc = wq_fail(err, WQ_EINVAL,
+                         "%.200s:%d: #WSLQ after the first command (line %d) would be ignored; "
+                         "move it above",
+                         path, line, first_cmd);
+        } else if (d != NULL) {
+            size_t first = o->words.n;
+            wq_error_t e2 = {0};
+            if (split_words(d, &o->words, &e2) < 0) {
+                rc = wq_fail(err, WQ_EINVAL, "%.200s:%d: %s", path, line, e2.text);
+            } else {
+                int nw = (int) (o->words.n - first);
+                char **v = wq_calloc((size_t) nw + 1, sizeof *v);
+                v[0] = (char *) "submit";
+                for (int i = 0; i < nw; i++)
+                    v[i + 1] = o->words.v[first + (size_t) i];
+                opt_parser_t p;
+                opt_parser_init(&p, nw + 1, v, 1);
+                int id;
+                while (rc == 0 && (id = opt_next(&p, opts, &e2)) != 0) {
+                    if (id == OPT_HELP || id == O_WRAP)
+                        wq_fail(&e2, WQ_EINVAL, "%s cannot be used in a batch script", p.name);
+                    if (id < 0 || id == OPT_HELP || id == O_WRAP ||
+                        apply_opt(ctx, o, a, id, p.arg, &e2) != 0)
+                        rc = wq_fail(err, WQ_EINVAL, "%.200s:%d: %s", path, line, e2.text);
+                }
+                if (rc == 0 && p.rest < nw + 1)
+                    rc = wq_fail(err, WQ_EINVAL, "%.200s:%d: '%.40s' is not an option", path, line,
+                                 v[p.rest]);
+                opt_parser_fini(&p);
+                free(v);
+            }
+        } else if (!first_cmd && line > 1) {
+            const char *c = l;
+            while (*c == ' ' || *c == '\t' || *c == '\r')
+                c++;
+            if (*c != '\0' && *c != '#')
+                first_cmd = line;
+        }
+        free(l);
+    }
+    return rc;
+}
+
 int
 submit_parse(cli_ctx_t *ctx, int argc, char **argv, submit_args_t *a, wq_error_t *err)
 {
     memset(a, 0, sizeof *a);
-    opt_parser_t p;
-    opt_parser_init(&p, argc, argv, 1);
-    strlist_t env_opts = {0}, exports = {0}, env = {0}, secrets = {0};
-    strlist_t nodelist = {0}, exclude = {0}, constraints = {0};
-    deps_t deps = {0};
-    const char *name = NULL, *wrap = NULL, *chdir_opt = NULL;
-    uint32_t gpus = 0, nodes = 1, gpn = 0, rpn = 0, cpus = 0, retries = 0;
-    int gpus_set = 0, nodes_set = 0, gpn_set = 0, rpn_set = 0, per_node = 0, requeue = 0;
-    int64_t mem_mb = 0, time_s = 0, prio = 0;
-    int rc = -1;
-    int id;
+    sub_t sub, *o = &sub;
+    sub_init(o);
+    strlist_t env = {0};
+    int rc = -1, rest = argc, dashdash = 0;
+    char *script = NULL;
+    size_t script_len = 0;
     Wslq__JobSpec *s = NULL;
 
-    while ((id = opt_next(&p, opts, err)) > 0) {
-        const char *v = p.arg;
-        switch (id) {
-        case OPT_HELP:
-            rc = 1;
+    rc = apply_argv(ctx, o, a, argc, argv, &rest, &dashdash, err);
+    if (rc != 0)
+        goto out;
+    rc = -1;
+    /* A batch script: its #WSLQ lines first, then the command line's options again, which
+     * win. */
+    if (!dashdash && o->wrap == NULL && rest < argc) {
+        int r = submit_script_read(argv[rest], &script, &script_len, err);
+        if (r < 0)
             goto out;
-        case O_NAME:
-            name = v;
-            break;
-        case O_GPUS:
-            if (parse_uint(v, "--gpus", 0, WIRE_MAX_GPUS, &gpus, err) < 0)
-                goto out;
-            gpus_set = 1;
-            break;
-        case O_NODES:
-            if (parse_uint(v, "--nodes", 1, WIRE_MAX_NODES, &nodes, err) < 0)
-                goto out;
-            nodes_set = 1;
-            break;
-        case O_GPN:
-            if (parse_uint(v, "--gpus-per-node", 0, WIRE_MAX_GPUS, &gpn, err) < 0)
-                goto out;
-            gpn_set = 1;
-            break;
-        case O_RPN:
-            if (parse_uint(v, "--ranks-per-node", 1, WIRE_MAX_RANKS, &rpn, err) < 0)
-                goto out;
-            rpn_set = 1;
-            break;
-        case O_PER_NODE:
-            per_node = 1;
-            break;
-        case O_CPUS:
-            if (parse_uint(v, "--cpus", 1, WIRE_MAX_CPUS, &cpus, err) < 0)
-                goto out;
-            break;
-        case O_MEM:
-            if (wq_parse_size_mb(v, "--mem", &mem_mb, err) < 0)
-                goto out;
-            break;
-        case O_TIME:
-            if (wq_parse_duration(v, "--time", &time_s, err) < 0)
-                goto out;
-            break;
-        case O_PRIORITY:
-            if (wq_parse_int(v, -1000000, 1000000, "--priority", &prio, err) < 0)
-                goto out;
-            break;
-        case O_RETRIES:
-            if (parse_uint(v, "--retries", 0, 100, &retries, err) < 0)
-                goto out;
-            break;
-        case O_REQUEUE:
-            requeue = 1;
-            break;
-        case O_DEP:
-            if (parse_dependency(v, &deps, err) < 0)
-                goto out;
-            break;
-        case O_ENV: {
-            const char *eq = strchr(v, '=');
-            if (eq == NULL || !valid_env_name(v, (size_t) (eq - v))) {
-                wq_fail(err, WQ_EINVAL, "--env: '%.40s' is not of the form NAME=VALUE", v);
-                goto out;
-            }
-            strlist_push(&env_opts, wq_strdup(v));
-            break;
-        }
-        case O_EXPORT:
-            strlist_push(&exports, wq_strdup(v));
-            break;
-        case O_SECRET_ENV: {
-            const char *eq = strchr(v, '=');
-            size_t nlen = eq != NULL ? (size_t) (eq - v) : strlen(v);
-            if (!valid_env_name(v, nlen)) {
-                wq_fail(err, WQ_EINVAL, "--secret-env: '%.*s' is not a variable name",
-                        (int) (nlen > 40 ? 40 : nlen), v);
-                goto out;
-            }
-            if (eq != NULL) {
-                env_set(&secrets, wq_strdup(v));
-                break;
-            }
-            const char *val = getenv(v);
-            if (val == NULL) {
-                wq_fail(err, WQ_EINVAL, "--secret-env: %.40s is not set in this shell", v);
-                goto out;
-            }
-            env_set(&secrets, wq_asprintf("%s=%s", v, val));
-            break;
-        }
-        case O_CHDIR:
-            if (v[0] == '\0') {
-                wq_fail(err, WQ_EINVAL, "--chdir: empty directory");
-                goto out;
-            }
-            chdir_opt = v;
-            break;
-        case O_WRAP:
-            if (v[0] == '\0') {
-                wq_fail(err, WQ_EINVAL, "--wrap: empty command line");
-                goto out;
-            }
-            wrap = v;
-            break;
-        case O_NODELIST:
-            if (parse_names(v, "--nodelist", 0, &nodelist, err) < 0)
-                goto out;
-            break;
-        case O_EXCLUDE:
-            if (parse_names(v, "--exclude", 0, &exclude, err) < 0)
-                goto out;
-            break;
-        case O_CONSTRAINT:
-            if (parse_names(v, "--constraint", 1, &constraints, err) < 0)
-                goto out;
-            break;
-        case O_PARSABLE:
-            a->parsable = 1;
-            break;
-        case O_JSON:
-            a->json = 1;
-            break;
-        case O_ARRAY: {
-            jobspec_array_t arr;
-            wq_error_t e = {0};
-            if (jobspec_parse_array(v, 1, &arr, &e) < 0) {
-                wq_fail(err, e.code, "--array: %s", e.text);
-                goto out;
-            }
-            jobspec_array_fini(&arr);
+        if (r > 0) {
+            sub_fini(o);
+            sub_init(o);
             free(a->array);
-            a->array = wq_strdup(v);
-            break;
-        }
-        case O_HOLD:
-            a->hold = 1;
-            break;
-        default:
-            if (opt_common(ctx, id, v, err) != 0)
+            memset(a, 0, sizeof *a);
+            if (submit_script_options(ctx, argv[rest], script, script_len, o, a, err) < 0 ||
+                apply_argv(ctx, o, a, argc, argv, &rest, &dashdash, err) != 0)
                 goto out;
-            break;
         }
     }
-    if (id < 0)
-        goto out;
 
     /* The command. */
-    int ncmd = argc - p.rest;
-    if (wrap != NULL && ncmd > 0) {
+    int ncmd = argc - rest;
+    if (o->wrap != NULL && ncmd > 0) {
         wq_fail(err, WQ_EINVAL, "--wrap and a command ('%.40s') cannot be used together",
-                argv[p.rest]);
+                argv[rest]);
         goto out;
     }
-    if (wrap == NULL && ncmd == 0) {
+    if (o->wrap == NULL && ncmd == 0) {
         wq_fail(err, WQ_EINVAL,
                 "no command given; use 'wslq submit [options] -- CMD [ARGS...]'"
                 " or --wrap 'shell line'");
@@ -555,85 +804,91 @@ submit_parse(cli_ctx_t *ctx, int argc, char **argv, submit_args_t *a, wq_error_t
     }
 
     /* Resources. */
-    if (gpus_set && gpn_set) {
+    if (o->gpus_set && o->gpn_set) {
         wq_fail(err, WQ_EINVAL,
                 "--gpus and --gpus-per-node cannot be used together; --gpus is the total on "
                 "one node");
         goto out;
     }
-    if (gpus_set && nodes > 1) {
+    if (o->gpus_set && o->nodes > 1) {
         wq_fail(err, WQ_EINVAL,
-                "--gpus is the total on one node; with --nodes %u use --gpus-per-node", nodes);
+                "--gpus is the total on one node; with --nodes %u use --gpus-per-node", o->nodes);
         goto out;
     }
-    if (per_node && rpn_set && rpn != 1) {
-        wq_fail(err, WQ_EINVAL, "--per-node and --ranks-per-node %u cannot be used together", rpn);
+    if (o->per_node && o->rpn_set && o->rpn != 1) {
+        wq_fail(err, WQ_EINVAL, "--per-node and --ranks-per-node %u cannot be used together",
+                o->rpn);
         goto out;
     }
-    (void) nodes_set;
 
     s = wq_malloc(sizeof *s);
     wslq__job_spec__init(s);
-    if (wrap != NULL) {
+    if (o->wrap != NULL) {
         s->n_argv = 3;
         s->argv = wq_calloc(3, sizeof *s->argv);
         s->argv[0] = wq_strdup("/bin/sh");
         s->argv[1] = wq_strdup("-c");
-        s->argv[2] = wq_strdup(wrap);
+        s->argv[2] = wq_strdup(o->wrap);
         s->wrap = 1;
     } else {
         s->n_argv = (size_t) ncmd;
         s->argv = wq_calloc((size_t) ncmd, sizeof *s->argv);
         for (int i = 0; i < ncmd; i++)
-            s->argv[i] = wq_strdup(argv[p.rest + i]);
+            s->argv[i] = wq_strdup(argv[rest + i]);
     }
-    if (name == NULL) {
+    if (o->name == NULL) {
         char buf[WIRE_MAX_NAME + 1];
         s->name = wq_strdup(jobspec_default_name(s, buf, sizeof buf));
     } else {
-        s->name = wq_strdup(name);
+        s->name = wq_strdup(o->name);
     }
-    s->cwd = absolute_dir(chdir_opt, err);
+    s->cwd = absolute_dir(o->chdir_opt, err);
     if (s->cwd == NULL)
         goto out;
-    for (size_t i = 0; i < exports.n; i++)
-        if (apply_export(&env, exports.v[i], err) < 0)
+    for (size_t i = 0; i < o->exports.n; i++)
+        if (apply_export(&env, o->exports.v[i], err) < 0)
             goto out;
-    for (size_t i = 0; i < env_opts.n; i++) {
-        env_set(&env, env_opts.v[i]);
-        env_opts.v[i] = NULL;
+    for (size_t i = 0; i < o->env_opts.n; i++) {
+        env_set(&env, o->env_opts.v[i]);
+        o->env_opts.v[i] = NULL;
     }
     s->n_env = env.n;
     s->env = env.v;
     memset(&env, 0, sizeof env);
-    s->n_secret_env = secrets.n;
-    s->secret_env = secrets.v;
-    memset(&secrets, 0, sizeof secrets);
+    s->n_secret_env = o->secrets.n;
+    s->secret_env = o->secrets.v;
+    memset(&o->secrets, 0, sizeof o->secrets);
     s->user = wq_strdup(cli_user_name(ctx));
     s->uid = (uint32_t) getuid();
-    s->nodes = nodes;
-    s->gpus_per_node = gpus_set ? gpus : gpn;
-    s->ranks_per_node = per_node ? 1 : rpn;
-    s->per_node = per_node;
-    s->cpus_per_node = cpus;
-    s->mem_mb_per_node = (uint64_t) mem_mb;
-    s->time_limit_s = (uint64_t) time_s;
-    s->priority = (int32_t) prio;
-    s->retries = retries;
-    s->requeue_on_fail = requeue;
-    s->depends_on = dep_ids(&deps.ok, &s->n_depends_on);
-    s->after_any = dep_ids(&deps.any, &s->n_after_any);
-    s->after_notok = dep_ids(&deps.notok, &s->n_after_notok);
-    s->singleton = deps.singleton;
-    for (size_t i = 0; i < nodelist.n; i++)
-        for (size_t k = 0; k < exclude.n; k++)
-            if (strcmp(nodelist.v[i], exclude.v[k]) == 0) {
-                wq_fail(err, WQ_EINVAL, "%.40s is in both --nodelist and --exclude", nodelist.v[i]);
+    s->nodes = o->nodes;
+    s->gpus_per_node = o->gpus_set ? o->gpus : o->gpn;
+    s->ranks_per_node = o->per_node ? 1 : o->rpn;
+    s->per_node = o->per_node;
+    s->cpus_per_node = o->cpus;
+    s->mem_mb_per_node = (uint64_t) o->mem_mb;
+    s->time_limit_s = (uint64_t) o->time_s;
+    s->priority = (int32_t) o->prio;
+    s->retries = o->retries;
+    s->requeue_on_fail = o->requeue;
+    s->depends_on = dep_ids(&o->deps.ok, &s->n_depends_on);
+    s->after_any = dep_ids(&o->deps.any, &s->n_after_any);
+    s->after_notok = dep_ids(&o->deps.notok, &s->n_after_notok);
+    s->singleton = o->deps.singleton;
+    for (size_t i = 0; i < o->nodelist.n; i++)
+        for (size_t k = 0; k < o->exclude.n; k++)
+            if (strcmp(o->nodelist.v[i], o->exclude.v[k]) == 0) {
+                wq_fail(err, WQ_EINVAL, "%.40s is in both --nodelist and --exclude",
+                        o->nodelist.v[i]);
                 goto out;
             }
-    take_list(&nodelist, &s->nodelist, &s->n_nodelist);
-    take_list(&exclude, &s->exclude, &s->n_exclude);
-    take_list(&constraints, &s->constraints, &s->n_constraints);
+    take_list(&o->nodelist, &s->nodelist, &s->n_nodelist);
+    take_list(&o->exclude, &s->exclude, &s->n_exclude);
+    take_list(&o->constraints, &s->constraints, &s->n_constraints);
+    if (script != NULL) {
+        s->script.data = (uint8_t *) script;
+        s->script.len = script_len;
+        script = NULL;
+    }
     if (wire_validate_spec(s, err) < 0)
         goto out;
     a->spec = s;
@@ -646,17 +901,18 @@ out:
     }
     if (s != NULL)
         wslq__job_spec__free_unpacked(s, NULL);
-    strlist_free(&env_opts);
-    strlist_free(&exports);
-    strlist_free(&deps.ok);
-    strlist_free(&deps.any);
-    strlist_free(&deps.notok);
+    strlist_free(&o->env_opts);
+    strlist_free(&o->exports);
+    strlist_free(&o->deps.ok);
+    strlist_free(&o->deps.any);
+    strlist_free(&o->deps.notok);
     strlist_free(&env);
-    strlist_free(&secrets);
-    strlist_free(&nodelist);
-    strlist_free(&exclude);
-    strlist_free(&constraints);
-    opt_parser_fini(&p);
+    strlist_free(&o->secrets);
+    strlist_free(&o->nodelist);
+    strlist_free(&o->exclude);
+    strlist_free(&o->constraints);
+    sub_fini(o);
+    free(script);
     return rc;
 }
 

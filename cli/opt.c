@@ -57,6 +57,7 @@ opt_next(opt_parser_t *p, const opt_t *opts, wq_error_t *err)
         if (strcmp(w, "--") == 0) {
             p->next++;
             p->done = 1;
+            p->dashdash = 1;
             break;
         }
         if (w[0] != '-' || w[1] == '\0') {
@@ -181,6 +182,27 @@ opt_job_command(struct cli_ctx *ctx,
 }
 
 int
+opt_one_job_selector(
+    const opt_parser_t *p, const char *verb, char *sel, size_t size, wq_error_t *err)
+{
+    if (p->n_operands != 1)
+        return wq_fail(err, WQ_EINVAL,
+                       p->n_operands == 0 ? "no job id given" : "one job id expected, got %d",
+                       p->n_operands);
+    jobspec_selector_t js;
+    int rc = 0;
+    if (jobspec_parse_selector(p->operands[0], &js, err) < 0) {
+        rc = -1;
+    } else if (js.has_tasks && js.tasks.n != 1) {
+        rc = wq_fail(err, WQ_EINVAL, "'%.40s' names %zu jobs; %s takes one (40_7)", p->operands[0],
+                     js.tasks.n, verb);
+    }
+    jobspec_selector_fini(&js);
+    snprintf(sel, size, "%s", p->operands[0]);
+    return rc;
+}
+
+int
 opt_one_job_command(struct cli_ctx *ctx,
                     int argc,
                     char **argv,
@@ -196,23 +218,8 @@ opt_one_job_command(struct cli_ctx *ctx,
     opt_parser_t p;
     opt_parser_init(&p, argc, argv, 0);
     int rc = opt_flag_loop(ctx, &p, opts, flag_id, usage, flag, &err);
-    if (rc == 0 && p.n_operands != 1) {
-        wq_fail(&err, WQ_EINVAL,
-                p.n_operands == 0 ? "no job id given" : "one job id expected, got %d",
-                p.n_operands);
-        rc = -1;
-    } else if (rc == 0) {
-        jobspec_selector_t js;
-        if (jobspec_parse_selector(p.operands[0], &js, &err) < 0) {
-            rc = -1;
-        } else if (js.has_tasks && js.tasks.n != 1) {
-            wq_fail(&err, WQ_EINVAL, "'%.40s' names %zu jobs; %s takes one (40_7)", p.operands[0],
-                    js.tasks.n, verb);
-            rc = -1;
-        }
-        jobspec_selector_fini(&js);
-        snprintf(sel, size, "%s", p.operands[0]);
-    }
+    if (rc == 0)
+        rc = opt_one_job_selector(&p, verb, sel, size, &err);
     opt_parser_fini(&p);
     if (rc > 0)
         return CLI_OK;

@@ -25,6 +25,7 @@ typedef struct {
     int next;            /* index of the next word to look at */
     int stop_at_operand; /* see above */
     int done;            /* options ended */
+    int dashdash;        /* they ended at "--" */
     const char *arg;     /* the value of the option just returned, or NULL */
     const char *name;    /* how the option just returned was spelled ("--gpus", "-J") */
     char name_buf[64];
@@ -76,6 +77,12 @@ int opt_job_command(struct cli_ctx *ctx,
                     const char *usage,
                     int *flag,
                     uint64_t *job);
+
+/* The one operand of a command that takes one job named by a selector (42 or an array task
+ * 40_7, not a range), copied to sel (size bytes): 0, or -1 with *err; 'verb' names the
+ * command in the error for a selector of several jobs. */
+int opt_one_job_selector(
+    const opt_parser_t *p, const char *verb, char *sel, size_t size, wq_error_t *err);
 
 /* The same for a command that takes one job named by a selector (42 or an array task 40_7,
  * not a range): the selector is copied to sel (size bytes); 'verb' names the command in the

@@ -32,6 +32,10 @@
 #define WIRE_MAX_SPEC_BYTES (128u << 10)
 /* job, node and user names: printable in one table cell; node names are path parts */
 #define WIRE_MAX_NAME 128
+/* a batch script sent with its job (JobSpec.script); counts towards WIRE_MAX_SPEC_BYTES */
+#define WIRE_MAX_SCRIPT (64u << 10)
+/* an array's tasks each store their spec: their batch scripts together at most this */
+#define WIRE_MAX_ARRAY_SCRIPTS (64u << 20)
 /* a working directory: PATH_MAX on Linux */
 #define WIRE_MAX_PATH 4096
 /* an IPv4 or IPv6 address as text (INET6_ADDRSTRLEN is 46) */

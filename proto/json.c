@@ -86,6 +86,7 @@ json_spec(const Wslq__JobSpec *s)
                  s->secret_env[i]);
         cJSON_AddItemToArray(sec, cJSON_CreateString(name));
     }
+    add_u64(o, "script_bytes", s->script.len); /* a batch script: wslq show --script */
     add_str(o, "name", s->name);
     add_str(o, "user", s->user);
     add_u64(o, "uid", s->uid);

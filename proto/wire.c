@@ -193,9 +193,13 @@ wire_validate_spec(const Wslq__JobSpec *spec, wq_error_t *err)
     if (spec->cwd != NULL && spec->cwd[0] != '\0' && spec->cwd[0] != '/')
         return wq_fail(err, WQ_EPROTO, "working directory '%.64s' is not absolute", spec->cwd);
     total += spec->cwd ? strlen(spec->cwd) : 0;
+    if (spec->script.len > WIRE_MAX_SCRIPT)
+        return wq_fail(err, WQ_ELIMIT, "the batch script has %zu bytes, more than %u",
+                       spec->script.len, WIRE_MAX_SCRIPT);
+    total += spec->script.len;
     if (total > WIRE_MAX_SPEC_BYTES)
         return wq_fail(err, WQ_ELIMIT,
-                       "command, environment and directory total %zu bytes, "
+                       "command, environment, directory and script total %zu bytes, "
                        "more than %u",
                        total, WIRE_MAX_SPEC_BYTES);
     if (check_name(spec->name, 0, "job name", err) < 0 ||

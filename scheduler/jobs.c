@@ -394,6 +394,17 @@ handle_submit(sched_t *self, const msg_t *m)
         out_error(self, m->from, m->env->request_id, &err);
         return;
     }
+    if (is_array && spec->script.len * arr.n > WIRE_MAX_ARRAY_SCRIPTS) {
+        /* every task stores its own copy of the spec */
+        self->stats.refused_total++;
+        wq_fail(&err, WQ_ELIMIT,
+                "job refused: %zu tasks each keeping the %zu-byte batch script is more than "
+                "%u MiB; shorten the array or the script",
+                arr.n, spec->script.len, WIRE_MAX_ARRAY_SCRIPTS >> 20);
+        jobspec_array_fini(&arr);
+        out_error(self, m->from, m->env->request_id, &err);
+        return;
+    }
     size_t n_nodes = 0;
     if (place_admit(self, spec, &n_nodes, &err) < 0 || jobs_deps_admit(self, spec, &err) < 0) {
         self->stats.refused_total++;
@@ -555,6 +566,11 @@ reply_listing(sched_t *self,
         }
         listing_reason(self, c);
         who_redact(m->who, c); /* everyone sees the queue; commands are the owner's */
+        free(c->spec ? c->spec->script.data : NULL); /* wslq show has it; a listing is lean */
+        if (c->spec != NULL) {
+            c->spec->script.data = NULL;
+            c->spec->script.len = 0;
+        }
         bytes += wslq__job_info__get_packed_size(c);
         if (bytes > WIRE_MAX_FRAME / 2) {
             wslq__job_info__free_unpacked(c, NULL);

@@ -49,4 +49,7 @@ who_redact(const who_t *who, Wslq__JobInfo *info)
     wire_set_str(&s->cwd, "");
     free_strv(&s->env, &s->n_env);
     free_strv(&s->secret_env, &s->n_secret_env);
+    free(s->script.data);
+    s->script.data = NULL;
+    s->script.len = 0;
 }

@@ -18,8 +18,9 @@ packages=(
 # part of nodejs from NodeSource, so it is added only when missing.
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 # Installed when the distribution has them: Ubuntu ships chromium as a snap only (the
-# browser test then skips, saying why).
-optional=(chromium)
+# browser test then skips, saying why); python3-torch runs torchrun in
+# tests/integration/test_torchrun.py (skipped without it).
+optional=(chromium python3-torch)
 
 sudo_cmd=()
 if [ "$(id -u)" != 0 ]; then

@@ -227,6 +227,32 @@ job_launch(const Wslq__JobLaunch *l, const job_cfg_t *cfg)
         return end_early(j, 1, why);
     }
 
+    /* A batch script sent with the job: written into the spool, the account's and 0700, and
+     * run in place of argv[0] (the kernel reads its "#!" line). */
+    char script[PATH_MAX + 32];
+    script[0] = '\0';
+    if (spec->script.len > 0) {
+        snprintf(script, sizeof script, "%s/job.script", j->spool);
+        unlink(script);
+        int sfd = job_spool_open(j, script, O_WRONLY | O_CREAT);
+        size_t done = 0;
+        while (sfd >= 0 && done < spec->script.len) {
+            ssize_t w = write(sfd, spec->script.data + done, spec->script.len - done);
+            if (w <= 0)
+                break;
+            done += (size_t) w;
+        }
+        if (sfd < 0 || done < spec->script.len || fchmod(sfd, 0700) < 0) {
+            char why[256];
+            snprintf(why, sizeof why, "cannot write the batch script %.150s: %s", script,
+                     strerror(errno));
+            if (sfd >= 0)
+                close(sfd);
+            return end_early(j, 1, why);
+        }
+        close(sfd);
+    }
+
     int nullfd = open("/dev/null", O_RDWR | O_CLOEXEC);
     jobenv_ctx_t ec = cfg->env;
     ec.spool = j->spool;
@@ -244,7 +270,7 @@ job_launch(const Wslq__JobLaunch *l, const job_cfg_t *cfg)
         job_rank_t *r = &j->ranks[i];
         char **envp = jobenv_build(l, &ec, i, cfg->base_env);
         char **argv = jobenv_argv(spec, envp);
-        char *exe = find_exe(argv[0], jobenv_get(envp, "PATH"));
+        char *exe = script[0] ? wq_strdup(script) : find_exe(argv[0], jobenv_get(envp, "PATH"));
         job_out_path(p, sizeof p, j, r);
         int outfd = job_spool_open(j, p, O_WRONLY | O_APPEND | (j->merged ? O_CREAT : 0));
         if (outfd >= 0 && j->merged && ftruncate(outfd, 0) < 0) {

@@ -606,6 +606,127 @@ test_submit_help(void **state)
     assert_null(a.spec);
 }
 
+/* ---- batch scripts ---- */
+
+/* Write a script into a fresh temporary directory; returns its path (static). */
+static const char *
+write_script(const char *text)
+{
+    static char dir[64], path[128];
+    snprintf(dir, sizeof dir, "/tmp/wslq-cli-test-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/train.sh", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static void
+remove_script(const char *path)
+{
+    char dir[128];
+    snprintf(dir, sizeof dir, "%s", path);
+    unlink(path);
+    *strrchr(dir, '/') = '\0';
+    rmdir(dir);
+}
+
+static void
+test_submit_script(void **state)
+{
+    (void) state;
+    static const char text[] = "#!/bin/bash\n"
+                               "# a comment\n"
+                               "#WSLQ --gpus 2 --time 4h -J 'my run'\n"
+                               "\n"
+                               "#WSLQ --env A=1 --priority=5   # why: it is urgent\n"
+                               "#WSLQ --env \"B=two words\"\n"
+                               "echo hello \"$@\"\n";
+    const char *path = write_script(text);
+    cli_ctx_t ctx = ctx_default();
+    /* the command line wins over the script's --time and --priority */
+    char *argv[] = {"submit", "-t", "10m", "--priority", "7", (char *) path, "x", "y"};
+    submit_args_t a;
+    wq_error_t err = {0};
+    assert_int_equal(submit_parse(&ctx, ARGC(argv), argv, &a, &err), 0);
+    Wslq__JobSpec *s = a.spec;
+    assert_int_equal(s->gpus_per_node, 2);
+    assert_int_equal(s->time_limit_s, 600);
+    assert_int_equal(s->priority, 7);
+    assert_string_equal(s->name, "my run");
+    assert_int_equal(s->n_env, 2);
+    assert_string_equal(s->env[0], "A=1");
+    assert_string_equal(s->env[1], "B=two words");
+    assert_int_equal(s->n_argv, 3);
+    assert_string_equal(s->argv[0], path);
+    assert_string_equal(s->argv[2], "y");
+    assert_int_equal(s->script.len, strlen(text));
+    assert_memory_equal(s->script.data, text, strlen(text));
+    submit_args_fini(&a);
+
+    /* after '--' the same file is a program the worker runs by its path */
+    char *plain[] = {"submit", "--", (char *) path};
+    assert_int_equal(submit_parse(&ctx, ARGC(plain), plain, &a, &err), 0);
+    assert_int_equal(a.spec->script.len, 0);
+    assert_int_equal(a.spec->gpus_per_node, 0);
+    submit_args_fini(&a);
+    remove_script(path);
+
+    /* a program that is not a file here, and a file without "#!", are not scripts */
+    char *prog[] = {"submit", "/bin/true"};
+    assert_int_equal(submit_parse(&ctx, ARGC(prog), prog, &a, &err), 0);
+    assert_int_equal(a.spec->script.len, 0);
+    submit_args_fini(&a);
+}
+
+static void
+expect_script_error(const char *text, const char *want)
+{
+    const char *path = write_script(text);
+    cli_ctx_t ctx = ctx_default();
+    char *argv[] = {"submit", (char *) path};
+    submit_args_t a;
+    wq_error_t err = {0};
+    assert_int_equal(submit_parse(&ctx, ARGC(argv), argv, &a, &err), -1);
+    char full[512];
+    snprintf(full, sizeof full, "%s%s", path, want);
+    if (strcmp(err.text, full) != 0)
+        fail_msg("got '%s', want '%s'", err.text, full);
+    assert_null(a.spec);
+    remove_script(path);
+}
+
+static void
+test_submit_script_errors(void **state)
+{
+    (void) state;
+    expect_script_error("#!/bin/sh\n#WSLQ --gpuz 2\n", ":2: unknown option '--gpuz'");
+    expect_script_error("#!/bin/sh\n\n#WSLQ --gpus two\n",
+                        ":3: --gpus: 'two' is not a whole number");
+    expect_script_error("#!/bin/sh\n#WSLQ --gpus 1\necho hi\n#WSLQ --time 1h\n",
+                        ":4: #WSLQ after the first command (line 3) would be ignored; move it "
+                        "above");
+    expect_script_error("#!/bin/sh\n#WSLQ --name 'x\n", ":2: unterminated single quote");
+    expect_script_error("#!/bin/sh\n#WSLQ --gpus 1 python3\n", ":2: 'python3' is not an option");
+    expect_script_error("#!/bin/sh\n#WSLQ --wrap 'ls'\n",
+                        ":2: --wrap cannot be used in a batch script");
+    expect_script_error("#!/bin/sh\n#WSLQ --help\n", ":2: --help cannot be used in a batch script");
+    expect_script_error("#!/bin/sh\n#WSLQ--gpus 1\n",
+                        ":2: '#WSLQ--gpus 1' is not a directive; write '#WSLQ --OPTION'");
+    expect_script_error("#!/bin/sh\n#WSLQ --mem\n", ":2: option '--mem' needs a value");
+    /* too big to send with the job */
+    char *big = malloc(70000);
+    assert_non_null(big);
+    memset(big, '#', 69999);
+    memcpy(big, "#!/bin/sh\n", 10);
+    big[69999] = '\0';
+    expect_script_error(big, ": 69999 bytes; a batch script is sent with the job and may have at "
+                             "most 65536");
+    free(big);
+}
+
 /* ---- tables ---- */
 
 static char *
@@ -894,6 +1015,8 @@ main(void)
         cmocka_unit_test(test_submit_secret_env),
         cmocka_unit_test(test_submit_rejections),
         cmocka_unit_test(test_submit_help),
+        cmocka_unit_test(test_submit_script),
+        cmocka_unit_test(test_submit_script_errors),
         cmocka_unit_test(test_table_layout),
         cmocka_unit_test(test_queue_table),
         cmocka_unit_test(test_show_text),
