@@ -1,6 +1,6 @@
 /* Jobs: the registry of active jobs, carrying out the state machine's actions (jobsm.c), and
- * the CLI's job requests: submit (one job or an array), queue, show, cancel, hold, release,
- * requeue. */
+ * the CLI's job requests: submit (one job or an array), queue, show; the dependency types
+ * besides afterok. Requests by selector (cancel, hold, ...) are jobsel.c, why is why.c. */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -32,8 +32,8 @@ jobs_find(sched_t *self, uint64_t id)
     return NULL;
 }
 
-static int
-is_active(Wslq__JobState st)
+int
+jobs_is_active(Wslq__JobState st)
 {
     return st == WSLQ__JOB_STATE__STARTING || st == WSLQ__JOB_STATE__RUNNING;
 }
@@ -79,7 +79,7 @@ array_attach(sched_t *self, job_t *job)
         self->n_arrays++;
     }
     a->refs++;
-    if (is_active(info->state))
+    if (jobs_is_active(info->state))
         a->active++;
     job->array = a;
 }
@@ -91,7 +91,7 @@ array_detach(sched_t *self, job_t *job)
     if (a == NULL)
         return;
     job->array = NULL;
-    if (is_active(job->info->state) && a->active > 0)
+    if (jobs_is_active(job->info->state) && a->active > 0)
         a->active--;
     if (--a->refs > 0)
         return;
@@ -272,7 +272,7 @@ jobs_apply(sched_t *self, job_t *job, jobsm_event_t *ev)
     if (rc == JOBSM_STALE)
         return JOBSM_STALE;
     if (job->array != NULL) { /* the %K cap counts the array's started tasks */
-        int was = is_active(out.old_state), now = is_active(job->info->state);
+        int was = jobs_is_active(out.old_state), now = jobs_is_active(job->info->state);
         if (now && !was)
             job->array->active++;
         else if (was && !now && job->array->active > 0)
@@ -466,8 +466,8 @@ collect_job(Wslq__JobInfo *info, void *arg)
 }
 
 /* A job for a listing: a copy the reply owns (the sender's view of it). */
-static Wslq__JobInfo *
-info_dup(const Wslq__JobInfo *info)
+Wslq__JobInfo *
+jobs_info_dup(const Wslq__JobInfo *info)
 {
     size_t len = wslq__job_info__get_packed_size(info);
     uint8_t *buf = wq_malloc(len ? len : 1);
@@ -481,8 +481,8 @@ info_dup(const Wslq__JobInfo *info)
 /* Why a pending job waits, as of now, where the stored reason cannot say it without a write
  * per job and pass: held, its array's %K cap, a requeue backoff, or a task behind the earlier
  * tasks of its array (a pass tries an array's first waiting task only). */
-static void
-listing_reason(sched_t *self, Wslq__JobInfo *copy)
+void
+jobs_listing_reason(sched_t *self, Wslq__JobInfo *copy)
 {
     if (copy->state != WSLQ__JOB_STATE__PENDING)
         return;
@@ -557,14 +557,14 @@ reply_listing(sched_t *self,
     size_t n_out = 0, bytes = 0;
     for (size_t i = nl; i > from; i--) {
         line_t *l = &lines[i - 1];
-        Wslq__JobInfo *c = info_dup(l->first);
+        Wslq__JobInfo *c = jobs_info_dup(l->first);
         if (l->idx != NULL) {
             char tasks[256];
             jobspec_format_indices(l->idx, l->n_idx, tasks, sizeof tasks);
             wire_set_str(&c->array_tasks, tasks);
             c->array_pending = (uint32_t) l->n_idx;
         }
-        listing_reason(self, c);
+        jobs_listing_reason(self, c);
         who_redact(m->who, c); /* everyone sees the queue; commands are the owner's */
         free(c->spec ? c->spec->script.data : NULL); /* wslq show has it; a listing is lean */
         if (c->spec != NULL) {
@@ -679,357 +679,12 @@ handle_show(sched_t *self, const msg_t *m)
     wslq__job_info__free_unpacked(info, NULL);
 }
 
-/* ---------- job selectors: "42", "40" (a whole array), "40_7", "40_[3-9]" ---------- */
-
-/* A job's info: the registry's (borrowed) or read from the queue (*owned set). */
-static Wslq__JobInfo *
-lookup(sched_t *self, uint64_t id, int *owned, wq_error_t *err)
-{
-    job_t *job = jobs_find(self, id);
-    *owned = 0;
-    if (job != NULL)
-        return job->info;
-    Wslq__JobInfo *info = queue_get(self->q, id, err);
-    *owned = info != NULL;
-    return info;
-}
-
-static void
-unlookup(Wslq__JobInfo *info, int owned)
-{
-    if (owned)
-        wslq__job_info__free_unpacked(info, NULL);
-}
-
-/* The array index of job id (one of an array's tasks); -1 when it cannot be read. */
-static int64_t
-index_of(sched_t *self, uint64_t id)
-{
-    int owned;
-    Wslq__JobInfo *info = lookup(self, id, &owned, NULL);
-    if (info == NULL)
-        return -1;
-    int64_t idx = info->array_index;
-    unlookup(info, owned);
-    return idx;
-}
-
-/* The id of the task with index idx of the array whose first task is 'first'; 0 if none. Task
- * ids are consecutive from the first's, in ascending index: a contiguous index range maps
- * directly, any other is a binary search. */
-static uint64_t
-task_id(sched_t *self, const Wslq__JobInfo *first, uint32_t idx)
-{
-    uint64_t lo = first->id, n = first->array_size ? first->array_size : 1;
-    int64_t first_idx = first->array_index;
-    int64_t last_idx = index_of(self, lo + n - 1);
-    if ((int64_t) idx < first_idx || (last_idx >= 0 && (int64_t) idx > last_idx))
-        return 0;
-    if (last_idx - first_idx == (int64_t) n - 1)
-        return lo + (idx - (uint64_t) first_idx);
-    uint64_t a = 0, b = n;
-    while (a < b) {
-        uint64_t mid = (a + b) / 2;
-        int64_t v = index_of(self, lo + mid);
-        if (v < 0)
-            return 0;
-        if (v == idx)
-            return lo + mid;
-        if (v < idx)
-            a = mid + 1;
-        else
-            b = mid;
-    }
-    return 0;
-}
-
-int
-jobs_select_one(sched_t *self, const char *text, uint64_t *id, wq_error_t *err)
-{
-    jobspec_selector_t sel;
-    if (jobspec_parse_selector(text, &sel, err) < 0)
-        return -1;
-    int rc = 0;
-    *id = sel.id;
-    if (sel.has_tasks) {
-        int owned;
-        Wslq__JobInfo *first = lookup(self, sel.id, &owned, err);
-        if (first == NULL)
-            rc = -1;
-        else if (sel.tasks.n != 1)
-            rc = wq_fail(err, WQ_EINVAL, "'%.40s' names %zu jobs; give one (40_7)", text,
-                         sel.tasks.n);
-        else if (first->array_job_id != sel.id)
-            rc = wq_fail(err, WQ_EINVAL, "'%.40s': job %" PRIu64 " is not an array's id", text,
-                         sel.id);
-        else if ((*id = task_id(self, first, sel.tasks.idx[0])) == 0)
-            rc = wq_fail(err, WQ_ENOENT, "array %" PRIu64 " has no task %u", sel.id,
-                         sel.tasks.idx[0]);
-        if (first != NULL)
-            unlookup(first, owned);
-    }
-    jobspec_selector_fini(&sel);
-    return rc;
-}
-
-typedef struct {
-    job_t *job;
-    int explicit; /* named alone ("42", "40_7"): it must be eligible, else the request fails */
-} pick_t;
-
-typedef struct {
-    pick_t *v;
-    size_t n, cap;
-} picks_t;
-
-static void
-picks_push(picks_t *p, job_t *job, int explicit)
-{
-    for (size_t i = p->n; i > 0 && i + 8 > p->n; i--) /* the same job twice in a row */
-        if (p->v[i - 1].job == job) {
-            p->v[i - 1].explicit |= explicit;
-            return;
-        }
-    if (p->n == p->cap) {
-        p->cap = p->cap ? p->cap * 2 : 16;
-        p->v = wq_realloc(p->v, p->cap * sizeof *p->v);
-    }
-    p->v[p->n].job = job;
-    p->v[p->n].explicit = explicit;
-    p->n++;
-}
-
-/* Resolve one selector into the registry's jobs it names (ended ones are left out of a whole
- * array or a task list; a job named alone that has ended is an error). Checks the sender may
- * touch them ('what' for the message). 0, or -1 with *err (and *forbidden when refused for
- * ownership: already answered). */
-static int
-resolve_one(sched_t *self,
-            const msg_t *m,
-            const char *text,
-            const char *what,
-            picks_t *out,
-            int *forbidden,
-            wq_error_t *err)
-{
-    jobspec_selector_t sel;
-    if (jobspec_parse_selector(text, &sel, err) < 0)
-        return -1;
-    int owned, rc = 0;
-    Wslq__JobInfo *info = lookup(self, sel.id, &owned, err);
-    if (info == NULL) {
-        jobspec_selector_fini(&sel);
-        return -1;
-    }
-    if (jobs_forbid(self, m, info, what)) {
-        *forbidden = 1;
-        rc = -1;
-    } else if (!sel.has_tasks && info->array_job_id != sel.id) {
-        /* one job (or one task named by its own id) */
-        job_t *job = jobs_find(self, sel.id);
-        if (job == NULL)
-            rc = wq_fail(err, WQ_EINVAL, "job %" PRIu64 " has already ended (%s)", sel.id,
-                         wire_state_name(info->state));
-        else
-            picks_push(out, job, 1);
-    } else if (!sel.has_tasks) {
-        /* the whole array: its tasks still in the registry */
-        size_t before = out->n;
-        for (uint64_t k = 0; k < info->array_size; k++) {
-            job_t *job = jobs_find(self, sel.id + k);
-            if (job != NULL)
-                picks_push(out, job, 0);
-        }
-        if (out->n == before)
-            rc = wq_fail(err, WQ_EINVAL, "every task of array %" PRIu64 " has already ended",
-                         sel.id);
-    } else if (info->array_job_id != sel.id) {
-        if (info->array_job_id != 0)
-            rc = wq_fail(err, WQ_EINVAL,
-                         "'%.40s': job %" PRIu64 " is task %" PRIu64 "_%u, not an array's id; "
-                         "use %" PRIu64 "_[...]",
-                         text, sel.id, info->array_job_id, info->array_index, info->array_job_id);
-        else
-            rc = wq_fail(err, WQ_EINVAL, "'%.40s': job %" PRIu64 " is not an array", text, sel.id);
-    } else {
-        size_t before = out->n;
-        int alone = sel.tasks.n == 1;
-        for (size_t i = 0; i < sel.tasks.n && rc == 0; i++) {
-            uint64_t tid = task_id(self, info, sel.tasks.idx[i]);
-            if (tid == 0) {
-                rc = wq_fail(err, WQ_ENOENT, "array %" PRIu64 " has no task %u", sel.id,
-                             sel.tasks.idx[i]);
-                break;
-            }
-            job_t *job = jobs_find(self, tid);
-            if (job != NULL) {
-                picks_push(out, job, alone);
-            } else if (alone) {
-                int o2;
-                Wslq__JobInfo *t = lookup(self, tid, &o2, NULL);
-                rc = wq_fail(err, WQ_EINVAL,
-                             "job %" PRIu64 "_%u (%" PRIu64 ") has already ended (%s)", sel.id,
-                             sel.tasks.idx[i], tid, t ? wire_state_name(t->state) : "?");
-                if (t)
-                    unlookup(t, o2);
-            }
-        }
-        if (rc == 0 && out->n == before)
-            rc = wq_fail(err, WQ_EINVAL, "every task '%.40s' names has already ended", text);
-    }
-    unlookup(info, owned);
-    jobspec_selector_fini(&sel);
-    return rc;
-}
-
-/* Resolve every selector (and bare ids) of a request. 0, or -1 after answering the error. */
-static int
-resolve(sched_t *self,
-        const msg_t *m,
-        char **selectors,
-        size_t n_sel,
-        const uint64_t *ids,
-        size_t n_ids,
-        const char *what,
-        picks_t *out)
-{
-    wq_error_t err = {0};
-    int forbidden = 0;
-    for (size_t i = 0; i < n_ids + n_sel; i++) {
-        char num[24];
-        const char *text = selectors != NULL && i >= n_ids ? selectors[i - n_ids] : num;
-        if (i < n_ids)
-            snprintf(num, sizeof num, "%" PRIu64, ids[i]);
-        if (resolve_one(self, m, text, what, out, &forbidden, &err) < 0) {
-            if (!forbidden)
-                out_error(self, m->from, m->env->request_id, &err);
-            free(out->v);
-            memset(out, 0, sizeof *out);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-void
-handle_cancel(sched_t *self, const msg_t *m)
-{
-    const Wslq__CancelRequest *r = m->env->cancel;
-    picks_t picks = {0};
-    /* Check every selector first: a bad one, or another user's job, changes nothing. */
-    if (resolve(self, m, r->selectors, r->n_selectors, r->job_ids, r->n_job_ids, "cancel", &picks) <
-        0)
-        return;
-    uint64_t *done = wq_malloc((picks.n ? picks.n : 1) * sizeof *done);
-    size_t n_done = 0;
-    /* Newest first: an ended job leaves the registry, and the newest are at its end. */
-    for (size_t i = picks.n; i-- > 0;) {
-        uint64_t id = picks.v[i].job->info->id;
-        job_t *job = jobs_find(self, id); /* a pick may have ended (freed) through another */
-        if (job == NULL)
-            continue;
-        jobsm_event_t ev = {.type = JOBSM_EV_CANCEL};
-        if (jobs_apply(self, job, &ev) >= 0)
-            done[n_done++] = id;
-    }
-    free(picks.v);
-    for (size_t i = 0; i < n_done / 2; i++) { /* answered in ascending order */
-        uint64_t t = done[i];
-        done[i] = done[n_done - 1 - i];
-        done[n_done - 1 - i] = t;
-    }
-    Wslq__CancelReply rep = WSLQ__CANCEL_REPLY__INIT;
-    rep.cancelled = done;
-    rep.n_cancelled = n_done;
-    out_cancel_reply(self, m->from, m->env->request_id, &rep);
-    free(done);
-}
-
-/* Why a job cannot take a hold, release or requeue; NULL when it can. */
-static const char *
-control_refusal(Wslq__JobControlRequest__Op op, const Wslq__JobInfo *info)
-{
-    switch (op) {
-    case WSLQ__JOB_CONTROL_REQUEST__OP__HOLD:
-        if (info->state != WSLQ__JOB_STATE__PENDING)
-            return "only a pending job can be held";
-        return info->held ? "it is held already" : NULL;
-    case WSLQ__JOB_CONTROL_REQUEST__OP__RELEASE:
-        return info->state == WSLQ__JOB_STATE__PENDING && info->held ? NULL : "it is not held";
-    case WSLQ__JOB_CONTROL_REQUEST__OP__REQUEUE:
-        return is_active(info->state) ? NULL : "only a starting or running job can be requeued";
-    default:
-        return "unknown operation";
-    }
-}
-
-void
-handle_control(sched_t *self, const msg_t *m)
-{
-    const Wslq__JobControlRequest *r = m->env->control;
-    static const char *const verbs[] = {"", "hold", "release", "requeue"};
-    const char *verb = verbs[r->op];
-    picks_t picks = {0};
-    if (resolve(self, m, r->selectors, r->n_selectors, NULL, 0, verb, &picks) < 0)
-        return;
-    /* A job named alone that cannot take it fails the request before anything changes; in an
-     * array or a task list such jobs are passed over. */
-    size_t n_ok = 0;
-    for (size_t i = 0; i < picks.n; i++) {
-        const Wslq__JobInfo *info = picks.v[i].job->info;
-        const char *why = control_refusal(r->op, info);
-        if (why == NULL) {
-            picks.v[n_ok++] = picks.v[i];
-            continue;
-        }
-        if (picks.v[i].explicit) {
-            wq_error_t err;
-            wq_fail(&err, WQ_EINVAL, "cannot %s job %" PRIu64 " (%s): %s", verb, info->id,
-                    wire_state_name(info->state), why);
-            out_error(self, m->from, m->env->request_id, &err);
-            free(picks.v);
-            return;
-        }
-    }
-    if (n_ok == 0) {
-        wq_error_t err;
-        wq_fail(&err, WQ_EINVAL, "no job there can be %s: %s",
-                r->op == WSLQ__JOB_CONTROL_REQUEST__OP__HOLD      ? "held"
-                : r->op == WSLQ__JOB_CONTROL_REQUEST__OP__RELEASE ? "released"
-                                                                  : "requeued",
-                control_refusal(r->op, picks.v[0].job->info));
-        out_error(self, m->from, m->env->request_id, &err);
-        free(picks.v);
-        return;
-    }
-    jobsm_event_type_t type = r->op == WSLQ__JOB_CONTROL_REQUEST__OP__HOLD      ? JOBSM_EV_HOLD
-                              : r->op == WSLQ__JOB_CONTROL_REQUEST__OP__RELEASE ? JOBSM_EV_RELEASE
-                                                                                : JOBSM_EV_REQUEUE;
-    uint64_t *done = wq_malloc(n_ok * sizeof *done);
-    size_t n_done = 0;
-    for (size_t i = 0; i < n_ok; i++) {
-        uint64_t id = picks.v[i].job->info->id;
-        job_t *job = jobs_find(self, id);
-        if (job == NULL)
-            continue;
-        jobsm_event_t ev = {.type = type};
-        if (jobs_apply(self, job, &ev) >= 0)
-            done[n_done++] = id;
-    }
-    free(picks.v);
-    Wslq__JobControlReply rep = WSLQ__JOB_CONTROL_REPLY__INIT;
-    rep.job_ids = done;
-    rep.n_job_ids = n_done;
-    out_control_reply(self, m->from, m->env->request_id, &rep);
-    free(done);
-}
-
 /* ---------- dependencies besides afterok (place.c's): afterany, afternotok, singleton ----------
  */
 
 /* The state of a job: the registry's, else the queue's; 0 (UNSPECIFIED) when there is none. */
-static Wslq__JobState
-job_state(sched_t *self, uint64_t id)
+Wslq__JobState
+jobs_state_of(sched_t *self, uint64_t id)
 {
     job_t *job = jobs_find(self, id);
     if (job != NULL)
@@ -1047,7 +702,7 @@ jobs_deps_admit(sched_t *self, const Wslq__JobSpec *spec, wq_error_t *err)
     for (size_t i = 0; i < spec->n_after_any + spec->n_after_notok; i++) {
         int notok = i >= spec->n_after_any;
         uint64_t dep = notok ? spec->after_notok[i - spec->n_after_any] : spec->after_any[i];
-        Wslq__JobState st = job_state(self, dep);
+        Wslq__JobState st = jobs_state_of(self, dep);
         if (st == WSLQ__JOB_STATE__JOB_STATE_UNSPECIFIED)
             return wq_fail(err, WQ_ENOENT, "job refused: dependency job %" PRIu64 " not found",
                            dep);
@@ -1062,8 +717,8 @@ jobs_deps_admit(sched_t *self, const Wslq__JobSpec *spec, wq_error_t *err)
 
 /* The other job of the same user and name a singleton waits for: one that is started, or
  * pending and older. NULL when there is none. */
-static const job_t *
-singleton_blocker(sched_t *self, const job_t *job)
+const job_t *
+jobs_singleton_blocker(sched_t *self, const job_t *job)
 {
     const Wslq__JobSpec *s = job->info->spec;
     for (size_t i = 0; i < self->n_jobs; i++) {
@@ -1091,7 +746,7 @@ jobs_deps_wait(sched_t *self, job_t *job)
             jobs_set_reason(self, job, WSLQ__WAIT_REASON__WAIT_DEPENDENCY, why);
             return 1;
         }
-        if (notok && job_state(self, dep) == WSLQ__JOB_STATE__COMPLETED) {
+        if (notok && jobs_state_of(self, dep) == WSLQ__JOB_STATE__COMPLETED) {
             snprintf(why, sizeof why,
                      "dependency job %" PRIu64 " COMPLETED, so afternotok can never be met", dep);
             jobsm_event_t ev = {.type = JOBSM_EV_DEPENDENCY_FAILED, .text = why};
@@ -1100,7 +755,7 @@ jobs_deps_wait(sched_t *self, job_t *job)
         }
     }
     if (s->singleton) {
-        const job_t *o = singleton_blocker(self, job);
+        const job_t *o = jobs_singleton_blocker(self, job);
         if (o != NULL) {
             snprintf(why, sizeof why, "singleton: job %" PRIu64 " of %s named %s is %s",
                      o->info->id, s->user, s->name,
@@ -1111,205 +766,4 @@ jobs_deps_wait(sched_t *self, job_t *job)
         }
     }
     return 0;
-}
-
-/* ---------- wslq why ---------- */
-
-typedef struct {
-    char **v;
-    size_t n, cap;
-} lines_t;
-
-static void lines_add(lines_t *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-lines_add(lines_t *l, const char *fmt, ...)
-{
-    if (l->n == l->cap) {
-        l->cap = l->cap ? l->cap * 2 : 16;
-        l->v = wq_realloc(l->v, l->cap * sizeof *l->v);
-    }
-    char buf[WIRE_MAX_ERROR_TEXT];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    l->v[l->n++] = wq_strdup(buf);
-}
-
-/* The order of a placement pass: higher priority first, then older. */
-static int
-goes_before(const Wslq__JobInfo *a, const Wslq__JobInfo *b)
-{
-    if (a->spec->priority != b->spec->priority)
-        return a->spec->priority > b->spec->priority;
-    return a->id < b->id;
-}
-
-static void
-why_pending(sched_t *self, job_t *job, const Wslq__JobInfo *shown, lines_t *l)
-{
-    const Wslq__JobInfo *info = job->info;
-    int64_t now = wq_clock_mono_ms();
-    lines_add(l, "waits: %s: %s", jobspec_wait_name(shown->wait_reason),
-              shown->reason && shown->reason[0] ? shown->reason : "not looked at by a pass yet");
-    if (info->held)
-        lines_add(l, "held: it is never started until 'wslq release %" PRIu64 "'", info->id);
-    if (job->array != NULL) {
-        if (job->array->limit > 0)
-            lines_add(l, "array %" PRIu64 ": %u of its tasks run now, at most %u at once (%%%u)%s",
-                      job->array->id, job->array->active, job->array->limit, job->array->limit,
-                      jobs_array_full(job) ? ": this task waits for one of them to end" : "");
-        else
-            lines_add(l, "array %" PRIu64 ": %u of its tasks run now, no cap on how many",
-                      job->array->id, job->array->active);
-    }
-    if (job->sm.not_before_mono > now)
-        lines_add(l, "requeued after a failure: not started for another %.1f s (backoff)",
-                  (double) (job->sm.not_before_mono - now) / 1000.0);
-    const Wslq__JobSpec *s = info->spec;
-    for (size_t i = 0; i < s->n_depends_on; i++) {
-        uint64_t dep = s->depends_on[i];
-        job_t *d = jobs_find(self, dep);
-        if (d != NULL) {
-            lines_add(l, "dependency afterok:%" PRIu64 ": that job is %s, not yet COMPLETED", dep,
-                      wire_state_name(d->info->state));
-            continue;
-        }
-        Wslq__JobInfo *e = queue_get(self->q, dep, NULL);
-        lines_add(l, "dependency afterok:%" PRIu64 ": %s", dep,
-                  e == NULL                                ? "not found"
-                  : e->state == WSLQ__JOB_STATE__COMPLETED ? "COMPLETED, met"
-                                                           : "ended otherwise: never met");
-        if (e != NULL)
-            wslq__job_info__free_unpacked(e, NULL);
-    }
-    for (size_t i = 0; i < s->n_after_any + s->n_after_notok; i++) {
-        int notok = i >= s->n_after_any;
-        uint64_t dep = notok ? s->after_notok[i - s->n_after_any] : s->after_any[i];
-        Wslq__JobState st = job_state(self, dep);
-        lines_add(l, "dependency %s:%" PRIu64 ": that job is %s%s",
-                  notok ? "afternotok" : "afterany", dep, wire_state_name(st),
-                  !wire_state_is_final(st)                    ? ", not ended yet"
-                  : notok && st == WSLQ__JOB_STATE__COMPLETED ? ": never met"
-                                                              : ": met");
-    }
-    if (s->singleton) {
-        const job_t *o = singleton_blocker(self, job);
-        if (o != NULL)
-            lines_add(l, "singleton: job %" PRIu64 " of the same user and name is %s", o->info->id,
-                      wire_state_name(o->info->state));
-        else
-            lines_add(l, "singleton: no other job of the same user and name runs or waits first");
-    }
-    /* the jobs a pass looks at before this one */
-    size_t ahead = 0, ahead_free = 0;
-    for (size_t i = 0; i < self->n_jobs; i++) {
-        const job_t *o = self->jobs[i];
-        if (o == job || o->info->state != WSLQ__JOB_STATE__PENDING || !goes_before(o->info, info))
-            continue;
-        ahead++;
-        ahead_free += !o->info->held && !jobs_array_full(o);
-    }
-    lines_add(l,
-              "priority %d: %zu pending job%s come%s before it in the queue's order (higher "
-              "priority, or the same and older), %zu of them neither held nor at an array limit",
-              s->priority, ahead, ahead == 1 ? "" : "s", ahead == 1 ? "s" : "", ahead_free);
-    char why[256];
-    int fit = place_explain(self, s, why, sizeof why);
-    if (fit < 0)
-        lines_add(l, "no node can ever run it now: %s", why);
-    else if (fit == 0)
-        lines_add(l, "resources: it does not fit the free resources now: %s", why);
-    else if (info->held || jobs_array_full(job) || job->sm.not_before_mono > now ||
-             info->wait_reason == WSLQ__WAIT_REASON__WAIT_DEPENDENCY)
-        lines_add(l, "resources: it would fit the free resources now, but waits for what is said "
-                     "above");
-    else
-        lines_add(l, "resources: it would fit the free resources now%s",
-                  ahead_free ? "; the jobs before it go first" : "; it starts at the next pass");
-    /* when something frees: the running job that reaches its time limit first */
-    const Wslq__JobInfo *soonest = NULL;
-    int64_t soonest_ms = 0, running = 0;
-    for (size_t i = 0; i < self->n_jobs; i++) {
-        const Wslq__JobInfo *o = self->jobs[i]->info;
-        if (o->state != WSLQ__JOB_STATE__RUNNING && o->state != WSLQ__JOB_STATE__STARTING)
-            continue;
-        running++;
-        if (o->spec->time_limit_s == 0 || o->start_ms == 0)
-            continue;
-        int64_t end = o->start_ms + (int64_t) o->spec->time_limit_s * 1000;
-        if (soonest == NULL || end < soonest_ms) {
-            soonest = o;
-            soonest_ms = end;
-        }
-    }
-    if (soonest != NULL) {
-        char when[40];
-        lines_add(l,
-                  "%" PRId64 " job%s run now; the first to reach its time limit is job %" PRIu64
-                  ", at %s",
-                  running, running == 1 ? "" : "s", soonest->id,
-                  wq_clock_format(soonest_ms, when, sizeof when));
-    } else {
-        lines_add(l,
-                  "%" PRId64 " job%s run now, none with a time limit: no start time can be "
-                  "estimated",
-                  running, running == 1 ? "" : "s");
-    }
-}
-
-void
-handle_why(sched_t *self, const msg_t *m)
-{
-    wq_error_t err = {0};
-    uint64_t id;
-    if (jobs_select_one(self, m->env->why->selector, &id, &err) < 0) {
-        out_error(self, m->from, m->env->request_id, &err);
-        return;
-    }
-    int owned;
-    Wslq__JobInfo *info = lookup(self, id, &owned, &err);
-    if (info == NULL) {
-        out_error(self, m->from, m->env->request_id, &err);
-        return;
-    }
-    Wslq__JobInfo *shown = info_dup(info);
-    unlookup(info, owned);
-    listing_reason(self, shown);
-    who_redact(m->who, shown);
-    lines_t l = {0};
-    job_t *job = jobs_find(self, id);
-    char label[64];
-    if (shown->array_job_id != 0)
-        snprintf(label, sizeof label, "%" PRIu64 "_%u (job %" PRIu64 ")", shown->array_job_id,
-                 shown->array_index, id);
-    else
-        snprintf(label, sizeof label, "%" PRIu64, id);
-    lines_add(&l, "job %s \"%s\" of %s: %s, attempt %u", label, shown->spec->name,
-              shown->spec->user, wire_state_name(shown->state), shown->attempt);
-    if (shown->state == WSLQ__JOB_STATE__PENDING && job != NULL) {
-        why_pending(self, job, shown, &l);
-    } else if (shown->state == WSLQ__JOB_STATE__PENDING) {
-        lines_add(&l, "waits: %s", shown->reason);
-    } else if (wire_state_is_final(shown->state)) {
-        lines_add(&l, "it does not wait: it ended %s: %s", wire_state_name(shown->state),
-                  shown->reason);
-    } else {
-        char nodes[256] = "";
-        size_t off = 0;
-        for (size_t k = 0; k < shown->n_allocs && off < sizeof nodes; k++)
-            off += (size_t) snprintf(nodes + off, sizeof nodes - off, "%s%s", k ? "," : "",
-                                     shown->allocs[k]->node);
-        lines_add(&l, "it does not wait: it is %s on %s", wire_state_name(shown->state), nodes);
-    }
-    Wslq__WhyReply rep = WSLQ__WHY_REPLY__INIT;
-    rep.job = shown;
-    rep.lines = l.v;
-    rep.n_lines = l.n;
-    out_why_reply(self, m->from, m->env->request_id, &rep);
-    for (size_t i = 0; i < l.n; i++)
-        free(l.v[i]);
-    free(l.v);
-    wslq__job_info__free_unpacked(shown, NULL);
 }

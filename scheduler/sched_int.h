@@ -309,6 +309,19 @@ int jobs_deps_admit(sched_t *self, const Wslq__JobSpec *spec, wq_error_t *err);
 int jobs_deps_wait(sched_t *self, job_t *job);
 /* The one job a selector names ("42", "40_7"): 0 and *id, or -1 with *err. */
 int jobs_select_one(sched_t *self, const char *text, uint64_t *id, wq_error_t *err);
+/* Shared by jobs.c, jobsel.c and why.c. */
+int jobs_is_active(Wslq__JobState st); /* PENDING, STARTING or RUNNING */
+/* A job's state: the registry's, else the queue's; 0 (UNSPECIFIED) when there is none. */
+Wslq__JobState jobs_state_of(sched_t *self, uint64_t id);
+/* The job of the same user and name that keeps a singleton job waiting, or NULL. */
+const job_t *jobs_singleton_blocker(sched_t *self, const job_t *job);
+/* A job's info: the registry's (borrowed) or read from the queue (*owned set); NULL with
+ * *err. Give it back with jobs_unlookup. */
+Wslq__JobInfo *jobs_lookup(sched_t *self, uint64_t id, int *owned, wq_error_t *err);
+void jobs_unlookup(Wslq__JobInfo *info, int owned);
+Wslq__JobInfo *jobs_info_dup(const Wslq__JobInfo *info); /* a deep copy; caller frees */
+/* A listed copy's wait reason, worked out now for an array task the pass skipped. */
+void jobs_listing_reason(sched_t *self, Wslq__JobInfo *copy);
 /* 1 if the job is an array task and its array already runs %K tasks: not placed now. */
 int jobs_array_full(const job_t *job);
 
