@@ -33,15 +33,10 @@ cmd_login(cli_ctx_t *ctx, int argc, char **argv)
     wq_error_t err = {0};
     opt_parser_t p;
     opt_parser_init(&p, argc, argv, 0);
-    int id;
-    while ((id = opt_next(&p, opts, &err)) > 0) {
-        if (id == OPT_HELP) {
-            opt_parser_fini(&p);
-            fputs(login_usage, stdout);
-            return CLI_OK;
-        }
-        if (opt_common(ctx, id, p.arg, &err) != 0)
-            break;
+    int id = opt_flag_loop(ctx, &p, opts, 0, login_usage, NULL, &err);
+    if (id > 0) {
+        opt_parser_fini(&p);
+        return CLI_OK;
     }
     if (id == 0 && p.n_operands != 1)
         id = wq_fail(&err, WQ_EINVAL, "expected one CODE");
@@ -393,15 +388,10 @@ cmd_token(cli_ctx_t *ctx, int argc, char **argv)
     wq_error_t err = {0};
     opt_parser_t p;
     opt_parser_init(&p, argc, argv, 0);
-    int id;
-    while ((id = opt_next(&p, opts, &err)) > 0) {
-        if (id == OPT_HELP) {
-            opt_parser_fini(&p);
-            fputs(token_usage, stdout);
-            return CLI_OK;
-        }
-        if (opt_common(ctx, id, p.arg, &err) != 0)
-            break;
+    int id = opt_flag_loop(ctx, &p, opts, 0, token_usage, NULL, &err);
+    if (id > 0) {
+        opt_parser_fini(&p);
+        return CLI_OK;
     }
     if (id == 0 && p.n_operands > 0)
         id = wq_fail(&err, WQ_EINVAL, "unexpected argument '%.40s'", p.operands[0]);
