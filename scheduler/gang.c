@@ -197,6 +197,39 @@ gang_tick(sched_t *self, int64_t now)
     free(ids);
 }
 
+static int64_t
+earliest(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* The first millisecond at which gang_tick has something to do for a live job: the same
+ * conditions, as deadlines. */
+int64_t
+gang_next_timer(sched_t *self)
+{
+    size_t n;
+    job_t *const *live = place_live(self, &n);
+    int64_t next = INT64_MAX;
+    for (size_t j = 0; j < n; j++) {
+        const job_t *job = live[j];
+        const Wslq__JobInfo *info = job->info;
+        if (info->state == WSLQ__JOB_STATE__STARTING && !job->sm.kill_sent)
+            next = earliest(next, job->phase_mono + self->cfg.start_timeout_ms + 1);
+        if (info->state == WSLQ__JOB_STATE__RUNNING && info->spec->time_limit_s > 0 &&
+            !job->sm.kill_sent)
+            next = earliest(next, job->phase_mono + (int64_t) info->spec->time_limit_s * 1000 + 1);
+        for (size_t k = 0; k < job->sm.n_parts; k++) {
+            const jobsm_part_t *p = &job->sm.parts[k];
+            if (!p->ended && p->missing_since_mono)
+                next = earliest(next, p->missing_since_mono + self->cfg.missing_grace_ms + 1);
+        }
+        if (info->state == WSLQ__JOB_STATE__PENDING && job->sm.not_before_mono)
+            next = earliest(next, job->sm.not_before_mono);
+    }
+    return next;
+}
+
 /* ---------- what workers report ---------- */
 
 void

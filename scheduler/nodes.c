@@ -251,6 +251,22 @@ nodes_tick(sched_t *self, int64_t now)
     }
 }
 
+int64_t
+nodes_next_timer(const sched_t *self)
+{
+    int64_t next = INT64_MAX;
+    for (size_t i = 0; i < self->n_nodes; i++) {
+        const node_t *nd = self->nodes[i];
+        /* the first millisecond at which nodes_tick finds it silent too long */
+        int64_t t = nd->state == NODE_ALIVE    ? nd->last_seen_mono + self->cfg.torpid_ms + 1
+                    : nd->state == NODE_TORPID ? nd->last_seen_mono + self->cfg.lost_ms + 1
+                                               : INT64_MAX;
+        if (t < next)
+            next = t;
+    }
+    return next;
+}
+
 /* ---------- what workers send ---------- */
 
 void

@@ -11,6 +11,7 @@
 #include <malloc.h>
 #endif
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -26,7 +27,6 @@
 #include "scheduler/sched_int.h"
 
 #define MAX_MSGS_PER_TURN 4096 /* bounds one turn's work: about 20 ms of submits */
-#define TICK_MS           100  /* timer resolution for expiry, limits and waits */
 
 const double sched_wait_bounds[SCHED_WAIT_BUCKETS] = {0.01, 0.1, 1,    5,    30,
                                                       60,   300, 1800, 3600, 86400};
@@ -160,6 +160,15 @@ sched_new(const sched_config_t *cfg, wq_error_t *err)
     self->state_dir = wq_strdup(cfg->state_dir);
     self->log_dir = wq_asprintf("%s/logs", cfg->state_dir);
     self->lock_fd = -1;
+    self->wake_fd[0] = self->wake_fd[1] = -1;
+    if (pipe(self->wake_fd) < 0) {
+        wq_fail(err, WQ_ESYS, "cannot make a pipe: %s", strerror(errno));
+        goto error;
+    }
+    for (int i = 0; i < 2; i++) {
+        fcntl(self->wake_fd[i], F_SETFD, FD_CLOEXEC);
+        fcntl(self->wake_fd[i], F_SETFL, O_NONBLOCK);
+    }
     if (wq_mkdir_p(self->log_dir, 0700, err) < 0) {
         err->code = WQ_EIO; /* the state directory cannot be used */
         goto error;
@@ -230,7 +239,6 @@ sched_new(const sched_config_t *cfg, wq_error_t *err)
     log_info("scheduler listening endpoint=%s state_dir=%s active_jobs=%zu known_nodes=%zu",
              self->endpoint, cfg->state_dir, self->n_jobs, self->n_nodes);
     self->dirty = 1;
-    self->next_tick_mono = wq_clock_mono_ms() + TICK_MS;
     return self;
 error:
     sched_destroy(&self);
@@ -264,6 +272,9 @@ sched_destroy(sched_t **self_p)
     queue_destroy(&self->q);
     if (self->lock_fd >= 0)
         close(self->lock_fd); /* releases the lock */
+    for (int i = 0; i < 2; i++)
+        if (self->wake_fd[i] >= 0)
+            close(self->wake_fd[i]);
     free(self->state_dir);
     free(self->log_dir);
     free(self);
@@ -274,6 +285,9 @@ void
 sched_stop(sched_t *self)
 {
     self->stop = 1;
+    /* async-signal-safe; a full pipe already wakes the poll */
+    ssize_t rc = write(self->wake_fd[1], "", 1);
+    (void) rc;
 }
 
 const char *
@@ -324,11 +338,29 @@ tick(sched_t *self, int64_t now)
     gang_tick(self, now);
     waiters_expire(self, now);
 #ifdef __GLIBC__
-    if (now >= self->next_trim_mono) {
+    if (self->next_trim_mono != 0 && now >= self->next_trim_mono) {
         malloc_trim(0);
-        self->next_trim_mono = now + TRIM_MS;
+        self->next_trim_mono = 0;
     }
 #endif
+}
+
+/* When the timers next have work: the loop sleeps until then, or until a message comes. No
+ * fixed tick: an idle scheduler wakes only for what is due (heartbeat deadlines, time limits,
+ * waits), so it costs nothing between them. */
+static int64_t
+next_timer(sched_t *self)
+{
+    int64_t next = nodes_next_timer(self);
+    int64_t t = selftest_next_timer(self);
+    next = t < next ? t : next;
+    t = gang_next_timer(self);
+    next = t < next ? t : next;
+    t = waiters_next_timer(self);
+    next = t < next ? t : next;
+    if (self->next_trim_mono != 0 && self->next_trim_mono < next)
+        next = self->next_trim_mono;
+    return next;
 }
 
 int
@@ -340,12 +372,18 @@ sched_turn(sched_t *self, long timeout_ms, wq_error_t *err)
         return -1;
     }
     int64_t now = wq_clock_mono_ms();
-    long until_tick = self->next_tick_mono > now ? (long) (self->next_tick_mono - now) : 0;
-    if (timeout_ms < 0 || timeout_ms > until_tick)
-        timeout_ms = until_tick;
-    zmq_pollitem_t items[4] = {{self->router, 0, ZMQ_POLLIN, 0},
-                               {conns_socket(self->conns), 0, ZMQ_POLLIN, 0}};
-    int n_items = 2, zap_item = -1, admin_item = -1;
+    int64_t due = next_timer(self);
+    if (due != INT64_MAX) {
+        long until = due > now ? (due - now > LONG_MAX ? LONG_MAX : (long) (due - now)) : 0;
+        if (timeout_ms < 0 || timeout_ms > until)
+            timeout_ms = until;
+    }
+    if (self->stop)
+        timeout_ms = 0;
+    zmq_pollitem_t items[5] = {{self->router, 0, ZMQ_POLLIN, 0},
+                               {conns_socket(self->conns), 0, ZMQ_POLLIN, 0},
+                               {NULL, self->wake_fd[0], ZMQ_POLLIN, 0}};
+    int n_items = 3, zap_item = -1, admin_item = -1;
     if (self->zap != NULL) {
         zap_item = n_items;
         items[n_items++] = (zmq_pollitem_t){self->zap, 0, ZMQ_POLLIN, 0};
@@ -367,11 +405,14 @@ sched_turn(sched_t *self, long timeout_ms, wq_error_t *err)
         recv_batch(self, self->router, 0);
     if (rc > 0 && admin_item >= 0 && (items[admin_item].revents & ZMQ_POLLIN))
         recv_batch(self, self->admin_router, 1);
-    now = wq_clock_mono_ms();
-    if (now >= self->next_tick_mono) {
-        tick(self, now);
-        self->next_tick_mono = now + TICK_MS;
+    if (rc > 0 && (items[2].revents & ZMQ_POLLIN)) {
+        char buf[64];
+        while (read(self->wake_fd[0], buf, sizeof buf) > 0) {
+        }
     }
+    now = wq_clock_mono_ms();
+    if (now >= due)
+        tick(self, now);
     if (self->dirty || self->n_fresh > 0)
         place_pass(self);
     waiters_wake_watch(self);
@@ -388,6 +429,8 @@ sched_turn(sched_t *self, long timeout_ms, wq_error_t *err)
         return -1;
     }
     out_flush(self);
+    if (worked && self->next_trim_mono == 0)
+        self->next_trim_mono = now + TRIM_MS; /* the turn may have freed memory */
     if (worked) {
         struct timespec ts1;
         clock_gettime(CLOCK_MONOTONIC, &ts1);

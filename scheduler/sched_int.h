@@ -170,7 +170,9 @@ struct sched {
     wq_ratelimit_t auth_rl, enrol_rl;
     conns_t *conns;         /* connection accounting and caps on the ROUTER */
     size_t max_conns;       /* SCHED_MAX_CONNS, lower when the descriptor limit is */
-    int64_t next_trim_mono; /* ms: when freed memory is next given back to the system */
+    int64_t next_trim_mono; /* ms: when freed memory is next given back to the system (0:
+                               nothing was freed since the last time) */
+    int wake_fd[2];         /* a pipe: sched_stop (a signal handler) wakes the poll with it */
     wq_ratelimit_t conn_rl;
     queue_t *q;
     volatile sig_atomic_t stop;
@@ -208,7 +210,6 @@ struct sched {
     job_t **live;
     size_t n_live, cap_live;
     unsigned next_port;
-    int64_t next_tick_mono;
     wq_ratelimit_t bad_rl;
     sched_stats_t stats;
     uint64_t seen_version; /* version when parked watches were last checked */
@@ -336,6 +337,9 @@ void gang_node_lost(sched_t *self, node_t *nd);
 void gang_on_register(sched_t *self, node_t *nd, const Wslq__Register *r, Wslq__RegisterReply *rep);
 void gang_free_register_reply(Wslq__RegisterReply *rep);
 void gang_tick(sched_t *self, int64_t now);
+/* The monotonic ms at which gang_tick next has work (INT64_MAX: none); likewise the other
+ * *_next_timer functions for their ticks. */
+int64_t gang_next_timer(sched_t *self);
 void handle_started(sched_t *self, const msg_t *m);
 void handle_ended(sched_t *self, const msg_t *m);
 void handle_rank_failed(sched_t *self, const msg_t *m);
@@ -377,6 +381,7 @@ const char *nodes_owner_policy_name(uint32_t p);
 /* A message came from this node's worker: it is alive. */
 void nodes_seen(sched_t *self, node_t *nd);
 void nodes_tick(sched_t *self, int64_t now);
+int64_t nodes_next_timer(const sched_t *self);
 /* An admin removed the node: it is lost now (its jobs end or requeue) and forgotten. */
 void nodes_forget(sched_t *self, const char *name);
 /* Drained nodes from the queue, onto the nodes loaded (at start, after nodes_load). */
@@ -408,6 +413,7 @@ void handle_nodes(sched_t *self, const msg_t *m);
 /* selftest.c: the inbound connection test */
 void selftest_on_register(sched_t *self, node_t *nd, int claims_inbound, unsigned port);
 void selftest_tick(sched_t *self, int64_t now);
+int64_t selftest_next_timer(const sched_t *self);
 /* The policy's view of a node's test. */
 int selftest_policy_state(const node_t *nd);
 void handle_probe_result(sched_t *self, const msg_t *m);
@@ -439,6 +445,7 @@ void waiters_wake_logs(sched_t *self, uint64_t job_id);
 void waiters_wake_kv(sched_t *self, uint64_t job_id, const char *key, const kv_entry_t *e);
 void waiters_wake_watch(sched_t *self);
 void waiters_expire(sched_t *self, int64_t now);
+int64_t waiters_next_timer(const sched_t *self);
 void waiters_free_all(sched_t *self);
 void handle_watch(sched_t *self, const msg_t *m);
 

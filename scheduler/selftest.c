@@ -189,6 +189,18 @@ selftest_tick(sched_t *self, int64_t now)
     }
 }
 
+int64_t
+selftest_next_timer(const sched_t *self)
+{
+    int64_t next = INT64_MAX;
+    for (size_t i = 0; i < self->n_nodes; i++) {
+        const selftest_t *t = &self->nodes[i]->selftest;
+        if (t->state == SELFTEST_PENDING && t->deadline_mono < next)
+            next = t->deadline_mono;
+    }
+    return next;
+}
+
 int
 selftest_policy_state(const node_t *nd)
 {

@@ -123,6 +123,16 @@ waiters_expire(sched_t *self, int64_t now)
     }
 }
 
+int64_t
+waiters_next_timer(const sched_t *self)
+{
+    int64_t next = INT64_MAX;
+    for (size_t i = 0; i < self->n_waiters; i++)
+        if (self->waiters[i].deadline_mono < next)
+            next = self->waiters[i].deadline_mono;
+    return next;
+}
+
 void
 handle_watch(sched_t *self, const msg_t *m)
 {
