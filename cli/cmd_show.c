@@ -185,6 +185,9 @@ print_show(const Wslq__ShowReply *r, int64_t now_ms, FILE *out)
     fprintf(out, KEY "%d\n", "Priority:", s->priority);
     fprintf(out, KEY "%u%s\n", "Retries:", s->retries,
             s->requeue_on_fail ? " (also on failure)" : " (on node loss)");
+    if (s->notify != 0)
+        fprintf(out, KEY "%s (webhook)\n",
+                "Notify:", jobspec_format_notify(s->notify, buf, sizeof buf));
     const char *dep_label = "Depends on:";
     if (s->n_depends_on > 0) {
         fprintf(out, KEY "afterok", dep_label);

@@ -51,6 +51,9 @@ static const char usage[] =
     "  -x, --exclude N[,N]      never on these nodes\n"
     "  -C, --constraint T[,T]   only on nodes tagged with every one of these (wslq nodes\n"
     "                           shows the tags; an admin sets them: wslq admin node tag)\n"
+    "      --notify EVENTS      post to your webhook (the lab sets it up) on start, end,\n"
+    "                           fail, requeue or all (comma-separated; end: every end,\n"
+    "                           fail: ends other than COMPLETED)\n"
     "  -D, --chdir DIR          working directory (default: the current one)\n"
     "      --wrap LINE          run LINE with /bin/sh -c\n"
     "  -a, --array LIST         a job array: one job per index, e.g. 0-499%8 (at most 8 run at\n"
@@ -91,6 +94,7 @@ enum {
     O_CONSTRAINT,
     O_ARRAY,
     O_HOLD,
+    O_NOTIFY,
 };
 
 static const opt_t opts[] = {
@@ -120,6 +124,7 @@ static const opt_t opts[] = {
     {"constraint", 'C', 1, O_CONSTRAINT},
     {"array", 'a', 1, O_ARRAY},
     {"hold", 'H', 0, O_HOLD},
+    {"notify", 0, 1, O_NOTIFY},
     OPT_COMMON,
     {NULL, 0, 0, 0},
 };
@@ -381,6 +386,7 @@ typedef struct {
     uint32_t gpus, nodes, gpn, rpn, cpus, retries;
     int gpus_set, nodes_set, gpn_set, rpn_set, per_node, requeue;
     int64_t mem_mb, time_s, prio;
+    uint32_t notify; /* JOBSPEC_NOTIFY_* */
     deps_t deps;
     strlist_t env_opts, exports, secrets, nodelist, exclude, constraints;
     strlist_t words; /* a batch script's directive words, which the values above point into */
@@ -546,6 +552,10 @@ apply_opt(cli_ctx_t *ctx, sub_t *o, submit_args_t *a, int id, const char *v, wq_
     }
     case O_HOLD:
         a->hold = 1;
+        break;
+    case O_NOTIFY:
+        if (jobspec_parse_notify(v, &o->notify, err) < 0)
+            return -1;
         break;
     default:
         if (opt_common(ctx, id, v, err) != 0)
@@ -870,6 +880,7 @@ submit_parse(cli_ctx_t *ctx, int argc, char **argv, submit_args_t *a, wq_error_t
     s->priority = (int32_t) o->prio;
     s->retries = o->retries;
     s->requeue_on_fail = o->requeue;
+    s->notify = o->notify;
     s->depends_on = dep_ids(&o->deps.ok, &s->n_depends_on);
     s->after_any = dep_ids(&o->deps.any, &s->n_after_any);
     s->after_notok = dep_ids(&o->deps.notok, &s->n_after_notok);

@@ -303,3 +303,55 @@ jobspec_wait_name(Wslq__WaitReason r)
         return "";
     }
 }
+
+/* ---------- --notify ---------- */
+
+static const struct {
+    const char *name;
+    uint32_t bit;
+} notify_words[] = {
+    {"start", JOBSPEC_NOTIFY_START},     {"end", JOBSPEC_NOTIFY_END}, {"fail", JOBSPEC_NOTIFY_FAIL},
+    {"requeue", JOBSPEC_NOTIFY_REQUEUE}, {"all", JOBSPEC_NOTIFY_ALL}, {"none", 0},
+};
+
+int
+jobspec_parse_notify(const char *s, uint32_t *mask, wq_error_t *err)
+{
+    uint32_t m = 0;
+    const char *p = s;
+    if (*p == '\0')
+        return wq_fail(err, WQ_EINVAL, "--notify: empty; give start, end, fail, requeue or all");
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        if (len == 0)
+            return wq_fail(err, WQ_EINVAL, "--notify: an empty event in '%.60s'", s);
+        size_t i;
+        for (i = 0; i < sizeof notify_words / sizeof notify_words[0]; i++)
+            if (strlen(notify_words[i].name) == len && strncmp(p, notify_words[i].name, len) == 0)
+                break;
+        if (i == sizeof notify_words / sizeof notify_words[0])
+            return wq_fail(err, WQ_EINVAL,
+                           "--notify: '%.*s' is not start, end, fail, requeue, all or none",
+                           (int) (len > 40 ? 40 : len), p);
+        m |= notify_words[i].bit;
+        if (p[len] == '\0')
+            break;
+        p += len + 1;
+    }
+    *mask = m;
+    return 0;
+}
+
+const char *
+jobspec_format_notify(uint32_t mask, char *buf, size_t size)
+{
+    size_t off = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < 4; i++) /* the four single events, in their order */
+        if (mask & notify_words[i].bit)
+            off += (size_t) snprintf(buf + off, off < size ? size - off : 0, "%s%s", off ? "," : "",
+                                     notify_words[i].name);
+    if (off == 0)
+        snprintf(buf, size, "none");
+    return buf;
+}

@@ -64,4 +64,17 @@ typedef struct {
 int jobspec_parse_selector(const char *s, jobspec_selector_t *out, wq_error_t *err);
 void jobspec_selector_fini(jobspec_selector_t *sel);
 
+/* --notify: the job changes posted to the owner's webhook (JobSpec.notify). */
+#define JOBSPEC_NOTIFY_START   1u /* it started running */
+#define JOBSPEC_NOTIFY_END     2u /* it ended, however */
+#define JOBSPEC_NOTIFY_FAIL    4u /* it ended other than COMPLETED */
+#define JOBSPEC_NOTIFY_REQUEUE 8u /* it went back to the queue */
+#define JOBSPEC_NOTIFY_ALL     15u
+
+/* "start,end,fail,requeue,all" (any of them, comma-separated, or "none") -> mask. 0, or -1
+ * with a one-line reason naming the bad word. */
+int jobspec_parse_notify(const char *s, uint32_t *mask, wq_error_t *err);
+/* The mask as "end,fail" ("none" for 0). */
+const char *jobspec_format_notify(uint32_t mask, char *buf, size_t size);
+
 #endif

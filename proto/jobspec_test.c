@@ -199,6 +199,32 @@ test_parse_selector(void **state)
     }
 }
 
+static void
+test_notify(void **state)
+{
+    (void) state;
+    wq_error_t err = {0};
+    uint32_t m = 99;
+    char buf[64];
+    assert_int_equal(jobspec_parse_notify("end,fail", &m, &err), 0);
+    assert_int_equal(m, JOBSPEC_NOTIFY_END | JOBSPEC_NOTIFY_FAIL);
+    assert_string_equal(jobspec_format_notify(m, buf, sizeof buf), "end,fail");
+    assert_int_equal(jobspec_parse_notify("all", &m, &err), 0);
+    assert_string_equal(jobspec_format_notify(m, buf, sizeof buf), "start,end,fail,requeue");
+    assert_int_equal(jobspec_parse_notify("none", &m, &err), 0);
+    assert_int_equal(m, 0);
+    assert_string_equal(jobspec_format_notify(0, buf, sizeof buf), "none");
+    const char *bad[] = {"", "end,", ",end", "ends", "end,,fail", "END", "start;end"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        m = 7;
+        err.text[0] = '\0';
+        if (jobspec_parse_notify(bad[i], &m, &err) != -1)
+            fail_msg("--notify '%s' was accepted", bad[i]);
+        assert_int_equal(m, 7); /* unchanged */
+        assert_non_null(strstr(err.text, "--notify"));
+    }
+}
+
 int
 main(void)
 {
@@ -206,6 +232,7 @@ main(void)
         cmocka_unit_test(test_default_name),   cmocka_unit_test(test_apply_defaults),
         cmocka_unit_test(test_rank_vars),      cmocka_unit_test(test_parse_array),
         cmocka_unit_test(test_format_indices), cmocka_unit_test(test_parse_selector),
+        cmocka_unit_test(test_notify),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -101,6 +101,10 @@ json_spec(const Wslq__JobSpec *s)
     cJSON_AddNumberToObject(o, "priority", s->priority);
     add_u64(o, "retries", s->retries);
     cJSON_AddBoolToObject(o, "requeue_on_fail", s->requeue_on_fail);
+    {
+        char nb[64];
+        cJSON_AddStringToObject(o, "notify", jobspec_format_notify(s->notify, nb, sizeof nb));
+    }
     cJSON_AddItemToObject(o, "nodelist", str_array(s->nodelist, s->n_nodelist));
     cJSON_AddItemToObject(o, "exclude", str_array(s->exclude, s->n_exclude));
     cJSON_AddItemToObject(o, "constraints", str_array(s->constraints, s->n_constraints));

@@ -14,7 +14,8 @@
 
 /* {"argv":[..],"wrap","cwd","env":["K=V"],"name","user","uid","nodes","gpus_per_node",
  *  "gpus" (total),"ranks_per_node","per_node","cpus_per_node","mem_mb_per_node",
- *  "time_limit_s" (null = none),"priority","retries","requeue_on_fail","depends_on":[ids]} */
+ *  "time_limit_s" (null = none),"priority","retries","requeue_on_fail","notify" ("end,fail",
+ *  "none"),"depends_on":[ids]} */
 cJSON *json_spec(const Wslq__JobSpec *spec);
 
 /* {"node","node_rank","ip","gpus":[idx],"gpu_uuids":[..],"first_rank","nranks"} */

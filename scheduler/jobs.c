@@ -303,6 +303,8 @@ jobs_apply(sched_t *self, job_t *job, jobsm_event_t *ev)
         kv_clear(job);
         self->stats.requeued_total++;
     }
+    if (out.state_changed || (out.act & JOBSM_ACT_REQUEUED))
+        jobnotify_change(self, job, out.old_state, (out.act & JOBSM_ACT_REQUEUED) != 0);
     if ((out.act & JOBSM_ACT_RESCHED) && ev->type != JOBSM_EV_SUBMIT)
         self->dirty = 1; /* a new job alone is tried by itself (place_pass) */
     if (out.act & JOBSM_ACT_ENDED) {
@@ -406,7 +408,8 @@ handle_submit(sched_t *self, const msg_t *m)
         return;
     }
     size_t n_nodes = 0;
-    if (place_admit(self, spec, &n_nodes, &err) < 0 || jobs_deps_admit(self, spec, &err) < 0) {
+    if (place_admit(self, spec, &n_nodes, &err) < 0 || jobs_deps_admit(self, spec, &err) < 0 ||
+        jobnotify_admit(self, spec, &err) < 0) {
         self->stats.refused_total++;
         jobspec_array_fini(&arr);
         out_error(self, m->from, m->env->request_id, &err);

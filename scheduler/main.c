@@ -12,8 +12,10 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/parse.h"
+#include "proto/wire.h"
 #include "scheduler/http/http.h"
 #include "scheduler/http/http_parse.h"
+#include "scheduler/notify.h"
 #include "scheduler/sched.h"
 
 static sched_t *running;
@@ -60,6 +62,11 @@ usage(FILE *out)
         "                        '' for none): 'wslq admin' as root or the scheduler's user\n"
         "  --insecure yes|no     no CURVE keys: every peer is what it claims. Only for\n"
         "                        throwaway test clusters (default no)\n"
+        "  --notify-url URL      webhook (http:// or https://) for jobs submitted with\n"
+        "                        --notify; in the config file notify-url.USER = URL gives\n"
+        "                        one user their own (default none: --notify is refused)\n"
+        "  --notify-timeout TIME one webhook post (default 5s)\n"
+        "  --notify-retries N    posts after a failed one, 2 s apart and doubling (default 5)\n"
         "  --version, --help\n"
         "exit: 0 stopped by SIGTERM/SIGINT, 1 failed, 2 bad usage or config, 3 the state\n"
         "directory or its database cannot be used (damaged, read-only, full, or held by\n"
@@ -71,6 +78,7 @@ typedef struct {
     http_config_t *http;
     char **owned; /* strings kept for cfg's lifetime */
     size_t n_owned;
+    sched_notify_url_t *notify_urls; /* cfg->notify_urls */
     wq_error_t err;
     const char *file;
 } conf_ctx_t;
@@ -154,6 +162,34 @@ apply(conf_ctx_t *c, const char *key, const char *v, wq_error_t *err)
             cfg->insecure = 0;
         else
             return wq_fail(err, WQ_EINVAL, "insecure: '%s' is not 'yes' or 'no'", v);
+    } else if (strcmp(key, "notify-url") == 0 || strcmp(key, "notify_url") == 0) {
+        if (notify_check_url(v, err) < 0)
+            return -1;
+        cfg->notify_url = keep(c, v);
+    } else if (strncmp(key, "notify-url.", 11) == 0 || strncmp(key, "notify_url.", 11) == 0) {
+        const char *user = key + 11;
+        if (*user == '\0' || strlen(user) > WIRE_MAX_NAME)
+            return wq_fail(err, WQ_EINVAL, "%.40s: give a user name after 'notify-url.'", key);
+        if (notify_check_url(v, err) < 0)
+            return -1;
+        size_t i;
+        for (i = 0; i < cfg->n_notify_urls; i++)
+            if (strcmp(c->notify_urls[i].user, user) == 0)
+                break; /* a later line wins */
+        if (i == cfg->n_notify_urls) {
+            c->notify_urls = wq_realloc(c->notify_urls, (i + 1) * sizeof *c->notify_urls);
+            c->notify_urls[i].user = keep(c, user);
+            cfg->n_notify_urls++;
+        }
+        c->notify_urls[i].url = keep(c, v);
+        cfg->notify_urls = c->notify_urls;
+    } else if (strcmp(key, "notify-timeout") == 0 || strcmp(key, "notify_timeout") == 0) {
+        return set_time(v, "notify-timeout", &cfg->notify_timeout_ms, err);
+    } else if (strcmp(key, "notify-retries") == 0 || strcmp(key, "notify_retries") == 0) {
+        int64_t n;
+        if (wq_parse_int(v, 0, 100, "notify-retries", &n, err) < 0)
+            return -1;
+        cfg->notify_retries = (unsigned) n;
     } else if (strcmp(key, "sync") == 0) {
         if (strcmp(v, "full") == 0)
             cfg->sync_full = 1;
@@ -173,6 +209,8 @@ conf_free(conf_ctx_t *c)
     for (size_t i = 0; i < c->n_owned; i++)
         free(c->owned[i]);
     free(c->owned);
+    free(c->notify_urls);
+    c->notify_urls = NULL;
     c->owned = NULL;
     c->n_owned = 0;
 }
@@ -226,6 +264,9 @@ main(int argc, char **argv)
                                          {"advertise", required_argument, 0, 'a'},
                                          {"admin-socket", required_argument, 0, 'A'},
                                          {"insecure", required_argument, 0, 'I'},
+                                         {"notify-url", required_argument, 0, 'n'},
+                                         {"notify-timeout", required_argument, 0, 'N'},
+                                         {"notify-retries", required_argument, 0, 'r'},
                                          {"version", no_argument, 0, 'V'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};

@@ -144,6 +144,10 @@ sched_config_init(sched_config_t *cfg)
     cfg->torpid_ms = 3000;
     cfg->lost_ms = 10000;
     cfg->start_timeout_ms = 60000;
+    notify_config_t nc;
+    notify_config_init(&nc);
+    cfg->notify_timeout_ms = nc.timeout_ms;
+    cfg->notify_retries = nc.retries;
     cfg->kill_grace_ms = 10000;
     cfg->missing_grace_ms = 5000;
     cfg->port_lo = 29500;
@@ -236,6 +240,15 @@ sched_new(const sched_config_t *cfg, wq_error_t *err)
     zmq_getsockopt(self->router, ZMQ_LAST_ENDPOINT, self->endpoint, &len);
     if (open_admin_socket(self, err) < 0)
         goto error;
+    if (cfg->notify_url != NULL || cfg->n_notify_urls > 0) {
+        notify_config_t nc;
+        notify_config_init(&nc);
+        nc.timeout_ms = cfg->notify_timeout_ms;
+        nc.retries = cfg->notify_retries;
+        self->notify = notify_new(&nc, err);
+        if (self->notify == NULL)
+            goto error;
+    }
     log_info("scheduler listening endpoint=%s state_dir=%s active_jobs=%zu known_nodes=%zu",
              self->endpoint, cfg->state_dir, self->n_jobs, self->n_nodes);
     self->dirty = 1;
@@ -261,6 +274,7 @@ sched_destroy(sched_t **self_p)
     auth_close(self);
     if (self->zctx && self->own_zctx)
         zmq_ctx_term(self->zctx);
+    notify_destroy(&self->notify);
     place_free(self);
     jobs_free_all(self);
     nodes_free_all(self);
@@ -423,12 +437,28 @@ sched_turn(sched_t *self, long timeout_ms, wq_error_t *err)
     if (self->failed) {
         /* nothing that is not on disk may leave: the turn's requests get the reason instead */
         queue_rollback(self->q);
+        if (self->notify != NULL)
+            notify_discard(self->notify);
         out_fail_requests(self, &self->fail_err);
         if (err)
             *err = self->fail_err;
         return -1;
     }
     out_flush(self);
+    if (self->notify != NULL) {
+        notify_commit(self->notify);
+        notify_stats_t ns;
+        notify_stats(self->notify, &ns);
+        if (ns.sent_total != self->stats.notify_sent_total ||
+            ns.failed_total != self->stats.notify_failed_total ||
+            ns.dropped_total != self->stats.notify_dropped_total ||
+            ns.pending != self->stats.notify_pending)
+            self->stats.version++; /* the dashboard's counters */
+        self->stats.notify_sent_total = ns.sent_total;
+        self->stats.notify_failed_total = ns.failed_total;
+        self->stats.notify_dropped_total = ns.dropped_total;
+        self->stats.notify_pending = ns.pending;
+    }
     if (worked && self->next_trim_mono == 0)
         self->next_trim_mono = now + TRIM_MS; /* the turn may have freed memory */
     if (worked) {

@@ -11,6 +11,12 @@
 #include "common/err.h"
 #include "proto/wire.h"
 
+/* A user's own webhook for --notify (the config's notify-url.USER). */
+typedef struct {
+    const char *user;
+    const char *url;
+} sched_notify_url_t;
+
 typedef struct {
     const char *listen;        /* ZeroMQ endpoint, e.g. "tcp://0.0.0.0:7420" */
     const char *state_dir;     /* holds queue.db and logs/ */
@@ -29,6 +35,13 @@ typedef struct {
     int insecure;           /* no CURVE: every peer is what it claims (throwaway clusters) */
     const char *advertise;  /* the address enrolment codes carry; NULL = a guess (first IPv4) */
     const char *admin_path; /* the local admin socket; NULL = <state_dir>/admin.sock, "" = none */
+    /* --notify webhooks: the lab's (NULL = none) and users' own, which win; with neither,
+     * no sender thread runs and a --notify submit is refused. */
+    const char *notify_url;
+    const sched_notify_url_t *notify_urls;
+    size_t n_notify_urls;
+    int64_t notify_timeout_ms; /* one post */
+    unsigned notify_retries;   /* posts after a failed one, the backoff doubling from 2 s */
     /* Called once when a database write fails, before the loop stops (sched_run then
      * returns -1 and nothing of that turn is sent). NULL = only logged. */
     void (*on_fatal)(const wq_error_t *err, void *arg);
@@ -73,6 +86,10 @@ typedef struct {
     uint64_t refused_total;                   /* submissions refused (impossible, bad deps) */
     uint64_t ended_total[WIRE_JOB_STATES];    /* by final JobState */
     uint64_t requeued_total;                  /* retryable ends sent back to PENDING */
+    uint64_t notify_sent_total;               /* webhook posts answered 2xx */
+    uint64_t notify_failed_total;             /* webhook notifications given up */
+    uint64_t notify_dropped_total;            /* dropped: too many waiting */
+    uint64_t notify_pending;                  /* waiting for their (next) post */
     uint64_t bad_frames_total;                /* frames wire_decode() refused */
     uint64_t conns_open;                      /* connections to the ROUTER now */
     uint64_t conns_refused_total;             /* shut over the total or per-address cap */

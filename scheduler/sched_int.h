@@ -21,6 +21,7 @@
 #include "proto/keys.h"
 #include "proto/wire.h"
 #include "scheduler/jobsm.h"
+#include "scheduler/notify.h"
 #include "scheduler/policy.h"
 #include "scheduler/queue.h"
 #include "scheduler/sched.h"
@@ -172,6 +173,7 @@ struct sched {
     size_t max_conns;       /* SCHED_MAX_CONNS, lower when the descriptor limit is */
     int64_t next_trim_mono; /* ms: when freed memory is next given back to the system (0:
                                nothing was freed since the last time) */
+    notify_t *notify;       /* the webhook sender (notify.c); NULL when none is configured */
     int wake_fd[2];         /* a pipe: sched_stop (a signal handler) wakes the poll with it */
     wq_ratelimit_t conn_rl;
     queue_t *q;
@@ -343,6 +345,11 @@ int64_t gang_next_timer(sched_t *self);
 void handle_started(sched_t *self, const msg_t *m);
 void handle_ended(sched_t *self, const msg_t *m);
 void handle_rank_failed(sched_t *self, const msg_t *m);
+
+/* jobnotify.c: --notify. A submit asking for it needs a webhook for its user; each state
+ * change (and requeue) it asked for is staged for the turn's commit. */
+int jobnotify_admit(sched_t *self, const Wslq__JobSpec *spec, wq_error_t *err);
+void jobnotify_change(sched_t *self, const job_t *job, Wslq__JobState old, int requeued);
 
 /* place.c: the scheduling pass */
 /* Keeps the job in the sets the pass and the timers read up to date with its state: called

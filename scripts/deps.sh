@@ -7,7 +7,7 @@ packages=(
     build-essential cmake pkg-config git ca-certificates
     libzmq3-dev libsodium-dev libprotobuf-c-dev protobuf-c-compiler libsqlite3-dev
     libinih-dev libcjson-dev libcmocka-dev libopenblas-dev zlib1g-dev
-    libmicrohttpd-dev libncurses-dev
+    libmicrohttpd-dev libncurses-dev libcurl4-openssl-dev
     dataset-fashion-mnist
     python3 procps iproute2 shellcheck clang-format
     prometheus nodejs mmdebstrap

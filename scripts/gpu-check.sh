@@ -84,7 +84,7 @@ done
 # Development packages, downloaded as they are (their own -dev dependencies are not: the .pc
 # files' Requires.private lines, which only static linking reads, are dropped when unpacked).
 DEV_PKGS=(libzmq3-dev libprotobuf-c-dev libsqlite3-dev libinih-dev libcjson-dev libcmocka-dev
-    libopenblas-dev libopenblas-pthread-dev zlib1g-dev libmicrohttpd-dev libncurses-dev
+    libopenblas-dev libopenblas-pthread-dev zlib1g-dev libmicrohttpd-dev libncurses-dev libcurl4-openssl-dev
     pkg-config pkgconf)
 # Their libraries and the tools (protoc-c, pkgconf), with everything these need at run time.
 RUNTIME_PKGS=(libzmq5 libprotobuf-c1 libsqlite3-0 libinih1 libinireader0 libcjson1 libcmocka0

@@ -267,7 +267,8 @@ fi
 # the tests need.
 BUILD_DEPS=(build-essential cmake pkg-config python3 libzmq3-dev libsodium-dev
     libprotobuf-c-dev protobuf-c-compiler libsqlite3-dev libinih-dev libcjson-dev
-    libcmocka-dev libmicrohttpd-dev libncurses-dev libopenblas-dev zlib1g-dev)
+    libcmocka-dev libmicrohttpd-dev libncurses-dev libopenblas-dev zlib1g-dev
+    libcurl4-openssl-dev)
 # Run-time only: the worker's /proc readers (procps), ip (iproute2), useradd for the service
 # account (passwd: not in a minimal Debian 13), and the Fashion-MNIST files wslq-train reads
 # by default (/usr/share/datasets/fashion-mnist).

@@ -142,6 +142,8 @@ summary_doc(queue_t *q, http_counts_t *cache, const http_snap_t *s)
     cJSON_AddNumberToObject(c, "submitted_total", (double) st->submitted_total);
     cJSON_AddNumberToObject(c, "refused_total", (double) st->refused_total);
     cJSON_AddNumberToObject(c, "requeued_total", (double) st->requeued_total);
+    cJSON_AddNumberToObject(c, "notify_sent_total", (double) st->notify_sent_total);
+    cJSON_AddNumberToObject(c, "notify_failed_total", (double) st->notify_failed_total);
     cJSON_AddNumberToObject(c, "wire_protocol_errors_total", (double) st->bad_frames_total);
     uint64_t ended = 0;
     for (int i = 0; i < WIRE_JOB_STATES; i++)

@@ -177,6 +177,17 @@ http_prom_render(const http_snap_t *s, const uint64_t http_codes[HTTP_N_CODES], 
     help(&b, "wslq_jobs_requeued_total", "counter",
          "Retryable ends (node lost, failure with retries left) sent back to the queue.");
     sb_printf(&b, "wslq_jobs_requeued_total %llu\n", (unsigned long long) st->requeued_total);
+    help(&b, "wslq_notify_sent_total", "counter", "--notify webhook posts answered 2xx.");
+    sb_printf(&b, "wslq_notify_sent_total %llu\n", (unsigned long long) st->notify_sent_total);
+    help(&b, "wslq_notify_failed_total", "counter",
+         "--notify notifications given up after every retry.");
+    sb_printf(&b, "wslq_notify_failed_total %llu\n", (unsigned long long) st->notify_failed_total);
+    help(&b, "wslq_notify_dropped_total", "counter",
+         "--notify notifications dropped because too many were waiting.");
+    sb_printf(&b, "wslq_notify_dropped_total %llu\n",
+              (unsigned long long) st->notify_dropped_total);
+    help(&b, "wslq_notify_pending", "gauge", "--notify notifications waiting for a post.");
+    sb_printf(&b, "wslq_notify_pending %llu\n", (unsigned long long) st->notify_pending);
 
     help(&b, "wslq_nodes", "gauge", "Known nodes, by state.");
     for (int i = 0; i < HTTP_NODE_STATES; i++)
