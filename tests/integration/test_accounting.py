@@ -10,12 +10,15 @@
 * `wslq update` changes a pending job's time, priority, name and GPUs, each change an event in
   `wslq show`; it refuses (changing nothing) GPUs no node has, another user's job, an ended
   job, and anything but a lower time limit for a running job; array selectors work.
-* `wslq logs ARRAY_INDEX` reads one array task's log."""
+* `wslq logs ARRAY_INDEX` reads one array task's log.
+* The dashboard's `/api/v1/usage` gives the same per-user GPU-seconds for the last 7 days."""
+import json
 import os
 import sys
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from cluster import Cluster, check, finish, wait_for  # noqa: E402
+from cluster import Cluster, check, finish, free_port  # noqa: E402
 
 
 def one_line_error(r, what, code=None):
@@ -28,11 +31,11 @@ def one_line_error(r, what, code=None):
 def hist(c, *args, env=None):
     r = c.cli("history", "--json", *args, env=env)
     check(r.returncode == 0, f"history {args}: {r.stderr.strip()}")
-    import json
     return json.loads(r.stdout)["jobs"] if r.returncode == 0 else []
 
 
-c = Cluster(workers=[("pc1", 2), ("pc2", 1)])
+http_port = free_port()
+c = Cluster(workers=[("pc1", 2), ("pc2", 1)], sched_args=["--http", f"127.0.0.1:{http_port}"])
 try:
     bob = c.enrol("bob")
     me = c.user
@@ -107,7 +110,6 @@ try:
     # ---- usage ----
     r = c.cli("usage", "--since", "30d", "--json")
     check(r.returncode == 0, f"usage --json: {r.stderr.strip()}")
-    import json
     u = json.loads(r.stdout) if r.returncode == 0 else {"users": [], "nodes": []}
     by_user = {x["user"]: x for x in u["users"]}
     all_jobs = {j["id"]: j for j in hist(c, "--all-users")}
@@ -120,6 +122,17 @@ try:
     for n in ("pc1", "pc2"):
         want = sum(j["gpu_seconds"] for j in all_jobs.values() if j["nodes"] == [n])
         check(by_node.get(n, {}).get("gpu_seconds", 0) == want, f"usage of {n}: {by_node.get(n)}")
+    # the dashboard's JSON API: the same figures for the last 7 days, and the page's table
+    req = urllib.request.Request(f"http://127.0.0.1:{http_port}/api/v1/usage", headers=c.auth())
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        api = json.loads(resp.read())
+    api_users = {x["user"]: x for x in api["users"]}
+    check(api["days"] == 7 and api_users.get(me, {}).get("gpu_seconds") == want_me and
+          api_users.get("bob", {}).get("gpu_seconds") == all_jobs[bj]["gpu_seconds"],
+          f"/api/v1/usage: {api}")
+    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/", timeout=30) as resp:
+        page = resp.read().decode()
+    check('id="usage"' in page and "GPU-hours, last 7 days" in page, "the page has the table")
     r = c.cli("usage", "--since", "30d")
     check(r.returncode == 0 and "GPU-HOURS" in r.stdout and "bob" in r.stdout and
           "pc1" in r.stdout, f"usage text:\n{r.stdout}")
