@@ -91,7 +91,7 @@ main(int argc, char **argv)
         die("usage", "wslq-bench-array [TASKS (1..100000) [RUNS (1..50)]]");
     wq_log_level = LOG_WARNING; /* not a line per job */
     double rate[50], cpu_rate[50], submit_s[50], queue_s[50], why_s[50], cancel_s[50];
-    double hist_all_s[50], hist_user_s[50], usage_s[50];
+    double hist_all_s[50], hist_user_s[50], usage_s[50], usage_cpu_s[50];
     char array[32];
     snprintf(array, sizeof array, "0-%ld", tasks - 1);
     printf("array of %ld tasks, %d runs, SQLite synchronous=FULL, a fresh queue each run\n", tasks,
@@ -212,15 +212,16 @@ main(int argc, char **argv)
         env.request_id = 7;
         env.body_case = WSLQ__ENVELOPE__BODY_USAGE;
         env.usage = &u;
-        double tu0 = now_s();
+        double tu0 = now_s(), cu0 = cpu_s();
         rep = call(s, sock, &env);
-        double tu1 = now_s();
+        double tu1 = now_s(), cu1 = cpu_s();
         if (rep->usage_reply->n_users != 1 || rep->usage_reply->users[0]->jobs != (uint64_t) tasks)
             die("usage", "not every ended job counted");
         wire_free(&rep);
         hist_all_s[r] = th1 - th0;
         hist_user_s[r] = th3 - th2;
         usage_s[r] = tu1 - tu0;
+        usage_cpu_s[r] = cu1 - cu0;
 
         submit_s[r] = t1 - t0;
         rate[r] = (double) tasks / (t1 - t0);
@@ -229,9 +230,10 @@ main(int argc, char **argv)
         cancel_s[r] = t5 - t4;
         printf("run %d: submit %.3f s (%.0f rows/s durable; %.0f rows per CPU-second), queue "
                "%.1f ms, why %.1f ms, cancel the array %.3f s; ended: history %.1f ms (all "
-               "users), %.1f ms (one user), usage %.1f ms\n",
+               "users), %.1f ms (one user), usage %.1f ms (%.1f CPU-ms)\n",
                r + 1, submit_s[r], rate[r], cpu_rate[r], queue_s[r] * 1e3, why_s[r] * 1e3,
-               cancel_s[r], hist_all_s[r] * 1e3, hist_user_s[r] * 1e3, usage_s[r] * 1e3);
+               cancel_s[r], hist_all_s[r] * 1e3, hist_user_s[r] * 1e3, usage_s[r] * 1e3,
+               usage_cpu_s[r] * 1e3);
         fflush(stdout);
         zmq_close(sock);
         sched_destroy(&s);
@@ -246,8 +248,8 @@ main(int argc, char **argv)
            median(submit_s, runs), median(rate, runs), median(cpu_rate, runs), tasks,
            median(queue_s, runs) * 1e3, median(why_s, runs) * 1e3, median(cancel_s, runs));
     printf("median with %ld ended: history (newest 100) %.1f ms all users, %.1f ms one user; "
-           "usage of all %.1f ms\n",
+           "usage of all %.1f ms (%.1f CPU-ms)\n",
            tasks, median(hist_all_s, runs) * 1e3, median(hist_user_s, runs) * 1e3,
-           median(usage_s, runs) * 1e3);
+           median(usage_s, runs) * 1e3, median(usage_cpu_s, runs) * 1e3);
     return 0;
 }
