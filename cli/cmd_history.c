@@ -331,6 +331,8 @@ cmd_history(cli_ctx_t *ctx, int argc, char **argv)
         opt_parser_fini(&p);
         return cli_usage_error(ctx, "%s", err.text);
     }
+    if (ctx->insecure && !q.all_users && q.user[0] == '\0')
+        q.user = (char *) cli_user_name(ctx); /* no key says who we are: the login name */
     client_t *c = client_new(ctx, &err);
     if (c == NULL) {
         opt_parser_fini(&p);

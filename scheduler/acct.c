@@ -98,7 +98,8 @@ handle_history(sched_t *self, const msg_t *m)
         return;
     }
     queue_acct_filter_t f = {0};
-    f.user = r->all_users ? NULL : user;
+    /* an insecure cluster knows no sender's name: without --user, every user's */
+    f.user = r->all_users || user[0] == '\0' ? NULL : user;
     f.node = r->node[0] ? r->node : NULL;
     f.name = r->name[0] ? r->name : NULL;
     for (size_t i = 0; i < r->n_states; i++) {
