@@ -8,8 +8,9 @@
 * A user who is not an admin asking for another user's history, and every bad filter, get
   one line on stderr and a non-zero exit.
 * `wslq update` changes a pending job's time, priority, name and GPUs, each change an event in
-  `wslq show`; it refuses (changing nothing) GPUs no node has, another user's job, an ended
-  job, and anything but a lower time limit for a running job; array selectors work.
+  `wslq show` (a raised priority moves the job ahead of older ones); it refuses (changing
+  nothing) GPUs no node has, another user's job, an ended job, and anything but a lower time
+  limit for a running job; array selectors work.
 * `wslq logs ARRAY_INDEX` reads one array task's log.
 * The dashboard's `/api/v1/usage` gives the same per-user GPU-seconds for the last 7 days."""
 import json
@@ -184,6 +185,19 @@ try:
     check(r.returncode == 0, f"a running job's time lowered: {r.stderr.strip()}")
     c.wait_state(run, "TIMEOUT", timeout=60)
     check(c.state(run) == "TIMEOUT", f"the lower limit ends it: {c.state(run)}")
+
+    # a raised priority moves a pending job ahead of an older one: only pc1 holds 2 GPUs
+    blocker = c.submit("--gpus", "2", "--wrap", "sleep 60")
+    c.wait_state(blocker, "RUNNING", timeout=60)
+    older = c.submit("--gpus", "2", "--wrap", "sleep 30")
+    newer = c.submit("--gpus", "2", "--wrap", "sleep 30")
+    r = c.cli("update", str(newer), "--priority", "10")
+    check(r.returncode == 0, f"priority raised: {r.stderr.strip()}")
+    c.cli("cancel", str(blocker))
+    c.wait_state(newer, ("STARTING", "RUNNING"), timeout=60)
+    check(c.state(newer) in ("STARTING", "RUNNING") and c.state(older) == "PENDING",
+          f"the raised job starts first: newer {c.state(newer)}, older {c.state(older)}")
+    c.cli("cancel", str(older), str(newer))
 
     # array selectors: the whole array, one task
     r = c.cli("submit", "--parsable", "--hold", "--array", "0-3", "--wrap", "true")
