@@ -2,7 +2,9 @@
  * DEALER, no worker): how fast one `submit --array 0-99999` is written durably (every task a
  * job row and its event row, in one transaction with SQLite synchronous=FULL, the reply only
  * after COMMIT), and how long `wslq queue`, `wslq why` (of the middle task) and
- * `wslq cancel ARRAY` take with that many tasks pending.
+ * `wslq cancel ARRAY` take with that many tasks pending; then, with those 100,000 jobs ended,
+ * how long `wslq history` (the newest 100, all users and one user's) and `wslq usage` (every
+ * one of them summed) take.
  *
  *   wslq-bench-array [TASKS [RUNS]]     default 100000 tasks, 3 runs, a fresh queue each
  *
@@ -89,6 +91,7 @@ main(int argc, char **argv)
         die("usage", "wslq-bench-array [TASKS (1..100000) [RUNS (1..50)]]");
     wq_log_level = LOG_WARNING; /* not a line per job */
     double rate[50], cpu_rate[50], submit_s[50], queue_s[50], why_s[50], cancel_s[50];
+    double hist_all_s[50], hist_user_s[50], usage_s[50], usage_cpu_s[50];
     char array[32];
     snprintf(array, sizeof array, "0-%ld", tasks - 1);
     printf("array of %ld tasks, %d runs, SQLite synchronous=FULL, a fresh queue each run\n", tasks,
@@ -183,15 +186,54 @@ main(int argc, char **argv)
             die("cancel", "not every task was cancelled");
         wire_free(&rep);
 
+        /* accounting with every task ended: the newest 100 of all users and of one user
+         * (the scheduler's side of wslq history), and wslq usage over all of them */
+        Wslq__HistoryRequest h = WSLQ__HISTORY_REQUEST__INIT;
+        h.all_users = 1;
+        env.request_id = 5;
+        env.body_case = WSLQ__ENVELOPE__BODY_HISTORY;
+        env.history = &h;
+        double th0 = now_s();
+        rep = call(s, sock, &env);
+        double th1 = now_s();
+        if (rep->history_reply->n_jobs != (tasks < 100 ? (size_t) tasks : 100))
+            die("history", "not the newest 100 jobs");
+        wire_free(&rep);
+        h.all_users = 0;
+        h.user = "bench";
+        env.request_id = 6;
+        double th2 = now_s();
+        rep = call(s, sock, &env);
+        double th3 = now_s();
+        if (rep->history_reply->n_jobs != (tasks < 100 ? (size_t) tasks : 100))
+            die("history", "not the user's newest 100 jobs");
+        wire_free(&rep);
+        Wslq__UsageRequest u = WSLQ__USAGE_REQUEST__INIT;
+        env.request_id = 7;
+        env.body_case = WSLQ__ENVELOPE__BODY_USAGE;
+        env.usage = &u;
+        double tu0 = now_s(), cu0 = cpu_s();
+        rep = call(s, sock, &env);
+        double tu1 = now_s(), cu1 = cpu_s();
+        if (rep->usage_reply->n_users != 1 || rep->usage_reply->users[0]->jobs != (uint64_t) tasks)
+            die("usage", "not every ended job counted");
+        wire_free(&rep);
+        hist_all_s[r] = th1 - th0;
+        hist_user_s[r] = th3 - th2;
+        usage_s[r] = tu1 - tu0;
+        usage_cpu_s[r] = cu1 - cu0;
+
         submit_s[r] = t1 - t0;
         rate[r] = (double) tasks / (t1 - t0);
         cpu_rate[r] = (double) tasks / (c1 - c0);
         queue_s[r] = t3 - t2;
         cancel_s[r] = t5 - t4;
         printf("run %d: submit %.3f s (%.0f rows/s durable; %.0f rows per CPU-second), queue "
-               "%.1f ms, why %.1f ms, cancel the array %.3f s\n",
+               "%.1f ms, why %.1f ms, cancel the array %.3f s; ended: history %.1f ms (all "
+               "users), %.1f ms (one user), usage %.1f ms (%.1f CPU-ms)\n",
                r + 1, submit_s[r], rate[r], cpu_rate[r], queue_s[r] * 1e3, why_s[r] * 1e3,
-               cancel_s[r]);
+               cancel_s[r], hist_all_s[r] * 1e3, hist_user_s[r] * 1e3, usage_s[r] * 1e3,
+               usage_cpu_s[r] * 1e3);
         fflush(stdout);
         zmq_close(sock);
         sched_destroy(&s);
@@ -205,5 +247,9 @@ main(int argc, char **argv)
            "pending: queue %.1f ms, why %.1f ms; cancel of the whole array %.3f s\n",
            median(submit_s, runs), median(rate, runs), median(cpu_rate, runs), tasks,
            median(queue_s, runs) * 1e3, median(why_s, runs) * 1e3, median(cancel_s, runs));
+    printf("median with %ld ended: history (newest 100) %.1f ms all users, %.1f ms one user; "
+           "usage of all %.1f ms (%.1f CPU-ms)\n",
+           tasks, median(hist_all_s, runs) * 1e3, median(hist_user_s, runs) * 1e3,
+           median(usage_s, runs) * 1e3, median(usage_cpu_s, runs) * 1e3);
     return 0;
 }

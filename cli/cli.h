@@ -99,5 +99,8 @@ int cmd_admin(cli_ctx_t *ctx, int argc, char **argv);
 int cmd_token(cli_ctx_t *ctx, int argc, char **argv);
 int cmd_drain(cli_ctx_t *ctx, int argc, char **argv);
 int cmd_resume(cli_ctx_t *ctx, int argc, char **argv);
+int cmd_history(cli_ctx_t *ctx, int argc, char **argv);
+int cmd_usage(cli_ctx_t *ctx, int argc, char **argv);
+int cmd_update(cli_ctx_t *ctx, int argc, char **argv);
 
 #endif

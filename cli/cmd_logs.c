@@ -8,9 +8,11 @@
 #include "cli/client.h"
 #include "cli/opt.h"
 #include "common/clock.h"
+#include "proto/jobspec.h"
+#include "proto/wire.h"
 
 static const char usage[] =
-    "usage: wslq logs [-f] JOB\n"
+    "usage: wslq logs [-f] JOB          (JOB: 42, or an array task 40_7)\n"
     "\n"
     "Print the job's output (stdout and stderr of every rank, as the worker captured it).\n"
     "  -f, --follow        keep printing new output until the job has ended, then exit 0\n"
@@ -26,11 +28,17 @@ int
 cmd_logs(cli_ctx_t *ctx, int argc, char **argv)
 {
     int follow = 0;
-    uint64_t job = 0;
+    char selector[WIRE_MAX_SELECTOR + 1] = "";
     wq_error_t err = {0};
-    int done = opt_job_command(ctx, argc, argv, opts, O_FOLLOW, usage, &follow, &job);
+    int done = opt_one_job_command(ctx, argc, argv, opts, O_FOLLOW, usage, "logs", &follow,
+                                   selector, sizeof selector);
     if (done >= 0)
         return done;
+    uint64_t job = 0;
+    jobspec_selector_t sel;
+    if (jobspec_parse_selector(selector, &sel, &err) == 0 && !sel.has_tasks)
+        job = sel.id;
+    jobspec_selector_fini(&sel);
 
     client_t *c = client_new(ctx, &err);
     if (c == NULL)
@@ -41,7 +49,10 @@ cmd_logs(cli_ctx_t *ctx, int argc, char **argv)
      * each pass waits at most FOLLOW_WAIT_MS on the scheduler plus the request timeout. */
     for (;;) {
         Wslq__LogsRequest req = WSLQ__LOGS_REQUEST__INIT;
-        req.job_id = job;
+        if (job != 0)
+            req.job_id = job; /* a plain id: understood by schedulers without selectors too */
+        else
+            req.selector = selector;
         req.offset = offset;
         req.wait_ms = follow ? FOLLOW_WAIT_MS : 0;
         Wslq__Envelope env = WSLQ__ENVELOPE__INIT;

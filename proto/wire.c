@@ -335,6 +335,79 @@ check_selectors(size_t n, char **sel, wq_error_t *err)
     return 0;
 }
 
+/* wslq history, usage and update (accounting): every string a name or a line, every list
+ * bounded, every state an ended one. */
+static int
+wire_validate_acct(const Wslq__Envelope *env, wq_error_t *err)
+{
+    switch (env->body_case) {
+    case WSLQ__ENVELOPE__BODY_HISTORY: {
+        const Wslq__HistoryRequest *h = env->history;
+        if (check_name(h->user, 0, "user filter", err) < 0 ||
+            check_name(h->node, 0, "node filter", err) < 0 ||
+            check_name(h->name, 0, "name filter", err) < 0 ||
+            check_count(h->n_states, WIRE_MAX_STATE_FILTER, "state filter", err) < 0)
+            return -1;
+        for (size_t i = 0; i < h->n_states; i++)
+            if (check_state(h->states[i], 0, err) < 0)
+                return -1;
+        if (h->since_ms < 0 || h->until_ms < 0)
+            return wq_fail(err, WQ_EPROTO, "a negative time bound");
+        return 0;
+    }
+    case WSLQ__ENVELOPE__BODY_HISTORY_REPLY: {
+        const Wslq__HistoryReply *r = env->history_reply;
+        if (check_count(r->n_jobs, WIRE_MAX_LIST, "job list", err) < 0)
+            return -1;
+        for (size_t i = 0; i < r->n_jobs; i++) {
+            const Wslq__AcctJob *j = r->jobs[i];
+            if (check_name(j->name, 0, "job name", err) < 0 ||
+                check_name(j->user, 0, "user", err) < 0 ||
+                check_line(j->end_cause, WIRE_MAX_ERROR_TEXT, 0, "end cause", err) < 0 ||
+                check_state(j->state, 0, err) < 0 ||
+                check_count(j->n_nodes, WIRE_MAX_NODES, "node list", err) < 0)
+                return -1;
+            for (size_t k = 0; k < j->n_nodes; k++)
+                if (check_name(j->nodes[k], 1, "node name", err) < 0)
+                    return -1;
+        }
+        return 0;
+    }
+    case WSLQ__ENVELOPE__BODY_USAGE:
+        return env->usage->since_ms < 0 || env->usage->until_ms < 0
+                   ? wq_fail(err, WQ_EPROTO, "a negative time bound")
+                   : 0;
+    case WSLQ__ENVELOPE__BODY_USAGE_REPLY: {
+        const Wslq__UsageReply *r = env->usage_reply;
+        if (check_count(r->n_users, WIRE_MAX_LIST, "user list", err) < 0 ||
+            check_count(r->n_nodes, WIRE_MAX_LIST, "node list", err) < 0)
+            return -1;
+        for (size_t i = 0; i < r->n_users + r->n_nodes; i++) {
+            const Wslq__UsageRow *u = i < r->n_users ? r->users[i] : r->nodes[i - r->n_users];
+            if (check_name(u->key, 0, "usage key", err) < 0)
+                return -1;
+        }
+        return 0;
+    }
+    case WSLQ__ENVELOPE__BODY_UPDATE: {
+        const Wslq__UpdateRequest *u = env->update;
+        if (u->n_selectors == 0)
+            return wq_fail(err, WQ_EPROTO, "update names no job");
+        if (!u->set_time && !u->set_priority && !u->set_gpus && !u->set_name)
+            return wq_fail(err, WQ_EPROTO, "update changes nothing");
+        if (check_selectors(u->n_selectors, u->selectors, err) < 0 ||
+            check_name(u->name, u->set_name, "job name", err) < 0)
+            return -1;
+        return 0;
+    }
+    case WSLQ__ENVELOPE__BODY_UPDATE_REPLY:
+        return check_count(env->update_reply->n_job_ids, WIRE_MAX_ARRAY_TASKS * 10ULL, "job list",
+                           err);
+    default:
+        return wq_fail(err, WQ_EPROTO, "not an accounting message");
+    }
+}
+
 static int
 validate_body(const Wslq__Envelope *env, wq_error_t *err)
 {
@@ -364,6 +437,13 @@ validate_body(const Wslq__Envelope *env, wq_error_t *err)
     case WSLQ__ENVELOPE__BODY_CONTROL_REPLY:
         return check_count(env->control_reply->n_job_ids, WIRE_MAX_ARRAY_TASKS * 10ULL, "job list",
                            err);
+    case WSLQ__ENVELOPE__BODY_HISTORY:
+    case WSLQ__ENVELOPE__BODY_HISTORY_REPLY:
+    case WSLQ__ENVELOPE__BODY_USAGE:
+    case WSLQ__ENVELOPE__BODY_USAGE_REPLY:
+    case WSLQ__ENVELOPE__BODY_UPDATE:
+    case WSLQ__ENVELOPE__BODY_UPDATE_REPLY:
+        return wire_validate_acct(env, err);
     case WSLQ__ENVELOPE__BODY_SUBMIT_REPLY:
     case WSLQ__ENVELOPE__BODY_REREGISTER:
     case WSLQ__ENVELOPE__BODY_STARTED:
@@ -407,8 +487,12 @@ validate_body(const Wslq__Envelope *env, wq_error_t *err)
                 return -1;
         return 0;
     case WSLQ__ENVELOPE__BODY_LOGS:
-        if (env->logs->job_id == 0)
+        if (env->logs->selector != NULL && env->logs->selector[0] != '\0') {
+            if (check_line(env->logs->selector, WIRE_MAX_SELECTOR, 1, "job selector", err) < 0)
+                return -1;
+        } else if (env->logs->job_id == 0) {
             return wq_fail(err, WQ_EPROTO, "job id 0");
+        }
         return env->logs->wait_ms > WIRE_MAX_PARK_MS ? wq_fail(err, WQ_ELIMIT, "log wait over 60 s")
                                                      : 0;
     case WSLQ__ENVELOPE__BODY_LOGS_REPLY:

@@ -24,6 +24,10 @@ static const struct {
     {WSLQ__ENVELOPE__BODY_CANCEL, BY_USER, handle_cancel},
     {WSLQ__ENVELOPE__BODY_CONTROL, BY_USER, handle_control},
     {WSLQ__ENVELOPE__BODY_WHY, BY_USER, handle_why},
+    /* history: a user's own jobs, any user's for an admin (checked by the handler) */
+    {WSLQ__ENVELOPE__BODY_HISTORY, BY_USER, handle_history},
+    {WSLQ__ENVELOPE__BODY_USAGE, BY_USER, handle_usage},
+    {WSLQ__ENVELOPE__BODY_UPDATE, BY_USER, handle_update},
     {WSLQ__ENVELOPE__BODY_NODES, BY_USER, handle_nodes},
     {WSLQ__ENVELOPE__BODY_KV, BY_USER | BY_NODE, handle_kv},
     {WSLQ__ENVELOPE__BODY_WATCH, BY_USER, handle_watch},

@@ -242,6 +242,30 @@ resolve(sched_t *self,
     return 0;
 }
 
+int
+jobs_resolve_selectors(sched_t *self,
+                       const msg_t *m,
+                       char **selectors,
+                       size_t n_sel,
+                       const char *what,
+                       job_t ***jobs,
+                       unsigned char **alone,
+                       size_t *n)
+{
+    picks_t picks = {0};
+    if (resolve(self, m, selectors, n_sel, NULL, 0, what, &picks) < 0)
+        return -1;
+    *jobs = wq_malloc((picks.n ? picks.n : 1) * sizeof **jobs);
+    *alone = wq_malloc(picks.n ? picks.n : 1);
+    for (size_t i = 0; i < picks.n; i++) {
+        (*jobs)[i] = picks.v[i].job;
+        (*alone)[i] = (unsigned char) picks.v[i].explicit;
+    }
+    *n = picks.n;
+    free(picks.v);
+    return 0;
+}
+
 void
 handle_cancel(sched_t *self, const msg_t *m)
 {

@@ -179,7 +179,14 @@ logs_answer(sched_t *self, const waiter_t *w)
 void
 handle_logs(sched_t *self, const msg_t *m)
 {
-    const Wslq__LogsRequest *r = m->env->logs;
+    Wslq__LogsRequest *r = m->env->logs;
+    if (r->selector != NULL && r->selector[0] != '\0') { /* "42" or an array task "40_7" */
+        wq_error_t err = {0};
+        if (jobs_select_one(self, r->selector, &r->job_id, &err) < 0) {
+            out_error(self, m->from, m->env->request_id, &err);
+            return;
+        }
+    }
     job_t *job = jobs_find(self, r->job_id);
     if (job != NULL && jobs_forbid(self, m, job->info, "read the log of"))
         return;

@@ -89,10 +89,26 @@ static const char *const sql_schema_v3 = "CREATE TABLE node_drains ("
                                          "  name TEXT PRIMARY KEY,"
                                          "  tags TEXT NOT NULL);";
 
+/* Version 4: accounting (wslq history, wslq usage). An ended job's row also keeps when it
+ * started and ended, its GPUs and CPUs (nodes x per node) and its nodes (",pc1,pc2,"), so
+ * the listings filter and sum without unpacking every record. end_ms is 0 until the job
+ * ends; the partial indexes hold ended jobs only, so inserting pending jobs costs nothing
+ * more. */
+static const char *const sql_schema_v4 =
+    "ALTER TABLE jobs ADD COLUMN end_ms INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN start_ms INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN gpus INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN cpus INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN nodes TEXT NOT NULL DEFAULT '';"
+    "CREATE INDEX jobs_ended ON jobs(end_ms, id) WHERE end_ms > 0;"
+    "CREATE INDEX jobs_user_ended ON jobs(user, end_ms, id) WHERE end_ms > 0;";
+
 /* ?7: the id when the transaction already knows it (NULL: the next one) */
 static const char *const sql_insert = "INSERT INTO jobs(id, state, user, name, priority, "
                                       "submit_ms, info) VALUES(?7,?1,?2,?3,?4,?5,?6)";
-static const char *const sql_update = "UPDATE jobs SET state=?2, info=?3 WHERE id=?1";
+static const char *const sql_update =
+    "UPDATE jobs SET state=?2, info=?3, name=?4, priority=?5, end_ms=?6, start_ms=?7, gpus=?8, "
+    "cpus=?9, nodes=?10 WHERE id=?1";
 static const char *const sql_get = "SELECT info FROM jobs WHERE id=?1";
 static const char *const sql_event_add =
     "INSERT INTO job_events(job_id, seq, ts_ms, state, attempt, reason, node, detail) "
@@ -173,6 +189,79 @@ pragma_int(queue_t *self, const char *sql, int *out)
     return rc == SQLITE_ROW ? 0 : -1;
 }
 
+/* The accounting columns of a job's row (schema 4), from its record. */
+typedef struct {
+    int64_t end_ms, start_ms;
+    int64_t gpus, cpus;
+    char nodes[WIRE_MAX_NODES * 16];
+} acct_cols_t;
+
+static void
+acct_cols(const Wslq__JobInfo *info, acct_cols_t *c)
+{
+    memset(c, 0, sizeof *c);
+    const Wslq__JobSpec *s = info->spec;
+    if (s != NULL) {
+        c->gpus = (int64_t) s->nodes * s->gpus_per_node;
+        c->cpus = (int64_t) s->nodes * (s->cpus_per_node ? s->cpus_per_node : 1);
+    }
+    if (!wire_state_is_final(info->state))
+        return;
+    c->start_ms = info->start_ms > 0 ? info->start_ms : 0;
+    c->end_ms = info->end_ms > 0 ? info->end_ms : info->submit_ms > 0 ? info->submit_ms : 1;
+    size_t off = 0;
+    for (size_t i = 0; i < info->n_allocs && off + 2 < sizeof c->nodes; i++) {
+        const char *n = info->allocs[i]->node ? info->allocs[i]->node : "";
+        int w = snprintf(c->nodes + off, sizeof c->nodes - off, "%s%s,", off ? "" : ",", n);
+        if (w < 0 || (size_t) w >= sizeof c->nodes - off) {
+            c->nodes[off] = '\0'; /* too many to list: left out of node filters */
+            break;
+        }
+        off += (size_t) w;
+    }
+}
+
+/* Schema 3 to 4: the accounting columns of the jobs that ended before it. */
+static int
+acct_backfill(queue_t *self, wq_error_t *err)
+{
+    sqlite3_stmt *sel = NULL, *upd = NULL;
+    if (sqlite3_prepare_v2(self->db, "SELECT id, info FROM jobs WHERE state >= 4", -1, &sel,
+                           NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(self->db,
+                           "UPDATE jobs SET end_ms=?2, start_ms=?3, gpus=?4, cpus=?5, nodes=?6 "
+                           "WHERE id=?1",
+                           -1, &upd, NULL) != SQLITE_OK) {
+        sqlite3_finalize(sel);
+        return db_fail(self, err, "migration");
+    }
+    int rc;
+    while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+        Wslq__JobInfo *info = wslq__job_info__unpack(NULL, (size_t) sqlite3_column_bytes(sel, 1),
+                                                     sqlite3_column_blob(sel, 1));
+        if (info == NULL)
+            continue; /* a damaged record stays out of accounting */
+        acct_cols_t c;
+        acct_cols(info, &c);
+        wslq__job_info__free_unpacked(info, NULL);
+        sqlite3_bind_int64(upd, 1, sqlite3_column_int64(sel, 0));
+        sqlite3_bind_int64(upd, 2, c.end_ms);
+        sqlite3_bind_int64(upd, 3, c.start_ms);
+        sqlite3_bind_int64(upd, 4, c.gpus);
+        sqlite3_bind_int64(upd, 5, c.cpus);
+        sqlite3_bind_text(upd, 6, c.nodes, -1, SQLITE_STATIC);
+        int urc = sqlite3_step(upd);
+        sqlite3_reset(upd);
+        if (urc != SQLITE_DONE) {
+            rc = urc;
+            break;
+        }
+    }
+    sqlite3_finalize(sel);
+    sqlite3_finalize(upd);
+    return rc == SQLITE_DONE ? 0 : db_fail(self, err, "migration");
+}
+
 static int
 migrate(queue_t *self, wq_error_t *err)
 {
@@ -192,7 +281,9 @@ migrate(queue_t *self, wq_error_t *err)
     if ((version < 1 && exec(self, sql_schema_v1, err) < 0) ||
         (version < 2 && exec(self, sql_schema_v2, err) < 0) ||
         (version < 3 && exec(self, sql_schema_v3, err) < 0) ||
-        exec(self, "PRAGMA user_version=3", err) < 0) {
+        (version < 4 && exec(self, sql_schema_v4, err) < 0) ||
+        (version >= 1 && version < 4 && acct_backfill(self, err) < 0) ||
+        exec(self, "PRAGMA user_version=4", err) < 0) {
         exec(self, "ROLLBACK", NULL);
         return -1;
     }
@@ -466,9 +557,18 @@ queue_update(queue_t *self, const Wslq__JobInfo *info, wq_error_t *err)
     size_t len;
     uint8_t *buf = pack_info(info, &len);
     sqlite3_stmt *st = self->st_update;
+    acct_cols_t c;
+    acct_cols(info, &c);
     sqlite3_bind_int64(st, 1, (sqlite3_int64) info->id);
     sqlite3_bind_int(st, 2, info->state);
     sqlite3_bind_blob(st, 3, buf, (int) len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, info->spec ? or_empty(info->spec->name) : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 5, info->spec ? info->spec->priority : 0);
+    sqlite3_bind_int64(st, 6, c.end_ms);
+    sqlite3_bind_int64(st, 7, c.start_ms);
+    sqlite3_bind_int64(st, 8, c.gpus);
+    sqlite3_bind_int64(st, 9, c.cpus);
+    sqlite3_bind_text(st, 10, c.nodes, -1, SQLITE_STATIC);
     int rc = step_done(self, st, err, "update");
     free(buf);
     return rc;
@@ -935,4 +1035,109 @@ queue_tags_list(queue_t *self, queue_tags_f fn, void *arg, wq_error_t *err)
     }
     sqlite3_finalize(st);
     return rc == SQLITE_DONE ? n : db_fail(self, err, "read");
+}
+
+/* ---------- accounting (schema 4) ---------- */
+
+/* The WHERE clause of an accounting filter; binds are ?1 user, ?2 since, ?3 until, ?4 name,
+ * ?5 node (",pc1,"). */
+static int
+acct_where(char *sql, size_t size, int off, const queue_acct_filter_t *f)
+{
+    off += snprintf(sql + off, size - (size_t) off, " WHERE end_ms > 0");
+    if (f->user)
+        off += snprintf(sql + off, size - (size_t) off, " AND user=?1");
+    if (f->since_ms > 0)
+        off += snprintf(sql + off, size - (size_t) off, " AND end_ms>=?2");
+    if (f->until_ms > 0)
+        off += snprintf(sql + off, size - (size_t) off, " AND end_ms<?3");
+    if (f->name)
+        off += snprintf(sql + off, size - (size_t) off, " AND name=?4");
+    if (f->node)
+        off += snprintf(sql + off, size - (size_t) off, " AND instr(nodes, ?5) > 0");
+    if (f->state_mask) {
+        off += snprintf(sql + off, size - (size_t) off, " AND state IN (0");
+        for (int s = 1; s < WIRE_JOB_STATES; s++)
+            if (f->state_mask & (1u << s))
+                off += snprintf(sql + off, size - (size_t) off, ",%d", s);
+        off += snprintf(sql + off, size - (size_t) off, ")");
+    }
+    return off;
+}
+
+static void
+acct_bind(sqlite3_stmt *st, const queue_acct_filter_t *f, char *node_pat, size_t size)
+{
+    if (f->user)
+        sqlite3_bind_text(st, 1, f->user, -1, SQLITE_STATIC);
+    if (f->since_ms > 0)
+        sqlite3_bind_int64(st, 2, f->since_ms);
+    if (f->until_ms > 0)
+        sqlite3_bind_int64(st, 3, f->until_ms);
+    if (f->name)
+        sqlite3_bind_text(st, 4, f->name, -1, SQLITE_STATIC);
+    if (f->node) {
+        snprintf(node_pat, size, ",%s,", f->node);
+        sqlite3_bind_text(st, 5, node_pat, -1, SQLITE_STATIC);
+    }
+}
+
+long
+queue_history(
+    queue_t *self, const queue_acct_filter_t *f, queue_visit_f fn, void *arg, wq_error_t *err)
+{
+    char sql[512], pat[WIRE_MAX_NAME + 3];
+    int off = snprintf(sql, sizeof sql, "SELECT info, id FROM jobs");
+    off = acct_where(sql, sizeof sql, off, f);
+    snprintf(sql + off, sizeof sql - (size_t) off, " ORDER BY end_ms DESC, id DESC LIMIT ?6");
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(self->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return db_fail(self, err, "history");
+    acct_bind(st, f, pat, sizeof pat);
+    sqlite3_bind_int64(st, 6, f->limit ? f->limit : 100);
+    long count = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        Wslq__JobInfo *info = unpack_column(st, 0);
+        if (info == NULL) {
+            log_warn("job record damaged, left out job=%lld",
+                     (long long) sqlite3_column_int64(st, 1));
+            continue;
+        }
+        fn(info, arg);
+        count++;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? count : db_fail(self, err, "history");
+}
+
+long
+queue_usage(
+    queue_t *self, int64_t since_ms, int64_t until_ms, queue_acct_f fn, void *arg, wq_error_t *err)
+{
+    queue_acct_filter_t f = {.since_ms = since_ms, .until_ms = until_ms};
+    char sql[512];
+    int off =
+        snprintf(sql, sizeof sql, "SELECT user, nodes, gpus, cpus, start_ms, end_ms FROM jobs");
+    acct_where(sql, sizeof sql, off, &f);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(self->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return db_fail(self, err, "usage");
+    acct_bind(st, &f, NULL, 0);
+    long count = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        queue_acct_row_t r = {
+            .user = (const char *) sqlite3_column_text(st, 0),
+            .nodes = (const char *) sqlite3_column_text(st, 1),
+            .gpus = sqlite3_column_int64(st, 2),
+            .cpus = sqlite3_column_int64(st, 3),
+            .start_ms = sqlite3_column_int64(st, 4),
+            .end_ms = sqlite3_column_int64(st, 5),
+        };
+        fn(&r, arg);
+        count++;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? count : db_fail(self, err, "usage");
 }

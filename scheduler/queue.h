@@ -14,7 +14,8 @@
 
 typedef struct queue queue_t;
 
-#define QUEUE_SCHEMA_VERSION 3 /* 2: principals, codes, tokens; 3: node_drains, node_tags */
+/* 2: principals, codes, tokens; 3: node_drains, node_tags; 4: accounting columns */
+#define QUEUE_SCHEMA_VERSION 4
 
 /* Open (creating and migrating) the queue at 'path' (":memory:" for tests). 'sync_full'
  * selects synchronous=FULL (survives power loss) over NORMAL (survives process crash).
@@ -151,5 +152,35 @@ int queue_tokens_revoke(queue_t *self, const char *user, wq_error_t *err);
 /* The user a token (its hash) belongs to, and whether that user is an admin: 0, or -1 when
  * no such token. */
 int queue_token_user(queue_t *self, const char *hash, char *user, size_t size, int *admin);
+
+/* ---- accounting (schema 4): ended jobs only ---- */
+
+typedef struct {
+    const char *user;    /* NULL = any */
+    const char *node;    /* NULL = any: only jobs one of whose parts ran there */
+    const char *name;    /* NULL = any */
+    unsigned state_mask; /* bit (1 << state); 0 = any ended state */
+    int64_t since_ms;    /* ended at or after; 0 = no bound */
+    int64_t until_ms;    /* ended before; 0 = no bound */
+    unsigned limit;      /* the newest this many (by end time); 0 = 100 */
+} queue_acct_filter_t;
+
+/* Ended jobs matching f, newest end first; fn owns each info. Returns how many, or -1. Works
+ * on a reader. */
+long queue_history(
+    queue_t *self, const queue_acct_filter_t *f, queue_visit_f fn, void *arg, wq_error_t *err);
+
+/* One ended job's accounting columns: its nodes as ",pc1,pc2,". */
+typedef struct {
+    const char *user;
+    const char *nodes;
+    int64_t gpus, cpus; /* nodes x per node */
+    int64_t start_ms, end_ms;
+} queue_acct_row_t;
+typedef void (*queue_acct_f)(const queue_acct_row_t *row, void *arg);
+/* Every job that ended in [since_ms, until_ms) (0: no bound), without unpacking records.
+ * Returns how many, or -1. Works on a reader. */
+long queue_usage(
+    queue_t *self, int64_t since_ms, int64_t until_ms, queue_acct_f fn, void *arg, wq_error_t *err);
 
 #endif

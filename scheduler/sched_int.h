@@ -255,6 +255,9 @@ void out_admin_reply(sched_t *self, const peer_t *to, uint64_t rid, Wslq__AdminR
 void out_token_reply(sched_t *self, const peer_t *to, uint64_t rid, Wslq__TokenReply *b);
 void out_control_reply(sched_t *self, const peer_t *to, uint64_t rid, Wslq__JobControlReply *b);
 void out_why_reply(sched_t *self, const peer_t *to, uint64_t rid, Wslq__WhyReply *b);
+void out_history_reply(sched_t *self, const peer_t *to, uint64_t rid, Wslq__HistoryReply *b);
+void out_usage_reply(sched_t *self, const peer_t *to, uint64_t rid, Wslq__UsageReply *b);
+void out_update_reply(sched_t *self, const peer_t *to, uint64_t rid, Wslq__UpdateReply *b);
 /* To a node's worker by name; dropped if it is not connected. */
 void out_launch(sched_t *self, const char *node, Wslq__JobLaunch *b);
 void out_kill(sched_t *self, const char *node, Wslq__JobKill *b);
@@ -327,6 +330,23 @@ Wslq__JobInfo *jobs_info_dup(const Wslq__JobInfo *info); /* a deep copy; caller 
 void jobs_listing_reason(sched_t *self, Wslq__JobInfo *copy);
 /* 1 if the job is an array task and its array already runs %K tasks: not placed now. */
 int jobs_array_full(const job_t *job);
+
+/* jobsel.c: the registry's jobs a request's selectors name (ended ones left out of an array or
+ * a task list); alone[i] is set for a job named by itself. 0 with *jobs and *alone (caller
+ * frees both), or -1 after answering the error (nothing changed). */
+int jobs_resolve_selectors(sched_t *self,
+                           const msg_t *m,
+                           char **selectors,
+                           size_t n_sel,
+                           const char *what,
+                           job_t ***jobs,
+                           unsigned char **alone,
+                           size_t *n);
+
+/* acct.c: wslq history, wslq usage, wslq update */
+void handle_history(sched_t *self, const msg_t *m);
+void handle_usage(sched_t *self, const msg_t *m);
+void handle_update(sched_t *self, const msg_t *m);
 
 /* gang.c: the parts of a started job on their nodes */
 int gang_part_of(const Wslq__JobInfo *info, const char *node); /* alloc index, -1 none */

@@ -434,6 +434,9 @@ route(http_t *h, struct MHD_Connection *c, const http_req_t *req, const who_t *w
     case HTTP_R_JOB_METRICS:
         http_api_metrics(h->q, h->log_dir, req->job_id, who, &r);
         break;
+    case HTTP_R_USAGE:
+        http_api_usage(h->q, &r);
+        break;
     default:
         http_reply_error(&r, 404, "no such path");
         break;

@@ -16,6 +16,7 @@
 #include "common/clock.h"
 #include "common/mem.h"
 #include "proto/json.h"
+#include "scheduler/acct.h"
 #include "scheduler/http/http_int.h"
 
 #define WSLQ_VERSION_STR "0.1.0"
@@ -196,6 +197,49 @@ http_api_nodes(const http_snap_t *snap, http_reply_t *r)
                           snap->nodes_json ? snap->nodes_json : "[]");
     r->len = strlen(r->body);
     r->type = "application/json";
+}
+
+/* ---------- usage (accounting) ---------- */
+
+static cJSON *
+usage_rows(Wslq__UsageRow **rows, size_t n, const char *key)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, key, rows[i]->key);
+        cJSON_AddNumberToObject(o, "jobs", (double) rows[i]->jobs);
+        cJSON_AddNumberToObject(o, "gpu_seconds", (double) rows[i]->gpu_s);
+        cJSON_AddNumberToObject(o, "cpu_seconds", (double) rows[i]->cpu_s);
+        cJSON_AddNumberToObject(o, "gpu_hours", (double) rows[i]->gpu_s / 3600.0);
+        cJSON_AddNumberToObject(o, "cpu_hours", (double) rows[i]->cpu_s / 3600.0);
+        cJSON_AddItemToArray(a, o);
+    }
+    return a;
+}
+
+void
+http_api_usage(queue_t *q, http_reply_t *r)
+{
+    int64_t now = wq_clock_wall_ms();
+    Wslq__UsageReply rep = WSLQ__USAGE_REPLY__INIT;
+    wq_error_t err = {0};
+    if (acct_usage(q, now - HTTP_USAGE_DAYS * 86400000LL, now + 1, &rep, &err) < 0) {
+        http_reply_error(r, 500, err.text);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "days", HTTP_USAGE_DAYS);
+    cJSON_AddNumberToObject(o, "since_ms", (double) rep.since_ms);
+    cJSON_AddNumberToObject(o, "until_ms", (double) rep.until_ms);
+    cJSON_AddItemToObject(o, "users", usage_rows(rep.users, rep.n_users, "user"));
+    cJSON_AddItemToObject(o, "nodes", usage_rows(rep.nodes, rep.n_nodes, "node"));
+    acct_usage_free(&rep);
+    r->status = 200;
+    r->body = cJSON_PrintUnformatted(o);
+    r->len = strlen(r->body);
+    r->type = "application/json";
+    cJSON_Delete(o);
 }
 
 /* ---------- jobs ---------- */

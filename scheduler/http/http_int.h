@@ -92,6 +92,10 @@ void http_api_log(
 void
 http_api_metrics(queue_t *q, const char *log_dir, uint64_t id, const who_t *who, http_reply_t *r);
 void http_api_nodes(const http_snap_t *snap, http_reply_t *r);
+/* GPU-hours, CPU-hours and jobs per user and per node of the jobs that ended in the last
+ * HTTP_USAGE_DAYS days (acct.h), as wslq usage --json shows them. */
+#define HTTP_USAGE_DAYS 7
+void http_api_usage(queue_t *q, http_reply_t *r);
 
 /* The SSE "update" event data: {"version","jobs_version","summary":{..},"nodes":[..]}.
  * Cached in snap->update_json; returns that string (borrowed). Same locking as above. */

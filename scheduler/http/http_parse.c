@@ -386,6 +386,8 @@ http_parse_target(const char *target, size_t len, http_req_t *req, int *status, 
             req->route = HTTP_R_EVENTS;
         } else if (nseg == 3 && strcmp(what, "whoami") == 0) {
             req->route = HTTP_R_WHOAMI;
+        } else if (nseg == 3 && strcmp(what, "usage") == 0) {
+            req->route = HTTP_R_USAGE;
         } else if ((nseg == 4 || nseg == 5) && strcmp(what, "jobs") == 0) {
             if (parse_u64(seg[3], 1, HTTP_MAX_JOB_ID, &id) < 0)
                 return fail(status, 404, err, "no job '%.32s'", seg[3]);

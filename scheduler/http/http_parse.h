@@ -30,6 +30,7 @@ typedef enum {
     HTTP_R_METRICS,     /* /metrics (Prometheus) */
     HTTP_R_HEALTH,      /* /healthz */
     HTTP_R_WHOAMI,      /* /api/v1/whoami: who the token belongs to */
+    HTTP_R_USAGE,       /* /api/v1/usage: GPU-hours per user and node, the last 7 days */
 } http_route_t;
 
 typedef struct {

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "scheduler/acct.h"
 #include "scheduler/queue.h"
 
 static char *argv_one[] = {"true"};
@@ -208,6 +209,13 @@ test_file_and_reopen(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* What schema 4 added (the accounting columns and their indexes), taken away again to make
+ * an older file from a current one. */
+#define UNDO_V4                                                                                \
+    "DROP INDEX jobs_ended; DROP INDEX jobs_user_ended; ALTER TABLE jobs DROP COLUMN end_ms; " \
+    "ALTER TABLE jobs DROP COLUMN start_ms; ALTER TABLE jobs DROP COLUMN gpus; "               \
+    "ALTER TABLE jobs DROP COLUMN cpus; ALTER TABLE jobs DROP COLUMN nodes; "
+
 /* A state directory from before principals (schema 1) upgrades in place: its jobs stay, the
  * identity tables appear, and the file says the current version. The schema-1 file is made
  * from a current one by dropping what versions 2 and 3 added. */
@@ -228,7 +236,7 @@ test_migration_v1_to_v2(void **state)
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db,
                                   "DROP TABLE principals; DROP TABLE codes; DROP TABLE tokens; "
-                                  "DROP TABLE node_drains; DROP TABLE node_tags; "
+                                  "DROP TABLE node_drains; DROP TABLE node_tags; " UNDO_V4
                                   "PRAGMA user_version=1;",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
@@ -296,10 +304,11 @@ test_migration_v2_to_v3(void **state)
     queue_destroy(&q);
     sqlite3 *db;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(
-        sqlite3_exec(db, "DROP TABLE node_drains; DROP TABLE node_tags; PRAGMA user_version=2;",
-                     NULL, NULL, NULL),
-        SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "DROP TABLE node_drains; DROP TABLE node_tags; " UNDO_V4
+                                  "PRAGMA user_version=2;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
     sqlite3_close(db);
     assert_int_equal(get_user_version(path), 2);
 
@@ -375,6 +384,278 @@ test_garbage_file_refused(void **state)
     unlink(path);
 }
 
+/* ---------- accounting (schema 4) ---------- */
+
+/* An ended job: 'gpus' GPUs on each of the nodes in 'nodes' (comma-separated), run from
+ * start_s to end_s (seconds), submitted at 1000 ms. */
+static uint64_t
+add_ended(queue_t *q,
+          const char *user,
+          const char *name,
+          Wslq__JobState st,
+          const char *nodes,
+          uint32_t gpus,
+          uint32_t cpus,
+          int64_t start_s,
+          int64_t end_s)
+{
+    Wslq__JobSpec spec = WSLQ__JOB_SPEC__INIT;
+    spec.argv = argv_one;
+    spec.n_argv = 1;
+    spec.user = (char *) user;
+    spec.name = (char *) name;
+    spec.gpus_per_node = gpus;
+    spec.cpus_per_node = cpus;
+    Wslq__JobInfo info = WSLQ__JOB_INFO__INIT;
+    info.spec = &spec;
+    info.state = WSLQ__JOB_STATE__PENDING;
+    info.submit_ms = 1000;
+    assert_int_equal(queue_begin(q, NULL), 0);
+    assert_int_equal(queue_insert(q, &info, NULL), 0);
+    Wslq__Alloc allocs[4], *ap[4];
+    char names[4][32];
+    const char *p = nodes;
+    while (*p && spec.nodes < 4) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t) (end - p) : strlen(p);
+        snprintf(names[spec.nodes], sizeof names[0], "%.*s", (int) len, p);
+        wslq__alloc__init(&allocs[spec.nodes]);
+        allocs[spec.nodes].node = names[spec.nodes];
+        ap[spec.nodes] = &allocs[spec.nodes];
+        spec.nodes++;
+        p += len + (end != NULL);
+    }
+    if (spec.nodes == 0)
+        spec.nodes = 1;
+    info.allocs = nodes[0] ? ap : NULL;
+    info.n_allocs = nodes[0] ? spec.nodes : 0;
+    info.state = st;
+    info.start_ms = start_s * 1000;
+    info.end_ms = end_s * 1000;
+    assert_int_equal(queue_update(q, &info, NULL), 0);
+    assert_int_equal(queue_commit(q, NULL), 0);
+    return info.id;
+}
+
+typedef struct {
+    uint64_t ids[64];
+    size_t n;
+} ids_t;
+
+static void
+collect_ids(Wslq__JobInfo *info, void *arg)
+{
+    ids_t *c = arg;
+    if (c->n < 64)
+        c->ids[c->n++] = info->id;
+    wslq__job_info__free_unpacked(info, NULL);
+}
+
+static long
+history(queue_t *q, const queue_acct_filter_t *f, ids_t *out)
+{
+    memset(out, 0, sizeof *out);
+    wq_error_t err = {0};
+    long n = queue_history(q, f, collect_ids, out, &err);
+    assert_true(n >= 0);
+    assert_int_equal((size_t) n, out->n);
+    return n;
+}
+
+/* Ended jobs only, newest end first, and every filter narrows by what it says. */
+static void
+test_history_filters(void **state)
+{
+    (void) state;
+    queue_t *q = queue_new(":memory:", 0, NULL);
+    assert_non_null(q);
+    uint64_t pend;
+    add_job(q, "alice", WSLQ__JOB_STATE__PENDING, &pend);
+    uint64_t a1 = add_ended(q, "alice", "train", WSLQ__JOB_STATE__COMPLETED, "pc1", 2, 4, 100, 200);
+    uint64_t a2 = add_ended(q, "alice", "eval", WSLQ__JOB_STATE__FAILED, "pc2", 1, 1, 300, 400);
+    uint64_t b1 =
+        add_ended(q, "bob", "train", WSLQ__JOB_STATE__COMPLETED, "pc1,pc2", 1, 2, 50, 500);
+    uint64_t b2 = add_ended(q, "bob", "x", WSLQ__JOB_STATE__CANCELLED, "", 1, 1, 0, 150);
+    /* a node whose name is another's prefix is not a match for it */
+    uint64_t c1 = add_ended(q, "carol", "t", WSLQ__JOB_STATE__TIMEOUT, "pc10", 1, 1, 10, 20);
+    ids_t got;
+    queue_acct_filter_t f = {0};
+    assert_int_equal(history(q, &f, &got), 5);
+    uint64_t order[] = {b1, a2, a1, b2, c1}; /* by end: 500, 400, 200, 150, 20 */
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(got.ids[i], order[i]);
+    (void) pend;
+
+    f = (queue_acct_filter_t){.user = "alice"};
+    assert_int_equal(history(q, &f, &got), 2);
+    assert_int_equal(got.ids[0], a2);
+    assert_int_equal(got.ids[1], a1);
+
+    f = (queue_acct_filter_t){.node = "pc1"};
+    assert_int_equal(history(q, &f, &got), 2);
+    assert_int_equal(got.ids[0], b1);
+    assert_int_equal(got.ids[1], a1);
+    f = (queue_acct_filter_t){.node = "pc10"};
+    assert_int_equal(history(q, &f, &got), 1);
+    assert_int_equal(got.ids[0], c1);
+    f = (queue_acct_filter_t){.node = "pc"};
+    assert_int_equal(history(q, &f, &got), 0);
+
+    f = (queue_acct_filter_t){.name = "train"};
+    assert_int_equal(history(q, &f, &got), 2);
+    f = (queue_acct_filter_t){.state_mask = 1u << WSLQ__JOB_STATE__COMPLETED};
+    assert_int_equal(history(q, &f, &got), 2);
+    f = (queue_acct_filter_t){.state_mask = (1u << WSLQ__JOB_STATE__FAILED) |
+                                            (1u << WSLQ__JOB_STATE__CANCELLED)};
+    assert_int_equal(history(q, &f, &got), 2);
+    assert_int_equal(got.ids[0], a2);
+    assert_int_equal(got.ids[1], b2);
+
+    /* since is inclusive, until exclusive */
+    f = (queue_acct_filter_t){.since_ms = 200 * 1000, .until_ms = 500 * 1000};
+    assert_int_equal(history(q, &f, &got), 2);
+    assert_int_equal(got.ids[0], a2);
+    assert_int_equal(got.ids[1], a1);
+    f = (queue_acct_filter_t){.user = "bob", .since_ms = 160 * 1000};
+    assert_int_equal(history(q, &f, &got), 1);
+    assert_int_equal(got.ids[0], b1);
+
+    f = (queue_acct_filter_t){.limit = 2};
+    assert_int_equal(history(q, &f, &got), 2);
+    assert_int_equal(got.ids[0], b1);
+    assert_int_equal(got.ids[1], a2);
+    queue_destroy(&q);
+}
+
+typedef struct {
+    int64_t gpu_s[3], cpu_s[3]; /* alice, bob, carol */
+    int64_t pc1_gpu_s;
+    long n;
+} usage_sum_t;
+
+static void
+sum_usage(const queue_acct_row_t *r, void *arg)
+{
+    usage_sum_t *u = arg;
+    int k = strcmp(r->user, "alice") == 0 ? 0 : strcmp(r->user, "bob") == 0 ? 1 : 2;
+    int64_t run = r->start_ms > 0 ? (r->end_ms - r->start_ms) / 1000 : 0;
+    u->gpu_s[k] += run * r->gpus;
+    u->cpu_s[k] += run * r->cpus;
+    if (strstr(r->nodes, ",pc1,") != NULL)
+        u->pc1_gpu_s += run * r->gpus;
+    u->n++;
+}
+
+/* queue_usage gives every ended job of the window with its GPUs and CPUs over all its nodes;
+ * acct_usage sums them per user and per node (a 2-node job: half on each). */
+static void
+test_usage_sums(void **state)
+{
+    (void) state;
+    queue_t *q = queue_new(":memory:", 0, NULL);
+    assert_non_null(q);
+    uint64_t pend;
+    add_job(q, "alice", WSLQ__JOB_STATE__PENDING, &pend);
+    add_ended(q, "alice", "a", WSLQ__JOB_STATE__COMPLETED, "pc1", 2, 4, 100, 200);   /* 200 GPU-s */
+    add_ended(q, "alice", "b", WSLQ__JOB_STATE__FAILED, "pc2", 1, 0, 300, 400);      /* 100 */
+    add_ended(q, "bob", "c", WSLQ__JOB_STATE__COMPLETED, "pc1,pc2", 1, 2, 100, 400); /* 2 x 300 */
+    add_ended(q, "carol", "d", WSLQ__JOB_STATE__CANCELLED, "", 1, 1, 0, 150);        /* never ran */
+    usage_sum_t u = {0};
+    wq_error_t err = {0};
+    assert_int_equal(queue_usage(q, 0, 0, sum_usage, &u, &err), 4);
+    assert_int_equal(u.gpu_s[0], 300);
+    assert_int_equal(u.cpu_s[0], 400 + 100); /* cpus 0 counts as 1 */
+    assert_int_equal(u.gpu_s[1], 600);
+    assert_int_equal(u.cpu_s[1], 1200);
+    assert_int_equal(u.gpu_s[2], 0);
+    assert_int_equal(u.pc1_gpu_s, 200 + 600);
+    memset(&u, 0, sizeof u);
+    assert_int_equal(queue_usage(q, 250 * 1000, 401 * 1000, sum_usage, &u, &err), 2);
+
+    Wslq__UsageReply rep = WSLQ__USAGE_REPLY__INIT;
+    assert_int_equal(acct_usage(q, 0, 0, &rep, &err), 0);
+    assert_int_equal(rep.n_users, 3);
+    assert_string_equal(rep.users[0]->key, "bob"); /* most GPU-seconds first */
+    assert_int_equal(rep.users[0]->gpu_s, 600);
+    assert_int_equal(rep.users[0]->jobs, 1);
+    assert_string_equal(rep.users[1]->key, "alice");
+    assert_int_equal(rep.users[1]->gpu_s, 300);
+    assert_int_equal(rep.users[1]->jobs, 2);
+    assert_int_equal(rep.users[1]->run_s, 200);
+    assert_string_equal(rep.users[2]->key, "carol");
+    assert_int_equal(rep.users[2]->jobs, 1);
+    assert_int_equal(rep.n_nodes, 2);
+    assert_string_equal(rep.nodes[0]->key, "pc1");
+    assert_int_equal(rep.nodes[0]->gpu_s, 200 + 300);
+    assert_int_equal(rep.nodes[0]->jobs, 2);
+    assert_string_equal(rep.nodes[1]->key, "pc2");
+    assert_int_equal(rep.nodes[1]->gpu_s, 100 + 300);
+    acct_usage_free(&rep);
+
+    /* the figures of one job */
+    Wslq__JobInfo *info = queue_get(q, pend + 3, &err);
+    assert_non_null(info);
+    Wslq__AcctJob a = WSLQ__ACCT_JOB__INIT;
+    acct_figures(info, &a);
+    assert_string_equal(a.user, "bob");
+    assert_int_equal(a.gpus, 2);
+    assert_int_equal(a.cpus, 4);
+    assert_int_equal(a.run_s, 300);
+    assert_int_equal(a.wait_s, 99);
+    assert_int_equal(a.gpu_seconds, 600);
+    assert_int_equal(a.cpu_seconds, 1200);
+    wslq__job_info__free_unpacked(info, NULL);
+    queue_destroy(&q);
+}
+
+/* A schema-3 file upgrades in place: jobs that ended before it get their accounting columns
+ * from their records, so history and usage see them; pending ones stay out. */
+static void
+test_migration_v3_to_v4(void **state)
+{
+    (void) state;
+    char dir[] = "/tmp/wslq-queue-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof path, "%s/q.db", dir);
+    queue_t *q = queue_new(path, 0, NULL);
+    assert_non_null(q);
+    uint64_t pend;
+    add_job(q, "old", WSLQ__JOB_STATE__PENDING, &pend);
+    uint64_t done = add_ended(q, "old", "t", WSLQ__JOB_STATE__COMPLETED, "pc1,pc2", 1, 2, 10, 70);
+    queue_destroy(&q);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, UNDO_V4 "PRAGMA user_version=3;", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(get_user_version(path), 3);
+
+    wq_error_t err = {0};
+    q = queue_new(path, 0, &err);
+    assert_non_null(q);
+    ids_t got;
+    queue_acct_filter_t f = {.node = "pc2"};
+    assert_int_equal(history(q, &f, &got), 1);
+    assert_int_equal(got.ids[0], done);
+    f = (queue_acct_filter_t){.user = "old"};
+    assert_int_equal(history(q, &f, &got), 1);
+    usage_sum_t u = {0};
+    assert_int_equal(queue_usage(q, 0, 0, sum_usage, &u, &err), 1);
+    assert_int_equal(u.gpu_s[2], 120); /* 2 nodes x 1 GPU x 60 s */
+    queue_destroy(&q);
+    assert_int_equal(get_user_version(path), QUEUE_SCHEMA_VERSION);
+    /* the reader opens it too, and answers history */
+    queue_t *r = queue_open_reader(path, &err);
+    assert_non_null(r);
+    f = (queue_acct_filter_t){0};
+    assert_int_equal(history(r, &f, &got), 1);
+    queue_destroy(&r);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int
 main(void)
 {
@@ -384,6 +665,9 @@ main(void)
         cmocka_unit_test(test_migration_v1_to_v2),
         cmocka_unit_test(test_migration_v2_to_v3),
         cmocka_unit_test(test_garbage_file_refused),
+        cmocka_unit_test(test_history_filters),
+        cmocka_unit_test(test_usage_sums),
+        cmocka_unit_test(test_migration_v3_to_v4),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -74,6 +74,10 @@ test_routes(void **state)
     assert_int_equal(r.route, HTTP_R_EVENTS);
     assert_int_equal(r.job_id, 9);
     assert_int_equal(parse("/healthz", &r, &st), 0);
+    assert_int_equal(parse("/api/v1/usage", &r, &st), 0);
+    assert_int_equal(r.route, HTTP_R_USAGE);
+    assert_int_equal(parse("/api/v1/usage?days=3", &r, &st), -1); /* it takes no parameter */
+    assert_int_equal(st, 400);
     /* The page ignores its query. */
     assert_int_equal(parse("/?x=1&y", &r, &st), 0);
     /* %-escapes in the path are decoded before matching. */

@@ -152,6 +152,30 @@ function onUpdate(u) {
     S.jobsVersion = u.jobs_version;
     if (S.view === 'job') loadJob();
     else loadJobs();
+    if (S.view !== 'job') loadUsage();
+  }
+}
+
+// ---------- GPU-hours per user, the last 7 days ----------
+
+// At most every 30 s: it sums every job that ended in the week.
+async function loadUsage() {
+  const now = Date.now();
+  if (S.usageAt && now - S.usageAt < 30000) return;
+  S.usageAt = now;
+  try {
+    const r = await api('/api/v1/usage');
+    const rows = r.users.map((u) => el('tr', {},
+      el('td', { text: u.user }),
+      el('td', { class: 'num', text: String(u.jobs) }),
+      el('td', { class: 'num', text: u.gpu_hours.toFixed(2) }),
+      el('td', { class: 'num', text: u.cpu_hours.toFixed(2) })));
+    $('usage').tBodies[0].replaceChildren(...rows);
+    $('usage-empty').hidden = rows.length > 0;
+    $('usage-empty').textContent = 'No job has ended in the last 7 days.';
+  } catch (e) {
+    $('usage-empty').hidden = false;
+    $('usage-empty').textContent = `Could not load usage: ${e.message}`;
   }
 }
 
