@@ -241,7 +241,7 @@ backfill_place(sched_t *self,
     int by_default;
     int64_t d = duration_of(self, s, &by_default);
     int shape = plain(s);
-    if (shape && cached_fail(b, req, d))
+    if (shape && cached_fail(b, req, d) && !bf_wants(&b->plan))
         return -1;
     size_t k = bf_apply(&b->plan, pn, nn, d, &b->undo);
     int placed = policy_place(pn, nn, req, c, why, size);
@@ -256,14 +256,15 @@ backfill_place(sched_t *self,
         info->est_by_default = 0;
         return 1;
     }
-    if (shape)
-        cache_fail(b, req, d);
     int kept = 0;
     if (k > 0) {
         policy_choice_t bare;
         char tmp[8];
         kept = policy_place(pn, nn, req, &bare, tmp, sizeof tmp);
     }
+    /* a request that does not fit even without the reservations fails for any time */
+    if (shape)
+        cache_fail(b, req, kept ? d : 0);
     if (bf_wants(&b->plan))
         reserve(self, job, pn, nn);
     if (!kept) {
