@@ -1,11 +1,11 @@
 /* One scheduling pass with a big backlog, backfill on and off, against the real scheduler
  * core in this process (over inproc://, fake workers that register and stay silent): 50
  * nodes x 4 GPUs, 195 GPUs held by running 1-GPU jobs with time limits, then N pending jobs
- * (default 100,000) of mixed shapes and time limits behind a 4-GPU job that cannot start. The pass (place_pass) is timed directly, many times:
- *   full:  a full pass (as after a job ended), once the backlog has settled: every pending
- *          job looked at while a node has room, reservations made, short jobs backfilled;
- *   fresh: a pass for one new job alone (as after a submit): the last pass's reservations
- *          made again, then the new job tried around them.
+ * (default 100,000) of mixed shapes and time limits behind a 4-GPU job that cannot start. The pass
+ * (place_pass) is timed directly, many times: full:  a full pass (as after a job ended), once the
+ * backlog has settled: every pending job looked at while a node has room, reservations made, short
+ * jobs backfilled; fresh: a pass for one new job alone (as after a submit): the last pass's
+ * reservations made again, then the new job tried around them.
  *
  *   wslq-bench-backfill [PENDING [PASSES]]    default 100000 pending, 200 passes
  *
@@ -238,8 +238,8 @@ run(long pending, int passes, unsigned depth)
             n_run++;
         }
     }
-    printf("backfill_depth %u: %zu pending (%zu with a reservation), %zu started\n", depth,
-           n_pend, n_est, n_run);
+    printf("backfill_depth %u: %zu pending (%zu with a reservation), %zu started\n", depth, n_pend,
+           n_est, n_run);
     double *full = malloc((size_t) passes * sizeof *full);
     double *fresh = malloc((size_t) passes * sizeof *fresh);
     for (int i = 0; i < passes; i++)

@@ -44,8 +44,19 @@ struct backfill {
         int64_t fail_ms;
     } cache[BF_CACHE];
     size_t n_cache;
-    int swept; /* estimates left from before a restart were cleared */
+    int swept;    /* estimates left from before a restart were cleared */
+    size_t tries; /* reservations looked for in this pass (bounded: a request no node can
+                     take now gets none, and must not make the pass look at every job) */
 };
+
+/* reservations looked for per pass, at most, per reservation allowed */
+#define BF_TRIES_PER_DEPTH 4
+
+static int
+wants(const struct backfill *b)
+{
+    return bf_wants(&b->plan) && b->tries < BF_TRIES_PER_DEPTH * b->plan.depth;
+}
 
 static int
 enabled(const sched_t *self)
@@ -107,6 +118,7 @@ reserve(sched_t *self, const job_t *job, const policy_node_t *pn, size_t nn)
     req_from(job->info->spec, &req);
     int by_default;
     int64_t d = duration_of(self, job->info->spec, &by_default);
+    b->tries++;
     if (bf_reserve(&b->plan, pn, nn, &req, d, job->info->id, NULL))
         b->order[b->n_order++] = job->info->id;
 }
@@ -126,6 +138,7 @@ backfill_begin(sched_t *self, const policy_node_t *pn, size_t nn, int full)
     int64_t now = wq_clock_wall_ms();
     bf_reset(&b->plan, now);
     b->n_cache = 0;
+    b->tries = 0;
     /* the running jobs' parts, until their planned end */
     size_t n_live;
     job_t *const *live = place_live(self, &n_live);
@@ -163,7 +176,7 @@ backfill_begin(sched_t *self, const policy_node_t *pn, size_t nn, int full)
         return;
     uint64_t old[BF_MAX_DEPTH];
     memcpy(old, b->order, n_old * sizeof *old);
-    for (size_t i = 0; i < n_old && bf_wants(&b->plan); i++) {
+    for (size_t i = 0; i < n_old && wants(b); i++) {
         job_t *job = jobs_find(self, old[i]);
         if (job == NULL || !job->in_pend || job->info->state != WSLQ__JOB_STATE__PENDING)
             continue;
@@ -174,7 +187,7 @@ backfill_begin(sched_t *self, const policy_node_t *pn, size_t nn, int full)
 int
 backfill_wants(const sched_t *self)
 {
-    return enabled(self) && self->bf != NULL && bf_wants(&self->bf->plan);
+    return enabled(self) && self->bf != NULL && wants(self->bf);
 }
 
 static int
@@ -241,7 +254,7 @@ backfill_place(sched_t *self,
     int by_default;
     int64_t d = duration_of(self, s, &by_default);
     int shape = plain(s);
-    if (shape && cached_fail(b, req, d) && !bf_wants(&b->plan))
+    if (shape && cached_fail(b, req, d) && !wants(b))
         return -1;
     size_t k = bf_apply(&b->plan, pn, nn, d, &b->undo);
     int placed = policy_place(pn, nn, req, c, why, size);
@@ -265,7 +278,7 @@ backfill_place(sched_t *self,
     /* a request that does not fit even without the reservations fails for any time */
     if (shape)
         cache_fail(b, req, kept ? d : 0);
-    if (bf_wants(&b->plan))
+    if (wants(b))
         reserve(self, job, pn, nn);
     if (!kept) {
         job->info->kept_for_job = 0;
