@@ -278,21 +278,21 @@ backfill_place(sched_t *self,
     /* a request that does not fit even without the reservations fails for any time */
     if (shape)
         cache_fail(b, req, kept ? d : 0);
+    /* the reservation that keeps it: the first that starts (before its own is added) */
+    uint64_t kept_for = kept ? b->plan.resv[0].job : 0;
+    char nodes[192] = "";
+    if (kept)
+        resv_nodes(pn, nn, &b->plan.resv[0], nodes, sizeof nodes);
     if (wants(b))
         reserve(self, job, pn, nn);
-    if (!kept) {
-        job->info->kept_for_job = 0;
+    job->info->kept_for_job = kept_for;
+    if (!kept)
         return 0;
-    }
-    const bf_resv_t *r = &b->plan.resv[0];
-    char nodes[192];
-    resv_nodes(pn, nn, r, nodes, sizeof nodes);
-    job->info->kept_for_job = r->job;
     snprintf(why, size,
              "the free resources it needs are kept for job %" PRIu64
              ", reserved on %s; only a job that ends before that reservation starts may use "
              "them (its --time)",
-             r->job, nodes);
+             kept_for, nodes);
     return 2;
 }
 

@@ -234,8 +234,10 @@ test_backfill_never_delays(void **state)
                             .cpus_per_node = 1};
         int64_t big_d = 1 + rand() % 300;
         bf_resv_t r;
-        if (!bf_reserve(&p, nodes, n, &big, big_d, 999, &r))
+        if (!bf_reserve(&p, nodes, n, &big, big_d, 999, &r)) {
+            bf_free(&p);
             continue; /* never fits this cluster */
+        }
         /* backfill a stream of small random jobs */
         bf_hold_t started[64];
         size_t n_started = 0;
