@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/cli.h"
 #include "cli/client.h"
@@ -34,8 +35,9 @@ static const char usage[] =
     "\n"
     "TIME is the elapsed time of a running job, the waiting time of a pending one, and the\n"
     "run time of an ended one. REASON says in a word why a pending job waits (Priority,\n"
-    "Resources, Dependency, Held, ArrayLimit, NoNode, Backoff; 'wslq why JOB' tells the whole\n"
-    "story); NODELIST(REASON) gives the nodes, or the reason in a sentence.\n";
+    "Resources, Dependency, Held, ArrayLimit, NoNode, Backoff, Reservation; 'wslq why JOB'\n"
+    "tells the whole story); NODELIST(REASON) gives the nodes, or the reason in a sentence,\n"
+    "after 'start ~14:05' when the backfill plan reserved resources for the job.\n";
 
 enum { O_ALL = 1, O_STATE, O_USER, O_ME, O_NAME, O_LIMIT, O_NOHEADER, O_JSON, O_ARRAY };
 
@@ -87,6 +89,20 @@ print_job_label(const Wslq__JobInfo *j, char *buf, size_t size)
     return buf;
 }
 
+const char *
+print_short_time(int64_t wall_ms, int64_t now_ms, char *buf, size_t size)
+{
+    time_t t = (time_t) (wall_ms / 1000), n = (time_t) (now_ms / 1000);
+    struct tm tm, tn;
+    localtime_r(&t, &tm);
+    localtime_r(&n, &tn);
+    if (tm.tm_year == tn.tm_year && tm.tm_yday == tn.tm_yday)
+        strftime(buf, size, "%H:%M", &tm);
+    else
+        strftime(buf, size, "%m-%d %H:%M", &tm);
+    return buf;
+}
+
 void
 print_queue(const Wslq__QueueReply *r, int64_t now_ms, int no_header, FILE *out)
 {
@@ -123,6 +139,11 @@ print_queue(const Wslq__QueueReply *r, int64_t now_ms, int no_header, FILE *out)
                 used += (size_t) snprintf(list + used, sizeof list - used, "%s%s", k ? "," : "",
                                           j->allocs[k]->node);
             table_cellf(t, "%s", list);
+        } else if (j->state == WSLQ__JOB_STATE__PENDING && j->est_start_ms > 0) {
+            char when[32];
+            table_cellf(t, "start ~%s (%s)",
+                        print_short_time(j->est_start_ms, now_ms, when, sizeof when),
+                        j->reason ? j->reason : "");
         } else if (j->reason != NULL && j->reason[0] != '\0') {
             table_cellf(t, "(%s)", j->reason);
         } else {

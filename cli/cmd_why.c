@@ -15,9 +15,10 @@ static const char usage[] =
     "usage: wslq why JOB [--json]      (JOB: 42, or an array task 40_7)\n"
     "\n"
     "Why a pending job waits: its reason (Priority, Resources, Dependency, Held, ArrayLimit,\n"
-    "NoNode, Backoff) and the whole story: held or not, its array's cap, each dependency,\n"
-    "how many jobs come before it, whether it fits the free resources now or could ever fit\n"
-    "a registered node, and which running job reaches its time limit first.\n"
+    "NoNode, Backoff, Reservation) and the whole story: held or not, its array's cap, each\n"
+    "dependency, how many jobs come before it, whether it fits the free resources now or\n"
+    "could ever fit a registered node, its estimated start and nodes when the backfill plan\n"
+    "reserved them for it, and which running job reaches its time limit first.\n"
     "  --json              {\"job\": {...}, \"lines\": [...]}\n"
     "  --scheduler ADDR, --timeout SEC   as for every command\n";
 

@@ -12,6 +12,8 @@
 /* A job's name in listings: "42", an array task "40_7", an array's pending tasks
  * "40_[3-499%8]". Returns buf. */
 const char *print_job_label(const Wslq__JobInfo *j, char *buf, size_t size);
+/* A wall time as "14:05" today, else "12-03 14:05" (local time). */
+const char *print_short_time(int64_t wall_ms, int64_t now_ms, char *buf, size_t size);
 void print_queue(const Wslq__QueueReply *r, int64_t now_ms, int no_header, FILE *out);
 
 /* Spec, resources, state, allocation per node and every event. */

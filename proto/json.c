@@ -172,6 +172,15 @@ json_job(const Wslq__JobInfo *j)
     cJSON_AddBoolToObject(o, "held", j->held);
     if (j->state == WSLQ__JOB_STATE__PENDING)
         add_str(o, "wait_reason", jobspec_wait_name(j->wait_reason));
+    if (j->state == WSLQ__JOB_STATE__PENDING && j->est_start_ms != 0) {
+        add_time(o, "est_start_ms", "est_start_time", j->est_start_ms);
+        add_str(o, "est_nodes", j->est_nodes);
+        add_opt_int(o, "est_after_job", (int64_t) j->est_after_job, 0);
+        cJSON_AddBoolToObject(o, "est_by_default", j->est_by_default);
+    }
+    if (j->state == WSLQ__JOB_STATE__PENDING &&
+        j->wait_reason == WSLQ__WAIT_REASON__WAIT_RESERVATION && j->kept_for_job != 0)
+        add_u64(o, "kept_for_job", j->kept_for_job);
     if (j->spec != NULL)
         cJSON_AddItemToObject(o, "spec", json_spec(j->spec));
     else

@@ -13,6 +13,7 @@
 #include "common/mem.h"
 #include "common/parse.h"
 #include "proto/wire.h"
+#include "scheduler/bfplan.h"
 #include "scheduler/http/http.h"
 #include "scheduler/http/http_parse.h"
 #include "scheduler/notify.h"
@@ -56,6 +57,11 @@ usage(FILE *out)
         "  --kill-grace TIME     SIGTERM to SIGKILL on cancel/time limit (default 10s)\n"
         "  --port-range LO-HI    MASTER_PORT range (default 29500-29999)\n"
         "  --sync full|normal    SQLite durability (default full)\n"
+        "  --backfill-depth N    pending jobs that get a reservation in each pass; later\n"
+        "                        jobs start only if they do not delay them (default 8,\n"
+        "                        at most 64; 0 = strict priority order, no backfill)\n"
+        "  --default-time-limit TIME  how long a job without --time counts as running,\n"
+        "                        for planning only: it is not stopped then (default 24h)\n"
         "  --advertise ADDR      the address enrolment and join codes give clients and\n"
         "                        workers, tcp://HOST:PORT (default: this host's first IPv4)\n"
         "  --admin-socket PATH   the local admin socket (default STATE_DIR/admin.sock;\n"
@@ -190,6 +196,13 @@ apply(conf_ctx_t *c, const char *key, const char *v, wq_error_t *err)
         if (wq_parse_int(v, 0, 100, "notify-retries", &n, err) < 0)
             return -1;
         cfg->notify_retries = (unsigned) n;
+    } else if (strcmp(key, "backfill-depth") == 0 || strcmp(key, "backfill_depth") == 0) {
+        int64_t n;
+        if (wq_parse_int(v, 0, BF_MAX_DEPTH, "backfill_depth", &n, err) < 0)
+            return -1;
+        cfg->backfill_depth = (unsigned) n;
+    } else if (strcmp(key, "default-time-limit") == 0 || strcmp(key, "default_time_limit") == 0) {
+        return set_time(v, "default_time_limit", &cfg->default_time_limit_ms, err);
     } else if (strcmp(key, "sync") == 0) {
         if (strcmp(v, "full") == 0)
             cfg->sync_full = 1;
@@ -261,6 +274,8 @@ main(int argc, char **argv)
                                          {"kill-grace", required_argument, 0, 'k'},
                                          {"port-range", required_argument, 0, 'p'},
                                          {"sync", required_argument, 0, 'y'},
+                                         {"backfill-depth", required_argument, 0, 'b'},
+                                         {"default-time-limit", required_argument, 0, 'D'},
                                          {"advertise", required_argument, 0, 'a'},
                                          {"admin-socket", required_argument, 0, 'A'},
                                          {"insecure", required_argument, 0, 'I'},

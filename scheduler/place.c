@@ -412,7 +412,7 @@ try_job(sched_t *self, job_t *job, pass_t *p, int always)
         return; /* waits, or was cancelled (and freed: not touched again) */
     if (jobs_deps_wait(self, job))
         return; /* afterany, afternotok, singleton: the same */
-    if (!p->room && !always)
+    if (!p->room && !always && !backfill_wants(self))
         return;
     policy_req_t req;
     req_of(job->info->spec, &req);
@@ -420,10 +420,13 @@ try_job(sched_t *self, job_t *job, pass_t *p, int always)
     char why[192];
     unsigned char was[WIRE_MAX_NODES];
     int narrowed = narrow(self, job->info->spec, p->pn, p->nn, was);
-    int placed = policy_place(p->pn, p->nn, &req, &choice, why, sizeof why);
+    /* around the reservations of jobs before it (backfill.c) */
+    int placed = backfill_place(self, job, p->pn, p->nn, &req, &choice, why, sizeof why);
     if (narrowed)
         unnarrow(p->pn, p->nn, was);
-    if (placed) {
+    if (placed < 0)
+        return; /* a job asking the same, for no longer, did not fit in this pass */
+    if (placed == 1) {
         policy_take(p->pn, &req, &choice);
         start_job(self, job, p->pn, &choice);
         p->room = any_room(p->pn, p->nn);
@@ -439,6 +442,7 @@ try_job(sched_t *self, job_t *job, pass_t *p, int always)
                  p->owner_first->info->name, nodes_owner_state_name(p->owner_first->owner_state));
     jobs_set_reason(self, job,
                     !p->any_node     ? WSLQ__WAIT_REASON__WAIT_NO_NODE
+                    : placed == 2    ? WSLQ__WAIT_REASON__WAIT_RESERVATION
                     : p->first_waits ? WSLQ__WAIT_REASON__WAIT_RESOURCES
                                      : WSLQ__WAIT_REASON__WAIT_PRIORITY,
                     why);
@@ -487,10 +491,11 @@ place_pass(sched_t *self)
             p.owner_first = self->nodes[i];
     /* After a full pass, a job already waiting for resources is ahead of any new one. */
     p.first_waits = full || !self->place_waiting;
+    backfill_begin(self, pn, nn, full);
     if (full) {
         /* Jobs started or failed during the sweep leave holes (compacted after it). */
         self->placing = 1;
-        for (size_t i = 0; i < self->n_pend && (p.room || deps); i++)
+        for (size_t i = 0; i < self->n_pend && (p.room || deps || backfill_wants(self)); i++)
             if (self->pend[i].job != NULL)
                 try_job(self, self->pend[i].job, &p, 0);
         self->placing = 0;
@@ -516,6 +521,7 @@ place_pass(sched_t *self)
             try_job(self, job, &p, 1);
     }
     self->place_waiting = !p.first_waits;
+    backfill_end(self, pn, nn);
     free(ids);
     free(fresh);
 }

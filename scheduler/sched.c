@@ -154,6 +154,8 @@ sched_config_init(sched_config_t *cfg)
     cfg->port_hi = 29999;
     cfg->kv_max_keys = SCHED_KV_KEYS_DEFAULT;
     cfg->kv_max_bytes = SCHED_KV_BYTES_DEFAULT;
+    cfg->backfill_depth = SCHED_BACKFILL_DEPTH_DEFAULT;
+    cfg->default_time_limit_ms = SCHED_DEFAULT_TIME_LIMIT_MS;
 }
 
 sched_t *
@@ -276,6 +278,7 @@ sched_destroy(sched_t **self_p)
         zmq_ctx_term(self->zctx);
     notify_destroy(&self->notify);
     place_free(self);
+    backfill_free(self);
     jobs_free_all(self);
     nodes_free_all(self);
     waiters_free_all(self);

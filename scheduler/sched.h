@@ -17,6 +17,10 @@ typedef struct {
     const char *url;
 } sched_notify_url_t;
 
+/* backfill_depth and default_time_limit (24 h) when the configuration does not say */
+#define SCHED_BACKFILL_DEPTH_DEFAULT 8
+#define SCHED_DEFAULT_TIME_LIMIT_MS  (24LL * 3600 * 1000)
+
 typedef struct {
     const char *listen;        /* ZeroMQ endpoint, e.g. "tcp://0.0.0.0:7420" */
     const char *state_dir;     /* holds queue.db and logs/ */
@@ -46,6 +50,11 @@ typedef struct {
      * returns -1 and nothing of that turn is sent). NULL = only logged. */
     void (*on_fatal)(const wq_error_t *err, void *arg);
     void *on_fatal_arg;
+    /* Backfill (backfill.c): how many pending jobs get a reservation in a pass; 0 = off,
+     * strict priority order as before. */
+    unsigned backfill_depth;
+    /* Planning only: how long a job with no --time counts as running (it is not stopped). */
+    int64_t default_time_limit_ms;
 } sched_config_t;
 
 /* Fill defaults. */

@@ -217,6 +217,7 @@ struct sched {
     uint64_t seen_version; /* version when parked watches were last checked */
     sched_hook_f hook;
     void *hook_arg;
+    struct backfill *bf; /* backfill.c: the last pass's plan and reservations; NULL = none */
 };
 
 /* A message as handlers see it. */
@@ -389,6 +390,30 @@ int place_admit(sched_t *self, const Wslq__JobSpec *spec, size_t *n_nodes, wq_er
 /* For wslq why: 1 if the job fits the free resources now, 0 if it does not (why says which),
  * -1 if no known node could ever run it (why says). */
 int place_explain(sched_t *self, const Wslq__JobSpec *spec, char *why, size_t size);
+
+/* backfill.c: reservations and backfill in the placement pass (planning in bfplan.c) */
+/* At the start of a pass, after the snapshot pn: the running jobs' parts until their planned
+ * end; a pass for new jobs alone (full = 0) makes the last pass's reservations again. */
+void backfill_begin(sched_t *self, const policy_node_t *pn, size_t nn, int full);
+/* 1 if the pass should go on looking at jobs that cannot start (to reserve for them). */
+int backfill_wants(const sched_t *self);
+/* policy_place for a job in the pass, around the reservations: 1 placed (*c; the caller takes
+ * and starts it), 0 waits (why; reserved for when backfill_depth allows), 2 would fit now
+ * but the resources are kept for a reservation (why; kept_for_job set), -1 a job of the same
+ * request and no shorter time already failed in this pass: nothing to do. pn: the nodes the
+ * job may use (narrowed), left as they were. With backfill off, policy_place. */
+int backfill_place(sched_t *self,
+                   job_t *job,
+                   policy_node_t *pn,
+                   size_t nn,
+                   const policy_req_t *req,
+                   policy_choice_t *c,
+                   char *why,
+                   size_t size);
+/* At the end of a pass: the estimates of the reserved jobs written to their records (those
+ * that lost theirs cleared), when they changed. */
+void backfill_end(sched_t *self, const policy_node_t *pn, size_t nn);
+void backfill_free(sched_t *self);
 
 /* nodes.c */
 node_t *nodes_by_name(sched_t *self, const char *name);

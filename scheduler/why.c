@@ -125,6 +125,33 @@ why_pending(sched_t *self, job_t *job, const Wslq__JobInfo *shown, lines_t *l)
     else
         lines_add(l, "resources: it would fit the free resources now%s",
                   ahead_free ? "; the jobs before it go first" : "; it starts at the next pass");
+    /* when: the backfill plan's reservation (backfill.c), if the job has one */
+    if (shown->wait_reason == WSLQ__WAIT_REASON__WAIT_RESERVATION && shown->kept_for_job != 0) {
+        job_t *r = jobs_find(self, shown->kept_for_job);
+        char when[40];
+        if (r != NULL && r->info->est_start_ms != 0)
+            lines_add(l,
+                      "reservation: the free resources it would use are kept for job %" PRIu64
+                      ", which starts by %s on %s; a job whose --time ends before then may "
+                      "use them",
+                      shown->kept_for_job,
+                      wq_clock_format(r->info->est_start_ms, when, sizeof when),
+                      r->info->est_nodes);
+    }
+    if (info->est_start_ms != 0) {
+        char when[40], after[160] = "";
+        if (info->est_after_job != 0)
+            snprintf(after, sizeof after,
+                     info->est_by_default ? " (when job %" PRIu64
+                                            " reaches the planning default time limit: it "
+                                            "has no --time, so this is a guess)"
+                                          : " (when job %" PRIu64 " reaches its time limit)",
+                     info->est_after_job);
+        lines_add(l,
+                  "estimated start %s%s on %s: reserved for it; jobs after it start before "
+                  "only if they end by then or use other resources",
+                  wq_clock_format(info->est_start_ms, when, sizeof when), after, info->est_nodes);
+    }
     /* when something frees: the running job that reaches its time limit first */
     const Wslq__JobInfo *soonest = NULL;
     int64_t soonest_ms = 0, running = 0;

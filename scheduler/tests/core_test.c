@@ -1095,6 +1095,87 @@ test_pass_on_a_full_node(void **state)
     assert_int_equal(launched(f, w), low);
 }
 
+/* A 1-node job of gpus GPUs with a time limit (0 = none); returns its id. */
+static uint64_t
+submit_timed(fx_t *f, uint32_t gpus, uint64_t time_s)
+{
+    if (f->cli == NULL)
+        f->cli = dealer(f, NULL);
+    char *argv[] = {"true"};
+    Wslq__JobSpec spec = WSLQ__JOB_SPEC__INIT;
+    spec.argv = argv;
+    spec.n_argv = 1;
+    spec.nodes = 1;
+    spec.gpus_per_node = gpus;
+    spec.time_limit_s = time_s;
+    spec.user = "alice";
+    Wslq__SubmitRequest req = WSLQ__SUBMIT_REQUEST__INIT;
+    req.spec = &spec;
+    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
+    env.request_id = ++f->next_rid;
+    env.body_case = WSLQ__ENVELOPE__BODY_SUBMIT;
+    env.submit = &req;
+    send_env(f->cli, &env);
+    Wslq__Envelope *rep = expect(f, f->cli, WSLQ__ENVELOPE__BODY_SUBMIT_REPLY, 2000);
+    uint64_t id = rep->submit_reply->job_id;
+    wire_free(&rep);
+    return id;
+}
+
+/* Backfill in the real core, the passes for new jobs alone included: a 4-GPU job behind four
+ * running 1-GPU jobs gets a reservation whose start is the last planned end (the job without
+ * a time limit, planned with default_time_limit); once one GPU is free, a long 1-GPU job
+ * submitted after it waits with the reason Reservation, and a short one starts. */
+static void
+test_backfill_reservation(void **state)
+{
+    fx_t *f = *state;
+    fake_worker_t *w = add_worker(f, "pcA");
+    wire_free((Wslq__Envelope *[]){register_worker(f, w, 4, NULL, 0)});
+    uint64_t small[4];
+    for (int i = 0; i < 4; i++) {
+        small[i] = submit_timed(f, 1, i < 3 ? 600 : 0);
+        Wslq__Envelope *l = expect(f, w->sock, WSLQ__ENVELOPE__BODY_LAUNCH, 2000);
+        assert_int_equal(l->launch->job_id, small[i]);
+        wire_free(&l);
+        started(w, small[i], 0);
+        wait_state(f, small[i], WSLQ__JOB_STATE__RUNNING, 2000);
+    }
+    uint64_t big = submit_timed(f, 4, 3600);
+    pump(f, 50);
+    Wslq__Envelope *e = show(f, small[3]);
+    int64_t last_start = e->show_reply->job->start_ms;
+    wire_free(&e);
+    e = show(f, big);
+    const Wslq__JobInfo *j = e->show_reply->job;
+    assert_int_equal(j->state, WSLQ__JOB_STATE__PENDING);
+    assert_int_equal(j->est_start_ms, last_start + SCHED_DEFAULT_TIME_LIMIT_MS);
+    assert_int_equal(j->est_after_job, small[3]);
+    assert_true(j->est_by_default);
+    assert_string_equal(j->est_nodes, "pcA");
+    wire_free(&e);
+    /* one GPU frees */
+    ended(w, small[0], 0, 0, -1, 0);
+    wait_state(f, small[0], WSLQ__JOB_STATE__COMPLETED, 2000);
+    uint64_t long_job = submit_timed(f, 1, 2 * 86400);
+    pump(f, 50);
+    e = show(f, long_job);
+    j = e->show_reply->job;
+    assert_int_equal(j->state, WSLQ__JOB_STATE__PENDING);
+    assert_int_equal(j->wait_reason, WSLQ__WAIT_REASON__WAIT_RESERVATION);
+    assert_int_equal(j->kept_for_job, big);
+    wire_free(&e);
+    uint64_t short_job = submit_timed(f, 1, 60);
+    Wslq__Envelope *l = expect(f, w->sock, WSLQ__ENVELOPE__BODY_LAUNCH, 2000);
+    assert_int_equal(l->launch->job_id, short_job);
+    wire_free(&l);
+    e = show(f, big);
+    assert_int_equal(e->show_reply->job->state, WSLQ__JOB_STATE__PENDING);
+    assert_int_not_equal(e->show_reply->job->est_start_ms, 0);
+    wire_free(&e);
+    assert_int_equal(state_of(f, long_job, NULL, 0), WSLQ__JOB_STATE__PENDING);
+}
+
 int
 main(void)
 {
@@ -1114,6 +1195,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_requeued_log_keeps_both_attempts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parked_requests_are_capped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pass_on_a_full_node, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backfill_reservation, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -74,7 +74,8 @@ try:
     check(reason and ja["state"] == "PENDING" and not ja.get("allocs"),
           f"3 x 2 gang with 2 of 3 nodes free waits holding nothing: {ja['state']}, "
           f"{ja.get('reason')!r}, allocs {ja.get('allocs')}")
-    b = c.submit("--nodes", "2", "--gpus-per-node", "2", "--wrap", "sleep 1")
+    # (with a time limit that ends before the 3 x 2 gang's reservation: backfill lets it)
+    b = c.submit("--nodes", "2", "--gpus-per-node", "2", "--time", "1", "--wrap", "sleep 1")
     check(c.wait_state(b, "COMPLETED", 30), f"a 2 x 2 gang behind it runs meanwhile: "
           f"{c.state(b)}, {c.job(b).get('reason')!r}")
     ja = c.job(a)
