@@ -26,6 +26,7 @@ static const struct {
     {"release", cmd_release, "let held jobs start again"},
     {"requeue", cmd_requeue, "stop running jobs and queue them again (attempt + 1)"},
     {"why", cmd_why, "why a pending job waits, the whole story"},
+    {"share", cmd_share, "fair-share: each user's decayed GPU-hours, share and factor"},
     {"nodes", cmd_nodes, "nodes, their CPUs, memory and GPUs"},
     {"top", cmd_top, "live view of nodes, GPUs and the queue (q quits)"},
     {"kv", cmd_kv, "the job's rendezvous key/value store (inside a job)"},

@@ -299,6 +299,8 @@ jobspec_wait_name(Wslq__WaitReason r)
         return "NoNode";
     case WSLQ__WAIT_REASON__WAIT_BACKOFF:
         return "Backoff";
+    case WSLQ__WAIT_REASON__WAIT_LIMIT:
+        return "Limit";
     default:
         return "";
     }

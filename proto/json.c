@@ -168,6 +168,15 @@ json_job(const Wslq__JobInfo *j)
     cJSON_AddBoolToObject(o, "held", j->held);
     if (j->state == WSLQ__JOB_STATE__PENDING)
         add_str(o, "wait_reason", jobspec_wait_name(j->wait_reason));
+    if (j->priority_known) { /* wslq show / why of a pending job: fair-share order */
+        cJSON *p = cJSON_AddObjectToObject(o, "effective_priority");
+        cJSON_AddNumberToObject(p, "value", j->effective_priority);
+        cJSON_AddNumberToObject(p, "fairshare_factor", j->fairshare_factor);
+        cJSON_AddNumberToObject(p, "age_factor", j->age_factor);
+        cJSON_AddNumberToObject(p, "priority_weight", j->priority_weight);
+        cJSON_AddNumberToObject(p, "fairshare_weight", j->fairshare_weight);
+        cJSON_AddNumberToObject(p, "age_weight", j->age_weight);
+    }
     if (j->spec != NULL)
         cJSON_AddItemToObject(o, "spec", json_spec(j->spec));
     else

@@ -24,6 +24,7 @@ static const struct {
     {WSLQ__ENVELOPE__BODY_CANCEL, BY_USER, handle_cancel},
     {WSLQ__ENVELOPE__BODY_CONTROL, BY_USER, handle_control},
     {WSLQ__ENVELOPE__BODY_WHY, BY_USER, handle_why},
+    {WSLQ__ENVELOPE__BODY_SHARE, BY_USER, handle_share},
     {WSLQ__ENVELOPE__BODY_NODES, BY_USER, handle_nodes},
     {WSLQ__ENVELOPE__BODY_KV, BY_USER | BY_NODE, handle_kv},
     {WSLQ__ENVELOPE__BODY_WATCH, BY_USER, handle_watch},

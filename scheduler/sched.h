@@ -11,6 +11,8 @@
 #include "common/err.h"
 #include "proto/wire.h"
 
+struct fs_config; /* scheduler/fairshare.h */
+
 typedef struct {
     const char *listen;        /* ZeroMQ endpoint, e.g. "tcp://0.0.0.0:7420" */
     const char *state_dir;     /* holds queue.db and logs/ */
@@ -33,6 +35,9 @@ typedef struct {
      * returns -1 and nothing of that turn is sent). NULL = only logged. */
     void (*on_fatal)(const wq_error_t *err, void *arg);
     void *on_fatal_arg;
+    /* Fair-share weights, half-life, shares and per-user limits (scheduler/fairshare.h);
+     * NULL = the defaults. Copied by sched_new. */
+    const struct fs_config *fairshare;
 } sched_config_t;
 
 /* Fill defaults. */

@@ -113,6 +113,11 @@ typedef struct job {
      * (0 = not there) */
     int in_pend;
     size_t live_slot;
+    /* fairshare.c: its user, what of it the user's counts hold now (FS_COUNTED_*), and when
+     * the run it counts began (wall ms) */
+    struct fs_user *fs_user;
+    unsigned fs_counted;
+    int64_t fs_start_ms;
 } job_t;
 
 /* An entry of the ordered pending set (place.c): the order's key kept beside the job, so
@@ -120,6 +125,7 @@ typedef struct job {
  * at the next compaction). */
 typedef struct pend_entry {
     int32_t priority;
+    uint32_t user; /* fairshare.c's number for the job's user (the pass's merge) */
     uint64_t id;
     job_t *job;
 } pend_entry_t;
@@ -214,6 +220,7 @@ struct sched {
     uint64_t seen_version; /* version when parked watches were last checked */
     sched_hook_f hook;
     void *hook_arg;
+    struct fs_core *fs; /* fairshare.c: usage, shares, limits, the pass's order */
 };
 
 /* A message as handlers see it. */
@@ -358,6 +365,36 @@ int place_admit(sched_t *self, const Wslq__JobSpec *spec, size_t *n_nodes, wq_er
 /* For wslq why: 1 if the job fits the free resources now, 0 if it does not (why says which),
  * -1 if no known node could ever run it (why says). */
 int place_explain(sched_t *self, const Wslq__JobSpec *spec, char *why, size_t size);
+
+/* fairshare.c: fair-share order and per-user limits (the formulas: fairshare.h) */
+/* After the queue is open, before the active jobs load: usage from the ended jobs. */
+int fairshare_open(sched_t *self, wq_error_t *err);
+void fairshare_close(sched_t *self);
+/* place_track's hook: the job's user counts it as pending or running, and a run that stopped
+ * adds its GPU- and CPU-seconds to the user's usage. */
+void fairshare_track(sched_t *self, job_t *job, int gone);
+/* The number of the job's user, for its pend_entry_t. */
+uint32_t fairshare_user_no(sched_t *self, job_t *job);
+/* A full pass's order: begin refreshes every user's factor and prepares a merge of
+ * self->pend by effective priority; next gives the next index into self->pend, or
+ * self->n_pend at the end. */
+void fairshare_order_begin(sched_t *self);
+size_t fairshare_order_next(sched_t *self);
+/* Sort jobs (the new ones of a pass) by effective priority, then id. */
+void fairshare_sort(sched_t *self, job_t **jobs, size_t n);
+/* 1 if the job's user already runs as many GPUs or jobs as a limit allows (the job's reason
+ * is set: WAIT_LIMIT), else 0. */
+int fairshare_over_limit(sched_t *self, job_t *job);
+/* At submit of n jobs of this spec: 0, or -1 with why (over the pending limit, or more GPUs
+ * than the user may ever run at once). */
+int fairshare_admit(sched_t *self, const Wslq__JobSpec *spec, size_t n, wq_error_t *err);
+/* wslq show / why: the effective priority and its factors onto a copy of a pending job. */
+void fairshare_fill(sched_t *self, const job_t *job, Wslq__JobInfo *shown);
+/* 1 if a is placed before b (both pending). */
+int fairshare_before(sched_t *self, const job_t *a, const job_t *b);
+/* One line for wslq why: the effective priority, its parts and the user's standing. */
+void fairshare_why(sched_t *self, const job_t *job, char *buf, size_t size);
+void handle_share(sched_t *self, const msg_t *m);
 
 /* nodes.c */
 node_t *nodes_by_name(sched_t *self, const char *name);
