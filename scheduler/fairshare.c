@@ -552,6 +552,17 @@ key_of(const fs_core_t *c, const job_t *job)
            (double) cfg->w_age * age_of(c, job->info);
 }
 
+/* The same from a pending set entry: no look at the job itself (the merge is the pass's
+ * inner loop over up to every pending job; the entries are one array). */
+static double
+key_of_entry(const fs_core_t *c, const pend_entry_t *e)
+{
+    const fs_config_t *cfg = &c->t.cfg;
+    return (double) cfg->w_priority * e->priority +
+           (double) cfg->w_fairshare * c->by_no[e->user]->factor +
+           (double) cfg->w_age * fs_age_factor(c->now - e->submit_ms, cfg->max_age_ms);
+}
+
 static int
 item_before(const struct heap_item *a, const struct heap_item *b)
 {
@@ -640,7 +651,7 @@ fairshare_order_begin(sched_t *self)
         c->next[i] = FS_NONE;
         if (c->stamp[u] != run) { /* the first of this user at this priority: a new run */
             c->stamp[u] = run;
-            struct heap_item it = {.key = key_of(c, e->job), .id = e->id, .i = i};
+            struct heap_item it = {.key = key_of_entry(c, e), .id = e->id, .i = i};
             heap_push(c, &it);
         } else {
             c->next[c->last[u]] = i;
@@ -658,7 +669,7 @@ fairshare_order_next(sched_t *self)
         size_t j = top.i < self->n_pend ? run_live(self, c, c->next[top.i]) : FS_NONE;
         if (j != FS_NONE) { /* the run's next job takes its place */
             c->heap[0] = (struct heap_item){
-                .key = key_of(c, self->pend[j].job), .id = self->pend[j].id, .i = j};
+                .key = key_of_entry(c, &self->pend[j]), .id = self->pend[j].id, .i = j};
         } else {
             c->heap[0] = c->heap[--c->n_heap];
         }

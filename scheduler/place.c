@@ -195,8 +195,11 @@ pend_add(sched_t *self, job_t *job)
         i = pend_lower_bound(self, prio, id);
         memmove(&self->pend[i + 1], &self->pend[i], (self->n_pend - i) * sizeof *self->pend);
     }
-    self->pend[i] = (pend_entry_t){
-        .priority = prio, .user = fairshare_user_no(self, job), .id = id, .job = job};
+    self->pend[i] = (pend_entry_t){.priority = prio,
+                                   .user = fairshare_user_no(self, job),
+                                   .id = id,
+                                   .submit_ms = job->info->submit_ms,
+                                   .job = job};
     self->n_pend++;
     job->in_pend = 1;
 }
@@ -484,7 +487,8 @@ place_pass(sched_t *self)
     if (full) {
         /* Jobs started or failed during the sweep leave holes (compacted after it). */
         self->placing = 1;
-        fairshare_order_begin(self); /* by effective priority (fair-share, age) */
+        if (p.room || deps) /* by effective priority (fair-share, age) */
+            fairshare_order_begin(self);
         for (size_t i; (p.room || deps) && (i = fairshare_order_next(self)) < self->n_pend;)
             try_job(self, self->pend[i].job, &p, 0);
         self->placing = 0;

@@ -127,6 +127,7 @@ typedef struct pend_entry {
     int32_t priority;
     uint32_t user; /* fairshare.c's number for the job's user (the pass's merge) */
     uint64_t id;
+    int64_t submit_ms; /* the job's, for its age (the pass's merge) */
     job_t *job;
 } pend_entry_t;
 
