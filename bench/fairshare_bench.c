@@ -103,8 +103,8 @@ measure_merge(sched_t *s, const char *label, int n)
             die("merge", "not every pending job came out once");
     }
     qsort(t, (size_t) n, sizeof *t, cmp_double);
-    printf("%-48s median %7.2f ms  p10 %7.2f  p90 %7.2f  max %7.2f  (%d passes)\n", label,
-           t[n / 2], t[n / 10], t[(n * 9) / 10], t[n - 1], n);
+    printf("%-48s median %7.2f ms  p10 %7.2f  p90 %7.2f  max %7.2f  (%d passes)\n", label, t[n / 2],
+           t[n / 10], t[(n * 9) / 10], t[n - 1], n);
     free(t);
 }
 
