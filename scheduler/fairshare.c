@@ -314,6 +314,19 @@ user_pos(const fs_table_t *t, const char *name, int *found)
     return lo;
 }
 
+/* A new user's settings: its configured share and limits, else the lab-wide ones. */
+static void
+user_defaults(const fs_table_t *t, fs_user_t *u, const char *name)
+{
+    u->name = wq_strdup(name);
+    const fs_user_conf_t *uc = find_conf(&t->cfg, u->name);
+    u->share = uc && uc->share > 0 ? uc->share : 1.0;
+    u->max_gpus = limit_of(uc ? uc->max_gpus : 0, t->cfg.max_gpus);
+    u->max_jobs = limit_of(uc ? uc->max_jobs : 0, t->cfg.max_jobs);
+    u->max_pend = limit_of(uc ? uc->max_pend : 0, t->cfg.max_pend);
+    u->factor = 1.0;
+}
+
 fs_user_t *
 fs_user(fs_table_t *t, const char *name)
 {
@@ -322,13 +335,7 @@ fs_user(fs_table_t *t, const char *name)
     if (found)
         return t->users[i];
     fs_user_t *u = wq_calloc(1, sizeof *u);
-    u->name = wq_strdup(name ? name : "");
-    const fs_user_conf_t *uc = find_conf(&t->cfg, u->name);
-    u->share = uc && uc->share > 0 ? uc->share : 1.0;
-    u->max_gpus = limit_of(uc ? uc->max_gpus : 0, t->cfg.max_gpus);
-    u->max_jobs = limit_of(uc ? uc->max_jobs : 0, t->cfg.max_jobs);
-    u->max_pend = limit_of(uc ? uc->max_pend : 0, t->cfg.max_pend);
-    u->factor = 1.0;
+    user_defaults(t, u, name ? name : "");
     t->users = wq_realloc(t->users, (t->n_users + 1) * sizeof *t->users);
     memmove(&t->users[i + 1], &t->users[i], (t->n_users - i) * sizeof *t->users);
     t->users[i] = u;
@@ -805,17 +812,31 @@ handle_share(sched_t *self, const msg_t *m)
 {
     fs_core_t *c = self->fs;
     const char *want = m->env->share->user;
-    if (want != NULL && want[0] != '\0')
-        core_user(c, want);
+    int one = want != NULL && want[0] != '\0';
     refresh(self);
+    int found = 0;
+    if (one)
+        user_pos(&c->t, want, &found);
+    fs_user_t unknown = {0}; /* asked for by name, never seen: its settings, no use */
+    if (one && !found) {
+        user_defaults(&c->t, &unknown, want);
+        double sum_share = 0;
+        for (size_t i = 0; i < c->t.n_users; i++) {
+            double g, cpu;
+            if (user_active(&c->t, c->t.users[i], c->now, &g, &cpu))
+                sum_share += c->t.users[i]->share;
+        }
+        unknown.norm_share = unknown.share / (sum_share + unknown.share);
+    }
     Wslq__ShareReply rep = WSLQ__SHARE_REPLY__INIT;
     Wslq__ShareUser *rows = wq_calloc(c->t.n_users ? c->t.n_users : 1, sizeof *rows);
     Wslq__ShareUser **ptrs = wq_calloc(c->t.n_users ? c->t.n_users : 1, sizeof *ptrs);
-    for (size_t i = 0; i < c->t.n_users && rep.n_users < WIRE_MAX_LIST; i++) {
-        fs_user_t *u = c->t.users[i];
+    size_t n = one && !found ? 1 : c->t.n_users;
+    for (size_t i = 0; i < n && rep.n_users < WIRE_MAX_LIST; i++) {
+        fs_user_t *u = one && !found ? &unknown : c->t.users[i];
         double g, cpu;
         int active = user_active(&c->t, u, c->now, &g, &cpu);
-        if (want != NULL && want[0] != '\0' ? strcmp(u->name, want) != 0 : !active)
+        if (one ? strcmp(u->name, want) != 0 : !active)
             continue;
         Wslq__ShareUser *r = &rows[rep.n_users];
         wslq__share_user__init(r);
@@ -847,4 +868,5 @@ handle_share(sched_t *self, const msg_t *m)
     out_push(self, m->from, &env);
     free(rows);
     free(ptrs);
+    free(unknown.name);
 }

@@ -601,6 +601,19 @@ test_pending_limit(void **state)
     assert_int_equal(share_row(r, "alice")->max_pending_jobs, 3);
     assert_int_equal(share_row(r, "carol")->pending, 5);
     assert_int_equal(share_row(r, "carol")->max_pending_jobs, 0);
+    assert_null(share_row(r, "zed"));
+    wire_free(&r);
+    /* a user never seen: its settings and no use, and it is not kept */
+    r = share(f, "zed");
+    assert_int_equal(r->share_reply->n_users, 1);
+    assert_int_equal(share_row(r, "zed")->pending, 0);
+    assert_int_equal(share_row(r, "zed")->max_pending_jobs, 3);
+    assert_near(share_row(r, "zed")->fairshare_factor, 1);
+    assert_near(share_row(r, "zed")->norm_share, 1.0 / 4); /* alice, bob, carol and zed */
+    wire_free(&r);
+    r = share(f, "");
+    assert_null(share_row(r, "zed"));
+    assert_int_equal(r->share_reply->n_users, 3);
     wire_free(&r);
 }
 
