@@ -1,22 +1,23 @@
 #!/usr/bin/env python3
-"""Fair-share and per-user limits with the real programs (one worker, 2 GPUs, three enrolled
+"""Fair-share and per-user limits with the real programs (one worker, 2 GPUs, four enrolled
 users and the admin).
 
 * Bad fair-share settings stop the scheduler at start with exit 2 and a line naming the
   setting (file:line).
 * Fair-share: alice's jobs hold both GPUs for a while; then alice queues a sweep, and after
-  it bob queues his: when alice's first jobs end, bob's start before alice's sweep (in
+  it bob queues his: when alice cancels her first jobs, bob's start before her sweep (in
   priority order alone, alice's would, being older). `wslq share` (text and --json) shows
   alice's decayed GPU-hours above bob's and her factor below his; `wslq show` and `wslq why`
   give a pending job's effective priority and its parts.
 * Limits: carol (max-running-gpus.carol = 1) gets one job running and the other PENDING with
-  reason Limit, "user carol runs 1 GPU, the limit is 1 ..."; it starts when the first ends.
-  The lab-wide max-pending-jobs = 6 refuses dave's 7-task array with one line and stores
+  reason Limit, "user carol runs 1 GPU, the limit is 1 ..."; it starts when she cancels the
+  first. The lab-wide max-pending-jobs = 6 refuses dave's 7-task array with one line and stores
   nothing, takes a 6-task held array, then refuses one more job."""
 import os
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from cluster import BIN, Cluster, check, finish, wait_for  # noqa: E402
@@ -67,10 +68,12 @@ try:
         return j["start_ms"] if j and j.get("start_ms") else None
 
     # ---- fair-share ----
-    first = [submit("alice", "--gpus", "1", "--", "sleep", "4") for _ in range(2)]
+    # alice's first jobs hold both GPUs until both sweeps wait (then they are cancelled)
+    first = [submit("alice", "--gpus", "1", "--", "sleep", "300") for _ in range(2)]
     check(all(first), "alice's first jobs accepted")
     for jid in first:
         check(c.wait_state(jid, "RUNNING", 30), f"alice's job {jid} runs")
+    time.sleep(1)  # alice's use: the time her jobs run
     sweep_a = submit("alice", "--gpus", "1", "--array", "0-3", "--", "sleep", "1")
     sweep_b = submit("bob", "--gpus", "1", "--array", "0-3", "--", "sleep", "1")
     check(sweep_a and sweep_b and sweep_a < sweep_b, "both sweeps accepted, alice's first")
@@ -90,8 +93,10 @@ try:
     r = c.cli("why", str(a_ids[0]))
     check(r.returncode == 0 and "effective priority" in r.stdout and "alice" in r.stdout,
           f"wslq why gives the effective priority and alice's use: {r.stdout}")
+    r = run("alice", "cancel", *map(str, first))
+    check(r.returncode == 0, f"alice cancels her first jobs: {r.stderr}")
     for jid in a_ids + b_ids:
-        check(c.wait_state(jid, "COMPLETED", 90), f"sweep job {jid} completes")
+        check(c.wait_state(jid, "COMPLETED", 120), f"sweep job {jid} completes")
     starts_a = [start_ms(j) for j in a_ids]
     starts_b = [start_ms(j) for j in b_ids]
     check(all(starts_a) and all(starts_b), "every sweep job has a start time")
@@ -117,7 +122,7 @@ try:
     check(r.returncode == 2 and r.stderr.count("\n") == 1, "two user names: a usage error")
 
     # ---- the running limit ----
-    c1 = submit("carol", "--gpus", "1", "--", "sleep", "3")
+    c1 = submit("carol", "--gpus", "1", "--", "sleep", "300")
     c2 = submit("carol", "--gpus", "1", "--", "true")
     check(c1 and c2, "carol's jobs accepted")
     check(c.wait_state(c1, "RUNNING", 30), "carol's first job runs")
@@ -128,6 +133,8 @@ try:
           f"carol's second job waits with the limit as reason: {j2}")
     r = c.cli("queue")
     check("Limit" in r.stdout, f"wslq queue shows the reason Limit: {r.stdout}")
+    r = run("carol", "cancel", str(c1))
+    check(r.returncode == 0, f"carol cancels her first job: {r.stderr}")
     check(c.wait_state(c2, "COMPLETED", 60), "carol's second job runs after her first ends")
 
     # ---- the pending limit ----
