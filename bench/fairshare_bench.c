@@ -1,9 +1,11 @@
 /* One scheduling pass with fair-share on, against the real scheduler core in this process
  * (over inproc://): 50 fake nodes x 4 GPUs registered and full, 100,000 pending 1-GPU jobs
  * of 10 users (arrays), every user with different usage. A full pass after a job ended
- * looks at every pending job (their dependencies may have ended): the worst case. Also the
- * same with fair-share and age weighted 0 (the order is then priority and id alone, as
- * before fair-share), and a pass that stops when no node has room.
+ * goes through every pending job in effective-priority order (their dependencies may have
+ * ended); the tasks of an array after one that did not fit are skipped from the pending
+ * set's entries alone. Then the merge alone, and, after a restart with fair-share and age
+ * weighted 0 (the order of before) and no node registered again, a pass that must look at
+ * every job itself (no node has room: each one's dependencies are checked).
  *
  *   wslq-bench-fairshare [JOBS [PASSES]]     default 100000 jobs, 50 passes
  *
@@ -226,8 +228,8 @@ main(int argc, char **argv)
     s = boot(dir, "inproc://fs-bench-2", zctx, &fs);
     wq_error_t err = {0};
     sched_turn(s, 0, &err);
-    measure(s, "full pass, fair-share and age weighted 0", passes, 1);
-    measure_merge(s, "the merge alone, fair-share and age weighted 0", passes);
+    measure(s, "weights 0, restarted, no node: every job looked at", passes, 1);
+    measure_merge(s, "the merge alone, weights 0", passes);
     sched_destroy(&s);
     fs_config_free(&fs);
     zmq_ctx_term(zctx);

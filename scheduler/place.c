@@ -199,6 +199,7 @@ pend_add(sched_t *self, job_t *job)
                                    .user = fairshare_user_no(self, job),
                                    .id = id,
                                    .submit_ms = job->info->submit_ms,
+                                   .array = job->array,
                                    .job = job};
     self->n_pend++;
     job->in_pend = 1;
@@ -490,7 +491,8 @@ place_pass(sched_t *self)
         if (p.room || deps) /* by effective priority (fair-share, age) */
             fairshare_order_begin(self);
         for (size_t i; (p.room || deps) && (i = fairshare_order_next(self)) < self->n_pend;)
-            try_job(self, self->pend[i].job, &p, 0);
+            if (self->pend[i].array == NULL || self->pend[i].array != p.blocked)
+                try_job(self, self->pend[i].job, &p, 0); /* (try_job skips those tasks too) */
         self->placing = 0;
     }
     /* The new jobs in placement order, by id (trying one can end another: a dependency);

@@ -127,7 +127,9 @@ typedef struct pend_entry {
     int32_t priority;
     uint32_t user; /* fairshare.c's number for the job's user (the pass's merge) */
     uint64_t id;
-    int64_t submit_ms; /* the job's, for its age (the pass's merge) */
+    int64_t submit_ms;         /* the job's, for its age (the pass's merge) */
+    const jobs_array_t *array; /* the job's array, NULL none: the pass skips the tasks of an
+                                  array whose task did not fit without reading the jobs */
     job_t *job;
 } pend_entry_t;
 
