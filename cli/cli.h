@@ -90,6 +90,7 @@ int cmd_hold(cli_ctx_t *ctx, int argc, char **argv);
 int cmd_release(cli_ctx_t *ctx, int argc, char **argv);
 int cmd_requeue(cli_ctx_t *ctx, int argc, char **argv);
 int cmd_why(cli_ctx_t *ctx, int argc, char **argv);
+int cmd_share(cli_ctx_t *ctx, int argc, char **argv);
 int cmd_nodes(cli_ctx_t *ctx, int argc, char **argv);
 int cmd_kv(cli_ctx_t *ctx, int argc, char **argv);
 int cmd_doctor(cli_ctx_t *ctx, int argc, char **argv);

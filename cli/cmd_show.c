@@ -183,6 +183,10 @@ print_show(const Wslq__ShowReply *r, int64_t now_ms, FILE *out)
             s->time_limit_s ? wq_format_duration((int64_t) s->time_limit_s, buf, sizeof buf)
                             : "none");
     fprintf(out, KEY "%d\n", "Priority:", s->priority);
+    if (j->priority_known)
+        fprintf(out, KEY "%.1f = %g x %d (priority) + %g x %.3f (fair-share) + %g x %.3f (age)\n",
+                "Effective:", j->effective_priority, j->priority_weight, s->priority,
+                j->fairshare_weight, j->fairshare_factor, j->age_weight, j->age_factor);
     fprintf(out, KEY "%u%s\n", "Retries:", s->retries,
             s->requeue_on_fail ? " (also on failure)" : " (on node loss)");
     if (s->notify != 0)

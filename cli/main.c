@@ -29,6 +29,7 @@ static const struct {
     {"update", cmd_update, "change a pending job (time, priority, GPUs, name); lower a time"},
     {"history", cmd_history, "ended jobs with wait, run time and GPU-hours (like sacct)"},
     {"usage", cmd_usage, "GPU-hours and CPU-hours per user and per node (like sreport)"},
+    {"share", cmd_share, "fair-share: each user's decayed GPU-hours, share and factor"},
     {"nodes", cmd_nodes, "nodes, their CPUs, memory and GPUs"},
     {"top", cmd_top, "live view of nodes, GPUs and the queue (q quits)"},
     {"kv", cmd_kv, "the job's rendezvous key/value store (inside a job)"},

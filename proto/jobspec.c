@@ -301,6 +301,8 @@ jobspec_wait_name(Wslq__WaitReason r)
         return "Backoff";
     case WSLQ__WAIT_REASON__WAIT_RESERVATION:
         return "Reservation";
+    case WSLQ__WAIT_REASON__WAIT_LIMIT:
+        return "Limit";
     default:
         return "";
     }

@@ -181,6 +181,15 @@ json_job(const Wslq__JobInfo *j)
     if (j->state == WSLQ__JOB_STATE__PENDING &&
         j->wait_reason == WSLQ__WAIT_REASON__WAIT_RESERVATION && j->kept_for_job != 0)
         add_u64(o, "kept_for_job", j->kept_for_job);
+    if (j->priority_known) { /* wslq show / why of a pending job: fair-share order */
+        cJSON *p = cJSON_AddObjectToObject(o, "effective_priority");
+        cJSON_AddNumberToObject(p, "value", j->effective_priority);
+        cJSON_AddNumberToObject(p, "fairshare_factor", j->fairshare_factor);
+        cJSON_AddNumberToObject(p, "age_factor", j->age_factor);
+        cJSON_AddNumberToObject(p, "priority_weight", j->priority_weight);
+        cJSON_AddNumberToObject(p, "fairshare_weight", j->fairshare_weight);
+        cJSON_AddNumberToObject(p, "age_weight", j->age_weight);
+    }
     if (j->spec != NULL)
         cJSON_AddItemToObject(o, "spec", json_spec(j->spec));
     else

@@ -434,6 +434,15 @@ validate_body(const Wslq__Envelope *env, wq_error_t *err)
             if (check_line(env->why_reply->lines[i], WIRE_MAX_ERROR_TEXT, 0, "line", err) < 0)
                 return -1;
         return 0;
+    case WSLQ__ENVELOPE__BODY_SHARE:
+        return check_name(env->share->user, 0, "user", err);
+    case WSLQ__ENVELOPE__BODY_SHARE_REPLY:
+        if (check_count(env->share_reply->n_users, WIRE_MAX_LIST, "user list", err) < 0)
+            return -1;
+        for (size_t i = 0; i < env->share_reply->n_users; i++)
+            if (check_name(env->share_reply->users[i]->user, 1, "user", err) < 0)
+                return -1;
+        return 0;
     case WSLQ__ENVELOPE__BODY_CONTROL_REPLY:
         return check_count(env->control_reply->n_job_ids, WIRE_MAX_ARRAY_TASKS * 10ULL, "job list",
                            err);

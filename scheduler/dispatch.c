@@ -28,6 +28,7 @@ static const struct {
     {WSLQ__ENVELOPE__BODY_HISTORY, BY_USER, handle_history},
     {WSLQ__ENVELOPE__BODY_USAGE, BY_USER, handle_usage},
     {WSLQ__ENVELOPE__BODY_UPDATE, BY_USER, handle_update},
+    {WSLQ__ENVELOPE__BODY_SHARE, BY_USER, handle_share},
     {WSLQ__ENVELOPE__BODY_NODES, BY_USER, handle_nodes},
     {WSLQ__ENVELOPE__BODY_KV, BY_USER | BY_NODE, handle_kv},
     {WSLQ__ENVELOPE__BODY_WATCH, BY_USER, handle_watch},

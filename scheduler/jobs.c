@@ -409,7 +409,8 @@ handle_submit(sched_t *self, const msg_t *m)
     }
     size_t n_nodes = 0;
     if (place_admit(self, spec, &n_nodes, &err) < 0 || jobs_deps_admit(self, spec, &err) < 0 ||
-        jobnotify_admit(self, spec, &err) < 0) {
+        jobnotify_admit(self, spec, &err) < 0 ||
+        fairshare_admit(self, spec, is_array ? arr.n : 1, &err) < 0) {
         self->stats.refused_total++;
         jobspec_array_fini(&arr);
         out_error(self, m->from, m->env->request_id, &err);
@@ -666,6 +667,7 @@ handle_show(sched_t *self, const msg_t *m)
         return;
     }
     who_redact(m->who, info);
+    fairshare_fill(self, jobs_find(self, info->id), info);
     Wslq__JobEvent **events = NULL;
     size_t n = 0;
     if (queue_events(self->q, info->id, &events, &n, &err) < 0) {

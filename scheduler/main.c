@@ -14,6 +14,7 @@
 #include "common/parse.h"
 #include "proto/wire.h"
 #include "scheduler/bfplan.h"
+#include "scheduler/fairshare.h"
 #include "scheduler/http/http.h"
 #include "scheduler/http/http_parse.h"
 #include "scheduler/notify.h"
@@ -41,7 +42,11 @@ usage(FILE *out)
         "usage: wslq-scheduler [options]\n"
         "  --listen ENDPOINT     ZeroMQ endpoint to bind (default tcp://*:7420)\n"
         "  --state-dir DIR       queue database and job logs (default /var/lib/wslq/scheduler)\n"
-        "  --config FILE         INI file with a [scheduler] section (keys as the flags)\n"
+        "  --config FILE         INI file with a [scheduler] section (keys as the flags;\n"
+        "                        fair-share and limits there only: fairshare-halflife,\n"
+        "                        max-age, priority-weight, fairshare-weight, age-weight,\n"
+        "                        share.USER, max-running-gpus[.USER],\n"
+        "                        max-running-jobs[.USER], max-pending-jobs[.USER])\n"
         "  --http ADDR:PORT      dashboard, API and /metrics address (default\n"
         "                        127.0.0.1:7421; 'off' disables; [::1]:PORT for IPv6;\n"
         "                        eth0:PORT for the address of the LAN interface eth0)\n"
@@ -82,7 +87,8 @@ usage(FILE *out)
 typedef struct {
     sched_config_t *cfg;
     http_config_t *http;
-    char **owned; /* strings kept for cfg's lifetime */
+    fs_config_t *fs; /* fair-share and limits (config file only) */
+    char **owned;    /* strings kept for cfg's lifetime */
     size_t n_owned;
     sched_notify_url_t *notify_urls; /* cfg->notify_urls */
     wq_error_t err;
@@ -211,6 +217,9 @@ apply(conf_ctx_t *c, const char *key, const char *v, wq_error_t *err)
         else
             return wq_fail(err, WQ_EINVAL, "sync: '%s' is not 'full' or 'normal'", v);
     } else {
+        int rc = c->fs ? fs_config_apply(c->fs, key, v, err) : 0;
+        if (rc != 0)
+            return rc < 0 ? -1 : 0;
         return wq_fail(err, WQ_EINVAL, "unknown setting '%s'", key);
     }
     return 0;
@@ -226,6 +235,8 @@ conf_free(conf_ctx_t *c)
     c->notify_urls = NULL;
     c->owned = NULL;
     c->n_owned = 0;
+    if (c->fs)
+        fs_config_free(c->fs);
 }
 
 /* main's every way out: the configuration's strings go with it (LeakSanitizer checks). */
@@ -260,7 +271,10 @@ main(int argc, char **argv)
     sched_config_init(&cfg);
     http_config_t hcfg;
     http_config_init(&hcfg);
-    conf_ctx_t ctx = {.cfg = &cfg, .http = &hcfg};
+    fs_config_t fsc;
+    fs_config_init(&fsc);
+    cfg.fairshare = &fsc;
+    conf_ctx_t ctx = {.cfg = &cfg, .http = &hcfg, .fs = &fsc};
     static const struct option opts[] = {{"listen", required_argument, 0, 'l'},
                                          {"state-dir", required_argument, 0, 's'},
                                          {"config", required_argument, 0, 'c'},

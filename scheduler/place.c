@@ -195,7 +195,12 @@ pend_add(sched_t *self, job_t *job)
         i = pend_lower_bound(self, prio, id);
         memmove(&self->pend[i + 1], &self->pend[i], (self->n_pend - i) * sizeof *self->pend);
     }
-    self->pend[i] = (pend_entry_t){.priority = prio, .id = id, .job = job};
+    self->pend[i] = (pend_entry_t){.priority = prio,
+                                   .user = fairshare_user_no(self, job),
+                                   .id = id,
+                                   .submit_ms = job->info->submit_ms,
+                                   .array = job->array,
+                                   .job = job};
     self->n_pend++;
     job->in_pend = 1;
 }
@@ -278,6 +283,7 @@ sets_ready(sched_t *self)
 void
 place_track(sched_t *self, job_t *job, int gone)
 {
+    fairshare_track(self, job, gone);
     if (gone)
         self->place_ended = 1;
     if (!self->sets_built)
@@ -412,6 +418,8 @@ try_job(sched_t *self, job_t *job, pass_t *p, int always)
         return; /* waits, or was cancelled (and freed: not touched again) */
     if (jobs_deps_wait(self, job))
         return; /* afterany, afternotok, singleton: the same */
+    if (fairshare_over_limit(self, job))
+        return; /* its user runs as many GPUs or jobs as allowed (reason set) */
     if (!p->room && !always && !backfill_wants(self))
         return;
     policy_req_t req;
@@ -450,23 +458,13 @@ try_job(sched_t *self, job_t *job, pass_t *p, int always)
     p->blocked = job->array;
 }
 
-static int
-cmp_fresh(const void *a, const void *b)
-{
-    const job_t *x = *(job_t *const *) a, *y = *(job_t *const *) b;
-    const Wslq__JobInfo *p = x->info, *q = y->info;
-    return pend_before(p->spec->priority, p->id, q->spec->priority, q->id)   ? -1
-           : pend_before(q->spec->priority, q->id, p->spec->priority, p->id) ? 1
-                                                                             : 0;
-}
-
-/* The pass: the pending jobs in order (priority, then age), each placed if the policy finds
- * room. It runs when something changed that could let a job start: a job ended or was
- * requeued, a node came, went or changed, a requeue backoff ran out (self->dirty); then
- * every pending job is looked at until no node has room left, and past that point only
- * jobs whose dependencies may have ended. When the only change is new pending jobs, the
- * others would fare as in the last pass (nothing they wait for was freed), so only the new
- * ones are tried, in the same order. */
+/* The pass: the pending jobs in order of effective priority (priority, fair-share and age:
+ * fairshare.c), each placed if the policy finds room and its user is under the limits. It runs when
+ * something changed that could let a job start: a job ended or was requeued, a node came, went or
+ * changed, a requeue backoff ran out (self->dirty); then every pending job is looked at until no
+ * node has room left, and past that point only jobs whose dependencies may have ended. When the
+ * only change is new pending jobs, the others would fare as in the last pass (nothing they wait for
+ * was freed), so only the new ones are tried, in the same order. */
 void
 place_pass(sched_t *self)
 {
@@ -495,9 +493,12 @@ place_pass(sched_t *self)
     if (full) {
         /* Jobs started or failed during the sweep leave holes (compacted after it). */
         self->placing = 1;
-        for (size_t i = 0; i < self->n_pend && (p.room || deps || backfill_wants(self)); i++)
-            if (self->pend[i].job != NULL)
-                try_job(self, self->pend[i].job, &p, 0);
+        if (p.room || deps || backfill_wants(self)) /* by effective priority (fair-share, age) */
+            fairshare_order_begin(self);
+        for (size_t i; (p.room || deps || backfill_wants(self)) &&
+                       (i = fairshare_order_next(self)) < self->n_pend;)
+            if (self->pend[i].array == NULL || self->pend[i].array != p.blocked)
+                try_job(self, self->pend[i].job, &p, 0); /* (try_job skips those tasks too) */
         self->placing = 0;
     }
     /* The new jobs in placement order, by id (trying one can end another: a dependency);
@@ -509,8 +510,7 @@ place_pass(sched_t *self)
         if (job != NULL && job->in_pend)
             fresh[n++] = job;
     }
-    if (n > 1)
-        qsort(fresh, n, sizeof *fresh, cmp_fresh);
+    fairshare_sort(self, fresh, n);
     uint64_t *ids = wq_malloc((n ? n : 1) * sizeof *ids);
     for (size_t i = 0; i < n; i++)
         ids[i] = fresh[i]->info->id;

@@ -198,6 +198,8 @@ sched_new(const sched_config_t *cfg, wq_error_t *err)
     free(db);
     if (self->q == NULL)
         goto error;
+    if (fairshare_open(self, err) < 0)
+        goto error;
     if (queue_list_nodes(self->q, nodes_load, self, err) < 0 || nodes_load_drains(self, err) < 0 ||
         nodes_load_tags(self, err) < 0)
         goto error;
@@ -280,6 +282,7 @@ sched_destroy(sched_t **self_p)
     place_free(self);
     backfill_free(self);
     jobs_free_all(self);
+    fairshare_close(self);
     nodes_free_all(self);
     waiters_free_all(self);
     out_discard(self);

@@ -20,6 +20,7 @@ typedef struct {
 /* backfill_depth and default_time_limit (24 h) when the configuration does not say */
 #define SCHED_BACKFILL_DEPTH_DEFAULT 8
 #define SCHED_DEFAULT_TIME_LIMIT_MS  (24LL * 3600 * 1000)
+struct fs_config; /* scheduler/fairshare.h */
 
 typedef struct {
     const char *listen;        /* ZeroMQ endpoint, e.g. "tcp://0.0.0.0:7420" */
@@ -55,6 +56,9 @@ typedef struct {
     unsigned backfill_depth;
     /* Planning only: how long a job with no --time counts as running (it is not stopped). */
     int64_t default_time_limit_ms;
+    /* Fair-share weights, half-life, shares and per-user limits (scheduler/fairshare.h);
+     * NULL = the defaults. Copied by sched_new. */
+    const struct fs_config *fairshare;
 } sched_config_t;
 
 /* Fill defaults. */

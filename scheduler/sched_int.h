@@ -114,6 +114,11 @@ typedef struct job {
      * (0 = not there) */
     int in_pend;
     size_t live_slot;
+    /* fairshare.c: its user, what of it the user's counts hold now (FS_COUNTED_*), and when
+     * the run it counts began (wall ms) */
+    struct fs_user *fs_user;
+    unsigned fs_counted;
+    int64_t fs_start_ms;
 } job_t;
 
 /* An entry of the ordered pending set (place.c): the order's key kept beside the job, so
@@ -121,7 +126,11 @@ typedef struct job {
  * at the next compaction). */
 typedef struct pend_entry {
     int32_t priority;
+    uint32_t user; /* fairshare.c's number for the job's user (the pass's merge) */
     uint64_t id;
+    int64_t submit_ms;         /* the job's, for its age (the pass's merge) */
+    const jobs_array_t *array; /* the job's array, NULL none: the pass skips the tasks of an
+                                  array whose task did not fit without reading the jobs */
     job_t *job;
 } pend_entry_t;
 
@@ -218,6 +227,7 @@ struct sched {
     sched_hook_f hook;
     void *hook_arg;
     struct backfill *bf; /* backfill.c: the last pass's plan and reservations; NULL = none */
+    struct fs_core *fs; /* fairshare.c: usage, shares, limits, the pass's order */
 };
 
 /* A message as handlers see it. */
@@ -414,6 +424,35 @@ int backfill_place(sched_t *self,
  * that lost theirs cleared), when they changed. */
 void backfill_end(sched_t *self, const policy_node_t *pn, size_t nn);
 void backfill_free(sched_t *self);
+/* fairshare.c: fair-share order and per-user limits (the formulas: fairshare.h) */
+/* After the queue is open, before the active jobs load: usage from the ended jobs. */
+int fairshare_open(sched_t *self, wq_error_t *err);
+void fairshare_close(sched_t *self);
+/* place_track's hook: the job's user counts it as pending or running, and a run that stopped
+ * adds its GPU- and CPU-seconds to the user's usage. */
+void fairshare_track(sched_t *self, job_t *job, int gone);
+/* The number of the job's user, for its pend_entry_t. */
+uint32_t fairshare_user_no(sched_t *self, job_t *job);
+/* A full pass's order: begin refreshes every user's factor and prepares a merge of
+ * self->pend by effective priority; next gives the next index into self->pend, or
+ * self->n_pend at the end. */
+void fairshare_order_begin(sched_t *self);
+size_t fairshare_order_next(sched_t *self);
+/* Sort jobs (the new ones of a pass) by effective priority, then id. */
+void fairshare_sort(sched_t *self, job_t **jobs, size_t n);
+/* 1 if the job's user already runs as many GPUs or jobs as a limit allows (the job's reason
+ * is set: WAIT_LIMIT), else 0. */
+int fairshare_over_limit(sched_t *self, job_t *job);
+/* At submit of n jobs of this spec: 0, or -1 with why (over the pending limit, or more GPUs
+ * than the user may ever run at once). */
+int fairshare_admit(sched_t *self, const Wslq__JobSpec *spec, size_t n, wq_error_t *err);
+/* wslq show / why: the effective priority and its factors onto a copy of a pending job. */
+void fairshare_fill(sched_t *self, const job_t *job, Wslq__JobInfo *shown);
+/* 1 if a is placed before b (both pending). */
+int fairshare_before(sched_t *self, const job_t *a, const job_t *b);
+/* One line for wslq why: the effective priority, its parts and the user's standing. */
+void fairshare_why(sched_t *self, const job_t *job, char *buf, size_t size);
+void handle_share(sched_t *self, const msg_t *m);
 
 /* nodes.c */
 node_t *nodes_by_name(sched_t *self, const char *name);

@@ -34,15 +34,6 @@ lines_add(lines_t *l, const char *fmt, ...)
     l->v[l->n++] = wq_strdup(buf);
 }
 
-/* The order of a placement pass: higher priority first, then older. */
-static int
-goes_before(const Wslq__JobInfo *a, const Wslq__JobInfo *b)
-{
-    if (a->spec->priority != b->spec->priority)
-        return a->spec->priority > b->spec->priority;
-    return a->id < b->id;
-}
-
 static void
 why_pending(sched_t *self, job_t *job, const Wslq__JobInfo *shown, lines_t *l)
 {
@@ -99,18 +90,23 @@ why_pending(sched_t *self, job_t *job, const Wslq__JobInfo *shown, lines_t *l)
         else
             lines_add(l, "singleton: no other job of the same user and name runs or waits first");
     }
-    /* the jobs a pass looks at before this one */
+    /* the jobs a pass looks at before this one, by effective priority (fairshare.c) */
+    char fs_line[WIRE_MAX_ERROR_TEXT];
+    fairshare_why(self, job, fs_line, sizeof fs_line);
+    lines_add(l, "%s", fs_line);
     size_t ahead = 0, ahead_free = 0;
     for (size_t i = 0; i < self->n_jobs; i++) {
         const job_t *o = self->jobs[i];
-        if (o == job || o->info->state != WSLQ__JOB_STATE__PENDING || !goes_before(o->info, info))
+        if (o == job || o->info->state != WSLQ__JOB_STATE__PENDING ||
+            !fairshare_before(self, o, job))
             continue;
         ahead++;
         ahead_free += !o->info->held && !jobs_array_full(o);
     }
     lines_add(l,
               "priority %d: %zu pending job%s come%s before it in the queue's order (higher "
-              "priority, or the same and older), %zu of them neither held nor at an array limit",
+              "effective priority, or the same and older), %zu of them neither held nor at an "
+              "array limit",
               s->priority, ahead, ahead == 1 ? "" : "s", ahead == 1 ? "s" : "", ahead_free);
     char why[256];
     int fit = place_explain(self, s, why, sizeof why);
@@ -204,6 +200,7 @@ handle_why(sched_t *self, const msg_t *m)
     who_redact(m->who, shown);
     lines_t l = {0};
     job_t *job = jobs_find(self, id);
+    fairshare_fill(self, job, shown);
     char label[64];
     if (shown->array_job_id != 0)
         snprintf(label, sizeof label, "%" PRIu64 "_%u (job %" PRIu64 ")", shown->array_job_id,
