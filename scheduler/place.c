@@ -369,6 +369,23 @@ unnarrow(policy_node_t *pn, size_t nn, const unsigned char *was)
         pn[i].eligible = was[i];
 }
 
+/* The PC owner's own jobs run on their PC while other jobs are kept away (owner_user): those
+ * nodes become eligible for this job (their flags saved in 'was'). 1 if any did. */
+static int
+owner_open(sched_t *self, const Wslq__JobSpec *s, policy_node_t *pn, size_t nn, unsigned char *was)
+{
+    int any = 0;
+    for (size_t i = 0; i < nn; i++)
+        was[i] = (unsigned char) pn[i].eligible;
+    for (size_t i = 0; i < nn; i++)
+        if (!pn[i].eligible && nodes_owner_blocks(self->nodes[i]) &&
+            preempt_owner_may_run(self->nodes[i], s->user)) {
+            pn[i].eligible = 1;
+            any = 1;
+        }
+    return any;
+}
+
 /* 1 if some node could take a job now: every job needs a CPU on each of its nodes. With no
  * node known every job is still tried, as its reason then says so. */
 static int
@@ -395,6 +412,8 @@ typedef struct {
     const jobs_array_t *blocked; /* an array whose task did not fit in this pass */
     size_t owner_held;           /* nodes with owner = yield whose owner is at the PC */
     const node_t *owner_first;   /* the first of them, named in the wait reason */
+    int32_t preempt_below;       /* a job above this priority may preempt (preempt.c) */
+    int preempting;              /* room is being made for a job: no other preempts */
 } pass_t;
 
 /* Try one pending job: held, backoff, array cap and dependencies first, then the policy on
@@ -412,17 +431,24 @@ try_job(sched_t *self, job_t *job, pass_t *p, int always)
         return; /* waits, or was cancelled (and freed: not touched again) */
     if (jobs_deps_wait(self, job))
         return; /* afterany, afternotok, singleton: the same */
-    if (!p->room && !always)
+    int may_preempt = !p->preempting && job->info->spec->priority > p->preempt_below;
+    if (!p->room && !always && !may_preempt)
         return;
     policy_req_t req;
     req_of(job->info->spec, &req);
     policy_choice_t choice;
     char why[192];
     unsigned char was[WIRE_MAX_NODES];
+    unsigned char open_was[WIRE_MAX_NODES];
+    int opened = p->owner_held > 0 && owner_open(self, job->info->spec, p->pn, p->nn, open_was);
     int narrowed = narrow(self, job->info->spec, p->pn, p->nn, was);
     int placed = policy_place(p->pn, p->nn, &req, &choice, why, sizeof why);
+    if (!placed && may_preempt) /* lower-priority preemptible jobs may make room */
+        p->preempting = preempt_for(self, job, p->pn, p->nn, &req, why, sizeof why);
     if (narrowed)
         unnarrow(p->pn, p->nn, was);
+    if (opened)
+        unnarrow(p->pn, p->nn, open_was);
     if (placed) {
         policy_take(p->pn, &req, &choice);
         start_job(self, job, p->pn, &choice);
@@ -485,12 +511,17 @@ place_pass(sched_t *self)
     for (size_t i = 0; i < nn; i++)
         if (nodes_owner_blocks(self->nodes[i]) && p.owner_held++ == 0)
             p.owner_first = self->nodes[i];
+    p.preempt_below = preempt_floor(self);
     /* After a full pass, a job already waiting for resources is ahead of any new one. */
     p.first_waits = full || !self->place_waiting;
     if (full) {
         /* Jobs started or failed during the sweep leave holes (compacted after it). */
         self->placing = 1;
-        for (size_t i = 0; i < self->n_pend && (p.room || deps); i++)
+        /* in priority order: past the preemption floor no job may preempt */
+        for (size_t i = 0;
+             i < self->n_pend &&
+             (p.room || deps || (!p.preempting && self->pend[i].priority > p.preempt_below));
+             i++)
             if (self->pend[i].job != NULL)
                 try_job(self, self->pend[i].job, &p, 0);
         self->placing = 0;
