@@ -18,7 +18,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from cluster import Cluster, check, finish, wait_for  # noqa: E402
+from cluster import Cluster, check, finish, free_port, wait_for  # noqa: E402
+from test_http import Http  # noqa: E402
 
 
 def write_owner(path, idle_s):
@@ -76,8 +77,10 @@ def looper(d, name):
         f"while [ ! -e {gate} ] && [ $i -lt 3000 ]; do sleep 0.1; i=$((i+1)); done")
 
 
-c = Cluster()
+port = free_port()
+c = Cluster(sched_args=["--http", f"127.0.0.1:{port}", "--http-rate", "0"])
 try:
+    h = Http(port, c.token())
     d = c.dir
     alice = c.enrol("alice")
     f1, f2, f3 = (os.path.join(d, f"owner-pc{i}.json") for i in (1, 2, 3))
@@ -121,6 +124,12 @@ try:
           "pc1 owner present, policy suspend (no new jobs)" in nd.stdout and
           "pc1 owner's user alice" in nd.stdout, f"wslq nodes:\n{nd.stdout}")
     check((node(c, "pc1") or {}).get("suspended_jobs") == [s], "nodes --json: suspended_jobs")
+    metrics = lambda: h.get("/metrics")[2].decode()  # noqa: E731
+    wait_for(lambda: "wslq_jobs_suspended 1\n" in metrics(), 20, "/metrics: one suspended")
+    text = metrics()
+    check("wslq_jobs_suspended 1\n" in text and "wslq_jobs_suspensions_total 1\n" in text and
+          'wslq_node_owner{node="pc1",policy="suspend",state="present"} 1' in text,
+          "/metrics: the suspended job and pc1's owner")
     sh = c.cli("show", str(s))
     check("Suspended:" in sh.stdout and "yes, while its PC's owner is present" in sh.stdout,
           f"wslq show:\n{sh.stdout}")
@@ -176,6 +185,8 @@ try:
           f"V requeued onto pc3: attempt {jv.get('attempt')} on {node_of(c, v)}")
     check(any(r.startswith("evicted: the owner of pc2 is present") for r in reasons(c, v)),
           f"V's history: {reasons(c, v)}")
+    wait_for(lambda: "wslq_jobs_evicted_total 1\n" in metrics(), 20, "/metrics: evicted")
+    check("wslq_jobs_evicted_total 1\n" in metrics(), "/metrics counts the eviction")
     check(c.state(k) == "RUNNING" and proc_state(k_pid) in ("S", "R"),
           f"non-preemptible K keeps running on pc2: {c.state(k)} {proc_state(k_pid)}")
     open(v_gate, "w").close()
