@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "common/mem.h"
+#include "common/parse.h"
 #include "scheduler/sched_int.h"
 
 /* ---------- the choice (pure) ---------- */
@@ -287,8 +288,9 @@ preempt_owner(sched_t *self, node_t *nd)
                 self->stats.evicted_total++;
         } else if (suspend_by != NULL && info->suspended &&
                    now - info->suspended_since_ms > (int64_t) max_s * 1000) {
-            snprintf(text, sizeof text, "evicted: suspended longer than %u min on %s", max_s / 60,
-                     suspend_by->info->name);
+            char d[32];
+            snprintf(text, sizeof text, "evicted: suspended longer than %s on %s",
+                     wq_format_duration(max_s, d, sizeof d), suspend_by->info->name);
             jobsm_event_t ev = {.type = JOBSM_EV_PREEMPT, .text = text};
             if (jobs_apply(self, job, &ev) == JOBSM_APPLIED)
                 self->stats.evicted_total++;
