@@ -210,8 +210,8 @@ http_prom_render(const http_snap_t *s, const uint64_t http_codes[HTTP_N_CODES], 
         http_prom_escape(s->owners[3 * i], node, sizeof node);
         http_prom_escape(s->owners[3 * i + 1], policy, sizeof policy);
         http_prom_escape(s->owners[3 * i + 2], ostate, sizeof ostate);
-        sb_printf(&b, "wslq_node_owner{node=\"%s\",policy=\"%s\",state=\"%s\"} 1\n", node,
-                  policy, ostate);
+        sb_printf(&b, "wslq_node_owner{node=\"%s\",policy=\"%s\",state=\"%s\"} 1\n", node, policy,
+                  ostate);
     }
     help(&b, "wslq_gpus", "gauge", "GPUs on known nodes, and how many a job holds.");
     sb_printf(&b, "wslq_gpus{state=\"total\"} %u\nwslq_gpus{state=\"allocated\"} %u\n",
