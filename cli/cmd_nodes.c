@@ -70,14 +70,23 @@ print_owners(const Wslq__NodesReply *r, FILE *out)
     int first = 1;
     for (size_t i = 0; i < r->n_nodes; i++) {
         const Wslq__NodeInfo *n = r->nodes[i];
-        int yield = n->owner && strcmp(n->owner, "yield") == 0;
+        const char *policy = n->owner && n->owner[0] ? n->owner : "ignore";
+        int counts = strcmp(policy, "ignore") != 0;
         const char *st = n->owner_state && n->owner_state[0] ? n->owner_state : "unknown";
-        if (!yield && strcmp(st, "unknown") == 0)
+        if (!counts && strcmp(st, "unknown") == 0)
             continue;
-        fprintf(out, "%s%s owner %s, policy %s%s: %s\n", first ? "\n" : "", n->name, st,
-                yield ? "yield" : "ignore",
-                yield && strcmp(st, "away") != 0 ? " (no new jobs)" : "",
+        fprintf(out, "%s%s owner %s, policy %s%s: %s\n", first ? "\n" : "", n->name, st, policy,
+                counts && strcmp(st, "away") != 0 ? " (no new jobs)" : "",
                 n->owner_why && n->owner_why[0] ? n->owner_why : "-");
+        if (n->owner_user && n->owner_user[0])
+            fprintf(out, "%s owner's user %s: their jobs run there regardless\n", n->name,
+                    n->owner_user);
+        if (n->n_suspended_jobs > 0) {
+            fprintf(out, "%s suspended jobs:", n->name);
+            for (size_t k = 0; k < n->n_suspended_jobs; k++)
+                fprintf(out, " %" PRIu64, n->suspended_jobs[k]);
+            fputc('\n', out);
+        }
         first = 0;
     }
 }

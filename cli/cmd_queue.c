@@ -126,7 +126,7 @@ print_queue(const Wslq__QueueReply *r, int64_t now_ms, int no_header, FILE *out)
         table_cellf(t, "%s", print_job_label(j, id, sizeof id));
         table_cellf(t, "%s", s->user);
         table_cellf(t, "%s", s->name);
-        table_cellf(t, "%s", wire_state_name(j->state));
+        table_cellf(t, "%s", j->suspended ? "SUSPENDED" : wire_state_name(j->state));
         table_cellf(t, "%u", s->nodes * s->gpus_per_node);
         table_cellf(t, "%u", s->nodes);
         table_cellf(t, "%s", wq_format_duration(print_job_seconds(j, now_ms), dur, sizeof dur));

@@ -233,6 +233,17 @@ print_show(const Wslq__ShowReply *r, int64_t now_ms, FILE *out)
         fputc('\n', out);
     }
     fprintf(out, KEY "%u\n", "Attempt:", j->attempt);
+    if (s->preemptible)
+        fprintf(out, KEY "yes (preempted or evicted %u time%s)\n", "Preemptible:", j->preemptions,
+                j->preemptions == 1 ? "" : "s");
+    if (j->suspended || j->suspended_ms > 0) {
+        int64_t ms = j->suspended_ms;
+        if (j->suspended && j->suspended_since_ms > 0 && now_ms > j->suspended_since_ms)
+            ms += now_ms - j->suspended_since_ms;
+        fprintf(out, KEY "%s%s in all (not counted against the time limit)\n",
+                "Suspended:", j->suspended ? "yes, while its PC's owner is present; " : "no; ",
+                wq_format_duration(ms / 1000, buf, sizeof buf));
+    }
     print_time_line(out, "Submitted:", j->submit_ms);
     print_time_line(out, "Started:", j->start_ms);
     print_time_line(out, "Ended:", j->end_ms);

@@ -38,6 +38,9 @@ static const char usage[] =
     "      --priority N         higher runs first (default 0)\n"
     "      --retries N          requeues allowed after a node loss (0..100)\n"
     "      --requeue-on-fail    also requeue on a non-zero exit\n"
+    "      --preemptible        may be stopped for a higher-priority job (SIGTERM, then\n"
+    "                           requeued, retries not used) and suspended or evicted on a\n"
+    "                           PC whose owner is present (worker 'owner = suspend | evict')\n"
     "  -d, --dependency TYPE:ID[:ID...][,...]  afterok: start after these jobs COMPLETED;\n"
     "                           afterany: after they ended, however; afternotok: after they\n"
     "                           ended other than COMPLETED (cancelled if one completes);\n"
@@ -81,6 +84,7 @@ enum {
     O_PRIORITY,
     O_RETRIES,
     O_REQUEUE,
+    O_PREEMPTIBLE,
     O_DEP,
     O_ENV,
     O_EXPORT,
@@ -111,6 +115,7 @@ static const opt_t opts[] = {
     {"priority", 0, 1, O_PRIORITY},
     {"retries", 0, 1, O_RETRIES},
     {"requeue-on-fail", 0, 0, O_REQUEUE},
+    {"preemptible", 0, 0, O_PREEMPTIBLE},
     {"dependency", 'd', 1, O_DEP},
     {"env", 0, 1, O_ENV},
     {"export", 0, 1, O_EXPORT},
@@ -384,7 +389,7 @@ absolute_dir(const char *dir, wq_error_t *err)
 typedef struct {
     const char *name, *wrap, *chdir_opt;
     uint32_t gpus, nodes, gpn, rpn, cpus, retries;
-    int gpus_set, nodes_set, gpn_set, rpn_set, per_node, requeue;
+    int gpus_set, nodes_set, gpn_set, rpn_set, per_node, requeue, preemptible;
     int64_t mem_mb, time_s, prio;
     uint32_t notify; /* JOBSPEC_NOTIFY_* */
     deps_t deps;
@@ -469,6 +474,9 @@ apply_opt(cli_ctx_t *ctx, sub_t *o, submit_args_t *a, int id, const char *v, wq_
         break;
     case O_REQUEUE:
         o->requeue = 1;
+        break;
+    case O_PREEMPTIBLE:
+        o->preemptible = 1;
         break;
     case O_DEP:
         if (parse_dependency(v, &o->deps, err) < 0)
@@ -881,6 +889,7 @@ submit_parse(cli_ctx_t *ctx, int argc, char **argv, submit_args_t *a, wq_error_t
     s->retries = o->retries;
     s->requeue_on_fail = o->requeue;
     s->notify = o->notify;
+    s->preemptible = o->preemptible;
     s->depends_on = dep_ids(&o->deps.ok, &s->n_depends_on);
     s->after_any = dep_ids(&o->deps.any, &s->n_after_any);
     s->after_notok = dep_ids(&o->deps.notok, &s->n_after_notok);

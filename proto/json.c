@@ -105,6 +105,7 @@ json_spec(const Wslq__JobSpec *s)
         char nb[64];
         cJSON_AddStringToObject(o, "notify", jobspec_format_notify(s->notify, nb, sizeof nb));
     }
+    cJSON_AddBoolToObject(o, "preemptible", s->preemptible);
     cJSON_AddItemToObject(o, "nodelist", str_array(s->nodelist, s->n_nodelist));
     cJSON_AddItemToObject(o, "exclude", str_array(s->exclude, s->n_exclude));
     cJSON_AddItemToObject(o, "constraints", str_array(s->constraints, s->n_constraints));
@@ -170,6 +171,12 @@ json_job(const Wslq__JobInfo *j)
         add_u64(o, "array_pending", j->array_pending);
     }
     cJSON_AddBoolToObject(o, "held", j->held);
+    add_u64(o, "uncounted_requeues", j->uncounted_requeues);
+    add_u64(o, "preemptions", j->preemptions);
+    cJSON_AddBoolToObject(o, "suspended", j->suspended);
+    if (j->suspended)
+        add_time(o, "suspended_since_ms", "suspended_since_time", j->suspended_since_ms);
+    add_u64(o, "suspended_ms", (uint64_t) j->suspended_ms);
     if (j->state == WSLQ__JOB_STATE__PENDING)
         add_str(o, "wait_reason", jobspec_wait_name(j->wait_reason));
     if (j->state == WSLQ__JOB_STATE__PENDING && j->est_start_ms != 0) {
@@ -257,6 +264,10 @@ json_node(const Wslq__NodeInfo *n)
     add_str(o, "owner", n->owner && n->owner[0] ? n->owner : "ignore");
     add_str(o, "owner_state", n->owner_state && n->owner_state[0] ? n->owner_state : "unknown");
     add_str(o, "owner_why", n->owner_why);
+    add_str(o, "owner_user", n->owner_user);
+    cJSON *susp = cJSON_AddArrayToObject(o, "suspended_jobs");
+    for (size_t i = 0; i < n->n_suspended_jobs; i++)
+        cJSON_AddItemToArray(susp, cJSON_CreateNumber((double) n->suspended_jobs[i]));
     cJSON_AddBoolToObject(o, "drained", n->drained);
     if (n->drained) {
         add_str(o, "drain_reason", n->drain_reason);

@@ -279,14 +279,17 @@ check_attrs(size_t n, Wslq__NodeAttr **attrs, wq_error_t *err)
     return 0;
 }
 
-/* The PC owner's state and policy (worker/owner.h): 0..3 and 0..1, one line of why. */
+/* The PC owner's state and policy (worker/owner.h): 0..3 and 0..3, one line of why; the
+ * owner's user name ("" none). */
 static int
-check_owner(uint32_t state, uint32_t policy, const char *why, wq_error_t *err)
+check_owner(uint32_t state, uint32_t policy, const char *why, const char *user, wq_error_t *err)
 {
     if (state > 3)
         return wq_fail(err, WQ_EPROTO, "owner state %u is out of range", state);
-    if (policy > 1)
+    if (policy > 3)
         return wq_fail(err, WQ_EPROTO, "owner policy %u is out of range", policy);
+    if (check_name(user, 0, "owner user", err) < 0)
+        return -1;
     return check_line(why, WIRE_MAX_CHECK_TEXT, 0, "owner reason", err);
 }
 
@@ -573,7 +576,7 @@ validate_body(const Wslq__Envelope *env, wq_error_t *err)
             return -1;
         if (r->probe_port > 65535)
             return wq_fail(err, WQ_EPROTO, "probe port %u is out of range", r->probe_port);
-        return check_owner(r->owner_state, r->owner_policy, r->owner_why, err);
+        return check_owner(r->owner_state, r->owner_policy, r->owner_why, r->owner_user, err);
     }
     case WSLQ__ENVELOPE__BODY_PROBE: {
         const Wslq__ProbeRequest *p = env->probe;
@@ -606,7 +609,7 @@ validate_body(const Wslq__Envelope *env, wq_error_t *err)
         if (env->heartbeat->clock_rtt_ms > WIRE_MAX_RTT_MS)
             return wq_fail(err, WQ_EPROTO, "clock round trip is out of range");
         if (check_owner(env->heartbeat->owner_state, env->heartbeat->owner_policy,
-                        env->heartbeat->owner_why, err) < 0)
+                        env->heartbeat->owner_why, env->heartbeat->owner_user, err) < 0)
             return -1;
         return check_gpus(env->heartbeat->n_gpus, env->heartbeat->gpus, err);
     case WSLQ__ENVELOPE__BODY_LAUNCH: {
@@ -624,6 +627,8 @@ validate_body(const Wslq__Envelope *env, wq_error_t *err)
         return check_line(env->ended->reason, WIRE_MAX_REASON, 0, "end reason", err);
     case WSLQ__ENVELOPE__BODY_KILL:
         return check_line(env->kill->reason, WIRE_MAX_REASON, 0, "kill reason", err);
+    case WSLQ__ENVELOPE__BODY_SUSPEND:
+        return check_line(env->suspend->reason, WIRE_MAX_REASON, 0, "suspend reason", err);
     case WSLQ__ENVELOPE__BODY_LOG:
         if (env->log->data.len > WIRE_MAX_LOG_CHUNK)
             return wq_fail(err, WQ_ELIMIT, "log chunk of %zu bytes is larger than %u",

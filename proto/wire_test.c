@@ -461,7 +461,7 @@ test_probe_messages(void **state)
     hb.clock_rtt_ms = 3600001;
     expect_reject(&env, WQ_EPROTO, "round trip");
     hb.clock_rtt_ms = 4;
-    /* the PC owner: state 0..3, policy 0..1, a one-line reason */
+    /* the PC owner: state 0..3, policy 0..3, a one-line reason, a user name */
     hb.owner_state = 3;
     hb.owner_policy = 1;
     hb.owner_why = "a full-screen application is in front";
@@ -473,7 +473,19 @@ test_probe_messages(void **state)
     hb.owner_state = 4;
     expect_reject(&env, WQ_EPROTO, "owner state");
     hb.owner_state = 2;
-    hb.owner_policy = 2;
+    hb.owner_policy = 3; /* evict */
+    hb.owner_user = "alice";
+    hb.owner_suspend_max_s = 600;
+    out = roundtrip(&env, &err);
+    assert_non_null(out);
+    assert_int_equal(out->heartbeat->owner_policy, 3);
+    assert_string_equal(out->heartbeat->owner_user, "alice");
+    assert_int_equal(out->heartbeat->owner_suspend_max_s, 600);
+    wire_free(&out);
+    hb.owner_user = "al\x01ice";
+    expect_reject(&env, WQ_EPROTO, "owner user");
+    hb.owner_user = "";
+    hb.owner_policy = 4;
     expect_reject(&env, WQ_EPROTO, "owner policy");
     hb.owner_policy = 1;
     hb.owner_why = "two\nlines";

@@ -51,6 +51,19 @@ gang_kill(sched_t *self, job_t *job, const char *reason, int64_t grace_ms)
             out_kill(self, job->info->allocs[k]->node, &kill);
 }
 
+void
+gang_suspend(sched_t *self, job_t *job, const char *reason)
+{
+    Wslq__JobSuspend s = WSLQ__JOB_SUSPEND__INIT;
+    s.job_id = job->info->id;
+    s.attempt = job->info->attempt;
+    s.suspend = job->info->suspended;
+    s.reason = (char *) reason;
+    for (size_t k = 0; k < job->sm.n_parts; k++)
+        if (!job->sm.parts[k].ended)
+            out_suspend(self, job->info->allocs[k]->node, &s);
+}
+
 /* The part of 'job' on the node that sent m, if the message is about the current attempt. */
 static int
 part_from(const msg_t *m, const job_t *job, uint32_t attempt)
@@ -170,9 +183,13 @@ gang_tick(sched_t *self, int64_t now)
             if (jobs_find(self, ids[j]) == NULL)
                 continue;
         }
+        /* time suspended for a PC's owner does not count (preempt.c) */
+        int64_t stopped = info->suspended_ms;
+        if (info->suspended && info->suspended_since_ms > 0)
+            stopped += wq_clock_wall_ms() - info->suspended_since_ms;
         if (info->state == WSLQ__JOB_STATE__RUNNING && info->spec->time_limit_s > 0 &&
             !job->sm.kill_sent &&
-            now - job->phase_mono > (int64_t) info->spec->time_limit_s * 1000) {
+            now - job->phase_mono - stopped > (int64_t) info->spec->time_limit_s * 1000) {
             jobsm_event_t ev = {.type = JOBSM_EV_TIME_LIMIT};
             jobs_apply(self, job, &ev);
             if (jobs_find(self, ids[j]) == NULL)

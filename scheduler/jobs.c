@@ -294,8 +294,12 @@ jobs_apply(sched_t *self, job_t *job, jobsm_event_t *ev)
         int64_t grace = self->cfg.kill_grace_ms;
         if (out.kill_grace == JOBSM_GRACE_GANG && grace > GANG_GRACE_MS)
             grace = GANG_GRACE_MS; /* the gang is already broken: every rank gone within 5 s */
+        if (out.kill_grace == JOBSM_GRACE_PREEMPT && self->cfg.preempt_grace_ms > 0)
+            grace = self->cfg.preempt_grace_ms;
         gang_kill(self, job, out.kill_reason, grace);
     }
+    if (out.act & JOBSM_ACT_SUSPEND)
+        gang_suspend(self, job, out.rows[0].reason);
     if (out.act & JOBSM_ACT_LAUNCH)
         for (size_t k = 0; k < job->info->n_allocs; k++)
             gang_launch(self, job, k);

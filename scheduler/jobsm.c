@@ -40,6 +40,9 @@ static const char *const event_names[JOBSM_EV_COUNT] = {
     [JOBSM_EV_HOLD] = "hold",
     [JOBSM_EV_RELEASE] = "release",
     [JOBSM_EV_REQUEUE] = "requeue",
+    [JOBSM_EV_PREEMPT] = "preempt",
+    [JOBSM_EV_SUSPEND] = "suspend",
+    [JOBSM_EV_RESUME] = "resume",
 };
 
 const char *
@@ -87,6 +90,9 @@ check_invariants(const jobsm_t *sm, const Wslq__JobInfo *info)
     WQ_ASSERT(sm->not_before_mono == 0 || info->state == WSLQ__JOB_STATE__PENDING);
     /* only a PENDING job is held */
     WQ_ASSERT(!info->held || info->state == WSLQ__JOB_STATE__PENDING);
+    /* only a RUNNING job is suspended, and it knows since when */
+    WQ_ASSERT(!info->suspended || info->state == WSLQ__JOB_STATE__RUNNING);
+    WQ_ASSERT(!info->suspended == !info->suspended_since_ms);
 }
 
 static jobsm_row_t *
@@ -181,6 +187,10 @@ finish(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t *o
     case JOBSM_CAUSE_REQUEUED:
         snprintf(reason, sizeof reason, "requeued by its owner or an admin");
         break;
+    case JOBSM_CAUSE_PREEMPTED:
+        snprintf(reason, sizeof reason, "%s", info->reason);
+        info->preemptions++;
+        break;
     default:
         WQ_ASSERT(!"a started job cannot end for this cause");
     }
@@ -189,6 +199,12 @@ finish(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t *o
         rt == JOBSM_RETRY_ALWAYS || (rt == JOBSM_RETRY_IF_ASKED && info->spec->requeue_on_fail);
     int uncounted = rt == JOBSM_RETRY_UNCOUNTED;
     drop_parts(sm);
+    if (info->suspended) { /* it ended stopped: the stop counts up to now */
+        if (ev->now_wall_ms > info->suspended_since_ms)
+            info->suspended_ms += ev->now_wall_ms - info->suspended_since_ms;
+        info->suspended = 0;
+        info->suspended_since_ms = 0;
+    }
     /* attempts a drain or an asked requeue ended are not the job's: they use up no retries */
     if (uncounted || (retry && info->attempt - info->uncounted_requeues < info->spec->retries)) {
         char why[320];
@@ -289,6 +305,7 @@ on_place(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t 
     sm->not_before_mono = 0;
     info->start_ms = ev->now_wall_ms;
     info->end_ms = 0;
+    info->suspended_ms = 0;
     info->exit_code = -1;
     info->signal = 0;
     info->failed_rank = -1;
@@ -524,6 +541,56 @@ on_requeue(jobsm_t *sm, Wslq__JobInfo *info, jobsm_out_t *out)
     return JOBSM_APPLIED;
 }
 
+/* Preempted (for a higher-priority job) or evicted (by the PC's owner): like a drain, back
+ * to the queue once its ranks are gone, SIGTERM first so it can checkpoint, no retry used. */
+static int
+on_preempt(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t *out)
+{
+    if (sm->kill_sent)
+        return JOBSM_STALE; /* already ending for another cause */
+    char why[150];
+    snprintf(why, sizeof why, "%.140s",
+             ev->text ? ev->text : "preempted for a higher-priority job");
+    raise_cause(sm, JOBSM_CAUSE_PREEMPTED);
+    wire_set_str(&info->reason, why);
+    out->act |= JOBSM_ACT_SAVE;
+    add_row(out, info->state, why, NULL);
+    kill_rest(sm, out, JOBSM_GRACE_PREEMPT, why);
+    return JOBSM_APPLIED;
+}
+
+/* The owner's suspend policy: the ranks stop (SIGSTOP) and later continue; the job stays
+ * RUNNING and holds its resources meanwhile. A job already being stopped is left alone. */
+static int
+on_suspend(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t *out)
+{
+    if (info->suspended || sm->kill_sent)
+        return JOBSM_STALE;
+    info->suspended = 1;
+    info->suspended_since_ms = ev->now_wall_ms > 0 ? ev->now_wall_ms : 1;
+    char why[256];
+    snprintf(why, sizeof why, "suspended: %s", ev->text ? ev->text : "its PC's owner is present");
+    out->act |= JOBSM_ACT_SAVE | JOBSM_ACT_SUSPEND;
+    add_row(out, info->state, why, NULL);
+    return JOBSM_APPLIED;
+}
+
+static int
+on_resume(Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t *out)
+{
+    if (!info->suspended)
+        return JOBSM_STALE;
+    int64_t stopped =
+        ev->now_wall_ms > info->suspended_since_ms ? ev->now_wall_ms - info->suspended_since_ms : 0;
+    info->suspended_ms += stopped;
+    info->suspended = 0;
+    info->suspended_since_ms = 0;
+    out->act |= JOBSM_ACT_SAVE | JOBSM_ACT_SUSPEND;
+    jobsm_row_t *r = add_row(out, info->state, "resumed", NULL);
+    snprintf(r->detail, sizeof r->detail, "suspended %" PRId64 " s", stopped / 1000);
+    return JOBSM_APPLIED;
+}
+
 /* Which states each event is allowed in (bit = 1 << state). */
 #define IN(s)         (1u << WSLQ__JOB_STATE__##s)
 #define ACTIVE_STATES (IN(STARTING) | IN(RUNNING))
@@ -544,6 +611,9 @@ static const unsigned allowed[JOBSM_EV_COUNT] = {
     [JOBSM_EV_HOLD] = IN(PENDING),
     [JOBSM_EV_RELEASE] = IN(PENDING),
     [JOBSM_EV_REQUEUE] = ACTIVE_STATES,
+    [JOBSM_EV_PREEMPT] = ACTIVE_STATES,
+    [JOBSM_EV_SUSPEND] = IN(RUNNING),
+    [JOBSM_EV_RESUME] = IN(RUNNING),
 };
 
 static int
@@ -618,6 +688,15 @@ jobsm_apply(
         break;
     case JOBSM_EV_DRAIN:
         rc = on_drain(sm, info, ev, out);
+        break;
+    case JOBSM_EV_PREEMPT:
+        rc = on_preempt(sm, info, ev, out);
+        break;
+    case JOBSM_EV_SUSPEND:
+        rc = on_suspend(sm, info, ev, out);
+        break;
+    case JOBSM_EV_RESUME:
+        rc = on_resume(info, ev, out);
         break;
     case JOBSM_EV_COUNT:
         break;

@@ -13,6 +13,8 @@
  *   PENDING --cancel / dependency failed--> CANCELLED
  *   PENDING --hold--> PENDING, held (never placed) --release--> PENDING
  *   STARTING/RUNNING --requeue--> (every part ended) --> PENDING, attempt + 1
+ *   STARTING/RUNNING --preempt--> (every part ended) --> PENDING, attempt + 1 (PREEMPTED)
+ *   RUNNING --suspend--> RUNNING, suspended --resume--> RUNNING
  *
  * Why a started job ends is one value, its end cause. Causes have a precedence: a cause
  * replaces the current one only if it ranks higher, so among equals the first wins (a rank
@@ -48,7 +50,8 @@ enum jobsm_retry {
     X(CANCELLED, 4, CANCELLED, JOBSM_RETRY_NEVER)   \
     X(DEPENDENCY, 4, CANCELLED, JOBSM_RETRY_NEVER)  \
     X(DRAINED, 3, PENDING, JOBSM_RETRY_UNCOUNTED)   \
-    X(REQUEUED, 4, PENDING, JOBSM_RETRY_UNCOUNTED)
+    X(REQUEUED, 4, PENDING, JOBSM_RETRY_UNCOUNTED)  \
+    X(PREEMPTED, 3, PENDING, JOBSM_RETRY_UNCOUNTED)
 
 typedef enum {
 #define JOBSM_CAUSE_ENUM(name, prec, final, retry) JOBSM_CAUSE_##name,
@@ -97,6 +100,14 @@ typedef enum {
     JOBSM_EV_RELEASE,           /* a held PENDING job may be placed again */
     JOBSM_EV_REQUEUE,           /* the owner or an admin requeues a started job: stop it, then
                                    PENDING again with attempt + 1 (retries not counted) */
+    JOBSM_EV_PREEMPT,           /* a preemptible job makes room for a higher-priority one, or
+                                   leaves a PC whose owner is present (owner = evict, or
+                                   suspended too long): SIGTERM, the preempt grace, then
+                                   PENDING with attempt + 1 (retries not counted); text: why
+                                   ("preempted for job 7", "evicted: ...") */
+    JOBSM_EV_SUSPEND,           /* RUNNING: its ranks are stopped (SIGSTOP) while the PC's
+                                   owner is present; text: why */
+    JOBSM_EV_RESUME,            /* a suspended job's ranks continue (SIGCONT) */
     JOBSM_EV_COUNT
 } jobsm_event_type_t;
 
@@ -127,12 +138,14 @@ enum {
     JOBSM_ACT_REQUEUED = 1u << 3, /* back to PENDING: clear its key/value store, count it */
     JOBSM_ACT_ENDED = 1u << 4,    /* final: answer waiting `logs -f`, forget the job */
     JOBSM_ACT_RESCHED = 1u << 5,  /* resources freed or a job became placeable: a pass */
+    JOBSM_ACT_SUSPEND = 1u << 6,  /* send JobSuspend (info->suspended: stop or continue) */
 };
 
 /* SIGTERM-to-SIGKILL grace of a kill. */
 typedef enum {
-    JOBSM_GRACE_NORMAL, /* cancel, time limit, start timeout: the configured grace */
-    JOBSM_GRACE_GANG,   /* another part failed or was lost: short, the gang is broken */
+    JOBSM_GRACE_NORMAL,  /* cancel, time limit, start timeout: the configured grace */
+    JOBSM_GRACE_GANG,    /* another part failed or was lost: short, the gang is broken */
+    JOBSM_GRACE_PREEMPT, /* preempted or evicted: the configured preempt grace */
 } jobsm_grace_t;
 
 #define JOBSM_MAX_ROWS 3 /* event rows one transition writes at most */

@@ -60,6 +60,7 @@ usage(FILE *out)
         "  --lost TIME           silence before a node is lost (default 10s)\n"
         "  --start-timeout TIME  every rank must start within this (default 60s)\n"
         "  --kill-grace TIME     SIGTERM to SIGKILL on cancel/time limit (default 10s)\n"
+        "  --preempt-grace TIME  SIGTERM to SIGKILL of a preempted job (default: the kill grace)\n"
         "  --port-range LO-HI    MASTER_PORT range (default 29500-29999)\n"
         "  --sync full|normal    SQLite durability (default full)\n"
         "  --backfill-depth N    pending jobs that get a reservation in each pass; later\n"
@@ -154,6 +155,8 @@ apply(conf_ctx_t *c, const char *key, const char *v, wq_error_t *err)
         return set_time(v, "start-timeout", &cfg->start_timeout_ms, err);
     } else if (strcmp(key, "kill-grace") == 0 || strcmp(key, "kill_grace") == 0) {
         return set_time(v, "kill-grace", &cfg->kill_grace_ms, err);
+    } else if (strcmp(key, "preempt-grace") == 0 || strcmp(key, "preempt_grace") == 0) {
+        return set_time(v, "preempt-grace", &cfg->preempt_grace_ms, err);
     } else if (strcmp(key, "port-range") == 0 || strcmp(key, "port_range") == 0) {
         unsigned lo, hi;
         char extra;
@@ -286,6 +289,7 @@ main(int argc, char **argv)
                                          {"lost", required_argument, 0, 'L'},
                                          {"start-timeout", required_argument, 0, 'S'},
                                          {"kill-grace", required_argument, 0, 'k'},
+                                         {"preempt-grace", required_argument, 0, 'G'},
                                          {"port-range", required_argument, 0, 'p'},
                                          {"sync", required_argument, 0, 'y'},
                                          {"backfill-depth", required_argument, 0, 'b'},

@@ -139,6 +139,16 @@ nodes_refresh(sched_t *self, node_t *nd)
     wire_set_str(&ni->owner, nodes_owner_policy_name(nd->owner_policy));
     wire_set_str(&ni->owner_state, nodes_owner_state_name(nd->owner_state));
     wire_set_str(&ni->owner_why, nd->owner_why);
+    wire_set_str(&ni->owner_user, nd->owner_user);
+    {
+        uint64_t ids[WIRE_MAX_RUNNING];
+        size_t ns = preempt_suspended_on(self, nd, ids, WIRE_MAX_RUNNING);
+        free(ni->suspended_jobs);
+        ni->suspended_jobs = ns ? wq_malloc(ns * sizeof *ids) : NULL;
+        if (ns)
+            memcpy(ni->suspended_jobs, ids, ns * sizeof *ids);
+        ni->n_suspended_jobs = ns;
+    }
     wire_set_str(&ni->drain_reason, nd->drained ? nd->drain.reason : "");
     wire_set_str(&ni->drain_by, nd->drained ? nd->drain.by : "");
     ni->drain_since_ms = nd->drained ? nd->drain.since_ms : 0;
@@ -172,7 +182,8 @@ nodes_owner_state_name(uint32_t s)
 const char *
 nodes_owner_policy_name(uint32_t p)
 {
-    return p == 1 ? "yield" : "ignore";
+    static const char *const names[] = {"ignore", "yield", "suspend", "evict"};
+    return p < 4 ? names[p] : "ignore";
 }
 
 /* Alive, not drained, room to spool output. */
@@ -188,7 +199,8 @@ takes_jobs_but_owner(const node_t *nd)
 int
 nodes_owner_blocks(const node_t *nd)
 {
-    return nd->owner_policy == 1 && nd->owner_state != 1 && takes_jobs_but_owner(nd);
+    /* yield, suspend and evict all keep new jobs away while the owner is not away */
+    return nd->owner_policy >= 1 && nd->owner_state != 1 && takes_jobs_but_owner(nd);
 }
 
 int
@@ -199,9 +211,18 @@ nodes_takes_jobs(const node_t *nd)
 
 /* The owner fields of a Register or Heartbeat: logged and replanned when they change. */
 static void
-owner_report(sched_t *self, node_t *nd, uint32_t state, uint32_t policy, const char *why)
+owner_report(sched_t *self,
+             node_t *nd,
+             uint32_t state,
+             uint32_t policy,
+             const char *why,
+             const char *user,
+             uint32_t suspend_max_s)
 {
     int was_blocked = nodes_owner_blocks(nd);
+    int acted = nd->owner_policy >= 2;
+    snprintf(nd->owner_user, sizeof nd->owner_user, "%s", user ? user : "");
+    nd->owner_suspend_max_s = suspend_max_s;
     if (nd->owner_state != state || nd->owner_policy != policy)
         log_info("node owner name=%s state=%s policy=%s why=\"%s\"", nd->info->name,
                  nodes_owner_state_name(state), nodes_owner_policy_name(policy), why);
@@ -210,6 +231,8 @@ owner_report(sched_t *self, node_t *nd, uint32_t state, uint32_t policy, const c
     snprintf(nd->owner_why, sizeof nd->owner_why, "%s", why);
     if (was_blocked != nodes_owner_blocks(nd))
         self->dirty = 1; /* the node takes jobs again, or stops */
+    if (acted || policy >= 2)
+        preempt_owner(self, nd); /* suspend, resume or evict its preemptible jobs */
 }
 
 void
@@ -329,7 +352,8 @@ handle_register(sched_t *self, const msg_t *m)
         sched_fatal(self, &err);
     /* after the save: test results live in memory only (a restart tests again) */
     selftest_on_register(self, nd, r->inbound_ok, r->probe_port);
-    owner_report(self, nd, r->owner_state, r->owner_policy, r->owner_why);
+    owner_report(self, nd, r->owner_state, r->owner_policy, r->owner_why, r->owner_user,
+                 r->owner_suspend_max_s);
 
     Wslq__RegisterReply rep = WSLQ__REGISTER_REPLY__INIT;
     gang_on_register(self, nd, r, &rep);
@@ -376,7 +400,8 @@ handle_heartbeat(sched_t *self, const msg_t *m)
     self->stats.version++; /* fresh GPU metrics */
     const Wslq__Heartbeat *hb = m->env->heartbeat;
     clock_report(self, nd, hb);
-    owner_report(self, nd, hb->owner_state, hb->owner_policy, hb->owner_why);
+    owner_report(self, nd, hb->owner_state, hb->owner_policy, hb->owner_why, hb->owner_user,
+                 hb->owner_suspend_max_s);
     for (size_t i = 0; i < hb->n_checks; i++) {
         const Wslq__NodeCheck *c = hb->checks[i];
         const Wslq__NodeCheck *was = nodecheck_find(nd->info->checks, nd->info->n_checks, c->id);

@@ -55,6 +55,7 @@ OUT_BODY(static, probe_body, Wslq__ProbeRequest, probe, PROBE)
 OUT_BODY(static, reregister_body, Wslq__Reregister, reregister, REREGISTER)
 OUT_BODY(static, launch_body, Wslq__JobLaunch, launch, LAUNCH)
 OUT_BODY(static, kill_body, Wslq__JobKill, kill, KILL)
+OUT_BODY(static, suspend_body, Wslq__JobSuspend, suspend, SUSPEND)
 
 void
 out_error(sched_t *self, const peer_t *to, uint64_t request_id, const wq_error_t *err)
@@ -99,6 +100,14 @@ out_kill(sched_t *self, const char *node, Wslq__JobKill *b)
     node_t *n = nodes_by_name(self, node);
     if (n != NULL && n->peer.len > 0)
         kill_body(self, &n->peer, 0, b);
+}
+
+void
+out_suspend(sched_t *self, const char *node, Wslq__JobSuspend *b)
+{
+    node_t *n = nodes_by_name(self, node);
+    if (n != NULL && n->peer.len > 0)
+        suspend_body(self, &n->peer, 0, b);
 }
 
 void

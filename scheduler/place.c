@@ -375,6 +375,23 @@ unnarrow(policy_node_t *pn, size_t nn, const unsigned char *was)
         pn[i].eligible = was[i];
 }
 
+/* The PC owner's own jobs run on their PC while other jobs are kept away (owner_user): those
+ * nodes become eligible for this job (their flags saved in 'was'). 1 if any did. */
+static int
+owner_open(sched_t *self, const Wslq__JobSpec *s, policy_node_t *pn, size_t nn, unsigned char *was)
+{
+    int any = 0;
+    for (size_t i = 0; i < nn; i++)
+        was[i] = (unsigned char) pn[i].eligible;
+    for (size_t i = 0; i < nn; i++)
+        if (!pn[i].eligible && nodes_owner_blocks(self->nodes[i]) &&
+            preempt_owner_may_run(self->nodes[i], s->user)) {
+            pn[i].eligible = 1;
+            any = 1;
+        }
+    return any;
+}
+
 /* 1 if some node could take a job now: every job needs a CPU on each of its nodes. With no
  * node known every job is still tried, as its reason then says so. */
 static int
@@ -401,6 +418,8 @@ typedef struct {
     const jobs_array_t *blocked; /* an array whose task did not fit in this pass */
     size_t owner_held;           /* nodes with owner = yield whose owner is at the PC */
     const node_t *owner_first;   /* the first of them, named in the wait reason */
+    int32_t preempt_below;       /* a job above this priority may preempt (preempt.c) */
+    int preempting;              /* room is being made for a job: no other preempts */
 } pass_t;
 
 /* Try one pending job: held, backoff, array cap and dependencies first, then the policy on
@@ -420,18 +439,25 @@ try_job(sched_t *self, job_t *job, pass_t *p, int always)
         return; /* afterany, afternotok, singleton: the same */
     if (fairshare_over_limit(self, job))
         return; /* its user runs as many GPUs or jobs as allowed (reason set) */
-    if (!p->room && !always && !backfill_wants(self))
+    int may_preempt = !p->preempting && job->info->spec->priority > p->preempt_below;
+    if (!p->room && !always && !may_preempt && !backfill_wants(self))
         return;
     policy_req_t req;
     req_of(job->info->spec, &req);
     policy_choice_t choice;
     char why[192];
     unsigned char was[WIRE_MAX_NODES];
+    unsigned char open_was[WIRE_MAX_NODES];
+    int opened = p->owner_held > 0 && owner_open(self, job->info->spec, p->pn, p->nn, open_was);
     int narrowed = narrow(self, job->info->spec, p->pn, p->nn, was);
     /* around the reservations of jobs before it (backfill.c) */
     int placed = backfill_place(self, job, p->pn, p->nn, &req, &choice, why, sizeof why);
+    if (placed == 0 && may_preempt) /* lower-priority preemptible jobs may make room */
+        p->preempting = preempt_for(self, job, p->pn, p->nn, &req, why, sizeof why);
     if (narrowed)
         unnarrow(p->pn, p->nn, was);
+    if (opened)
+        unnarrow(p->pn, p->nn, open_was);
     if (placed < 0)
         return; /* a job asking the same, for no longer, did not fit in this pass */
     if (placed == 1) {
@@ -456,6 +482,15 @@ try_job(sched_t *self, job_t *job, pass_t *p, int always)
                     why);
     p->first_waits = 0;
     p->blocked = job->array;
+}
+
+/* 1 while a full pass has a reason to look at more jobs: a node has room, a job ended (its
+ * dependants), backfill reserves for jobs that cannot start, or a job may still preempt. */
+static int
+pass_goes_on(sched_t *self, const pass_t *p, int deps)
+{
+    return p->room || deps || backfill_wants(self) ||
+           (!p->preempting && p->preempt_below != INT32_MAX);
 }
 
 /* The pass: the pending jobs in order of effective priority (priority, fair-share and age:
@@ -487,16 +522,19 @@ place_pass(sched_t *self)
     for (size_t i = 0; i < nn; i++)
         if (nodes_owner_blocks(self->nodes[i]) && p.owner_held++ == 0)
             p.owner_first = self->nodes[i];
+    p.preempt_below = preempt_floor(self);
     /* After a full pass, a job already waiting for resources is ahead of any new one. */
     p.first_waits = full || !self->place_waiting;
     backfill_begin(self, pn, nn, full);
     if (full) {
         /* Jobs started or failed during the sweep leave holes (compacted after it). */
         self->placing = 1;
-        if (p.room || deps || backfill_wants(self)) /* by effective priority (fair-share, age) */
+        /* by effective priority (fair-share, age); past the preemption floor no job may
+         * preempt (try_job looks at each job's own priority) */
+        if (pass_goes_on(self, &p, deps))
             fairshare_order_begin(self);
-        for (size_t i; (p.room || deps || backfill_wants(self)) &&
-                       (i = fairshare_order_next(self)) < self->n_pend;)
+        for (size_t i;
+             pass_goes_on(self, &p, deps) && (i = fairshare_order_next(self)) < self->n_pend;)
             if (self->pend[i].array == NULL || self->pend[i].array != p.blocked)
                 try_job(self, self->pend[i].job, &p, 0); /* (try_job skips those tasks too) */
         self->placing = 0;

@@ -30,6 +30,8 @@ typedef struct {
     int64_t lost_ms;           /* silent this long: node lost, its jobs failed/requeued */
     int64_t start_timeout_ms;  /* every rank must report started within this */
     int64_t kill_grace_ms;     /* SIGTERM to SIGKILL on cancel and time limit */
+    int64_t preempt_grace_ms;  /* SIGTERM to SIGKILL of a preempted or evicted job; 0 = the
+                                  kill grace */
     int64_t missing_grace_ms;  /* a re-registered node that no longer runs a job: wait this
                                   long for its JobEnded before calling the job lost */
     unsigned port_lo, port_hi; /* MASTER_PORT range */
@@ -103,6 +105,9 @@ typedef struct {
     uint64_t notify_failed_total;             /* webhook notifications given up */
     uint64_t notify_dropped_total;            /* dropped: too many waiting */
     uint64_t notify_pending;                  /* waiting for their (next) post */
+    uint64_t preempted_total;                 /* jobs preempted for a higher-priority job */
+    uint64_t evicted_total;                   /* preemptible jobs requeued by a PC's owner */
+    uint64_t suspended_total;                 /* times a job was stopped for a PC's owner */
     uint64_t bad_frames_total;                /* frames wire_decode() refused */
     uint64_t conns_open;                      /* connections to the ROUTER now */
     uint64_t conns_refused_total;             /* shut over the total or per-address cap */

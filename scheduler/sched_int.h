@@ -82,8 +82,10 @@ typedef struct node {
     /* The PC owner, as its worker last said (Register, Heartbeat; memory only): state 0
      * unknown, 1 away, 2 present, 3 gaming; policy 0 ignore, 1 yield (worker/owner.h). */
     uint32_t owner_state;
-    uint32_t owner_policy;
+    uint32_t owner_policy; /* 2 suspend, 3 evict (preempt.c) */
     char owner_why[WIRE_MAX_CHECK_TEXT + 1];
+    char owner_user[WIRE_MAX_NAME + 1]; /* the PC owner's user: its jobs run there anyway */
+    uint32_t owner_suspend_max_s;       /* suspend: evict a job stopped longer; 0 = 1800 */
 } node_t;
 
 /* ---- jobs (jobs.c, gang.c, place.c) ---- */
@@ -272,6 +274,7 @@ void out_update_reply(sched_t *self, const peer_t *to, uint64_t rid, Wslq__Updat
 /* To a node's worker by name; dropped if it is not connected. */
 void out_launch(sched_t *self, const char *node, Wslq__JobLaunch *b);
 void out_kill(sched_t *self, const char *node, Wslq__JobKill *b);
+void out_suspend(sched_t *self, const char *node, Wslq__JobSuspend *b);
 /* Send everything queued. Only after the turn's COMMIT. */
 void out_flush(sched_t *self);
 void out_discard(sched_t *self);
@@ -363,6 +366,8 @@ void handle_update(sched_t *self, const msg_t *m);
 int gang_part_of(const Wslq__JobInfo *info, const char *node); /* alloc index, -1 none */
 void gang_launch(sched_t *self, job_t *job, size_t k);
 void gang_kill(sched_t *self, job_t *job, const char *reason, int64_t grace_ms);
+/* JobSuspend to every part not ended: stop (info->suspended) or continue its ranks. */
+void gang_suspend(sched_t *self, job_t *job, const char *reason);
 /* The node was lost: every part it held ends lost. */
 void gang_node_lost(sched_t *self, node_t *nd);
 /* The node (re)registered listing what it runs: adopt those parts, kill what it should not
@@ -453,6 +458,28 @@ int fairshare_before(sched_t *self, const job_t *a, const job_t *b);
 /* One line for wslq why: the effective priority, its parts and the user's standing. */
 void fairshare_why(sched_t *self, const job_t *job, char *buf, size_t size);
 void handle_share(sched_t *self, const msg_t *m);
+/* preempt.c: preemption in the pass, and the PC owner's suspend and evict policies */
+/* The lowest priority of a started preemptible job not already ending; INT32_MAX if none. A
+ * job of a higher priority than this may preempt. */
+int32_t preempt_floor(sched_t *self);
+/* The job does not fit on pn (the pass's view, narrowed to the nodes it may use): preempt
+ * the fewest lower-priority preemptible jobs that let it fit (JOBSM_EV_PREEMPT). Returns 1
+ * if room is being made for it (victims chosen now, or earlier ones still stopping), with a
+ * note appended to why; 0 if preemption cannot help. */
+int preempt_for(sched_t *self,
+                job_t *job,
+                const policy_node_t *pn,
+                size_t nn,
+                const policy_req_t *req,
+                char *why,
+                size_t whylen);
+/* A report of the node's owner: stop, continue or evict the preemptible jobs there as its
+ * policy says (suspend, evict), and evict those suspended past the node's maximum. */
+void preempt_owner(sched_t *self, node_t *nd);
+/* 1 if the user is the node's owner (owner_user): their jobs run there regardless. */
+int preempt_owner_may_run(const node_t *nd, const char *user);
+/* The ids of the jobs suspended on the node, at most cap. */
+size_t preempt_suspended_on(sched_t *self, const node_t *nd, uint64_t *ids, size_t cap);
 
 /* nodes.c */
 node_t *nodes_by_name(sched_t *self, const char *name);

@@ -59,6 +59,7 @@ wcfg_defaults(wcfg_t *c)
     snprintf(c->owner_file, sizeof c->owner_file, "%s", DEFAULT_OWNER_FILE);
     c->owner = OWNER_IGNORE;
     owner_limits_default(&c->owner_lim);
+    c->owner_suspend_max_min = 30;
 }
 
 static int
@@ -182,8 +183,14 @@ wcfg_set(wcfg_t *c, const char *key, const char *v, wq_error_t *err)
     }
     if (strcmp(key, "owner") == 0) {
         if (owner_policy_parse(v, &c->owner) < 0)
-            return wq_fail(err, WQ_EINVAL, "owner: expected ignore or yield, got '%s'", v);
+            return wq_fail(err, WQ_EINVAL,
+                           "owner: expected ignore, yield, suspend or evict, got '%s'", v);
         return 0;
+    }
+    if (strcmp(key, "owner_user") == 0) {
+        if (!runas_valid_name(v))
+            return wq_fail(err, WQ_EINVAL, "owner_user: '%.64s' is not an account name", v);
+        return copy_str(c->owner_user, sizeof c->owner_user, v, key, err);
     }
     struct {
         const char *key;
@@ -194,6 +201,7 @@ wcfg_set(wcfg_t *c, const char *key, const char *v, wq_error_t *err)
         {"owner_stale_s", 1, 86400, &c->owner_lim.stale_s},
         {"owner_gpu_mem_mb", 0, 1048576, &c->owner_lim.gpu_mem_mb},
         {"owner_gpu_pct", 0, 100, &c->owner_lim.gpu_pct},
+        {"owner_suspend_max_min", 1, 10080, &c->owner_suspend_max_min},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
         if (strcmp(key, ints[i].key) == 0) {
@@ -274,6 +282,8 @@ static const struct option long_opts[] = {
     {"owner-stale-s", required_argument, NULL, 0},
     {"owner-gpu-mem-mb", required_argument, NULL, 0},
     {"owner-gpu-pct", required_argument, NULL, 0},
+    {"owner-user", required_argument, NULL, 0},
+    {"owner-suspend-max-min", required_argument, NULL, 0},
     {"join", required_argument, NULL, 'j'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -312,8 +322,12 @@ wcfg_usage(void)
            "                        exits. Then start the worker as usual\n"
            "  --credentials FILE    this node's keys (default STATE_DIR/credentials, 0600)\n"
            "  --insecure yes|no     no CURVE: only with a scheduler started --insecure\n"
-           "  --owner ignore|yield  yield: no new jobs here while the PC's owner is present,\n"
-           "                        gaming or unknown (default ignore)\n"
+           "  --owner POLICY        ignore (default); yield: no new jobs here while the PC's\n"
+           "                        owner is present, gaming or unknown; suspend: also stop\n"
+           "                        (SIGSTOP) running --preemptible jobs while the owner is\n"
+           "                        present or gaming; evict: requeue them elsewhere instead\n"
+           "  --owner-user NAME     the PC owner's wslq user: their jobs run here regardless\n"
+           "  --owner-suspend-max-min N  suspend: requeue a job stopped this long (default 30)\n"
            "  --owner-file FILE     the Windows reporter's file (default\n"
            "                        " DEFAULT_OWNER_FILE ")\n"
            "  --owner-away-min N    no input for N minutes = away (default 10)\n"

@@ -36,6 +36,8 @@ typedef struct wcfg {
     char owner_file[PATH_MAX];  /* the Windows reporter's file; "" = none (owner unknown) */
     int owner;                  /* enum owner_policy */
     owner_limits_t owner_lim;   /* owner_away_min, owner_stale_s, owner_gpu_mem_mb, owner_gpu_pct */
+    char owner_user[WIRE_MAX_NAME + 1]; /* the PC owner's wslq user: its jobs run regardless */
+    int owner_suspend_max_min; /* suspend: a job stopped this long is requeued (default 30) */
 } wcfg_t;
 
 enum wcfg_action { WCFG_RUN, WCFG_HELP, WCFG_VERSION, WCFG_JOIN };

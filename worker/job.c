@@ -293,7 +293,35 @@ job_stop(job_t *j, int64_t grace_ms, int timed_out, const char *reason, int64_t 
     j->phase = JOB_STOPPING;
     for (int i = 0; i < j->nranks; i++)
         job_signal_rank(&j->ranks[i], SIGTERM);
+    /* a stopped (suspended) rank handles its SIGTERM, a checkpoint, once continued; sent
+     * always, as a worker restarted meanwhile does not know which are stopped */
+    for (int i = 0; i < j->nranks; i++)
+        job_signal_rank(&j->ranks[i], SIGCONT);
+    j->suspended = 0;
     j->kill_at_ms = now_ms + grace_ms;
+}
+
+int
+job_suspend(job_t *j, int stop, int64_t now_ms)
+{
+    if (j->phase != JOB_RUNNING || !j->started)
+        return 0;
+    if (!stop) /* always: a worker restarted meanwhile does not know its ranks are stopped */
+        for (int i = 0; i < j->nranks; i++)
+            job_signal_rank(&j->ranks[i], SIGCONT);
+    if ((stop != 0) == (j->suspended != 0))
+        return 0;
+    if (stop) {
+        for (int i = 0; i < j->nranks; i++)
+            job_signal_rank(&j->ranks[i], SIGSTOP);
+        j->suspended = 1;
+        j->suspended_at_ms = now_ms;
+    } else {
+        j->suspended = 0;
+        if (j->deadline_ms > 0 && now_ms > j->suspended_at_ms)
+            j->deadline_ms += now_ms - j->suspended_at_ms;
+    }
+    return 1;
 }
 
 /* A rank ended with this wait status: the first failure of the job, and its gang stops. */
@@ -519,7 +547,7 @@ job_poll(job_t *j, int64_t now_ms)
 {
     if (j->phase == JOB_ENDED)
         return 0;
-    if (j->phase == JOB_RUNNING && j->deadline_ms > 0 && now_ms >= j->deadline_ms)
+    if (j->phase == JOB_RUNNING && !j->suspended && j->deadline_ms > 0 && now_ms >= j->deadline_ms)
         job_stop(j, 0, 1, NULL, now_ms);
     if (j->phase == JOB_STOPPING && j->kill_at_ms > 0 && now_ms >= j->kill_at_ms) {
         for (int i = 0; i < j->nranks; i++)
@@ -547,7 +575,7 @@ int64_t
 job_next_deadline(const job_t *j)
 {
     if (j->phase == JOB_RUNNING)
-        return j->deadline_ms;
+        return j->suspended ? 0 : j->deadline_ms;
     if (j->phase == JOB_STOPPING)
         return j->kill_at_ms;
     return 0;

@@ -74,11 +74,13 @@ typedef struct job {
     int started;       /* 1 if every rank was forked (JobStarted may be sent) */
     int adopted;       /* 1 if taken over from an earlier worker process */
     int64_t start_wall_ms;
-    int64_t time_limit_s; /* 0 = none */
-    int64_t deadline_ms;  /* monotonic ms of the time limit, 0 = none */
-    int64_t grace_ms;     /* default SIGTERM -> SIGKILL grace */
-    int64_t kill_at_ms;   /* monotonic ms of the next SIGKILL while stopping, 0 = none */
-    int pos_dirty;        /* the pos file needs writing */
+    int64_t time_limit_s;    /* 0 = none */
+    int64_t deadline_ms;     /* monotonic ms of the time limit, 0 = none */
+    int64_t grace_ms;        /* default SIGTERM -> SIGKILL grace */
+    int64_t kill_at_ms;      /* monotonic ms of the next SIGKILL while stopping, 0 = none */
+    int pos_dirty;           /* the pos file needs writing */
+    int suspended;           /* its ranks were stopped (JobSuspend): the time limit waits */
+    int64_t suspended_at_ms; /* monotonic ms they were stopped */
     /* the ending (valid once phase == JOB_ENDED; cause fields may be set while stopping) */
     int timed_out;
     int killed;
@@ -136,6 +138,11 @@ int job_reap(job_t *j, pid_t pid, int status, int64_t now_ms);
 /* Stop the job: SIGTERM to every rank's process group, SIGKILL after grace_ms (<= 0: the
  * job's default). timed_out 1 = time limit, else a kill with 'reason'. No-op once ended. */
 void job_stop(job_t *j, int64_t grace_ms, int timed_out, const char *reason, int64_t now_ms);
+
+/* JobSuspend: SIGSTOP (stop = 1) or SIGCONT (0) to every rank's process group. The time
+ * limit does not count the stopped time: its deadline moves on by it at the resume. No-op
+ * when already so, or once the job is stopping or ended. Returns 1 if it changed. */
+int job_suspend(job_t *j, int stop, int64_t now_ms);
 
 /* Time limit, SIGKILL escalation, adopted groups, output merging. Returns 1 when the job
  * became JOB_ENDED in this call (its state file is rewritten as ended). */

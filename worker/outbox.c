@@ -122,6 +122,8 @@ outbox_register(worker_t *w, int64_t now)
     r.owner_state = (uint32_t) w->owner_state;
     r.owner_policy = (uint32_t) w->cfg.owner;
     r.owner_why = w->owner_why;
+    r.owner_user = w->cfg.owner_user;
+    r.owner_suspend_max_s = (uint32_t) w->cfg.owner_suspend_max_min * 60u;
     Wslq__Envelope env = ENVELOPE(REG, reg, &r);
     env.request_id = ++w->reg_req_id;
     w->reg_sent_wall = wq_clock_wall_ms();
@@ -156,6 +158,8 @@ outbox_heartbeat(worker_t *w)
     hb.owner_state = (uint32_t) w->owner_state;
     hb.owner_policy = (uint32_t) w->cfg.owner;
     hb.owner_why = w->owner_why;
+    hb.owner_user = w->cfg.owner_user;
+    hb.owner_suspend_max_s = (uint32_t) w->cfg.owner_suspend_max_min * 60u;
     outbox_send(w, &ENVELOPE(HEARTBEAT, heartbeat, &hb));
 }
 

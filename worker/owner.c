@@ -39,7 +39,16 @@ owner_state_name(int s)
 const char *
 owner_policy_name(int p)
 {
-    return p == OWNER_YIELD ? "yield" : "ignore";
+    switch (p) {
+    case OWNER_YIELD:
+        return "yield";
+    case OWNER_SUSPEND:
+        return "suspend";
+    case OWNER_EVICT:
+        return "evict";
+    default:
+        return "ignore";
+    }
 }
 
 int
@@ -49,6 +58,10 @@ owner_policy_parse(const char *s, int *out)
         *out = OWNER_IGNORE;
     else if (strcmp(s, "yield") == 0)
         *out = OWNER_YIELD;
+    else if (strcmp(s, "suspend") == 0)
+        *out = OWNER_SUSPEND;
+    else if (strcmp(s, "evict") == 0)
+        *out = OWNER_EVICT;
     else
         return -1;
     return 0;

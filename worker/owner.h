@@ -10,7 +10,7 @@
 /* Values as on the wire (proto/wslq.proto OwnerState). */
 enum owner_state { OWNER_UNKNOWN = 0, OWNER_AWAY = 1, OWNER_PRESENT = 2, OWNER_GAMING = 3 };
 /* Values as on the wire (proto/wslq.proto OwnerPolicy). */
-enum owner_policy { OWNER_IGNORE = 0, OWNER_YIELD = 1 };
+enum owner_policy { OWNER_IGNORE = 0, OWNER_YIELD = 1, OWNER_SUSPEND = 2, OWNER_EVICT = 3 };
 
 #define OWNER_FILE_MAX       (64 * 1024) /* a larger file is not read: unknown */
 #define OWNER_FORMAT_VERSION 1
@@ -36,10 +36,10 @@ typedef struct owner_report {
 
 void owner_limits_default(owner_limits_t *l);
 
-/* "unknown", "away", "present", "gaming"; "ignore", "yield". */
+/* "unknown", "away", "present", "gaming"; "ignore", "yield", "suspend", "evict". */
 const char *owner_state_name(int s);
 const char *owner_policy_name(int p);
-/* "ignore" or "yield" into *out; -1 if neither. */
+/* "ignore", "yield", "suspend" or "evict" into *out; -1 if none of them. */
 int owner_policy_parse(const char *s, int *out);
 
 /* Classify a report's text (len bytes, need not be NUL-terminated) at Unix time now. Pure.

@@ -124,6 +124,19 @@ streams_kill(worker_t *w, const Wslq__JobKill *k, int64_t now)
 }
 
 void
+streams_suspend(worker_t *w, const Wslq__JobSuspend *s, int64_t now)
+{
+    job_t *j = find_job(w, s->job_id, s->attempt);
+    if (j == NULL) {
+        log_flag(WORKER, "suspend for a job not here " JOB_FMT, s->job_id);
+        return;
+    }
+    if (job_suspend(j, s->suspend, now))
+        log_info("job %s " JOB_FMT " reason=\"%s\"", s->suspend ? "suspended" : "resumed", j->id,
+                 s->reason ? s->reason : "");
+}
+
+void
 streams_ended_ack(worker_t *w, const Wslq__JobEndedAck *a)
 {
     job_t *j = find_job(w, a->job_id, a->attempt);

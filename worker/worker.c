@@ -92,6 +92,9 @@ handle(worker_t *w, const Wslq__Envelope *env, int64_t now)
     case WSLQ__ENVELOPE__BODY_KILL:
         streams_kill(w, env->kill, now);
         break;
+    case WSLQ__ENVELOPE__BODY_SUSPEND:
+        streams_suspend(w, env->suspend, now);
+        break;
     case WSLQ__ENVELOPE__BODY_ENDED_ACK:
         streams_ended_ack(w, env->ended_ack);
         break;

@@ -124,6 +124,9 @@ void streams_launch(worker_t *w, const Wslq__JobLaunch *l);
 /* JobKill: stop the job; ignored for a job not here. */
 void streams_kill(worker_t *w, const Wslq__JobKill *k, int64_t now);
 
+/* JobSuspend: stop or continue the job's ranks; ignored for a job not here. */
+void streams_suspend(worker_t *w, const Wslq__JobSuspend *s, int64_t now);
+
 /* JobEndedAck: the job's end may be forgotten once its log is all sent. */
 void streams_ended_ack(worker_t *w, const Wslq__JobEndedAck *a);
 

@@ -50,6 +50,11 @@ typedef struct http_snap {
     char *nodes_json; /* owned: [NODE...] as proto/json.h renders it */
     char **drained;   /* owned: name and reason of each drained node, in pairs */
     size_t n_drained; /* pairs */
+
+    char **owners;          /* owned: name, owner policy and owner state of each node, threes */
+    size_t n_owners;        /* threes */
+    uint64_t suspended_now; /* active jobs suspended for a PC's owner */
+
     /* Filled on first use by an HTTP thread holding the database lock: */
     char *summary_json; /* owned: the /api/v1/summary body */
     char *update_json;  /* owned: the SSE "update" event data */

@@ -188,6 +188,18 @@ http_prom_render(const http_snap_t *s, const uint64_t http_codes[HTTP_N_CODES], 
               (unsigned long long) st->notify_dropped_total);
     help(&b, "wslq_notify_pending", "gauge", "--notify notifications waiting for a post.");
     sb_printf(&b, "wslq_notify_pending %llu\n", (unsigned long long) st->notify_pending);
+    help(&b, "wslq_jobs_preempted_total", "counter",
+         "Preemptible jobs stopped and requeued for a higher-priority job.");
+    sb_printf(&b, "wslq_jobs_preempted_total %llu\n", (unsigned long long) st->preempted_total);
+    help(&b, "wslq_jobs_evicted_total", "counter",
+         "Preemptible jobs requeued because a PC's owner came (owner = evict, or suspended "
+         "too long).");
+    sb_printf(&b, "wslq_jobs_evicted_total %llu\n", (unsigned long long) st->evicted_total);
+    help(&b, "wslq_jobs_suspensions_total", "counter",
+         "Times a preemptible job was stopped (SIGSTOP) while a PC's owner was present.");
+    sb_printf(&b, "wslq_jobs_suspensions_total %llu\n", (unsigned long long) st->suspended_total);
+    help(&b, "wslq_jobs_suspended", "gauge", "Running jobs stopped now for a PC's owner.");
+    sb_printf(&b, "wslq_jobs_suspended %llu\n", (unsigned long long) s->suspended_now);
 
     help(&b, "wslq_nodes", "gauge", "Known nodes, by state.");
     for (int i = 0; i < HTTP_NODE_STATES; i++)
@@ -200,6 +212,17 @@ http_prom_render(const http_snap_t *s, const uint64_t http_codes[HTTP_N_CODES], 
         http_prom_escape(s->drained[2 * i], node, sizeof node);
         http_prom_escape(s->drained[2 * i + 1], reason, sizeof reason);
         sb_printf(&b, "wslq_node_drained{node=\"%s\",reason=\"%s\"} 1\n", node, reason);
+    }
+    help(&b, "wslq_node_owner", "gauge",
+         "1 for each node, with its owner policy (ignore, yield, suspend, evict) and the PC "
+         "owner's state (unknown, away, present, gaming).");
+    for (size_t i = 0; i < s->n_owners; i++) {
+        char node[512], policy[64], ostate[64];
+        http_prom_escape(s->owners[3 * i], node, sizeof node);
+        http_prom_escape(s->owners[3 * i + 1], policy, sizeof policy);
+        http_prom_escape(s->owners[3 * i + 2], ostate, sizeof ostate);
+        sb_printf(&b, "wslq_node_owner{node=\"%s\",policy=\"%s\",state=\"%s\"} 1\n", node, policy,
+                  ostate);
     }
     help(&b, "wslq_gpus", "gauge", "GPUs on known nodes, and how many a job holds.");
     sb_printf(&b, "wslq_gpus{state=\"total\"} %u\nwslq_gpus{state=\"allocated\"} %u\n",

@@ -64,6 +64,8 @@ http_snap_take(sched_t *s, int64_t started_ms)
         const Wslq__JobInfo *j = sched_job(s, i);
         if (j->state >= 0 && j->state < WIRE_JOB_STATES)
             snap->active[j->state]++;
+        snap->suspended_now += j->suspended;
+        h = fnv_u64(h, j->suspended);
         h = fnv_u64(h, j->id);
         h = fnv_u64(h, ((uint64_t) j->state << 32) | j->attempt);
         h = fnv_u64(h, (uint64_t) j->start_ms);
@@ -80,6 +82,7 @@ http_snap_take(sched_t *s, int64_t started_ms)
         ng += sched_node(s, i)->n_gpus;
     snap->gpus = wq_calloc(ng ? ng : 1, sizeof *snap->gpus);
     snap->drained = wq_calloc(2 * (nn ? nn : 1), sizeof *snap->drained);
+    snap->owners = wq_calloc(3 * (nn ? nn : 1), sizeof *snap->owners);
     cJSON *arr = cJSON_CreateArray();
     for (size_t i = 0; i < nn; i++) {
         const Wslq__NodeInfo *n = sched_node(s, i);
@@ -91,6 +94,10 @@ http_snap_take(sched_t *s, int64_t started_ms)
                 wq_strdup(n->drain_reason ? n->drain_reason : "");
             snap->n_drained++;
         }
+        char **o = &snap->owners[3 * snap->n_owners++];
+        o[0] = wq_strdup(n->name ? n->name : "");
+        o[1] = wq_strdup(n->owner && n->owner[0] ? n->owner : "ignore");
+        o[2] = wq_strdup(n->owner_state && n->owner_state[0] ? n->owner_state : "unknown");
         for (size_t g = 0; g < n->n_gpus; g++) {
             const Wslq__GpuInfo *src = n->gpus[g];
             http_gpu_t *dst = &snap->gpus[snap->n_gpus++];
@@ -125,6 +132,9 @@ http_snap_free(http_snap_t *snap)
     for (size_t i = 0; i < 2 * snap->n_drained; i++)
         free(snap->drained[i]);
     free(snap->drained);
+    for (size_t i = 0; i < 3 * snap->n_owners; i++)
+        free(snap->owners[i]);
+    free(snap->owners);
     cJSON_free(snap->nodes_json);
     free(snap->summary_json);
     free(snap->update_json);

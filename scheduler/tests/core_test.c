@@ -3,6 +3,7 @@
  * from the database that adopts a running job; a database that cannot be written. No network,
  * no other process. */
 /* cmocka.h needs these first. */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,6 +30,7 @@ typedef struct {
     void *sock;
     char name[32];
     int beating; /* send a Heartbeat every HB_MS while the test pumps the loop */
+    uint32_t owner_state, owner_policy, owner_max_s; /* sent in each Heartbeat */
 } fake_worker_t;
 
 typedef struct {
@@ -49,6 +51,8 @@ typedef struct {
         Wslq__Envelope *env;
     } stash[32]; /* messages expect() read while looking for another kind */
     int n_stash;
+    int preemptible;  /* what send_submit's spec says */
+    int32_t priority; /* likewise */
 } fx_t;
 
 #define HB_MS 50
@@ -179,6 +183,9 @@ heartbeats(fx_t *f)
         if (!f->w[i].beating)
             continue;
         Wslq__Heartbeat hb = WSLQ__HEARTBEAT__INIT;
+        hb.owner_state = f->w[i].owner_state;
+        hb.owner_policy = f->w[i].owner_policy;
+        hb.owner_suspend_max_s = f->w[i].owner_max_s;
         Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
         env.body_case = WSLQ__ENVELOPE__BODY_HEARTBEAT;
         env.heartbeat = &hb;
@@ -321,6 +328,8 @@ send_submit(fx_t *f, uint32_t nodes, uint32_t gpus_per_node, unsigned retries)
     spec.gpus_per_node = gpus_per_node;
     spec.retries = retries;
     spec.user = "alice";
+    spec.preemptible = f->preemptible;
+    spec.priority = f->priority;
     Wslq__SubmitRequest req = WSLQ__SUBMIT_REQUEST__INIT;
     req.spec = &spec;
     Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
@@ -1046,6 +1055,113 @@ launched(fx_t *f, fake_worker_t *w)
     return id;
 }
 
+/* A job of a higher priority preempts a preemptible one on the only GPU: JobKill with the
+ * preempt grace, the victim requeued with attempt 1, the new job launched once it ended. */
+static void
+test_preempt_for_higher_priority(void **state)
+{
+    fx_t *f = *state;
+    f->cfg.preempt_grace_ms = 777;
+    reboot(f);
+    fake_worker_t *w = add_worker(f, "pcA");
+    wire_free(&(Wslq__Envelope *){register_worker(f, w, 1, NULL, 0)});
+    f->preemptible = 1;
+    uint64_t a = submit(f, 1, 1, 0);
+    Wslq__Envelope *l = expect(f, w->sock, WSLQ__ENVELOPE__BODY_LAUNCH, 2000);
+    assert_int_equal(l->launch->job_id, a);
+    assert_true(l->launch->spec->preemptible);
+    wire_free(&l);
+    started(w, a, 0);
+    wait_state(f, a, WSLQ__JOB_STATE__RUNNING, 2000);
+    /* the same priority does not preempt */
+    f->preemptible = 0;
+    uint64_t same = submit(f, 1, 1, 0);
+    expect_none(f, w->sock, WSLQ__ENVELOPE__BODY_KILL, 200);
+    f->priority = 5;
+    uint64_t b = submit(f, 1, 1, 0);
+    Wslq__Envelope *k = expect(f, w->sock, WSLQ__ENVELOPE__BODY_KILL, 2000);
+    assert_int_equal(k->kill->job_id, a);
+    assert_int_equal(k->kill->grace_ms, 777);
+    char want[96];
+    snprintf(want, sizeof want, "preempted for job %" PRIu64 " (priority 5)", b);
+    assert_string_equal(k->kill->reason, want);
+    wire_free(&k);
+    /* nothing is launched before the victim's GPU is free, and nothing else is killed */
+    expect_none(f, w->sock, WSLQ__ENVELOPE__BODY_LAUNCH, 100);
+    ended(w, a, 0, 143, 0, 1);
+    l = expect(f, w->sock, WSLQ__ENVELOPE__BODY_LAUNCH, 2000);
+    assert_int_equal(l->launch->job_id, b);
+    wire_free(&l);
+    Wslq__Envelope *e = show(f, a);
+    Wslq__JobInfo *j = e->show_reply->job;
+    assert_int_equal(j->state, WSLQ__JOB_STATE__PENDING);
+    assert_int_equal(j->attempt, 1);
+    assert_int_equal(j->preemptions, 1);
+    assert_int_equal(j->uncounted_requeues, 1);
+    wire_free(&e);
+    /* b is not preemptible: a job of a higher priority still waits */
+    f->priority = 50;
+    uint64_t c = submit(f, 1, 1, 0);
+    expect_none(f, w->sock, WSLQ__ENVELOPE__BODY_KILL, 200);
+    assert_int_equal(state_of(f, c, NULL, 0), WSLQ__JOB_STATE__PENDING);
+    assert_int_equal(state_of(f, same, NULL, 0), WSLQ__JOB_STATE__PENDING);
+}
+
+/* The PC owner's suspend policy: JobSuspend when the owner arrives, again (continue) when
+ * they leave, and eviction (JobKill) once suspended longer than the node's maximum. */
+static void
+test_owner_suspend_and_evict_after_max(void **state)
+{
+    fx_t *f = *state;
+    fake_worker_t *w = add_worker(f, "pcA");
+    w->owner_policy = 2; /* suspend */
+    w->owner_state = 1;  /* away */
+    w->owner_max_s = 1;
+    wire_free(&(Wslq__Envelope *){register_worker(f, w, 1, NULL, 0)});
+    f->preemptible = 1;
+    uint64_t a = submit(f, 1, 1, 0);
+    wire_free(&(Wslq__Envelope *){expect(f, w->sock, WSLQ__ENVELOPE__BODY_LAUNCH, 2000)});
+    started(w, a, 0);
+    wait_state(f, a, WSLQ__JOB_STATE__RUNNING, 2000);
+    w->owner_max_s = 3600;
+    w->owner_state = 2; /* present */
+    Wslq__Envelope *s = expect(f, w->sock, WSLQ__ENVELOPE__BODY_SUSPEND, 2000);
+    assert_int_equal(s->suspend->job_id, a);
+    assert_true(s->suspend->suspend);
+    wire_free(&s);
+    Wslq__Envelope *e = show(f, a);
+    assert_true(e->show_reply->job->suspended);
+    assert_int_equal(e->show_reply->job->state, WSLQ__JOB_STATE__RUNNING);
+    wire_free(&e);
+    w->owner_state = 1; /* away again */
+    s = expect(f, w->sock, WSLQ__ENVELOPE__BODY_SUSPEND, 2000);
+    assert_false(s->suspend->suspend);
+    wire_free(&s);
+    /* unknown (a stale file) neither stops nor evicts a running job */
+    w->owner_state = 0;
+    expect_none(f, w->sock, WSLQ__ENVELOPE__BODY_SUSPEND, 200);
+    w->owner_max_s = 1;
+    w->owner_state = 3; /* gaming */
+    s = expect(f, w->sock, WSLQ__ENVELOPE__BODY_SUSPEND, 2000);
+    assert_true(s->suspend->suspend);
+    wire_free(&s);
+    Wslq__Envelope *k = expect(f, w->sock, WSLQ__ENVELOPE__BODY_KILL, 5000);
+    assert_int_equal(k->kill->job_id, a);
+    assert_non_null(strstr(k->kill->reason, "evicted: suspended longer than"));
+    wire_free(&k);
+    ended(w, a, 0, 0, -1, 1);
+    for (int i = 0; i < 100 && state_of(f, a, NULL, 0) != WSLQ__JOB_STATE__PENDING; i++)
+        pump(f, 20);
+    e = show(f, a);
+    assert_int_equal(e->show_reply->job->state, WSLQ__JOB_STATE__PENDING);
+    assert_false(e->show_reply->job->suspended);
+    assert_int_equal(e->show_reply->job->preemptions, 1);
+    assert_true(e->show_reply->job->suspended_ms > 0);
+    wire_free(&e);
+    /* the owner is still there: it is not placed on pcA again */
+    expect_none(f, w->sock, WSLQ__ENVELOPE__BODY_LAUNCH, 200);
+}
+
 /* The pass on a full node: a new job still gets its reason; a freed CPU goes to the highest
  * priority, then the oldest; a job whose dependency failed is cancelled although the pass
  * stopped placing (no CPU left) before reaching it. */
@@ -1196,6 +1312,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_parked_requests_are_capped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pass_on_a_full_node, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backfill_reservation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_preempt_for_higher_priority, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_owner_suspend_and_evict_after_max, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -622,10 +622,202 @@ expect_allowed(jobsm_event_type_t t, Wslq__JobState s)
     case JOBSM_EV_START_TIMEOUT:
         return starting;
     case JOBSM_EV_DRAIN:
+    case JOBSM_EV_PREEMPT:
         return starting || run;
+    case JOBSM_EV_SUSPEND:
+    case JOBSM_EV_RESUME:
+        return run;
     default: /* part events */
         return starting || run;
     }
+}
+
+/* ---- preemption, suspend and resume ---- */
+
+static void
+test_preempt_running(void **state)
+{
+    (void) state;
+    fx_t *f = fx_new(0, 0); /* no retries: a preemption is not one */
+    running(f, 2);
+    const char *why = "preempted for job 7 (priority 5)";
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_PREEMPT, .text = why}),
+                     JOBSM_APPLIED);
+    assert_int_equal(f->sm.cause, JOBSM_CAUSE_PREEMPTED);
+    assert_true(f->out.act & JOBSM_ACT_KILL);
+    assert_true(f->out.act & JOBSM_ACT_SAVE);
+    assert_int_equal(f->out.kill_grace, JOBSM_GRACE_PREEMPT);
+    assert_string_equal(f->out.kill_reason, why);
+    assert_string_equal(last_row(f)->reason, why);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__RUNNING);
+    /* twice is nothing new; nor is a time limit or a drain while it stops */
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_PREEMPT, .text = why}), JOBSM_STALE);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_TIME_LIMIT}), JOBSM_STALE);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_DRAIN}), JOBSM_STALE);
+    /* the ranks exit non-zero after their checkpoint: not a failure, no ending */
+    assert_int_equal(ended(f, 0, 143, 0), JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__RUNNING);
+    assert_int_equal(f->sm.cause, JOBSM_CAUSE_PREEMPTED);
+    assert_int_equal(ended(f, 1, -1, 15), JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__PENDING);
+    assert_int_equal(f->info->attempt, 1);
+    assert_int_equal(f->info->uncounted_requeues, 1);
+    assert_int_equal(f->info->preemptions, 1);
+    assert_int_equal(f->info->n_allocs, 0);
+    assert_int_equal(f->sm.not_before_mono, 0); /* no backoff: it may start at once */
+    assert_int_equal(f->sm.cause, JOBSM_CAUSE_NONE);
+    assert_int_equal(f->info->wait_reason, WSLQ__WAIT_REASON__WAIT_REASON_UNSPECIFIED);
+    assert_true(f->out.act & JOBSM_ACT_REQUEUED);
+    assert_true(f->out.act & JOBSM_ACT_RESCHED);
+    assert_false(f->out.act & JOBSM_ACT_ENDED);
+    assert_non_null(strstr(f->info->reason, "requeued: preempted for job 7 (priority 5)"));
+    assert_non_null(strstr(f->info->reason, "retries not used"));
+    assert_int_equal(last_row(f)->state, WSLQ__JOB_STATE__PENDING);
+    assert_true(jobsm_placeable(&f->sm, f->info, 5000));
+    /* a preempted job is pending: preempting it again is refused */
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_PREEMPT}), -1);
+    assert_non_null(strstr(f->err.text, "preempt is not allowed in state PENDING"));
+    /* it runs again, and can be preempted again without using a retry */
+    placed(f, 1);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_PREEMPT}), JOBSM_APPLIED);
+    assert_string_equal(f->out.kill_reason, "preempted for a higher-priority job");
+    assert_int_equal(ended(f, 0, 0, 0), JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__PENDING);
+    assert_int_equal(f->info->attempt, 2);
+    assert_int_equal(f->info->uncounted_requeues, 2);
+    assert_int_equal(f->info->preemptions, 2);
+    fx_free(f);
+}
+
+static void
+test_preempt_against_other_causes(void **state)
+{
+    (void) state;
+    /* a cancel overrides a preemption under way: the job ends CANCELLED */
+    fx_t *f = fx_new(3, 1);
+    running(f, 1);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_PREEMPT}), JOBSM_APPLIED);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_CANCEL}), JOBSM_APPLIED);
+    assert_int_equal(f->sm.cause, JOBSM_CAUSE_CANCELLED);
+    assert_int_equal(ended(f, 0, -1, 15), JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__CANCELLED);
+    assert_int_equal(f->info->preemptions, 0);
+    fx_free(f);
+    /* a job already being cancelled, or past its time limit, is not preempted */
+    f = fx_new(0, 0);
+    running(f, 1);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_CANCEL}), JOBSM_APPLIED);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_PREEMPT}), JOBSM_STALE);
+    assert_int_equal(f->sm.cause, JOBSM_CAUSE_CANCELLED);
+    fx_free(f);
+    f = fx_new(0, 0);
+    running(f, 1);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_TIME_LIMIT}), JOBSM_APPLIED);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_PREEMPT}), JOBSM_STALE);
+    assert_int_equal(ended(f, 0, -1, 15), JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__TIMEOUT);
+    fx_free(f);
+    /* a node lost while it stops: NODE_LOST ranks below PREEMPTED, so it is still requeued
+     * uncounted */
+    f = fx_new(0, 0);
+    running(f, 2);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_PREEMPT}), JOBSM_APPLIED);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_NODE_LOST, .part = 1}),
+                     JOBSM_APPLIED);
+    assert_int_equal(f->sm.cause, JOBSM_CAUSE_PREEMPTED);
+    assert_int_equal(ended(f, 0, 0, 0), JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__PENDING);
+    assert_int_equal(f->info->uncounted_requeues, 1);
+    fx_free(f);
+    /* STARTING can be preempted too */
+    f = fx_new(0, 0);
+    submitted(f);
+    placed(f, 1);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_PREEMPT}), JOBSM_APPLIED);
+    assert_int_equal(ended(f, 0, 0, 0), JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__PENDING);
+    assert_int_equal(f->info->preemptions, 1);
+    fx_free(f);
+}
+
+static void
+test_suspend_and_resume(void **state)
+{
+    (void) state;
+    fx_t *f = fx_new(0, 0);
+    running(f, 1);
+    const char *why = "the owner of n0 is present (input 3 s ago)";
+    assert_int_equal(
+        apply(f, (jobsm_event_t){.type = JOBSM_EV_SUSPEND, .text = why, .now_wall_ms = 2000000}),
+        JOBSM_APPLIED);
+    assert_true(f->info->suspended);
+    assert_int_equal(f->info->suspended_since_ms, 2000000);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__RUNNING);
+    assert_true(f->out.act & JOBSM_ACT_SUSPEND);
+    assert_true(f->out.act & JOBSM_ACT_SAVE);
+    assert_false(f->out.act & JOBSM_ACT_KILL);
+    assert_int_equal(f->out.n_rows, 1);
+    assert_non_null(strstr(last_row(f)->reason, "suspended: the owner of n0 is present"));
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_SUSPEND}), JOBSM_STALE);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_RESUME, .now_wall_ms = 2090000}),
+                     JOBSM_APPLIED);
+    assert_false(f->info->suspended);
+    assert_int_equal(f->info->suspended_since_ms, 0);
+    assert_int_equal(f->info->suspended_ms, 90000);
+    assert_true(f->out.act & JOBSM_ACT_SUSPEND);
+    assert_string_equal(last_row(f)->reason, "resumed");
+    assert_string_equal(last_row(f)->detail, "suspended 90 s");
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_RESUME}), JOBSM_STALE);
+    /* stopped again, then it ends while stopped: the stop counts up to the end */
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_SUSPEND, .now_wall_ms = 3000000}),
+                     JOBSM_APPLIED);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_CANCEL}), JOBSM_APPLIED);
+    /* being stopped by a kill: no suspend, but a resume is still accounted */
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_SUSPEND}), JOBSM_STALE);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_PART_ENDED,
+                                              .part = 0,
+                                              .signal = 15,
+                                              .now_wall_ms = 3010000}),
+                     JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__CANCELLED);
+    assert_false(f->info->suspended);
+    assert_int_equal(f->info->suspended_since_ms, 0);
+    assert_int_equal(f->info->suspended_ms, 100000);
+    fx_free(f);
+}
+
+static void
+test_evict_suspended(void **state)
+{
+    (void) state;
+    /* suspended too long: preempted while stopped, requeued, and its next run starts with
+     * no suspended time */
+    fx_t *f = fx_new(0, 0);
+    running(f, 1);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_SUSPEND, .now_wall_ms = 2000000}),
+                     JOBSM_APPLIED);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_PREEMPT,
+                                              .text = "evicted: suspended longer than 30 min"}),
+                     JOBSM_APPLIED);
+    assert_true(f->info->suspended); /* until its ranks are gone */
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_PART_ENDED,
+                                              .part = 0,
+                                              .signal = 15,
+                                              .now_wall_ms = 2005000}),
+                     JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__PENDING);
+    assert_false(f->info->suspended);
+    assert_int_equal(f->info->suspended_ms, 5000);
+    assert_non_null(strstr(f->info->reason, "evicted: suspended longer than 30 min"));
+    assert_int_equal(f->info->preemptions, 1);
+    placed(f, 1);
+    assert_int_equal(f->info->suspended_ms, 0);
+    /* STARTING: not suspended (refused), nor resumed */
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_SUSPEND}), -1);
+    assert_non_null(strstr(f->err.text, "suspend is not allowed in state STARTING"));
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_RESUME}), -1);
+    assert_int_equal(f->out.act, 0);
+    fx_free(f);
 }
 
 /* ---- hold, release, requeue ---- */
@@ -976,6 +1168,10 @@ main(void)
         cmocka_unit_test(test_requeue_running),
         cmocka_unit_test(test_requeue_starting_and_against_cancel),
         cmocka_unit_test(test_every_refusal),
+        cmocka_unit_test(test_preempt_running),
+        cmocka_unit_test(test_preempt_against_other_causes),
+        cmocka_unit_test(test_suspend_and_resume),
+        cmocka_unit_test(test_evict_suspended),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_load_after_restart),
         cmocka_unit_test(test_uncounted_requeues_without_using_retries),

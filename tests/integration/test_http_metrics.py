@@ -15,7 +15,8 @@ FAMILIES = [
     "wslq_jobs", "wslq_job_wait_seconds", "wslq_jobs_submitted_total", "wslq_jobs_ended_total",
     "wslq_jobs_requeued_total", "wslq_nodes", "wslq_gpu_memory_used_bytes",
     "wslq_gpu_memory_total_bytes", "wslq_gpu_temperature_celsius", "wslq_scheduler_loop_seconds",
-    "wslq_wire_protocol_errors_total",
+    "wslq_wire_protocol_errors_total", "wslq_jobs_preempted_total", "wslq_jobs_evicted_total",
+    "wslq_jobs_suspensions_total", "wslq_jobs_suspended", "wslq_node_owner",
 ]
 
 
@@ -78,6 +79,8 @@ def main():
             check(f"# TYPE {f} " in text, f"family {f} present")
         check('wslq_jobs_ended_total{state="completed"} 3' in text, "completions counted")
         check("wslq_jobs_submitted_total 4" in text, "submissions counted")
+        check('wslq_node_owner{node="pc2",policy="ignore",state="unknown"} 1' in text,
+              "the owner policy and state of pc2")
         check('wslq_job_wait_seconds_bucket{le="+Inf"} 4' in text, "wait histogram count")
         check('wslq_nodes{state="idle"}' in text, "nodes by state")
         check_monitoring(promtool, text)

@@ -1,7 +1,10 @@
 /* job: real processes on this machine. Output spooling, exit codes, exec failure, bad working
  * directory, time limit and kill escalation (small grace), multi-rank merge and gang failure,
- * metrics lines, and adoption from the state file. Every wait is bounded. */
+ * metrics lines, adoption from the state file, and suspend/resume (SIGSTOP/SIGCONT of the
+ * rank's group, the time limit waiting meanwhile, a kill of a stopped job reaching its trap).
+ * Every wait is bounded. */
 /* cmocka.h needs these first. */
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -212,6 +215,100 @@ test_kill(void **state)
     job_destroy(&j);
 }
 
+/* The state of a process group from /proc: 'T' when it has a stopped process and none
+ * running or sleeping (a shell waiting in vfork for a stopped child shows 'D'), 'R' when one
+ * runs or sleeps, '?' when none is found. */
+static char
+group_state(pid_t pgid)
+{
+    DIR *d = opendir("/proc");
+    if (d == NULL)
+        return '?';
+    int stopped = 0, active = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        char p[300], buf[512];
+        snprintf(p, sizeof p, "/proc/%s/stat", e->d_name);
+        FILE *fp = fopen(p, "r");
+        if (fp == NULL)
+            continue;
+        size_t n = fread(buf, 1, sizeof buf - 1, fp);
+        fclose(fp);
+        buf[n] = '\0';
+        const char *rp = strrchr(buf, ')');
+        char st;
+        int ppid, pgrp;
+        if (rp == NULL || sscanf(rp + 1, " %c %d %d", &st, &ppid, &pgrp) != 3 || pgrp != pgid)
+            continue;
+        stopped += st == 'T' || st == 't';
+        active += st == 'R' || st == 'S';
+    }
+    closedir(d);
+    return active ? 'R' : stopped ? 'T' : '?';
+}
+
+/* Wait (bounded) until the group is in state 'want'. */
+static char
+wait_group_state(pid_t pgid, char want)
+{
+    char st = '?';
+    for (int i = 0; i < 3000; i++) { /* 15 s at most: a loaded machine can be slow */
+        st = group_state(pgid);
+        if (st == want)
+            break;
+        usleep(5000);
+    }
+    return st;
+}
+
+static void
+test_suspend_and_resume(void **state)
+{
+    (void) state;
+    launch_t f;
+    init_launch(&f, "trap 'echo got term; exit 0' TERM; echo up; while :; do sleep 0.05; done", 1);
+    f.spec.time_limit_s = 1;
+    job_t *j = job_launch(&f.l, &cfg);
+    assert_int_equal(j->started, 1);
+    for (int i = 0; i < 400 && strstr(read_log(j), "up") == NULL; i++)
+        usleep(5000); /* its trap is set */
+    assert_non_null(strstr(read_log(j), "up"));
+    pid_t pgid = j->ranks[0].pgid;
+    int64_t deadline = j->deadline_ms;
+    assert_true(deadline > 0);
+    assert_int_equal(job_suspend(j, 1, wq_clock_mono_ms()), 1);
+    assert_int_equal(job_suspend(j, 1, wq_clock_mono_ms()), 0); /* already */
+    assert_int_equal(wait_group_state(pgid, 'T'), 'T');
+    assert_int_equal(job_next_deadline(j), 0); /* the time limit waits */
+    /* past the deadline while stopped: not timed out */
+    int64_t until = deadline + 300;
+    while (wq_clock_mono_ms() < until) {
+        job_poll(j, wq_clock_mono_ms());
+        usleep(5000);
+    }
+    assert_int_equal(j->phase, JOB_RUNNING);
+    assert_int_equal(j->timed_out, 0);
+    int64_t resumed = wq_clock_mono_ms();
+    int64_t stopped_since = j->suspended_at_ms;
+    assert_int_equal(job_suspend(j, 0, resumed), 1);
+    assert_int_equal(j->deadline_ms, deadline + (resumed - stopped_since));
+    assert_int_equal(wait_group_state(pgid, 'R'), 'R');
+    assert_int_equal(job_suspend(j, 0, wq_clock_mono_ms()), 0);
+    /* stopped again, then killed: SIGCONT follows the SIGTERM, so the trap runs */
+    assert_int_equal(job_suspend(j, 1, wq_clock_mono_ms()), 1);
+    assert_int_equal(wait_group_state(pgid, 'T'), 'T');
+    job_stop(j, 5000, 0, "preempted by test", wq_clock_mono_ms());
+    assert_int_equal(j->suspended, 0);
+    run_to_end(j, 5000);
+    assert_int_equal(j->killed, 1);
+    assert_int_equal(j->exit_code, 0);
+    assert_int_equal(j->signal, 0);
+    assert_non_null(strstr(read_log(j), "got term"));
+    job_destroy(&j);
+}
+
 static void
 test_ranks_merge_and_gang_failure(void **state)
 {
@@ -319,6 +416,7 @@ main(void)
         cmocka_unit_test(test_bad_cwd),
         cmocka_unit_test(test_time_limit_escalates),
         cmocka_unit_test(test_kill),
+        cmocka_unit_test(test_suspend_and_resume),
         cmocka_unit_test(test_ranks_merge_and_gang_failure),
         cmocka_unit_test(test_metrics),
         cmocka_unit_test(test_adopt),
