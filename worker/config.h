@@ -36,6 +36,9 @@ typedef struct wcfg {
     char owner_file[PATH_MAX];  /* the Windows reporter's file; "" = none (owner unknown) */
     int owner;                  /* enum owner_policy */
     owner_limits_t owner_lim;   /* owner_away_min, owner_stale_s, owner_gpu_mem_mb, owner_gpu_pct */
+    char container_engine[PATH_MAX]; /* --container jobs: podman or docker (name or path);
+                                        "" = podman, else docker, by PATH */
+    char container_flags[1024];      /* the engine's global flags ("--runtime runc") */
 } wcfg_t;
 
 enum wcfg_action { WCFG_RUN, WCFG_HELP, WCFG_VERSION, WCFG_JOIN };
