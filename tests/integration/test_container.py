@@ -111,6 +111,9 @@ try:
     check("my=[v 1] secret=[s3] cvd=[] container=podman" in log,
           f"its --env and --secret-env, no GPU, inside podman: {log}")
     check("host path=[none]" in log, f"the worker's own variables stay outside: {log}")
+    shown = [ln.split() for ln in c.cli("show", str(jid)).stdout.splitlines()]
+    check(["Container:", IMAGE] in shown, f"wslq show names the image: {shown}")
+    check(c.job(jid)["spec"].get("container") == IMAGE, "the job's JSON names the image")
     wait_for(lambda: not ours(), 30, "the finished container removed")
     check(not ours(), f"no container left after it ended: {ours()}")
 

@@ -54,6 +54,9 @@ try:
         check(j.get("tf_ports") == tfp, f"{label}: the job shows its TF ports {j.get('tf_ports')}")
         ports += tfp + [int(j["master_port"])]
         check(all(w.startswith("127.0.0.1:") for w in workers), f"{label}: node addresses {workers}")
+        shown = c.cli("show", str(jid)).stdout
+        check("TF_CONFIG for each rank; ports " + ",".join(map(str, tfp)) in shown,
+              f"{label}: wslq show names the TF ports: {shown}")
     check(len(set(ports)) == len(ports) and all(LO <= p <= HI for p in ports),
           f"every TF port and MASTER_PORT of the two jobs is its own, within {LO}-{HI}: {ports}")
 
