@@ -157,7 +157,7 @@ container_argv(const container_rank_t *c,
     uid_t uid = c->uid ? c->uid : 65534;
     gid_t gid = c->uid ? c->gid : 65534;
     add2(&a, "--user", wq_asprintf("%u:%u", (unsigned) uid, (unsigned) gid));
-    if (!c->docker && c->uid != 0 && getuid() != 0)
+    if (!c->docker && c->uid != 0)
         add(&a, wq_strdup("--userns=keep-id")); /* rootless Podman: the same uid inside */
 
     /* The rank's GPUs, by UUID (the index where a GPU has none). */
@@ -198,13 +198,15 @@ container_argv(const container_rank_t *c,
 }
 
 char **
-container_rm_argv(const char *engine, const char *flags, char *const *names, size_t n)
+container_rm_argv(const char *engine, int docker, const char *flags, char *const *names, size_t n)
 {
     args_t a = {0};
     add(&a, wq_strdup(engine));
     add_flags(&a, flags);
     add(&a, wq_strdup("rm"));
     add(&a, wq_strdup("-f"));
+    if (!docker) /* Podman would first wait 10 s for the container to stop; the grace is over */
+        add2(&a, "--time", wq_strdup("0"));
     for (size_t i = 0; i < n; i++)
         add(&a, wq_strdup(names[i]));
     return a.v;

@@ -32,7 +32,8 @@ typedef struct container_rank {
     const char *image;
     const char *cwd;   /* mounted at the same path and the working directory */
     const char *spool; /* the job's spool, mounted too (WSLQ_METRICS, batch scripts) */
-    uid_t uid;         /* the account the rank runs as; 0 runs as nobody in the container */
+    uid_t uid;         /* the account the rank runs as; 0 runs as nobody in the container,
+                          another runs Podman rootless (--userns=keep-id) */
     gid_t gid;
     const Wslq__JobLaunch *launch;
     int lrank; /* its GPUs: jobenv_rank_gpus */
@@ -58,8 +59,10 @@ char **container_argv(const container_rank_t *c,
                       char *const *argv,
                       char *const *envp);
 
-/* argv of `ENGINE [FLAGS] rm -f NAME...` for the names given. Caller frees (jobenv_free). */
-char **container_rm_argv(const char *engine, const char *flags, char *const *names, size_t n);
+/* argv of `ENGINE [FLAGS] rm -f NAME...` (Podman: with --time 0) for the names given. Caller
+ * frees (jobenv_free). */
+char **
+container_rm_argv(const char *engine, int docker, const char *flags, char *const *names, size_t n);
 
 /* Run argv detached (as acct when it drops privileges), output to /dev/null, not waited for
  * beyond its start. */

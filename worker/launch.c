@@ -274,7 +274,7 @@ job_launch(const Wslq__JobLaunch *l, const job_cfg_t *cfg)
             container_name(names[i], 256, cfg->env.node, cfg->state_dir, l->job_id, l->attempt,
                            j->ranks[i].grank);
         }
-        j->ctr_rm = container_rm_argv(engine, cfg->container.flags, names, (size_t) nranks);
+        j->ctr_rm = container_rm_argv(engine, docker, cfg->container.flags, names, (size_t) nranks);
         for (int i = 0; i < nranks; i++)
             free(names[i]);
         free(names);

@@ -125,13 +125,14 @@ try:
         check(any(f"-{jid}.0-" in n for n in ours()), f"{label}: its container ran: {ours()}")
         if cancel:
             check(c.cli("cancel", str(jid)).returncode == 0, f"{label}: cancelled")
-        c.wait_state(jid, (state,), 90)
+        c.wait_state(jid, (state,), 120)
         check(c.state(jid) == state, f"{label}: {state}: {c.job(jid).get('reason')}")
         wait_for(lambda: not ours(), 60, f"{label}: no container left")
         check(not ours(), f"{label}: no container left: {ours()}")
 
     stops("cancel", "--", "sleep", "300")
-    stops("time limit", "--time", "4s", "--", "sleep", "300", state="TIMEOUT", cancel=False)
+    # a limit long enough that the container is seen running on a loaded machine
+    stops("time limit", "--time", "30s", "--", "sleep", "300", state="TIMEOUT", cancel=False)
     # SIGTERM ignored inside: the worker's SIGKILL ends the client, `podman rm -f` the rest
     stops("sigterm ignored", "--", "sh", "-c", "trap '' TERM; while true; do sleep 1; done")
 

@@ -29,7 +29,7 @@ STATIC = RUN + ["--nnodes", "$NNODES", "--nproc_per_node", "$WSLQ_NPROC_PER_NODE
 C10D = RUN + ["--nnodes", "$NNODES", "--nproc_per_node", "$WSLQ_NPROC_PER_NODE",
               "--rdzv_backend", "c10d", "--rdzv_endpoint", "$MASTER_ADDR:$MASTER_PORT",
               "--rdzv_id", "$WSLQ_JOB_ID"]
-JOB = ["--nodes", "2", "--gpus-per-node", "2", "--per-node", "--time", "5m",
+JOB = ["--nodes", "2", "--gpus-per-node", "2", "--per-node", "--time", "10m",
        "--env", "OMP_NUM_THREADS=1"]
 
 
