@@ -2,7 +2,7 @@
 """A TensorFlow multi-worker rank without TensorFlow: reads TF_CONFIG the way
 tf.distribute.cluster_resolver.TFConfigClusterResolver does, listens on its own address,
 connects to every peer the cluster names and checks each one answers with the index the list
-gives it. Writes what it saw to OUTDIR/tf.INDEX.json. Usage: tf_worker.py OUTDIR"""
+gives it. Writes what it saw to a file tf.<index>.json in OUTDIR. Usage: tf_worker.py OUTDIR"""
 import hashlib
 import json
 import os
