@@ -232,6 +232,14 @@ print_show(const Wslq__ShowReply *r, int64_t now_ms, FILE *out)
             fprintf(out, "%s%s", i ? "," : "", where[w].v[i]);
         fputc('\n', out);
     }
+    if (s->container != NULL && s->container[0] != '\0')
+        fprintf(out, KEY "%s\n", "Container:", s->container);
+    if (s->tf) {
+        fprintf(out, KEY "TF_CONFIG for each rank", "TensorFlow:");
+        for (size_t i = 0; i < j->n_tf_ports; i++)
+            fprintf(out, "%s%u", i ? "," : "; ports ", j->tf_ports[i]);
+        fputc('\n', out);
+    }
     fprintf(out, KEY "%u\n", "Attempt:", j->attempt);
     if (s->preemptible)
         fprintf(out, KEY "yes (preempted or evicted %u time%s)\n", "Preemptible:", j->preemptions,

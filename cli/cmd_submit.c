@@ -32,6 +32,9 @@ static const char usage[] =
     "      --gpus-per-node G    GPUs on each node\n"
     "      --ranks-per-node R   processes per node (default: one per GPU, or 1)\n"
     "      --per-node           one launcher process per node (torchrun)\n"
+    "      --tf                 TensorFlow multi-worker: TF_CONFIG for each rank (every\n"
+    "                           rank's host:port, its own index); not with --per-node\n"
+    "      --container IMAGE    run each rank in IMAGE with the node's podman or docker\n"
     "  -c, --cpus N             CPUs per node (default 1)\n"
     "      --mem SIZE           memory per node: 512M, 16G (bare number = MiB)\n"
     "  -t, --time DUR           time limit: 90s, 10m, 2h, 1:30:00, 1-00:00:00 (bare = minutes)\n"
@@ -99,6 +102,8 @@ enum {
     O_ARRAY,
     O_HOLD,
     O_NOTIFY,
+    O_TF,
+    O_CONTAINER,
 };
 
 static const opt_t opts[] = {
@@ -130,6 +135,8 @@ static const opt_t opts[] = {
     {"array", 'a', 1, O_ARRAY},
     {"hold", 'H', 0, O_HOLD},
     {"notify", 0, 1, O_NOTIFY},
+    {"tf", 0, 0, O_TF},
+    {"container", 0, 1, O_CONTAINER},
     OPT_COMMON,
     {NULL, 0, 0, 0},
 };
@@ -387,9 +394,9 @@ absolute_dir(const char *dir, wq_error_t *err)
 
 /* What the options set, before the spec is built from it. */
 typedef struct {
-    const char *name, *wrap, *chdir_opt;
+    const char *name, *wrap, *chdir_opt, *container;
     uint32_t gpus, nodes, gpn, rpn, cpus, retries;
-    int gpus_set, nodes_set, gpn_set, rpn_set, per_node, requeue, preemptible;
+    int gpus_set, nodes_set, gpn_set, rpn_set, per_node, requeue, preemptible, tf;
     int64_t mem_mb, time_s, prio;
     uint32_t notify; /* JOBSPEC_NOTIFY_* */
     deps_t deps;
@@ -564,6 +571,18 @@ apply_opt(cli_ctx_t *ctx, sub_t *o, submit_args_t *a, int id, const char *v, wq_
     case O_NOTIFY:
         if (jobspec_parse_notify(v, &o->notify, err) < 0)
             return -1;
+        break;
+    case O_TF:
+        o->tf = 1;
+        break;
+    case O_CONTAINER:
+        if (wire_check_container(v, err) < 0)
+            return -1;
+        if (v[0] == '\0') {
+            wq_fail(err, WQ_EINVAL, "--container: empty image name");
+            return -1;
+        }
+        o->container = v;
         break;
     default:
         if (opt_common(ctx, id, v, err) != 0)
@@ -882,6 +901,9 @@ submit_parse(cli_ctx_t *ctx, int argc, char **argv, submit_args_t *a, wq_error_t
     s->gpus_per_node = o->gpus_set ? o->gpus : o->gpn;
     s->ranks_per_node = o->per_node ? 1 : o->rpn;
     s->per_node = o->per_node;
+    s->tf = o->tf;
+    if (o->container != NULL)
+        s->container = wq_strdup(o->container);
     s->cpus_per_node = o->cpus;
     s->mem_mb_per_node = (uint64_t) o->mem_mb;
     s->time_limit_s = (uint64_t) o->time_s;

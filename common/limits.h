@@ -42,6 +42,8 @@
 #define WIRE_MAX_IP 63
 /* a GPU's UUID or product name as NVML reports them (NVML's buffers are 96 bytes) */
 #define WIRE_MAX_GPU_TEXT 95
+/* A container image reference (--container). */
+#define WIRE_MAX_IMAGE 255
 /* one node attribute's value: a doctor verdict with its fix on one line */
 #define WIRE_MAX_ATTR_VALUE 1024
 /* an ErrorReply's text: one line for a person (wq_error_t holds 256) with room to spare */

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/mem.h"
+#include "node/containers.h"
 #include "node/node_internal.h"
 
 #define NCCL_MIN         21200 /* NCCL 2.12.0: first release NVIDIA lists for WSL */
@@ -602,6 +603,7 @@ doctor_run(const char *root, const doctor_opts_t *opts, wq_error_t *err)
                    (long long) f->mem_total_mb, (long long) f->mem_avail_mb,
                    (long long) f->swap_total_mb);
         check_net(r, root, o);
+        doctor_check_containers(r, root);
     }
     if (o->hook)
         o->hook(r, o->hook_ctx);

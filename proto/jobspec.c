@@ -18,7 +18,10 @@ const char *const jobspec_rank_vars[] = {
     "CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER", "WSLQ_GPU_UUIDS",
     /* the torchrun contract */
     "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "NODE_RANK", "NNODES",
-    "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RESTART_COUNT",
+    "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RESTART_COUNT", "WSLQ_GPUS_ON_NODE",
+    "WSLQ_NPROC_PER_NODE",
+    /* TensorFlow multi-worker (--tf) */
+    "TF_CONFIG",
     /* the node's network and NCCL profile */
     "NCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME", "NCCL_IB_DISABLE", "NCCL_SHM_DISABLE",
     "NCCL_P2P_DISABLE", NULL};

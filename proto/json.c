@@ -124,6 +124,10 @@ json_spec(const Wslq__JobSpec *s)
     }
     if (s->singleton)
         cJSON_AddBoolToObject(o, "singleton", 1);
+    if (s->tf)
+        cJSON_AddBoolToObject(o, "tf", 1);
+    if (s->container != NULL && s->container[0] != '\0')
+        add_str(o, "container", s->container);
     return o;
 }
 
@@ -160,6 +164,11 @@ json_job(const Wslq__JobInfo *j)
     add_str(o, "failed_node", j->failed_node);
     add_str(o, "master_addr", j->master_addr);
     add_opt_int(o, "master_port", j->master_port, 0);
+    if (j->n_tf_ports > 0) {
+        cJSON *tfp = cJSON_AddArrayToObject(o, "tf_ports");
+        for (size_t i = 0; i < j->n_tf_ports; i++)
+            cJSON_AddItemToArray(tfp, cJSON_CreateNumber(j->tf_ports[i]));
+    }
     if (j->array_job_id != 0) {
         add_u64(o, "array_job_id", j->array_job_id);
         add_u64(o, "array_index", j->array_index);

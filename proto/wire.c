@@ -147,6 +147,27 @@ check_placement(const Wslq__JobSpec *spec, wq_error_t *err)
 }
 
 int
+wire_check_container(const char *image, wq_error_t *err)
+{
+    if (check_str(image, WIRE_MAX_IMAGE, 0, "container image", err) < 0)
+        return -1;
+    if (image == NULL || image[0] == '\0')
+        return 0;
+    /* an image reference: registry/name:tag or @digest; never an option of the engine */
+    int ok = (image[0] >= 'a' && image[0] <= 'z') || (image[0] >= 'A' && image[0] <= 'Z') ||
+             (image[0] >= '0' && image[0] <= '9');
+    for (const char *p = image; ok && *p; p++)
+        ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+             strchr("._-/:@", *p) != NULL;
+    if (!ok)
+        return wq_fail(err, WQ_EINVAL,
+                       "--container: '%.60s' is not an image name (letters, digits and ._-/:@, "
+                       "starting with a letter or digit)",
+                       image);
+    return 0;
+}
+
+int
 wire_validate_spec(const Wslq__JobSpec *spec, wq_error_t *err)
 {
     if (spec == NULL)
@@ -204,6 +225,12 @@ wire_validate_spec(const Wslq__JobSpec *spec, wq_error_t *err)
                        total, WIRE_MAX_SPEC_BYTES);
     if (check_name(spec->name, 0, "job name", err) < 0 ||
         check_name(spec->user, 0, "user name", err) < 0)
+        return -1;
+    if (spec->tf && spec->per_node)
+        return wq_fail(err, WQ_EINVAL,
+                       "--tf starts one TensorFlow worker per rank and cannot be used with "
+                       "--per-node; use --ranks-per-node 1 for one worker per node");
+    if (wire_check_container(spec->container, err) < 0)
         return -1;
     if (spec->nodes < 1 || spec->nodes > WIRE_MAX_NODES)
         return wq_fail(err, WQ_EPROTO, "node count %u is out of range (1..%d)", spec->nodes,
@@ -319,7 +346,8 @@ check_job_info(const Wslq__JobInfo *j, wq_error_t *err)
         return wq_fail(err, WQ_EPROTO, "job is missing");
     if (wire_validate_spec(j->spec, err) < 0 || check_state(j->state, 0, err) < 0 ||
         check_count(j->n_allocs, WIRE_MAX_NODES, "allocations", err) < 0 ||
-        check_line(j->array_tasks, WIRE_MAX_SELECTOR, 0, "array task list", err) < 0)
+        check_line(j->array_tasks, WIRE_MAX_SELECTOR, 0, "array task list", err) < 0 ||
+        check_count(j->n_tf_ports, (size_t) WIRE_MAX_NODES * WIRE_MAX_RANKS, "TF ports", err) < 0)
         return -1;
     for (size_t i = 0; i < j->n_allocs; i++)
         if (check_alloc(j->allocs[i], err) < 0)
@@ -621,6 +649,14 @@ validate_body(const Wslq__Envelope *env, wq_error_t *err)
             return -1;
         if (l->world_size < 1 || l->master_port > 65535)
             return wq_fail(err, WQ_EPROTO, "world size or master port out of range");
+        if (check_count(l->n_tf_workers, (size_t) WIRE_MAX_NODES * WIRE_MAX_RANKS, "TF workers",
+                        err) < 0)
+            return -1;
+        for (size_t i = 0; i < l->n_tf_workers; i++)
+            if (check_name(l->tf_workers[i], 1, "TF worker address", err) < 0 ||
+                strpbrk(l->tf_workers[i], "\"\\ ") != NULL)
+                return wq_fail(err, WQ_EPROTO, "TF worker address '%.40s' is not host:port",
+                               l->tf_workers[i]);
         return 0;
     }
     case WSLQ__ENVELOPE__BODY_ENDED:

@@ -34,6 +34,10 @@ int wire_validate_spec(const Wslq__JobSpec *spec, wq_error_t *err);
  * ("<what>: 'x y' is not a tag (letters, digits, _ . -)"). */
 int wire_check_tag(const char *s, const char *what, wq_error_t *err);
 
+/* A --container image reference: "" or up to WIRE_MAX_IMAGE of [A-Za-z0-9._-/:@], starting
+ * with a letter or digit (never read as an option of podman or docker). 0, or -1 with *err. */
+int wire_check_container(const char *image, wq_error_t *err);
+
 /* Free a decoded message and NULL the pointer. NULL-safe. */
 void wire_free(Wslq__Envelope **env_p);
 

@@ -165,6 +165,38 @@ test_long_arg_and_bad_env_rejected(void **state)
     expect_reject(&env, WQ_EPROTO, "NAME=VALUE");
 }
 
+/* --tf with --per-node, and container images the engine could read as an option. */
+static void
+test_tf_and_container_rejected(void **state)
+{
+    (void) state;
+    Wslq__Envelope env;
+    Wslq__SubmitRequest req;
+    Wslq__JobSpec spec;
+    init_submit(&env, &req, &spec);
+    spec.tf = 1;
+    spec.per_node = 1;
+    expect_reject(&env, WQ_EINVAL, "--per-node");
+    spec.per_node = 0;
+    spec.container = "localhost/lab-pytorch:2.3@sha256:ab";
+    wq_error_t err = {0};
+    Wslq__Envelope *out = roundtrip(&env, &err);
+    assert_non_null(out);
+    assert_true(out->submit->spec->tf);
+    assert_string_equal(out->submit->spec->container, "localhost/lab-pytorch:2.3@sha256:ab");
+    wire_free(&out);
+    const char *bad[] = {"--privileged", "-v", "img name", "img;rm", "/abs", "img\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        spec.container = (char *) bad[i];
+        expect_reject(&env, WQ_EINVAL, "not an image name");
+    }
+    char longimg[WIRE_MAX_IMAGE + 2];
+    memset(longimg, 'a', sizeof longimg - 1);
+    longimg[sizeof longimg - 1] = '\0';
+    spec.container = longimg;
+    expect_reject(&env, WQ_ELIMIT, "container image");
+}
+
 static void
 test_counts_rejected(void **state)
 {
@@ -520,6 +552,7 @@ main(void)
         cmocka_unit_test(test_argv_too_many_rejected),
         cmocka_unit_test(test_long_arg_and_bad_env_rejected),
         cmocka_unit_test(test_counts_rejected),
+        cmocka_unit_test(test_tf_and_container_rejected),
         cmocka_unit_test(test_truncated_and_garbage_rejected),
         cmocka_unit_test(test_oversized_rejected_before_unpack),
         cmocka_unit_test(test_kv_and_log_limits),

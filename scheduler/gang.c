@@ -35,7 +35,9 @@ gang_launch(sched_t *self, job_t *job, size_t k)
     l.master_port = info->master_port;
     l.array_job_id = info->array_job_id;
     l.array_index = info->array_index;
+    l.tf_workers = tfcfg_workers(info, &l.n_tf_workers);
     out_launch(self, info->allocs[k]->node, &l);
+    tfcfg_workers_free(l.tf_workers, l.n_tf_workers);
 }
 
 void

@@ -232,6 +232,9 @@ finish(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t *o
         sm->failure_recorded = 0;
         jobsm_free_allocs(info);
         info->master_port = 0;
+        free(info->tf_ports);
+        info->tf_ports = NULL;
+        info->n_tf_ports = 0;
         wire_set_str(&info->master_addr, "");
         info->start_ms = 0;
         wire_set_str(&info->reason, why);

@@ -79,7 +79,8 @@ pick_port(sched_t *self)
         unsigned port = self->cfg.port_lo + (self->next_port++ % span);
         int used = 0;
         for (size_t j = 0; j < self->n_live && !used; j++)
-            used = self->live[j]->info->master_port == port &&
+            used = (self->live[j]->info->master_port == port ||
+                    tfcfg_port_used(self->live[j]->info, port)) &&
                    self->live[j]->info->state != WSLQ__JOB_STATE__PENDING;
         if (!used)
             return port;
@@ -123,6 +124,7 @@ start_job(sched_t *self, job_t *job, const policy_node_t *pn, const policy_choic
     }
     wire_set_str(&info->master_addr, info->allocs[0]->ip);
     info->master_port = pick_port(self);
+    tfcfg_reserve(self, info);
     jobsm_event_t ev = {.type = JOBSM_EV_PLACE};
     jobs_apply(self, job, &ev);
 }

@@ -365,6 +365,13 @@ void handle_update(sched_t *self, const msg_t *m);
 /* gang.c: the parts of a started job on their nodes */
 int gang_part_of(const Wslq__JobInfo *info, const char *node); /* alloc index, -1 none */
 void gang_launch(sched_t *self, job_t *job, size_t k);
+/* tfcfg.c: TensorFlow jobs (spec.tf). tfcfg_reserve fills info->tf_ports, one port per
+ * global rank from the MASTER_PORT range, none held by a started job (nothing for other jobs);
+ * tfcfg_workers gives every rank's "host:port" in rank order (free with tfcfg_workers_free). */
+int tfcfg_port_used(const Wslq__JobInfo *info, unsigned port);
+void tfcfg_reserve(sched_t *self, Wslq__JobInfo *info);
+char **tfcfg_workers(const Wslq__JobInfo *info, size_t *n);
+void tfcfg_workers_free(char **v, size_t n);
 void gang_kill(sched_t *self, job_t *job, const char *reason, int64_t grace_ms);
 /* JobSuspend to every part not ended: stop (info->suspended) or continue its ranks. */
 void gang_suspend(sched_t *self, job_t *job, const char *reason);

@@ -19,8 +19,9 @@ packages=(
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 # Installed when the distribution has them: Ubuntu ships chromium as a snap only (the
 # browser test then skips, saying why); python3-torch runs torchrun in
-# tests/integration/test_torchrun.py (skipped without it).
-optional=(chromium python3-torch)
+# tests/integration/test_torchrun.py (skipped without it); podman with runc and catatonit
+# (its --init) runs tests/integration/test_container.py in an image made from busybox-static.
+optional=(chromium python3-torch podman runc catatonit busybox-static)
 
 sudo_cmd=()
 if [ "$(id -u)" != 0 ]; then

@@ -160,6 +160,10 @@ wcfg_set(wcfg_t *c, const char *key, const char *v, wq_error_t *err)
     }
     if (strcmp(key, "rendezvous") == 0)
         return parse_bool(v, key, &c->rendezvous, err);
+    if (strcmp(key, "container_engine") == 0)
+        return copy_str(c->container_engine, sizeof c->container_engine, v, key, err);
+    if (strcmp(key, "container_flags") == 0)
+        return copy_str(c->container_flags, sizeof c->container_flags, v, key, err);
     if (strcmp(key, "inbound_ok") == 0)
         return parse_bool(v, key, &c->inbound_ok, err);
     if (strcmp(key, "run_as") == 0)
@@ -270,6 +274,8 @@ static const struct option long_opts[] = {
     {"kill-grace-ms", required_argument, NULL, 0},
     {"spool-keep-days", required_argument, NULL, 0},
     {"rendezvous", required_argument, NULL, 0},
+    {"container-engine", required_argument, NULL, 0},
+    {"container-flags", required_argument, NULL, 0},
     {"inbound-ok", required_argument, NULL, 0},
     {"probe-port", required_argument, NULL, 0},
     {"run-as", required_argument, NULL, 0},
@@ -309,6 +315,9 @@ wcfg_usage(void)
            "  --kill-grace-ms N     SIGTERM to SIGKILL grace (default 10000)\n"
            "  --spool-keep-days N   keep ended jobs' logs this long (default 7, 0 = forever)\n"
            "  --rendezvous yes|no   offer WSLQ_RENDEZVOUS sockets to jobs (default yes)\n"
+           "  --container-engine E  podman or docker (a name or path) for --container jobs\n"
+           "                        (default podman, else docker, whichever PATH has)\n"
+           "  --container-flags F   the engine's global flags, e.g. '--runtime runc'\n"
            "  --inbound-ok yes|no|auto  peers can connect in (multi-node jobs)\n"
            "  --probe-port N        TCP port of the inbound self-test (default 0 = ephemeral)\n"
            "  --run-as MODE         service: jobs run as the service account (default);\n"

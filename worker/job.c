@@ -469,6 +469,21 @@ merge_rank(job_t *j, job_rank_t *r, int final)
     free(in);
 }
 
+/* --container: remove the job's containers, as the job's account (rootless Podman keeps
+ * them per account). Once: a container whose client is gone would otherwise run on. */
+static void
+container_stop(job_t *j)
+{
+    if (j->ctr_rm == NULL)
+        return;
+    runas_acct_t acct = {0};
+    acct.drop = getuid() == 0 && j->uid != 0;
+    acct.uid = j->uid;
+    acct.gid = j->gid;
+    container_spawn_detached(j->ctr_rm, &acct);
+    jobenv_free(&j->ctr_rm);
+}
+
 static const char *
 sig_name(int sig)
 {
@@ -532,6 +547,8 @@ finish(job_t *j)
     } else if (j->status_lost && !j->have_fail) {
         snprintf(j->reason, sizeof j->reason, "worker restarted; exit status lost");
     }
+    if (j->have_fail || j->timed_out || j->killed)
+        container_stop(j);
     j->phase = JOB_ENDED;
     j->log_bytes = job_log_size(j);
     pos_save(j);
@@ -553,6 +570,7 @@ job_poll(job_t *j, int64_t now_ms)
         for (int i = 0; i < j->nranks; i++)
             job_signal_rank(&j->ranks[i], SIGKILL);
         j->kill_at_ms = now_ms + KILL_REPEAT;
+        container_stop(j);
     }
     int alive = 0;
     for (int i = 0; i < j->nranks; i++) {
@@ -656,6 +674,7 @@ job_destroy(job_t **jp)
     }
     if (j->log_fd >= 0)
         close(j->log_fd);
+    jobenv_free(&j->ctr_rm);
     free(j->ranks);
     free(j);
     *jp = NULL;

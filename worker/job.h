@@ -26,6 +26,7 @@
 
 #include "common/err.h"
 #include "proto/wire.h"
+#include "worker/container.h"
 #include "worker/jobenv.h"
 #include "worker/runas.h"
 
@@ -101,6 +102,9 @@ typedef struct job {
     /* streams.c's bookkeeping for the end message */
     int64_t ended_sent_ms; /* monotonic ms JobEnded was last sent, 0 = not yet */
     int acked;             /* JobEndedAck received */
+    /* --container: `ENGINE rm -f NAMES` run when the job is stopped or fails, so no container
+     * outlives its rank; NULL = not a container job */
+    char **ctr_rm;
 } job_t;
 
 typedef struct job_cfg {
@@ -112,6 +116,8 @@ typedef struct job_cfg {
     const char *rank_exe;  /* wslq-rank, the parent that records each rank's exit status for a
                               worker restarted meanwhile (worker/rank.c); NULL = ranks are
                               started directly and that status is lost */
+    /* --container jobs: the engine and its flags */
+    container_cfg_t container;
     /* Per launch (streams.c sets them around job_launch): */
     const runas_acct_t *acct; /* the account the ranks run as; NULL = the worker's own */
     const char *refuse;       /* not NULL: the job cannot run here (its owner has no usable

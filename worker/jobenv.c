@@ -8,6 +8,7 @@
 
 #include "common/mem.h"
 #include "proto/jobspec.h"
+#include "worker/tfconfig.h"
 
 /* A growable NULL-terminated vector of "K=V" strings. */
 typedef struct {
@@ -160,6 +161,19 @@ jobenv_build(const Wslq__JobLaunch *l, const jobenv_ctx_t *c, int lrank, char *c
     env_set(&a, "MASTER_ADDR", maddr);
     env_setu(&a, "MASTER_PORT", l->master_port ? l->master_port : c->master_port);
     env_setu(&a, "TORCHELASTIC_RESTART_COUNT", l->attempt);
+    /* torchrun --nproc-per-node for a --per-node launcher: its node's GPUs (1 without) */
+    env_setu(&a, "WSLQ_GPUS_ON_NODE", al ? al->n_gpus : 0);
+    env_setu(&a, "WSLQ_NPROC_PER_NODE",
+             spec && spec->per_node ? (al && al->n_gpus ? al->n_gpus : 1) : (uint64_t) nranks);
+    if (spec != NULL && spec->tf) {
+        char *tf = tfconfig_json(l, first_rank + (uint32_t) lrank);
+        if (tf != NULL)
+            env_put(&a, wq_asprintf("TF_CONFIG=%s", tf));
+        free(tf);
+        /* each rank sees only its GPUs already (CUDA_VISIBLE_DEVICES); TensorFlow would still
+         * take all their memory at start */
+        env_set(&a, "TF_FORCE_GPU_ALLOW_GROWTH", "true");
+    }
     if (c->iface != NULL && *c->iface != '\0') {
         env_set(&a, "NCCL_SOCKET_IFNAME", c->iface);
         env_set(&a, "GLOO_SOCKET_IFNAME", c->iface);

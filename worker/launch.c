@@ -253,6 +253,33 @@ job_launch(const Wslq__JobLaunch *l, const job_cfg_t *cfg)
         close(sfd);
     }
 
+    /* --container: the engine, checked before any rank starts */
+    const char *image = spec->container != NULL && *spec->container ? spec->container : NULL;
+    char engine[PATH_MAX];
+    int docker = 0;
+    if (image != NULL) {
+        if (container_engine(&cfg->container, getenv("PATH"), engine, sizeof engine, &docker) < 0) {
+            char why[PATH_MAX + 128];
+            snprintf(why, sizeof why,
+                     "--container: %.200s is not installed on this node (worker "
+                     "container_engine)",
+                     cfg->container.engine && *cfg->container.engine ? cfg->container.engine
+                                                                     : "neither podman nor docker");
+            return end_early(j, 1, why);
+        }
+        /* the containers' names, for `ENGINE rm -f` when the job is stopped */
+        char **names = wq_calloc((size_t) nranks, sizeof *names);
+        for (int i = 0; i < nranks; i++) {
+            names[i] = wq_malloc(256);
+            container_name(names[i], 256, cfg->env.node, cfg->state_dir, l->job_id, l->attempt,
+                           j->ranks[i].grank);
+        }
+        j->ctr_rm = container_rm_argv(engine, docker, cfg->container.flags, names, (size_t) nranks);
+        for (int i = 0; i < nranks; i++)
+            free(names[i]);
+        free(names);
+    }
+
     int nullfd = open("/dev/null", O_RDWR | O_CLOEXEC);
     jobenv_ctx_t ec = cfg->env;
     ec.spool = j->spool;
@@ -271,6 +298,20 @@ job_launch(const Wslq__JobLaunch *l, const job_cfg_t *cfg)
         char **envp = jobenv_build(l, &ec, i, cfg->base_env);
         char **argv = jobenv_argv(spec, envp);
         char *exe = script[0] ? wq_strdup(script) : find_exe(argv[0], jobenv_get(envp, "PATH"));
+        if (image != NULL) {
+            /* the engine's client is the rank; the program runs inside */
+            char name[256];
+            container_name(name, sizeof name, cfg->env.node, cfg->state_dir, l->job_id, l->attempt,
+                           r->grank);
+            container_rank_t cr = {
+                engine, docker, cfg->container.flags, name, image, cwd, j->spool, j->uid, j->gid,
+                l,      i};
+            char **cargv = container_argv(&cr, script[0] ? script : NULL, argv, envp);
+            jobenv_free(&argv);
+            argv = cargv;
+            free(exe);
+            exe = wq_strdup(engine);
+        }
         job_out_path(p, sizeof p, j, r);
         int outfd = job_spool_open(j, p, O_WRONLY | O_APPEND | (j->merged ? O_CREAT : 0));
         if (outfd >= 0 && j->merged && ftruncate(outfd, 0) < 0) {

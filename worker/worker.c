@@ -226,6 +226,8 @@ worker_new(const wcfg_t *cfg, const keys_creds_t *creds, wq_error_t *err)
     w->jcfg.env.nccl_env = w->si.nccl_env;
     w->jcfg.base_env = environ;
     w->jcfg.grace_ms = cfg->kill_grace_ms;
+    w->jcfg.container.engine = w->cfg.container_engine;
+    w->jcfg.container.flags = w->cfg.container_flags;
     space_open(&w->space, cfg->state_dir);
     w->jcfg.no_space = no_space;
     w->jcfg.no_space_arg = w;

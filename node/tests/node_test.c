@@ -514,6 +514,45 @@ test_doctor_linux_driver(void **state)
     doctor_destroy(&r);
 }
 
+/* oci.engine and oci.cdi: which engine --container jobs use, and the NVIDIA
+ * Container Toolkit's CDI spec (WARN only where there are GPUs to give a container). */
+static void
+test_doctor_containers(void **state)
+{
+    (void) state;
+    setenv("WSLQ_NVML_LIB", MISSING_LIB, 1);
+    char buf[4096];
+    const char *root = copy_fixture("plain-linux", buf, sizeof buf);
+    doctor_report_t *r = doctor_run(root, NULL, NULL);
+    assert_verdict(r, "oci.engine", DOCTOR_INFO);
+    assert_contains(must_find(r, "oci.engine")->summary, "no podman or docker");
+    assert_contains(must_find(r, "oci.engine")->fix, "apt-get install podman");
+    assert_null(doctor_find(r, "oci.cdi"));
+    doctor_destroy(&r);
+
+    mkdirs(root, "/usr/bin");
+    write_file(root, "/usr/bin/podman", "#!/bin/sh\n", 0);
+    char p[4200];
+    snprintf(p, sizeof p, "%s/usr/bin/podman", root);
+    assert_int_equal(chmod(p, 0755), 0);
+    r = doctor_run(root, NULL, NULL);
+    assert_contains(must_find(r, "oci.engine")->summary,
+                    "podman /usr/bin/podman: --container jobs use podman");
+    assert_verdict(r, "oci.cdi", DOCTOR_INFO); /* no GPU: nothing to give */
+    assert_contains(must_find(r, "oci.cdi")->summary, "no NVIDIA CDI spec");
+    assert_contains(must_find(r, "oci.cdi")->fix, "nvidia-ctk cdi generate");
+    doctor_destroy(&r);
+
+    mkdirs(root, "/var/run/cdi");
+    write_file(root, "/var/run/cdi/nvidia-container-toolkit.json", "{}", 0);
+    r = doctor_run(root, NULL, NULL);
+    assert_verdict(r, "oci.cdi", DOCTOR_PASS);
+    assert_contains(must_find(r, "oci.cdi")->summary, "/var/run/cdi/nvidia-container-toolkit.json");
+    assert_int_equal(doctor_tally(r, DOCTOR_WARN), 0);
+    doctor_destroy(&r);
+    remove_copy(root);
+}
+
 static void
 test_doctor_wsl1_and_plain(void **state)
 {
@@ -799,6 +838,7 @@ main(void)
         cmocka_unit_test_setup(test_doctor_iface_override_and_wslconfig_env, reset_env),
         cmocka_unit_test_setup(test_doctor_hook_print_json, reset_env),
         cmocka_unit_test_setup(test_shm_stale_and_cleanup, reset_env),
+        cmocka_unit_test_setup(test_doctor_containers, reset_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -118,6 +118,40 @@ test_env_2x2(void **state)
     jobenv_free(&e);
 }
 
+/* --tf: TF_CONFIG names every rank's host:port in rank order and this rank's index. */
+static void
+test_env_tf(void **state)
+{
+    (void) state;
+    fixture_t f;
+    init_2x2(&f);
+    char *workers[] = {"10.0.0.1:31000", "10.0.0.1:31001", "10.0.0.2:31002", "10.0.0.2:31003"};
+    f.spec.tf = 1;
+    f.l.tf_workers = workers;
+    f.l.n_tf_workers = 4;
+    char **e = jobenv_build(&f.l, &ctx, 1, NULL);
+    assert_string_equal(jobenv_get(e, "TF_CONFIG"),
+                        "{\"cluster\":{\"worker\":[\"10.0.0.1:31000\",\"10.0.0.1:31001\","
+                        "\"10.0.0.2:31002\",\"10.0.0.2:31003\"]},\"task\":{\"type\":"
+                        "\"worker\",\"index\":3}}");
+    assert_string_equal(jobenv_get(e, "TF_FORCE_GPU_ALLOW_GROWTH"), "true");
+    assert_string_equal(jobenv_get(e, "WSLQ_NPROC_PER_NODE"), "2");
+    assert_string_equal(jobenv_get(e, "CUDA_VISIBLE_DEVICES"), "3");
+    jobenv_free(&e);
+    /* a launch naming too few workers for the rank sets none rather than a wrong one */
+    f.l.n_tf_workers = 3;
+    e = jobenv_build(&f.l, &ctx, 1, NULL);
+    assert_null(jobenv_get(e, "TF_CONFIG"));
+    jobenv_free(&e);
+    /* without --tf nothing of TensorFlow's */
+    f.spec.tf = 0;
+    f.l.n_tf_workers = 4;
+    e = jobenv_build(&f.l, &ctx, 1, NULL);
+    assert_null(jobenv_get(e, "TF_CONFIG"));
+    assert_null(jobenv_get(e, "TF_FORCE_GPU_ALLOW_GROWTH"));
+    jobenv_free(&e);
+}
+
 static void
 test_env_per_node_and_no_gpu(void **state)
 {
@@ -134,6 +168,10 @@ test_env_per_node_and_no_gpu(void **state)
     assert_string_equal(jobenv_get(e, "WSLQ_GPU_UUIDS"), "GPU-a,GPU-b");
     assert_string_equal(jobenv_get(e, "LOCAL_WORLD_SIZE"), "1");
     assert_string_equal(jobenv_get(e, "NODE_RANK"), "1");
+    /* what the launcher passes to torchrun --nproc-per-node: the node's GPUs */
+    assert_string_equal(jobenv_get(e, "WSLQ_NPROC_PER_NODE"), "2");
+    assert_string_equal(jobenv_get(e, "WSLQ_GPUS_ON_NODE"), "2");
+    assert_null(jobenv_get(e, "TF_CONFIG"));
     jobenv_free(&e);
 
     /* no GPU: CUDA_VISIBLE_DEVICES is empty (hides every GPU), master falls back */
@@ -147,6 +185,8 @@ test_env_per_node_and_no_gpu(void **state)
     c2.master_port = 30001;
     e = jobenv_build(&f.l, &c2, 0, NULL);
     assert_string_equal(jobenv_get(e, "CUDA_VISIBLE_DEVICES"), "");
+    assert_string_equal(jobenv_get(e, "WSLQ_NPROC_PER_NODE"), "1");
+    assert_string_equal(jobenv_get(e, "WSLQ_GPUS_ON_NODE"), "0");
     assert_string_equal(jobenv_get(e, "MASTER_ADDR"), "10.0.0.2");
     assert_string_equal(jobenv_get(e, "MASTER_PORT"), "30001");
     assert_null(jobenv_get(e, "NCCL_SOCKET_IFNAME"));
@@ -254,7 +294,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_env_2x2),        cmocka_unit_test(test_env_per_node_and_no_gpu),
         cmocka_unit_test(test_env_account),    cmocka_unit_test(test_gpu_shares),
-        cmocka_unit_test(test_argv_expansion),
+        cmocka_unit_test(test_argv_expansion), cmocka_unit_test(test_env_tf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
