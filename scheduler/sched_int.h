@@ -229,7 +229,7 @@ struct sched {
     sched_hook_f hook;
     void *hook_arg;
     struct backfill *bf; /* backfill.c: the last pass's plan and reservations; NULL = none */
-    struct fs_core *fs; /* fairshare.c: usage, shares, limits, the pass's order */
+    struct fs_core *fs;  /* fairshare.c: usage, shares, limits, the pass's order */
 };
 
 /* A message as handlers see it. */

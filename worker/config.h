@@ -37,7 +37,7 @@ typedef struct wcfg {
     int owner;                  /* enum owner_policy */
     owner_limits_t owner_lim;   /* owner_away_min, owner_stale_s, owner_gpu_mem_mb, owner_gpu_pct */
     char owner_user[WIRE_MAX_NAME + 1]; /* the PC owner's wslq user: its jobs run regardless */
-    int owner_suspend_max_min; /* suspend: a job stopped this long is requeued (default 30) */
+    int owner_suspend_max_min;       /* suspend: a job stopped this long is requeued (default 30) */
     char container_engine[PATH_MAX]; /* --container jobs: podman or docker (name or path);
                                         "" = podman, else docker, by PATH */
     char container_flags[1024];      /* the engine's global flags ("--runtime runc") */
