@@ -146,6 +146,23 @@ jobenv_build(const Wslq__JobLaunch *l, const jobenv_ctx_t *c, int lrank, char *c
     env_set(&a, "CUDA_DEVICE_ORDER", "PCI_BUS_ID");
     env_set(&a, "WSLQ_GPU_UUIDS", uuids);
     free(uuids);
+    if (al != NULL && al->gpu_mem_mb > 0 && gcount > 0) {
+        /* A share of each GPU (--gpu-mem): the budget in MiB, as a fraction of the smallest
+         * card (torch.cuda.set_per_process_memory_fraction), and allocator settings that keep
+         * a framework from taking the whole card; the job's own --env wins. */
+        uint64_t total = 0;
+        for (size_t i = gfirst; i < gfirst + gcount; i++)
+            if (i < al->n_gpu_mem_total_mb && al->gpu_mem_total_mb[i] > 0 &&
+                (total == 0 || al->gpu_mem_total_mb[i] < total))
+                total = al->gpu_mem_total_mb[i];
+        env_setu(&a, "WSLQ_GPU_MEM", al->gpu_mem_mb);
+        if (total > 0) {
+            double f = (double) al->gpu_mem_mb / (double) total;
+            env_put(&a, wq_asprintf("WSLQ_GPU_MEM_FRACTION=%.3f", f > 1.0 ? 1.0 : f));
+        }
+        env_set(&a, "PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True");
+        env_set(&a, "TF_FORCE_GPU_ALLOW_GROWTH", "true");
+    }
 
     env_setu(&a, "RANK", (uint64_t) first_rank + (uint64_t) lrank);
     env_setu(&a, "WORLD_SIZE", world);

@@ -136,6 +136,14 @@ void
 outbox_heartbeat(worker_t *w)
 {
     sysinfo_refresh(&w->si);
+    uint64_t ours = 0;
+    int unsure = 0;
+    for (size_t i = 0; i < w->njobs; i++)
+        if (w->jobs[i]->phase != JOB_ENDED) {
+            ours |= w->jobs[i]->gpus;
+            unsure |= w->jobs[i]->adopted;
+        }
+    sysinfo_note_idle(&w->si, ours, unsure);
     Wslq__Heartbeat hb = WSLQ__HEARTBEAT__INIT;
     Wslq__GpuInfo gm[WIRE_MAX_GPUS], *gp[WIRE_MAX_GPUS];
     sysinfo_gpu_msgs(&w->si, gm, gp);

@@ -93,6 +93,8 @@ sysinfo_open(sysinfo_t *si, const char *node, int declared_gpus, const char *ifa
                 o->index = (uint32_t) g->index;
                 snprintf(o->uuid, sizeof o->uuid, "%s", g->uuid);
                 snprintf(o->name, sizeof o->name, "%s", g->name);
+                o->cc_major = (uint32_t) g->cc_major;
+                o->cc_minor = (uint32_t) g->cc_minor;
             }
             sysinfo_refresh(si);
         }
@@ -129,6 +131,16 @@ sysinfo_refresh(sysinfo_t *si)
 }
 
 void
+sysinfo_note_idle(sysinfo_t *si, uint64_t ours, int unsure)
+{
+    for (int i = 0; i < si->ngpus && !unsure; i++) {
+        sysinfo_gpu_t *g = &si->gpus[i];
+        if (g->index < 64 && !(ours & (1ULL << g->index)) && g->mem_total_mb > 0)
+            g->mem_idle_mb = g->mem_used_mb;
+    }
+}
+
+void
 sysinfo_gpu_msgs(const sysinfo_t *si, Wslq__GpuInfo *msgs, Wslq__GpuInfo **ptrs)
 {
     for (int i = 0; i < si->ngpus; i++) {
@@ -140,10 +152,13 @@ sysinfo_gpu_msgs(const sysinfo_t *si, Wslq__GpuInfo *msgs, Wslq__GpuInfo **ptrs)
         m->name = (char *) g->name;
         m->mem_total_mb = g->mem_total_mb;
         m->mem_used_mb = g->mem_used_mb;
+        m->mem_idle_used_mb = g->mem_idle_mb;
         m->temp_c = g->temp_c;
         m->util_pct = g->util_pct;
         m->power_w = g->power_w;
         m->declared = g->declared;
+        m->cc_major = g->cc_major;
+        m->cc_minor = g->cc_minor;
         ptrs[i] = m;
     }
 }

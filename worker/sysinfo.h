@@ -16,10 +16,13 @@ typedef struct sysinfo_gpu {
     char name[96];         /* product name or "declared" */
     uint64_t mem_total_mb; /* MiB, 0 unknown */
     uint64_t mem_used_mb;  /* MiB, 0 unknown */
+    uint64_t mem_idle_mb;  /* MiB used when last seen with no job of ours on it, 0 not seen */
     int temp_c;            /* -1 unknown */
     int util_pct;          /* -1 unknown */
     int power_w;           /* -1 unknown */
     int declared;          /* 1 configured by hand */
+    uint32_t cc_major;     /* CUDA compute capability, 0 unknown */
+    uint32_t cc_minor;
 } sysinfo_gpu_t;
 
 #define SYSINFO_MAX_CHECKS 48
@@ -57,6 +60,11 @@ void sysinfo_open(sysinfo_t *si, const char *node, int declared_gpus, const char
 
 /* Re-read GPU metrics (memory, temperature, utilisation, power) where supported. */
 void sysinfo_refresh(sysinfo_t *si);
+
+/* After a refresh: 'ours' (bit i: a job of ours holds GPU i) and 'unsure' (some job's GPUs
+ * are not known: an adopted one). Each GPU none of ours holds has its use remembered as what
+ * others hold (the Windows desktop), sent as GpuInfo.mem_idle_used_mb. */
+void sysinfo_note_idle(sysinfo_t *si, uint64_t ours, int unsure);
 
 /* Fill a Wslq__GpuInfo array (caller provides n = si->ngpus structs and the pointer array). */
 void sysinfo_gpu_msgs(const sysinfo_t *si, Wslq__GpuInfo *msgs, Wslq__GpuInfo **ptrs);

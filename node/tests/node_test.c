@@ -273,7 +273,9 @@ test_gpu_fake(void **state)
     assert_string_equal(g0->uuid, "GPU-11111111-2222-3333-4444-555555555555");
     assert_string_equal(g0->pci_bus_id, "00000000:01:00.0");
     assert_int_equal(g0->caps, GPU_CAP_NAME | GPU_CAP_UUID | GPU_CAP_MEMORY | GPU_CAP_TEMP |
-                                   GPU_CAP_POWER | GPU_CAP_PCI | GPU_CAP_DISPLAY);
+                                   GPU_CAP_POWER | GPU_CAP_PCI | GPU_CAP_DISPLAY | GPU_CAP_CC);
+    assert_int_equal(g0->cc_major, 8);
+    assert_int_equal(g0->cc_minor, 9);
     assert_int_equal(g0->mem_total_mb, 24564);
     assert_int_equal(g0->mem_used_mb, 1843);
     assert_int_equal(g0->mem_free_mb, 24564 - 1843);
@@ -282,8 +284,9 @@ test_gpu_fake(void **state)
     assert_int_equal(g0->power_w, 35);  /* 35400 mW */
     assert_int_equal(g0->display_active, 1);
     /* UNKNOWN from the temperature query counts as unsupported, not as an error */
-    assert_int_equal(g1->caps,
-                     GPU_CAP_NAME | GPU_CAP_UUID | GPU_CAP_MEMORY | GPU_CAP_POWER | GPU_CAP_PCI);
+    assert_int_equal(g1->caps, GPU_CAP_NAME | GPU_CAP_UUID | GPU_CAP_MEMORY | GPU_CAP_POWER |
+                                   GPU_CAP_PCI | GPU_CAP_CC);
+    assert_int_equal(g1->cc_minor, 6);
     assert_int_equal(g1->temp_c, -1);
     assert_int_equal(g1->display_active, -1);
 
@@ -312,7 +315,7 @@ test_gpu_fake(void **state)
     cJSON *arr = cJSON_GetObjectItem(j, "gpus");
     assert_int_equal(cJSON_GetArraySize(arr), 2);
     assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 1), "caps")->valuestring,
-                        "name,uuid,memory,power,pci");
+                        "name,uuid,memory,power,pci,cc");
     assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "absent_reason")));
     cJSON_Delete(j);
 
@@ -433,7 +436,7 @@ test_doctor_mirrored(void **state)
     assert_verdict(r, "gpu.cuda", DOCTOR_PASS);
     assert_verdict(r, "gpu.0", DOCTOR_INFO);
     assert_contains(must_find(r, "gpu.0")->summary, "drives a display");
-    assert_contains(must_find(r, "gpu.1")->summary, "caps name,uuid,memory,power,pci");
+    assert_contains(must_find(r, "gpu.1")->summary, "caps name,uuid,memory,power,pci,cc");
     assert_verdict(r, "gpu.pinned", DOCTOR_INFO);
     assert_verdict(r, "nccl.version", DOCTOR_PASS);
     assert_contains(must_find(r, "nccl.version")->summary, "2.21.5");
