@@ -23,6 +23,9 @@ typedef struct sysinfo_gpu {
     int declared;          /* 1 configured by hand */
     uint32_t cc_major;     /* CUDA compute capability, 0 unknown */
     uint32_t cc_minor;
+    int dx;          /* a DirectX adapter of another vendor (kind "dx"), from libdxcore */
+    char luid[24];   /* DirectX adapter LUID, "" unknown */
+    char vendor[16]; /* a dx adapter's vendor ("AMD") */
 } sysinfo_gpu_t;
 
 #define SYSINFO_MAX_CHECKS 48
@@ -46,7 +49,11 @@ typedef struct sysinfo {
     int ngpus;
     sysinfo_gpu_t gpus[WIRE_MAX_GPUS];
     char gpu_note[256]; /* why no GPU was discovered, "" if some were or none expected */
-    void *gpuset;       /* node's gpu_set_t when NVML is in use, else NULL */
+    /* Every DirectX adapter's LUID in DXCore's order (DML_VISIBLE_DEVICES numbers them so),
+     * NULL-ended; NVIDIA ones included */
+    char dx_luid_buf[16][24];
+    const char *dx_order[17];
+    void *gpuset; /* node's gpu_set_t when NVML is in use, else NULL */
     /* wslq doctor's findings, sent to the scheduler in Register.checks */
     char nccl_profile[32];       /* "default", "no-shm", "no-shm-no-p2p" */
     const char *const *nccl_env; /* static "K=V" list for that profile, NULL-terminated */

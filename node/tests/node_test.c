@@ -25,9 +25,9 @@
 #define FX(name)    FIXTURES "/" name
 #define MISSING_LIB "/nonexistent/libnvidia-ml.so.1"
 
-static const char *const knobs[] = {"FAKE_NVML_INIT_FAIL", "FAKE_NVML_GPUS", "FAKE_NVML_DRIVER",
-                                    "FAKE_CUDA_COUNT",     "FAKE_CUDA_P2P",  "FAKE_NCCL_VERSION",
-                                    "FAKE_NVML_GPU0_USED", "WSLQ_WSLCONFIG"};
+static const char *const knobs[] = {"WSLQ_DXCORE_LIB",   "FAKE_NVML_INIT_FAIL", "FAKE_NVML_GPUS",
+                                    "FAKE_NVML_DRIVER",  "FAKE_CUDA_COUNT",     "FAKE_CUDA_P2P",
+                                    "FAKE_NCCL_VERSION", "FAKE_NVML_GPU0_USED", "WSLQ_WSLCONFIG"};
 
 /* Every test starts with the fake library for NVML, CUDA and NCCL and no knobs set. */
 static int
@@ -438,6 +438,8 @@ test_doctor_mirrored(void **state)
     assert_contains(must_find(r, "gpu.0")->summary, "drives a display");
     assert_contains(must_find(r, "gpu.1")->summary, "caps name,uuid,memory,power,pci,cc");
     assert_verdict(r, "gpu.pinned", DOCTOR_INFO);
+    assert_verdict(r, "gpu.directml", DOCTOR_INFO); /* no libdxcore here: optional */
+    assert_contains(must_find(r, "gpu.directml")->summary, "libdxcore.so not found");
     assert_verdict(r, "nccl.version", DOCTOR_PASS);
     assert_contains(must_find(r, "nccl.version")->summary, "2.21.5");
     assert_contains(must_find(r, "nccl.profile")->summary,
@@ -777,6 +779,23 @@ test_shm_stale_and_cleanup(void **state)
     remove_copy(root);
 }
 
+/* DirectML's pieces: the adapters libdxcore lists, and a warning when libd3d12 is missing. */
+static void
+test_doctor_directml(void **state)
+{
+    (void) state;
+    setenv("WSLQ_DXCORE_LIB", FAKE_DXCORE, 1);
+    wq_error_t err = {0};
+    doctor_report_t *r = doctor_run(FX("wsl-mirrored"), NULL, &err);
+    assert_non_null(r);
+    assert_verdict(r, "gpu.directml", DOCTOR_WARN);
+    assert_contains(must_find(r, "gpu.directml")->summary,
+                    "2 DirectX adapters: NVIDIA GeForce RTX 4090 (NVIDIA, 24564 MiB), AMD Radeon "
+                    "RX 7900 XTX (AMD, 24560 MiB); libd3d12.so missing");
+    doctor_destroy(&r);
+    unsetenv("WSLQ_DXCORE_LIB");
+}
+
 int
 main(void)
 {
@@ -794,6 +813,7 @@ main(void)
         cmocka_unit_test_setup(test_gpu_cuda_variants, reset_env),
         cmocka_unit_test_setup(test_caps_and_nccl_version, reset_env),
         cmocka_unit_test_setup(test_doctor_mirrored, reset_env),
+        cmocka_unit_test_setup(test_doctor_directml, reset_env),
         cmocka_unit_test_setup(test_doctor_nat, reset_env),
         cmocka_unit_test_setup(test_doctor_linux_driver, reset_env),
         cmocka_unit_test_setup(test_doctor_wsl1_and_plain, reset_env),

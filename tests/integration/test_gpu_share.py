@@ -9,7 +9,9 @@
   GPU. `wslq nodes` shows the share, and it is the same after a scheduler restart.
 * `--gpu-type 3090` runs on pc2; requests no GPU could ever satisfy are refused at submit
   with the reason; bad values are usage errors.
-* When the sharing jobs end, the waiting ones run."""
+* When the sharing jobs end, the waiting ones run.
+* A worker with the fake libdxcore: its NVIDIA GPU gets the adapter's LUID, its AMD adapter
+  is a `dx` GPU; `--gpu-type dx` runs there with DML_VISIBLE_DEVICES and WSLQ_DX_ADAPTERS."""
 import os
 import sys
 
@@ -131,6 +133,30 @@ try:
     for j in (a, b, third, whole):
         c.wait_state(j, ("COMPLETED", "FAILED"), timeout=90)
         check(c.state(j) == "COMPLETED", f"job {j} completed ({c.state(j)})")
+
+    # DirectX GPUs (the fake libdxcore): pc3's RTX 4090 gets its adapter LUID, its AMD Radeon
+    # becomes a dx GPU; --gpu-type dx runs there with DML_VISIBLE_DEVICES and the LUID
+    dxfake = os.path.abspath(os.path.join(BIN, "..", "lib", "libfake_dxcore.so"))
+    c.start_worker("pc3", None, env=dict(base, WSLQ_DXCORE_LIB=dxfake))
+    gs = next(n for n in c.json("nodes")["nodes"] if n["name"] == "pc3")["gpus"]
+    check(len(gs) == 2 and gs[0].get("luid") == "0x000000000001a2b3" and gs[0]["kind"] == "nvidia"
+          and gs[1]["kind"] == "dx" and gs[1]["name"] == "AMD Radeon RX 7900 XTX"
+          and gs[1]["vendor"] == "AMD" and gs[1]["mem_total_mb"] == 24560,
+          f"pc3's GPUs: {gs}")
+    r = c.cli("nodes", "pc3")
+    check("dx AMD" in r.stdout, f"wslq nodes marks the dx GPU:\n{r.stdout}")
+    dx = c.submit("--gpu-type", "dx", "--wrap",
+                  f'echo "[$CUDA_VISIBLE_DEVICES] $DML_VISIBLE_DEVICES $WSLQ_DX_ADAPTERS" '
+                  f'> {out}/dx.env')
+    c.wait_state(dx, ("COMPLETED", "FAILED"), timeout=60)
+    with open(f"{out}/dx.env") as f:
+        seen = f.read().split()
+    check(c.state(dx) == "COMPLETED" and node_of(c, dx) == "pc3"
+          and seen == ["[]", "1", "0x0000000000054321"],
+          f"a dx job: no CUDA GPU, DML_VISIBLE_DEVICES, WSLQ_DX_ADAPTERS: {seen}")
+    r = c.cli("submit", "--gpu-type", "dx", "--gpus", "2", "--", "true")
+    check(r.returncode == 1 and "no node has 2 GPUs of type dx" in r.stderr,
+          f"two dx GPUs on one node: {r.stderr.strip()}")
 finally:
     c.stop()
 finish()
