@@ -181,13 +181,19 @@ sysinfo_refresh(sysinfo_t *si)
 }
 
 void
-sysinfo_note_idle(sysinfo_t *si, uint64_t ours, int unsure)
+sysinfo_note_idle(sysinfo_t *si, uint64_t ours, int unsure, int64_t desktop_mb)
 {
-    for (int i = 0; i < si->ngpus && !unsure; i++) {
+    int nvidia = 0;
+    sysinfo_gpu_t *only = NULL;
+    for (int i = 0; i < si->ngpus; i++) {
         sysinfo_gpu_t *g = &si->gpus[i];
-        if (g->index < 64 && !(ours & (1ULL << g->index)) && g->mem_total_mb > 0)
+        if (!g->dx && !g->declared && nvidia++ == 0)
+            only = g;
+        if (!unsure && g->index < 64 && !(ours & (1ULL << g->index)) && g->mem_total_mb > 0)
             g->mem_idle_mb = g->mem_used_mb;
     }
+    if (nvidia == 1 && desktop_mb > 0 && (uint64_t) desktop_mb > only->mem_idle_mb)
+        only->mem_idle_mb = (uint64_t) desktop_mb;
 }
 
 void

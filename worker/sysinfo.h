@@ -70,8 +70,10 @@ void sysinfo_refresh(sysinfo_t *si);
 
 /* After a refresh: 'ours' (bit i: a job of ours holds GPU i) and 'unsure' (some job's GPUs
  * are not known: an adopted one). Each GPU none of ours holds has its use remembered as what
- * others hold (the Windows desktop), sent as GpuInfo.mem_idle_used_mb. */
-void sysinfo_note_idle(sysinfo_t *si, uint64_t ours, int unsure);
+ * others hold (the Windows desktop), sent as GpuInfo.mem_idle_used_mb. desktop_mb: the
+ * Windows processes' GPU memory from the owner reporter (-1 unknown); on a PC with one
+ * NVIDIA GPU it is that GPU's, and the remembered use is never less. */
+void sysinfo_note_idle(sysinfo_t *si, uint64_t ours, int unsure, int64_t desktop_mb);
 
 /* Fill a Wslq__GpuInfo array (caller provides n = si->ngpus structs and the pointer array). */
 void sysinfo_gpu_msgs(const sysinfo_t *si, Wslq__GpuInfo *msgs, Wslq__GpuInfo **ptrs);
