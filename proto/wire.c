@@ -222,6 +222,9 @@ wire_validate_spec(const Wslq__JobSpec *spec, wq_error_t *err)
         return wq_fail(err, WQ_ELIMIT, "GPU memory request is out of range");
     if (check_str(spec->gpu_type, WIRE_MAX_GPU_TYPE, 0, "GPU type", err) < 0)
         return -1;
+    for (const char *p = spec->gpu_type; p != NULL && *p; p++)
+        if ((unsigned char) *p < 0x20 || (unsigned char) *p >= 0x7f)
+            return wq_fail(err, WQ_EINVAL, "--gpu-type: only printable ASCII (a model name)");
     if ((spec->gpu_mem_mb > 0 || spec->gpu_mem_min_mb > 0 ||
          (spec->gpu_type != NULL && spec->gpu_type[0] != '\0')) &&
         spec->gpus_per_node == 0)

@@ -125,6 +125,8 @@ try:
     for args, want in ((["--gpu-mem", "0"], "--gpu-mem: a share must be more than 0"),
                        (["--gpu-mem", "lots"], "--gpu-mem"),
                        (["--gpu-type", ""], "--gpu-type: empty GPU type"),
+                       (["--gpu-type", "rtx\t4090"], "--gpu-type: only printable ASCII"),
+                       (["--gpu-type", "x" * 129], "GPU type is longer than 128 bytes"),
                        (["--gpus", "0", "--gpu-mem", "1G"], "need GPUs")):
         r = c.cli("submit", *args, "--", "true")
         check(r.returncode == 2 and want in r.stderr, f"{' '.join(args)}: {r.stderr.strip()}")
