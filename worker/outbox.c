@@ -48,7 +48,7 @@ owner_refresh(worker_t *w)
     w->owner_state = owner_read(w->cfg.owner_file, wq_clock_wall_ms() / 1000, &w->cfg.owner_lim,
                                 &rep, why, sizeof why);
     /* the Windows processes' GPU memory, when the report is fresh and has it */
-    w->owner_gpu_mem_mb = w->owner_state != OWNER_UNKNOWN && rep.gpu_ok ? rep.gpu_mem_mb : -1;
+    w->owner_gpu_mb = w->owner_state != OWNER_UNKNOWN && rep.gpu_ok ? rep.gpu_mem_mb : -1;
     /* the reason goes on the wire as one line */
     for (char *p = why; *p; p++)
         if ((unsigned char) *p < 0x20 || *p == 0x7f)
@@ -148,7 +148,7 @@ outbox_heartbeat(worker_t *w)
             ours |= w->jobs[i]->gpus;
             unsure |= w->jobs[i]->adopted;
         }
-    sysinfo_note_idle(&w->si, ours, unsure, w->owner_gpu_mem_mb);
+    sysinfo_note_idle(&w->si, ours, unsure, w->owner_gpu_mb);
     Wslq__Heartbeat hb = WSLQ__HEARTBEAT__INIT;
     Wslq__GpuInfo gm[WIRE_MAX_GPUS], *gp[WIRE_MAX_GPUS];
     sysinfo_gpu_msgs(&w->si, gm, gp);

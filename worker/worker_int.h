@@ -49,35 +49,35 @@ typedef struct selftest {
 } selftest_t;
 
 struct worker {
-    wcfg_t cfg;               /* flags and config file, as given to worker_new */
-    sysinfo_t si;             /* what this PC has (node facts, GPUs, doctor verdicts) */
-    space_t space;            /* room on the state directory's file system (disk.spool) */
-    void *ctx;                /* ZeroMQ context */
-    void *sock;               /* DEALER connected to the scheduler */
-    job_t **jobs;             /* jobs held (streams.c): running, or ended and not yet forgotten */
-    size_t njobs;             /* entries used in jobs */
-    size_t cap;               /* entries allocated in jobs */
-    job_cfg_t jcfg;           /* what every job launch needs (state dir, env, grace) */
-    char rank_exe[PATH_MAX];  /* wslq-rank beside this program, "" when missing */
-    runas_t runas;            /* whose account jobs run as (runas.h), decided at start */
-    rdv_t *rdv;               /* rendezvous relay, NULL when disabled */
-    int registered;           /* a RegisterReply arrived since the last (re)connect */
-    int64_t reg_sent_ms;      /* monotonic ms of the last Register */
-    int64_t next_hb_ms;       /* monotonic ms of the next Heartbeat */
-    int64_t next_cleanup_ms;  /* monotonic ms of the next spool cleanup */
-    int backlog;              /* a send hit the high-water mark or a cap: poll again soon */
-    wq_ratelimit_t rl_bad;    /* bad frames from the scheduler */
-    void *hs_mon;             /* CURVE handshake failures of sock (keys_watch), or NULL */
-    wq_ratelimit_t rl_hs;     /* their log lines */
-    selftest_t selftest;      /* the inbound self-test (selftest.c) */
-    uint64_t reg_req_id;      /* request_id of the last Register */
-    int64_t reg_sent_wall;    /* wall ms when it was sent */
-    int clock_measured;       /* clock_offset_ms and clock_rtt_ms hold a measurement */
-    int owner_state;          /* enum owner_state, read before each Register and heartbeat */
-    char owner_why[256];      /* why that state (one line) */
-    int64_t owner_gpu_mem_mb; /* the Windows processes' GPU memory as reported, -1 unknown */
-    int64_t clock_offset_ms;  /* ms: scheduler clock minus ours */
-    uint32_t clock_rtt_ms;    /* ms: round trip of the Register that measured it */
+    wcfg_t cfg;              /* flags and config file, as given to worker_new */
+    sysinfo_t si;            /* what this PC has (node facts, GPUs, doctor verdicts) */
+    space_t space;           /* room on the state directory's file system (disk.spool) */
+    void *ctx;               /* ZeroMQ context */
+    void *sock;              /* DEALER connected to the scheduler */
+    job_t **jobs;            /* jobs held (streams.c): running, or ended and not yet forgotten */
+    size_t njobs;            /* entries used in jobs */
+    size_t cap;              /* entries allocated in jobs */
+    job_cfg_t jcfg;          /* what every job launch needs (state dir, env, grace) */
+    char rank_exe[PATH_MAX]; /* wslq-rank beside this program, "" when missing */
+    runas_t runas;           /* whose account jobs run as (runas.h), decided at start */
+    rdv_t *rdv;              /* rendezvous relay, NULL when disabled */
+    int registered;          /* a RegisterReply arrived since the last (re)connect */
+    int64_t reg_sent_ms;     /* monotonic ms of the last Register */
+    int64_t next_hb_ms;      /* monotonic ms of the next Heartbeat */
+    int64_t next_cleanup_ms; /* monotonic ms of the next spool cleanup */
+    int backlog;             /* a send hit the high-water mark or a cap: poll again soon */
+    wq_ratelimit_t rl_bad;   /* bad frames from the scheduler */
+    void *hs_mon;            /* CURVE handshake failures of sock (keys_watch), or NULL */
+    wq_ratelimit_t rl_hs;    /* their log lines */
+    selftest_t selftest;     /* the inbound self-test (selftest.c) */
+    uint64_t reg_req_id;     /* request_id of the last Register */
+    int64_t reg_sent_wall;   /* wall ms when it was sent */
+    int clock_measured;      /* clock_offset_ms and clock_rtt_ms hold a measurement */
+    int owner_state;         /* enum owner_state, read before each Register and heartbeat */
+    char owner_why[256];     /* why that state (one line) */
+    int64_t owner_gpu_mb;    /* the Windows processes' GPU memory as reported, -1 unknown */
+    int64_t clock_offset_ms; /* ms: scheduler clock minus ours */
+    uint32_t clock_rtt_ms;   /* ms: round trip of the Register that measured it */
 };
 
 /* ---- outbox.c: messages to the scheduler. Each sends without blocking; a full queue sets
