@@ -18,8 +18,11 @@ static const char usage[] =
     "\n"
     "Per node: state, CPUs and memory (allocated/total), GPUs (in use/total), address; then\n"
     "one line per GPU: index, model, memory used/total, temperature and utilisation ('-' when\n"
-    "the driver does not report them), UUID, the job holding it or 'free', and 'declared' for\n"
-    "GPUs configured by hand rather than discovered. With NAME, also the node's attributes\n"
+    "the driver does not report them), UUID, the job holding it, the --gpu-mem jobs sharing\n"
+    "it ('7,8 share 12.0G of 22.0G': declared shares of the card less what others hold) or\n"
+    "'free', and a note: compute capability ('cc 8.9'), 'dx VENDOR' for a DirectX GPU, or\n"
+    "'declared' for GPUs configured by hand rather than discovered. With NAME, also the node's "
+    "attributes\n"
     "(wslq doctor results). A node an admin drained ('wslq drain') shows 'draining' while\n"
     "jobs still run there, then 'drained', and a line saying by whom, since when and why.\n"
     "A node whose worker has 'owner = yield', or whose PC owner is known, gets a line with\n"
@@ -109,6 +112,22 @@ print_drains(const Wslq__NodesReply *r, int64_t now_ms, FILE *out)
     }
 }
 
+/* A GPU that --gpu-mem jobs share: "7,8 share 12G of 22.2G" (its memory less what others
+ * hold). */
+static void
+print_shared(table_t *g, const Wslq__GpuInfo *x)
+{
+    char ids[128] = "", a[32], b[32];
+    size_t len = 0;
+    for (size_t i = 0; i < x->n_shared_jobs && len + 24 < sizeof ids; i++)
+        len += (size_t) snprintf(ids + len, sizeof ids - len, "%s%" PRIu64, i ? "," : "",
+                                 x->shared_jobs[i]);
+    uint64_t room = x->mem_total_mb > x->mem_other_mb ? x->mem_total_mb - x->mem_other_mb : 0;
+    table_cellf(g, "%s share %s of %s", ids,
+                wq_format_size_mb((int64_t) x->mem_shared_mb, a, sizeof a),
+                wq_format_size_mb((int64_t) room, b, sizeof b));
+}
+
 void
 print_nodes(const Wslq__NodesReply *r, int64_t now_ms, FILE *out)
 {
@@ -123,7 +142,7 @@ print_nodes(const Wslq__NodesReply *r, int64_t now_ms, FILE *out)
         char a[32], b[32];
         size_t used = 0;
         for (size_t k = 0; k < n->n_gpus; k++)
-            used += n->gpus[k]->job_id != 0;
+            used += n->gpus[k]->job_id != 0 || n->gpus[k]->n_shared_jobs > 0;
         ngpus += n->n_gpus;
         table_row(t);
         table_cellf(t, "%s", n->name);
@@ -179,9 +198,18 @@ print_nodes(const Wslq__NodesReply *r, int64_t now_ms, FILE *out)
             table_cellf(g, "%s", x->uuid && x->uuid[0] ? x->uuid : "-");
             if (x->job_id != 0)
                 table_cellf(g, "%" PRIu64, x->job_id);
+            else if (x->n_shared_jobs > 0)
+                print_shared(g, x);
             else
                 table_cellf(g, "free");
-            table_cellf(g, "%s", x->declared ? "declared" : "");
+            if (x->declared)
+                table_cellf(g, "declared");
+            else if (x->kind != NULL && strcmp(x->kind, "dx") == 0)
+                table_cellf(g, "dx %s", x->vendor ? x->vendor : "");
+            else if (x->cc_major > 0)
+                table_cellf(g, "cc %u.%u", x->cc_major, x->cc_minor);
+            else
+                table_cellf(g, "%s", "");
         }
     }
     fputc('\n', out);

@@ -240,6 +240,15 @@ print_show(const Wslq__ShowReply *r, int64_t now_ms, FILE *out)
             fprintf(out, "%s%u", i ? "," : "; ports ", j->tf_ports[i]);
         fputc('\n', out);
     }
+    if (s->gpu_type != NULL && s->gpu_type[0] != '\0')
+        fprintf(out, KEY "%s\n", "GPU type:", s->gpu_type);
+    char gm[32];
+    if (s->gpu_mem_min_mb > 0)
+        fprintf(out, KEY "%s\n",
+                "GPU mem min:", wq_format_size_mb((int64_t) s->gpu_mem_min_mb, gm, sizeof gm));
+    if (s->gpu_mem_mb > 0)
+        fprintf(out, KEY "%s of each GPU, shared\n",
+                "GPU share:", wq_format_size_mb((int64_t) s->gpu_mem_mb, gm, sizeof gm));
     fprintf(out, KEY "%u\n", "Attempt:", j->attempt);
     if (s->preemptible)
         fprintf(out, KEY "yes (preempted or evicted %u time%s)\n", "Preemptible:", j->preemptions,

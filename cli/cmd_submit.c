@@ -37,6 +37,12 @@ static const char usage[] =
     "      --container IMAGE    run each rank in IMAGE with the node's podman or docker\n"
     "  -c, --cpus N             CPUs per node (default 1)\n"
     "      --mem SIZE           memory per node: 512M, 16G (bare number = MiB)\n"
+    "      --gpu-type T[,T]     only GPUs whose model name contains T (4090, 'rtx a6000'),\n"
+    "                           any of several; dx = a DirectX GPU of another vendor\n"
+    "      --gpu-mem-min SIZE   only GPUs with at least this much memory (20G)\n"
+    "      --gpu-mem SIZE       share each GPU: this much of its memory (6G); small jobs are\n"
+    "                           packed on one GPU, never beyond what the card has free\n"
+    "                           (the job gets WSLQ_GPU_MEM in MiB; default 1 GPU)\n"
     "  -t, --time DUR           time limit: 90s, 10m, 2h, 1:30:00, 1-00:00:00 (bare = minutes)\n"
     "      --priority N         higher runs first (default 0)\n"
     "      --retries N          requeues allowed after a node loss (0..100)\n"
@@ -104,6 +110,9 @@ enum {
     O_NOTIFY,
     O_TF,
     O_CONTAINER,
+    O_GPU_TYPE,
+    O_GPU_MEM_MIN,
+    O_GPU_MEM,
 };
 
 static const opt_t opts[] = {
@@ -137,6 +146,9 @@ static const opt_t opts[] = {
     {"notify", 0, 1, O_NOTIFY},
     {"tf", 0, 0, O_TF},
     {"container", 0, 1, O_CONTAINER},
+    {"gpu-type", 0, 1, O_GPU_TYPE},
+    {"gpu-mem-min", 0, 1, O_GPU_MEM_MIN},
+    {"gpu-mem", 0, 1, O_GPU_MEM},
     OPT_COMMON,
     {NULL, 0, 0, 0},
 };
@@ -399,6 +411,8 @@ typedef struct {
     int gpus_set, nodes_set, gpn_set, rpn_set, per_node, requeue, preemptible, tf;
     int64_t mem_mb, time_s, prio;
     uint32_t notify; /* JOBSPEC_NOTIFY_* */
+    const char *gpu_type;
+    int64_t gpu_mem_min_mb, gpu_mem_mb;
     deps_t deps;
     strlist_t env_opts, exports, secrets, nodelist, exclude, constraints;
     strlist_t words; /* a batch script's directive words, which the values above point into */
@@ -583,6 +597,25 @@ apply_opt(cli_ctx_t *ctx, sub_t *o, submit_args_t *a, int id, const char *v, wq_
             return -1;
         }
         o->container = v;
+        break;
+    case O_GPU_TYPE:
+        if (v[0] == '\0') {
+            wq_fail(err, WQ_EINVAL, "--gpu-type: empty GPU type");
+            return -1;
+        }
+        o->gpu_type = v;
+        break;
+    case O_GPU_MEM_MIN:
+        if (wq_parse_size_mb(v, "--gpu-mem-min", &o->gpu_mem_min_mb, err) < 0)
+            return -1;
+        break;
+    case O_GPU_MEM:
+        if (wq_parse_size_mb(v, "--gpu-mem", &o->gpu_mem_mb, err) < 0)
+            return -1;
+        if (o->gpu_mem_mb == 0) {
+            wq_fail(err, WQ_EINVAL, "--gpu-mem: a share must be more than 0");
+            return -1;
+        }
         break;
     default:
         if (opt_common(ctx, id, v, err) != 0)
@@ -899,6 +932,13 @@ submit_parse(cli_ctx_t *ctx, int argc, char **argv, submit_args_t *a, wq_error_t
     s->uid = (uint32_t) getuid();
     s->nodes = o->nodes;
     s->gpus_per_node = o->gpus_set ? o->gpus : o->gpn;
+    if ((o->gpu_type != NULL || o->gpu_mem_min_mb > 0 || o->gpu_mem_mb > 0) && !o->gpus_set &&
+        !o->gpn_set)
+        s->gpus_per_node = 1; /* choosing or sharing a GPU asks for one */
+    if (o->gpu_type != NULL)
+        s->gpu_type = wq_strdup(o->gpu_type);
+    s->gpu_mem_min_mb = (uint64_t) o->gpu_mem_min_mb;
+    s->gpu_mem_mb = (uint64_t) o->gpu_mem_mb;
     s->ranks_per_node = o->per_node ? 1 : o->rpn;
     s->per_node = o->per_node;
     s->tf = o->tf;

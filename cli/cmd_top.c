@@ -108,7 +108,7 @@ render(const frame_t *f, const char *addr, int64_t now_ms)
         up += n->state && strcmp(n->state, "torpid") != 0 && strcmp(n->state, "lost") != 0;
         gpus += (unsigned) n->n_gpus;
         for (size_t g = 0; g < n->n_gpus; g++)
-            used += n->gpus[g]->job_id != 0;
+            used += n->gpus[g]->job_id != 0 || n->gpus[g]->n_shared_jobs > 0;
     }
     for (size_t i = 0; i < qr->n_jobs; i++) {
         running += qr->jobs[i]->state == WSLQ__JOB_STATE__RUNNING ||

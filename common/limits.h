@@ -59,6 +59,8 @@
 #define WIRE_MAX_NODES 256
 /* GPUs per node: one bit each in the policy's uint64_t masks */
 #define WIRE_MAX_GPUS 64
+/* a job's --gpu-type: model names to match ("4090,rtx a6000") */
+#define WIRE_MAX_GPU_TYPE 128
 /* ranks per node: a rank per GPU, or per CPU core for CPU jobs */
 #define WIRE_MAX_RANKS 256
 /* dependencies of one job */

@@ -12,6 +12,7 @@
 
 #include "common/mem.h"
 #include "node/containers.h"
+#include "node/dxcore.h"
 #include "node/node_internal.h"
 
 #define NCCL_MIN         21200 /* NCCL 2.12.0: first release NVIDIA lists for WSL */
@@ -333,6 +334,34 @@ check_wsl(doctor_report_t *r, const char *root, int agent)
     }
 }
 
+/* DirectML's pieces (any DirectX 12 GPU, --gpu-type dx): libdxcore and its adapters,
+ * libd3d12. Never a failure: CUDA jobs do not need them. */
+static void
+check_directml(doctor_report_t *r, const char *root)
+{
+    dx_adapter_t a[DX_MAX_ADAPTERS];
+    char why[256] = "", names[512] = "";
+    int n = dx_adapters(root, a, DX_MAX_ADAPTERS, why, sizeof why);
+    size_t len = 0;
+    for (int i = 0; i < n && len + 8 < sizeof names; i++)
+        len +=
+            (size_t) snprintf(names + len, sizeof names - len, "%s%s (%s, %llu MiB)", i ? ", " : "",
+                              a[i].name, a[i].vendor, (unsigned long long) a[i].mem_mb);
+    int d3d12 = exists(root, "/usr/lib/wsl/lib/libd3d12.so");
+    if (n < 0)
+        doctor_add(r, "gpu.directml", DOCTOR_INFO,
+                   "in Windows: wsl.exe --update (libdxcore.so comes with WSL)",
+                   "DirectML GPUs (--gpu-type dx) unavailable: %s", why);
+    else if (n == 0)
+        doctor_add(r, "gpu.directml", DOCTOR_INFO, NULL,
+                   "libdxcore lists no DirectX 12 compute adapter");
+    else
+        doctor_add(r, "gpu.directml", d3d12 ? DOCTOR_INFO : DOCTOR_WARN,
+                   d3d12 ? NULL : "in Windows: wsl.exe --update (libd3d12.so comes with WSL)",
+                   "%d DirectX adapter%s: %s; libd3d12.so %s", n, n == 1 ? "" : "s", names,
+                   d3d12 ? "present" : "missing");
+}
+
 static void
 check_gpu_files(doctor_report_t *r, const char *root)
 {
@@ -356,6 +385,7 @@ check_gpu_files(doctor_report_t *r, const char *root)
                    "in Windows: wsl.exe --update and update the GPU driver; check [wsl2] "
                    "gpuSupport in .wslconfig",
                    "no /dev/dxg: the VM has no GPU");
+    check_directml(r, root);
 
     char pkgs[512], what[768] = "";
     int npkg = dpkg_driver_pkgs(root, pkgs, sizeof pkgs);

@@ -167,6 +167,8 @@ query_nvml(gpu_set_t *s)
         (nvml_ret_t(*)(nvml_dev_t, nvml_pci_t *)) SYM(s->nvml, "nvmlDeviceGetPciInfo_v3");
     nvml_ret_t (*get_display)(nvml_dev_t, int *) =
         (nvml_ret_t(*)(nvml_dev_t, int *)) SYM(s->nvml, "nvmlDeviceGetDisplayActive");
+    nvml_ret_t (*get_cc)(nvml_dev_t, int *, int *) = (nvml_ret_t(*)(nvml_dev_t, int *, int *)) SYM(
+        s->nvml, "nvmlDeviceGetCudaComputeCapability");
     nvml_ret_t (*get_driver)(char *, unsigned int) =
         (nvml_ret_t(*)(char *, unsigned int)) SYM(s->nvml, "nvmlSystemGetDriverVersion");
     s->get_memory =
@@ -232,6 +234,12 @@ query_nvml(gpu_set_t *s)
         if (get_display && get_display(h, &active) == 0) {
             g->display_active = active != 0;
             g->caps |= GPU_CAP_DISPLAY;
+        }
+        int major = 0, minor = 0;
+        if (get_cc && get_cc(h, &major, &minor) == 0 && major > 0) {
+            g->cc_major = major;
+            g->cc_minor = minor;
+            g->caps |= GPU_CAP_CC;
         }
         read_dynamic(s, k, 1);
     }
@@ -430,8 +438,8 @@ gpu_nccl_version(const char **path)
 char *
 gpu_caps_string(unsigned caps, char *buf, size_t size)
 {
-    static const char *const names[GPU_CAP_COUNT] = {"name", "uuid",  "memory", "temp",
-                                                     "util", "power", "pci",    "display"};
+    static const char *const names[GPU_CAP_COUNT] = {"name",  "uuid", "memory",  "temp", "util",
+                                                     "power", "pci",  "display", "cc"};
     size_t len = 0;
     if (size)
         buf[0] = '\0';
@@ -479,6 +487,8 @@ gpu_set_to_json(const gpu_set_t *s)
         cJSON_AddNumberToObject(j, "util_pct", g->util_pct);
         cJSON_AddNumberToObject(j, "power_w", g->power_w);
         cJSON_AddNumberToObject(j, "display_active", g->display_active);
+        cJSON_AddNumberToObject(j, "cc_major", g->cc_major);
+        cJSON_AddNumberToObject(j, "cc_minor", g->cc_minor);
         cJSON_AddNumberToObject(j, "caps_mask", g->caps);
         cJSON_AddStringToObject(j, "caps", gpu_caps_string(g->caps, caps, sizeof caps));
         cJSON_AddItemToArray(arr, j);

@@ -30,8 +30,9 @@ enum gpu_cap_b {
     GPU_CAP_POWER = 1u << 5,   /* nvmlDeviceGetPowerUsage */
     GPU_CAP_PCI = 1u << 6,     /* nvmlDeviceGetPciInfo_v3 */
     GPU_CAP_DISPLAY = 1u << 7, /* nvmlDeviceGetDisplayActive */
+    GPU_CAP_CC = 1u << 8,      /* nvmlDeviceGetCudaComputeCapability */
 };
-#define GPU_CAP_COUNT 8
+#define GPU_CAP_COUNT 9
 
 typedef struct gpu_info {
     int index;            /* NVML index */
@@ -46,7 +47,9 @@ typedef struct gpu_info {
     int util_pct;         /* percent, -1 unsupported */
     int power_w;          /* watts, -1 unsupported */
     int display_active;   /* 1 drives a display (shared with the desktop, TDR-exposed), 0, -1 */
-    unsigned caps;        /* gpu_cap_b bits of queries that worked at open */
+    int cc_major;         /* CUDA compute capability (8.9: 8, 9), 0 unknown */
+    int cc_minor;
+    unsigned caps; /* gpu_cap_b bits of queries that worked at open */
 } gpu_info_t;
 
 typedef struct gpu_set gpu_set_t;

@@ -109,6 +109,9 @@ json_spec(const Wslq__JobSpec *s)
     cJSON_AddItemToObject(o, "nodelist", str_array(s->nodelist, s->n_nodelist));
     cJSON_AddItemToObject(o, "exclude", str_array(s->exclude, s->n_exclude));
     cJSON_AddItemToObject(o, "constraints", str_array(s->constraints, s->n_constraints));
+    add_str(o, "gpu_type", s->gpu_type);
+    add_u64(o, "gpu_mem_min_mb", s->gpu_mem_min_mb);
+    add_u64(o, "gpu_mem_mb", s->gpu_mem_mb);
     cJSON *deps = cJSON_AddArrayToObject(o, "depends_on");
     for (size_t i = 0; i < s->n_depends_on; i++)
         cJSON_AddItemToArray(deps, cJSON_CreateNumber((double) s->depends_on[i]));
@@ -144,6 +147,7 @@ json_alloc(const Wslq__Alloc *a)
     cJSON_AddItemToObject(o, "gpu_uuids", str_array(a->gpu_uuids, a->n_gpu_uuids));
     add_u64(o, "first_rank", a->first_rank);
     add_u64(o, "nranks", a->nranks);
+    add_u64(o, "gpu_mem_mb", a->gpu_mem_mb);
     return o;
 }
 
@@ -246,6 +250,21 @@ json_gpu(const Wslq__GpuInfo *g)
     else
         add_u64(o, "job_id", g->job_id);
     cJSON_AddBoolToObject(o, "declared", g->declared);
+    add_str(o, "kind", g->kind != NULL && g->kind[0] ? g->kind : "nvidia");
+    if (g->cc_major > 0) {
+        char cc[24];
+        snprintf(cc, sizeof cc, "%u.%u", g->cc_major, g->cc_minor);
+        add_str(o, "compute_capability", cc);
+    }
+    if (g->luid != NULL && g->luid[0])
+        add_str(o, "luid", g->luid);
+    if (g->vendor != NULL && g->vendor[0])
+        add_str(o, "vendor", g->vendor);
+    add_u64(o, "mem_shared_mb", g->mem_shared_mb);
+    add_u64(o, "mem_other_mb", g->mem_other_mb);
+    cJSON *sj = cJSON_AddArrayToObject(o, "shared_jobs");
+    for (size_t i = 0; i < g->n_shared_jobs; i++)
+        cJSON_AddItemToArray(sj, cJSON_CreateNumber((double) g->shared_jobs[i]));
     return o;
 }
 

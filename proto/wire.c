@@ -245,6 +245,17 @@ wire_validate_spec(const Wslq__JobSpec *spec, wq_error_t *err)
         return wq_fail(err, WQ_ELIMIT, "%u CPUs per node is out of range", spec->cpus_per_node);
     if (spec->mem_mb_per_node > (1ULL << 30))
         return wq_fail(err, WQ_ELIMIT, "memory request is out of range");
+    if (spec->gpu_mem_mb > (1ULL << 30) || spec->gpu_mem_min_mb > (1ULL << 30))
+        return wq_fail(err, WQ_ELIMIT, "GPU memory request is out of range");
+    if (check_str(spec->gpu_type, WIRE_MAX_GPU_TYPE, 0, "GPU type", err) < 0)
+        return -1;
+    for (const char *p = spec->gpu_type; p != NULL && *p; p++)
+        if ((unsigned char) *p < 0x20 || (unsigned char) *p >= 0x7f)
+            return wq_fail(err, WQ_EINVAL, "--gpu-type: only printable ASCII (a model name)");
+    if ((spec->gpu_mem_mb > 0 || spec->gpu_mem_min_mb > 0 ||
+         (spec->gpu_type != NULL && spec->gpu_type[0] != '\0')) &&
+        spec->gpus_per_node == 0)
+        return wq_fail(err, WQ_EINVAL, "--gpu-type, --gpu-mem and --gpu-mem-min need GPUs");
     if (spec->time_limit_s > (uint64_t) WIRE_MAX_TIME_LIMIT_S)
         return wq_fail(err, WQ_ELIMIT, "time limit is longer than a year");
     if (spec->retries > WIRE_MAX_RETRIES)

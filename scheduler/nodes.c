@@ -117,6 +117,7 @@ nodes_refresh(sched_t *self, node_t *nd)
     ni->mem_alloc_mb = 0;
     for (size_t g = 0; g < ni->n_gpus; g++)
         ni->gpus[g]->job_id = 0;
+    gpushare_refresh_begin(ni);
     /* only STARTING and RUNNING jobs hold parts, and they are all in the live set: pending
      * jobs, however many, cost nothing here */
     size_t n_live;
@@ -129,12 +130,15 @@ nodes_refresh(sched_t *self, node_t *nd)
                 continue;
             ni->cpus_alloc += job->info->spec->cpus_per_node;
             ni->mem_alloc_mb += job->info->spec->mem_mb_per_node;
+            if (gpushare_refresh_part(ni, job->info->id, a))
+                continue;
             for (size_t g = 0; g < ni->n_gpus; g++)
                 for (size_t x = 0; x < a->n_gpus; x++)
                     if (ni->gpus[g]->index == a->gpus[x])
                         ni->gpus[g]->job_id = job->info->id;
         }
     }
+    gpushare_refresh_end(ni);
     ni->drained = nd->drained;
     wire_set_str(&ni->owner, nodes_owner_policy_name(nd->owner_policy));
     wire_set_str(&ni->owner_state, nodes_owner_state_name(nd->owner_state));
@@ -430,6 +434,7 @@ handle_heartbeat(sched_t *self, const msg_t *m)
             dst->temp_c = src->temp_c;
             dst->util_pct = src->util_pct;
             dst->power_w = src->power_w;
+            dst->mem_idle_used_mb = src->mem_idle_used_mb;
         }
 }
 

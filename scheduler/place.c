@@ -26,8 +26,10 @@ snapshot(sched_t *self, policy_node_t *pn, size_t cap, int for_feasibility)
         p->cpus = ni->cpus;
         p->mem_mb = ni->mem_mb;
         for (size_t g = 0; g < ni->n_gpus; g++)
-            if (ni->gpus[g]->index < WIRE_MAX_GPUS)
+            if (ni->gpus[g]->index < WIRE_MAX_GPUS) {
                 p->gpu_present |= 1ULL << ni->gpus[g]->index;
+                gpushare_policy_gpu(ni->gpus[g], &p->gpu[ni->gpus[g]->index]);
+            }
     }
     if (for_feasibility)
         return n;
@@ -42,12 +44,14 @@ snapshot(sched_t *self, policy_node_t *pn, size_t cap, int for_feasibility)
                 if (strcmp(pn[i].name, a->node) != 0)
                     continue;
                 for (size_t g = 0; g < a->n_gpus; g++)
-                    pn[i].gpu_used |= 1ULL << a->gpus[g];
+                    gpushare_take(&pn[i], a, a->gpus[g]);
                 pn[i].cpus_used += job->info->spec->cpus_per_node;
                 pn[i].mem_used_mb += job->info->spec->mem_mb_per_node;
             }
         }
     }
+    for (size_t i = 0; i < n; i++)
+        gpushare_other(self->nodes[i]->info, &pn[i]);
     return n;
 }
 
@@ -58,6 +62,9 @@ req_of(const Wslq__JobSpec *s, policy_req_t *r)
     r->gpus_per_node = s->gpus_per_node;
     r->cpus_per_node = s->cpus_per_node ? s->cpus_per_node : 1;
     r->mem_mb_per_node = s->mem_mb_per_node;
+    r->gpu_type = s->gpu_type;
+    r->gpu_mem_min_mb = s->gpu_mem_min_mb;
+    r->gpu_mem_mb = s->gpu_mem_mb;
 }
 
 static unsigned
@@ -120,6 +127,7 @@ start_job(sched_t *self, job_t *job, const policy_node_t *pn, const policy_choic
             a->gpu_uuids[a->n_gpu_uuids++] = wq_strdup(uuid);
             a->n_gpus++;
         }
+        gpushare_alloc(info->spec, nd->info, a);
         info->allocs[k] = a;
     }
     wire_set_str(&info->master_addr, info->allocs[0]->ip);

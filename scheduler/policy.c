@@ -1,8 +1,10 @@
 /* Placement; see policy.h. */
 #include "scheduler/policy.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 unsigned
 policy_popcount(uint64_t mask)
@@ -10,11 +12,173 @@ policy_popcount(uint64_t mask)
     return (unsigned) __builtin_popcountll(mask);
 }
 
+/* 1 if 'hay' contains 'needle' (len bytes), ignoring case. */
+static int
+contains_nocase(const char *hay, const char *needle, size_t len)
+{
+    if (len == 0)
+        return 0;
+    for (; *hay; hay++)
+        if (strncasecmp(hay, needle, len) == 0)
+            return 1;
+    return 0;
+}
+
+int
+policy_gpu_type_match(const char *type, const policy_gpu_t *g)
+{
+    if (type == NULL || type[0] == '\0')
+        return 1;
+    const char *model = g->model != NULL ? g->model : "";
+    for (const char *p = type; *p;) {
+        size_t len = strcspn(p, ",");
+        const char *w = p;
+        size_t wl = len;
+        while (wl > 0 && isspace((unsigned char) *w))
+            w++, wl--;
+        while (wl > 0 && isspace((unsigned char) w[wl - 1]))
+            wl--;
+        if (wl == 2 && strncasecmp(w, "dx", 2) == 0) {
+            if (g->dx)
+                return 1;
+        } else if (!g->dx && contains_nocase(model, w, wl)) {
+            return 1;
+        }
+        p += len + (p[len] == ',');
+    }
+    return 0;
+}
+
+uint64_t
+policy_gpu_free_mb(const policy_node_t *nd, unsigned index)
+{
+    if (index >= WIRE_MAX_GPUS || !(nd->gpu_present & (1ULL << index)) ||
+        (nd->gpu_used & (1ULL << index)))
+        return 0;
+    const policy_gpu_t *g = &nd->gpu[index];
+    uint64_t held = (uint64_t) g->other_mb + g->shared_mb;
+    return g->mem_mb > held ? g->mem_mb - held : 0;
+}
+
+/* 1 if GPU b is one the job could ever use: its type and memory minimum, and for a share,
+ * memory of at least the share. */
+static int
+gpu_kind_ok(const policy_node_t *nd, unsigned b, const policy_req_t *req)
+{
+    const policy_gpu_t *g = &nd->gpu[b];
+    if (!policy_gpu_type_match(req->gpu_type, g))
+        return 0;
+    if (req->gpu_mem_min_mb > 0 && g->mem_mb < req->gpu_mem_min_mb)
+        return 0;
+    return req->gpu_mem_mb == 0 || g->mem_mb >= req->gpu_mem_mb;
+}
+
+/* The node's GPUs the job could ever use (the whole node idle). */
+static int
+gpu_filtered(const policy_req_t *req)
+{
+    return (req->gpu_type != NULL && req->gpu_type[0] != '\0') || req->gpu_mem_min_mb > 0 ||
+           req->gpu_mem_mb > 0;
+}
+
+static uint64_t
+gpus_ever(const policy_node_t *nd, const policy_req_t *req)
+{
+    if (!gpu_filtered(req))
+        return nd->gpu_present;
+    uint64_t out = 0;
+    for (uint64_t m = nd->gpu_present; m != 0; m &= m - 1) {
+        unsigned b = (unsigned) __builtin_ctzll(m);
+        if (gpu_kind_ok(nd, b, req))
+            out |= 1ULL << b;
+    }
+    return out;
+}
+
+/* The node's GPUs the job could get now: whole jobs only GPUs nobody holds; sharing jobs
+ * GPUs not held whole with room for the share. */
+static uint64_t
+gpus_now(const policy_node_t *nd, const policy_req_t *req)
+{
+    uint64_t ever = gpus_ever(nd, req), out = 0;
+    if (req->gpu_mem_mb == 0)
+        return ever & ~nd->gpu_used & ~nd->gpu_shared;
+    for (unsigned b = 0; b < WIRE_MAX_GPUS; b++)
+        if ((ever & (1ULL << b)) && policy_gpu_free_mb(nd, b) >= req->gpu_mem_mb)
+            out |= 1ULL << b;
+    return out;
+}
+
 static int
 fits_empty(const policy_node_t *nd, const policy_req_t *req)
 {
-    return policy_popcount(nd->gpu_present) >= req->gpus_per_node &&
+    return policy_popcount(gpus_ever(nd, req)) >= req->gpus_per_node &&
            nd->cpus >= req->cpus_per_node && nd->mem_mb >= req->mem_mb_per_node;
+}
+
+/* " of type 4090" for the job's type, else "". */
+static void
+type_words(const policy_req_t *req, char *buf, size_t size)
+{
+    if (req->gpu_type != NULL && req->gpu_type[0] != '\0')
+        snprintf(buf, size, " of type %.100s", req->gpu_type);
+    else if (size > 0)
+        buf[0] = '\0';
+}
+
+/* Why no node has the GPUs the job asks for (policy_feasible), when GPU filters are set:
+ * returns 0 with 'why' filled, or 1 if some node has enough of them. */
+static int
+gpus_feasible(
+    const policy_node_t *nodes, size_t n, const policy_req_t *req, char *why, size_t whylen)
+{
+    unsigned most = 0, typed = 0;
+    uint64_t largest = 0;
+    int unknown_mem = 0;
+    char models[160] = "";
+    size_t mlen = 0;
+    for (size_t i = 0; i < n; i++) {
+        const policy_node_t *nd = &nodes[i];
+        unsigned c = policy_popcount(gpus_ever(nd, req));
+        if (c > most)
+            most = c;
+        for (unsigned b = 0; b < WIRE_MAX_GPUS; b++) {
+            if (!(nd->gpu_present & (1ULL << b)))
+                continue;
+            const policy_gpu_t *g = &nd->gpu[b];
+            const char *m = g->dx ? "dx" : g->model && g->model[0] ? g->model : "unknown";
+            if (mlen + strlen(m) + 3 < sizeof models && !strstr(models, m))
+                mlen += (size_t) snprintf(models + mlen, sizeof models - mlen, "%s%s",
+                                          mlen ? ", " : "", m);
+            if (!policy_gpu_type_match(req->gpu_type, g))
+                continue;
+            typed++;
+            if (g->mem_mb > largest)
+                largest = g->mem_mb;
+            unknown_mem |= g->mem_mb == 0;
+        }
+    }
+    if (most >= req->gpus_per_node)
+        return 1;
+    char tw[128];
+    type_words(req, tw, sizeof tw);
+    uint64_t need = req->gpu_mem_min_mb > req->gpu_mem_mb ? req->gpu_mem_min_mb : req->gpu_mem_mb;
+    if (typed == 0)
+        snprintf(why, whylen, "no GPU matches --gpu-type %.100s (the GPUs here: %s)", req->gpu_type,
+                 models[0] ? models : "none");
+    else if (need > 0 && largest < need && largest == 0 && unknown_mem)
+        snprintf(why, whylen,
+                 "no GPU%s reports its memory, which --gpu-mem and --gpu-mem-min need "
+                 "(declared GPUs report none)",
+                 tw);
+    else if (need > 0 && largest < need)
+        snprintf(why, whylen, "no GPU%s has %llu MiB of memory; the largest has %llu MiB", tw,
+                 (unsigned long long) need, (unsigned long long) largest);
+    else
+        snprintf(why, whylen, "no node has %u GPU%s%s%s; the most on one node is %u",
+                 req->gpus_per_node, req->gpus_per_node == 1 ? "" : "s", tw,
+                 need > 0 ? " with that memory" : "", most);
+    return 0;
 }
 
 int
@@ -56,6 +220,8 @@ policy_feasible(
                  req->gpus_per_node == 1 ? "" : "s", max_gpus);
         return 0;
     }
+    if (gpu_filtered(req) && !gpus_feasible(nodes, n, req, why, whylen))
+        return 0;
     if (max_cpus < req->cpus_per_node) {
         snprintf(why, whylen, "no node has %u CPUs; the largest has %u", req->cpus_per_node,
                  max_cpus);
@@ -99,7 +265,7 @@ policy_feasible(
 static int
 fits_now2(const policy_node_t *nd, const policy_req_t *req, int untested_ok)
 {
-    uint64_t free_gpus = nd->gpu_present & ~nd->gpu_used;
+    uint64_t free_gpus = gpus_now(nd, req);
     int inbound = nd->inbound_ok && (nd->inbound_test == POLICY_INBOUND_PASSED ||
                                      (untested_ok && nd->inbound_test == POLICY_INBOUND_PENDING));
     return nd->eligible && (req->nodes == 1 || inbound) &&
@@ -116,6 +282,35 @@ fits_now(const policy_node_t *nd, const policy_req_t *req)
     return fits_now2(nd, req, 0);
 }
 
+/* 'count' of the GPUs in 'mask' for a sharing job: those already shared first (whole GPUs
+ * stay free for whole-GPU jobs), then the least free memory that fits (big holes stay for big
+ * shares), then the lowest index. */
+static uint64_t
+pack_bits(const policy_node_t *nd, uint64_t mask, unsigned count)
+{
+    uint64_t out = 0;
+    while (count-- > 0) {
+        int best = -1;
+        uint64_t best_free = 0;
+        int best_shared = 0;
+        for (unsigned b = 0; b < WIRE_MAX_GPUS; b++) {
+            if (!(mask & ~out & (1ULL << b)))
+                continue;
+            int sh = (nd->gpu_shared >> b) & 1;
+            uint64_t f = policy_gpu_free_mb(nd, b);
+            if (best < 0 || sh > best_shared || (sh == best_shared && f < best_free)) {
+                best = (int) b;
+                best_free = f;
+                best_shared = sh;
+            }
+        }
+        if (best < 0)
+            break;
+        out |= 1ULL << best;
+    }
+    return out;
+}
+
 static uint64_t
 lowest_bits(uint64_t mask, unsigned count)
 {
@@ -126,6 +321,36 @@ lowest_bits(uint64_t mask, unsigned count)
             count--;
         }
     return out;
+}
+
+/* The wait reason of a one-node job that chooses or shares GPUs: what it waits for, and for
+ * a share the most any matching GPU has free now. */
+static void
+wait_words(const policy_node_t *nodes, size_t n, const policy_req_t *req, char *why, size_t whylen)
+{
+    char tw[128];
+    type_words(req, tw, sizeof tw);
+    if (req->gpu_mem_mb == 0) {
+        snprintf(why, whylen, "waiting for resources: %u GPU%s%s, %u CPU%s free on one node",
+                 req->gpus_per_node, req->gpus_per_node == 1 ? "" : "s", tw, req->cpus_per_node,
+                 req->cpus_per_node == 1 ? "" : "s");
+        return;
+    }
+    uint64_t most = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!nodes[i].eligible)
+            continue;
+        uint64_t ever = gpus_ever(&nodes[i], req);
+        for (unsigned b = 0; b < WIRE_MAX_GPUS; b++)
+            if ((ever & (1ULL << b)) && policy_gpu_free_mb(&nodes[i], b) > most)
+                most = policy_gpu_free_mb(&nodes[i], b);
+    }
+    snprintf(why, whylen,
+             "waiting for GPU memory: %u GPU%s%s with %llu MiB free each, %u CPU%s on one node "
+             "(the most free on a GPU now: %llu MiB)",
+             req->gpus_per_node, req->gpus_per_node == 1 ? "" : "s", tw,
+             (unsigned long long) req->gpu_mem_mb, req->cpus_per_node,
+             req->cpus_per_node == 1 ? "" : "s", (unsigned long long) most);
 }
 
 int
@@ -151,7 +376,7 @@ policy_place(const policy_node_t *nodes,
         for (size_t i = 0; i < limit; i++) {
             if (taken[i] || !fits_now(&nodes[i], req))
                 continue;
-            unsigned f = policy_popcount(nodes[i].gpu_present & ~nodes[i].gpu_used);
+            unsigned f = policy_popcount(gpus_now(&nodes[i], req));
             unsigned c = nodes[i].cpus - nodes[i].cpus_used;
             if (best == (size_t) -1 || f < best_free || (f == best_free && c < best_cpu)) {
                 best = i;
@@ -163,12 +388,15 @@ policy_place(const policy_node_t *nodes,
             break;
         taken[best] = 1;
         out->node[chosen] = best;
-        out->gpus[chosen] =
-            lowest_bits(nodes[best].gpu_present & ~nodes[best].gpu_used, req->gpus_per_node);
+        uint64_t avail = gpus_now(&nodes[best], req);
+        out->gpus[chosen] = req->gpu_mem_mb > 0 ? pack_bits(&nodes[best], avail, req->gpus_per_node)
+                                                : lowest_bits(avail, req->gpus_per_node);
         chosen++;
     }
     if (chosen < req->nodes) {
-        if (req->nodes == 1)
+        if (req->nodes == 1 && gpu_filtered(req))
+            wait_words(nodes, limit, req, why, whylen);
+        else if (req->nodes == 1)
             snprintf(why, whylen, "waiting for resources: %u GPU%s, %u CPU%s free on one node",
                      req->gpus_per_node, req->gpus_per_node == 1 ? "" : "s", req->cpus_per_node,
                      req->cpus_per_node == 1 ? "" : "s");
@@ -197,7 +425,14 @@ policy_take(policy_node_t *nodes, const policy_req_t *req, const policy_choice_t
 {
     for (unsigned i = 0; i < c->n; i++) {
         policy_node_t *nd = &nodes[c->node[i]];
-        nd->gpu_used |= c->gpus[i];
+        if (req->gpu_mem_mb > 0) {
+            nd->gpu_shared |= c->gpus[i];
+            for (unsigned b = 0; b < WIRE_MAX_GPUS; b++)
+                if (c->gpus[i] & (1ULL << b))
+                    nd->gpu[b].shared_mb += req->gpu_mem_mb;
+        } else {
+            nd->gpu_used |= c->gpus[i];
+        }
         nd->cpus_used += req->cpus_per_node;
         nd->mem_used_mb += req->mem_mb_per_node;
     }

@@ -487,6 +487,21 @@ void preempt_owner(sched_t *self, node_t *nd);
 int preempt_owner_may_run(const node_t *nd, const char *user);
 /* The ids of the jobs suspended on the node, at most cap. */
 size_t preempt_suspended_on(sched_t *self, const node_t *nd, uint64_t *ids, size_t cap);
+/* ---- choosing and sharing GPUs (gpushare.c) ---- */
+
+/* A GPU's model, memory and kind for the policy (use zero). */
+void gpushare_policy_gpu(const Wslq__GpuInfo *gi, policy_gpu_t *pg);
+/* A live part's hold on GPU 'gpu': shared by its --gpu-mem, or whole. */
+void gpushare_take(policy_node_t *p, const Wslq__Alloc *a, uint32_t gpu);
+/* After every take: each GPU's use by others (gpushare.c says how it is estimated). */
+void gpushare_other(const Wslq__NodeInfo *ni, policy_node_t *p);
+/* A new part's share, its GPUs' memory and DirectX LUIDs (start_job). */
+void gpushare_alloc(const Wslq__JobSpec *s, const Wslq__NodeInfo *ni, Wslq__Alloc *a);
+/* nodes_refresh: clear the GPUs' sharing view; add a live part (1 if it shares, then its
+ * GPUs get no job_id); work out the memory others hold. */
+void gpushare_refresh_begin(Wslq__NodeInfo *ni);
+int gpushare_refresh_part(Wslq__NodeInfo *ni, uint64_t job_id, const Wslq__Alloc *a);
+void gpushare_refresh_end(Wslq__NodeInfo *ni);
 
 /* nodes.c */
 node_t *nodes_by_name(sched_t *self, const char *name);

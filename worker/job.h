@@ -74,6 +74,7 @@ typedef struct job {
     int phase;         /* enum job_phase */
     int started;       /* 1 if every rank was forked (JobStarted may be sent) */
     int adopted;       /* 1 if taken over from an earlier worker process */
+    uint64_t gpus;     /* bit i: its ranks were given GPU i (launched here, not adopted) */
     int64_t start_wall_ms;
     int64_t time_limit_s;    /* 0 = none */
     int64_t deadline_ms;     /* monotonic ms of the time limit, 0 = none */

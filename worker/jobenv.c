@@ -133,7 +133,27 @@ jobenv_build(const Wslq__JobLaunch *l, const jobenv_ctx_t *c, int lrank, char *c
     char cvd[WIRE_MAX_GPUS * 12 + 1] = "";
     char *uuids = wq_strdup("");
     size_t used = 0;
+    char dml[WIRE_MAX_GPUS * 4 + 1] = "";
+    char *dx = wq_strdup("");
+    size_t dml_len = 0;
     for (size_t i = gfirst; i < gfirst + gcount; i++) {
+        if (i < al->n_dx_luids && al->dx_luids[i][0] != '\0') {
+            /* a DirectX GPU of another vendor: not CUDA's; DML_VISIBLE_DEVICES numbers the
+             * node's adapters in DXCore's order */
+            int ord = -1;
+            for (int k = 0; c->dx_order != NULL && c->dx_order[k] != NULL; k++)
+                if (strcmp(c->dx_order[k], al->dx_luids[i]) == 0)
+                    ord = k;
+            int n = ord < 0 ? 0
+                            : snprintf(dml + dml_len, sizeof dml - dml_len, "%s%d",
+                                       dml_len ? "," : "", ord);
+            if (n > 0 && (size_t) n < sizeof dml - dml_len)
+                dml_len += (size_t) n;
+            char *d = wq_asprintf("%s%s%s", dx, *dx ? "," : "", al->dx_luids[i]);
+            free(dx);
+            dx = d;
+            continue;
+        }
         int n = snprintf(cvd + used, sizeof cvd - used, "%s%u", used ? "," : "", al->gpus[i]);
         if (n > 0 && (size_t) n < sizeof cvd - used)
             used += (size_t) n;
@@ -147,6 +167,28 @@ jobenv_build(const Wslq__JobLaunch *l, const jobenv_ctx_t *c, int lrank, char *c
     env_set(&a, "CUDA_DEVICE_ORDER", "PCI_BUS_ID");
     env_set(&a, "WSLQ_GPU_UUIDS", uuids);
     free(uuids);
+    if (*dx) {
+        env_set(&a, "DML_VISIBLE_DEVICES", dml);
+        env_set(&a, "WSLQ_DX_ADAPTERS", dx);
+    }
+    free(dx);
+    if (al != NULL && al->gpu_mem_mb > 0 && gcount > 0) {
+        /* A share of each GPU (--gpu-mem): the budget in MiB, as a fraction of the smallest
+         * card (torch.cuda.set_per_process_memory_fraction), and allocator settings that keep
+         * a framework from taking the whole card; the job's own --env wins. */
+        uint64_t total = 0;
+        for (size_t i = gfirst; i < gfirst + gcount; i++)
+            if (i < al->n_gpu_mem_total_mb && al->gpu_mem_total_mb[i] > 0 &&
+                (total == 0 || al->gpu_mem_total_mb[i] < total))
+                total = al->gpu_mem_total_mb[i];
+        env_setu(&a, "WSLQ_GPU_MEM", al->gpu_mem_mb);
+        if (total > 0) {
+            double f = (double) al->gpu_mem_mb / (double) total;
+            env_put(&a, wq_asprintf("WSLQ_GPU_MEM_FRACTION=%.3f", f > 1.0 ? 1.0 : f));
+        }
+        env_set(&a, "PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True");
+        env_set(&a, "TF_FORCE_GPU_ALLOW_GROWTH", "true");
+    }
 
     env_setu(&a, "RANK", (uint64_t) first_rank + (uint64_t) lrank);
     env_setu(&a, "WORLD_SIZE", world);

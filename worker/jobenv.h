@@ -22,6 +22,8 @@ typedef struct jobenv_ctx {
     const char *user;            /* the account the ranks switch to (USER, LOGNAME), NULL = none:
                                     they run as the worker and keep its values */
     const char *home;            /* that account's home directory (HOME); with user only */
+    const char *const *dx_order; /* this node's DirectX adapter LUIDs in DXCore's order,
+                                    NULL-ended, or NULL (DML_VISIBLE_DEVICES numbers them) */
 } jobenv_ctx_t;
 
 /* Processes this node starts for the launch: 1 for per_node, else alloc.nranks (at least 1). */

@@ -181,6 +181,9 @@ job_launch(const Wslq__JobLaunch *l, const job_cfg_t *cfg)
     int nranks = jobenv_nranks(l);
     job_t *j = job_alloc(l->job_id, l->attempt, nranks, cfg);
     j->first_rank = l->alloc ? l->alloc->first_rank : 0;
+    for (size_t g = 0; l->alloc != NULL && g < l->alloc->n_gpus; g++)
+        if (l->alloc->gpus[g] < WIRE_MAX_GPUS)
+            j->gpus |= 1ULL << l->alloc->gpus[g];
     for (int i = 0; i < nranks; i++)
         j->ranks[i].grank = j->first_rank + (uint32_t) i;
     snprintf(j->name, sizeof j->name, "%s", spec->name ? spec->name : "");

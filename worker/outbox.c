@@ -43,8 +43,12 @@ owner_refresh(worker_t *w)
 {
     char why[sizeof w->owner_why];
     int was = w->owner_state;
+    owner_report_t rep;
+    memset(&rep, 0, sizeof rep);
     w->owner_state = owner_read(w->cfg.owner_file, wq_clock_wall_ms() / 1000, &w->cfg.owner_lim,
-                                NULL, why, sizeof why);
+                                &rep, why, sizeof why);
+    /* the Windows processes' GPU memory, when the report is fresh and has it */
+    w->owner_gpu_mb = w->owner_state != OWNER_UNKNOWN && rep.gpu_ok ? rep.gpu_mem_mb : -1;
     /* the reason goes on the wire as one line */
     for (char *p = why; *p; p++)
         if ((unsigned char) *p < 0x20 || *p == 0x7f)
@@ -138,6 +142,15 @@ void
 outbox_heartbeat(worker_t *w)
 {
     sysinfo_refresh(&w->si);
+    owner_refresh(w);
+    uint64_t ours = 0;
+    int unsure = 0;
+    for (size_t i = 0; i < w->njobs; i++)
+        if (w->jobs[i]->phase != JOB_ENDED) {
+            ours |= w->jobs[i]->gpus;
+            unsure |= w->jobs[i]->adopted;
+        }
+    sysinfo_note_idle(&w->si, ours, unsure, w->owner_gpu_mb);
     Wslq__Heartbeat hb = WSLQ__HEARTBEAT__INIT;
     Wslq__GpuInfo gm[WIRE_MAX_GPUS], *gp[WIRE_MAX_GPUS];
     sysinfo_gpu_msgs(&w->si, gm, gp);
@@ -154,7 +167,6 @@ outbox_heartbeat(worker_t *w)
     space_node_check(&w->space, &disk, summary, sizeof summary);
     hb.checks = &dp;
     hb.n_checks = 1;
-    owner_refresh(w);
     hb.owner_state = (uint32_t) w->owner_state;
     hb.owner_policy = (uint32_t) w->cfg.owner;
     hb.owner_why = w->owner_why;

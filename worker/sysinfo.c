@@ -6,6 +6,7 @@
 
 #include "common/log.h"
 #include "node/doctor.h"
+#include "node/dxcore.h"
 #include "node/facts.h"
 #include "node/gpu.h"
 
@@ -57,6 +58,54 @@ sysinfo_cleanup_nccl_shm(void)
         log_flag(WORKER, "nccl shm cleanup failed err=\"%s\"", err.text);
 }
 
+/* DirectX adapters (libdxcore): an NVIDIA one is the NVML GPU of the same name (the first not
+ * matched yet) and gets its LUID; any other becomes a GPU of kind "dx" after the NVML ones. */
+static void
+discover_dx(sysinfo_t *si)
+{
+    dx_adapter_t a[DX_MAX_ADAPTERS];
+    char why[256] = "";
+    int n = dx_adapters("/", a, DX_MAX_ADAPTERS, why, sizeof why);
+    if (n < 0) {
+        log_flag(WORKER, "no DirectX adapters: %s", why);
+        return;
+    }
+    uint32_t next = 0;
+    for (int i = 0; i < si->ngpus; i++)
+        if (si->gpus[i].index >= next)
+            next = si->gpus[i].index + 1;
+    int k = 0;
+    for (int i = 0; i < n && k < 16; i++) {
+        snprintf(si->dx_luid_buf[k], sizeof si->dx_luid_buf[k], "%s", a[i].luid);
+        si->dx_order[k] = si->dx_luid_buf[k];
+        k++;
+        if (a[i].vendor_id == 0x10de) {
+            for (int g = 0; g < si->ngpus; g++)
+                if (!si->gpus[g].dx && si->gpus[g].luid[0] == '\0' &&
+                    strcmp(si->gpus[g].name, a[i].name) == 0) {
+                    snprintf(si->gpus[g].luid, sizeof si->gpus[g].luid, "%s", a[i].luid);
+                    break;
+                }
+            continue;
+        }
+        if (si->ngpus >= WIRE_MAX_GPUS || next >= WIRE_MAX_GPUS)
+            continue;
+        sysinfo_gpu_t *o = &si->gpus[si->ngpus++];
+        memset(o, 0, sizeof *o);
+        o->index = next++;
+        o->dx = 1;
+        snprintf(o->uuid, sizeof o->uuid, "DX-%s", a[i].luid);
+        snprintf(o->name, sizeof o->name, "%.95s", a[i].name);
+        snprintf(o->luid, sizeof o->luid, "%s", a[i].luid);
+        snprintf(o->vendor, sizeof o->vendor, "%s", a[i].vendor);
+        o->mem_total_mb = a[i].mem_mb;
+        o->temp_c = o->util_pct = o->power_w = -1;
+        log_info("DirectX GPU index=%u name=\"%s\" vendor=%s mem_mb=%llu luid=%s", o->index,
+                 o->name, o->vendor, (unsigned long long) o->mem_total_mb, o->luid);
+    }
+    si->dx_order[k] = NULL;
+}
+
 void
 sysinfo_open(sysinfo_t *si, const char *node, int declared_gpus, const char *iface)
 {
@@ -93,9 +142,12 @@ sysinfo_open(sysinfo_t *si, const char *node, int declared_gpus, const char *ifa
                 o->index = (uint32_t) g->index;
                 snprintf(o->uuid, sizeof o->uuid, "%s", g->uuid);
                 snprintf(o->name, sizeof o->name, "%s", g->name);
+                o->cc_major = (uint32_t) g->cc_major;
+                o->cc_minor = (uint32_t) g->cc_minor;
             }
             sysinfo_refresh(si);
         }
+        discover_dx(si);
     }
     run_doctor(si, iface);
     for (int i = 0; declared_gpus > 0 && i < declared_gpus && i < WIRE_MAX_GPUS; i++) {
@@ -129,6 +181,22 @@ sysinfo_refresh(sysinfo_t *si)
 }
 
 void
+sysinfo_note_idle(sysinfo_t *si, uint64_t ours, int unsure, int64_t desktop_mb)
+{
+    int nvidia = 0;
+    sysinfo_gpu_t *only = NULL;
+    for (int i = 0; i < si->ngpus; i++) {
+        sysinfo_gpu_t *g = &si->gpus[i];
+        if (!g->dx && !g->declared && nvidia++ == 0)
+            only = g;
+        if (!unsure && g->index < 64 && !(ours & (1ULL << g->index)) && g->mem_total_mb > 0)
+            g->mem_idle_mb = g->mem_used_mb;
+    }
+    if (nvidia == 1 && desktop_mb > 0 && (uint64_t) desktop_mb > only->mem_idle_mb)
+        only->mem_idle_mb = (uint64_t) desktop_mb;
+}
+
+void
 sysinfo_gpu_msgs(const sysinfo_t *si, Wslq__GpuInfo *msgs, Wslq__GpuInfo **ptrs)
 {
     for (int i = 0; i < si->ngpus; i++) {
@@ -140,10 +208,16 @@ sysinfo_gpu_msgs(const sysinfo_t *si, Wslq__GpuInfo *msgs, Wslq__GpuInfo **ptrs)
         m->name = (char *) g->name;
         m->mem_total_mb = g->mem_total_mb;
         m->mem_used_mb = g->mem_used_mb;
+        m->mem_idle_used_mb = g->mem_idle_mb;
         m->temp_c = g->temp_c;
         m->util_pct = g->util_pct;
         m->power_w = g->power_w;
         m->declared = g->declared;
+        m->cc_major = g->cc_major;
+        m->cc_minor = g->cc_minor;
+        m->kind = (char *) (g->dx ? "dx" : "");
+        m->luid = (char *) g->luid;
+        m->vendor = (char *) g->vendor;
         ptrs[i] = m;
     }
 }

@@ -16,10 +16,16 @@ typedef struct sysinfo_gpu {
     char name[96];         /* product name or "declared" */
     uint64_t mem_total_mb; /* MiB, 0 unknown */
     uint64_t mem_used_mb;  /* MiB, 0 unknown */
+    uint64_t mem_idle_mb;  /* MiB used when last seen with no job of ours on it, 0 not seen */
     int temp_c;            /* -1 unknown */
     int util_pct;          /* -1 unknown */
     int power_w;           /* -1 unknown */
     int declared;          /* 1 configured by hand */
+    uint32_t cc_major;     /* CUDA compute capability, 0 unknown */
+    uint32_t cc_minor;
+    int dx;          /* a DirectX adapter of another vendor (kind "dx"), from libdxcore */
+    char luid[24];   /* DirectX adapter LUID, "" unknown */
+    char vendor[16]; /* a dx adapter's vendor ("AMD") */
 } sysinfo_gpu_t;
 
 #define SYSINFO_MAX_CHECKS 48
@@ -43,7 +49,11 @@ typedef struct sysinfo {
     int ngpus;
     sysinfo_gpu_t gpus[WIRE_MAX_GPUS];
     char gpu_note[256]; /* why no GPU was discovered, "" if some were or none expected */
-    void *gpuset;       /* node's gpu_set_t when NVML is in use, else NULL */
+    /* Every DirectX adapter's LUID in DXCore's order (DML_VISIBLE_DEVICES numbers them so),
+     * NULL-ended; NVIDIA ones included */
+    char dx_luid_buf[16][24];
+    const char *dx_order[17];
+    void *gpuset; /* node's gpu_set_t when NVML is in use, else NULL */
     /* wslq doctor's findings, sent to the scheduler in Register.checks */
     char nccl_profile[32];       /* "default", "no-shm", "no-shm-no-p2p" */
     const char *const *nccl_env; /* static "K=V" list for that profile, NULL-terminated */
@@ -57,6 +67,13 @@ void sysinfo_open(sysinfo_t *si, const char *node, int declared_gpus, const char
 
 /* Re-read GPU metrics (memory, temperature, utilisation, power) where supported. */
 void sysinfo_refresh(sysinfo_t *si);
+
+/* After a refresh: 'ours' (bit i: a job of ours holds GPU i) and 'unsure' (some job's GPUs
+ * are not known: an adopted one). Each GPU none of ours holds has its use remembered as what
+ * others hold (the Windows desktop), sent as GpuInfo.mem_idle_used_mb. desktop_mb: the
+ * Windows processes' GPU memory from the owner reporter (-1 unknown); on a PC with one
+ * NVIDIA GPU it is that GPU's, and the remembered use is never less. */
+void sysinfo_note_idle(sysinfo_t *si, uint64_t ours, int unsure, int64_t desktop_mb);
 
 /* Fill a Wslq__GpuInfo array (caller provides n = si->ngpus structs and the pointer array). */
 void sysinfo_gpu_msgs(const sysinfo_t *si, Wslq__GpuInfo *msgs, Wslq__GpuInfo **ptrs);

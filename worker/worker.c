@@ -224,6 +224,7 @@ worker_new(const wcfg_t *cfg, const keys_creds_t *creds, wq_error_t *err)
     w->jcfg.env.iface = w->si.iface;
     w->jcfg.env.ip = w->si.ip;
     w->jcfg.env.nccl_env = w->si.nccl_env;
+    w->jcfg.env.dx_order = w->si.dx_order;
     w->jcfg.base_env = environ;
     w->jcfg.grace_ms = cfg->kill_grace_ms;
     w->jcfg.container.engine = w->cfg.container_engine;

@@ -75,6 +75,7 @@ struct worker {
     int clock_measured;      /* clock_offset_ms and clock_rtt_ms hold a measurement */
     int owner_state;         /* enum owner_state, read before each Register and heartbeat */
     char owner_why[256];     /* why that state (one line) */
+    int64_t owner_gpu_mb;    /* the Windows processes' GPU memory as reported, -1 unknown */
     int64_t clock_offset_ms; /* ms: scheduler clock minus ours */
     uint32_t clock_rtt_ms;   /* ms: round trip of the Register that measured it */
 };

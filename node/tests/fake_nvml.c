@@ -6,7 +6,9 @@
  * Knobs (read at call time): FAKE_NVML_INIT_FAIL=1 (nvmlInit returns DRIVER_NOT_LOADED),
  * FAKE_NVML_GPUS=n (0..2), FAKE_NVML_DRIVER="470.00", FAKE_CUDA_COUNT=n, FAKE_CUDA_P2P=1,
  * FAKE_NCCL_VERSION=21005, FAKE_NVML_GPU0_USED=MiB. nvmlInit resets "used"; each
- * nvmlDeviceGetMemoryInfo call then adds 100 MiB to it, so a refresh shows a change. */
+ * nvmlDeviceGetMemoryInfo call then adds 100 MiB to it, so a refresh shows a change, unless
+ * FAKE_NVML_STEADY=1. FAKE_NVML_GPU0_NAME / FAKE_NVML_GPU1_NAME rename a GPU. Compute
+ * capability: 8.9 (4090), 8.6 (3090). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +40,7 @@ struct fake_gpu {
     int temp; /* -1 = NVML_ERROR_UNKNOWN */
     unsigned mw;
     int display; /* -1 = NOT_SUPPORTED */
+    int cc_major, cc_minor;
     unsigned char cuda_uuid[16];
 };
 
@@ -50,6 +53,8 @@ static struct fake_gpu gpus[2] = {
      .temp = 45,
      .mw = 35400,
      .display = 1,
+     .cc_major = 8,
+     .cc_minor = 9,
      .cuda_uuid = {0x11, 0x11, 0x11, 0x11, 0x22, 0x22, 0x33, 0x33, 0x44, 0x44, 0x55, 0x55, 0x55,
                    0x55, 0x55, 0x55}},
     {.name = "NVIDIA GeForce RTX 3090",
@@ -60,6 +65,8 @@ static struct fake_gpu gpus[2] = {
      .temp = -1,
      .mw = 20000,
      .display = -1,
+     .cc_major = 8,
+     .cc_minor = 6,
      .cuda_uuid = {0xaa, 0xaa, 0xaa, 0xaa, 0xbb, 0xbb, 0xcc, 0xcc, 0xdd, 0xdd, 0xee, 0xee, 0xee,
                    0xee, 0xee, 0xee}},
 };
@@ -159,7 +166,8 @@ nvmlDeviceGetHandleByIndex_v2(unsigned i, void **h)
 EXPORT int
 nvmlDeviceGetName(void *h, char *buf, unsigned len)
 {
-    copy(buf, len, dev(h)->name);
+    const char *forced = getenv(dev(h) == &gpus[0] ? "FAKE_NVML_GPU0_NAME" : "FAKE_NVML_GPU1_NAME");
+    copy(buf, len, forced && forced[0] ? forced : dev(h)->name);
     return NVML_SUCCESS;
 }
 
@@ -185,7 +193,16 @@ nvmlDeviceGetMemoryInfo(void *h, nvmlMemory_t *m)
     m->total = g->total_mib << 20;
     m->used = g->used_mib << 20;
     m->free = m->total - m->used;
-    g->used_mib += 100;
+    if (!env_int("FAKE_NVML_STEADY", 0))
+        g->used_mib += 100;
+    return NVML_SUCCESS;
+}
+
+EXPORT int
+nvmlDeviceGetCudaComputeCapability(void *h, int *major, int *minor)
+{
+    *major = dev(h)->cc_major;
+    *minor = dev(h)->cc_minor;
     return NVML_SUCCESS;
 }
 

@@ -25,9 +25,9 @@
 #define FX(name)    FIXTURES "/" name
 #define MISSING_LIB "/nonexistent/libnvidia-ml.so.1"
 
-static const char *const knobs[] = {"FAKE_NVML_INIT_FAIL", "FAKE_NVML_GPUS", "FAKE_NVML_DRIVER",
-                                    "FAKE_CUDA_COUNT",     "FAKE_CUDA_P2P",  "FAKE_NCCL_VERSION",
-                                    "FAKE_NVML_GPU0_USED", "WSLQ_WSLCONFIG"};
+static const char *const knobs[] = {"WSLQ_DXCORE_LIB",   "FAKE_NVML_INIT_FAIL", "FAKE_NVML_GPUS",
+                                    "FAKE_NVML_DRIVER",  "FAKE_CUDA_COUNT",     "FAKE_CUDA_P2P",
+                                    "FAKE_NCCL_VERSION", "FAKE_NVML_GPU0_USED", "WSLQ_WSLCONFIG"};
 
 /* Every test starts with the fake library for NVML, CUDA and NCCL and no knobs set. */
 static int
@@ -273,7 +273,9 @@ test_gpu_fake(void **state)
     assert_string_equal(g0->uuid, "GPU-11111111-2222-3333-4444-555555555555");
     assert_string_equal(g0->pci_bus_id, "00000000:01:00.0");
     assert_int_equal(g0->caps, GPU_CAP_NAME | GPU_CAP_UUID | GPU_CAP_MEMORY | GPU_CAP_TEMP |
-                                   GPU_CAP_POWER | GPU_CAP_PCI | GPU_CAP_DISPLAY);
+                                   GPU_CAP_POWER | GPU_CAP_PCI | GPU_CAP_DISPLAY | GPU_CAP_CC);
+    assert_int_equal(g0->cc_major, 8);
+    assert_int_equal(g0->cc_minor, 9);
     assert_int_equal(g0->mem_total_mb, 24564);
     assert_int_equal(g0->mem_used_mb, 1843);
     assert_int_equal(g0->mem_free_mb, 24564 - 1843);
@@ -282,8 +284,9 @@ test_gpu_fake(void **state)
     assert_int_equal(g0->power_w, 35);  /* 35400 mW */
     assert_int_equal(g0->display_active, 1);
     /* UNKNOWN from the temperature query counts as unsupported, not as an error */
-    assert_int_equal(g1->caps,
-                     GPU_CAP_NAME | GPU_CAP_UUID | GPU_CAP_MEMORY | GPU_CAP_POWER | GPU_CAP_PCI);
+    assert_int_equal(g1->caps, GPU_CAP_NAME | GPU_CAP_UUID | GPU_CAP_MEMORY | GPU_CAP_POWER |
+                                   GPU_CAP_PCI | GPU_CAP_CC);
+    assert_int_equal(g1->cc_minor, 6);
     assert_int_equal(g1->temp_c, -1);
     assert_int_equal(g1->display_active, -1);
 
@@ -312,7 +315,7 @@ test_gpu_fake(void **state)
     cJSON *arr = cJSON_GetObjectItem(j, "gpus");
     assert_int_equal(cJSON_GetArraySize(arr), 2);
     assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 1), "caps")->valuestring,
-                        "name,uuid,memory,power,pci");
+                        "name,uuid,memory,power,pci,cc");
     assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "absent_reason")));
     cJSON_Delete(j);
 
@@ -433,8 +436,10 @@ test_doctor_mirrored(void **state)
     assert_verdict(r, "gpu.cuda", DOCTOR_PASS);
     assert_verdict(r, "gpu.0", DOCTOR_INFO);
     assert_contains(must_find(r, "gpu.0")->summary, "drives a display");
-    assert_contains(must_find(r, "gpu.1")->summary, "caps name,uuid,memory,power,pci");
+    assert_contains(must_find(r, "gpu.1")->summary, "caps name,uuid,memory,power,pci,cc");
     assert_verdict(r, "gpu.pinned", DOCTOR_INFO);
+    assert_verdict(r, "gpu.directml", DOCTOR_INFO); /* no libdxcore here: optional */
+    assert_contains(must_find(r, "gpu.directml")->summary, "libdxcore.so not found");
     assert_verdict(r, "nccl.version", DOCTOR_PASS);
     assert_contains(must_find(r, "nccl.version")->summary, "2.21.5");
     assert_contains(must_find(r, "nccl.profile")->summary,
@@ -813,6 +818,23 @@ test_shm_stale_and_cleanup(void **state)
     remove_copy(root);
 }
 
+/* DirectML's pieces: the adapters libdxcore lists, and a warning when libd3d12 is missing. */
+static void
+test_doctor_directml(void **state)
+{
+    (void) state;
+    setenv("WSLQ_DXCORE_LIB", FAKE_DXCORE, 1);
+    wq_error_t err = {0};
+    doctor_report_t *r = doctor_run(FX("wsl-mirrored"), NULL, &err);
+    assert_non_null(r);
+    assert_verdict(r, "gpu.directml", DOCTOR_WARN);
+    assert_contains(must_find(r, "gpu.directml")->summary,
+                    "2 DirectX adapters: NVIDIA GeForce RTX 4090 (NVIDIA, 24564 MiB), AMD Radeon "
+                    "RX 7900 XTX (AMD, 24560 MiB); libd3d12.so missing");
+    doctor_destroy(&r);
+    unsetenv("WSLQ_DXCORE_LIB");
+}
+
 int
 main(void)
 {
@@ -830,6 +852,7 @@ main(void)
         cmocka_unit_test_setup(test_gpu_cuda_variants, reset_env),
         cmocka_unit_test_setup(test_caps_and_nccl_version, reset_env),
         cmocka_unit_test_setup(test_doctor_mirrored, reset_env),
+        cmocka_unit_test_setup(test_doctor_directml, reset_env),
         cmocka_unit_test_setup(test_doctor_nat, reset_env),
         cmocka_unit_test_setup(test_doctor_linux_driver, reset_env),
         cmocka_unit_test_setup(test_doctor_wsl1_and_plain, reset_env),

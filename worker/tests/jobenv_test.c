@@ -64,7 +64,68 @@ init_2x2(fixture_t *f)
 
 static const char *const no_shm_env[] = {"NCCL_SHM_DISABLE=1", NULL};
 static const jobenv_ctx_t ctx = {
-    "pc2", "eth0", "10.0.0.2", "/spool/42.1", "/spool/42.1/rdv.sock", 0, no_shm_env, NULL, NULL};
+    "pc2", "eth0",     "10.0.0.2", "/spool/42.1", "/spool/42.1/rdv.sock",
+    0,     no_shm_env, NULL,       NULL,          NULL};
+
+/* A --gpu-mem share: the budget, the fraction of the rank's card, the allocator hints (the
+ * job's own --env wins); none of them for whole GPUs. */
+static void
+test_gpu_mem_share(void **state)
+{
+    (void) state;
+    fixture_t f;
+    init_2x2(&f);
+    char **e = jobenv_build(&f.l, &ctx, 0, base_env);
+    assert_null(jobenv_get(e, "WSLQ_GPU_MEM"));
+    assert_null(jobenv_get(e, "PYTORCH_CUDA_ALLOC_CONF"));
+    jobenv_free(&e);
+    uint64_t totals[] = {24564, 12288};
+    f.alloc.gpu_mem_mb = 6144;
+    f.alloc.gpu_mem_total_mb = totals;
+    f.alloc.n_gpu_mem_total_mb = 2;
+    e = jobenv_build(&f.l, &ctx, 0, base_env);
+    assert_string_equal(jobenv_get(e, "CUDA_VISIBLE_DEVICES"), "2");
+    assert_string_equal(jobenv_get(e, "WSLQ_GPU_MEM"), "6144");
+    assert_string_equal(jobenv_get(e, "WSLQ_GPU_MEM_FRACTION"), "0.250");
+    assert_string_equal(jobenv_get(e, "PYTORCH_CUDA_ALLOC_CONF"), "expandable_segments:True");
+    assert_string_equal(jobenv_get(e, "TF_FORCE_GPU_ALLOW_GROWTH"), "true");
+    jobenv_free(&e);
+    e = jobenv_build(&f.l, &ctx, 1, base_env);
+    assert_string_equal(jobenv_get(e, "WSLQ_GPU_MEM_FRACTION"), "0.500");
+    jobenv_free(&e);
+    char *own[] = {"PYTORCH_CUDA_ALLOC_CONF=max_split_size_mb:128"};
+    f.spec.env = own;
+    f.spec.n_env = 1;
+    e = jobenv_build(&f.l, &ctx, 0, base_env);
+    assert_string_equal(jobenv_get(e, "PYTORCH_CUDA_ALLOC_CONF"), "max_split_size_mb:128");
+    jobenv_free(&e);
+}
+
+/* A DirectX GPU of another vendor is not CUDA's: DML_VISIBLE_DEVICES numbers it among the
+ * node's adapters in DXCore's order, WSLQ_DX_ADAPTERS names its LUID. */
+static void
+test_dx_gpu(void **state)
+{
+    (void) state;
+    fixture_t f;
+    init_2x2(&f);
+    char *luids[] = {"", "0x0000000000054321"};
+    f.alloc.dx_luids = luids;
+    f.alloc.n_dx_luids = 2;
+    static const char *const order[] = {"0x000000000001a2b3", "0x0000000000054321", NULL};
+    jobenv_ctx_t c = ctx;
+    c.dx_order = order;
+    char **e = jobenv_build(&f.l, &c, 1, base_env);
+    assert_string_equal(jobenv_get(e, "CUDA_VISIBLE_DEVICES"), "");
+    assert_string_equal(jobenv_get(e, "DML_VISIBLE_DEVICES"), "1");
+    assert_string_equal(jobenv_get(e, "WSLQ_DX_ADAPTERS"), "0x0000000000054321");
+    jobenv_free(&e);
+    e = jobenv_build(&f.l, &c, 0, base_env); /* rank 0 has the NVIDIA GPU only */
+    assert_string_equal(jobenv_get(e, "CUDA_VISIBLE_DEVICES"), "2");
+    assert_null(jobenv_get(e, "DML_VISIBLE_DEVICES"));
+    assert_null(jobenv_get(e, "WSLQ_DX_ADAPTERS"));
+    jobenv_free(&e);
+}
 
 static void
 test_env_2x2(void **state)
@@ -295,6 +356,8 @@ main(void)
         cmocka_unit_test(test_env_2x2),        cmocka_unit_test(test_env_per_node_and_no_gpu),
         cmocka_unit_test(test_env_account),    cmocka_unit_test(test_gpu_shares),
         cmocka_unit_test(test_argv_expansion), cmocka_unit_test(test_env_tf),
+        cmocka_unit_test(test_argv_expansion), cmocka_unit_test(test_gpu_mem_share),
+        cmocka_unit_test(test_dx_gpu),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -210,7 +210,8 @@ function renderGpu(g) {
   const facts = [g.temp_c != null ? `${g.temp_c} °C` : '', g.power_w != null ? `${g.power_w} W` : '']
     .filter(Boolean).join(' · ');
   const name = el('div', { class: 'gname', title: `${g.name} ${g.uuid}` },
-    el('div', { text: `GPU ${g.index} · ${model}` }), el('div', { class: 'muted', text: facts }));
+    el('div', { text: `GPU ${g.index} · ${model}${g.kind === 'dx' ? ' (dx)' : ''}` }),
+    el('div', { class: 'muted', text: facts }));
   const bars = el('div', { class: 'bars' });
   if (g.mem_total_mb > 0) {
     bars.append(bar('mem', g.mem_used_mb / g.mem_total_mb,
@@ -222,9 +223,16 @@ function renderGpu(g) {
       class: 'nometrics', text: g.declared ? 'declared by hand: no metrics' : 'no metrics reported',
     }));
   }
+  if (g.shared_jobs && g.shared_jobs.length && g.mem_total_mb > 0) {
+    const room = Math.max(0, g.mem_total_mb - (g.mem_other_mb || 0));
+    bars.append(bar('mem', g.mem_shared_mb / g.mem_total_mb,
+      `shared ${fmtMiB(g.mem_shared_mb)} / ${fmtMiB(room)}`));
+  }
+  const shared = (g.shared_jobs || []).map((id) => el('a', { href: `#/jobs/${id}`, text: `job ${id}` }));
   const holder = g.job_id != null
     ? el('div', { class: 'holder' }, el('a', { href: `#/jobs/${g.job_id}`, text: `job ${g.job_id}` }))
-    : el('div', { class: 'holder free', text: 'free' });
+    : shared.length ? el('div', { class: 'holder' }, ...shared)
+      : el('div', { class: 'holder free', text: 'free' });
   return el('div', { class: 'gpu' }, name, bars, holder);
 }
 
