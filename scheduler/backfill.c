@@ -78,15 +78,6 @@ plain(const Wslq__JobSpec *s)
     return s->n_nodelist == 0 && s->n_exclude == 0 && s->n_constraints == 0;
 }
 
-static void
-req_from(const Wslq__JobSpec *s, policy_req_t *r)
-{
-    r->nodes = s->nodes;
-    r->gpus_per_node = s->gpus_per_node;
-    r->cpus_per_node = s->cpus_per_node ? s->cpus_per_node : 1;
-    r->mem_mb_per_node = s->mem_mb_per_node;
-}
-
 static size_t
 node_index(const policy_node_t *pn, size_t nn, const char *name)
 {
@@ -115,7 +106,7 @@ reserve(sched_t *self, const job_t *job, const policy_node_t *pn, size_t nn)
 {
     struct backfill *b = self->bf;
     policy_req_t req;
-    req_from(job->info->spec, &req);
+    place_req_of(job->info->spec, &req);
     int by_default;
     int64_t d = duration_of(self, job->info->spec, &by_default);
     b->tries++;
@@ -190,9 +181,20 @@ backfill_wants(const sched_t *self)
     return enabled(self) && self->bf != NULL && wants(self->bf);
 }
 
+/* Only plain shapes are remembered: a GPU type, minimum memory or share makes the request
+ * depend on which GPUs are free, and its type string belongs to a job that may go. */
+static int
+cacheable(const policy_req_t *r)
+{
+    return (r->gpu_type == NULL || r->gpu_type[0] == '\0') && r->gpu_mem_min_mb == 0 &&
+           r->gpu_mem_mb == 0;
+}
+
 static int
 cached_fail(const struct backfill *b, const policy_req_t *r, int64_t d)
 {
+    if (!cacheable(r))
+        return 0;
     for (size_t i = 0; i < b->n_cache; i++) {
         const policy_req_t *c = &b->cache[i].req;
         if (c->nodes == r->nodes && c->gpus_per_node == r->gpus_per_node &&
@@ -205,6 +207,8 @@ cached_fail(const struct backfill *b, const policy_req_t *r, int64_t d)
 static void
 cache_fail(struct backfill *b, const policy_req_t *r, int64_t d)
 {
+    if (!cacheable(r))
+        return;
     for (size_t i = 0; i < b->n_cache; i++) {
         const policy_req_t *c = &b->cache[i].req;
         if (c->nodes == r->nodes && c->gpus_per_node == r->gpus_per_node &&

@@ -87,18 +87,13 @@ cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* The nodes as they would be over [t, t + d): 'nodes' with no use, then every hold that
- * overlaps the window. */
+/* The nodes as they would be over [t, t + d): 'out' (a copy of the nodes: a node's GPU table
+ * is large, so it is copied once per reservation, not per window) with no use, then every
+ * hold that overlaps the window. */
 static void
-view_at(const bf_plan_t *p,
-        const policy_node_t *nodes,
-        size_t n,
-        int64_t t,
-        int64_t d,
-        policy_node_t *out)
+view_at(const bf_plan_t *p, size_t n, int64_t t, int64_t d, policy_node_t *out)
 {
     for (size_t i = 0; i < n; i++) {
-        out[i] = nodes[i];
         out[i].gpu_used = 0;
         out[i].cpus_used = 0;
         out[i].mem_used_mb = 0;
@@ -135,13 +130,14 @@ bf_reserve(bf_plan_t *p,
             times[nt++] = p->holds[h].end_ms;
     qsort(times, nt, sizeof *times, cmp_i64);
     policy_node_t *view = wq_malloc(n * sizeof *view);
+    memcpy(view, nodes, n * sizeof *view);
     int found = 0;
     bf_resv_t r = {.job = job};
     for (size_t k = 0; k < nt && !found; k++) {
         if (k > 0 && times[k] == times[k - 1])
             continue;
         int64_t t = times[k];
-        view_at(p, nodes, n, t, duration_ms, view);
+        view_at(p, n, t, duration_ms, view);
         char why[8];
         if (!policy_place(view, n, req, &r.choice, why, sizeof why))
             continue;

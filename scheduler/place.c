@@ -55,8 +55,8 @@ snapshot(sched_t *self, policy_node_t *pn, size_t cap, int for_feasibility)
     return n;
 }
 
-static void
-req_of(const Wslq__JobSpec *s, policy_req_t *r)
+void
+place_req_of(const Wslq__JobSpec *s, policy_req_t *r)
 {
     r->nodes = s->nodes;
     r->gpus_per_node = s->gpus_per_node;
@@ -453,7 +453,7 @@ try_job(sched_t *self, job_t *job, pass_t *p, int always)
     if (!p->room && !always && !may_preempt && !backfill_wants(self))
         return;
     policy_req_t req;
-    req_of(job->info->spec, &req);
+    place_req_of(job->info->spec, &req);
     policy_choice_t choice;
     char why[192];
     unsigned char was[WIRE_MAX_NODES];
@@ -582,7 +582,7 @@ place_admit(sched_t *self, const Wslq__JobSpec *spec, size_t *n_nodes, wq_error_
     size_t nn = snapshot(self, pn, WIRE_MAX_NODES, 1);
     *n_nodes = nn;
     policy_req_t req;
-    req_of(spec, &req);
+    place_req_of(spec, &req);
     char why[256];
     for (size_t i = 0; i < spec->n_nodelist && nn > 0; i++)
         if (nodes_by_name(self, spec->nodelist[i]) == NULL)
@@ -625,7 +625,7 @@ place_explain(sched_t *self, const Wslq__JobSpec *spec, char *why, size_t size)
 {
     policy_node_t pn[WIRE_MAX_NODES];
     policy_req_t req;
-    req_of(spec, &req);
+    place_req_of(spec, &req);
     size_t nn = snapshot(self, pn, WIRE_MAX_NODES, 1);
     if (nn == 0) {
         snprintf(why, size, "no node has registered");

@@ -395,6 +395,8 @@ int jobnotify_admit(sched_t *self, const Wslq__JobSpec *spec, wq_error_t *err);
 void jobnotify_change(sched_t *self, const job_t *job, Wslq__JobState old, int requeued);
 
 /* place.c: the scheduling pass */
+/* What a job asks of the policy (its type string borrowed from the spec). */
+void place_req_of(const Wslq__JobSpec *s, policy_req_t *r);
 /* Keeps the job in the sets the pass and the timers read up to date with its state: called
  * when it joins the active jobs, after each event applied to it, and (gone = 1) just before
  * it leaves them. */
