@@ -23,6 +23,8 @@ BAD_MARK = "BAD"  # fixture lines that hold a bad reference end in this word
 OUTSIDE = "sha" + "red"
 OUT_REL = f"../{OUTSIDE}/WSL.md"
 OUT_ABS = f"/work/{OUTSIDE}/DESIGN.md"
+# a research note the fake tree lacks (spelled in pieces: this file cites nothing itself)
+GONE_NOTE = "research/" + "gone-note.md"
 
 # path -> text. A line ending in BAD holds exactly the bad references listed for it in
 # EXPECTED; every other reference in the tree must resolve or be allowed.
@@ -50,7 +52,7 @@ Bad section, second of two: DESIGN.md §1 and §3 BAD
 Bad bare section sign: the §7.3 checks BAD
 Bad shared: {OUT_REL} BAD
 Bad shared, absolute: {OUT_ABS} BAD
-Bad research note: research/gone-note.md BAD
+Bad research note: {GONE_NOTE} BAD
 Bad escape: `../outside.md` BAD
 Good command span: `wslq submit -- python train.py`
 Bad command span: `deploy/lost.sh --dry-run` BAD
@@ -145,7 +147,7 @@ EXPECTED = [
     ("README.md", "§7.3"),
     ("README.md", OUT_REL),
     ("README.md", OUT_ABS),
-    ("README.md", "research/gone-note.md"),
+    ("README.md", GONE_NOTE),
     ("README.md", "../outside.md"),
     ("README.md", "deploy/lost.sh"),
     ("README.md", "deploy/absent.sh"),
