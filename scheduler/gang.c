@@ -110,6 +110,8 @@ gang_on_register(sched_t *self, node_t *nd, const Wslq__Register *r, Wslq__Regis
         job->sm.parts[k].missing_since_mono = 0;
         jobsm_event_t ev = {.type = JOBSM_EV_PART_STARTED, .part = (size_t) k};
         jobs_apply(self, job, &ev);
+        if (job->info->drain_requeue) /* a drain --now was stopping it before a restart */
+            drain_kill_part(self, job, (size_t) k);
         Wslq__RunningJob *off = wq_malloc(sizeof *off);
         wslq__running_job__init(off);
         off->job_id = rj->job_id;
@@ -131,9 +133,10 @@ gang_on_register(sched_t *self, node_t *nd, const Wslq__Register *r, Wslq__Regis
             listed = r->running[i]->job_id == job->info->id &&
                      r->running[i]->attempt == job->info->attempt;
         jobsm_part_t *p = &job->sm.parts[k];
-        if (!listed && p->started && p->missing_since_mono == 0)
+        int stopping = job->info->drain_requeue; /* never launched again: it is to end */
+        if (!listed && (p->started || stopping) && p->missing_since_mono == 0)
             p->missing_since_mono = now;
-        if (!listed && !p->started)
+        if (!listed && !p->started && !stopping)
             gang_launch(self, job, (size_t) k); /* the launch may have been lost */
     }
 }

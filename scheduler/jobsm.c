@@ -156,6 +156,7 @@ finish(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t *o
 {
     Wslq__JobState st = causes[sm->cause].final;
     char reason[256];
+    info->drain_requeue = 0;
     switch (sm->cause) {
     case JOBSM_CAUSE_NONE:
         info->exit_code = 0;
@@ -483,6 +484,7 @@ on_drain(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t 
         return JOBSM_STALE; /* already ending for another cause */
     const char *why = ev->text ? ev->text : "its node was drained";
     raise_cause(sm, JOBSM_CAUSE_DRAINED);
+    info->drain_requeue = 1; /* stored with the row: a restart still requeues it */
     wire_set_str(&info->reason, why);
     out->act |= JOBSM_ACT_SAVE;
     add_row(out, info->state, why, NULL);
@@ -719,6 +721,10 @@ jobsm_load(jobsm_t *sm, const Wslq__JobInfo *info)
     if (info->state == WSLQ__JOB_STATE__RUNNING)
         for (size_t k = 0; k < sm->n_parts; k++)
             sm->parts[k].started = 1;
+    if (info->drain_requeue) { /* a drain --now was stopping it: it still ends requeued */
+        sm->cause = JOBSM_CAUSE_DRAINED;
+        sm->kill_sent = 1;
+    }
 }
 
 void

@@ -72,7 +72,8 @@ typedef struct jobsm_part {
 } jobsm_part_t;
 
 /* What the state machine keeps beside a job's JobInfo. Memory only: after a scheduler
- * restart a STARTING/RUNNING job resumes with cause NONE (jobsm_load). */
+ * restart a STARTING/RUNNING job resumes with cause NONE, or DRAINED when info says a drain
+ * --now was stopping it (jobsm_load). */
 typedef struct jobsm {
     jobsm_part_t *parts;     /* one per info->allocs entry while STARTING/RUNNING; owned */
     size_t n_parts;          /* == info->n_allocs while STARTING/RUNNING, else 0 */
@@ -180,7 +181,9 @@ int jobsm_apply(
     jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t *out, wq_error_t *err);
 
 /* Rebuild the machine's memory of a job read back from the queue after a restart: a
- * RUNNING job's parts count as started, a STARTING job's as not yet. */
+ * RUNNING job's parts count as started, a STARTING job's as not yet. A job a drain --now
+ * was stopping (info->drain_requeue) keeps that cause, its kill counted as sent: the caller
+ * sends it again to each node as it re-registers (gang.c). */
 void jobsm_load(jobsm_t *sm, const Wslq__JobInfo *info);
 
 /* Free the parts array. */

@@ -538,6 +538,9 @@ int nodes_drain(sched_t *self,
                 int now,
                 unsigned *running,
                 wq_error_t *err);
+/* A job a drain --now was stopping when the scheduler restarted (info->drain_requeue): send
+ * the kill again to its part k's node, which has just re-registered still running it. */
+void drain_kill_part(sched_t *self, job_t *job, size_t k);
 /* `wslq resume`: the node takes jobs again. 0, or -1 with *err (unknown or not drained). */
 int nodes_resume(sched_t *self, const char *name, const char *by, wq_error_t *err);
 /* Tags from the queue onto the nodes loaded (at start). */

@@ -1129,6 +1129,69 @@ test_uncounted_requeues_without_using_retries(void **state)
     fx_free(f);
 }
 
+/* A drain --now under way when the scheduler restarts: the stored record says so, and the
+ * job read back still goes back to the queue when its ranks end, whatever their exit. */
+static void
+test_drain_survives_restart(void **state)
+{
+    (void) state;
+    const char *why = "node n0 drained by root: repair";
+    for (int code = 0; code < 2; code++) {
+        fx_t *f = fx_new(0, 0);
+        running(f, 2);
+        assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_DRAIN, .text = why}),
+                         JOBSM_APPLIED);
+        assert_true(f->out.act & JOBSM_ACT_SAVE);
+        assert_true(f->info->drain_requeue);
+        /* the restart: the row as stored, read back; the machine rebuilt from it */
+        size_t len = wslq__job_info__get_packed_size(f->info);
+        uint8_t *buf = wq_malloc(len);
+        wslq__job_info__pack(f->info, buf);
+        Wslq__JobInfo *back = wslq__job_info__unpack(NULL, len, buf);
+        free(buf);
+        assert_non_null(back);
+        assert_true(back->drain_requeue);
+        jobsm_fini(&f->sm);
+        wslq__job_info__free_unpacked(f->info, NULL);
+        f->info = back;
+        jobsm_load(&f->sm, f->info);
+        assert_int_equal(f->sm.cause, JOBSM_CAUSE_DRAINED);
+        assert_true(f->sm.kill_sent);
+        /* nothing else takes it over meanwhile */
+        assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_DRAIN, .text = why}),
+                         JOBSM_STALE);
+        assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_TIME_LIMIT}), JOBSM_STALE);
+        /* the worker's kill grace ran out (SIGKILL), or the ranks exited 0 on SIGTERM */
+        assert_int_equal(ended(f, 0, code ? 0 : 137, code ? 0 : 9), JOBSM_APPLIED);
+        assert_int_equal(f->info->state, WSLQ__JOB_STATE__RUNNING);
+        assert_int_equal(ended(f, 1, 0, 0), JOBSM_APPLIED);
+        assert_int_equal(f->info->state, WSLQ__JOB_STATE__PENDING);
+        assert_true(f->out.act & JOBSM_ACT_REQUEUED);
+        assert_int_equal(f->info->attempt, 1);
+        assert_int_equal(f->info->uncounted_requeues, 1);
+        assert_false(f->info->drain_requeue);
+        assert_string_equal(f->info->reason, "requeued: node n0 drained by root: repair "
+                                             "(attempt 2 next; retries not used)");
+        /* the next attempt is an ordinary one again: a restart now leaves it alone */
+        placed(f, 1);
+        jobsm_t sm;
+        jobsm_load(&sm, f->info);
+        assert_int_equal(sm.cause, JOBSM_CAUSE_NONE);
+        assert_false(sm.kill_sent);
+        jobsm_fini(&sm);
+        fx_free(f);
+    }
+    /* a cancel overtaking it ends it CANCELLED, and the flag goes with the ending */
+    fx_t *f = fx_new(0, 0);
+    running(f, 1);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_DRAIN, .text = why}), JOBSM_APPLIED);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_CANCEL}), JOBSM_APPLIED);
+    assert_int_equal(ended(f, 0, 0, 15), JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__CANCELLED);
+    assert_false(f->info->drain_requeue);
+    fx_free(f);
+}
+
 static void
 test_names(void **state)
 {
@@ -1146,6 +1209,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_submit),
+        cmocka_unit_test(test_drain_survives_restart),
         cmocka_unit_test(test_place_and_start),
         cmocka_unit_test(test_complete),
         cmocka_unit_test(test_rank_exit_fails_gang),
