@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "cli/client.h"
+#include "cli/doctor_sched.h"
 #include "cli/opt.h"
 #include "node/doctor.h"
 #include "proto/nodecheck.h"
@@ -68,6 +69,7 @@ remote_doctor(cli_ctx_t *ctx, const char *name, int json)
 static const char usage[] =
     "usage: wslq doctor [--json] [--no-gpu] [--iface IF]\n"
     "       wslq doctor --node NAME [--json]\n"
+    "       wslq doctor --scheduler-host [--config FILE] [--lan-addr IP,...] [--json]\n"
     "\n"
     "Check this machine as a wslq node: WSL version and settings, GPU driver, NVML and CUDA,\n"
     "NCCL, shared memory, network. Each check is PASS, WARN, FAIL or INFO with a one-line fix.\n"
@@ -76,13 +78,26 @@ static const char usage[] =
     "  --iface IF       cluster network interface (default: detected)\n"
     "  --root DIR       read the system under DIR instead of / (tests)\n"
     "  --node NAME      what node NAME's worker found when it registered (asks the scheduler)\n"
+    "  --scheduler-host check this host as the scheduler host instead: the scheduler runs and\n"
+    "                   answers, its port and dashboard are reachable from the LAN, NTP and\n"
+    "                   the nodes' clocks, disk, database, key file permissions\n"
+    "  --config FILE    its [scheduler] section (default /etc/wslq/wslq.conf)\n"
+    "  --lan-addr IP,.. the addresses other PCs reach this host by (default: each\n"
+    "                   non-loopback IPv4 address)\n"
     "Exit: 0 no FAIL (warnings allowed), 1 at least one FAIL, 2 the checks could not run or\n"
     "usage error.\n";
 
-enum { O_JSON = 1, O_NO_GPU, O_IFACE, O_ROOT, O_NODE };
+enum { O_JSON = 1, O_NO_GPU, O_IFACE, O_ROOT, O_NODE, O_SCHED, O_CONFIG, O_LAN };
 static const opt_t opts[] = {
-    {"json", 0, 0, O_JSON}, {"no-gpu", 0, 0, O_NO_GPU}, {"iface", 0, 1, O_IFACE},
-    {"root", 0, 1, O_ROOT}, {"node", 0, 1, O_NODE},     OPT_COMMON,
+    {"json", 0, 0, O_JSON},
+    {"no-gpu", 0, 0, O_NO_GPU},
+    {"iface", 0, 1, O_IFACE},
+    {"root", 0, 1, O_ROOT},
+    {"node", 0, 1, O_NODE},
+    {"scheduler-host", 0, 0, O_SCHED},
+    {"config", 0, 1, O_CONFIG},
+    {"lan-addr", 0, 1, O_LAN},
+    OPT_COMMON,
     {NULL, 0, 0, 0},
 };
 
@@ -92,6 +107,8 @@ cmd_doctor(cli_ctx_t *ctx, int argc, char **argv)
     int json = 0;
     const char *root = "/";
     const char *node = NULL;
+    int sched = 0;
+    const char *config = NULL, *lan = NULL;
     doctor_opts_t dopts = DOCTOR_OPTS_INIT;
     wq_error_t err = {0};
     opt_parser_t p;
@@ -118,6 +135,15 @@ cmd_doctor(cli_ctx_t *ctx, int argc, char **argv)
         case O_NODE:
             node = p.arg;
             break;
+        case O_SCHED:
+            sched = 1;
+            break;
+        case O_CONFIG:
+            config = p.arg;
+            break;
+        case O_LAN:
+            lan = p.arg;
+            break;
         default:
             if (opt_common(ctx, id, p.arg, &err) != 0)
                 id = -1;
@@ -128,11 +154,17 @@ cmd_doctor(cli_ctx_t *ctx, int argc, char **argv)
     }
     if (id == 0 && p.n_operands > 0)
         id = wq_fail(&err, WQ_EINVAL, "unexpected argument '%.40s'", p.operands[0]);
+    if (id == 0 && !sched && (config != NULL || lan != NULL))
+        id = wq_fail(&err, WQ_EINVAL, "--config and --lan-addr go with --scheduler-host");
+    if (id == 0 && sched && node != NULL)
+        id = wq_fail(&err, WQ_EINVAL, "--scheduler-host and --node: one or the other");
     opt_parser_fini(&p);
     if (id < 0)
         return cli_usage_error(ctx, "%s", err.text);
     if (node != NULL)
         return remote_doctor(ctx, node, json);
+    if (sched)
+        return doctor_sched_run(ctx, config, lan, json);
 
     doctor_report_t *r = doctor_run(root, &dopts, &err);
     if (r == NULL) {

@@ -794,3 +794,11 @@ doctor_destroy(doctor_report_t **rp)
     free(*rp);
     *rp = NULL;
 }
+
+doctor_report_t *
+doctor_report_new(void)
+{
+    doctor_report_t *r = wq_calloc(1, sizeof *r);
+    r->profile = "default";
+    return r;
+}

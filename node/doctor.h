@@ -108,4 +108,9 @@ const char *doctor_report_nccl_profile(const doctor_report_t *r);
 /* Free the report and NULL *rp. NULL-safe. */
 void doctor_destroy(doctor_report_t **rp);
 
+/* An empty report for checks of another kind (wslq doctor --scheduler, cli/doctor_sched.h):
+ * no node facts or GPUs; doctor_add, doctor_print, doctor_exit_code and the accessors work on
+ * it (doctor_to_json is for node reports). Caller owns it (doctor_destroy). */
+doctor_report_t *doctor_report_new(void);
+
 #endif
