@@ -706,6 +706,10 @@ jobsm_apply(
     case JOBSM_EV_COUNT:
         break;
     }
+    if (info->drain_requeue && sm->cause != JOBSM_CAUSE_DRAINED) {
+        info->drain_requeue = 0; /* a cancel overtook the drain: a restart must not requeue it */
+        out->act |= JOBSM_ACT_SAVE;
+    }
     check_invariants(sm, info);
     return rc;
 }
