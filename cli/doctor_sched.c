@@ -223,20 +223,32 @@ tcp_reaches(const char *ip, unsigned port)
     return ok;
 }
 
-static void
-lan_addrs(dctx_t *d, const char *given)
+/* --lan-addr's list, or this host's addresses. -1 with err when the list is not IPv4
+ * addresses. */
+static int
+lan_addrs(dctx_t *d, const char *given, wq_error_t *err)
 {
     if (given != NULL) {
         char *dup = wq_strdup(given), *save = NULL;
-        for (char *t = strtok_r(dup, ",", &save); t && d->n_addrs < MAX_ADDRS;
-             t = strtok_r(NULL, ",", &save))
+        struct in_addr a;
+        for (char *t = strtok_r(dup, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            if (inet_pton(AF_INET, t, &a) != 1 || d->n_addrs == MAX_ADDRS) {
+                wq_fail(err, WQ_EINVAL, "--lan-addr: '%.60s' is %s", t,
+                        d->n_addrs == MAX_ADDRS ? "one too many (16 at most)"
+                                                : "not an IPv4 address");
+                free(dup);
+                return -1;
+            }
             copy(d->addrs[d->n_addrs++], sizeof d->addrs[0], t);
+        }
         free(dup);
-        return;
+        if (d->n_addrs == 0)
+            return wq_fail(err, WQ_EINVAL, "--lan-addr: give one or more IPv4 addresses");
+        return 0;
     }
     struct ifaddrs *ifa = NULL;
     if (getifaddrs(&ifa) < 0)
-        return;
+        return 0;
     for (struct ifaddrs *i = ifa; i && d->n_addrs < MAX_ADDRS; i = i->ifa_next) {
         if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET || (i->ifa_flags & IFF_LOOPBACK) ||
             !(i->ifa_flags & IFF_UP))
@@ -246,6 +258,7 @@ lan_addrs(dctx_t *d, const char *given)
         d->n_addrs++;
     }
     freeifaddrs(ifa);
+    return 0;
 }
 
 /* The IPv4 address of interface name, "" if none. */
@@ -732,7 +745,8 @@ doctor_sched_run(cli_ctx_t *ctx, const char *config, const char *lan, int json)
         if (ctx->admin_socket == NULL || strcmp(ctx->admin_socket, CLI_DEFAULT_ADMIN_SOCKET) == 0)
             ctx->admin_socket = sock;
     }
-    lan_addrs(&d, lan);
+    if (lan_addrs(&d, lan, &err) < 0)
+        return cli_usage_error(ctx, "%s", err.text);
     d.r = doctor_report_new();
     check_config(&d);
     check_process(&d);

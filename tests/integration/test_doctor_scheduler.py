@@ -10,7 +10,8 @@
   with http_public = summary (meant for other machines) warns too.
 * A world-readable server.key: keys.server FAILs with the chmod fix, exit 1.
 * The scheduler stopped: sched.process and sched.answers FAIL, exit 1.
-* Bad usage (--config without --scheduler-host, with --node): exit 2."""
+* Bad usage (--config without --scheduler-host, with --node, a --lan-addr that is no IPv4
+  address, a broken config file): exit 2, nothing printed on stdout."""
 import json
 import os
 import stat
@@ -106,6 +107,10 @@ try:
           f"--config alone: {r.returncode} {r.stderr.strip()}")
     r = c.cli("doctor", "--scheduler-host", "--node", "pc1")
     check(r.returncode == 2 and "one or the other" in r.stderr, f"with --node: {r.stderr}")
+    for bad in ("10.0.0", "eth0", ","):
+        r = c.cli("doctor", "--scheduler-host", "--config", conf, "--lan-addr", bad)
+        check(r.returncode == 2 and r.stdout == "" and "--lan-addr: " in r.stderr,
+              f"--lan-addr {bad}: {r.returncode} {r.stderr.strip()}")
     with open(os.path.join(c.dir, "bad.conf"), "w") as f:
         f.write("[scheduler\nlisten = x\n")
     r = c.cli("doctor", "--scheduler-host", "--config", os.path.join(c.dir, "bad.conf"))
