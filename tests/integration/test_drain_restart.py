@@ -5,7 +5,8 @@ A job on one of two workers traps SIGTERM and takes a few seconds to leave (a ch
 the kill grace is long, so the drain's requeue is still in progress when the scheduler is
 killed. After the restart the job must still go back to the queue as the drain asked: attempt
 1, no retry used (it has none), run again on the other node and complete; its first attempt
-left of its own accord (the trap ran to its end). The node stays drained with its reason.
+left of its own accord (the trap ran to its end), and when its worker re-registered still
+running it the kill was sent again. The node stays drained with its reason.
 Before the fix the restarted scheduler forgot why the job was ending and called the exit 0
 on SIGTERM COMPLETED."""
 import os
@@ -16,7 +17,7 @@ from cluster import Cluster, check, finish, wait_for  # noqa: E402
 
 SCRIPT = ("echo attempt $WSLQ_ATTEMPT on $WSLQ_NODE; "
           "if [ \"$WSLQ_ATTEMPT\" != 0 ]; then exit 0; fi; "
-          "trap 'echo got TERM; sleep 8; echo leaving; exit 0' TERM; sleep 300 & wait")
+          "trap 'echo got TERM; sleep 12; echo leaving; exit 0' TERM; sleep 300 & wait")
 
 
 def node_of(c, jid):
@@ -68,6 +69,18 @@ try:
     log = c.cli("logs", str(d)).stdout
     check("leaving" in log and f"attempt 1 on {y}" in log,
           f"the first attempt left of its own accord, the second ran on {y}:\n{log}")
+    # A worker that re-registers still running the job gets its kill again (the one before the
+    # restart may never have left the dying scheduler); one whose job ended meanwhile re-sends
+    # its end. Which of the two happened depends on timing: the log says.
+    slog = open(os.path.join(c.dir, "scheduler.log"), errors="replace").read()
+    since = slog[slog.rfind("node drained name="):]
+    adopted = any(f"node registered name={x} " in ln and "running=1" in ln
+                  for ln in since.splitlines())
+    if adopted:
+        check(f"drain --now resumed after a restart job={d} node={x}" in since,
+              "the restarted scheduler sent the drain's kill again to the worker still running it")
+    else:
+        print("note: the job had ended before its worker re-registered", flush=True)
     n = node(c, x)
     check(n is not None and n["drained"] is True and n["drain_reason"] == "repair"
           and n["state"] == "drained",
