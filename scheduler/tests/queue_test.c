@@ -126,6 +126,59 @@ exercise(queue_t *q)
     assert_string_equal(err.text, "job 999 not found");
 }
 
+typedef struct {
+    uint64_t ids[16];
+    int n;
+} active_ids_t;
+
+static void
+active_ids_cb(Wslq__JobInfo *info, void *arg)
+{
+    active_ids_t *ids = arg;
+    if (ids->n < 16)
+        ids->ids[ids->n++] = info->id;
+    wslq__job_info__free_unpacked(info, NULL);
+}
+
+/* The active jobs come in id order whatever their states (the listing merges one range per
+ * state), with the user, id bound, limit and newest-first filters applied to every state. */
+static void
+test_active_in_id_order(void **state)
+{
+    (void) state;
+    queue_t *q = queue_new(":memory:", 0, NULL);
+    assert_non_null(q);
+    const Wslq__JobState states[] = {
+        WSLQ__JOB_STATE__RUNNING,  WSLQ__JOB_STATE__PENDING,  WSLQ__JOB_STATE__COMPLETED,
+        WSLQ__JOB_STATE__STARTING, WSLQ__JOB_STATE__PENDING,  WSLQ__JOB_STATE__RUNNING,
+        WSLQ__JOB_STATE__FAILED,   WSLQ__JOB_STATE__STARTING, WSLQ__JOB_STATE__PENDING,
+    };
+    uint64_t id[9];
+    for (int i = 0; i < 9; i++)
+        add_job(q, i % 2 ? "bob" : "ann", states[i], &id[i]);
+
+    active_ids_t got = {0};
+    queue_filter_t f = {.active_only = 1};
+    assert_int_equal(queue_list(q, &f, active_ids_cb, &got, NULL), 7);
+    const int want[] = {0, 1, 3, 4, 5, 7, 8};
+    for (int i = 0; i < 7; i++)
+        assert_int_equal(got.ids[i], id[want[i]]);
+
+    memset(&got, 0, sizeof got);
+    queue_filter_t newest = {.active_only = 1, .newest_first = 1, .limit = 3};
+    assert_int_equal(queue_list(q, &newest, active_ids_cb, &got, NULL), 3);
+    assert_int_equal(got.ids[0], id[8]);
+    assert_int_equal(got.ids[1], id[7]);
+    assert_int_equal(got.ids[2], id[5]);
+
+    memset(&got, 0, sizeof got);
+    queue_filter_t ann = {.active_only = 1, .user = "ann", .before_id = id[8]};
+    assert_int_equal(queue_list(q, &ann, active_ids_cb, &got, NULL), 2); /* 0 running, 4 pending */
+    assert_int_equal(got.ids[0], id[0]);
+    assert_int_equal(got.ids[1], id[4]);
+    queue_destroy(&q);
+}
+
 static void
 test_memory(void **state)
 {
@@ -661,6 +714,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_memory),
+        cmocka_unit_test(test_active_in_id_order),
         cmocka_unit_test(test_file_and_reopen),
         cmocka_unit_test(test_migration_v1_to_v2),
         cmocka_unit_test(test_migration_v2_to_v3),
