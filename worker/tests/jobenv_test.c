@@ -64,8 +64,8 @@ init_2x2(fixture_t *f)
 
 static const char *const no_shm_env[] = {"NCCL_SHM_DISABLE=1", NULL};
 static const jobenv_ctx_t ctx = {
-    "pc2", "eth0",     "10.0.0.2", "/spool/42.1", "/spool/42.1/rdv.sock",
-    0,     no_shm_env, NULL,       NULL,          NULL};
+    "pc2", "eth0", "10.0.0.2", "/spool/42.1", "/spool/42.1/rdv.sock", 0, no_shm_env,
+    NULL,  NULL,   NULL,       NULL};
 
 /* A --gpu-mem share: the budget, the fraction of the rank's card, the allocator hints (the
  * job's own --env wins); none of them for whole GPUs. */
