@@ -109,7 +109,7 @@ put(const char *dir, const char *name, const char *text)
 {
     char p[PATH_MAX + 64];
     snprintf(p, sizeof p, "%s/%s", dir, name);
-    int fd = open(p, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = open(p, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
         return -1;
     size_t len = strlen(text);
