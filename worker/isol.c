@@ -405,10 +405,23 @@ isol_init(isol_t *is, int bind, int cgroup, const char *cgroup_root, int mem_wat
             snprintf(root, sizeof root, "%s", given);
         else
             own_v2(root, sizeof root);
+        /* The worker's own cgroup holds the worker: a cgroup with processes cannot give
+         * its children controllers, so the worker moves into a leaf of its own first. */
+        if (!given && root[0] && exists(root, "cgroup.controllers") && can_make(root)) {
+            char leaf[PATH_MAX + 16];
+            snprintf(leaf, sizeof leaf, "%s/wslq-worker", root);
+            if ((mkdir(leaf, 0755) == 0 || errno == EEXIST) && put(leaf, "cgroup.procs", "0\n") < 0)
+                rmdir(leaf);
+        }
+        char ctl[256] = "";
         if (root[0] && exists(root, "cgroup.controllers") && can_make(root)) {
-            /* the job cgroups' controllers; a fixture or a delegated subtree may have them */
-            if (exists(root, "cgroup.subtree_control"))
-                (void) put(root, "cgroup.subtree_control", "+memory +cpu");
+            /* the job cgroups' controllers: memory is needed, cpu is welcome */
+            (void) put(root, "cgroup.subtree_control", "+memory +cpu");
+            if (get(root, "cgroup.subtree_control", ctl, sizeof ctl) < 0 ||
+                strstr(ctl, "memory") == NULL)
+                ctl[0] = '\0';
+        }
+        if (ctl[0]) {
             is->cg = ISOL_CG_V2;
             snprintf(is->cg_root, sizeof is->cg_root, "%s", root);
             snprintf(is->why, sizeof is->why, "cgroup v2 at %.200s", root);

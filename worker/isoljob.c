@@ -1,6 +1,7 @@
 /* A job's isolation on this node (isol.h): its CPUs and cgroup at launch, the memory watch
  * while it runs, the out-of-memory verdict and the cgroup's removal at its end, and what an
  * adopted job's binding was. */
+#include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -85,15 +86,16 @@ isol_job_next(const job_t *j)
 void
 isol_job_end(job_t *j)
 {
-    if (j->cg_path[0] != '\0') {
+    if (j->cg_path[0] != '\0' && j->cg_kind != ISOL_CG_NONE) {
         if (isol_cg_oom_kills(j->cg_kind, j->cg_path) > j->cg_oom_before)
             j->oom = 1;
         uint64_t peak = isol_cg_peak(j->cg_kind, j->cg_path);
         if (peak / MIB > j->mem_used_mb)
             j->mem_used_mb = peak / MIB;
-        if (isol_cg_remove(j->cg_path) < 0)
-            log_warn("cannot remove the job's cgroup " JOB_FMT " path=%s", j->id, j->cg_path);
-        j->cg_path[0] = '\0';
+        /* a straggler SIGKILLed just now may still be in it: tried again at job_destroy */
+        if (isol_cg_remove(j->cg_path) == 0)
+            j->cg_path[0] = '\0';
+        j->cg_kind = ISOL_CG_NONE; /* its verdict is taken */
     }
     if (!j->oom)
         return;
@@ -134,4 +136,15 @@ isol_job_adopt(job_t *j, const isol_t *is)
             j->cg_kind = is->cg; /* its OOM kills counted from 0 */
         }
     }
+}
+
+void
+isol_job_release(job_t *j)
+{
+    if (j->cg_path[0] == '\0' || j->cg_kind != ISOL_CG_NONE)
+        return; /* none, or the job has not ended (a worker stopping leaves it running) */
+    if (isol_cg_remove(j->cg_path) < 0)
+        log_warn("cannot remove the job's cgroup " JOB_FMT " path=%s err=\"%s\"", j->id, j->cg_path,
+                 strerror(errno));
+    j->cg_path[0] = '\0';
 }

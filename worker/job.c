@@ -669,6 +669,8 @@ job_destroy(job_t **jp)
     if (jp == NULL || *jp == NULL)
         return;
     job_t *j = *jp;
+    if (j->phase == JOB_ENDED)
+        isol_job_release(j);
     for (int i = 0; i < j->nranks; i++) {
         job_rank_t *r = &j->ranks[i];
         if (r->errfd >= 0)

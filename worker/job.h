@@ -111,7 +111,7 @@ typedef struct job {
     isol_cpus_t cpus;       /* the CPUs its ranks are bound to; empty = not bound */
     char cpulist[256];      /* the same as text ("0-3"), "" = not bound */
     uint64_t mem_mb;        /* its --mem on this node, MiB; 0 = none */
-    int cg_kind;            /* enum isol_cg of its cgroup; ISOL_CG_NONE = none */
+    int cg_kind;            /* enum isol_cg of its live cgroup; ISOL_CG_NONE once ended */
     char cg_path[PATH_MAX]; /* its cgroup directory */
     uint64_t cg_oom_before; /* OOM kills counted in the cgroup when it started */
     int mem_watched;        /* the memory watch looks after it (no cgroup limit) */
