@@ -101,7 +101,8 @@ try:
     r = c.cli("history", "--state", "OOM", "--json")
     check(r.returncode == 0 and str(hog) in r.stdout, "and --state OOM")
     r = c.cli("queue", "--state", "OUT_OF_MEMORY")
-    check(r.returncode == 0, "wslq queue --state OUT_OF_MEMORY is accepted")
+    check(r.returncode == 0 and str(hog) in r.stdout and "OUT_OF_MEMORY" in r.stdout,
+          "wslq queue --state OUT_OF_MEMORY lists it")
     r = c.cli("history", "--state", "OUT_OF_MEMOR")
     check(r.returncode != 0 and "OUT_OF_MEMORY" in r.stderr, "a misspelt state is refused, "
           "naming OUT_OF_MEMORY")
