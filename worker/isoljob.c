@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/parse.h"
 #include "worker/job_int.h"
@@ -60,13 +61,17 @@ isol_job_watch(job_t *j, int64_t now_ms)
 {
     if (!j->mem_watched || j->phase != JOB_RUNNING || j->suspended || now_ms < j->mem_next_ms)
         return;
-    j->mem_next_ms = now_ms + MEM_WATCH_MS;
     pid_t pg[64];
     int n = 0;
     for (int i = 0; i < j->nranks && n < 64; i++)
         if (j->ranks[i].alive && j->ranks[i].pgid > 0)
             pg[n++] = j->ranks[i].pgid;
+    int64_t t0 = wq_clock_mono_ms();
     uint64_t rss = isol_rss_groups("/proc", pg, n);
+    /* a look reads every process's stat: on a machine with thousands of processes it is
+     * slow, so the next one waits at least 50 times as long (2 % of a CPU at most) */
+    int64_t cost = wq_clock_mono_ms() - t0;
+    j->mem_next_ms = now_ms + (cost * 50 > MEM_WATCH_MS ? cost * 50 : MEM_WATCH_MS);
     if (rss > j->mem_used_mb * MIB)
         j->mem_used_mb = rss / MIB; /* the most seen */
     if (rss <= isol_watch_limit(j->mem_mb))
