@@ -232,7 +232,8 @@ isol_child(const isol_cpus_t *cpus, int procs_fd)
             d[--i] = (char) ('0' + pid % 10);
             pid /= 10;
         } while (pid > 0);
-        ssize_t w = write(procs_fd, d + i, sizeof d - (size_t) i);
+        /* at offset 0 each time: every rank's child writes through the same descriptor */
+        ssize_t w = pwrite(procs_fd, d + i, sizeof d - (size_t) i, 0);
         (void) w;
     }
 }

@@ -119,6 +119,12 @@ try:
         reason = (c.job(hog2) or {}).get("reason", "")
         check("out of memory on pc2" in reason and "more than its --mem 128M" in reason,
               f"its reason: {reason!r}")
+        # every rank of a two-rank job is in the job's cgroup
+        two = c.submit("-w", "pc2", "--mem", "256M", "--ranks-per-node", "2", "--wrap",
+                       "grep -c wslq-job- /proc/self/cgroup | sed 's/^/INCG=/'")
+        check(c.wait_state(two, "COMPLETED", timeout=60), "a two-rank job with a cgroup completed")
+        lt = log_of(c, two)
+        check(lt.count("INCG=1") == 2, f"both of its ranks were in the job's cgroup: {lt!r}")
         small2 = c.submit("-w", "pc2", "--mem", "256M", "--wrap", SMALL)
         check(c.wait_state(small2, "COMPLETED", timeout=60),
               "with a real cgroup: a job under its --mem completes")
