@@ -51,7 +51,8 @@ isol_job_setup(job_t *j, const isol_t *is, const int *use, const Wslq__JobSpec *
                      err.text);
         }
     }
-    if (j->mem_mb > 0 && j->cg_path[0] == '\0' && is->mem_watch && spec->container[0] == '\0')
+    if (j->mem_mb > 0 && j->cg_path[0] == '\0' && is->mem_watch &&
+        (spec->container == NULL || spec->container[0] == '\0'))
         j->mem_watched = 1;
     return bind;
 }
