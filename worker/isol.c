@@ -266,6 +266,31 @@ isol_cg_remove(const char *path)
     return rmdir(path);
 }
 
+int
+isol_cg_sweep(const isol_t *is, const char *const *held, size_t n)
+{
+    if (is->cg != ISOL_CG_V2 && is->cg != ISOL_CG_V1)
+        return 0;
+    DIR *d = opendir(is->cg_root);
+    if (d == NULL)
+        return 0;
+    int removed = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, "wslq-job-", 9) != 0)
+            continue;
+        char p[PATH_MAX + 300];
+        snprintf(p, sizeof p, "%s/%s", is->cg_root, e->d_name);
+        int kept = 0;
+        for (size_t i = 0; i < n && !kept; i++)
+            kept = held[i] != NULL && strcmp(held[i], p) == 0;
+        if (!kept && rmdir(p) == 0)
+            removed++;
+    }
+    closedir(d);
+    return removed;
+}
+
 uint64_t
 isol_rss_groups(const char *proc, const pid_t *pgids, int n)
 {

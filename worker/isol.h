@@ -101,6 +101,12 @@ uint64_t isol_cg_peak(int kind, const char *path);
 /* Remove the job's cgroup (empty by then); 0 or -1. */
 int isol_cg_remove(const char *path);
 
+/* Remove the job cgroups (wslq-job-*) in is->cg_root that no job holds (held: the cgroup
+ * directories of the jobs this worker has, n of them) and that are empty: left by a worker
+ * that was killed while its job ran. A cgroup with processes in it stays (rmdir refuses).
+ * Returns how many were removed. */
+int isol_cg_sweep(const isol_t *is, const char *const *held, size_t n);
+
 /* Resident memory of every process in these process groups, bytes, from /proc/<pid>/stat
  * (the rank leaders' groups: wslq-rank, the rank, its children). proc is "/proc" but for
  * tests. */

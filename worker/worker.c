@@ -134,6 +134,14 @@ tick(worker_t *w, int64_t now)
         outbox_register(w, now);
     if (now >= w->next_cleanup_ms) {
         streams_cleanup_spool(w);
+        /* job cgroups a killed worker left behind, empty now */
+        const char **held = wq_calloc(w->njobs + 1, sizeof *held);
+        for (size_t i = 0; i < w->njobs; i++)
+            held[i] = w->jobs[i]->cg_path;
+        int swept = isol_cg_sweep(&w->isol, held, w->njobs);
+        free(held);
+        if (swept > 0)
+            log_info("removed job cgroups no job holds count=%d", swept);
         w->next_cleanup_ms = now + CLEANUP_MS;
     }
 }

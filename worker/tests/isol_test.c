@@ -201,6 +201,24 @@ test_cgroup_v2_fixture(void **state)
     assert_non_null(strstr(err.text, "memory.max"));
     struct stat sb;
     assert_int_equal(stat(job, &sb), -1);
+    /* the sweep: empty job cgroups no job holds go, a held one and a busy one stay, and
+     * nothing that is not a job's */
+    char held_p[512], busy[512], other[512];
+    snprintf(held_p, sizeof held_p, "%s/wslq-job-20-0", root);
+    snprintf(busy, sizeof busy, "%s/wslq-job-21-0", root);
+    snprintf(other, sizeof other, "%s/system", root);
+    snprintf(job, sizeof job, "%s/wslq-job-22-0", root);
+    assert_int_equal(mkdir(held_p, 0755), 0);
+    assert_int_equal(mkdir(busy, 0755), 0);
+    mkfile(busy, "cgroup.procs", "123\n"); /* not empty: rmdir refuses, as for processes */
+    assert_int_equal(mkdir(other, 0755), 0);
+    assert_int_equal(mkdir(job, 0755), 0);
+    const char *held[] = {held_p, NULL};
+    assert_int_equal(isol_cg_sweep(&is, held, 2), 1);
+    assert_int_equal(stat(job, &sb), -1);
+    assert_int_equal(stat(held_p, &sb), 0);
+    assert_int_equal(stat(busy, &sb), 0);
+    assert_int_equal(stat(other, &sb), 0);
     /* removal of an empty cgroup (a fixture's directory here is empty once its files go) */
     snprintf(job, sizeof job, "%s/wslq-job-10-0", root);
     assert_int_equal(mkdir(job, 0755), 0);
