@@ -26,7 +26,7 @@ static const char usage_history[] =
     "  -u, --user USER       this user's jobs (default: yours; other users' for admins)\n"
     "      --all-users       every user's jobs (admins)\n"
     "  -s, --state S[,S]     only these end states (COMPLETED/CD, FAILED/F, CANCELLED/CA,\n"
-    "                        TIMEOUT/TO, NODE_FAIL/NF)\n"
+    "                        TIMEOUT/TO, NODE_FAIL/NF, OUT_OF_MEMORY/OOM)\n"
     "      --node NODE       only jobs that ran on this node\n"
     "  -n, --name NAME       only jobs with this name\n"
     "      --since WHEN      ended at or after WHEN: 7d, 12h, 30m ago, or a date or time\n"
@@ -132,7 +132,7 @@ parse_end_states(const char *list, Wslq__JobState *buf, size_t cap, size_t *n, w
         if (!wire_state_is_final(st)) {
             rc = wq_fail(err, WQ_EINVAL,
                          "--state: '%.40s' is not an end state; use COMPLETED, FAILED, "
-                         "CANCELLED, TIMEOUT or NODE_FAIL",
+                         "CANCELLED, TIMEOUT, NODE_FAIL or OUT_OF_MEMORY",
                          s);
             break;
         }

@@ -166,7 +166,8 @@ parse_states(
         if (st == WSLQ__JOB_STATE__JOB_STATE_UNSPECIFIED) {
             rc = wq_fail(err, WQ_EINVAL,
                          "--state: unknown state '%.40s'; use PENDING, STARTING, RUNNING, "
-                         "COMPLETED, FAILED, CANCELLED, TIMEOUT or NODE_FAIL",
+                         "COMPLETED, FAILED, CANCELLED, TIMEOUT, NODE_FAIL or "
+                         "OUT_OF_MEMORY",
                          s);
             break;
         }

@@ -90,8 +90,9 @@ print_time_line(FILE *out, const char *label, int64_t ms)
 static void
 print_allocs(const Wslq__JobInfo *j, FILE *out)
 {
-    static const char *const hdr[] = {"NODE", "NODE_RANK", "IP", "RANKS", "GPUS", "GPU_UUIDS"};
-    table_t *t = table_new(6, hdr);
+    static const char *const hdr[] = {"NODE", "NODE_RANK", "IP",  "RANKS",
+                                      "GPUS", "GPU_UUIDS", "CPUS"};
+    table_t *t = table_new(7, hdr);
     for (size_t i = 0; i < j->n_allocs; i++) {
         const Wslq__Alloc *a = j->allocs[i];
         char gpus[512] = "", uuids[2048] = "";
@@ -111,6 +112,7 @@ print_allocs(const Wslq__JobInfo *j, FILE *out)
             table_cellf(t, "%u", a->first_rank);
         table_cellf(t, "%s", g ? gpus : "-");
         table_cellf(t, "%s", u ? uuids : "-");
+        table_cellf(t, "%s", a->cpus && a->cpus[0] ? a->cpus : "-");
     }
     table_print(t, out, 2, 0);
     table_destroy(&t);

@@ -100,6 +100,9 @@
 /* jobs a worker lists as running, or is told to kill, in one message: far above the GPUs and
  * cores of one PC */
 #define WIRE_MAX_RUNNING 4096
+
+/* A CPU list ("0-3,8", Alloc.cpus, JobEnded.cpus): bytes. */
+#define WIRE_MAX_CPULIST 1024
 /* states in one `wslq queue --state` filter; job ids in one cancel */
 #define WIRE_MAX_STATE_FILTER 16
 #define WIRE_MAX_CANCEL       10000

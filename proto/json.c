@@ -148,6 +148,7 @@ json_alloc(const Wslq__Alloc *a)
     add_u64(o, "first_rank", a->first_rank);
     add_u64(o, "nranks", a->nranks);
     add_u64(o, "gpu_mem_mb", a->gpu_mem_mb);
+    add_str(o, "cpus", a->cpus);
     return o;
 }
 

@@ -104,7 +104,7 @@ static int
 check_state(Wslq__JobState st, int allow_unset, wq_error_t *err)
 {
     if ((st == WSLQ__JOB_STATE__JOB_STATE_UNSPECIFIED && !allow_unset) || st < 0 ||
-        st > WSLQ__JOB_STATE__NODE_FAIL)
+        (st != WSLQ__JOB_STATE__JOB_STATE_UNSPECIFIED && !wire_state_known(st)))
         return wq_fail(err, WQ_EPROTO, "job state %d is out of range", (int) st);
     return 0;
 }
@@ -287,6 +287,18 @@ check_gpus(size_t n, Wslq__GpuInfo **gpus, wq_error_t *err)
     return 0;
 }
 
+/* A CPU list as the worker reports it ("0-3,8"): digits, '-' and ',' only, bounded. */
+static int
+check_cpus(const char *s, wq_error_t *err)
+{
+    if (check_str(s, WIRE_MAX_CPULIST, 0, "CPU list", err) < 0)
+        return -1;
+    for (const char *p = s; p != NULL && *p; p++)
+        if (!((*p >= '0' && *p <= '9') || *p == '-' || *p == ','))
+            return wq_fail(err, WQ_EPROTO, "CPU list '%.40s' is not like 0-3,8", s);
+    return 0;
+}
+
 static int
 check_alloc(const Wslq__Alloc *a, wq_error_t *err)
 {
@@ -295,7 +307,7 @@ check_alloc(const Wslq__Alloc *a, wq_error_t *err)
     if (check_name(a->node, 1, "node name", err) < 0 ||
         check_count(a->n_gpus, WIRE_MAX_GPUS, "allocated GPUs", err) < 0 ||
         check_count(a->n_gpu_uuids, WIRE_MAX_GPUS, "allocated GPU UUIDs", err) < 0 ||
-        check_ip(a->ip, 0, "node IP", err) < 0)
+        check_ip(a->ip, 0, "node IP", err) < 0 || check_cpus(a->cpus, err) < 0)
         return -1;
     if (a->nranks < 1 || a->nranks > WIRE_MAX_RANKS)
         return wq_fail(err, WQ_EPROTO, "rank count %u is out of range", a->nranks);
@@ -650,6 +662,11 @@ validate_body(const Wslq__Envelope *env, wq_error_t *err)
         if (check_owner(env->heartbeat->owner_state, env->heartbeat->owner_policy,
                         env->heartbeat->owner_why, env->heartbeat->owner_user, err) < 0)
             return -1;
+        if (check_count(env->heartbeat->n_job_cpus, WIRE_MAX_RUNNING, "job CPU lists", err) < 0)
+            return -1;
+        for (size_t i = 0; i < env->heartbeat->n_job_cpus; i++)
+            if (check_cpus(env->heartbeat->job_cpus[i]->cpus, err) < 0)
+                return -1;
         return check_gpus(env->heartbeat->n_gpus, env->heartbeat->gpus, err);
     case WSLQ__ENVELOPE__BODY_LAUNCH: {
         const Wslq__JobLaunch *l = env->launch;
@@ -671,6 +688,8 @@ validate_body(const Wslq__Envelope *env, wq_error_t *err)
         return 0;
     }
     case WSLQ__ENVELOPE__BODY_ENDED:
+        if (check_cpus(env->ended->cpus, err) < 0)
+            return -1;
         return check_line(env->ended->reason, WIRE_MAX_REASON, 0, "end reason", err);
     case WSLQ__ENVELOPE__BODY_KILL:
         return check_line(env->kill->reason, WIRE_MAX_REASON, 0, "kill reason", err);
@@ -949,14 +968,23 @@ wire_send_error(
     return wire_send(sock, identity, identity_len, &env, ZMQ_DONTWAIT, NULL);
 }
 
-static const char *const state_names[] = {"UNKNOWN",   "PENDING",   "STARTING",
-                                          "RUNNING",   "COMPLETED", "FAILED",
-                                          "CANCELLED", "TIMEOUT",   "NODE_FAIL"};
+static const char *const state_names[WIRE_JOB_STATES] = {
+    "UNKNOWN",   "PENDING",
+    "STARTING",  "RUNNING",
+    "COMPLETED", "FAILED",
+    "CANCELLED", "TIMEOUT",
+    "NODE_FAIL", [WSLQ__JOB_STATE__OUT_OF_MEMORY] = "OUT_OF_MEMORY"};
+
+int
+wire_state_known(int state)
+{
+    return state > 0 && state < WIRE_JOB_STATES && state_names[state] != NULL;
+}
 
 const char *
 wire_state_name(Wslq__JobState state)
 {
-    if (state < 0 || state > WSLQ__JOB_STATE__NODE_FAIL)
+    if (!wire_state_known(state))
         return "UNKNOWN";
     return state_names[state];
 }
@@ -967,14 +995,15 @@ wire_state_parse(const char *name)
     static const struct {
         const char *abbr;
         Wslq__JobState st;
-    } abbrs[] = {{"PD", WSLQ__JOB_STATE__PENDING}, {"ST", WSLQ__JOB_STATE__STARTING},
-                 {"R", WSLQ__JOB_STATE__RUNNING},  {"CD", WSLQ__JOB_STATE__COMPLETED},
-                 {"F", WSLQ__JOB_STATE__FAILED},   {"CA", WSLQ__JOB_STATE__CANCELLED},
-                 {"TO", WSLQ__JOB_STATE__TIMEOUT}, {"NF", WSLQ__JOB_STATE__NODE_FAIL}};
+    } abbrs[] = {{"PD", WSLQ__JOB_STATE__PENDING},       {"ST", WSLQ__JOB_STATE__STARTING},
+                 {"R", WSLQ__JOB_STATE__RUNNING},        {"CD", WSLQ__JOB_STATE__COMPLETED},
+                 {"F", WSLQ__JOB_STATE__FAILED},         {"CA", WSLQ__JOB_STATE__CANCELLED},
+                 {"TO", WSLQ__JOB_STATE__TIMEOUT},       {"NF", WSLQ__JOB_STATE__NODE_FAIL},
+                 {"OOM", WSLQ__JOB_STATE__OUT_OF_MEMORY}};
     if (name == NULL)
         return WSLQ__JOB_STATE__JOB_STATE_UNSPECIFIED;
-    for (int i = 1; i <= WSLQ__JOB_STATE__NODE_FAIL; i++)
-        if (strcasecmp(name, state_names[i]) == 0)
+    for (int i = 1; i < WIRE_JOB_STATES; i++)
+        if (wire_state_known(i) && strcasecmp(name, state_names[i]) == 0)
             return (Wslq__JobState) i;
     for (size_t i = 0; i < sizeof abbrs / sizeof abbrs[0]; i++)
         if (strcasecmp(name, abbrs[i].abbr) == 0)
@@ -985,7 +1014,8 @@ wire_state_parse(const char *name)
 int
 wire_state_is_final(Wslq__JobState state)
 {
-    return state >= WSLQ__JOB_STATE__COMPLETED && state <= WSLQ__JOB_STATE__NODE_FAIL;
+    return (state >= WSLQ__JOB_STATE__COMPLETED && state <= WSLQ__JOB_STATE__NODE_FAIL) ||
+           state == WSLQ__JOB_STATE__OUT_OF_MEMORY;
 }
 
 void

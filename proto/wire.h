@@ -17,8 +17,12 @@
 #define WIRE_PROTO_MIN 1 /* oldest version accepted */
 #define WIRE_PROTO_CUR 1 /* version this build speaks */
 
-/* JobState values, UNSPECIFIED to NODE_FAIL: the size of arrays indexed by state */
-#define WIRE_JOB_STATES (WSLQ__JOB_STATE__NODE_FAIL + 1)
+/* JobState values, UNSPECIFIED to OUT_OF_MEMORY: the size of arrays indexed by state. Not
+ * every value below it is a state (9 and 10 are not yet): loops skip !wire_state_known. */
+#define WIRE_JOB_STATES (WSLQ__JOB_STATE__OUT_OF_MEMORY + 1)
+
+/* 1 if state is a JobState this build names (not UNSPECIFIED). */
+int wire_state_known(int state);
 
 /* Decode and validate one frame. Returns a message the caller owns (wire_free), or NULL
  * with *err (code WQ_EPROTO or WQ_ELIMIT) naming the first problem found. */
@@ -76,7 +80,7 @@ const char *wire_state_name(Wslq__JobState state);
 /* Parse a state name (any case; "CD", "R", "PD" short forms as in Slurm). 0 if unknown. */
 Wslq__JobState wire_state_parse(const char *name);
 
-/* 1 for COMPLETED, FAILED, CANCELLED, TIMEOUT, NODE_FAIL. */
+/* 1 for COMPLETED, FAILED, CANCELLED, TIMEOUT, NODE_FAIL, OUT_OF_MEMORY. */
 int wire_state_is_final(Wslq__JobState state);
 
 /* Send an ErrorReply carrying err->code and err->text in answer to 'request_id'. */

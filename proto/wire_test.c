@@ -528,11 +528,64 @@ test_probe_messages(void **state)
     expect_reject(&env, WQ_EPROTO, "owner state");
 }
 
+/* Isolation's fields: JobEnded.out_of_memory and .cpus, Heartbeat.job_cpus; a CPU list is
+ * digits, '-' and ',' only, and bounded. */
+static void
+test_isolation_fields(void **state)
+{
+    (void) state;
+    Wslq__JobEnded e = WSLQ__JOB_ENDED__INIT;
+    e.job_id = 7;
+    e.out_of_memory = 1;
+    e.cpus = "0-3,8";
+    e.reason = "used 612 MiB, more than its --mem 256M";
+    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
+    env.proto_version = WIRE_PROTO_CUR;
+    env.body_case = WSLQ__ENVELOPE__BODY_ENDED;
+    env.ended = &e;
+    wq_error_t err = {0};
+    Wslq__Envelope *out = roundtrip(&env, &err);
+    assert_non_null(out);
+    assert_true(out->ended->out_of_memory);
+    assert_string_equal(out->ended->cpus, "0-3,8");
+    wire_free(&out);
+    e.cpus = "0-3;rm";
+    expect_reject(&env, WQ_EPROTO, "CPU list");
+    char big[WIRE_MAX_CPULIST + 2];
+    memset(big, '1', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    e.cpus = big;
+    expect_reject(&env, WQ_ELIMIT, "CPU list");
+
+    Wslq__Heartbeat hb = WSLQ__HEARTBEAT__INIT;
+    Wslq__IsolJobCpus jc = WSLQ__ISOL_JOB_CPUS__INIT, *jcp = &jc;
+    jc.job_id = 7;
+    jc.cpus = "2";
+    hb.n_job_cpus = 1;
+    hb.job_cpus = &jcp;
+    env.body_case = WSLQ__ENVELOPE__BODY_HEARTBEAT;
+    env.heartbeat = &hb;
+    out = roundtrip(&env, &err);
+    assert_non_null(out);
+    assert_string_equal(out->heartbeat->job_cpus[0]->cpus, "2");
+    wire_free(&out);
+    jc.cpus = "two";
+    expect_reject(&env, WQ_EPROTO, "CPU list");
+}
+
 static void
 test_state_names(void **state)
 {
     (void) state;
     assert_string_equal(wire_state_name(WSLQ__JOB_STATE__NODE_FAIL), "NODE_FAIL");
+    assert_string_equal(wire_state_name(WSLQ__JOB_STATE__OUT_OF_MEMORY), "OUT_OF_MEMORY");
+    assert_string_equal(wire_state_name(9), "UNKNOWN"); /* not a state (yet) */
+    assert_false(wire_state_known(9));
+    assert_true(wire_state_known(WSLQ__JOB_STATE__OUT_OF_MEMORY));
+    assert_int_equal(wire_state_parse("out_of_memory"), WSLQ__JOB_STATE__OUT_OF_MEMORY);
+    assert_int_equal(wire_state_parse("OOM"), WSLQ__JOB_STATE__OUT_OF_MEMORY);
+    assert_int_equal(wire_state_parse("UNKNOWN"), 0);
+    assert_true(wire_state_is_final(WSLQ__JOB_STATE__OUT_OF_MEMORY));
     assert_string_equal(wire_state_name(99), "UNKNOWN");
     assert_int_equal(wire_state_parse("running"), WSLQ__JOB_STATE__RUNNING);
     assert_int_equal(wire_state_parse("PD"), WSLQ__JOB_STATE__PENDING);
@@ -558,6 +611,7 @@ main(void)
         cmocka_unit_test(test_kv_and_log_limits),
         cmocka_unit_test(test_selector_messages),
         cmocka_unit_test(test_register_name_charset),
+        cmocka_unit_test(test_isolation_fields),
         cmocka_unit_test(test_probe_messages),
         cmocka_unit_test(test_state_names),
     };

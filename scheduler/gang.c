@@ -296,6 +296,7 @@ handle_ended(sched_t *self, const msg_t *m)
     }
     if (k >= 0 && jobsm_part_holds(&job->sm, job->info, (size_t) k)) {
         job->info->allocs[k]->log_bytes = e->log_bytes;
+        isol_set_cpus(job, k, e->cpus);
         jobsm_event_t ev = {.type = JOBSM_EV_PART_ENDED,
                             .part = (size_t) k,
                             .exit_code = e->exit_code,
@@ -304,6 +305,7 @@ handle_ended(sched_t *self, const msg_t *m)
                             .timed_out = e->timed_out,
                             .killed = e->killed,
                             .output_lost = e->output_lost,
+                            .out_of_memory = e->out_of_memory,
                             .text = e->reason};
         jobs_apply(self, job, &ev);
     }

@@ -192,6 +192,9 @@ finish(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t *o
         snprintf(reason, sizeof reason, "%s", info->reason);
         info->preemptions++;
         break;
+    case JOBSM_CAUSE_OUT_OF_MEMORY:
+        snprintf(reason, sizeof reason, "%s", info->reason);
+        break;
     default:
         WQ_ASSERT(!"a started job cannot end for this cause");
     }
@@ -365,6 +368,15 @@ on_part_ended(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_o
     int failed = ev->exit_code != 0 || ev->signal != 0;
     if (ev->timed_out)
         raise_cause(sm, JOBSM_CAUSE_TIME_LIMIT);
+    int oom_first = ev->out_of_memory && sm->cause != JOBSM_CAUSE_OUT_OF_MEMORY;
+    if (ev->out_of_memory)
+        raise_cause(sm, JOBSM_CAUSE_OUT_OF_MEMORY);
+    if (oom_first && sm->cause == JOBSM_CAUSE_OUT_OF_MEMORY) { /* its reason, the worker's words */
+        char oom[320];
+        snprintf(oom, sizeof oom, "out of memory on %s: %s", info->allocs[ev->part]->node,
+                 why[0] ? why : "over its --mem");
+        wire_set_str(&info->reason, oom);
+    }
     if (failed && !sm->failure_recorded && !sm->kill_sent) {
         record_failure(sm, info, ev);
         raise_cause(sm, JOBSM_CAUSE_RANK_FAILED);

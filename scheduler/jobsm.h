@@ -9,7 +9,8 @@
  *   PENDING --place--> STARTING --every part started--> RUNNING
  *      ^                   |                                |
  *      |                   +------- every part ended -------+--> COMPLETED, FAILED,
- *      +--- retryable end, attempts left (backoff) ---------+    CANCELLED, TIMEOUT, NODE_FAIL
+ *      +--- retryable end, attempts left (backoff) ---------+    CANCELLED, TIMEOUT, NODE_FAIL,
+ *                                                                OUT_OF_MEMORY
  *   PENDING --cancel / dependency failed--> CANCELLED
  *   PENDING --hold--> PENDING, held (never placed) --release--> PENDING
  *   STARTING/RUNNING --requeue--> (every part ended) --> PENDING, attempt + 1
@@ -51,7 +52,8 @@ enum jobsm_retry {
     X(DEPENDENCY, 4, CANCELLED, JOBSM_RETRY_NEVER)  \
     X(DRAINED, 3, PENDING, JOBSM_RETRY_UNCOUNTED)   \
     X(REQUEUED, 4, PENDING, JOBSM_RETRY_UNCOUNTED)  \
-    X(PREEMPTED, 3, PENDING, JOBSM_RETRY_UNCOUNTED)
+    X(PREEMPTED, 3, PENDING, JOBSM_RETRY_UNCOUNTED) \
+    X(OUT_OF_MEMORY, 3, OUT_OF_MEMORY, JOBSM_RETRY_IF_ASKED)
 
 typedef enum {
 #define JOBSM_CAUSE_ENUM(name, prec, final, retry) JOBSM_CAUSE_##name,
@@ -124,6 +126,7 @@ typedef struct jobsm_event {
     int timed_out;       /* PART_ENDED: the worker enforced the time limit */
     int killed;          /* PART_ENDED: the worker killed it on a JobKill */
     int output_lost;     /* PART_ENDED: the node's spool was full while it ran */
+    int out_of_memory;   /* PART_ENDED: it went over its --mem there (text says by how much) */
     const char *text;    /* PART_ENDED: the worker's reason; SUBMIT: the first wait reason;
                             START_TIMEOUT, DEPENDENCY_FAILED, DRAIN: why. May be NULL */
     int64_t now_wall_ms; /* the caller's clock: start and end times */

@@ -422,6 +422,7 @@ handle_heartbeat(sched_t *self, const msg_t *m)
                       c->fix);
         self->dirty |= blocks; /* the node takes jobs again, or stops */
     }
+    isol_heartbeat_cpus(self, nd, hb);
     for (size_t i = 0; i < hb->n_gpus; i++)
         for (size_t g = 0; g < nd->info->n_gpus; g++) {
             Wslq__GpuInfo *dst = nd->info->gpus[g];

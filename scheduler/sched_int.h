@@ -364,6 +364,10 @@ void handle_update(sched_t *self, const msg_t *m);
 
 /* gang.c: the parts of a started job on their nodes */
 int gang_part_of(const Wslq__JobInfo *info, const char *node); /* alloc index, -1 none */
+
+/* isolcpus.c: the CPUs a job's part is bound to, as its worker reports them (Alloc.cpus). */
+void isol_set_cpus(job_t *job, int part, const char *cpus);
+void isol_heartbeat_cpus(sched_t *self, const node_t *nd, const Wslq__Heartbeat *hb);
 void gang_launch(sched_t *self, job_t *job, size_t k);
 /* tfcfg.c: TensorFlow jobs (spec.tf). tfcfg_reserve fills info->tf_ports, one port per
  * global rank from the MASTER_PORT range, none held by a started job (nothing for other jobs);

@@ -60,6 +60,9 @@ wcfg_defaults(wcfg_t *c)
     c->owner = OWNER_IGNORE;
     owner_limits_default(&c->owner_lim);
     c->owner_suspend_max_min = 30;
+    c->cpu_bind = ISOL_BIND_CORES;
+    c->cgroup = ISOL_CG_AUTO;
+    c->mem_watch = 1;
 }
 
 static int
@@ -160,6 +163,29 @@ wcfg_set(wcfg_t *c, const char *key, const char *v, wq_error_t *err)
     }
     if (strcmp(key, "rendezvous") == 0)
         return parse_bool(v, key, &c->rendezvous, err);
+    if (strcmp(key, "cpu_bind") == 0) {
+        if (strcmp(v, "none") == 0 || strcmp(v, "cores") == 0) {
+            c->cpu_bind = strcmp(v, "cores") == 0 ? ISOL_BIND_CORES : ISOL_BIND_NONE;
+            return 0;
+        }
+        return wq_fail(err, WQ_EINVAL, "cpu_bind: expected none or cores, got '%.64s'", v);
+    }
+    if (strcmp(key, "cgroup") == 0) {
+        static const char *const names[] = {"auto", "v2", "v1", "none"};
+        for (int i = 0; i < 4; i++)
+            if (strcmp(v, names[i]) == 0) {
+                c->cgroup = i;
+                return 0;
+            }
+        return wq_fail(err, WQ_EINVAL, "cgroup: expected auto, v2, v1 or none, got '%.64s'", v);
+    }
+    if (strcmp(key, "cgroup_root") == 0) {
+        if (*v != '\0' && *v != '/')
+            return wq_fail(err, WQ_EINVAL, "cgroup_root: '%.200s' is not an absolute path", v);
+        return copy_str(c->cgroup_root, sizeof c->cgroup_root, v, key, err);
+    }
+    if (strcmp(key, "mem_watch") == 0)
+        return parse_bool(v, key, &c->mem_watch, err);
     if (strcmp(key, "container_engine") == 0)
         return copy_str(c->container_engine, sizeof c->container_engine, v, key, err);
     if (strcmp(key, "container_flags") == 0)
@@ -274,6 +300,10 @@ static const struct option long_opts[] = {
     {"kill-grace-ms", required_argument, NULL, 0},
     {"spool-keep-days", required_argument, NULL, 0},
     {"rendezvous", required_argument, NULL, 0},
+    {"cpu-bind", required_argument, NULL, 0},
+    {"cgroup", required_argument, NULL, 0},
+    {"cgroup-root", required_argument, NULL, 0},
+    {"mem-watch", required_argument, NULL, 0},
     {"container-engine", required_argument, NULL, 0},
     {"container-flags", required_argument, NULL, 0},
     {"inbound-ok", required_argument, NULL, 0},
@@ -315,6 +345,11 @@ wcfg_usage(void)
            "  --kill-grace-ms N     SIGTERM to SIGKILL grace (default 10000)\n"
            "  --spool-keep-days N   keep ended jobs' logs this long (default 7, 0 = forever)\n"
            "  --rendezvous yes|no   offer WSLQ_RENDEZVOUS sockets to jobs (default yes)\n"
+           "  --cpu-bind none|cores bind each job's ranks to CPUs of its own (default cores)\n"
+           "  --cgroup auto|v2|v1|none  a cgroup per job with its --mem as the limit\n"
+           "                        (default auto: v2, else v1's memory controller, else none)\n"
+           "  --cgroup-root DIR     where job cgroups are made (default the worker's own)\n"
+           "  --mem-watch yes|no    without a cgroup, end a job over its --mem (default yes)\n"
            "  --container-engine E  podman or docker (a name or path) for --container jobs\n"
            "                        (default podman, else docker, whichever PATH has)\n"
            "  --container-flags F   the engine's global flags, e.g. '--runtime runc'\n"

@@ -8,6 +8,7 @@
 
 #include "common/err.h"
 #include "proto/wire.h"
+#include "worker/isol.h"
 #include "worker/owner.h"
 #include "worker/runas.h"
 
@@ -41,6 +42,10 @@ typedef struct wcfg {
     char container_engine[PATH_MAX]; /* --container jobs: podman or docker (name or path);
                                         "" = podman, else docker, by PATH */
     char container_flags[1024];      /* the engine's global flags ("--runtime runc") */
+    int cpu_bind;                    /* enum isol_bind: each job's ranks bound to its CPUs */
+    int cgroup;                      /* enum isol_cg: auto, v2, v1 or none */
+    char cgroup_root[PATH_MAX];      /* where job cgroups are made; "" = the worker's own */
+    int mem_watch;                   /* 1: without a cgroup, watch each job's resident memory */
 } wcfg_t;
 
 enum wcfg_action { WCFG_RUN, WCFG_HELP, WCFG_VERSION, WCFG_JOIN };

@@ -230,6 +230,8 @@ job_adopt(const char *state_path, const job_cfg_t *cfg, wq_error_t *err)
         int64_t left = st->start_wall_ms + j->time_limit_s * 1000 - wq_clock_wall_ms();
         j->deadline_ms = wq_clock_mono_ms() + (left > 0 ? left : 0);
     }
+    if (!st->ended)
+        isol_job_adopt(j, cfg->isol);
     free(st);
     return j;
 }
@@ -547,6 +549,7 @@ finish(job_t *j)
     } else if (j->status_lost && !j->have_fail) {
         snprintf(j->reason, sizeof j->reason, "worker restarted; exit status lost");
     }
+    isol_job_end(j); /* over its --mem: that is the reason */
     if (j->have_fail || j->timed_out || j->killed)
         container_stop(j);
     j->phase = JOB_ENDED;
@@ -566,6 +569,7 @@ job_poll(job_t *j, int64_t now_ms)
         return 0;
     if (j->phase == JOB_RUNNING && !j->suspended && j->deadline_ms > 0 && now_ms >= j->deadline_ms)
         job_stop(j, 0, 1, NULL, now_ms);
+    isol_job_watch(j, now_ms);
     if (j->phase == JOB_STOPPING && j->kill_at_ms > 0 && now_ms >= j->kill_at_ms) {
         for (int i = 0; i < j->nranks; i++)
             job_signal_rank(&j->ranks[i], SIGKILL);
@@ -592,8 +596,10 @@ job_poll(job_t *j, int64_t now_ms)
 int64_t
 job_next_deadline(const job_t *j)
 {
-    if (j->phase == JOB_RUNNING)
-        return j->suspended ? 0 : j->deadline_ms;
+    if (j->phase == JOB_RUNNING) {
+        int64_t d = j->suspended ? 0 : j->deadline_ms, m = isol_job_next(j);
+        return m > 0 && (d == 0 || m < d) ? m : d;
+    }
     if (j->phase == JOB_STOPPING)
         return j->kill_at_ms;
     return 0;
@@ -663,6 +669,8 @@ job_destroy(job_t **jp)
     if (jp == NULL || *jp == NULL)
         return;
     job_t *j = *jp;
+    if (j->phase == JOB_ENDED)
+        isol_job_release(j);
     for (int i = 0; i < j->nranks; i++) {
         job_rank_t *r = &j->ranks[i];
         if (r->errfd >= 0)

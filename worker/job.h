@@ -27,6 +27,7 @@
 #include "common/err.h"
 #include "proto/wire.h"
 #include "worker/container.h"
+#include "worker/isol.h"
 #include "worker/jobenv.h"
 #include "worker/runas.h"
 
@@ -106,6 +107,17 @@ typedef struct job {
     /* --container: `ENGINE rm -f NAMES` run when the job is stopped or fails, so no container
      * outlives its rank; NULL = not a container job */
     char **ctr_rm;
+    /* isolation (isol.h) */
+    isol_cpus_t cpus;       /* the CPUs its ranks are bound to; empty = not bound */
+    char cpulist[256];      /* the same as text ("0-3"), "" = not bound */
+    uint64_t mem_mb;        /* its --mem on this node, MiB; 0 = none */
+    int cg_kind;            /* enum isol_cg of its live cgroup; ISOL_CG_NONE once ended */
+    char cg_path[PATH_MAX]; /* its cgroup directory */
+    uint64_t cg_oom_before; /* OOM kills counted in the cgroup when it started */
+    int mem_watched;        /* the memory watch looks after it (no cgroup limit) */
+    int64_t mem_next_ms;    /* monotonic ms of the watch's next look */
+    int oom;                /* it went over its --mem: JobEnded.out_of_memory */
+    uint64_t mem_used_mb;   /* how much it held then (or at most), MiB; 0 = unknown */
 } job_t;
 
 typedef struct job_cfg {
@@ -119,6 +131,8 @@ typedef struct job_cfg {
                               started directly and that status is lost */
     /* --container jobs: the engine and its flags */
     container_cfg_t container;
+    const isol_t *isol; /* CPU binding, cgroups, memory watch; NULL = none of them */
+    const int *cpu_use; /* per launch: jobs bound to each CPU now (ISOL_MAX_CPUS), or NULL */
     /* Per launch (streams.c sets them around job_launch): */
     const runas_acct_t *acct; /* the account the ranks run as; NULL = the worker's own */
     const char *refuse;       /* not NULL: the job cannot run here (its owner has no usable

@@ -27,4 +27,19 @@ int job_spool_open(const job_t *j, const char *path, int flags);
 /* sig to the rank's process group and the rank itself, if it is alive. */
 void job_signal_rank(job_rank_t *r, int sig);
 
+/* isoljob.c: a job's isolation (isol.h). setup at launch: its CPUs (returned, NULL = not
+ * bound; use: jobs bound to each CPU now, NULL = none), its cgroup (*procs_fd for the rank
+ * children, -1 = none) or the memory watch. watch: the memory watch's look while it runs
+ * (over its --mem: stopped, oom set); next: when that look is due (0 = never). end: the
+ * cgroup's OOM kills and removal, the out-of-memory reason. adopt: an adopted job's CPUs
+ * (its ranks' affinity) and cgroup. The job's cgroup: cg_kind is ISOL_CG_NONE once ended. */
+const isol_cpus_t *isol_job_setup(
+    job_t *j, const isol_t *is, const int *use, const Wslq__JobSpec *spec, int *procs_fd);
+void isol_job_watch(job_t *j, int64_t now_ms);
+int64_t isol_job_next(const job_t *j);
+void isol_job_end(job_t *j);
+void isol_job_adopt(job_t *j, const isol_t *is);
+/* An ended job's cgroup that was still busy at its end: removed now (job_destroy). */
+void isol_job_release(job_t *j);
+
 #endif

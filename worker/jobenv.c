@@ -120,6 +120,8 @@ jobenv_build(const Wslq__JobLaunch *l, const jobenv_ctx_t *c, int lrank, char *c
     env_set(&a, "WSLQ_JOB_NAME", spec && spec->name ? spec->name : "");
     env_setu(&a, "WSLQ_ATTEMPT", l->attempt);
     env_set(&a, "WSLQ_NODE", c->node);
+    if (c->cpus != NULL && c->cpus[0])
+        env_set(&a, "WSLQ_CPUS", c->cpus);
     if (l->array_job_id != 0) { /* a task of a job array */
         env_setu(&a, "WSLQ_ARRAY_JOB_ID", l->array_job_id);
         env_setu(&a, "WSLQ_ARRAY_INDEX", l->array_index);

@@ -24,6 +24,8 @@ typedef struct jobenv_ctx {
     const char *home;            /* that account's home directory (HOME); with user only */
     const char *const *dx_order; /* this node's DirectX adapter LUIDs in DXCore's order,
                                     NULL-ended, or NULL (DML_VISIBLE_DEVICES numbers them) */
+    const char *cpus;            /* the CPUs the job is bound to ("0-3"), WSLQ_CPUS; NULL/"" =
+                                    not bound, unset */
 } jobenv_ctx_t;
 
 /* Processes this node starts for the launch: 1 for per_node, else alloc.nranks (at least 1). */

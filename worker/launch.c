@@ -58,6 +58,7 @@ spool_dir(const job_t *j)
 static job_t *
 end_early(job_t *j, int exit_code, const char *reason)
 {
+    isol_job_end(j);
     job_note(j, reason);
     j->phase = JOB_ENDED;
     j->exit_code = exit_code;
@@ -104,8 +105,11 @@ child_exec(const char *cwd,
            int outfd,
            int errw,
            int keep_errw,
-           const runas_acct_t *acct)
+           const runas_acct_t *acct,
+           const isol_cpus_t *cpus,
+           int procs_fd)
 {
+    isol_child(cpus, procs_fd); /* while still the worker's account: the cgroup is its */
     if (keep_errw)
         fcntl(errw, F_SETFD, 0); /* wslq-rank reports the rank's own exec through it */
     setsid();
@@ -156,11 +160,13 @@ spawn_rank(const char *cwd,
            int outfd,
            int errw,
            int keep_errw,
-           const runas_acct_t *acct)
+           const runas_acct_t *acct,
+           const isol_cpus_t *cpus,
+           int procs_fd)
 {
     pid_t pid = vfork();
     if (pid == 0)
-        child_exec(cwd, exe, argv, envp, nullfd, outfd, errw, keep_errw, acct);
+        child_exec(cwd, exe, argv, envp, nullfd, outfd, errw, keep_errw, acct, cpus, procs_fd);
     return pid;
 }
 
@@ -283,8 +289,15 @@ job_launch(const Wslq__JobLaunch *l, const job_cfg_t *cfg)
         free(names);
     }
 
+    /* Isolation (isol.h): the job's CPUs, its cgroup or the memory watch */
+    const isol_cpus_t *bind = NULL;
+    int procs_fd = -1;
+    if (cfg->isol != NULL)
+        bind = isol_job_setup(j, cfg->isol, cfg->cpu_use, spec, &procs_fd);
+
     int nullfd = open("/dev/null", O_RDWR | O_CLOEXEC);
     jobenv_ctx_t ec = cfg->env;
+    ec.cpus = j->cpulist;
     ec.spool = j->spool;
     char rdv[PATH_MAX + 16];
     snprintf(rdv, sizeof rdv, "%s/rdv.sock", j->spool);
@@ -347,9 +360,11 @@ job_launch(const Wslq__JobLaunch *l, const job_cfg_t *cfg)
                 sargv[3] = exe;
                 for (size_t a = 0; a < na; a++)
                     sargv[4 + a] = argv[a];
-                pid = spawn_rank(cwd, cfg->rank_exe, sargv, envp, nullfd, outfd, ep[1], 1, acct);
+                pid = spawn_rank(cwd, cfg->rank_exe, sargv, envp, nullfd, outfd, ep[1], 1, acct,
+                                 bind, procs_fd);
             } else {
-                pid = spawn_rank(cwd, exe, argv, envp, nullfd, outfd, ep[1], 0, acct);
+                pid =
+                    spawn_rank(cwd, exe, argv, envp, nullfd, outfd, ep[1], 0, acct, bind, procs_fd);
             }
         }
         saved = errno;
@@ -379,6 +394,8 @@ job_launch(const Wslq__JobLaunch *l, const job_cfg_t *cfg)
             if (i == 0) {
                 if (nullfd >= 0)
                     close(nullfd);
+                if (procs_fd >= 0)
+                    close(procs_fd);
                 return end_early(j, 1, why);
             }
             j->phase = JOB_STOPPING;
@@ -392,6 +409,8 @@ job_launch(const Wslq__JobLaunch *l, const job_cfg_t *cfg)
     }
     if (nullfd >= 0)
         close(nullfd);
+    if (procs_fd >= 0)
+        close(procs_fd);
     if (j->phase == JOB_RUNNING) {
         j->started = 1;
         j->start_wall_ms = wq_clock_wall_ms();

@@ -172,7 +172,24 @@ outbox_heartbeat(worker_t *w)
     hb.owner_why = w->owner_why;
     hb.owner_user = w->cfg.owner_user;
     hb.owner_suspend_max_s = (uint32_t) w->cfg.owner_suspend_max_min * 60u;
+    /* each running job's CPUs (wslq show) */
+    Wslq__IsolJobCpus *jc = w->njobs ? wq_calloc(w->njobs, sizeof *jc) : NULL;
+    Wslq__IsolJobCpus **jcp = w->njobs ? wq_calloc(w->njobs, sizeof *jcp) : NULL;
+    for (size_t i = 0; i < w->njobs && hb.n_job_cpus < WIRE_MAX_RUNNING; i++) {
+        job_t *j = w->jobs[i];
+        if (j->phase == JOB_ENDED || j->cpulist[0] == '\0')
+            continue;
+        wslq__isol_job_cpus__init(&jc[hb.n_job_cpus]);
+        jc[hb.n_job_cpus].job_id = j->id;
+        jc[hb.n_job_cpus].attempt = j->attempt;
+        jc[hb.n_job_cpus].cpus = j->cpulist;
+        jcp[hb.n_job_cpus] = &jc[hb.n_job_cpus];
+        hb.n_job_cpus++;
+    }
+    hb.job_cpus = jcp;
     outbox_send(w, &ENVELOPE(HEARTBEAT, heartbeat, &hb));
+    free(jcp);
+    free(jc);
 }
 
 void
@@ -211,6 +228,8 @@ outbox_job_ended(worker_t *w, job_t *j)
     m.reason = j->reason;
     m.log_bytes = j->log_bytes;
     m.output_lost = j->output_lost;
+    m.out_of_memory = j->oom;
+    m.cpus = j->cpulist;
     outbox_send(w, &ENVELOPE(ENDED, ended, &m));
 }
 

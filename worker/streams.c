@@ -91,7 +91,15 @@ streams_launch(worker_t *w, const Wslq__JobLaunch *l)
         w->jcfg.acct = &acct;
     w->jcfg.rendezvous = w->jcfg.refuse == NULL && /* before any rank runs */
                          open_rendezvous(w, l->job_id, l->attempt, acct.uid, acct.gid);
+    /* the CPUs other jobs here are bound to, so this one gets others where there are */
+    int *use = wq_calloc(ISOL_MAX_CPUS, sizeof *use);
+    for (size_t i = 0; i < w->njobs; i++)
+        for (int c = 0; w->jobs[i]->phase != JOB_ENDED && c < ISOL_MAX_CPUS; c++)
+            use[c] += isol_cpu_has(&w->jobs[i]->cpus, c) != 0;
+    w->jcfg.cpu_use = use;
     j = job_launch(l, &w->jcfg);
+    w->jcfg.cpu_use = NULL;
+    free(use);
     w->jcfg.acct = NULL;
     w->jcfg.refuse = NULL;
     runas_acct_clear(&acct);

@@ -134,6 +134,14 @@ tick(worker_t *w, int64_t now)
         outbox_register(w, now);
     if (now >= w->next_cleanup_ms) {
         streams_cleanup_spool(w);
+        /* job cgroups a killed worker left behind, empty now */
+        const char **held = wq_calloc(w->njobs + 1, sizeof *held);
+        for (size_t i = 0; i < w->njobs; i++)
+            held[i] = w->jobs[i]->cg_path;
+        int swept = isol_cg_sweep(&w->isol, held, w->njobs);
+        free(held);
+        if (swept > 0)
+            log_info("removed job cgroups no job holds count=%d", swept);
         w->next_cleanup_ms = now + CLEANUP_MS;
     }
 }
@@ -199,6 +207,13 @@ worker_new(const wcfg_t *cfg, const keys_creds_t *creds, wq_error_t *err)
         return NULL;
 
     worker_t *w = wq_calloc(1, sizeof *w);
+    if (isol_init(&w->isol, cfg->cpu_bind, cfg->cgroup, cfg->cgroup_root, cfg->mem_watch, err) <
+        0) {
+        free(w);
+        return NULL;
+    }
+    log_info("job isolation cpu_bind=%s cpus=%d %s",
+             cfg->cpu_bind == ISOL_BIND_CORES ? "cores" : "none", w->isol.n_avail, w->isol.why);
     w->cfg = *cfg;
     w->runas = runas;
     log_info("jobs run as run_as=%s account=%s", runas_mode_name(runas.mode),
@@ -227,6 +242,7 @@ worker_new(const wcfg_t *cfg, const keys_creds_t *creds, wq_error_t *err)
     w->jcfg.env.dx_order = w->si.dx_order;
     w->jcfg.base_env = environ;
     w->jcfg.grace_ms = cfg->kill_grace_ms;
+    w->jcfg.isol = &w->isol;
     w->jcfg.container.engine = w->cfg.container_engine;
     w->jcfg.container.flags = w->cfg.container_flags;
     space_open(&w->space, cfg->state_dir);

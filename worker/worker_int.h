@@ -58,6 +58,7 @@ struct worker {
     size_t njobs;            /* entries used in jobs */
     size_t cap;              /* entries allocated in jobs */
     job_cfg_t jcfg;          /* what every job launch needs (state dir, env, grace) */
+    isol_t isol;             /* CPU binding and cgroups of jobs (isol.h), decided at start */
     char rank_exe[PATH_MAX]; /* wslq-rank beside this program, "" when missing */
     runas_t runas;           /* whose account jobs run as (runas.h), decided at start */
     rdv_t *rdv;              /* rendezvous relay, NULL when disabled */

@@ -808,6 +808,7 @@ fill_jobs(void)
     alloc_a.gpu_uuids = uuids_a;
     alloc_a.nranks = 2;
     alloc_a.ip = "10.0.0.5";
+    alloc_a.cpus = "2-3";
     static Wslq__Alloc *allocs[] = {&alloc_a};
     wslq__job_info__init(&job_a);
     job_a.id = 12;
@@ -904,7 +905,7 @@ test_show_text(void **state)
     assert_non_null(strstr(s, "  Command:      python3 -c 'print('\\''hi there'\\'')'\n"));
     assert_non_null(strstr(s, "  Environment:  A=1\n"));
     assert_non_null(strstr(s, "  Master:       10.0.0.5:29500\n"));
-    assert_non_null(strstr(s, "  pc1   0          10.0.0.5  0-1    0,1   GPU-aaa,GPU-bbb\n"));
+    assert_non_null(strstr(s, "  pc1   0          10.0.0.5  0-1    0,1   GPU-aaa,GPU-bbb  2-3\n"));
     assert_non_null(strstr(s, "RUNNING  0        pc1   started"));
     free(s);
 }
@@ -931,6 +932,7 @@ test_json_job_shape(void **state)
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(spec, "argv")), 3);
     cJSON *alloc = cJSON_GetArrayItem(cJSON_GetObjectItem(o, "allocs"), 0);
     assert_string_equal(cJSON_GetObjectItem(alloc, "node")->valuestring, "pc1");
+    assert_string_equal(cJSON_GetObjectItem(alloc, "cpus")->valuestring, "2-3");
     assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(alloc, "gpu_uuids"), 1)->valuestring,
                         "GPU-bbb");
     cJSON_Delete(o);

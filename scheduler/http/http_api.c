@@ -114,7 +114,9 @@ summary_doc(queue_t *q, http_counts_t *cache, const http_snap_t *s)
         counts[i] = cache->valid ? cache->counts[i] : (int64_t) s->active[i];
     cJSON *jobs = cJSON_AddObjectToObject(o, "jobs");
     int64_t total = 0;
-    for (int i = WSLQ__JOB_STATE__PENDING; i <= WSLQ__JOB_STATE__NODE_FAIL; i++) {
+    for (int i = WSLQ__JOB_STATE__PENDING; i < WIRE_JOB_STATES; i++) {
+        if (!wire_state_known(i))
+            continue;
         const char *n = wire_state_name((Wslq__JobState) i);
         char low[32];
         size_t k = 0;

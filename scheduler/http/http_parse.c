@@ -22,11 +22,12 @@ static const struct {
     {"cancelled", 1u << WSLQ__JOB_STATE__CANCELLED},
     {"timeout", 1u << WSLQ__JOB_STATE__TIMEOUT},
     {"node_fail", 1u << WSLQ__JOB_STATE__NODE_FAIL},
+    {"out_of_memory", 1u << WSLQ__JOB_STATE__OUT_OF_MEMORY},
     {"active", (1u << WSLQ__JOB_STATE__PENDING) | (1u << WSLQ__JOB_STATE__STARTING) |
                    (1u << WSLQ__JOB_STATE__RUNNING)},
     {"ended", (1u << WSLQ__JOB_STATE__COMPLETED) | (1u << WSLQ__JOB_STATE__FAILED) |
                   (1u << WSLQ__JOB_STATE__CANCELLED) | (1u << WSLQ__JOB_STATE__TIMEOUT) |
-                  (1u << WSLQ__JOB_STATE__NODE_FAIL)},
+                  (1u << WSLQ__JOB_STATE__NODE_FAIL) | (1u << WSLQ__JOB_STATE__OUT_OF_MEMORY)},
 };
 
 static int

@@ -169,7 +169,9 @@ http_prom_render(const http_snap_t *s, const uint64_t http_codes[HTTP_N_CODES], 
          "Submissions refused (no node could ever run them, bad dependencies).");
     sb_printf(&b, "wslq_jobs_refused_total %llu\n", (unsigned long long) st->refused_total);
     help(&b, "wslq_jobs_ended_total", "counter", "Jobs that reached a final state, by state.");
-    for (int i = WSLQ__JOB_STATE__COMPLETED; i <= WSLQ__JOB_STATE__NODE_FAIL; i++) {
+    for (int i = WSLQ__JOB_STATE__COMPLETED; i < WIRE_JOB_STATES; i++) {
+        if (!wire_state_known(i))
+            continue;
         lower_state((Wslq__JobState) i, state, sizeof state);
         sb_printf(&b, "wslq_jobs_ended_total{state=\"%s\"} %llu\n", state,
                   (unsigned long long) st->ended_total[i]);

@@ -300,6 +300,92 @@ test_rank_failed_event(void **state)
     fx_free(f);
 }
 
+/* Over its --mem on one node: OUT_OF_MEMORY with the worker's words, the other node stopped;
+ * it outranks the rank failure it causes, and is retried only with --requeue-on-fail. */
+static void
+test_out_of_memory(void **state)
+{
+    (void) state;
+    fx_t *f = fx_new(3, 0);
+    running(f, 2);
+    /* the kernel's OOM kill: the worker reports the rank's failure first */
+    assert_int_equal(
+        apply(f, (jobsm_event_t){.type = JOBSM_EV_RANK_FAILED, .part = 1, .rank = 2, .signal = 9}),
+        JOBSM_APPLIED);
+    assert_int_equal(f->sm.cause, JOBSM_CAUSE_RANK_FAILED);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_PART_ENDED,
+                                              .part = 1,
+                                              .exit_code = -1,
+                                              .signal = 9,
+                                              .rank = 2,
+                                              .out_of_memory = 1,
+                                              .text = "used 612 MiB, more than its --mem 256M"}),
+                     JOBSM_APPLIED);
+    assert_int_equal(f->sm.cause, JOBSM_CAUSE_OUT_OF_MEMORY);
+    assert_string_equal(jobsm_cause_name(f->sm.cause), "out_of_memory");
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__RUNNING); /* until every part ended */
+    assert_int_equal(ended(f, 0, 143, 0), JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__OUT_OF_MEMORY); /* retries: not asked */
+    assert_true(f->out.act & JOBSM_ACT_ENDED);
+    assert_string_equal(f->info->reason,
+                        "out of memory on n1: used 612 MiB, more than its --mem 256M");
+    assert_int_equal(f->info->failed_rank, 2);
+    assert_true(wire_state_is_final(f->info->state));
+    fx_free(f);
+
+    /* the memory watch: no RankFailed (the worker stopped it), the other part killed */
+    f = fx_new(0, 0);
+    running(f, 2);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_PART_ENDED,
+                                              .part = 0,
+                                              .exit_code = -1,
+                                              .signal = 15,
+                                              .out_of_memory = 1}),
+                     JOBSM_APPLIED);
+    assert_true(f->out.act & JOBSM_ACT_KILL);
+    assert_int_equal(ended(f, 1, 0, 15), JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__OUT_OF_MEMORY);
+    assert_string_equal(f->info->reason, "out of memory on n0: over its --mem");
+    fx_free(f);
+
+    /* a cancel outranks it; an OOM after a time limit does not change the ending */
+    f = fx_new(0, 0);
+    running(f, 1);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_CANCEL}), JOBSM_APPLIED);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_PART_ENDED,
+                                              .part = 0,
+                                              .signal = 9,
+                                              .out_of_memory = 1}),
+                     JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__CANCELLED);
+    fx_free(f);
+    f = fx_new(0, 0);
+    running(f, 1);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_TIME_LIMIT}), JOBSM_APPLIED);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_PART_ENDED,
+                                              .part = 0,
+                                              .signal = 9,
+                                              .out_of_memory = 1}),
+                     JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__TIMEOUT);
+    fx_free(f);
+
+    /* --requeue-on-fail with retries left: back to PENDING, attempt 2 of 2 */
+    f = fx_new(1, 1);
+    running(f, 1);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_PART_ENDED,
+                                              .part = 0,
+                                              .signal = 9,
+                                              .out_of_memory = 1,
+                                              .text = "more than its --mem 1G"}),
+                     JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__PENDING);
+    assert_int_equal(f->info->attempt, 1);
+    assert_non_null(strstr(f->info->reason, "requeued after OUT_OF_MEMORY"));
+    assert_non_null(strstr(f->info->reason, "more than its --mem 1G"));
+    fx_free(f);
+}
+
 static void
 test_node_lost_requeues_with_backoff(void **state)
 {
@@ -962,6 +1048,12 @@ job_in(Wslq__JobState s)
         apply(f, (jobsm_event_t){.type = JOBSM_EV_NODE_LOST, .part = 1});
         return f;
     }
+    if (s == WSLQ__JOB_STATE__OUT_OF_MEMORY) {
+        apply(f, (jobsm_event_t){
+                     .type = JOBSM_EV_PART_ENDED, .part = 0, .signal = 9, .out_of_memory = 1});
+        ended(f, 1, 0, 0);
+        return f;
+    }
     ended(f, 0, s == WSLQ__JOB_STATE__FAILED, 0);
     ended(f, 1, 0, 0);
     return f;
@@ -981,6 +1073,7 @@ test_every_refusal(void **state)
         WSLQ__JOB_STATE__CANCELLED,
         WSLQ__JOB_STATE__TIMEOUT,
         WSLQ__JOB_STATE__NODE_FAIL,
+        WSLQ__JOB_STATE__OUT_OF_MEMORY,
     };
     int refused = 0, allowed = 0;
     for (size_t i = 0; i < sizeof states / sizeof states[0]; i++) {
@@ -1019,7 +1112,7 @@ test_every_refusal(void **state)
             fx_free(f);
         }
     }
-    assert_int_equal(refused + allowed, 9 * JOBSM_EV_COUNT);
+    assert_int_equal(refused + allowed, 10 * JOBSM_EV_COUNT);
     assert_true(refused > 70);
 }
 
@@ -1231,6 +1324,7 @@ main(void)
         cmocka_unit_test(test_cancel_overrides),
         cmocka_unit_test(test_cancel_pending),
         cmocka_unit_test(test_time_limit),
+        cmocka_unit_test(test_out_of_memory),
         cmocka_unit_test(test_worker_timeout_stops_gang),
         cmocka_unit_test(test_start_timeout),
         cmocka_unit_test(test_start_timeout_requeues),

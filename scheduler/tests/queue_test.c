@@ -115,7 +115,7 @@ exercise(queue_t *q)
     count = 0;
     assert_int_equal(queue_list(q, &f3, count_cb, &count, NULL), 1);
 
-    int64_t counts[9];
+    int64_t counts[WIRE_JOB_STATES];
     assert_int_equal(queue_count_states(q, counts, NULL), 0);
     assert_int_equal(counts[WSLQ__JOB_STATE__PENDING], 2);
     assert_int_equal(counts[WSLQ__JOB_STATE__COMPLETED], 1);

@@ -64,8 +64,8 @@ init_2x2(fixture_t *f)
 
 static const char *const no_shm_env[] = {"NCCL_SHM_DISABLE=1", NULL};
 static const jobenv_ctx_t ctx = {
-    "pc2", "eth0",     "10.0.0.2", "/spool/42.1", "/spool/42.1/rdv.sock",
-    0,     no_shm_env, NULL,       NULL,          NULL};
+    "pc2", "eth0", "10.0.0.2", "/spool/42.1", "/spool/42.1/rdv.sock", 0, no_shm_env,
+    NULL,  NULL,   NULL,       NULL};
 
 /* A --gpu-mem share: the budget, the fraction of the rank's card, the allocator hints (the
  * job's own --env wins); none of them for whole GPUs. */
@@ -127,6 +127,25 @@ test_dx_gpu(void **state)
     jobenv_free(&e);
 }
 
+/* The CPUs the job is bound to: WSLQ_CPUS, even over the worker's own WSLQ_CPUS. */
+static void
+test_env_cpus(void **state)
+{
+    (void) state;
+    fixture_t f;
+    init_2x2(&f);
+    jobenv_ctx_t c = ctx;
+    c.cpus = "2-3,6";
+    char *const worker_env[] = {"PATH=/usr/bin", "WSLQ_CPUS=0-7", NULL};
+    char **e = jobenv_build(&f.l, &c, 0, worker_env);
+    assert_string_equal(jobenv_get(e, "WSLQ_CPUS"), "2-3,6");
+    jobenv_free(&e);
+    c.cpus = "";
+    e = jobenv_build(&f.l, &c, 0, worker_env);
+    assert_null(jobenv_get(e, "WSLQ_CPUS"));
+    jobenv_free(&e);
+}
+
 static void
 test_env_2x2(void **state)
 {
@@ -140,6 +159,7 @@ test_env_2x2(void **state)
     assert_string_equal(jobenv_get(e, "WSLQ_ATTEMPT"), "1");
     assert_null(jobenv_get(e, "WSLQ_ARRAY_INDEX"));
     assert_string_equal(jobenv_get(e, "WSLQ_NODE"), "pc2");
+    assert_null(jobenv_get(e, "WSLQ_CPUS")); /* not bound */
     assert_string_equal(jobenv_get(e, "CUDA_VISIBLE_DEVICES"), "3");
     assert_string_equal(jobenv_get(e, "CUDA_DEVICE_ORDER"), "PCI_BUS_ID");
     assert_string_equal(jobenv_get(e, "WSLQ_GPU_UUIDS"), "GPU-b");
@@ -353,10 +373,15 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_env_2x2),        cmocka_unit_test(test_env_per_node_and_no_gpu),
-        cmocka_unit_test(test_env_account),    cmocka_unit_test(test_gpu_shares),
-        cmocka_unit_test(test_argv_expansion), cmocka_unit_test(test_env_tf),
-        cmocka_unit_test(test_argv_expansion), cmocka_unit_test(test_gpu_mem_share),
+        cmocka_unit_test(test_env_2x2),
+        cmocka_unit_test(test_env_cpus),
+        cmocka_unit_test(test_env_per_node_and_no_gpu),
+        cmocka_unit_test(test_env_account),
+        cmocka_unit_test(test_gpu_shares),
+        cmocka_unit_test(test_argv_expansion),
+        cmocka_unit_test(test_env_tf),
+        cmocka_unit_test(test_argv_expansion),
+        cmocka_unit_test(test_gpu_mem_share),
         cmocka_unit_test(test_dx_gpu),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

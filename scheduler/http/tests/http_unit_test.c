@@ -106,7 +106,9 @@ test_jobs_query(void **state)
     assert_int_equal(parse("/api/v1/jobs?state=active", &r, &st), 0);
     assert_int_equal(r.state_mask, (1u << 1) | (1u << 2) | (1u << 3));
     assert_int_equal(parse("/api/v1/jobs?state=ended", &r, &st), 0);
-    assert_int_equal(r.state_mask, 0x1f0u);
+    assert_int_equal(r.state_mask, 0x1f0u | (1u << WSLQ__JOB_STATE__OUT_OF_MEMORY));
+    assert_int_equal(parse("/api/v1/jobs?state=out_of_memory", &r, &st), 0);
+    assert_int_equal(r.state_mask, 1u << WSLQ__JOB_STATE__OUT_OF_MEMORY);
     assert_int_equal(parse("/api/v1/jobs?access_token=abc&limit=1", &r, &st), 0);
     assert_string_equal(r.token, "abc");
     /* Empty pairs are skipped. */

@@ -76,7 +76,7 @@ function fmtNum(v) {
 
 // Seconds shown in the TIME column, as `wslq queue` does.
 function jobSeconds(j, now) {
-  const ended = ['COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT', 'NODE_FAIL'].includes(j.state);
+  const ended = ['COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT', 'NODE_FAIL', 'OUT_OF_MEMORY'].includes(j.state);
   if (ended) return j.start_ms ? ((j.end_ms || j.start_ms) - j.start_ms) / 1000 : 0;
   if (j.state === 'PENDING' || !j.start_ms) return (now - j.submit_ms) / 1000;
   return (now - j.start_ms) / 1000;
@@ -188,7 +188,7 @@ function renderSummary(s) {
     ['running', j.running + j.starting],
     ['pending', j.pending],
     ['completed', j.completed],
-    ['failed', j.failed + j.timeout + j.node_fail],
+    ['failed', j.failed + j.timeout + j.node_fail + (j.out_of_memory || 0)],
     ['nodes up', `${up} / ${n.total}`],
     ['GPUs in use', `${g.used} / ${g.total}`],
     ['mean wait', s.wait.mean_s == null ? '–'
