@@ -293,6 +293,8 @@ handle_ended(sched_t *self, const msg_t *m)
     }
     if (k >= 0 && jobsm_part_holds(&job->sm, job->info, (size_t) k)) {
         job->info->allocs[k]->log_bytes = e->log_bytes;
+        if (e->gpu_reset && (e->exit_code != 0 || e->signal != 0))
+            m->node->gpu_resets++; /* wslq_gpu_resets_total */
         jobsm_event_t ev = {.type = JOBSM_EV_PART_ENDED,
                             .part = (size_t) k,
                             .exit_code = e->exit_code,
@@ -301,6 +303,8 @@ handle_ended(sched_t *self, const msg_t *m)
                             .timed_out = e->timed_out,
                             .killed = e->killed,
                             .output_lost = e->output_lost,
+                            .gpu_reset = e->gpu_reset,
+                            .gpu_reset_why = e->gpu_reset_why,
                             .text = e->reason};
         jobs_apply(self, job, &ev);
     }

@@ -51,7 +51,8 @@ enum jobsm_retry {
     X(DEPENDENCY, 4, CANCELLED, JOBSM_RETRY_NEVER)  \
     X(DRAINED, 3, PENDING, JOBSM_RETRY_UNCOUNTED)   \
     X(REQUEUED, 4, PENDING, JOBSM_RETRY_UNCOUNTED)  \
-    X(PREEMPTED, 3, PENDING, JOBSM_RETRY_UNCOUNTED)
+    X(PREEMPTED, 3, PENDING, JOBSM_RETRY_UNCOUNTED) \
+    X(GPU_RESET, 2, FAILED, JOBSM_RETRY_ALWAYS)
 
 typedef enum {
 #define JOBSM_CAUSE_ENUM(name, prec, final, retry) JOBSM_CAUSE_##name,
@@ -71,8 +72,10 @@ typedef struct jobsm_part {
                                    re-registered without it (PART_MISSING after a grace); 0 */
 } jobsm_part_t;
 
-/* What the state machine keeps beside a job's JobInfo. Memory only: after a scheduler
- * restart a STARTING/RUNNING job resumes with cause NONE (jobsm_load). */
+/* What the state machine keeps beside a job's JobInfo. The cause and kill_sent are mirrored
+ * in info->end_cause and info->kill_sent (saved with the job's row), so after a scheduler
+ * restart a job being ended (a preemption or eviction waiting out its grace, a cancel) ends
+ * the same way (jobsm_load); the parts' flags and the backoff are memory only. */
 typedef struct jobsm {
     jobsm_part_t *parts;     /* one per info->allocs entry while STARTING/RUNNING; owned */
     size_t n_parts;          /* == info->n_allocs while STARTING/RUNNING, else 0 */
@@ -116,18 +119,20 @@ const char *jobsm_event_name(jobsm_event_type_t t);
 
 typedef struct jobsm_event {
     jobsm_event_type_t type;
-    size_t part;         /* PART_*, RANK_FAILED, NODE_LOST: index into info->allocs */
-    int32_t exit_code;   /* PART_ENDED, RANK_FAILED */
-    int32_t signal;      /* PART_ENDED, RANK_FAILED: 0 = none */
-    int32_t rank;        /* PART_ENDED (first failed rank, -1 none), RANK_FAILED */
-    int timed_out;       /* PART_ENDED: the worker enforced the time limit */
-    int killed;          /* PART_ENDED: the worker killed it on a JobKill */
-    int output_lost;     /* PART_ENDED: the node's spool was full while it ran */
-    const char *text;    /* PART_ENDED: the worker's reason; SUBMIT: the first wait reason;
-                            START_TIMEOUT, DEPENDENCY_FAILED, DRAIN: why. May be NULL */
-    int64_t now_wall_ms; /* the caller's clock: start and end times */
-    int64_t now_mono_ms; /* the caller's monotonic clock: requeue backoff */
-    int held;            /* SUBMIT: held from the start (submit --hold) */
+    size_t part;               /* PART_*, RANK_FAILED, NODE_LOST: index into info->allocs */
+    int32_t exit_code;         /* PART_ENDED, RANK_FAILED */
+    int32_t signal;            /* PART_ENDED, RANK_FAILED: 0 = none */
+    int32_t rank;              /* PART_ENDED (first failed rank, -1 none), RANK_FAILED */
+    int timed_out;             /* PART_ENDED: the worker enforced the time limit */
+    int killed;                /* PART_ENDED: the worker killed it on a JobKill */
+    int output_lost;           /* PART_ENDED: the node's spool was full while it ran */
+    const char *text;          /* PART_ENDED: the worker's reason; SUBMIT: the first wait reason;
+                                  START_TIMEOUT, DEPENDENCY_FAILED, DRAIN: why. May be NULL */
+    int64_t now_wall_ms;       /* the caller's clock: start and end times */
+    int64_t now_mono_ms;       /* the caller's monotonic clock: requeue backoff */
+    int held;                  /* SUBMIT: held from the start (submit --hold) */
+    int gpu_reset;             /* PART_ENDED: it failed because Windows reset the GPU (TDR) */
+    const char *gpu_reset_why; /* PART_ENDED with gpu_reset: what the worker saw; may be NULL */
 } jobsm_event_t;
 
 /* Actions, carried out by the caller (scheduler/jobs.c, jobs_apply). */

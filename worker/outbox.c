@@ -211,6 +211,8 @@ outbox_job_ended(worker_t *w, job_t *j)
     m.reason = j->reason;
     m.log_bytes = j->log_bytes;
     m.output_lost = j->output_lost;
+    m.gpu_reset = j->gpu_reset;
+    m.gpu_reset_why = j->gpu_reset_why;
     outbox_send(w, &ENVELOPE(ENDED, ended, &m));
 }
 
