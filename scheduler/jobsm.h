@@ -119,20 +119,21 @@ const char *jobsm_event_name(jobsm_event_type_t t);
 
 typedef struct jobsm_event {
     jobsm_event_type_t type;
-    size_t part;               /* PART_*, RANK_FAILED, NODE_LOST: index into info->allocs */
-    int32_t exit_code;         /* PART_ENDED, RANK_FAILED */
-    int32_t signal;            /* PART_ENDED, RANK_FAILED: 0 = none */
-    int32_t rank;              /* PART_ENDED (first failed rank, -1 none), RANK_FAILED */
-    int timed_out;             /* PART_ENDED: the worker enforced the time limit */
-    int killed;                /* PART_ENDED: the worker killed it on a JobKill */
-    int output_lost;           /* PART_ENDED: the node's spool was full while it ran */
-    const char *text;          /* PART_ENDED: the worker's reason; SUBMIT: the first wait reason;
-                                  START_TIMEOUT, DEPENDENCY_FAILED, DRAIN: why. May be NULL */
-    int64_t now_wall_ms;       /* the caller's clock: start and end times */
-    int64_t now_mono_ms;       /* the caller's monotonic clock: requeue backoff */
-    int held;                  /* SUBMIT: held from the start (submit --hold) */
-    int gpu_reset;             /* PART_ENDED: it failed because Windows reset the GPU (TDR) */
-    const char *gpu_reset_why; /* PART_ENDED with gpu_reset: what the worker saw; may be NULL */
+    size_t part;         /* PART_*, RANK_FAILED, NODE_LOST: index into info->allocs */
+    int32_t exit_code;   /* PART_ENDED, RANK_FAILED */
+    int32_t signal;      /* PART_ENDED, RANK_FAILED: 0 = none */
+    int32_t rank;        /* PART_ENDED (first failed rank, -1 none), RANK_FAILED */
+    int timed_out;       /* PART_ENDED: the worker enforced the time limit */
+    int killed;          /* PART_ENDED: the worker killed it on a JobKill */
+    int output_lost;     /* PART_ENDED: the node's spool was full while it ran */
+    const char *text;    /* PART_ENDED: the worker's reason; SUBMIT: the first wait reason;
+                            START_TIMEOUT, DEPENDENCY_FAILED, DRAIN: why. May be NULL */
+    int64_t now_wall_ms; /* the caller's clock: start and end times */
+    int64_t now_mono_ms; /* the caller's monotonic clock: requeue backoff */
+    int held;            /* SUBMIT: held from the start (submit --hold) */
+    int gpu_reset;       /* PART_ENDED: it failed because Windows reset the GPU (TDR) */
+    /* PART_ENDED with gpu_reset: what the worker saw; may be NULL */
+    const char *gpu_reset_why;
 } jobsm_event_t;
 
 /* Actions, carried out by the caller (scheduler/jobs.c, jobs_apply). */

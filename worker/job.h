@@ -107,10 +107,10 @@ typedef struct job {
      * outlives its rank; NULL = not a container job */
     char **ctr_rm;
     /* GPU resets by Windows (tdr.h), set by streams.c */
-    int tdr_known;                /* tdr_events_at_start was read at the launch */
-    int64_t tdr_events_at_start;  /* the reporter's TDR event count then */
-    int gpu_reset;                /* it failed with a GPU reset: JobEnded.gpu_reset */
-    char gpu_reset_why[200];      /* one line: what was seen */
+    int tdr_known;               /* tdr_events_at_start was read at the launch */
+    int64_t tdr_events_at_start; /* the reporter's TDR event count then */
+    int gpu_reset;               /* it failed with a GPU reset: JobEnded.gpu_reset */
+    char gpu_reset_why[200];     /* one line: what was seen */
 } job_t;
 
 typedef struct job_cfg {
