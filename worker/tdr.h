@@ -1,7 +1,7 @@
 /* A job that failed because Windows reset the GPU (TDR: the display driver's watchdog stops a
  * GPU that did not answer within TdrDelay, default 2 s). Two signs, either enough:
  *   - the CUDA or DirectX driver's message in the tail of the job's output (tdr_scan);
- *   - the reporter's TDR event count (owner.json "tdr": {"events"}) rose while the job ran.
+ *   - the reporter's TDR event count (the owner file's "tdr": {"events"}) rose while the job ran.
  * Only a job that ended non-zero is looked at; the scheduler ends it GPU_RESET (retried like a
  * lost node: spec.retries) with the reason "GPU reset by Windows (TDR) on NODE: WHY". */
 #ifndef WSLQ_WORKER_TDR_H

@@ -114,7 +114,7 @@ test_tail(void **state)
     close(fd);
 }
 
-/* owner.json's optional "tdr": {"events": N}. */
+/* The owner file's optional "tdr": {"events": N}. */
 static void
 test_owner_events(void **state)
 {
