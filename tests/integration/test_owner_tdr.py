@@ -95,6 +95,16 @@ try:
     check(j["reason"] == "rank 0 on pc1 exited with code 1", f"plain failure: {j['reason']}")
     check('wslq_gpu_resets_total{node="pc1"} 4\n' in metrics(),
           "/metrics: four resets (j1, j2 twice, j3)")
+    # the dashboard's nodes API, wslq nodes and wslq top show the owner and the resets
+    st, _, body = h.get("/api/v1/nodes")
+    n = [x for x in json.loads(body)["nodes"] if x["name"] == "pc1"][0] if st == 200 else {}
+    check(n.get("gpu_resets") == 4 and n.get("owner") == "ignore" and
+          n.get("owner_state") == "present", f"/api/v1/nodes pc1: {n}")
+    for args in (("nodes",), ("top", "--once")):
+        r = c.cli(*args)
+        check(r.returncode == 0 and "pc1 owner present, policy ignore: input" in r.stdout and
+              "pc1 GPU resets by Windows (TDR): 4 jobs failed" in r.stdout,
+              f"wslq {' '.join(args)}:\n{r.stdout}")
 finally:
     c.stop()
 finish()
