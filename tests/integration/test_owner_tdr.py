@@ -105,6 +105,12 @@ try:
         check(r.returncode == 0 and "pc1 owner present, policy ignore: input" in r.stdout and
               "pc1 GPU resets by Windows (TDR): 4 jobs failed" in r.stdout,
               f"wslq {' '.join(args)}:\n{r.stdout}")
+    # wslq doctor --node: the worker's owner.reporter check (policy, the file fresh)
+    r = c.cli("doctor", "--node", "pc1")
+    line = [ln for ln in r.stdout.splitlines() if "owner.reporter" in ln]
+    check(line and line[0].split()[0] == "PASS" and
+          "owner policy ignore; reporter file fresh" in line[0] and
+          "TDR event" in line[0], f"wslq doctor --node pc1:\n{r.stdout}")
 finally:
     c.stop()
 finish()
