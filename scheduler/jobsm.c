@@ -387,7 +387,7 @@ on_part_ended(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_o
         raise_cause(sm, JOBSM_CAUSE_RANK_FAILED);
         out->act |= JOBSM_ACT_SAVE;
         kill_rest(sm, out, JOBSM_GRACE_GANG, "another rank of the job failed");
-        if (ev->gpu_reset)
+        if (ev->gpu_reset && sm->cause == JOBSM_CAUSE_RANK_FAILED) /* not the time limit */
             gpu_reset_seen(sm, info, ev, out);
     } else if (failed && ev->gpu_reset && sm->cause == JOBSM_CAUSE_RANK_FAILED &&
                strcmp(info->failed_node, info->allocs[ev->part]->node) == 0) {

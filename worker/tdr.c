@@ -129,8 +129,8 @@ tdr_events_now(worker_t *w)
 void
 tdr_check_end(worker_t *w, job_t *j)
 {
-    if (j->exit_code == 0 && j->signal == 0)
-        return; /* it did not fail */
+    if ((j->exit_code == 0 && j->signal == 0) || j->timed_out || j->killed)
+        return; /* it did not fail, or was stopped: its time limit, a JobKill */
     char why[sizeof j->gpu_reset_why];
     int64_t events = j->tdr_known ? tdr_events_now(w) : -1;
     if (events >= 0 && events > j->tdr_events_at_start) {

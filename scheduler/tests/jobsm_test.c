@@ -1121,9 +1121,17 @@ test_gpu_reset(void **state)
     assert_int_equal(f->info->state, WSLQ__JOB_STATE__FAILED);
     assert_string_equal(f->info->reason, "rank 1 on n0 exited with code 3");
     fx_free(f);
+    /* the worker's time limit stopped it: TIMEOUT, whatever its output says */
     f = fx_new(0, 0);
     running(f, 1);
     ev.part = 0;
+    ev.timed_out = 1;
+    assert_int_equal(apply(f, ev), JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__TIMEOUT);
+    fx_free(f);
+    f = fx_new(0, 0);
+    running(f, 1);
+    ev.timed_out = 0;
     ev.exit_code = 0;
     assert_int_equal(apply(f, ev), JOBSM_APPLIED);
     assert_int_equal(f->info->state, WSLQ__JOB_STATE__COMPLETED);
