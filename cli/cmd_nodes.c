@@ -84,6 +84,9 @@ print_owners(const Wslq__NodesReply *r, FILE *out)
         if (n->owner_user && n->owner_user[0])
             fprintf(out, "%s owner's user %s: their jobs run there regardless\n", n->name,
                     n->owner_user);
+        if (n->gpu_resets > 0)
+            fprintf(out, "%s GPU resets by Windows (TDR): %" PRIu64 " jobs failed\n", n->name,
+                    n->gpu_resets);
         if (n->n_suspended_jobs > 0) {
             fprintf(out, "%s suspended jobs:", n->name);
             for (size_t k = 0; k < n->n_suspended_jobs; k++)

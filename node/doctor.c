@@ -14,6 +14,7 @@
 #include "node/containers.h"
 #include "node/dxcore.h"
 #include "node/node_internal.h"
+#include "node/tdrdelay.h"
 
 #define NCCL_MIN         21200 /* NCCL 2.12.0: first release NVIDIA lists for WSL */
 #define DRIVER_IPC_MIN   510   /* legacy CUDA IPC on WSL from R510 (CUDA on WSL guide §2.1) */
@@ -634,6 +635,7 @@ doctor_run(const char *root, const doctor_opts_t *opts, wq_error_t *err)
                    (long long) f->swap_total_mb);
         check_net(r, root, o);
         doctor_check_containers(r, root);
+        doctor_check_tdr(r, root);
     }
     if (o->hook)
         o->hook(r, o->hook_ctx);

@@ -13,7 +13,7 @@
  *   wsl.detect wsl.version wsl.network wsl.idle wsl.systemd wsl.gpu_enabled
  *   gpu.wsl_lib gpu.dxg gpu.shadow gpu.nvml gpu.cuda gpu.<n> gpu.pinned nccl.version
  *   nccl.profile shm.size shm.stale vm.resources net.iface net.ports net.hostname time.daemon
- *   oci.engine oci.cdi
+ *   oci.engine oci.cdi gpu.tdr (node/tdrdelay.h)
  * plus whatever a hook adds (e.g. sched.reach, time.offset). */
 #ifndef WSLQ_NODE_DOCTOR_H
 #define WSLQ_NODE_DOCTOR_H

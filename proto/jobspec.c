@@ -306,6 +306,8 @@ jobspec_wait_name(Wslq__WaitReason r)
         return "Reservation";
     case WSLQ__WAIT_REASON__WAIT_LIMIT:
         return "Limit";
+    case WSLQ__WAIT_REASON__WAIT_OWNER:
+        return "Owner";
     default:
         return "";
     }

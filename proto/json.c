@@ -294,6 +294,7 @@ json_node(const Wslq__NodeInfo *n)
     add_str(o, "owner_state", n->owner_state && n->owner_state[0] ? n->owner_state : "unknown");
     add_str(o, "owner_why", n->owner_why);
     add_str(o, "owner_user", n->owner_user);
+    cJSON_AddNumberToObject(o, "gpu_resets", (double) n->gpu_resets);
     cJSON *susp = cJSON_AddArrayToObject(o, "suspended_jobs");
     for (size_t i = 0; i < n->n_suspended_jobs; i++)
         cJSON_AddItemToArray(susp, cJSON_CreateNumber((double) n->suspended_jobs[i]));

@@ -297,6 +297,8 @@ handle_ended(sched_t *self, const msg_t *m)
     if (k >= 0 && jobsm_part_holds(&job->sm, job->info, (size_t) k)) {
         job->info->allocs[k]->log_bytes = e->log_bytes;
         isol_set_cpus(job, k, e->cpus);
+        if (e->gpu_reset && (e->exit_code != 0 || e->signal != 0))
+            m->node->gpu_resets++; /* wslq_gpu_resets_total */
         jobsm_event_t ev = {.type = JOBSM_EV_PART_ENDED,
                             .part = (size_t) k,
                             .exit_code = e->exit_code,
@@ -306,6 +308,8 @@ handle_ended(sched_t *self, const msg_t *m)
                             .killed = e->killed,
                             .output_lost = e->output_lost,
                             .out_of_memory = e->out_of_memory,
+                            .gpu_reset = e->gpu_reset,
+                            .gpu_reset_why = e->gpu_reset_why,
                             .text = e->reason};
         jobs_apply(self, job, &ev);
     }

@@ -195,6 +195,9 @@ finish(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t *o
     case JOBSM_CAUSE_OUT_OF_MEMORY:
         snprintf(reason, sizeof reason, "%s", info->reason);
         break;
+    case JOBSM_CAUSE_GPU_RESET:
+        snprintf(reason, sizeof reason, "%s", info->reason); /* set by gpu_reset_seen */
+        break;
     default:
         WQ_ASSERT(!"a started job cannot end for this cause");
     }
@@ -347,6 +350,21 @@ on_part_started(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm
     return JOBSM_APPLIED;
 }
 
+/* The failure recorded for part ev->part was Windows resetting the GPU (TDR): the job ends
+ * GPU_RESET instead of RANK_FAILED, retried like a lost node (spec.retries). */
+static void
+gpu_reset_seen(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t *out)
+{
+    sm->cause = JOBSM_CAUSE_GPU_RESET;
+    const char *node = info->allocs[ev->part]->node;
+    char reason[256];
+    snprintf(reason, sizeof reason, "GPU reset by Windows (TDR) on %s: %.180s", node,
+             ev->gpu_reset_why && ev->gpu_reset_why[0] ? ev->gpu_reset_why
+                                                       : "the worker saw the GPU reset");
+    wire_set_str(&info->reason, reason);
+    out->act |= JOBSM_ACT_SAVE;
+}
+
 static int
 on_part_ended(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t *out)
 {
@@ -382,6 +400,11 @@ on_part_ended(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_o
         raise_cause(sm, JOBSM_CAUSE_RANK_FAILED);
         out->act |= JOBSM_ACT_SAVE;
         kill_rest(sm, out, JOBSM_GRACE_GANG, "another rank of the job failed");
+        if (ev->gpu_reset && sm->cause == JOBSM_CAUSE_RANK_FAILED) /* not the time limit */
+            gpu_reset_seen(sm, info, ev, out);
+    } else if (failed && ev->gpu_reset && sm->cause == JOBSM_CAUSE_RANK_FAILED &&
+               strcmp(info->failed_node, info->allocs[ev->part]->node) == 0) {
+        gpu_reset_seen(sm, info, ev, out); /* its RankFailed came first */
     } else if (failed && !sm->failure_recorded && ev->timed_out) {
         info->exit_code = ev->exit_code;
         info->signal = ev->signal;
@@ -608,6 +631,22 @@ on_resume(Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t *out)
     return JOBSM_APPLIED;
 }
 
+/* The cause and kill_sent go into the job's row, so a restarted scheduler ends it the same way
+ * (jobsm_load). Names, not numbers: a build with more causes reads them alike. */
+static void
+mirror(const jobsm_t *sm, Wslq__JobInfo *info, jobsm_out_t *out)
+{
+    int active = is_active(info->state);
+    const char *cause = active && sm->cause != JOBSM_CAUSE_NONE ? jobsm_cause_name(sm->cause) : "";
+    int kill_sent = active && sm->kill_sent;
+    if (strcmp(info->end_cause ? info->end_cause : "", cause) != 0 ||
+        info->kill_sent != (kill_sent != 0)) {
+        wire_set_str(&info->end_cause, cause);
+        info->kill_sent = kill_sent != 0;
+        out->act |= JOBSM_ACT_SAVE;
+    }
+}
+
 /* Which states each event is allowed in (bit = 1 << state). */
 #define IN(s)         (1u << WSLQ__JOB_STATE__##s)
 #define ACTIVE_STATES (IN(STARTING) | IN(RUNNING))
@@ -722,6 +761,8 @@ jobsm_apply(
         info->drain_requeue = 0; /* a cancel overtook the drain: a restart must not requeue it */
         out->act |= JOBSM_ACT_SAVE;
     }
+    if (rc == JOBSM_APPLIED)
+        mirror(sm, info, out);
     check_invariants(sm, info);
     return rc;
 }
@@ -737,10 +778,17 @@ jobsm_load(jobsm_t *sm, const Wslq__JobInfo *info)
     if (info->state == WSLQ__JOB_STATE__RUNNING)
         for (size_t k = 0; k < sm->n_parts; k++)
             sm->parts[k].started = 1;
+    /* what was ending it before the restart (mirror); an unknown name is nothing */
+    for (int c = 1; c < JOBSM_CAUSE_COUNT && info->end_cause && info->end_cause[0]; c++)
+        if (strcmp(info->end_cause, jobsm_cause_name((jobsm_cause_t) c)) == 0)
+            sm->cause = (jobsm_cause_t) c;
+    sm->kill_sent = info->kill_sent && sm->cause != JOBSM_CAUSE_NONE;
     if (info->drain_requeue) { /* a drain --now was stopping it: it still ends requeued */
         sm->cause = JOBSM_CAUSE_DRAINED;
         sm->kill_sent = 1;
     }
+    sm->failure_recorded = causes[sm->cause].precedence >= 2 && info->failed_node != NULL &&
+                           info->failed_node[0] != '\0';
 }
 
 void

@@ -42,18 +42,19 @@ enum jobsm_retry {
 };
 
 /* X(name, precedence, final state, retry) */
-#define JOBSM_CAUSES(X)                             \
-    X(NONE, 0, COMPLETED, JOBSM_RETRY_NEVER)        \
-    X(START_TIMEOUT, 1, FAILED, JOBSM_RETRY_ALWAYS) \
-    X(RANK_FAILED, 2, FAILED, JOBSM_RETRY_IF_ASKED) \
-    X(NODE_LOST, 2, NODE_FAIL, JOBSM_RETRY_ALWAYS)  \
-    X(TIME_LIMIT, 3, TIMEOUT, JOBSM_RETRY_NEVER)    \
-    X(CANCELLED, 4, CANCELLED, JOBSM_RETRY_NEVER)   \
-    X(DEPENDENCY, 4, CANCELLED, JOBSM_RETRY_NEVER)  \
-    X(DRAINED, 3, PENDING, JOBSM_RETRY_UNCOUNTED)   \
-    X(REQUEUED, 4, PENDING, JOBSM_RETRY_UNCOUNTED)  \
-    X(PREEMPTED, 3, PENDING, JOBSM_RETRY_UNCOUNTED) \
-    X(OUT_OF_MEMORY, 3, OUT_OF_MEMORY, JOBSM_RETRY_IF_ASKED)
+#define JOBSM_CAUSES(X)                                      \
+    X(NONE, 0, COMPLETED, JOBSM_RETRY_NEVER)                 \
+    X(START_TIMEOUT, 1, FAILED, JOBSM_RETRY_ALWAYS)          \
+    X(RANK_FAILED, 2, FAILED, JOBSM_RETRY_IF_ASKED)          \
+    X(NODE_LOST, 2, NODE_FAIL, JOBSM_RETRY_ALWAYS)           \
+    X(TIME_LIMIT, 3, TIMEOUT, JOBSM_RETRY_NEVER)             \
+    X(CANCELLED, 4, CANCELLED, JOBSM_RETRY_NEVER)            \
+    X(DEPENDENCY, 4, CANCELLED, JOBSM_RETRY_NEVER)           \
+    X(DRAINED, 3, PENDING, JOBSM_RETRY_UNCOUNTED)            \
+    X(REQUEUED, 4, PENDING, JOBSM_RETRY_UNCOUNTED)           \
+    X(PREEMPTED, 3, PENDING, JOBSM_RETRY_UNCOUNTED)          \
+    X(OUT_OF_MEMORY, 3, OUT_OF_MEMORY, JOBSM_RETRY_IF_ASKED) \
+    X(GPU_RESET, 2, FAILED, JOBSM_RETRY_ALWAYS)
 
 typedef enum {
 #define JOBSM_CAUSE_ENUM(name, prec, final, retry) JOBSM_CAUSE_##name,
@@ -73,9 +74,11 @@ typedef struct jobsm_part {
                                    re-registered without it (PART_MISSING after a grace); 0 */
 } jobsm_part_t;
 
-/* What the state machine keeps beside a job's JobInfo. Memory only: after a scheduler
- * restart a STARTING/RUNNING job resumes with cause NONE, or DRAINED when info says a drain
- * --now was stopping it (jobsm_load). */
+/* What the state machine keeps beside a job's JobInfo. The cause and kill_sent are mirrored
+ * in info->end_cause and info->kill_sent (saved with the job's row), so after a scheduler
+ * restart a job being ended (a preemption or eviction waiting out its grace, a cancel) ends
+ * the same way (jobsm_load; info->drain_requeue, a drain --now, wins); the parts' flags and the
+ * backoff are memory only. */
 typedef struct jobsm {
     jobsm_part_t *parts;     /* one per info->allocs entry while STARTING/RUNNING; owned */
     size_t n_parts;          /* == info->n_allocs while STARTING/RUNNING, else 0 */
@@ -132,6 +135,9 @@ typedef struct jobsm_event {
     int64_t now_wall_ms; /* the caller's clock: start and end times */
     int64_t now_mono_ms; /* the caller's monotonic clock: requeue backoff */
     int held;            /* SUBMIT: held from the start (submit --hold) */
+    int gpu_reset;       /* PART_ENDED: it failed because Windows reset the GPU (TDR) */
+    /* PART_ENDED with gpu_reset: what the worker saw; may be NULL */
+    const char *gpu_reset_why;
 } jobsm_event_t;
 
 /* Actions, carried out by the caller (scheduler/jobs.c, jobs_apply). */

@@ -144,6 +144,7 @@ nodes_refresh(sched_t *self, node_t *nd)
     wire_set_str(&ni->owner_state, nodes_owner_state_name(nd->owner_state));
     wire_set_str(&ni->owner_why, nd->owner_why);
     wire_set_str(&ni->owner_user, nd->owner_user);
+    ni->gpu_resets = nd->gpu_resets;
     {
         uint64_t ids[WIRE_MAX_RUNNING];
         size_t ns = preempt_suspended_on(self, nd, ids, WIRE_MAX_RUNNING);

@@ -432,6 +432,54 @@ typedef struct {
     int preempting;              /* room is being made for a job: no other preempts */
 } pass_t;
 
+/* A job waits while nodes are kept for their owners (owner = yield, suspend, evict, owner at
+ * the PC): the nodes it may use, counted in whole free GPUs, added to why as one line. 1 when
+ * those GPUs, with the free ones elsewhere, would be enough for it: it waits for the owners. */
+static int
+owner_wait(sched_t *self,
+           const Wslq__JobSpec *s,
+           const policy_node_t *pn,
+           size_t nn,
+           char *why,
+           size_t whylen)
+{
+    unsigned held = 0, other = 0;
+    size_t nodes = 0, others = 0;
+    const node_t *first = NULL;
+    for (size_t i = 0; i < nn; i++) {
+        const node_t *nd = self->nodes[i];
+        if (!nodes_match(nd, s))
+            continue;
+        unsigned free_gpus =
+            policy_popcount(pn[i].gpu_present & ~pn[i].gpu_used & ~pn[i].gpu_shared);
+        if (nodes_owner_blocks(nd)) {
+            held += free_gpus;
+            if (nodes++ == 0)
+                first = nd;
+        } else if (pn[i].eligible) {
+            other += free_gpus;
+            others++;
+        }
+    }
+    if (first == NULL)
+        return 0;
+    uint64_t need = (uint64_t) (s->gpus_per_node ? s->gpus_per_node : (s->gpu_mem_mb ? 1 : 0)) *
+                    (s->nodes ? s->nodes : 1);
+    size_t len = strlen(why);
+    const char *state = nodes_owner_state_name(first->owner_state);
+    if (need > 0 && held > 0)
+        snprintf(why + len, whylen - len,
+                 "%s%u of %u free GPU%s %s on PCs whose owners are present (%s: %s)",
+                 len ? "; " : "", held, held + other, held + other == 1 ? "" : "s",
+                 held == 1 ? "is" : "are", first->info->name, state);
+    else
+        snprintf(why + len, whylen - len, "%s%zu node%s kept for %s owner (%s: %s)",
+                 len ? "; " : "", nodes, nodes == 1 ? "" : "s", nodes == 1 ? "its" : "their",
+                 first->info->name, state);
+    /* without those PCs it could start: on their free GPUs, or (no GPUs) on no other node */
+    return need > 0 ? held > 0 && held + other >= need : others == 0;
+}
+
 /* Try one pending job: held, backoff, array cap and dependencies first, then the policy on
  * the nodes the job may use. p->room: cleared when no node can take another job; then only
  * dependencies are looked at, unless 'always' (a new job, which gets the reason the policy
@@ -479,13 +527,11 @@ try_job(sched_t *self, job_t *job, pass_t *p, int always)
     size_t len = strlen(why);
     if (narrowed && len + 40 < sizeof why)
         snprintf(why + len, sizeof why - len, " (among the nodes it may use)");
-    len = strlen(why);
-    if (p->owner_held > 0 && len + 2 < sizeof why)
-        snprintf(why + len, sizeof why - len, "; %zu node%s kept for %s owner (%s: %s)",
-                 p->owner_held, p->owner_held == 1 ? "" : "s", p->owner_held == 1 ? "its" : "their",
-                 p->owner_first->info->name, nodes_owner_state_name(p->owner_first->owner_state));
+    int for_owner = p->owner_held > 0 &&
+                    owner_wait(self, job->info->spec, p->pn, p->nn, why, sizeof why) && placed == 0;
     jobs_set_reason(self, job,
-                    !p->any_node     ? WSLQ__WAIT_REASON__WAIT_NO_NODE
+                    for_owner        ? WSLQ__WAIT_REASON__WAIT_OWNER
+                    : !p->any_node   ? WSLQ__WAIT_REASON__WAIT_NO_NODE
                     : placed == 2    ? WSLQ__WAIT_REASON__WAIT_RESERVATION
                     : p->first_waits ? WSLQ__WAIT_REASON__WAIT_RESOURCES
                                      : WSLQ__WAIT_REASON__WAIT_PRIORITY,

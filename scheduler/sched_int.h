@@ -86,6 +86,8 @@ typedef struct node {
     char owner_why[WIRE_MAX_CHECK_TEXT + 1];
     char owner_user[WIRE_MAX_NAME + 1]; /* the PC owner's user: its jobs run there anyway */
     uint32_t owner_suspend_max_s;       /* suspend: evict a job stopped longer; 0 = 1800 */
+    /* jobs that failed here with a GPU reset (TDR) since the scheduler started */
+    uint64_t gpu_resets;
 } node_t;
 
 /* ---- jobs (jobs.c, gang.c, place.c) ---- */

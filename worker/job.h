@@ -118,6 +118,11 @@ typedef struct job {
     int64_t mem_next_ms;    /* monotonic ms of the watch's next look */
     int oom;                /* it went over its --mem: JobEnded.out_of_memory */
     uint64_t mem_used_mb;   /* how much it held then (or at most), MiB; 0 = unknown */
+    /* GPU resets by Windows (tdr.h), set by streams.c */
+    int tdr_known;               /* tdr_events_at_start was read at the launch */
+    int64_t tdr_events_at_start; /* the reporter's TDR event count then */
+    int gpu_reset;               /* it failed with a GPU reset: JobEnded.gpu_reset */
+    char gpu_reset_why[200];     /* one line: what was seen */
 } job_t;
 
 typedef struct job_cfg {

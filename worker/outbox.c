@@ -8,6 +8,7 @@
 
 #include "common/clock.h"
 #include "common/mem.h"
+#include "worker/ownercheck.h"
 #include "worker/worker_int.h"
 
 /* An envelope around one message body: Wslq__Envelope's body is an anonymous union, so
@@ -105,7 +106,8 @@ outbox_register(worker_t *w, int64_t now)
     }
     r.n_attrs = na;
     r.attrs = ap;
-    Wslq__NodeCheck ck[SYSINFO_MAX_CHECKS + 1], *ckp[SYSINFO_MAX_CHECKS + 1]; /* + disk.spool */
+    /* + disk.spool, owner.reporter */
+    Wslq__NodeCheck ck[SYSINFO_MAX_CHECKS + 2], *ckp[SYSINFO_MAX_CHECKS + 2];
     for (int i = 0; i < w->si.n_checks; i++) {
         const sysinfo_check_t *c = &w->si.checks[i];
         wslq__node_check__init(&ck[i]);
@@ -119,6 +121,17 @@ outbox_register(worker_t *w, int64_t now)
     r.checks = ckp;
     char disk_summary[WIRE_MAX_CHECK_TEXT];
     space_node_check(&w->space, &ck[r.n_checks], disk_summary, sizeof disk_summary);
+    ckp[r.n_checks] = &ck[r.n_checks];
+    r.n_checks++;
+    char owner_summary[WIRE_MAX_CHECK_TEXT], owner_fix[WIRE_MAX_CHECK_TEXT];
+    wslq__node_check__init(&ck[r.n_checks]);
+    ck[r.n_checks].id = "owner.reporter";
+    ck[r.n_checks].verdict =
+        owner_check(w->cfg.owner_file, w->cfg.owner, w->cfg.owner_user, &w->cfg.owner_lim,
+                    wq_clock_wall_ms() / 1000, owner_summary, sizeof owner_summary, owner_fix,
+                    sizeof owner_fix);
+    ck[r.n_checks].summary = owner_summary;
+    ck[r.n_checks].fix = owner_fix;
     ckp[r.n_checks] = &ck[r.n_checks];
     r.n_checks++;
     r.probe_port = w->selftest.port;
@@ -230,6 +243,8 @@ outbox_job_ended(worker_t *w, job_t *j)
     m.output_lost = j->output_lost;
     m.out_of_memory = j->oom;
     m.cpus = j->cpulist;
+    m.gpu_reset = j->gpu_reset;
+    m.gpu_reset_why = j->gpu_reset_why;
     outbox_send(w, &ENVELOPE(ENDED, ended, &m));
 }
 

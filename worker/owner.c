@@ -161,6 +161,12 @@ classify_json(const cJSON *root,
     if (!cJSON_IsObject(tdr) || get_num(tdr, "delay_s", 0, 1e6, &d) < 0)
         return BAD("tdr.delay_s");
     r->tdr_delay_s = (int) d;
+    /* optional (reporters before it leave it out); present, it must be a count */
+    if (cJSON_GetObjectItemCaseSensitive(tdr, "events") != NULL) {
+        if (get_num(tdr, "events", 0, 1e12, &d) < 0)
+            return BAD("tdr.events");
+        r->tdr_events = (int64_t) d;
+    }
 
     if (now - r->time > lim->stale_s)
         return say(OWNER_UNKNOWN, why, whylen, "owner file is stale (%lld s old)",
@@ -197,6 +203,7 @@ owner_classify(const char *text,
         r = &local;
     memset(r, 0, sizeof *r);
     r->tdr_delay_s = -1;
+    r->tdr_events = -1;
     if (len > OWNER_FILE_MAX)
         return say(OWNER_UNKNOWN, why, whylen, "owner file is larger than %d bytes",
                    OWNER_FILE_MAX);

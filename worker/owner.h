@@ -32,6 +32,7 @@ typedef struct owner_report {
     double gpu_pct;     /* the busiest Windows process's busiest engine, WSL's own excluded */
     char gpu_top[64];   /* that process's name */
     int tdr_delay_s;    /* TdrDelay, -1 = not in the file */
+    int64_t tdr_events; /* display driver resets (TDR) since boot, -1 = not in the file */
 } owner_report_t;
 
 void owner_limits_default(owner_limits_t *l);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/mem.h"
+#include "worker/tdr.h"
 #include "worker/worker_int.h"
 
 #define ENDED_RESEND_MS   2000 /* JobEnded re-sent until JobEndedAck */
@@ -100,6 +101,8 @@ streams_launch(worker_t *w, const Wslq__JobLaunch *l)
     j = job_launch(l, &w->jcfg);
     w->jcfg.cpu_use = NULL;
     free(use);
+    j->tdr_events_at_start = tdr_events_now(w); /* a rise by the end is a GPU reset (tdr.h) */
+    j->tdr_known = j->tdr_events_at_start >= 0;
     w->jcfg.acct = NULL;
     w->jcfg.refuse = NULL;
     runas_acct_clear(&acct);
@@ -261,6 +264,8 @@ streams_tick(worker_t *w, int64_t now)
             outbox_rank_failed(w, j);
             j->fail_reported = 1;
         }
+        if (ended_now)
+            tdr_check_end(w, j);
         if (ended_now)
             sysinfo_cleanup_nccl_shm();
         if (ended_now && w->rdv != NULL)

@@ -6,7 +6,8 @@
     install-node.ps1). Every -IntervalSeconds it writes %ProgramData%\wslq\owner.json
     atomically (%ProgramData%\wslq\owner.json.tmp, then a rename over the old file): seconds since the last
     keyboard/mouse input, whether a full-screen window is in front, the GPU memory and
-    engine use of Windows processes by name, and the TDR registry settings.
+    engine use of Windows processes by name, the TDR registry settings and how many display
+    driver resets (TDR, System log event 4101) Windows logged since it started.
     The format (version 1) is specified in README.md next to this script; the worker in WSL
     reads the file through /mnt/c/ProgramData/wslq/owner.json. PowerShell 5.1 compatible.
 #>
@@ -104,14 +105,35 @@ function Get-GpuProcesses {
     return , $out
 }
 
+# Windows' start, once: TDR events are counted since then.
+$script:BootTime = $null
+try { $script:BootTime = (Get-CimInstance -ClassName Win32_OperatingSystem).LastBootUpTime } catch { }
+
+# Display driver resets since Windows started: System log events from source "Display" with id
+# 4101 ("Display driver ... stopped responding and has successfully recovered"). $null when the
+# log cannot be read.
+function Get-TdrEvents {
+    if ($null -eq $script:BootTime) { return $null }
+    $filter = @{ LogName = 'System'; ProviderName = 'Display'; Id = 4101; StartTime = $script:BootTime }
+    try {
+        return [int64]@(Get-WinEvent -FilterHashtable $filter -ErrorAction Stop).Count
+    } catch {
+        # none since the start is an error to Get-WinEvent; any other error is "unknown"
+        if ($_.FullyQualifiedErrorId -like 'NoMatchingEventsFound*') { return [int64]0 }
+        return $null
+    }
+}
+
 function Get-Tdr {
     $key = 'HKLM:\SYSTEM\CurrentControlSet\Control\GraphicsDrivers'
-    $t = [ordered]@{ delay_s = 2; level = 3 }   # Windows' defaults when the values are absent
+    $t = [ordered]@{ delay_s = 2; level = 3; events = 0 }   # Windows' defaults when the values are absent
     $v = Get-ItemProperty -Path $key -ErrorAction SilentlyContinue
     if ($v) {
         if ($v.PSObject.Properties['TdrDelay']) { $t.delay_s = [int]$v.TdrDelay }
         if ($v.PSObject.Properties['TdrLevel']) { $t.level = [int]$v.TdrLevel }
     }
+    $n = Get-TdrEvents
+    if ($null -eq $n) { $t.Remove('events') } else { $t.events = $n }   # left out when unknown
     return $t
 }
 

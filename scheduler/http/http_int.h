@@ -53,6 +53,7 @@ typedef struct http_snap {
 
     char **owners;          /* owned: name, owner policy and owner state of each node, threes */
     size_t n_owners;        /* threes */
+    uint64_t *gpu_resets;   /* owned: NodeInfo.gpu_resets of each owners entry */
     uint64_t suspended_now; /* active jobs suspended for a PC's owner */
 
     /* Filled on first use by an HTTP thread holding the database lock: */

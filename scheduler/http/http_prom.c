@@ -226,6 +226,15 @@ http_prom_render(const http_snap_t *s, const uint64_t http_codes[HTTP_N_CODES], 
         sb_printf(&b, "wslq_node_owner{node=\"%s\",policy=\"%s\",state=\"%s\"} 1\n", node, policy,
                   ostate);
     }
+    help(&b, "wslq_gpu_resets_total", "counter",
+         "Jobs that failed because Windows reset the GPU (TDR), by node, since the scheduler "
+         "started.");
+    for (size_t i = 0; i < s->n_owners; i++) {
+        char node[512];
+        http_prom_escape(s->owners[3 * i], node, sizeof node);
+        sb_printf(&b, "wslq_gpu_resets_total{node=\"%s\"} %llu\n", node,
+                  (unsigned long long) s->gpu_resets[i]);
+    }
     help(&b, "wslq_gpus", "gauge", "GPUs on known nodes, and how many a job holds.");
     sb_printf(&b, "wslq_gpus{state=\"total\"} %u\nwslq_gpus{state=\"allocated\"} %u\n",
               s->gpus_total, s->gpus_used);

@@ -83,6 +83,7 @@ http_snap_take(sched_t *s, int64_t started_ms)
     snap->gpus = wq_calloc(ng ? ng : 1, sizeof *snap->gpus);
     snap->drained = wq_calloc(2 * (nn ? nn : 1), sizeof *snap->drained);
     snap->owners = wq_calloc(3 * (nn ? nn : 1), sizeof *snap->owners);
+    snap->gpu_resets = wq_calloc(nn ? nn : 1, sizeof *snap->gpu_resets);
     cJSON *arr = cJSON_CreateArray();
     for (size_t i = 0; i < nn; i++) {
         const Wslq__NodeInfo *n = sched_node(s, i);
@@ -94,6 +95,7 @@ http_snap_take(sched_t *s, int64_t started_ms)
                 wq_strdup(n->drain_reason ? n->drain_reason : "");
             snap->n_drained++;
         }
+        snap->gpu_resets[snap->n_owners] = n->gpu_resets;
         char **o = &snap->owners[3 * snap->n_owners++];
         o[0] = wq_strdup(n->name ? n->name : "");
         o[1] = wq_strdup(n->owner && n->owner[0] ? n->owner : "ignore");
@@ -135,6 +137,7 @@ http_snap_free(http_snap_t *snap)
     for (size_t i = 0; i < 3 * snap->n_owners; i++)
         free(snap->owners[i]);
     free(snap->owners);
+    free(snap->gpu_resets);
     cJSON_free(snap->nodes_json);
     free(snap->summary_json);
     free(snap->update_json);

@@ -530,7 +530,10 @@ test_cancel_overrides(void **state)
     assert_int_equal(ended(f, 1, 3, 0), JOBSM_APPLIED);
     assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_CANCEL}), JOBSM_APPLIED);
     assert_int_equal(f->sm.cause, JOBSM_CAUSE_CANCELLED);
-    assert_int_equal(f->out.act, JOBSM_ACT_KILL);
+    /* saved: a restarted scheduler ends it as cancelled too (jobsm_load) */
+    assert_int_equal(f->out.act, JOBSM_ACT_KILL | JOBSM_ACT_SAVE);
+    assert_string_equal(f->info->end_cause, "cancelled");
+    assert_true(f->info->kill_sent);
     assert_int_equal(f->out.kill_grace, JOBSM_GRACE_NORMAL);
     assert_string_equal(f->out.kill_reason, "cancelled");
     assert_string_equal(last_row(f)->reason, "cancel requested");
@@ -566,7 +569,7 @@ test_time_limit(void **state)
     fx_t *f = fx_new(3, 1);
     running(f, 2);
     assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_TIME_LIMIT}), JOBSM_APPLIED);
-    assert_int_equal(f->out.act, JOBSM_ACT_KILL);
+    assert_int_equal(f->out.act, JOBSM_ACT_KILL | JOBSM_ACT_SAVE);
     assert_int_equal(f->out.kill_grace, JOBSM_GRACE_NORMAL);
     assert_string_equal(f->out.kill_reason, "time limit reached");
     assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_TIME_LIMIT}), JOBSM_STALE);
@@ -1161,6 +1164,124 @@ test_load_after_restart(void **state)
     fx_free(f);
 }
 
+/* Windows reset the GPU (TDR): the rank's RankFailed comes first, then its node's JobEnded
+ * says gpu_reset. FAILED with its own reason; retried like a lost node (spec.retries). */
+static void
+test_gpu_reset(void **state)
+{
+    (void) state;
+    fx_t *f = fx_new(1, 0); /* --retries 1, no --requeue-on-fail */
+    running(f, 1);
+    assert_int_equal(
+        apply(f,
+              (jobsm_event_t){.type = JOBSM_EV_RANK_FAILED, .part = 0, .exit_code = 1, .rank = 0}),
+        JOBSM_APPLIED);
+    assert_int_equal(f->sm.cause, JOBSM_CAUSE_RANK_FAILED);
+    jobsm_event_t ev = {.type = JOBSM_EV_PART_ENDED,
+                        .part = 0,
+                        .exit_code = 1,
+                        .rank = 0,
+                        .gpu_reset = 1,
+                        .gpu_reset_why = "a CUDA launch timeout in the job's output: x"};
+    assert_int_equal(apply(f, ev), JOBSM_APPLIED);
+    /* a retry left: back to PENDING with the reason */
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__PENDING);
+    assert_int_equal(f->info->attempt, 1);
+    assert_string_equal(f->info->reason,
+                        "requeued after FAILED: GPU reset by Windows (TDR) on n0: a CUDA launch "
+                        "timeout in the job's output: x (attempt 2 of 2)");
+    assert_string_equal(f->info->end_cause, "");
+    assert_false(f->info->kill_sent);
+    /* the second attempt resets the GPU again, without RankFailed first: out of retries */
+    alloc(f, 1);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_PLACE, .now_mono_ms = 999999}),
+                     JOBSM_APPLIED);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_PART_STARTED}), JOBSM_APPLIED);
+    ev.gpu_reset_why = NULL;
+    assert_int_equal(apply(f, ev), JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__FAILED);
+    assert_string_equal(f->info->reason,
+                        "GPU reset by Windows (TDR) on n0: the worker saw the GPU reset");
+    assert_string_equal(last_row(f)->reason, f->info->reason);
+    fx_free(f);
+
+    /* a flag on a clean exit, or on a node other than the failed one, changes nothing */
+    f = fx_new(0, 0);
+    running(f, 2);
+    assert_int_equal(ended(f, 0, 3, 0), JOBSM_APPLIED);
+    ev.part = 1;
+    assert_int_equal(apply(f, ev), JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__FAILED);
+    assert_string_equal(f->info->reason, "rank 1 on n0 exited with code 3");
+    fx_free(f);
+    /* the worker's time limit stopped it: TIMEOUT, whatever its output says */
+    f = fx_new(0, 0);
+    running(f, 1);
+    ev.part = 0;
+    ev.timed_out = 1;
+    assert_int_equal(apply(f, ev), JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__TIMEOUT);
+    fx_free(f);
+    f = fx_new(0, 0);
+    running(f, 1);
+    ev.timed_out = 0;
+    ev.exit_code = 0;
+    assert_int_equal(apply(f, ev), JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__COMPLETED);
+    fx_free(f);
+}
+
+/* A preemption waiting out its grace when the scheduler restarts: the cause and the kill are
+ * in the saved JobInfo, so the job still goes back to PENDING (not FAILED) when its ranks end
+ * killed, and is not killed twice. */
+static void
+test_load_keeps_ending(void **state)
+{
+    (void) state;
+    fx_t *f = fx_new(0, 0);
+    running(f, 2);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_PREEMPT, .text = "evicted: x"}),
+                     JOBSM_APPLIED);
+    assert_true(f->out.act & JOBSM_ACT_SAVE);
+    /* the row as saved and read back */
+    size_t n = wslq__job_info__get_packed_size(f->info);
+    uint8_t *buf = wq_malloc(n);
+    wslq__job_info__pack(f->info, buf);
+    Wslq__JobInfo *back = wslq__job_info__unpack(NULL, n, buf);
+    free(buf);
+    assert_non_null(back);
+    assert_string_equal(back->end_cause, "preempted");
+    assert_true(back->kill_sent);
+    jobsm_fini(&f->sm);
+    wslq__job_info__free_unpacked(f->info, NULL);
+    f->info = back;
+    jobsm_load(&f->sm, f->info);
+    assert_int_equal(f->sm.cause, JOBSM_CAUSE_PREEMPTED);
+    assert_true(f->sm.kill_sent);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_PREEMPT}), JOBSM_STALE);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_TIME_LIMIT}), JOBSM_STALE);
+    jobsm_event_t ev = {.type = JOBSM_EV_PART_ENDED, .exit_code = -1, .signal = 15, .killed = 1};
+    assert_int_equal(apply(f, ev), JOBSM_APPLIED);
+    ev.part = 1;
+    assert_int_equal(apply(f, ev), JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__PENDING);
+    assert_int_equal(f->info->preemptions, 1);
+    assert_int_equal(f->info->uncounted_requeues, 1);
+    assert_string_equal(f->info->end_cause, "");
+    /* a name this build does not know is nothing */
+    fx_t *g = fx_new(0, 0);
+    running(g, 1);
+    wire_set_str(&g->info->end_cause, "made_up");
+    g->info->kill_sent = 1;
+    jobsm_t sm;
+    jobsm_load(&sm, g->info);
+    assert_int_equal(sm.cause, JOBSM_CAUSE_NONE);
+    assert_false(sm.kill_sent);
+    jobsm_fini(&sm);
+    fx_free(g);
+    fx_free(f);
+}
+
 /* wslq drain --now: SIGTERM with the normal grace, then back to PENDING at once, and the
  * attempt does not use up a retry. */
 static void
@@ -1339,6 +1460,8 @@ main(void)
         cmocka_unit_test(test_evict_suspended),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_load_after_restart),
+        cmocka_unit_test(test_gpu_reset),
+        cmocka_unit_test(test_load_keeps_ending),
         cmocka_unit_test(test_uncounted_requeues_without_using_retries),
         cmocka_unit_test(test_names),
     };

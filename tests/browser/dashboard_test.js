@@ -72,6 +72,10 @@ async function main() {
     check(true, 'page loaded and the event stream is live');
     await page.waitForSelector('.node[data-node="pc1"] .gpu');
     await page.waitForSelector('.node[data-node="pc2"] .gpu');
+    await page.waitForSelector('.node[data-node="pc2"] .owner');
+    const ownerLine = await page.textContent('.node[data-node="pc2"] .owner');
+    check(ownerLine.startsWith('owner away, policy yield: no input for'), `pc2's owner shown: ${ownerLine}`);
+    check(await page.locator('.node[data-node="pc1"] .owner').count() === 0, 'pc1 has no owner line');
     const gpuRows = await page.locator('.gpu').count();
     check(gpuRows >= 2, `GPU rows drawn (${gpuRows})`);
     const memBars = await page.locator('.node[data-node="pc1"] .bar.mem').count();

@@ -5,10 +5,12 @@ Needs chromium, node and npm; installs chromium with apt-get when run as root, i
 playwright-core from package-lock.json into the build tree with `npm ci`, and exits 77
 (skipped) with the reason when any of that cannot be done. Screenshots go to the folder
 given as the first argument (default ./browser-artifacts)."""
+import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
@@ -69,7 +71,14 @@ def main():
             c.start_worker("pc1", None, env={"WSLQ_NVML_LIB": os.path.abspath(fake)})
         else:
             c.start_worker("pc1", 2)
-        c.start_worker("pc2", 1)
+        # pc2's owner is away (owner = yield): the node card says so
+        owner = os.path.join(c.dir, "owner-pc2.json")
+        with open(owner, "w") as f:
+            json.dump({"version": 1, "time": int(time.time()), "idle_s": 600,
+                       "fullscreen": False, "gpu_ok": True, "gpu_procs": [],
+                       "tdr": {"delay_s": 2, "level": 3}}, f)
+        c.start_worker("pc2", 1, extra=["--owner", "yield", "--owner-file", owner,
+                                        "--owner-away-min", "1", "--owner-stale-s", "3600"])
         # the page signs in with a token from `wslq token`, as a user would paste it
         env = dict(os.environ, WSLQ_URL=f"http://127.0.0.1:{http_port}/",
                    WSLQ_SCHEDULER=c.addr, WSLQ_CLI=os.path.join(cluster.BIN, "wslq"),

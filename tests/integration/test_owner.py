@@ -75,8 +75,13 @@ try:
     j1 = c.submit("--gpus", "1", "--nodelist", "pc1", "--", "true")
     wait_for(lambda: "owner" in (c.job(j1) or {}).get("reason", ""), 20, "the owner reason")
     j = c.job(j1)
-    check(j["state"] == "PENDING" and "kept for its owner (pc1: present)" in j["reason"],
-          f"waits for pc1's owner: {j['state']} '{j['reason']}'")
+    check(j["state"] == "PENDING" and j["reason"].endswith(
+        "1 of 1 free GPU is on PCs whose owners are present (pc1: present)") and
+        "\n" not in j["reason"], f"waits for pc1's owner: {j['state']} '{j['reason']}'")
+    check(j.get("wait_reason") == "Owner", f"wait_reason Owner: {j.get('wait_reason')}")
+    r = c.cli("queue")
+    row = [ln for ln in r.stdout.splitlines() if ln.split()[:1] == [str(j1)]]
+    check(row and "Owner" in row[0].split(), f"wslq queue REASON column:\n{r.stdout}")
     j2 = c.submit("--gpus", "1", "--nodelist", "pc2", "--", "true")
     c.wait_state(j2, "COMPLETED", timeout=60)
     check(c.state(j2) == "COMPLETED" and node_of(c, j2) == "pc2", "ignore: runs on pc2")

@@ -252,6 +252,14 @@ function renderNodes(nodes) {
       card.append(el('div', { class: 'muted drain',
         text: `drained by ${n.drain_by || '?'} since ${fmtTime(n.drain_since_ms)}: ${n.drain_reason || ''}` }));
     }
+    // the PC's owner (worker 'owner' policy), shown as `wslq nodes` does
+    if ((n.owner && n.owner !== 'ignore') || (n.owner_state && n.owner_state !== 'unknown')) {
+      const susp = (n.suspended_jobs || []).length ? ` · suspended jobs ${n.suspended_jobs.join(', ')}` : '';
+      card.append(el('div', { class: 'muted owner',
+        text: `owner ${n.owner_state || 'unknown'}, policy ${n.owner || 'ignore'}` +
+          `${n.owner_why ? ': ' + n.owner_why : ''}${susp}` }));
+    }
+    if (n.gpu_resets) card.append(el('div', { class: 'muted tdr', text: `GPU resets by Windows (TDR): ${n.gpu_resets}` }));
     if (!n.gpus.length) card.append(el('div', { class: 'muted', text: 'no GPUs' }));
     for (const g of n.gpus) card.append(renderGpu(g));
     return card;
