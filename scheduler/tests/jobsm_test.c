@@ -1403,9 +1403,9 @@ test_drain_survives_restart(void **state)
     assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_CANCEL}), JOBSM_APPLIED);
     assert_false(f->info->drain_requeue); /* stored: a restart now would not requeue it */
     assert_true(f->out.act & JOBSM_ACT_SAVE);
-    jobsm_t sm;
+    jobsm_t sm; /* a restart now finishes the cancel (end_cause), not the drain */
     jobsm_load(&sm, f->info);
-    assert_int_equal(sm.cause, JOBSM_CAUSE_NONE);
+    assert_int_equal(sm.cause, JOBSM_CAUSE_CANCELLED);
     jobsm_fini(&sm);
     assert_int_equal(ended(f, 0, 0, 15), JOBSM_APPLIED);
     assert_int_equal(f->info->state, WSLQ__JOB_STATE__CANCELLED);
