@@ -319,13 +319,14 @@ cmp_entry(const void *a, const void *b)
     return strcmp(((const entry_t *) a)->rel, ((const entry_t *) b)->rel);
 }
 
-int
-snaptar_pack(const char *root,
-             const snapignore_t *ign,
-             const char *out_path,
-             uint64_t max_bytes,
-             snaptar_stats_t *st,
-             wq_error_t *err)
+static int
+pack(const char *root,
+     const snapignore_t *ign,
+     const char *out_path,
+     int out_fd,
+     uint64_t max_bytes,
+     snaptar_stats_t *st,
+     wq_error_t *err)
 {
     snaptar_stats_t dummy;
     if (st == NULL)
@@ -353,7 +354,8 @@ snaptar_pack(const char *root,
     }
     gzFile gz = NULL;
     if (rc == 0) {
-        int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        int fd = out_fd >= 0 ? dup(out_fd)
+                             : open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (fd < 0)
             rc = wq_fail_errno(err, "cannot create %s", out_path);
         else if ((gz = gzdopen(fd, "wb6")) == NULL) {
@@ -383,7 +385,7 @@ snaptar_pack(const char *root,
             rc = gz_put(gz, h, BLOCK, out_path, err);
         if (gzclose(gz) != Z_OK && rc == 0)
             rc = wq_fail(err, WQ_EIO, "cannot write %s", out_path);
-        if (rc < 0)
+        if (rc < 0 && out_fd < 0)
             unlink(out_path);
     }
     for (size_t i = 0; i < w.n; i++) {
@@ -392,6 +394,28 @@ snaptar_pack(const char *root,
     }
     free(w.e);
     return rc;
+}
+
+int
+snaptar_pack(const char *root,
+             const snapignore_t *ign,
+             const char *out_path,
+             uint64_t max_bytes,
+             snaptar_stats_t *st,
+             wq_error_t *err)
+{
+    return pack(root, ign, out_path, -1, max_bytes, st, err);
+}
+
+int
+snaptar_pack_fd(const char *root,
+                const snapignore_t *ign,
+                int fd,
+                uint64_t max_bytes,
+                snaptar_stats_t *st,
+                wq_error_t *err)
+{
+    return pack(root, ign, "the archive", fd, max_bytes, st, err);
 }
 
 /* ---- unpacking ---- */
@@ -556,17 +580,49 @@ extract_file(rd_t *r,
     return rc;
 }
 
+static int unpack(int fd,
+                  const char *path,
+                  const char *dest,
+                  uint64_t max_bytes,
+                  int uid,
+                  int gid,
+                  wq_error_t *err);
+
 int
 snaptar_unpack(
     const char *path, const char *dest, uint64_t max_bytes, int uid, int gid, wq_error_t *err)
 {
-    int dfd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-        return wq_fail_errno(err, "cannot open %s", dest);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        close(dfd);
+    if (fd < 0)
         return wq_fail_errno(err, "cannot read %s", path);
+    return unpack(fd, path, dest, max_bytes, uid, gid, err);
+}
+
+int
+snaptar_unpack_fd(int fd, const char *dest, uint64_t max_bytes, wq_error_t *err)
+{
+    if (lseek(fd, 0, SEEK_SET) < 0)
+        return wq_fail_errno(err, "cannot read the archive");
+    int own = dup(fd);
+    if (own < 0)
+        return wq_fail_errno(err, "cannot read the archive");
+    return unpack(own, "the archive", dest, max_bytes, -1, -1, err);
+}
+
+/* Takes fd. */
+static int
+unpack(int fd,
+       const char *path,
+       const char *dest,
+       uint64_t max_bytes,
+       int uid,
+       int gid,
+       wq_error_t *err)
+{
+    int dfd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        close(fd);
+        return wq_fail_errno(err, "cannot open %s", dest);
     }
     rd_t r = {.gz = gzdopen(fd, "rb"), .path = path, .err = err};
     if (r.gz == NULL) {
@@ -726,9 +782,9 @@ snaptar_hash_ok(const char *s)
 const char *
 snaptar_size_text(uint64_t bytes, char *buf, size_t len)
 {
-    if (bytes < 1000000)
-        snprintf(buf, len, "%.1f kB", (double) bytes / 1e3);
+    if (bytes < (1u << 20))
+        snprintf(buf, len, "%.1f KiB", (double) bytes / 1024);
     else
-        snprintf(buf, len, "%.1f MB", (double) bytes / 1e6);
+        snprintf(buf, len, "%.1f MiB", (double) bytes / (1 << 20));
     return buf;
 }

@@ -53,12 +53,23 @@ int snaptar_pack(const char *root,
 int snaptar_unpack(
     const char *path, const char *dest, uint64_t max_bytes, int uid, int gid, wq_error_t *err);
 
+/* The same into an open file (written from its current position; the caller's fd stays
+ * open), and from one (read from its start): for a worker that opens the file as itself and
+ * packs or unpacks in a child running as the job's account. */
+int snaptar_pack_fd(const char *root,
+                    const snapignore_t *ign,
+                    int fd,
+                    uint64_t max_bytes,
+                    snaptar_stats_t *st,
+                    wq_error_t *err);
+int snaptar_unpack_fd(int fd, const char *dest, uint64_t max_bytes, wq_error_t *err);
+
 /* The SHA-256 of a file, as 64 lowercase hex digits in hex[65]. 0, or -1 with *err. */
 int snaptar_sha256_file(const char *path, char hex[65], wq_error_t *err);
 /* 1 when s is 64 lowercase hex digits. */
 int snaptar_hash_ok(const char *s);
 
-/* "1.5 MB" style (base 1000 MB, like the limit's name) into buf. */
+/* "1.5 MiB" style into buf. */
 const char *snaptar_size_text(uint64_t bytes, char *buf, size_t len);
 
 #endif

@@ -25,6 +25,7 @@
 #include "scheduler/policy.h"
 #include "scheduler/queue.h"
 #include "scheduler/sched.h"
+#include "scheduler/snapshots.h"
 #include "scheduler/who.h"
 
 #define SCHED_MAX_IDENTITY 256 /* bytes of a ROUTER identity (ZeroMQ allows 255) */
@@ -228,8 +229,9 @@ struct sched {
     uint64_t seen_version; /* version when parked watches were last checked */
     sched_hook_f hook;
     void *hook_arg;
-    struct backfill *bf; /* backfill.c: the last pass's plan and reservations; NULL = none */
-    struct fs_core *fs;  /* fairshare.c: usage, shares, limits, the pass's order */
+    struct backfill *bf;    /* backfill.c: the last pass's plan and reservations; NULL = none */
+    struct fs_core *fs;     /* fairshare.c: usage, shares, limits, the pass's order */
+    struct snapstore *snap; /* snapshots.c: upload leases, the next removal sweep */
 };
 
 /* A message as handlers see it. */
