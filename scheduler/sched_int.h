@@ -229,9 +229,10 @@ struct sched {
     uint64_t seen_version; /* version when parked watches were last checked */
     sched_hook_f hook;
     void *hook_arg;
-    struct backfill *bf;    /* backfill.c: the last pass's plan and reservations; NULL = none */
-    struct fs_core *fs;     /* fairshare.c: usage, shares, limits, the pass's order */
-    struct snapstore *snap; /* snapshots.c: upload leases, the next removal sweep */
+    struct backfill *bf; /* backfill.c: the last pass's plan and reservations; NULL = none */
+    struct fs_core *fs;  /* fairshare.c: usage, shares, limits, the pass's order */
+    /* snapshots.c: upload leases, the next removal sweep */
+    struct snapstore *snap;
 };
 
 /* A message as handlers see it. */
