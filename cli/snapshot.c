@@ -268,14 +268,11 @@ submit_workdir_opts(const char *workdir,
         return wq_fail_errno(err, "--workdir %s", workdir);
     if (!S_ISDIR(sb.st_mode))
         return wq_fail(err, WQ_EINVAL, "--workdir %s: not a directory", workdir);
-    if (output != NULL) {
-        free(spec->output_dir);
-        spec->output_dir = wq_strdup(output);
-    }
+    if (output != NULL)
+        wire_set_str(&spec->output_dir, output);
     /* replaced by the snapshot's hash once uploaded (cmd_submit), valid for the checks */
-    free(spec->workdir_hash);
-    spec->workdir_hash =
-        wq_strdup("0000000000000000000000000000000000000000000000000000000000000000");
+    wire_set_str(&spec->workdir_hash,
+                 "0000000000000000000000000000000000000000000000000000000000000000");
     *workdir_out = wq_strdup(real);
     return 0;
 }

@@ -288,6 +288,14 @@ snapshots_admit(sched_t *self, const msg_t *m, const void *vspec, wq_error_t *er
     if (ok)
         touch(fin);
     free(fin);
+    /* the job keeps it now: the upload's lease ends */
+    struct snapstore *s = store(self);
+    size_t k = 0;
+    for (size_t i = 0; i < s->n_leases; i++)
+        if (!(strcmp(s->leases[i].owner, owner) == 0 &&
+              strcmp(s->leases[i].hash, spec->workdir_hash) == 0))
+            s->leases[k++] = s->leases[i];
+    s->n_leases = k;
     if (!ok)
         return wq_fail(err, WQ_ENOENT,
                        "job refused: snapshot %.12s is not one of yours stored at the scheduler "

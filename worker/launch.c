@@ -227,8 +227,9 @@ job_launch(const Wslq__JobLaunch *l, const job_cfg_t *cfg)
                  cfg->env.node ? cfg->env.node : "this node",
                  errno ? strerror(errno) : "not a directory");
         if (stat(cwd, &st) == 0 && !S_ISDIR(st.st_mode))
-            snprintf(why, sizeof why, "cannot use working directory %.150s on %.64s: not a directory",
-                     cwd, cfg->env.node ? cfg->env.node : "this node");
+            snprintf(why, sizeof why,
+                     "cannot use working directory %.150s on %.64s: not a directory", cwd,
+                     cfg->env.node ? cfg->env.node : "this node");
         return end_early(j, 1, why);
     }
 

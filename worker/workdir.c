@@ -155,8 +155,7 @@ workdir_launch(worker_t *w, const Wslq__JobLaunch *l)
     char dir[PATH_MAX + 16];
     snprintf(dir, sizeof dir, "%s/snapdl", w->cfg.state_dir);
     (void) mkdir(dir, 0700);
-    snprintf(f->dl, sizeof f->dl, "%s/%" PRIu64 ".%" PRIu32 ".tar.gz", dir, f->job_id,
-             f->attempt);
+    snprintf(f->dl, sizeof f->dl, "%s/%" PRIu64 ".%" PRIu32 ".tar.gz", dir, f->job_id, f->attempt);
     f->fd = open(f->dl, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     log_info("fetching the job's snapshot " JOB_FMT " hash=%.12s", f->job_id, f->hash);
     send_get(w, f, wq_clock_mono_ms());
@@ -242,8 +241,7 @@ finish_fetch(worker_t *w, size_t k, const char *why_in)
         w->jcfg.refuse = reason;
         log_warn("snapshot refused " JOB_FMT " why=\"%s\"", f.job_id, why);
     } else {
-        free(l->spec->cwd);
-        l->spec->cwd = wq_strdup(work);
+        wire_set_str(&l->spec->cwd, work);
         log_info("snapshot unpacked " JOB_FMT " dir=%s", f.job_id, work);
     }
     d->launching = 1;
@@ -291,8 +289,8 @@ workdir_snap_data(worker_t *w, const Wslq__SnapshotData *m, int64_t now)
         f->max_bytes = m->max_bytes;
         size_t done = 0;
         while (done < m->data.len) {
-            ssize_t r = pwrite(f->fd, m->data.data + done, m->data.len - done,
-                               (off_t) (f->offset + done));
+            ssize_t r =
+                pwrite(f->fd, m->data.data + done, m->data.len - done, (off_t) (f->offset + done));
             if (r < 0 && errno == EINTR)
                 continue;
             if (r <= 0) {
@@ -389,8 +387,8 @@ workdir_output_ready(worker_t *w, job_t *j, int64_t now)
             o->fd = mkstemp(tmp);
             wq_error_t err = {0};
             if (o->fd < 0) {
-                snprintf(o->error, sizeof o->error, "cannot pack the output on %s: %s",
-                         w->cfg.name, strerror(errno));
+                snprintf(o->error, sizeof o->error, "cannot pack the output on %s: %s", w->cfg.name,
+                         strerror(errno));
             } else {
                 unlink(tmp);
                 pack_arg_t a = {.dir = o->dir, .fd = o->fd};
