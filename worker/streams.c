@@ -113,6 +113,8 @@ void
 streams_kill(worker_t *w, const Wslq__JobKill *k, int64_t now)
 {
     job_t *j = find_job(w, k->job_id, k->attempt);
+    if (j == NULL && workdir_kill(w, k->job_id, k->attempt, k->reason))
+        return; /* it was waiting for its snapshot: ended now */
     if (j == NULL) {
         log_flag(WORKER, "kill for a job not here " JOB_FMT, k->job_id);
         return;

@@ -465,6 +465,22 @@ workdir_tick(worker_t *w, int64_t now)
     }
 }
 
+int
+workdir_kill(worker_t *w, uint64_t job_id, uint32_t attempt, const char *reason)
+{
+    if (w->wd == NULL)
+        return 0;
+    for (size_t k = 0; k < w->wd->nf; k++)
+        if (w->wd->f[k].job_id == job_id && w->wd->f[k].attempt == attempt) {
+            char why[300];
+            snprintf(why, sizeof why, "stopped before its snapshot arrived: %s",
+                     reason && *reason ? reason : "cancelled");
+            finish_fetch(w, k, why);
+            return 1;
+        }
+    return 0;
+}
+
 void
 workdir_destroy(worker_t *w)
 {

@@ -30,6 +30,9 @@ void workdir_tick(struct worker *w, int64_t now);
 /* 1 when the job's JobEnded may go (no output, or it was sent or given up); drives the
  * packing and sending otherwise. */
 int workdir_output_ready(struct worker *w, struct job *j, int64_t now);
+/* JobKill for a job still waiting for its snapshot: it ends at once (JobEnded with the kill's
+ * reason) and 1 is returned; 0 when no such job waits here. */
+int workdir_kill(struct worker *w, uint64_t job_id, uint32_t attempt, const char *reason);
 void workdir_destroy(struct worker *w);
 
 #endif
