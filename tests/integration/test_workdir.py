@@ -74,7 +74,7 @@ try:
     j = c.job(jid)
     log = c.cli("logs", jid).stdout
     check(j["state"] == "COMPLETED", f"the job completed: {j['state']} {j.get('reason')} {log}")
-    # keep.txt and link-in (a link to it inside the tree) on each node
+    # the kept file and the link to it (inside the tree), read on each node
     check(log.count("hello-from-snapshot") == 4 and log.count("sub-data") == 2 and
           log.count("kept below the root") == 2,
           f"both nodes' ranks read the snapshot's files: {log!r}")
