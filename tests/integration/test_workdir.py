@@ -151,16 +151,18 @@ try:
     m = c.submit("--chdir", missing, "--nodelist", "pc2", "--", "true")
     c.wait_state(m, ("FAILED", "COMPLETED"), timeout=60)
     j = c.job(m)
-    text = (j.get("reason") or "") + c.cli("logs", str(m)).stdout
-    check(j["state"] == "FAILED" and f"cannot use working directory {missing} on pc2" in text,
-          f"missing directory: the reason names it and the node: {text}")
+    events = " | ".join(f"{e.get('reason', '')} {e.get('detail', '')}"
+                        for e in c.show(m)["events"])
+    check(j["state"] == "FAILED" and f"cannot use working directory {missing} on pc2" in events
+          and f"cannot use working directory {missing} on pc2" in c.cli("logs", str(m)).stdout,
+          f"missing directory: its events and log name it and the node: {events}")
     g = c.submit("--hold", "--nodelist", "pc1", "--workdir", proj, "--", "true")
     for p in stored():
         os.unlink(p)
     c.cli("release", str(g))
     c.wait_state(g, ("FAILED", "COMPLETED"), timeout=90)
     j = c.job(g)
-    text = (j.get("reason") or "") + c.cli("logs", str(g)).stdout
+    text = " | ".join(f"{e.get('reason', '')} {e.get('detail', '')}" for e in c.show(g)["events"])
     check(j["state"] == "FAILED" and "not usable on pc1" in text and "no longer stored" in text,
           f"a snapshot gone before the start: the reason says so: {text}")
 finally:
