@@ -358,7 +358,7 @@ pack(const char *root,
                              : open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (fd < 0)
             rc = wq_fail_errno(err, "cannot create %s", out_path);
-        else if ((gz = gzdopen(fd, "wb6")) == NULL) {
+        else if ((gz = gzdopen(fd, "wb1")) == NULL) {
             close(fd);
             rc = wq_fail(err, WQ_EIO, "cannot start compressing %s", out_path);
         }
