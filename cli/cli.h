@@ -98,6 +98,7 @@ int cmd_top(cli_ctx_t *ctx, int argc, char **argv);
 int cmd_login(cli_ctx_t *ctx, int argc, char **argv);
 int cmd_admin(cli_ctx_t *ctx, int argc, char **argv);
 int cmd_token(cli_ctx_t *ctx, int argc, char **argv);
+int cmd_fetch(cli_ctx_t *ctx, int argc, char **argv);
 int cmd_drain(cli_ctx_t *ctx, int argc, char **argv);
 int cmd_resume(cli_ctx_t *ctx, int argc, char **argv);
 int cmd_history(cli_ctx_t *ctx, int argc, char **argv);

@@ -13,6 +13,7 @@
 #include "cli/cli.h"
 #include "cli/client.h"
 #include "cli/opt.h"
+#include "cli/snapshot.h"
 #include "cli/submit.h"
 #include "common/mem.h"
 #include "common/parse.h"
@@ -67,6 +68,12 @@ static const char usage[] =
     "                           fail, requeue or all (comma-separated; end: every end,\n"
     "                           fail: ends other than COMPLETED)\n"
     "  -D, --chdir DIR          working directory (default: the current one)\n"
+    "      --workdir DIR        no shared file system: send a snapshot of DIR (usually .)\n"
+    "                           with the job, minus what its .gitignore and .wslqignore\n"
+    "                           leave out; each node unpacks it into the job's own work\n"
+    "                           area, where the ranks start (not with --chdir)\n"
+    "      --output DIR         with --workdir: the files in DIR (relative to the work\n"
+    "                           area) come back when the job ends: wslq fetch JOB\n"
     "      --wrap LINE          run LINE with /bin/sh -c\n"
     "  -a, --array LIST         a job array: one job per index, e.g. 0-499%8 (at most 8 run at\n"
     "                           once) or 1,3,5-9:2; each task gets WSLQ_ARRAY_INDEX and\n"
@@ -113,6 +120,8 @@ enum {
     O_GPU_TYPE,
     O_GPU_MEM_MIN,
     O_GPU_MEM,
+    O_WORKDIR,
+    O_OUTPUT,
 };
 
 static const opt_t opts[] = {
@@ -149,6 +158,8 @@ static const opt_t opts[] = {
     {"gpu-type", 0, 1, O_GPU_TYPE},
     {"gpu-mem-min", 0, 1, O_GPU_MEM_MIN},
     {"gpu-mem", 0, 1, O_GPU_MEM},
+    {"workdir", 0, 1, O_WORKDIR},
+    {"output", 0, 1, O_OUTPUT},
     OPT_COMMON,
     {NULL, 0, 0, 0},
 };
@@ -387,6 +398,8 @@ submit_args_fini(submit_args_t *a)
     a->spec = NULL;
     free(a->array);
     a->array = NULL;
+    free(a->workdir);
+    a->workdir = NULL;
 }
 
 static char *
@@ -407,6 +420,7 @@ absolute_dir(const char *dir, wq_error_t *err)
 /* What the options set, before the spec is built from it. */
 typedef struct {
     const char *name, *wrap, *chdir_opt, *container;
+    const char *workdir, *output; /* --workdir, --output */
     uint32_t gpus, nodes, gpn, rpn, cpus, retries;
     int gpus_set, nodes_set, gpn_set, rpn_set, per_node, requeue, preemptible, tf;
     int64_t mem_mb, time_s, prio;
@@ -588,6 +602,15 @@ apply_opt(cli_ctx_t *ctx, sub_t *o, submit_args_t *a, int id, const char *v, wq_
         break;
     case O_TF:
         o->tf = 1;
+        break;
+    case O_WORKDIR:
+    case O_OUTPUT:
+        if (v[0] == '\0') {
+            wq_fail(err, WQ_EINVAL, "%s: empty directory",
+                    id == O_WORKDIR ? "--workdir" : "--output");
+            return -1;
+        }
+        *(id == O_WORKDIR ? &o->workdir : &o->output) = v;
         break;
     case O_CONTAINER:
         if (wire_check_container(v, err) < 0)
@@ -915,6 +938,8 @@ submit_parse(cli_ctx_t *ctx, int argc, char **argv, submit_args_t *a, wq_error_t
     s->cwd = absolute_dir(o->chdir_opt, err);
     if (s->cwd == NULL)
         goto out;
+    if (submit_workdir_opts(o->workdir, o->chdir_opt, o->output, s, &a->workdir, err) < 0)
+        goto out;
     for (size_t i = 0; i < o->exports.n; i++)
         if (apply_export(&env, o->exports.v[i], err) < 0)
             goto out;
@@ -980,6 +1005,8 @@ out:
     if (rc != 0) {
         free(a->array);
         a->array = NULL;
+        free(a->workdir);
+        a->workdir = NULL;
     }
     if (s != NULL)
         wslq__job_spec__free_unpacked(s, NULL);
@@ -1014,6 +1041,15 @@ cmd_submit(cli_ctx_t *ctx, int argc, char **argv)
     if (c == NULL) {
         submit_args_fini(&a);
         return cli_fail(&err);
+    }
+    if (a.workdir != NULL) { /* the snapshot first: the spec names it by hash */
+        free(a.spec->workdir_hash);
+        a.spec->workdir_hash = NULL;
+        if (cli_snapshot_upload(c, a.workdir, &a.spec->workdir_hash, &err) < 0) {
+            client_destroy(&c);
+            submit_args_fini(&a);
+            return cli_fail(&err);
+        }
     }
     Wslq__SubmitRequest req = WSLQ__SUBMIT_REQUEST__INIT;
     req.spec = a.spec;

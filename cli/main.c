@@ -21,6 +21,7 @@ static const struct {
     {"queue", cmd_queue, "list pending and running jobs (--all for ended ones too)"},
     {"show", cmd_show, "a job's spec, allocation and every state change"},
     {"logs", cmd_logs, "a job's output (-f to follow)"},
+    {"fetch", cmd_fetch, "download the files a job's --output brought back"},
     {"cancel", cmd_cancel, "cancel jobs (42, a whole array 40, array tasks 40_[3-9])"},
     {"hold", cmd_hold, "keep pending jobs from starting until released"},
     {"release", cmd_release, "let held jobs start again"},

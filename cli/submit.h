@@ -11,7 +11,18 @@ typedef struct {
     int json;            /* --json: print {"job_id":N} */
     char *array;         /* --array LIST (checked), NULL = one job; owned */
     int hold;            /* --hold: held until `wslq release` */
+    char *workdir;       /* --workdir DIR: packed and uploaded before sending; owned */
 } submit_args_t;
+
+/* --workdir, --chdir and --output checked together (snapshot.c): with a workdir, *workdir is
+ * its absolute path and spec->workdir_hash a placeholder the upload replaces; --output set in
+ * spec->output_dir. 0, or -1 with *err. */
+int submit_workdir_opts(const char *workdir,
+                        const char *chdir_opt,
+                        const char *output,
+                        Wslq__JobSpec *spec,
+                        char **workdir_out,
+                        wq_error_t *err);
 
 /* Parse "submit [options] [--] CMD [ARGS...]" (argv[0] = "submit") into a checked spec.
  * Returns 0, 1 when --help was given (nothing else filled), or -1 with *err holding the one

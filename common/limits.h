@@ -180,4 +180,8 @@
  * idle, cannot hold one of the few connection slots for longer */
 #define HTTP_HEAD_TIMEOUT_MS 10000
 
+/* bytes of one working-directory snapshot or job output chunk (SnapshotPut, SnapshotData,
+ * OutputPut, FetchReply): well under WIRE_MAX_FRAME, few round trips for 100 MB */
+#define WIRE_MAX_SNAP_CHUNK (4u << 20)
+
 #endif

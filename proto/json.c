@@ -131,6 +131,10 @@ json_spec(const Wslq__JobSpec *s)
         cJSON_AddBoolToObject(o, "tf", 1);
     if (s->container != NULL && s->container[0] != '\0')
         add_str(o, "container", s->container);
+    if (s->workdir_hash != NULL && s->workdir_hash[0] != '\0')
+        add_str(o, "workdir_hash", s->workdir_hash);
+    if (s->output_dir != NULL && s->output_dir[0] != '\0')
+        add_str(o, "output_dir", s->output_dir);
     return o;
 }
 

@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "common/mem.h"
+#include "proto/wire_snap.h"
 
 #define WIRE_MAX_PROBE_TOKEN 64 /* ProbeRequest/ProbeResult token */
 
@@ -230,7 +231,7 @@ wire_validate_spec(const Wslq__JobSpec *spec, wq_error_t *err)
         return wq_fail(err, WQ_EINVAL,
                        "--tf starts one TensorFlow worker per rank and cannot be used with "
                        "--per-node; use --ranks-per-node 1 for one worker per node");
-    if (wire_check_container(spec->container, err) < 0)
+    if (wire_check_container(spec->container, err) < 0 || wire_check_snap_spec(spec, err) < 0)
         return -1;
     if (spec->nodes < 1 || spec->nodes > WIRE_MAX_NODES)
         return wq_fail(err, WQ_EPROTO, "node count %u is out of range (1..%d)", spec->nodes,
@@ -465,6 +466,8 @@ wire_validate_acct(const Wslq__Envelope *env, wq_error_t *err)
 static int
 validate_body(const Wslq__Envelope *env, wq_error_t *err)
 {
+    if (wire_is_snap(env))
+        return wire_validate_snap(env, err);
     switch (env->body_case) {
     case WSLQ__ENVELOPE__BODY_SUBMIT:
         if (check_line(env->submit->array, WIRE_MAX_SELECTOR, 0, "array index list", err) < 0)

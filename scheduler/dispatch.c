@@ -43,6 +43,11 @@ static const struct {
     {WSLQ__ENVELOPE__BODY_LOG, BY_NODE, handle_log_chunk},
     {WSLQ__ENVELOPE__BODY_METRICS, BY_NODE, handle_metrics},
     {WSLQ__ENVELOPE__BODY_PROBE_RESULT, BY_NODE, handle_probe_result},
+    /* --workdir and --output (snapshots.c): ownership checked by the handlers */
+    {WSLQ__ENVELOPE__BODY_SNAP_PUT, BY_USER, handle_snap_put},
+    {WSLQ__ENVELOPE__BODY_FETCH, BY_USER, handle_fetch},
+    {WSLQ__ENVELOPE__BODY_SNAP_GET, BY_NODE, handle_snap_get},
+    {WSLQ__ENVELOPE__BODY_OUTPUT_PUT, BY_NODE, handle_output_put},
 };
 
 /* What this principal may send, as BY_* bits. */

@@ -144,6 +144,7 @@ job_free(job_t *job)
 static void
 jobs_remove(sched_t *self, job_t *job)
 {
+    snapshots_job_gone(self, job);
     place_track(self, job, 1);
     array_detach(self, job);
     place_track(self, job, 1);
@@ -413,7 +414,7 @@ handle_submit(sched_t *self, const msg_t *m)
     }
     size_t n_nodes = 0;
     if (place_admit(self, spec, &n_nodes, &err) < 0 || jobs_deps_admit(self, spec, &err) < 0 ||
-        jobnotify_admit(self, spec, &err) < 0 ||
+        jobnotify_admit(self, spec, &err) < 0 || snapshots_admit(self, m, spec, &err) < 0 ||
         fairshare_admit(self, spec, is_array ? arr.n : 1, &err) < 0) {
         self->stats.refused_total++;
         jobspec_array_fini(&arr);

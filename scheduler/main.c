@@ -19,6 +19,7 @@
 #include "scheduler/http/http_parse.h"
 #include "scheduler/notify.h"
 #include "scheduler/sched.h"
+#include "scheduler/snapshots.h"
 
 static sched_t *running;
 
@@ -221,6 +222,8 @@ apply(conf_ctx_t *c, const char *key, const char *v, wq_error_t *err)
             return wq_fail(err, WQ_EINVAL, "sync: '%s' is not 'full' or 'normal'", v);
     } else {
         int rc = c->fs ? fs_config_apply(c->fs, key, v, err) : 0;
+        if (rc == 0)
+            rc = snapshots_config_apply(cfg, key, v, err);
         if (rc != 0)
             return rc < 0 ? -1 : 0;
         return wq_fail(err, WQ_EINVAL, "unknown setting '%s'", key);

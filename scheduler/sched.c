@@ -157,6 +157,10 @@ sched_config_init(sched_config_t *cfg)
     cfg->kv_max_bytes = SCHED_KV_BYTES_DEFAULT;
     cfg->backfill_depth = SCHED_BACKFILL_DEPTH_DEFAULT;
     cfg->default_time_limit_ms = SCHED_DEFAULT_TIME_LIMIT_MS;
+    cfg->workdir_max_bytes = SNAP_WORKDIR_MAX_DEFAULT;
+    cfg->output_max_bytes = SNAP_OUTPUT_MAX_DEFAULT;
+    cfg->snapshot_retention_ms = SNAP_RETENTION_MS_DEFAULT;
+    cfg->output_retention_ms = OUTPUT_RETENTION_MS_DEFAULT;
 }
 
 sched_t *
@@ -298,6 +302,7 @@ sched_destroy(sched_t **self_p)
     for (int i = 0; i < 2; i++)
         if (self->wake_fd[i] >= 0)
             close(self->wake_fd[i]);
+    snapshots_free(self);
     free(self->state_dir);
     free(self->log_dir);
     free(self);
@@ -360,6 +365,7 @@ tick(sched_t *self, int64_t now)
     selftest_tick(self, now);
     gang_tick(self, now);
     waiters_expire(self, now);
+    snapshots_tick(self, now);
 #ifdef __GLIBC__
     if (self->next_trim_mono != 0 && now >= self->next_trim_mono) {
         malloc_trim(0);
@@ -380,6 +386,8 @@ next_timer(sched_t *self)
     t = gang_next_timer(self);
     next = t < next ? t : next;
     t = waiters_next_timer(self);
+    next = t < next ? t : next;
+    t = snapshots_next_timer(self);
     next = t < next ? t : next;
     if (self->next_trim_mono != 0 && self->next_trim_mono < next)
         next = self->next_trim_mono;

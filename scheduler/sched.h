@@ -61,6 +61,13 @@ typedef struct {
     /* Fair-share weights, half-life, shares and per-user limits (scheduler/fairshare.h);
      * NULL = the defaults. Copied by sched_new. */
     const struct fs_config *fairshare;
+    /* --workdir snapshots and --output (snapshots.c): the largest snapshot and output one
+     * node sends (bytes, 0 = no limit), and how long an unused snapshot and an output are
+     * kept (ms, 0 = removed at once). */
+    uint64_t workdir_max_bytes;
+    uint64_t output_max_bytes;
+    int64_t snapshot_retention_ms;
+    int64_t output_retention_ms;
 } sched_config_t;
 
 /* Fill defaults. */

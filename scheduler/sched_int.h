@@ -25,6 +25,7 @@
 #include "scheduler/policy.h"
 #include "scheduler/queue.h"
 #include "scheduler/sched.h"
+#include "scheduler/snapshots.h"
 #include "scheduler/who.h"
 
 #define SCHED_MAX_IDENTITY 256 /* bytes of a ROUTER identity (ZeroMQ allows 255) */
@@ -232,6 +233,8 @@ struct sched {
     void *hook_arg;
     struct backfill *bf; /* backfill.c: the last pass's plan and reservations; NULL = none */
     struct fs_core *fs;  /* fairshare.c: usage, shares, limits, the pass's order */
+    /* snapshots.c: upload leases, the next removal sweep */
+    struct snapstore *snap;
 };
 
 /* A message as handlers see it. */

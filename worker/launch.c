@@ -228,11 +228,14 @@ job_launch(const Wslq__JobLaunch *l, const job_cfg_t *cfg)
         cwd = "/";
     struct stat st;
     if (stat(cwd, &st) < 0 || !S_ISDIR(st.st_mode) || access(cwd, X_OK) < 0) {
-        char why[256];
-        snprintf(why, sizeof why, "cannot use working directory %.150s: %s", cwd,
+        char why[400];
+        snprintf(why, sizeof why, "cannot use working directory %.150s on %.64s: %s", cwd,
+                 cfg->env.node ? cfg->env.node : "this node",
                  errno ? strerror(errno) : "not a directory");
         if (stat(cwd, &st) == 0 && !S_ISDIR(st.st_mode))
-            snprintf(why, sizeof why, "cannot use working directory %.150s: not a directory", cwd);
+            snprintf(why, sizeof why,
+                     "cannot use working directory %.150s on %.64s: not a directory", cwd,
+                     cfg->env.node ? cfg->env.node : "this node");
         return end_early(j, 1, why);
     }
 

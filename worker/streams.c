@@ -74,6 +74,8 @@ streams_launch(worker_t *w, const Wslq__JobLaunch *l)
         return;
     }
     job_t *j = find_job(w, l->job_id, l->attempt);
+    if (j == NULL && workdir_launch(w, l)) /* its snapshot first (workdir.c) */
+        return;
     if (j != NULL) { /* a repeat: answer again, never run twice */
         if (j->phase == JOB_ENDED)
             j->ended_sent_ms = 0;
@@ -122,6 +124,8 @@ void
 streams_kill(worker_t *w, const Wslq__JobKill *k, int64_t now)
 {
     job_t *j = find_job(w, k->job_id, k->attempt);
+    if (j == NULL && workdir_kill(w, k->job_id, k->attempt, k->reason))
+        return; /* it was waiting for its snapshot: ended now */
     if (j == NULL) {
         log_flag(WORKER, "kill for a job not here " JOB_FMT, k->job_id);
         return;
@@ -278,6 +282,7 @@ streams_tick(worker_t *w, int64_t now)
         /* The end goes after the job's last output and metrics, on the same connection, so
          * the scheduler has them all when it ends the job. */
         if (j->phase == JOB_ENDED && !j->acked && j->sent >= j->log_bytes && !more &&
+            workdir_output_ready(w, j, now) &&
             (ended_now || j->ended_sent_ms == 0 || now - j->ended_sent_ms >= ENDED_RESEND_MS)) {
             outbox_job_ended(w, j);
             j->ended_sent_ms = now;

@@ -98,6 +98,12 @@ handle(worker_t *w, const Wslq__Envelope *env, int64_t now)
     case WSLQ__ENVELOPE__BODY_ENDED_ACK:
         streams_ended_ack(w, env->ended_ack);
         break;
+    case WSLQ__ENVELOPE__BODY_SNAP_DATA:
+        workdir_snap_data(w, env->snap_data, now);
+        break;
+    case WSLQ__ENVELOPE__BODY_OUTPUT_PUT_REPLY:
+        workdir_output_reply(w, env->output_put_reply);
+        break;
     case WSLQ__ENVELOPE__BODY_KV_REPLY:
         if (w->rdv != NULL)
             rdv_reply(w->rdv, env);
@@ -126,6 +132,7 @@ tick(worker_t *w, int64_t now)
     w->backlog = 0;
     selftest_tick(w, now);
     streams_tick(w, now);
+    workdir_tick(w, now);
     if (now >= w->next_hb_ms) {
         outbox_heartbeat(w);
         w->next_hb_ms = now + w->cfg.heartbeat_ms;
@@ -383,6 +390,7 @@ worker_destroy(worker_t **wp)
         return;
     worker_t *w = *wp;
     streams_destroy(w);
+    workdir_destroy(w);
     rdv_destroy(&w->rdv);
     selftest_close(w);
     if (w->hs_mon != NULL)

@@ -25,6 +25,7 @@
 #include "worker/runas.h"
 #include "worker/space.h"
 #include "worker/sysinfo.h"
+#include "worker/workdir.h"
 #include "worker/worker.h"
 
 /* One self-test connection: accepted on our probe port (inbound) or made to a peer's
@@ -79,6 +80,8 @@ struct worker {
     int64_t owner_gpu_mb;    /* the Windows processes' GPU memory as reported, -1 unknown */
     int64_t clock_offset_ms; /* ms: scheduler clock minus ours */
     uint32_t clock_rtt_ms;   /* ms: round trip of the Register that measured it */
+    /* workdir.c: snapshots being fetched, outputs being sent; NULL until the first */
+    struct workdir *wd;
 };
 
 /* ---- outbox.c: messages to the scheduler. Each sends without blocking; a full queue sets
