@@ -155,7 +155,7 @@ static void
 finish(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t *out)
 {
     Wslq__JobState st = causes[sm->cause].final;
-    char reason[256];
+    char reason[512];
     info->drain_requeue = 0;
     switch (sm->cause) {
     case JOBSM_CAUSE_NONE:
@@ -172,6 +172,10 @@ finish(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t *o
         else
             snprintf(reason, sizeof reason, "rank %d on %s exited with code %d", info->failed_rank,
                      info->failed_node, info->exit_code);
+        if (info->failure_detail != NULL && info->failure_detail[0] != '\0') {
+            size_t n = strlen(reason);
+            snprintf(reason + n, sizeof reason - n, ": %s", info->failure_detail);
+        }
         break;
     case JOBSM_CAUSE_NODE_LOST:
         snprintf(reason, sizeof reason, "node %s was lost", info->failed_node);
@@ -268,6 +272,22 @@ finish_if_all_ended(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, j
     finish(sm, info, ev, out);
 }
 
+/* The worker's line on a failed part says more than its exit code: not its own generic
+ * "rank N exited with code C" / "rank N killed by signal S", but why a rank never ran its
+ * program ("rank 0: cannot run 'x': command not found", "cannot use working directory ..."). */
+static int
+says_more(const char *text)
+{
+    if (text == NULL || text[0] == '\0')
+        return 0;
+    if (strncmp(text, "rank ", 5) != 0)
+        return 1;
+    const char *p = text + 5;
+    while (*p >= '0' && *p <= '9')
+        p++;
+    return strncmp(p, " exited with code", 17) != 0 && strncmp(p, " killed by signal", 17) != 0;
+}
+
 /* The first failure of the job: its rank, node, code and signal are what `wslq show` says. */
 static void
 record_failure(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev)
@@ -320,6 +340,7 @@ on_place(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t 
     info->signal = 0;
     info->failed_rank = -1;
     wire_set_str(&info->failed_node, "");
+    wire_set_str(&info->failure_detail, "");
     wire_set_str(&info->reason, "");
     info->wait_reason = WSLQ__WAIT_REASON__WAIT_REASON_UNSPECIFIED;
     char nodes[512] = "";
@@ -408,6 +429,14 @@ on_part_ended(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_o
     } else if (failed && !sm->failure_recorded && ev->timed_out) {
         info->exit_code = ev->exit_code;
         info->signal = ev->signal;
+    }
+    if (failed && sm->cause == JOBSM_CAUSE_RANK_FAILED && says_more(ev->text) &&
+        (info->failure_detail == NULL || info->failure_detail[0] == '\0') &&
+        info->failed_node != NULL && strcmp(info->failed_node, info->allocs[ev->part]->node) == 0) {
+        const char *d = ev->text; /* without the worker's "rank N: " */
+        if (strncmp(d, "rank ", 5) == 0 && strchr(d, ':') != NULL)
+            d = strchr(d, ':') + 1 + (strchr(d, ':')[1] == ' ');
+        wire_set_str(&info->failure_detail, d);
     }
     finish_if_all_ended(sm, info, ev, out);
     return JOBSM_APPLIED;

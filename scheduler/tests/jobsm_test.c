@@ -1413,6 +1413,47 @@ test_drain_survives_restart(void **state)
     fx_free(f);
 }
 
+/* A rank that never ran its program: the ended reason ends with the worker's line (its
+ * "rank N: " left out); a generic line, or another part's, adds nothing; a requeue forgets it. */
+static void
+test_failure_detail(void **state)
+{
+    (void) state;
+    fx_t *f = fx_new(0, 0);
+    running(f, 2);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_PART_ENDED,
+                                              .part = 1,
+                                              .exit_code = 1,
+                                              .rank = 1,
+                                              .text = "rank 1: cannot use working directory "
+                                                      "/nope on n1: No such file or directory"}),
+                     JOBSM_APPLIED);
+    assert_string_equal(f->info->failure_detail,
+                        "cannot use working directory /nope on n1: No such file or directory");
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_PART_ENDED,
+                                              .part = 0,
+                                              .exit_code = 143,
+                                              .rank = 0,
+                                              .killed = 1,
+                                              .text = "killed: another rank failed"}),
+                     JOBSM_APPLIED);
+    assert_int_equal(f->info->state, WSLQ__JOB_STATE__FAILED);
+    assert_string_equal(f->info->reason, "rank 1 on n1 exited with code 1: cannot use working "
+                                         "directory /nope on n1: No such file or directory");
+    fx_free(f);
+
+    f = fx_new(0, 0);
+    running(f, 1);
+    assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_PART_ENDED,
+                                              .part = 0,
+                                              .exit_code = 2,
+                                              .rank = 0,
+                                              .text = "rank 0 exited with code 2"}),
+                     JOBSM_APPLIED);
+    assert_string_equal(f->info->reason, "rank 0 on n0 exited with code 2");
+    fx_free(f);
+}
+
 static void
 test_names(void **state)
 {
@@ -1463,6 +1504,7 @@ main(void)
         cmocka_unit_test(test_gpu_reset),
         cmocka_unit_test(test_load_keeps_ending),
         cmocka_unit_test(test_uncounted_requeues_without_using_retries),
+        cmocka_unit_test(test_failure_detail),
         cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

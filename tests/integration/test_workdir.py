@@ -156,6 +156,8 @@ try:
     check(j["state"] == "FAILED" and f"cannot use working directory {missing} on pc2" in events
           and f"cannot use working directory {missing} on pc2" in c.cli("logs", str(m)).stdout,
           f"missing directory: its events and log name it and the node: {events}")
+    check(f"cannot use working directory {missing} on pc2" in (j.get("reason") or ""),
+          f"missing directory: the job's own reason names it: {j.get('reason')}")
     g = c.submit("--hold", "--nodelist", "pc1", "--workdir", proj, "--", "true")
     for p in stored():
         os.unlink(p)
@@ -165,6 +167,8 @@ try:
     text = " | ".join(f"{e.get('reason', '')} {e.get('detail', '')}" for e in c.show(g)["events"])
     check(j["state"] == "FAILED" and "not usable on pc1" in text and "no longer stored" in text,
           f"a snapshot gone before the start: the reason says so: {text}")
+    check("not usable on pc1" in (j.get("reason") or ""),
+          f"a snapshot gone: the job's own reason says so: {j.get('reason')}")
 finally:
     c.stop()
     shutil.rmtree(tmp, ignore_errors=True)
