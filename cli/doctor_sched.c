@@ -698,7 +698,6 @@ check_keys(dctx_t *d)
 static cJSON *
 to_json(const dctx_t *d)
 {
-    static const char *const lower[] = {"pass", "warn", "fail", "info"};
     cJSON *o = cJSON_CreateObject();
     cJSON *s = cJSON_AddObjectToObject(o, "scheduler");
     cJSON_AddStringToObject(s, "config", d->conf_path);
@@ -706,20 +705,7 @@ to_json(const dctx_t *d)
     cJSON_AddStringToObject(s, "state_dir", d->conf.state_dir);
     cJSON_AddStringToObject(s, "http", d->conf.http);
     cJSON_AddNumberToObject(s, "pid", d->pid);
-    cJSON *arr = cJSON_AddArrayToObject(o, "checks");
-    for (int i = 0; i < doctor_count(d->r); i++) {
-        const doctor_check_t *c = doctor_get(d->r, i);
-        cJSON *j = cJSON_CreateObject();
-        cJSON_AddStringToObject(j, "id", c->id);
-        cJSON_AddStringToObject(j, "verdict", lower[c->verdict & 3]);
-        cJSON_AddStringToObject(j, "summary", c->summary);
-        cJSON_AddStringToObject(j, "fix", c->fix);
-        cJSON_AddItemToArray(arr, j);
-    }
-    cJSON *counts = cJSON_AddObjectToObject(o, "counts");
-    for (int v = 0; v < 4; v++)
-        cJSON_AddNumberToObject(counts, lower[v], doctor_tally(d->r, (doctor_verdict_t) v));
-    cJSON_AddNumberToObject(o, "exit_code", doctor_exit_code(d->r));
+    doctor_checks_to_json(d->r, o);
     return o;
 }
 

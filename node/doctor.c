@@ -722,7 +722,6 @@ doctor_print(const doctor_report_t *r, FILE *out)
 cJSON *
 doctor_to_json(const doctor_report_t *r)
 {
-    static const char *const lower[] = {"pass", "warn", "fail", "info"};
     cJSON *o = cJSON_CreateObject();
     cJSON_AddItemToObject(o, "node", node_facts_to_json(&r->facts));
     if (r->gpus)
@@ -733,6 +732,14 @@ doctor_to_json(const doctor_report_t *r)
     cJSON *env = cJSON_AddArrayToObject(o, "nccl_env");
     for (const char *const *e = doctor_nccl_env(r->profile); *e; e++)
         cJSON_AddItemToArray(env, cJSON_CreateString(*e));
+    doctor_checks_to_json(r, o);
+    return o;
+}
+
+void
+doctor_checks_to_json(const doctor_report_t *r, cJSON *o)
+{
+    static const char *const lower[] = {"pass", "warn", "fail", "info"};
     cJSON *arr = cJSON_AddArrayToObject(o, "checks");
     for (int i = 0; i < r->n; i++) {
         const doctor_check_t *c = &r->checks[i];
@@ -747,7 +754,6 @@ doctor_to_json(const doctor_report_t *r)
     for (int v = 0; v < 4; v++)
         cJSON_AddNumberToObject(counts, lower[v], doctor_tally(r, (doctor_verdict_t) v));
     cJSON_AddNumberToObject(o, "exit_code", doctor_exit_code(r));
-    return o;
 }
 
 int

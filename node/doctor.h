@@ -84,6 +84,8 @@ void doctor_print(const doctor_report_t *r, FILE *out);
  * "verdict":"pass|warn|fail|info","summary","fix"}],"counts":{..},"exit_code":n}.
  * Caller owns the result. */
 cJSON *doctor_to_json(const doctor_report_t *r);
+/* The report's "checks", "counts" and "exit_code" added to o (doctor_to_json's tail). */
+void doctor_checks_to_json(const doctor_report_t *r, cJSON *o);
 
 /* 0 = no FAIL, 1 = at least one FAIL. */
 int doctor_exit_code(const doctor_report_t *r);

@@ -153,12 +153,12 @@ node_ini_get(const char *file, const char *section, const char *key, char *out, 
 }
 
 int
-node_run_line(const char *const argv[], int timeout_ms, char *out, size_t size)
+node_run_output(const char *const argv[], int timeout_ms, char *out, size_t size)
 {
     int fds[2];
     if (size)
         out[0] = '\0';
-    if (pipe(fds) < 0)
+    if (size == 0 || pipe(fds) < 0)
         return -1;
     pid_t pid = fork();
     if (pid < 0) {
@@ -199,27 +199,35 @@ node_run_line(const char *const argv[], int timeout_ms, char *out, size_t size)
             timed_out = r == 0;
             break;
         }
-        ssize_t n = read(fds[0], buf + len, sizeof buf - 1 - len);
+        ssize_t n = read(fds[0], buf, sizeof buf);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
             break;
-        len += (size_t) n;
-        if (len >= sizeof buf - 1)
-            break;
+        size_t keep = (size_t) n < size - 1 - len ? (size_t) n : size - 1 - len;
+        memcpy(out + len, buf, keep); /* the rest is read and dropped, so the child ends */
+        len += keep;
     }
+    out[len] = '\0';
     close(fds[0]);
     if (timed_out)
         kill(pid, SIGKILL);
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
-    buf[len] = '\0';
-    buf[strcspn(buf, "\r\n")] = '\0';
-    node_copy(out, size, buf);
     if (timed_out || !WIFEXITED(status))
         return -1;
     return WEXITSTATUS(status);
+}
+
+int
+node_run_line(const char *const argv[], int timeout_ms, char *out, size_t size)
+{
+    char buf[512];
+    int rc = node_run_output(argv, timeout_ms, buf, sizeof buf);
+    buf[strcspn(buf, "\r\n")] = '\0';
+    node_copy(out, size, buf);
+    return rc;
 }
 
 /* ---- facts ------------------------------------------------------------------------------ */

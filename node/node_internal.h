@@ -21,5 +21,7 @@ int node_parse_bool(const char *s);
 /* Run argv[0] (an absolute path) with a deadline, capturing the first line of stdout in
  * out. Returns the exit status, or -1 if it could not run or timed out. */
 int node_run_line(const char *const argv[], int timeout_ms, char *out, size_t size);
+/* The same, capturing all of stdout (at most size - 1 bytes; the rest is read and dropped). */
+int node_run_output(const char *const argv[], int timeout_ms, char *out, size_t size);
 
 #endif

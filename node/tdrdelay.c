@@ -74,67 +74,9 @@ tdr_reg_exe(const char *root, char *out, size_t size)
 static int
 run_reg(const char *exe, char *out, size_t size)
 {
-    out[0] = '\0';
-    int fds[2];
-    if (pipe(fds) < 0)
-        return -1;
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(fds[0]);
-        close(fds[1]);
-        return -1;
-    }
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_RDWR);
-        if (devnull >= 0) {
-            dup2(devnull, 0);
-            dup2(devnull, 2);
-        }
-        dup2(fds[1], 1);
-        close(fds[0]);
-        execl(exe, exe, "query", TDR_KEY, "/v", "TdrDelay", (char *) NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    size_t len = 0;
-    int timed_out = 0;
-    struct timespec t0, t;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (;;) {
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        long waited = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
-        if (waited >= REG_TIMEOUT) {
-            timed_out = 1;
-            break;
-        }
-        struct pollfd p = {fds[0], POLLIN, 0};
-        int r = poll(&p, 1, (int) (REG_TIMEOUT - waited));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            timed_out = r == 0;
-            break;
-        }
-        char buf[512];
-        ssize_t n = read(fds[0], buf, sizeof buf);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        size_t keep = (size_t) n < size - 1 - len ? (size_t) n : size - 1 - len;
-        memcpy(out + len, buf, keep);
-        len += keep;
-    }
-    out[len] = '\0';
-    close(fds[0]);
-    if (timed_out)
-        kill(pid, SIGKILL);
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    if (timed_out || !WIFEXITED(status) || WEXITSTATUS(status) == 127)
-        return -1;
-    return WEXITSTATUS(status);
+    const char *const argv[] = {exe, "query", TDR_KEY, "/v", "TdrDelay", NULL};
+    int rc = node_run_output(argv, REG_TIMEOUT, out, size);
+    return rc == 127 ? -1 : rc;
 }
 
 void
