@@ -155,7 +155,7 @@ static void
 finish(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t *out)
 {
     Wslq__JobState st = causes[sm->cause].final;
-    char reason[512];
+    char reason[256];
     info->drain_requeue = 0;
     switch (sm->cause) {
     case JOBSM_CAUSE_NONE:
