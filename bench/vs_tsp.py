@@ -142,7 +142,9 @@ try:
         server = cluster.processes_marked(f"WSLQ_BENCH_TSP={tdir}")
 
     # ---------- wslq ----------
-    c = cluster.Cluster(workers=[], sched_args=["--sync", "full"], secure=mode == "curve")
+    # the shipped node timeouts: the test cluster's 1 s torpid flaps with 1 s heartbeats
+    c = cluster.Cluster(workers=[], sched_args=["--sync", "full", "--torpid", "3s", "--lost", "10s"],
+                        secure=mode == "curve")
     for i in range(4):
         c.start_worker(f"w{i}", 0, extra=["--cpus", "16", "--heartbeat-ms", "1000"])
     env = c.env(WSLQ_SCHEDULER=c.addr)

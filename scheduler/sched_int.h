@@ -189,6 +189,7 @@ struct sched {
                                nothing was freed since the last time) */
     notify_t *notify;       /* the webhook sender (notify.c); NULL when none is configured */
     int wake_fd[2];         /* a pipe: sched_stop (a signal handler) wakes the poll with it */
+    int sock_quiet[4];      /* sched_turn: 1 when ZMQ_EVENTS said nothing and nobody read since */
     wq_ratelimit_t conn_rl;
     queue_t *q;
     volatile sig_atomic_t stop;

@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Idle daemons: CPU and system calls of a loopback cluster that has nothing to do.
+
+    python3 bench/idle_bench.py [BIN] [--seconds S] [--strace]
+
+BIN defaults to build/bin. A CURVE-secured scheduler (--sync full, the shipped --torpid 3s and
+--lost 10s) and 4 workers (heartbeat every 1,000 ms, no GPUs) start on loopback; after 3 s
+each daemon's CPU time over S seconds (default 20) is read from /proc/PID/task/*/schedstat
+(nanoseconds, all threads) and printed as % of one core. With --strace the scheduler and the
+first worker are also counted with `strace -c -f` over the same window (strace slows the
+traced processes: read their CPU from a run without it).
+"""
+import os
+import subprocess
+import sys
+import time
+
+here = os.path.dirname(os.path.abspath(__file__))
+args = sys.argv[1:]
+secs, use_strace, bins = 20.0, False, []
+while args:
+    a = args.pop(0)
+    if a == "--seconds" and args:
+        secs = float(args.pop(0))
+    elif a == "--strace":
+        use_strace = True
+    elif a.startswith("-"):
+        sys.exit(f"idle_bench.py: unknown option {a}")
+    else:
+        bins.append(a)
+if bins:
+    os.environ["WSLQ_BIN"] = os.path.abspath(bins[0])
+elif "WSLQ_BIN" not in os.environ:
+    os.environ["WSLQ_BIN"] = os.path.join(here, "../build/bin")
+sys.path.insert(0, os.path.join(here, "../tests/integration"))
+import cluster  # noqa: E402
+
+
+def cpu_ns(pid):
+    t = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+            t += int(f.read().split()[0])
+    return t
+
+
+c = cluster.Cluster(workers=[], sched_args=["--sync", "full", "--torpid", "3s", "--lost", "10s"])
+out = "/tmp/wslq-idle-bench-%d" % os.getpid()
+try:
+    for i in range(4):
+        c.start_worker(f"w{i}", 0, extra=["--cpus", "16", "--heartbeat-ms", "1000"])
+    time.sleep(3)
+    pids = [("scheduler", c.sched.pid)] + [(n, p.pid) for n, p in c.workers.items()]
+    before = {n: cpu_ns(p) for n, p in pids}
+    tracers = []
+    if use_strace:
+        for n, p in pids[:2]:
+            tracers.append((n, subprocess.Popen(
+                ["strace", "-c", "-f", "-p", str(p), "-o", f"{out}-{n}.txt"],
+                stderr=subprocess.DEVNULL)))
+    time.sleep(secs)
+    for _, t in tracers:
+        t.send_signal(2)
+        t.wait(10)
+    after = {n: cpu_ns(p) for n, p in pids}
+    total = 0.0
+    for n, _ in pids:
+        pc = (after[n] - before[n]) / 1e9 / secs * 100
+        total += pc
+        print(f"{n}: {pc:.3f} % of a core")
+    print(f"all daemons: {total:.3f} % of a core over {secs:g} s")
+    for n, _ in tracers:
+        with open(f"{out}-{n}.txt") as f:
+            lines = f.read().splitlines()
+        os.unlink(f"{out}-{n}.txt")
+        rows = {ln.split()[-1]: int(ln.split()[3]) for ln in lines
+                if len(ln.split()) >= 5 and ln.split()[3].isdigit()}
+        tot = rows.get("total", 0)
+        top = ", ".join(f"{k} {v}" for k, v in sorted(rows.items(), key=lambda kv: -kv[1])
+                        if k != "total")
+        print(f"{n} (strace): {tot / secs:.0f} system calls/s; {tot} in {secs:g} s: {top}")
+finally:
+    c.stop()
