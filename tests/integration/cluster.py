@@ -53,6 +53,38 @@ def free_port():
         return s.getsockname()[1]
 
 
+_PORT_BLOCK = 64
+
+
+def port_block():
+    """A block of _PORT_BLOCK ports below the default MASTER_PORT range (and the kernel's
+    ephemeral one) that no other test cluster holds (an flock on a file per block, released
+    when this process ends) and that nothing listens on now: the scheduler hands MASTER_PORT out of it, so two clusters
+    tested at once never send their gang jobs' ranks to each other's rendezvous.
+    Returns (lo, hi, the open lock file)."""
+    import fcntl
+    import random
+    d = os.path.join(tempfile.gettempdir(), "wslq-test-ports")
+    os.makedirs(d, exist_ok=True)
+    for _ in range(500):
+        lo = random.randrange(10240, 28672, _PORT_BLOCK)  # under 29500-29999, the default
+        f = open(os.path.join(d, str(lo)), "a")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            continue
+        try:
+            for port in range(lo, lo + _PORT_BLOCK):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            f.close()
+            continue
+        return lo, lo + _PORT_BLOCK - 1, f
+    raise RuntimeError(f"no free block of {_PORT_BLOCK} ports between 10240 and 28735")
+
+
 def processes_marked(entry):
     """PIDs of live processes (this user's: others' environments are unreadable) whose
     environment holds the exact entry "NAME=value"."""
@@ -119,6 +151,10 @@ class Cluster:
         self.admin_sock = os.path.join(self.dir, "sched", "admin.sock")
         self.creds = os.path.join(self.dir, "creds", self.user)
         self.sched_args = list(sched_args)
+        self.ports_lock = None
+        if "--port-range" not in self.sched_args:
+            lo, hi, self.ports_lock = port_block()
+            self.sched_args += ["--port-range", f"{lo}-{hi}"]
         if not secure and not legacy:
             self.sched_args += ["--insecure", "yes"]
         if "--http" not in self.sched_args and "--config" not in self.sched_args:
@@ -303,6 +339,9 @@ class Cluster:
         if left:
             print(f"note: ended {len(left)} job process(es) left by stopped workers: {left}",
                   flush=True)
+        if self.ports_lock:
+            self.ports_lock.close()
+            self.ports_lock = None
         if failed == 0:
             shutil.rmtree(self.dir, ignore_errors=True)
         else:

@@ -9,11 +9,11 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from cluster import Cluster, check, finish  # noqa: E402
+from cluster import Cluster, check, finish, port_block  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER = os.path.join(HERE, "tf_worker.py")
-LO, HI = 31000, 31099
+LO, HI, _held = port_block()  # held until this test ends
 
 c = Cluster(sched_args=["--port-range", f"{LO}-{HI}"])
 for name, gpus in (("pc1", 1), ("pc2", 1), ("pc3", 2)):
