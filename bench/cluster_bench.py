@@ -13,36 +13,15 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-here = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(here, "../tests/integration"))
+import benchlib
+from benchlib import idle_cpu, opt, rss_mib
+
 args = sys.argv[1:]
-mode = "curve"
-if "--mode" in args:
-    i = args.index("--mode")
-    mode = args[i + 1] if i + 1 < len(args) else ""
-    del args[i:i + 2]
+mode = opt(args, "--mode", "curve")
 if mode not in ("curve", "insecure", "legacy"):
     sys.exit("--mode must be curve, insecure or legacy")
-if args:
-    os.environ["WSLQ_BIN"] = os.path.abspath(args[0])
-import cluster  # noqa: E402
-
+cluster = benchlib.load_cluster(args[0] if args else None)
 BIN = cluster.BIN
-
-
-def clk_ticks(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
 
 c = cluster.Cluster(workers=[(f"w{i}", 0) for i in range(4)], sched_args=["--sync", "full"],
                     secure=mode == "curve", legacy=mode == "legacy")
@@ -112,12 +91,7 @@ try:
     print("drain over 4 workers:", r.stdout.strip().replace("\n", "; "))
 
     pid = c.sched.pid
-    time.sleep(1)
-    t0, c0 = time.monotonic(), clk_ticks(pid)
-    time.sleep(10)
-    t1, c1 = time.monotonic(), clk_ticks(pid)
-    hz = os.sysconf("SC_CLK_TCK")
-    print(f"scheduler idle with 4 workers: {(c1 - c0) / hz / (t1 - t0) * 100:.2f}% of one core, "
-          f"RSS {rss_kib(pid) / 1024:.1f} MiB")
+    cpu = idle_cpu([pid], 10, settle=1)[0]
+    print(f"scheduler idle with 4 workers: {cpu:.2f}% of one core, RSS {rss_mib(pid):.1f} MiB")
 finally:
     c.stop()

@@ -17,28 +17,18 @@ import subprocess
 import sys
 import time
 
-here = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(here, "../tests/integration"))
-if len(sys.argv) > 1:
-    os.environ["WSLQ_BIN"] = os.path.abspath(sys.argv[1])
+import benchlib
+from benchlib import client_env
+
+cluster = benchlib.load_cluster(sys.argv[1] if len(sys.argv) > 1 else None)
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 10
-import cluster  # noqa: E402
 
 BIN = cluster.BIN
 
 
-def env_of(c):
-    e = c.env(WSLQ_SCHEDULER=c.addr)
-    if c.secure:
-        e["WSLQ_CREDENTIALS"] = c.creds
-    else:
-        e["WSLQ_INSECURE"] = "yes"
-    return e
-
-
 def submits(c, dep, n):
     """Seconds per `wslq submit` process, n of them one after another."""
-    e = env_of(c)
+    e = client_env(c)
     out = []
     for _ in range(n):
         t0 = time.perf_counter()
@@ -52,7 +42,7 @@ def latencies(c, n):
     stamps = os.path.join(c.dir, f"stamps-{time.monotonic_ns()}")
     r = subprocess.run([f"{BIN}/wslq-bench-submit", c.addr, "latency", str(n), stamps,
                         f"{BIN}/wslq-bench-stamp"], capture_output=True, text=True, check=True,
-                       env=env_of(c))
+                       env=client_env(c))
     sub = {int(a): int(b) for a, b in (ln.split() for ln in r.stdout.split("\n") if ln)}
     with open(stamps) as f:
         start = {int(a): int(b) for a, b in (ln.split() for ln in f.read().split("\n") if ln)}
@@ -61,7 +51,7 @@ def latencies(c, n):
 
 def drain_rate(c, n):
     r = subprocess.run([f"{BIN}/wslq-bench-submit", c.addr, "drain", str(n)],
-                       capture_output=True, text=True, check=True, env=env_of(c))
+                       capture_output=True, text=True, check=True, env=client_env(c))
     # "submitted N jobs in S s: R jobs/s (one connection, pipelined); drained ..."
     first = r.stdout.split("\n")[0]
     return float(first.split(": ")[1].split(" jobs/s")[0])
@@ -79,7 +69,7 @@ try:
     holds = {}
     for c in (curve, plain):
         r = subprocess.run([f"{BIN}/wslq", "submit", "--parsable", "--wrap", "sleep 3600"],
-                           env=env_of(c), check=True, capture_output=True, text=True)
+                           env=client_env(c), check=True, capture_output=True, text=True)
         holds[c] = f"afterok:{r.stdout.strip()}"
     sub = {curve: [], plain: []}
     lat = {curve: [], plain: []}
@@ -90,7 +80,7 @@ try:
         for c in order:
             sub[c] += [s * 1000 for s in submits(c, holds[c], 20)]
     for c in (curve, plain):
-        subprocess.run([f"{BIN}/wslq", "cancel", holds[c].split(":")[1]], env=env_of(c),
+        subprocess.run([f"{BIN}/wslq", "cancel", holds[c].split(":")[1]], env=client_env(c),
                        check=True, capture_output=True)
         cluster.wait_for(lambda: not c.json("queue")["jobs"], 120, "held jobs to end")
     for i in range(ROUNDS):

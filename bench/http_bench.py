@@ -15,13 +15,11 @@ import subprocess
 import sys
 import time
 
-here = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(here, "../tests/integration"))
-if len(sys.argv) > 1:
-    os.environ["WSLQ_BIN"] = os.path.abspath(sys.argv[1])
+import benchlib
+
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 10000
 os.environ["WSLQ_DEBUG"] = "http"
-import cluster  # noqa: E402
+cluster = benchlib.load_cluster(sys.argv[1] if len(sys.argv) > 1 else None)
 
 BIN = cluster.BIN
 

@@ -16,41 +16,19 @@ import subprocess
 import sys
 import time
 
-here = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(here, "../tests/integration"))
+import benchlib
+from benchlib import HZ, clk_ticks, opt
+
 args = sys.argv[1:]
-
-
-def opt(name, default):
-    if name not in args:
-        return default
-    i = args.index(name)
-    val = args[i + 1] if i + 1 < len(args) else ""
-    del args[i:i + 2]
-    return val
-
-
-n_pending = int(opt("--pending", "100000"))
-rounds = int(opt("--rounds", "5"))
-save = opt("--save", "")  # copy the queue's state directory here at the end (for perf)
+n_pending = int(opt(args, "--pending", "100000"))
+rounds = int(opt(args, "--rounds", "5"))
+save = opt(args, "--save", "")  # copy the queue's state directory here at the end (for perf)
 bins = [os.path.abspath(a) for a in args] or [os.path.abspath("build/bin")]
-os.environ["WSLQ_BIN"] = bins[0]
-import cluster  # noqa: E402
+benchlib.load_cluster(bins[0])
 
-HZ = os.sysconf("SC_CLK_TCK")
-
-
-def clk_ticks(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
-c = cluster.Cluster(workers=[], sched_args=["--sync", "full"], secure=False)
+c = benchlib.lab_cluster(["--sync", "full"], secure=False)
 try:
-    for i in range(4):
-        c.start_worker(f"w{i}", 0, extra=["--cpus", "16", "--heartbeat-ms", "1000"])
-    env = c.env(WSLQ_SCHEDULER=c.addr, WSLQ_INSECURE="yes")
+    env = benchlib.client_env(c)
     hold = c.submit("--wrap", "sleep 100000")
     c.wait_state(hold, "RUNNING", timeout=120)
     t0 = time.monotonic()

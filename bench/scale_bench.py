@@ -10,62 +10,26 @@ Figures, each first with the queue empty (the reference) and then with N pending
   * the scheduler idle over --idle-s seconds (default 30): CPU (% of one core) and RSS
   * a runnable job while N wait (its submit-to-end, through a pass that sees them all)
   * restart with N active jobs: SIGTERM, start again, time to the first answer"""
-import os
 import statistics
 import subprocess
 import sys
 import time
 
-here = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(here, "../tests/integration"))
+import benchlib
+from benchlib import idle_cpu, opt, rss_mib
+
 args = sys.argv[1:]
-
-
-def opt(name, default):
-    if name not in args:
-        return default
-    i = args.index(name)
-    val = args[i + 1] if i + 1 < len(args) else ""
-    del args[i:i + 2]
-    return val
-
-
-n_pending = int(opt("--pending", "100000"))
-idle_s = float(opt("--idle-s", "30"))
-mode = opt("--mode", "curve")
+n_pending = int(opt(args, "--pending", "100000"))
+idle_s = float(opt(args, "--idle-s", "30"))
+mode = opt(args, "--mode", "curve")
 if mode not in ("curve", "insecure"):
     sys.exit("--mode must be curve or insecure")
-if args:
-    os.environ["WSLQ_BIN"] = os.path.abspath(args[0])
-import cluster  # noqa: E402
-
+cluster = benchlib.load_cluster(args[0] if args else None)
 BIN = cluster.BIN
-HZ = os.sysconf("SC_CLK_TCK")
 
-
-def clk_ticks(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-c = cluster.Cluster(workers=[], sched_args=["--sync", "full"], secure=mode == "curve")
+c = benchlib.lab_cluster(["--sync", "full"], secure=mode == "curve")
 try:
-    for i in range(4):
-        c.start_worker(f"w{i}", 0, extra=["--cpus", "16", "--heartbeat-ms", "1000"])
-    env = c.env(WSLQ_SCHEDULER=c.addr)
-    if mode == "curve":
-        env["WSLQ_CREDENTIALS"] = c.creds
-    else:
-        env["WSLQ_INSECURE"] = "yes"
+    env = benchlib.client_env(c)
     hold = c.submit("--wrap", "sleep 100000")
     c.wait_state(hold, "RUNNING", timeout=120)
 
@@ -84,12 +48,9 @@ try:
         print(f"  {label}: `wslq submit` command: median {statistics.median(walls):.2f} ms",
               flush=True)
         pid = c.sched.pid
-        time.sleep(2)
-        t0, c0 = time.monotonic(), clk_ticks(pid)
-        time.sleep(idle_s)
-        t1, c1 = time.monotonic(), clk_ticks(pid)
+        cpu = idle_cpu([pid], idle_s, settle=2)[0]
         print(f"  {label}: scheduler idle over {idle_s:.0f} s: "
-              f"{(c1 - c0) / HZ / (t1 - t0) * 100:.2f}% of one core, RSS {rss_mib(pid):.1f} MiB",
+              f"{cpu:.2f}% of one core, RSS {rss_mib(pid):.1f} MiB",
               flush=True)
         t0 = time.monotonic()
         jid = c.submit("--", "/bin/true")

@@ -29,34 +29,21 @@ import sys
 import tempfile
 import time
 
-here = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(here, "../tests/integration"))
+import benchlib
+from benchlib import opt, rss_mib
+
 args = sys.argv[1:]
-
-
-def opt(name, default):
-    if name not in args:
-        return default
-    i = args.index(name)
-    val = args[i + 1] if i + 1 < len(args) else ""
-    del args[i:i + 2]
-    return val
-
-
-mode = opt("--mode", "curve")
-idle_s = float(opt("--idle-s", "30"))
-rounds = int(opt("--rounds", "5"))
-N = int(opt("--jobs", "1000"))  # fewer for a quick try of the script itself
+mode = opt(args, "--mode", "curve")
+idle_s = float(opt(args, "--idle-s", "30"))
+rounds = int(opt(args, "--rounds", "5"))
+N = int(opt(args, "--jobs", "1000"))  # fewer for a quick try of the script itself
 if mode not in ("curve", "insecure") or rounds < 1:
     sys.exit("--mode must be curve or insecure; --rounds at least 1")
-if args:
-    os.environ["WSLQ_BIN"] = os.path.abspath(args[0])
-import cluster  # noqa: E402
+cluster = benchlib.load_cluster(args[0] if args else None)
 
 BIN = cluster.BIN
 TSP = shutil.which("tsp")
 N_TSP_QUEUE = min(900, N)
-HZ = os.sysconf("SC_CLK_TCK")
 results = {}  # figure -> {"tsp": [values], "wslq": [values], "bash": [...]}
 
 
@@ -70,34 +57,6 @@ def loop_rate(cmd, env, n):
     t0 = time.monotonic()
     subprocess.run(["bash", "-c", script], env=env, check=True)
     return n / (time.monotonic() - t0)
-
-
-def clk_ticks(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])
-    except OSError:
-        return 0
-
-
-def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def idle_cpu(groups):
-    """{name: [pids]} -> {name: [% of one core per pid]} over the same idle_s seconds."""
-    time.sleep(1)
-    t0 = time.monotonic()
-    c0 = {k: [clk_ticks(p) for p in v] for k, v in groups.items()}
-    time.sleep(idle_s)
-    dt = time.monotonic() - t0
-    return {k: [(clk_ticks(p) - a) / HZ / dt * 100 for p, a in zip(v, c0[k])]
-            for k, v in groups.items()}
 
 
 def wait_stamp(path):
@@ -143,15 +102,9 @@ try:
 
     # ---------- wslq ----------
     # the shipped node timeouts: the test cluster's 1 s torpid flaps with 1 s heartbeats
-    c = cluster.Cluster(workers=[], sched_args=["--sync", "full", "--torpid", "3s", "--lost", "10s"],
-                        secure=mode == "curve")
-    for i in range(4):
-        c.start_worker(f"w{i}", 0, extra=["--cpus", "16", "--heartbeat-ms", "1000"])
-    env = c.env(WSLQ_SCHEDULER=c.addr)
-    if mode == "curve":
-        env["WSLQ_CREDENTIALS"] = c.creds
-    else:
-        env["WSLQ_INSECURE"] = "yes"
+    c = benchlib.lab_cluster(["--sync", "full", "--torpid", "3s", "--lost", "10s"],
+                             secure=mode == "curve")
+    env = benchlib.client_env(c)
     W = f"{BIN}/wslq"
     pids = [c.sched.pid] + [p.pid for p in c.workers.values()]
     os.chmod(c.dir, 0o755)
@@ -164,10 +117,9 @@ try:
           f"tsp: {TSP or 'not installed'}, 64 slots; {rounds} rounds, alternating", flush=True)
 
     def idle(label):
-        groups = {"wslq": pids}
-        if server:
-            groups["tsp"] = server
-        cpu = idle_cpu(groups)
+        # both in the same window; a process gone since counts 0 ticks
+        both = benchlib.idle_cpu(pids + server, idle_s, settle=1, gone=0)
+        cpu = {"wslq": both[:len(pids)], "tsp": both[len(pids):]}
         add(f"idle CPU, {label} (% of a core, lower is better)", "wslq", sum(cpu["wslq"]))
         add(f"scheduler RSS, {label} (MiB, lower is better)", "wslq", rss_mib(pids[0]))
         print(f"  idle {label}: wslq {sum(cpu['wslq']):.3f}% (scheduler {cpu['wslq'][0]:.3f}%,"

@@ -20,13 +20,11 @@ import sys
 import tempfile
 import time
 
-here = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(here, "../tests/integration"))
-if len(sys.argv) > 1:
-    os.environ["WSLQ_BIN"] = os.path.abspath(sys.argv[1])
+import benchlib
+
+cluster = benchlib.load_cluster(sys.argv[1] if len(sys.argv) > 1 else None)
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 5
 MIB = int(sys.argv[3]) if len(sys.argv) > 3 else 64
-import cluster  # noqa: E402
 
 tmp = tempfile.mkdtemp(prefix="wslq-wdb-")
 proj = os.path.join(tmp, "proj")

@@ -1,0 +1,94 @@
+"""What the loopback-cluster benchmarks of bench/ share: their option parsing, the test
+fixture (tests/integration/cluster.py) taken from a chosen build, the lab-sized cluster
+(a scheduler and 4 workers x 16 CPU slots, 1 s heartbeats), the environment of a `wslq`
+command against it, and a process's CPU time and resident memory read from /proc.
+
+A script imports this module first, parses its options, then calls load_cluster(): the
+fixture reads WSLQ_BIN once, when it is imported."""
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "../tests/integration"))
+
+HZ = os.sysconf("SC_CLK_TCK")  # /proc's clock ticks a second
+
+
+def opt(args, name, default):
+    """The value after the option `name` in the list args, both taken out of it; default
+    when the option is absent ("" when it is last, with no value)."""
+    if name not in args:
+        return default
+    i = args.index(name)
+    val = args[i + 1] if i + 1 < len(args) else ""
+    del args[i:i + 2]
+    return val
+
+
+def load_cluster(bin_dir=None):
+    """The fixture module cluster, its programs taken from bin_dir (made absolute); without
+    one, from WSLQ_BIN or the fixture's default (build/bin)."""
+    if bin_dir:
+        os.environ["WSLQ_BIN"] = os.path.abspath(bin_dir)
+    import cluster
+    return cluster
+
+
+def lab_cluster(sched_args, secure, workers=4, slots=16):
+    """A loopback cluster as a lab's: a scheduler started with sched_args (CURVE-enrolled
+    when secure, else --insecure) and workers w0, w1, ... of `slots` CPU slots each, no
+    GPUs, heartbeats every 1,000 ms. Stopped again if a worker fails to start."""
+    import cluster
+    c = cluster.Cluster(workers=[], sched_args=sched_args, secure=secure)
+    try:
+        for i in range(workers):
+            c.start_worker(f"w{i}", 0, extra=["--cpus", str(slots), "--heartbeat-ms", "1000"])
+    except BaseException:
+        c.stop()
+        raise
+    return c
+
+
+def client_env(c):
+    """The environment of a `wslq` command against cluster c: its address, and its
+    credentials when it is CURVE-secured, else WSLQ_INSECURE=yes."""
+    e = c.env(WSLQ_SCHEDULER=c.addr)
+    if c.secure:
+        e["WSLQ_CREDENTIALS"] = c.creds
+    else:
+        e["WSLQ_INSECURE"] = "yes"
+    return e
+
+
+def clk_ticks(pid, gone=None):
+    """User + system CPU time of process pid in clock ticks (HZ a second), from
+    /proc/PID/stat. A process that has gone: the OSError, or `gone` when given."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        if gone is None:
+            raise
+        return gone
+    return int(fields[11]) + int(fields[12])
+
+
+def rss_mib(pid):
+    """Resident memory of process pid in MiB, from /proc/PID/status."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def idle_cpu(pids, seconds, settle, gone=None):
+    """After `settle` seconds, each of pids' CPU time over the same `seconds`, as % of one
+    core (a list in the order of pids). gone: as for clk_ticks."""
+    time.sleep(settle)
+    t0 = time.monotonic()
+    c0 = [clk_ticks(p, gone) for p in pids]
+    time.sleep(seconds)
+    dt = time.monotonic() - t0
+    return [(clk_ticks(p, gone) - a) / HZ / dt * 100 for p, a in zip(pids, c0)]
