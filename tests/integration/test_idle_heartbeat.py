@@ -33,7 +33,7 @@ try:
     w = c.start_worker("pc1", 1, extra=["--idle-heartbeat-ms", "1500"])
     # idle: the heartbeats announce 1500 ms
     check(wait_for(lambda: any(n == 1500 for _, n in beats_since(c, 0)), 15,
-             "an idle heartbeat announcing 1500 ms"),
+                   "an idle heartbeat announcing 1500 ms"),
           "an idle heartbeat announcing 1500 ms")
     start = len(log_text(c))
     time.sleep(4.5)  # three idle intervals; 22 heartbeats at 200 ms
@@ -50,7 +50,7 @@ try:
     check(c.wait_state(jid, "RUNNING"), f"job running: {c.state(jid)}")
     start = len(log_text(c))
     check(wait_for(lambda: sum(1 for r, _ in beats_since(c, start) if r == 1) >= 3, 15,
-             "three heartbeats while the job runs"),
+                   "three heartbeats while the job runs"),
           "three heartbeats while the job runs")
     busy = [b for b in beats_since(c, start) if b[0] == 1]
     check(all(n == 200 for _, n in busy), f"busy heartbeats announce 200: {busy}")
@@ -58,7 +58,7 @@ try:
     # idle again afterwards
     start = len(log_text(c))
     check(wait_for(lambda: any(b == (0, 1500) for b in beats_since(c, start)), 15,
-             "idle heartbeats again after the job"),
+                   "idle heartbeats again after the job"),
           "idle heartbeats again after the job")
 
     # a stopped idle worker (a PC asleep): torpid, then lost, within --lost
