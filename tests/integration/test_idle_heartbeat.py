@@ -2,7 +2,8 @@
 """An idle worker heartbeats at idle_heartbeat_ms and says so; the scheduler stretches its
 torpid threshold to that interval (never torpid while the heartbeats come), a running job
 brings the worker back to heartbeat_ms, and a stopped idle worker is still torpid, then lost,
-within the configured --lost (DESIGN.md §7.1)."""
+within the configured --lost; an interval over half of --lost is warned about once and
+clamped (DESIGN.md §7.1)."""
 import os
 import re
 import signal
@@ -87,6 +88,19 @@ try:
     check(wait_for(lambda: c.node_state("pc1") == "lost", 15, "pc1 lost after SIGKILL"),
           "pc1 lost after SIGKILL")
     check("node lost name=pc1" in log_text(c)[start:], "the scheduler logged the loss")
+
+    # an interval over half of --lost: one warning, taken as 1500 ms (torpid after 2250)
+    start = len(log_text(c))
+    c.start_worker("pc2", 1, extra=["--idle-heartbeat-ms", "2000"])
+    check(wait_for(lambda: len(re.findall(r"heartbeat name=pc2 running=0 next_ms=2000",
+                                          log_text(c)[start:])) >= 3, 20,
+                   "three idle heartbeats of pc2 announcing 2000 ms"),
+          "three idle heartbeats of pc2 announcing 2000 ms")
+    text = log_text(c)[start:]
+    warns = re.findall(r"node heartbeat interval too long name=pc2 next_ms=2000 lost_ms=3000",
+                       text)
+    check(len(warns) == 1, f"one warning for pc2's interval: {len(warns)}")
+    check("node torpid name=pc2" not in text, "pc2 stays alive at 2000 ms")
 finally:
     c.stop()
 finish()
