@@ -4,7 +4,8 @@
     python3 bench/idle_bench.py [BIN] [--seconds S] [--strace]
 
 BIN defaults to build/bin. A CURVE-secured scheduler (--sync full, the shipped --torpid 3s and
---lost 10s) and 4 workers (heartbeat every 1,000 ms, no GPUs) start on loopback; after 3 s
+--lost 10s) and 4 workers (heartbeat_ms 1,000 and the idle interval that follows from it:
+3,000 ms where the build has one; no GPUs) start on loopback; after 3 s
 each daemon's CPU time over S seconds (default 20) is read from /proc/PID/task/*/schedstat
 (nanoseconds, all threads) and printed as % of one core. With --strace the scheduler and the
 first worker are also counted with `strace -c -f` over the same window (strace slows the

@@ -263,13 +263,45 @@ node_lost(sched_t *self, node_t *nd)
     gang_node_lost(self, nd);
 }
 
+int64_t
+nodes_torpid_ms(int64_t torpid_ms, int64_t lost_ms, uint32_t next_hb_ms, int *clamped)
+{
+    int64_t ivl = next_hb_ms;
+    *clamped = ivl * 2 > lost_ms;
+    if (*clamped)
+        ivl = lost_ms / 2;
+    int64_t t = ivl + ivl / 2;
+    return t > torpid_ms ? t : torpid_ms;
+}
+
+void
+nodes_announce(sched_t *self, node_t *nd, uint32_t next_hb_ms)
+{
+    int clamped;
+    nodes_torpid_ms(self->cfg.torpid_ms, self->cfg.lost_ms, next_hb_ms, &clamped);
+    if (clamped && !nd->hb_warned) {
+        nd->hb_warned = 1;
+        log_warn("node heartbeat interval too long name=%s next_ms=%" PRIu32 " lost_ms=%" PRId64
+                 ": taken as %" PRId64 " ms; set its idle_heartbeat_ms to half of --lost or less",
+                 nd->info->name, next_hb_ms, self->cfg.lost_ms, self->cfg.lost_ms / 2);
+    }
+    nd->next_hb_ms = next_hb_ms;
+}
+
+static int64_t
+node_torpid_ms(const sched_t *self, const node_t *nd)
+{
+    int clamped;
+    return nodes_torpid_ms(self->cfg.torpid_ms, self->cfg.lost_ms, nd->next_hb_ms, &clamped);
+}
+
 void
 nodes_tick(sched_t *self, int64_t now)
 {
     for (size_t i = 0; i < self->n_nodes; i++) {
         node_t *nd = self->nodes[i];
         int64_t silent = now - nd->last_seen_mono;
-        if (nd->state == NODE_ALIVE && silent > self->cfg.torpid_ms) {
+        if (nd->state == NODE_ALIVE && silent > node_torpid_ms(self, nd)) {
             nd->state = NODE_TORPID;
             self->stats.version++;
             log_warn("node torpid name=%s silent_ms=%" PRId64, nd->info->name, silent);
@@ -286,7 +318,7 @@ nodes_next_timer(const sched_t *self)
     for (size_t i = 0; i < self->n_nodes; i++) {
         const node_t *nd = self->nodes[i];
         /* the first millisecond at which nodes_tick finds it silent too long */
-        int64_t t = nd->state == NODE_ALIVE    ? nd->last_seen_mono + self->cfg.torpid_ms + 1
+        int64_t t = nd->state == NODE_ALIVE    ? nd->last_seen_mono + node_torpid_ms(self, nd) + 1
                     : nd->state == NODE_TORPID ? nd->last_seen_mono + self->cfg.lost_ms + 1
                                                : INT64_MAX;
         if (t < next)
@@ -348,6 +380,7 @@ handle_register(sched_t *self, const msg_t *m)
     nd->state = NODE_ALIVE;
     nd->last_seen_mono = wq_clock_mono_ms();
     nd->clock_known = 0;
+    nodes_announce(self, nd, r->next_heartbeat_ms);
     self->stats.version++;
     log_info("node registered name=%s ip=%s cpus=%u mem_mb=%" PRIu64 " gpus=%zu running=%zu",
              ni->name, ni->ip, ni->cpus, ni->mem_mb, ni->n_gpus, r->n_running);
@@ -404,6 +437,9 @@ handle_heartbeat(sched_t *self, const msg_t *m)
     node_t *nd = m->node;
     self->stats.version++; /* fresh GPU metrics */
     const Wslq__Heartbeat *hb = m->env->heartbeat;
+    log_flag(SCHED, "heartbeat name=%s running=%" PRIu32 " next_ms=%" PRIu32, nd->info->name,
+             hb->running, hb->next_heartbeat_ms);
+    nodes_announce(self, nd, hb->next_heartbeat_ms);
     clock_report(self, nd, hb);
     owner_report(self, nd, hb->owner_state, hb->owner_policy, hb->owner_why, hb->owner_user,
                  hb->owner_suspend_max_s);

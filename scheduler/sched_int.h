@@ -73,6 +73,8 @@ typedef struct node {
     peer_t peer;          /* its worker's connection; len 0 = not connected in this run */
     enum node_state state;
     int64_t last_seen_mono; /* ms */
+    uint32_t next_hb_ms;    /* the interval its last Register or Heartbeat announced; 0 unknown */
+    int hb_warned;          /* the "interval too long for --lost" warning was logged */
     selftest_t selftest;
     int64_t clock_offset_ms; /* last reported offset against our clock, for change detection */
     uint32_t clock_rtt_ms;   /* round trip of that measurement */
@@ -533,6 +535,12 @@ const char *nodes_owner_policy_name(uint32_t p);
 /* A message came from this node's worker: it is alive. */
 void nodes_seen(sched_t *self, node_t *nd);
 void nodes_tick(sched_t *self, int64_t now);
+/* How long a node may stay silent before it is torpid: max(torpid_ms, 1.5 x the interval it
+ * announced), the interval taken as at most lost_ms / 2 (*clamped = 1 when it was longer), so
+ * a node is torpid after a missed heartbeat and a half and lost after two or more. */
+int64_t nodes_torpid_ms(int64_t torpid_ms, int64_t lost_ms, uint32_t next_hb_ms, int *clamped);
+/* A Register's or Heartbeat's next_heartbeat_ms; one too long for lost_ms is logged once. */
+void nodes_announce(sched_t *self, node_t *nd, uint32_t next_hb_ms);
 int64_t nodes_next_timer(const sched_t *self);
 /* An admin removed the node: it is lost now (its jobs end or requeue) and forgotten. */
 void nodes_forget(sched_t *self, const char *name);

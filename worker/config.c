@@ -50,6 +50,7 @@ wcfg_defaults(wcfg_t *c)
                  home && *home ? home : "/tmp");
     c->gpus = -1;
     c->heartbeat_ms = 1000;
+    c->idle_heartbeat_ms = 0; /* unset: 3 x heartbeat_ms, at most 3000 (wcfg_finish) */
     c->kill_grace_ms = 10000;
     c->spool_keep_days = 7;
     c->rendezvous = 1;
@@ -141,6 +142,12 @@ wcfg_set(wcfg_t *c, const char *key, const char *v, wq_error_t *err)
         if (wq_parse_int(v, 50, 60000, "heartbeat_ms", &x, err) < 0)
             return -1;
         c->heartbeat_ms = (int) x;
+        return 0;
+    }
+    if (strcmp(key, "idle_heartbeat_ms") == 0) {
+        if (wq_parse_int(v, 50, 60000, "idle_heartbeat_ms", &x, err) < 0)
+            return -1;
+        c->idle_heartbeat_ms = (int) x;
         return 0;
     }
     if (strcmp(key, "kill_grace_ms") == 0) {
@@ -286,6 +293,20 @@ wcfg_load(wcfg_t *c, const char *path, wq_error_t *err)
     return 0;
 }
 
+int
+wcfg_finish(wcfg_t *c, wq_error_t *err)
+{
+    if (c->idle_heartbeat_ms == 0) {
+        /* 3000 at the shipped heartbeat_ms; a worker set to beat faster (for a scheduler with a
+         * short --lost) idles at 3 x its interval, and one set slower never beats faster */
+        int ms = 3 * c->heartbeat_ms < 3000 ? 3 * c->heartbeat_ms : 3000;
+        c->idle_heartbeat_ms = ms > c->heartbeat_ms ? ms : c->heartbeat_ms;
+    } else if (c->idle_heartbeat_ms < c->heartbeat_ms)
+        return wq_fail(err, WQ_EINVAL, "idle_heartbeat_ms: %d is less than heartbeat_ms (%d)",
+                       c->idle_heartbeat_ms, c->heartbeat_ms);
+    return 0;
+}
+
 static const struct option long_opts[] = {
     {"scheduler", required_argument, NULL, 0},
     {"name", required_argument, NULL, 0},
@@ -297,6 +318,7 @@ static const struct option long_opts[] = {
     {"iface", required_argument, NULL, 0},
     {"ip", required_argument, NULL, 0},
     {"heartbeat-ms", required_argument, NULL, 0},
+    {"idle-heartbeat-ms", required_argument, NULL, 0},
     {"kill-grace-ms", required_argument, NULL, 0},
     {"spool-keep-days", required_argument, NULL, 0},
     {"rendezvous", required_argument, NULL, 0},
@@ -342,6 +364,8 @@ wcfg_usage(void)
            "  --iface NAME          cluster interface (default the default route's)\n"
            "  --ip ADDR             LAN IP to report (default the interface's address)\n"
            "  --heartbeat-ms N      heartbeat interval (default 1000)\n"
+           "  --idle-heartbeat-ms N heartbeat interval while no job runs here, at least\n"
+           "                        --heartbeat-ms (default 3 x it, at most 3000)\n"
            "  --kill-grace-ms N     SIGTERM to SIGKILL grace (default 10000)\n"
            "  --spool-keep-days N   keep ended jobs' logs this long (default 7, 0 = forever)\n"
            "  --rendezvous yes|no   offer WSLQ_RENDEZVOUS sockets to jobs (default yes)\n"
@@ -439,6 +463,8 @@ wcfg_parse_args(wcfg_t *c, int argc, char **argv, enum wcfg_action *action, wq_e
         if (wcfg_set(c, key, vals[i], &e) < 0)
             return wq_fail(err, WQ_EINVAL, "--%s: %s", keys[i], e.text);
     }
+    if (wcfg_finish(c, err) < 0)
+        return -1;
     if (c->credentials[0] == '\0' &&
         snprintf(c->credentials, sizeof c->credentials, "%s/credentials", c->state_dir) >=
             (int) sizeof c->credentials)

@@ -22,6 +22,7 @@ typedef struct wcfg {
     char iface[64];               /* cluster interface; "" = detect */
     char ip[64];                  /* reported LAN IP; "" = the interface's address */
     int heartbeat_ms;             /* heartbeat interval, 50..60000 */
+    int idle_heartbeat_ms;        /* while no job runs here, heartbeat_ms..60000; 0 = unset */
     int64_t kill_grace_ms;        /* SIGTERM -> SIGKILL default grace */
     int spool_keep_days;          /* spool dirs of ended jobs are removed after this; 0 = never */
     int rendezvous;               /* 1: offer WSLQ_RENDEZVOUS sockets to jobs */
@@ -59,6 +60,11 @@ int wcfg_set(wcfg_t *c, const char *key, const char *value, wq_error_t *err);
 /* Apply an INI file's [worker] section. A syntax error, unknown key or bad value gives
  * -1 with *err = "FILE:LINE: what". */
 int wcfg_load(wcfg_t *c, const char *path, wq_error_t *err);
+
+/* The checks across keys, after the file and the flags: an unset idle_heartbeat_ms becomes
+ * 3 x heartbeat_ms, at most 3000 but never below heartbeat_ms; one set below heartbeat_ms is
+ * -1 with *err naming the key. */
+int wcfg_finish(wcfg_t *c, wq_error_t *err);
 
 /* Defaults, then --config FILE, then the other flags. *action says what main should do.
  * 0 or -1 with *err (one line; main exits 2). */

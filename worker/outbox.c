@@ -90,6 +90,11 @@ outbox_register(worker_t *w, int64_t now)
     r.version = WSLQ_VERSION;
     r.inbound_ok = w->cfg.inbound_ok >= 0 ? w->cfg.inbound_ok : w->si.inbound_ok;
     r.heartbeat_ms = (uint32_t) w->cfg.heartbeat_ms;
+    /* the next Heartbeat comes at the busy interval: a registration is a change */
+    r.next_heartbeat_ms = (uint32_t) w->cfg.heartbeat_ms;
+    if (w->next_hb_ms > now + w->cfg.heartbeat_ms)
+        w->next_hb_ms = now + w->cfg.heartbeat_ms;
+    w->hb_idle = 0;
     Wslq__NodeAttr a[4], *ap[4];
     const char *keys[4] = {"is_wsl", "iface", "nccl_profile", "gpu_note"};
     const char *vals[4] = {w->si.is_wsl ? "1" : "0", w->si.iface, w->si.nccl_profile,
@@ -151,7 +156,7 @@ outbox_register(worker_t *w, int64_t now)
     log_flag(WORKER, "register sent running=%zu", r.n_running);
 }
 
-void
+int
 outbox_heartbeat(worker_t *w)
 {
     sysinfo_refresh(&w->si);
@@ -174,7 +179,7 @@ outbox_heartbeat(worker_t *w)
     hb.clock_measured = w->clock_measured;
     hb.clock_offset_ms = w->clock_offset_ms;
     hb.clock_rtt_ms = w->clock_rtt_ms;
-    space_check(&w->space);
+    int changed = space_check(&w->space);
     Wslq__NodeCheck disk, *dp = &disk;
     char summary[WIRE_MAX_CHECK_TEXT];
     space_node_check(&w->space, &disk, summary, sizeof summary);
@@ -200,9 +205,23 @@ outbox_heartbeat(worker_t *w)
         hb.n_job_cpus++;
     }
     hb.job_cpus = jcp;
+    /* Idle: no job held (running, or ended and not yet acknowledged), registered, and the
+     * same owner state, running count and GPUs as the last heartbeat carried. */
+    changed |= w->owner_state != w->hb_owner_state || hb.running != w->hb_running ||
+               w->si.ngpus != w->hb_ngpus;
+    w->hb_owner_state = w->owner_state;
+    w->hb_running = hb.running;
+    w->hb_ngpus = w->si.ngpus;
+    int idle_ms = w->cfg.idle_heartbeat_ms > w->cfg.heartbeat_ms ? w->cfg.idle_heartbeat_ms
+                                                                 : w->cfg.heartbeat_ms;
+    w->hb_idle = w->njobs == 0 && w->registered && !changed;
+    int next_ms = w->hb_idle ? idle_ms : w->cfg.heartbeat_ms;
+    hb.next_heartbeat_ms = (uint32_t) next_ms;
     outbox_send(w, &ENVELOPE(HEARTBEAT, heartbeat, &hb));
     free(jcp);
     free(jc);
+    log_flag(WORKER, "heartbeat sent running=%" PRIu32 " next_ms=%d", hb.running, next_ms);
+    return next_ms;
 }
 
 void

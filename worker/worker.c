@@ -133,10 +133,11 @@ tick(worker_t *w, int64_t now)
     selftest_tick(w, now);
     streams_tick(w, now);
     workdir_tick(w, now);
-    if (now >= w->next_hb_ms) {
-        outbox_heartbeat(w);
-        w->next_hb_ms = now + w->cfg.heartbeat_ms;
-    }
+    /* a job arrived while the scheduler expects the idle interval: say so at once */
+    if (w->hb_idle && w->njobs > 0)
+        w->next_hb_ms = now;
+    if (now >= w->next_hb_ms)
+        w->next_hb_ms = now + outbox_heartbeat(w);
     if (!w->registered && now - w->reg_sent_ms >= REGISTER_RETRY_MS)
         outbox_register(w, now);
     if (now >= w->next_cleanup_ms) {

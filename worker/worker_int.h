@@ -66,6 +66,10 @@ struct worker {
     int registered;          /* a RegisterReply arrived since the last (re)connect */
     int64_t reg_sent_ms;     /* monotonic ms of the last Register */
     int64_t next_hb_ms;      /* monotonic ms of the next Heartbeat */
+    int hb_idle;             /* the last Heartbeat announced idle_heartbeat_ms */
+    int hb_owner_state;      /* owner state, running count and GPU count the last Heartbeat */
+    uint32_t hb_running;     /* carried: a change keeps the next one at heartbeat_ms */
+    int hb_ngpus;
     int64_t next_cleanup_ms; /* monotonic ms of the next spool cleanup */
     int backlog;             /* a send hit the high-water mark or a cap: poll again soon */
     wq_ratelimit_t rl_bad;   /* bad frames from the scheduler */
@@ -97,8 +101,10 @@ int outbox_rdv_send(void *ctx, Wslq__Envelope *env);
  * time; records the send time (monotonic 'now' and wall) for the clock measurement. */
 void outbox_register(worker_t *w, int64_t now);
 
-/* Heartbeat: refreshed GPU facts, the running count, the clock offset. */
-void outbox_heartbeat(worker_t *w);
+/* Heartbeat: refreshed GPU facts, the running count, the clock offset, and the interval to
+ * the next one, which it returns: idle_heartbeat_ms while no job is held here and nothing
+ * reported changed since the last one, else heartbeat_ms (worker/README.md). */
+int outbox_heartbeat(worker_t *w);
 
 void outbox_job_started(worker_t *w, const job_t *j);
 

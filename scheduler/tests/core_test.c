@@ -23,6 +23,7 @@
 #include "proto/nodecheck.h"
 #include "proto/wire.h"
 #include "scheduler/sched.h"
+#include "scheduler/sched_int.h" /* nodes_torpid_ms */
 
 #define MAX_WORKERS 4
 
@@ -31,6 +32,7 @@ typedef struct {
     char name[32];
     int beating; /* send a Heartbeat every HB_MS while the test pumps the loop */
     uint32_t owner_state, owner_policy, owner_max_s; /* sent in each Heartbeat */
+    uint32_t next_hb_ms;                             /* its next_heartbeat_ms; 0 = an old one */
 } fake_worker_t;
 
 typedef struct {
@@ -186,6 +188,7 @@ heartbeats(fx_t *f)
         hb.owner_state = f->w[i].owner_state;
         hb.owner_policy = f->w[i].owner_policy;
         hb.owner_suspend_max_s = f->w[i].owner_max_s;
+        hb.next_heartbeat_ms = f->w[i].next_hb_ms;
         Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
         env.body_case = WSLQ__ENVELOPE__BODY_HEARTBEAT;
         env.heartbeat = &hb;
@@ -604,6 +607,61 @@ test_node_lost_requeues(void **state)
     ended(w, id, 0, 0, -1, 0);
     wire_free((Wslq__Envelope *[]){expect(f, w->sock, WSLQ__ENVELOPE__BODY_ENDED_ACK, 2000)});
     assert_int_equal(state_of(f, id, NULL, 0), WSLQ__JOB_STATE__STARTING);
+}
+
+/* The torpid threshold: the configured one, stretched to 1.5 x the interval the worker
+ * announced, that interval taken as at most half of lost. */
+static void
+test_torpid_threshold(void **state)
+{
+    (void) state;
+    int clamped = -1;
+    assert_int_equal(nodes_torpid_ms(3000, 10000, 0, &clamped), 3000); /* an old worker */
+    assert_int_equal(clamped, 0);
+    assert_int_equal(nodes_torpid_ms(3000, 10000, 1000, &clamped), 3000);
+    assert_int_equal(nodes_torpid_ms(3000, 10000, 2000, &clamped), 3000);
+    assert_int_equal(nodes_torpid_ms(3000, 10000, 3000, &clamped), 4500); /* idle default */
+    assert_int_equal(clamped, 0);
+    assert_int_equal(nodes_torpid_ms(3000, 10000, 5000, &clamped), 7500);
+    assert_int_equal(clamped, 0);
+    assert_int_equal(nodes_torpid_ms(3000, 10000, 5001, &clamped), 7500);
+    assert_int_equal(clamped, 1);
+    assert_int_equal(nodes_torpid_ms(3000, 10000, 60000, &clamped), 7500);
+    assert_int_equal(clamped, 1);
+    assert_int_equal(nodes_torpid_ms(1000, 3000, 1500, &clamped), 2250); /* the test cluster */
+    assert_int_equal(clamped, 0);
+    assert_int_equal(nodes_torpid_ms(1000, 3000, 200, &clamped), 1000);
+    /* the threshold stays under lost */
+    assert_true(nodes_torpid_ms(2000, 2500, 60000, &clamped) < 2500);
+}
+
+/* A node that announced a longer interval stays alive past the configured torpid threshold,
+ * and is still torpid, then lost, after the configured lost. */
+static void
+test_announced_interval_stretches_torpid(void **state)
+{
+    fx_t *f = *state;
+    fake_worker_t *w = add_worker(f, "pcA");
+    w->next_hb_ms = 700; /* torpid after 1050 ms silent, not the configured 600 */
+    wire_free((Wslq__Envelope *[]){register_worker(f, w, 1, NULL, 0)});
+    pump(f, 3 * HB_MS);
+    w->beating = 0;
+    pump(f, 800);
+    assert_string_equal(sched_node(f->s, 0)->state, "idle");
+    int64_t end = wq_clock_mono_ms() + 5000;
+    while (strcmp(sched_node(f->s, 0)->state, "lost") != 0 && wq_clock_mono_ms() < end)
+        pump(f, 20);
+    assert_string_equal(sched_node(f->s, 0)->state, "lost");
+    /* an old worker (0) is back to the configured thresholds */
+    w->next_hb_ms = 0;
+    w->beating = 1;
+    wire_free((Wslq__Envelope *[]){register_worker(f, w, 1, NULL, 0)});
+    pump(f, 3 * HB_MS);
+    w->beating = 0;
+    end = wq_clock_mono_ms() + 5000;
+    while (strcmp(sched_node(f->s, 0)->state, "idle") == 0 && wq_clock_mono_ms() < end)
+        pump(f, 20);
+    assert_string_not_equal(sched_node(f->s, 0)->state, "idle");
 }
 
 static void
@@ -1300,6 +1358,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_register_place_start_end, setup, teardown),
         cmocka_unit_test_setup_teardown(test_impossible_job_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_lost_requeues, setup, teardown),
+        cmocka_unit_test(test_torpid_threshold),
+        cmocka_unit_test_setup_teardown(test_announced_interval_stretches_torpid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rank_failure_and_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gang_across_nodes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_adopts_running_job, setup, teardown),

@@ -49,6 +49,58 @@ test_flags(void **state)
     assert_int_equal(c.heartbeat_ms, 250);
 }
 
+/* idle_heartbeat_ms: its default follows heartbeat_ms; below it, or out of range, is refused
+ * with a line naming the key. */
+static void
+test_idle_heartbeat(void **state)
+{
+    (void) state;
+    wcfg_t c;
+    enum wcfg_action act;
+    wq_error_t err = {0};
+    char *a1[] = {"w", "--name", "pc1", NULL};
+    assert_int_equal(wcfg_parse_args(&c, 3, a1, &act, &err), 0);
+    assert_int_equal(c.heartbeat_ms, 1000);
+    assert_int_equal(c.idle_heartbeat_ms, 3000);
+    char *a2[] = {"w", "--name", "pc1", "--heartbeat-ms", "200", NULL};
+    assert_int_equal(wcfg_parse_args(&c, 5, a2, &act, &err), 0);
+    assert_int_equal(c.idle_heartbeat_ms, 600);
+    char *a3[] = {"w", "--name", "pc1", "--heartbeat-ms", "5000", NULL};
+    assert_int_equal(wcfg_parse_args(&c, 5, a3, &act, &err), 0);
+    assert_int_equal(c.idle_heartbeat_ms, 5000);
+    char *a4[] = {"w",    "--name",         "pc1", "--idle-heartbeat-ms",
+                  "1500", "--heartbeat-ms", "200", NULL};
+    assert_int_equal(wcfg_parse_args(&c, 7, a4, &act, &err), 0);
+    assert_int_equal(c.idle_heartbeat_ms, 1500);
+    assert_int_equal(c.heartbeat_ms, 200);
+    const char *bad[] = {"49", "60001", "3s", "", "-5"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *a5[] = {"w", "--name", "pc1", "--idle-heartbeat-ms", (char *) bad[i], NULL};
+        memset(&err, 0, sizeof err);
+        assert_int_equal(wcfg_parse_args(&c, 5, a5, &act, &err), -1);
+        assert_non_null(strstr(err.text, "idle_heartbeat_ms"));
+        assert_null(strchr(err.text, '\n'));
+    }
+    char *a6[] = {"w", "--name", "pc1", "--idle-heartbeat-ms", "500", NULL};
+    memset(&err, 0, sizeof err);
+    assert_int_equal(wcfg_parse_args(&c, 5, a6, &act, &err), -1);
+    assert_non_null(strstr(err.text, "idle_heartbeat_ms"));
+    assert_non_null(strstr(err.text, "heartbeat_ms (1000)"));
+    /* the same from a file */
+    assert_int_equal(write_ini("[worker]\nheartbeat_ms = 2000\nidle_heartbeat_ms = 1000\n"), 0);
+    char *a7[] = {"w", "--name", "pc1", "--config", ini, NULL};
+    memset(&err, 0, sizeof err);
+    assert_int_equal(wcfg_parse_args(&c, 5, a7, &act, &err), -1);
+    assert_non_null(strstr(err.text, "idle_heartbeat_ms"));
+    unlink(ini);
+    assert_int_equal(write_ini("[worker]\nidle_heartbeat_ms = 0\n"), 0);
+    memset(&err, 0, sizeof err);
+    assert_int_equal(wcfg_parse_args(&c, 5, a7, &act, &err), -1);
+    assert_non_null(strstr(err.text, "idle_heartbeat_ms"));
+    assert_non_null(strstr(err.text, ":2:"));
+    unlink(ini);
+}
+
 static void
 test_bad_flags(void **state)
 {
@@ -156,9 +208,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_flags),
-        cmocka_unit_test(test_bad_flags),
-        cmocka_unit_test(test_config_file),
+        cmocka_unit_test(test_flags),          cmocka_unit_test(test_bad_flags),
+        cmocka_unit_test(test_idle_heartbeat), cmocka_unit_test(test_config_file),
         cmocka_unit_test(test_run_as),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

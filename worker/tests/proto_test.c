@@ -248,6 +248,7 @@ test_worker_conversation(void **state)
     assert_string_equal(e->reg->gpus[1]->name, "declared");
     assert_int_equal(e->reg->n_running, 0);
     assert_int_equal(e->reg->heartbeat_ms, 100);
+    assert_int_equal(e->reg->next_heartbeat_ms, 100);
     assert_true(e->reg->cpus >= 1);
     wire_free(&e);
     send_register_reply(0, 0);
@@ -257,6 +258,16 @@ test_worker_conversation(void **state)
     assert_non_null(e);
     assert_int_equal(e->heartbeat->n_gpus, 2);
     wire_free(&e);
+    /* idle: once nothing changes, they announce the idle interval (3 x heartbeat_ms) */
+    uint32_t announced = 0;
+    for (int i = 0; i < 10 && announced != 300; i++) {
+        e = expect(WSLQ__ENVELOPE__BODY_HEARTBEAT, 2000);
+        assert_non_null(e);
+        announced = e->heartbeat->next_heartbeat_ms;
+        assert_true(announced == 100 || announced == 300);
+        wire_free(&e);
+    }
+    assert_int_equal(announced, 300);
 
     /* a job: started, its output, its end with exit code, resent until acked */
     loglen = 0;
@@ -298,6 +309,12 @@ test_worker_conversation(void **state)
     for (int i = 0; i < 100 && loglen < 5; i++)
         wire_free((e = expect(WSLQ__ENVELOPE__BODY_ENDED, 50), &e));
     assert_string_equal(logbuf, "long\n");
+    /* a job runs: the heartbeats say so and come at heartbeat_ms again */
+    e = expect(WSLQ__ENVELOPE__BODY_HEARTBEAT, 2000);
+    assert_non_null(e);
+    assert_int_equal(e->heartbeat->running, 1);
+    assert_int_equal(e->heartbeat->next_heartbeat_ms, 100);
+    wire_free(&e);
 
     /* the rendezvous relay: this process plays a rank of job 2 */
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
