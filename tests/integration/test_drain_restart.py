@@ -77,7 +77,7 @@ try:
     adopted = any(f"node registered name={x} " in ln and "running=1" in ln
                   for ln in since.splitlines())
     if adopted:
-        check(f"drain --now resumed after a restart job={d} node={x}" in since,
+        check(f"kill sent again to a re-registered node job={d} node={x} cause=drained" in since,
               "the restarted scheduler sent the drain's kill again to the worker still running it")
     else:
         print("note: the job had ended before its worker re-registered", flush=True)
