@@ -2,6 +2,7 @@
  * Launches and kills to every part; what workers report about parts (started, ended, a rank
  * failed) and what the clock says (start timeout, time limit, a part a node forgot) become
  * state machine events here. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +93,26 @@ gang_node_lost(sched_t *self, node_t *nd)
     self->dirty = 1;
 }
 
+/* A job being stopped whose part k's node re-registers still running it gets its kill again,
+ * whatever the cause (jobsm_kill_again): the worker ignores it if the first one came, and a
+ * first one lost (to a scheduler restart, a dropped connection) is made good. */
+static void
+kill_part_again(sched_t *self, job_t *job, size_t k)
+{
+    jobsm_out_t out;
+    memset(&out, 0, sizeof out);
+    if (jobsm_kill_again(&job->sm, job->info, &out) < 0)
+        return;
+    Wslq__JobKill kill = WSLQ__JOB_KILL__INIT;
+    kill.job_id = job->info->id;
+    kill.attempt = job->info->attempt;
+    kill.reason = out.kill_reason;
+    kill.grace_ms = (uint32_t) jobs_kill_grace_ms(self, out.kill_grace);
+    log_info("kill sent again to a re-registered node job=%" PRIu64 " node=%s cause=%s",
+             job->info->id, job->info->allocs[k]->node, jobsm_cause_name(job->sm.cause));
+    out_kill(self, job->info->allocs[k]->node, &kill);
+}
+
 void
 gang_on_register(sched_t *self, node_t *nd, const Wslq__Register *r, Wslq__RegisterReply *rep)
 {
@@ -110,8 +131,7 @@ gang_on_register(sched_t *self, node_t *nd, const Wslq__Register *r, Wslq__Regis
         job->sm.parts[k].missing_since_mono = 0;
         jobsm_event_t ev = {.type = JOBSM_EV_PART_STARTED, .part = (size_t) k};
         jobs_apply(self, job, &ev);
-        if (job->info->drain_requeue) /* a drain --now was stopping it before a restart */
-            drain_kill_part(self, job, (size_t) k);
+        kill_part_again(self, job, (size_t) k);
         Wslq__RunningJob *off = wq_malloc(sizeof *off);
         wslq__running_job__init(off);
         off->job_id = rj->job_id;
@@ -133,7 +153,7 @@ gang_on_register(sched_t *self, node_t *nd, const Wslq__Register *r, Wslq__Regis
             listed = r->running[i]->job_id == job->info->id &&
                      r->running[i]->attempt == job->info->attempt;
         jobsm_part_t *p = &job->sm.parts[k];
-        int stopping = job->info->drain_requeue; /* never launched again: it is to end */
+        int stopping = job->sm.kill_sent; /* never launched again: it is to end */
         if (!listed && (p->started || stopping) && p->missing_since_mono == 0)
             p->missing_since_mono = now;
         if (!listed && !p->started && !stopping)

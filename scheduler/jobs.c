@@ -256,6 +256,17 @@ note_state(sched_t *self, job_t *job, const jobsm_out_t *out)
              info->attempt, reason);
 }
 
+int64_t
+jobs_kill_grace_ms(const sched_t *self, jobsm_grace_t g)
+{
+    int64_t grace = self->cfg.kill_grace_ms;
+    if (g == JOBSM_GRACE_GANG && grace > GANG_GRACE_MS)
+        grace = GANG_GRACE_MS; /* the gang is already broken: every rank gone within 5 s */
+    if (g == JOBSM_GRACE_PREEMPT && self->cfg.preempt_grace_ms > 0)
+        grace = self->cfg.preempt_grace_ms;
+    return grace;
+}
+
 int
 jobs_apply(sched_t *self, job_t *job, jobsm_event_t *ev)
 {
@@ -291,14 +302,8 @@ jobs_apply(sched_t *self, job_t *job, jobsm_event_t *ev)
         add_row(self, job, &out.rows[i]);
     if (job->info->id != 0 && jobs_find(self, job->info->id) == job)
         place_track(self, job, 0); /* a submitted job joins when it is inserted */
-    if (out.act & JOBSM_ACT_KILL) {
-        int64_t grace = self->cfg.kill_grace_ms;
-        if (out.kill_grace == JOBSM_GRACE_GANG && grace > GANG_GRACE_MS)
-            grace = GANG_GRACE_MS; /* the gang is already broken: every rank gone within 5 s */
-        if (out.kill_grace == JOBSM_GRACE_PREEMPT && self->cfg.preempt_grace_ms > 0)
-            grace = self->cfg.preempt_grace_ms;
-        gang_kill(self, job, out.kill_reason, grace);
-    }
+    if (out.act & JOBSM_ACT_KILL)
+        gang_kill(self, job, out.kill_reason, jobs_kill_grace_ms(self, out.kill_grace));
     if (out.act & JOBSM_ACT_SUSPEND)
         gang_suspend(self, job, out.rows[0].reason);
     if (out.act & JOBSM_ACT_LAUNCH)

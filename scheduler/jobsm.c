@@ -156,7 +156,6 @@ finish(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t *o
 {
     Wslq__JobState st = causes[sm->cause].final;
     char reason[256];
-    info->drain_requeue = 0;
     switch (sm->cause) {
     case JOBSM_CAUSE_NONE:
         info->exit_code = 0;
@@ -547,8 +546,7 @@ on_drain(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t 
     if (sm->kill_sent)
         return JOBSM_STALE; /* already ending for another cause */
     const char *why = ev->text ? ev->text : "its node was drained";
-    raise_cause(sm, JOBSM_CAUSE_DRAINED);
-    info->drain_requeue = 1; /* stored with the row: a restart still requeues it */
+    raise_cause(sm, JOBSM_CAUSE_DRAINED); /* stored (mirror): a restart still requeues it */
     wire_set_str(&info->reason, why);
     out->act |= JOBSM_ACT_SAVE;
     add_row(out, info->state, why, NULL);
@@ -786,10 +784,6 @@ jobsm_apply(
     case JOBSM_EV_COUNT:
         break;
     }
-    if (info->drain_requeue && sm->cause != JOBSM_CAUSE_DRAINED) {
-        info->drain_requeue = 0; /* a cancel overtook the drain: a restart must not requeue it */
-        out->act |= JOBSM_ACT_SAVE;
-    }
     if (rc == JOBSM_APPLIED)
         mirror(sm, info, out);
     check_invariants(sm, info);
@@ -812,12 +806,52 @@ jobsm_load(jobsm_t *sm, const Wslq__JobInfo *info)
         if (strcmp(info->end_cause, jobsm_cause_name((jobsm_cause_t) c)) == 0)
             sm->cause = (jobsm_cause_t) c;
     sm->kill_sent = info->kill_sent && sm->cause != JOBSM_CAUSE_NONE;
-    if (info->drain_requeue) { /* a drain --now was stopping it: it still ends requeued */
-        sm->cause = JOBSM_CAUSE_DRAINED;
-        sm->kill_sent = 1;
-    }
     sm->failure_recorded = causes[sm->cause].precedence >= 2 && info->failed_node != NULL &&
                            info->failed_node[0] != '\0';
+}
+
+int
+jobsm_kill_again(const jobsm_t *sm, const Wslq__JobInfo *info, jobsm_out_t *out)
+{
+    if (!sm->kill_sent || !is_active(info->state))
+        return -1;
+    const char *why = jobsm_cause_name(sm->cause);
+    jobsm_grace_t grace = JOBSM_GRACE_NORMAL;
+    switch (sm->cause) {
+    case JOBSM_CAUSE_CANCELLED:
+        why = "cancelled";
+        break;
+    case JOBSM_CAUSE_TIME_LIMIT:
+        why = "time limit reached";
+        break;
+    case JOBSM_CAUSE_REQUEUED:
+        why = "requeued";
+        break;
+    case JOBSM_CAUSE_PREEMPTED: /* the reason says who drained, preempted or evicted it */
+    case JOBSM_CAUSE_DRAINED:
+    case JOBSM_CAUSE_START_TIMEOUT:
+        if (sm->cause == JOBSM_CAUSE_PREEMPTED)
+            grace = JOBSM_GRACE_PREEMPT;
+        if (info->reason != NULL && info->reason[0] != '\0')
+            why = info->reason;
+        break;
+    case JOBSM_CAUSE_NODE_LOST:
+        grace = JOBSM_GRACE_GANG;
+        why = "another node of the job was lost";
+        break;
+    case JOBSM_CAUSE_RANK_FAILED:
+    case JOBSM_CAUSE_OUT_OF_MEMORY:
+    case JOBSM_CAUSE_GPU_RESET:
+        grace = JOBSM_GRACE_GANG;
+        why = "another rank of the job failed";
+        break;
+    default:
+        break;
+    }
+    out->act |= JOBSM_ACT_KILL;
+    out->kill_grace = grace;
+    snprintf(out->kill_reason, sizeof out->kill_reason, "%s", why);
+    return 0;
 }
 
 void

@@ -76,9 +76,9 @@ typedef struct jobsm_part {
 
 /* What the state machine keeps beside a job's JobInfo. The cause and kill_sent are mirrored
  * in info->end_cause and info->kill_sent (saved with the job's row), so after a scheduler
- * restart a job being ended (a preemption or eviction waiting out its grace, a cancel) ends
- * the same way (jobsm_load; info->drain_requeue, a drain --now, wins); the parts' flags and the
- * backoff are memory only. */
+ * restart a job being ended (a drain --now, a preemption or eviction waiting out its grace, a
+ * cancel, a requeue) ends the same way (jobsm_load); the parts' flags and the backoff are
+ * memory only. */
 typedef struct jobsm {
     jobsm_part_t *parts;     /* one per info->allocs entry while STARTING/RUNNING; owned */
     size_t n_parts;          /* == info->n_allocs while STARTING/RUNNING, else 0 */
@@ -190,10 +190,19 @@ int jobsm_apply(
     jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t *out, wq_error_t *err);
 
 /* Rebuild the machine's memory of a job read back from the queue after a restart: a
- * RUNNING job's parts count as started, a STARTING job's as not yet. A job a drain --now
- * was stopping (info->drain_requeue) keeps that cause, its kill counted as sent: the caller
- * sends it again to each node as it re-registers (gang.c). */
+ * RUNNING job's parts count as started, a STARTING job's as not yet. A job something was
+ * ending keeps that cause (info->end_cause) and whether its kill went out (info->kill_sent):
+ * a drain --now, a preemption, a requeue still end requeued, a cancel cancelled. */
 void jobsm_load(jobsm_t *sm, const Wslq__JobInfo *info);
+
+/* The kill again, for a job being stopped (its kill sent, restored or not) whose part's node
+ * re-registers still running it (gang.c): its cause's reason and grace, as first sent. One
+ * rule for every cause. The worker stops a job once: a kill for a job already stopping sends
+ * no second SIGTERM (a shorter grace only moves its SIGKILL earlier), so the job gets exactly
+ * one SIGTERM, and one whose kill was lost (the scheduler saved kill_sent and died before the
+ * send, or the connection dropped) is still stopped. 0 with out->act JOBSM_ACT_KILL,
+ * out->kill_grace and out->kill_reason set (nothing else of out), or -1: no kill was sent. */
+int jobsm_kill_again(const jobsm_t *sm, const Wslq__JobInfo *info, jobsm_out_t *out);
 
 /* Free the parts array. */
 void jobsm_fini(jobsm_t *sm);

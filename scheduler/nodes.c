@@ -606,19 +606,6 @@ nodes_drain(sched_t *self,
     return self->failed ? -1 : 0;
 }
 
-void
-drain_kill_part(sched_t *self, job_t *job, size_t k)
-{
-    Wslq__JobKill kill = WSLQ__JOB_KILL__INIT;
-    kill.job_id = job->info->id;
-    kill.attempt = job->info->attempt;
-    kill.reason = job->info->reason; /* "node pc1 drained by alice: ..." */
-    kill.grace_ms = (uint32_t) self->cfg.kill_grace_ms;
-    log_info("drain --now resumed after a restart job=%" PRIu64 " node=%s", job->info->id,
-             job->info->allocs[k]->node);
-    out_kill(self, job->info->allocs[k]->node, &kill);
-}
-
 int
 nodes_resume(sched_t *self, const char *name, const char *by, wq_error_t *err)
 {

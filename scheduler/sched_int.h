@@ -317,6 +317,9 @@ void jobs_free_all(sched_t *self);
 /* Run one event through the state machine and carry out what it returns. 0 applied, 1 stale,
  * -1 refused (logged). The job may be gone afterwards (ended): do not touch it. */
 int jobs_apply(sched_t *self, job_t *job, jobsm_event_t *ev);
+/* A kill's SIGTERM-to-SIGKILL grace in ms: the configured kill grace, at most 5 s for a broken
+ * gang, the preempt grace for a preemption or eviction. */
+int64_t jobs_kill_grace_ms(const sched_t *self, jobsm_grace_t g);
 /* Write the job's row as it is now (reasons and other fields outside a transition). */
 void jobs_save(sched_t *self, job_t *job);
 /* Set why a pending job waits (a word and a sentence), writing it only when it changed. */
@@ -556,9 +559,6 @@ int nodes_drain(sched_t *self,
                 int now,
                 unsigned *running,
                 wq_error_t *err);
-/* A job a drain --now was stopping when the scheduler restarted (info->drain_requeue): send
- * the kill again to its part k's node, which has just re-registered still running it. */
-void drain_kill_part(sched_t *self, job_t *job, size_t k);
 /* `wslq resume`: the node takes jobs again. 0, or -1 with *err (unknown or not drained). */
 int nodes_resume(sched_t *self, const char *name, const char *by, wq_error_t *err);
 /* Tags from the queue onto the nodes loaded (at start). */

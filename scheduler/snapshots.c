@@ -322,6 +322,16 @@ snapshots_job_gone(sched_t *self, const job_t *job)
 
 /* ---- snapshots: download (worker) ---- */
 
+/* The reason a job's snapshot that is stored but cannot be read gives: what to do, in a line. */
+static void
+damaged(char *why, size_t size, const char *hash, const char *what)
+{
+    snprintf(why, size,
+             "the job's --workdir snapshot %.12s cannot be read on the scheduler (%.64s: its "
+             "snapshot store is damaged); resubmit it with --workdir",
+             hash, what);
+}
+
 void
 handle_snap_get(sched_t *self, const msg_t *m)
 {
@@ -347,11 +357,17 @@ handle_snap_get(sched_t *self, const msg_t *m)
         char *fin = snap_path(self, owner_name(self, spec->user), g->hash, ".tar.gz");
         int fd = open(fin, O_RDONLY | O_CLOEXEC);
         struct stat sb;
-        if (fd < 0 || fstat(fd, &sb) < 0) {
-            snprintf(why, sizeof why, "snapshot %.12s is no longer stored at the scheduler",
+        if (fd < 0 && errno == ENOENT) { /* removed (snapshot_retention, or by hand) */
+            snprintf(why, sizeof why,
+                     "the job's --workdir snapshot %.12s is no longer stored on the scheduler "
+                     "(snapshot_retention); resubmit it with --workdir",
                      g->hash);
+        } else if (fd < 0 || fstat(fd, &sb) < 0) {
+            damaged(why, sizeof why, g->hash, strerror(errno));
         } else if (g->offset > (uint64_t) sb.st_size) {
-            snprintf(why, sizeof why, "snapshot %.12s has no byte %" PRIu64, g->hash, g->offset);
+            char what[64];
+            snprintf(what, sizeof what, "it has no byte %" PRIu64, g->offset);
+            damaged(why, sizeof why, g->hash, what);
         } else {
             d.size = (uint64_t) sb.st_size;
             size_t want = (size_t) (d.size - g->offset);
@@ -360,8 +376,7 @@ handle_snap_get(sched_t *self, const msg_t *m)
             buf = wq_malloc(want ? want : 1);
             ssize_t r = pread(fd, buf, want, (off_t) g->offset);
             if (r < 0 || (size_t) r != want)
-                snprintf(why, sizeof why, "snapshot %.12s cannot be read at the scheduler",
-                         g->hash);
+                damaged(why, sizeof why, g->hash, r < 0 ? strerror(errno) : "short read");
             d.data.data = buf;
             d.data.len = r > 0 ? (size_t) r : 0;
         }

@@ -226,9 +226,20 @@ job_adopt(const char *state_path, const job_cfg_t *cfg, wq_error_t *err)
         j->failed_rank = st->failed_rank;
         snprintf(j->reason, sizeof j->reason, "%s", st->reason);
         j->log_bytes = st->log_bytes;
-    } else if (j->time_limit_s > 0) {
-        int64_t left = st->start_wall_ms + j->time_limit_s * 1000 - wq_clock_wall_ms();
-        j->deadline_ms = wq_clock_mono_ms() + (left > 0 ? left : 0);
+    } else {
+        if ((st->killed || st->timed_out) && j->phase != JOB_ENDED) {
+            /* it was being stopped: its SIGTERM went out, a kill again sends none; the
+             * SIGKILL comes a grace from now (the one it had was the old worker's) */
+            j->phase = JOB_STOPPING;
+            j->killed = st->killed;
+            j->timed_out = st->timed_out;
+            snprintf(j->kill_reason, sizeof j->kill_reason, "%s", st->reason);
+            j->kill_at_ms = wq_clock_mono_ms() + j->grace_ms;
+        }
+        if (j->time_limit_s > 0) {
+            int64_t left = st->start_wall_ms + j->time_limit_s * 1000 - wq_clock_wall_ms();
+            j->deadline_ms = wq_clock_mono_ms() + (left > 0 ? left : 0);
+        }
     }
     if (!st->ended)
         isol_job_adopt(j, cfg->isol);
@@ -256,7 +267,8 @@ job_save(job_t *j, wq_error_t *err)
     st->timed_out = j->timed_out;
     st->killed = j->killed;
     st->failed_rank = j->failed_rank;
-    snprintf(st->reason, sizeof st->reason, "%s", j->reason);
+    /* while stopping, the kill's reason: a worker restarted meanwhile goes on stopping it */
+    snprintf(st->reason, sizeof st->reason, "%s", st->ended ? j->reason : j->kill_reason);
     st->log_bytes = j->log_bytes;
     int rc = jobstate_write(j->state_path, st, err);
     if (rc < 0 && err != NULL && err->sys_errno == ENOSPC && j->no_space != NULL &&
@@ -301,6 +313,9 @@ job_stop(job_t *j, int64_t grace_ms, int timed_out, const char *reason, int64_t 
         job_signal_rank(&j->ranks[i], SIGCONT);
     j->suspended = 0;
     j->kill_at_ms = now_ms + grace_ms;
+    wq_error_t err = {0}; /* saved: a worker restarted before the end sends no second SIGTERM */
+    if (j->state_path[0] != '\0' && job_save(j, &err) < 0)
+        log_warn("cannot save job state " JOB_FMT " err=\"%s\"", j->id, err.text);
 }
 
 int

@@ -46,6 +46,8 @@ jobstate_write(const char *path, const jobstate_t *st, wq_error_t *err)
                 "log_bytes=%" PRIu64 "\n",
                 st->exit_code, st->signal, st->timed_out, st->killed, st->failed_rank, reason,
                 st->log_bytes);
+    else if (st->timed_out || st->killed) /* being stopped: its SIGTERM went out */
+        fprintf(f, "timed_out=%d\nkilled=%d\nreason=%s\n", st->timed_out, st->killed, reason);
     int bad = ferror(f);
     if (fclose(f) != 0 || bad) {
         wq_fail_errno(err, "cannot write %s", tmp);

@@ -31,10 +31,10 @@ typedef struct jobstate {
     int ended;                    /* 1: every rank is gone; the fields below are final */
     int exit_code;                /* as JobEnded.exit_code */
     int signal;                   /* 0 = none */
-    int timed_out;                /* 0/1 */
-    int killed;                   /* 0/1 */
+    int timed_out;                /* 0/1; before the end too: it is being stopped */
+    int killed;                   /* 0/1; before the end too: it is being stopped */
     int failed_rank;              /* global rank, -1 = none */
-    char reason[256];             /* one line */
+    char reason[256];             /* one line; while being stopped, the kill's reason */
     uint64_t log_bytes;           /* bytes in the job's log when it ended */
 } jobstate_t;
 

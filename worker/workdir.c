@@ -177,9 +177,11 @@ unpack_fn(void *v, wq_error_t *err)
     return snaptar_unpack_fd(a->fd, a->work, a->max, err);
 }
 
-/* The snapshot is here (or failed: why set): unpack it and launch, or end the job. */
+/* The snapshot is here (or failed: why set): unpack it and launch, or end the job. A reason
+ * from the scheduler (sched_said) is the job's as it stands: it names the snapshot and says
+ * what to do; the worker's own are prefixed with the snapshot and this node. */
 static void
-finish_fetch(worker_t *w, size_t k, const char *why_in)
+finish_fetch(worker_t *w, size_t k, const char *why_in, int sched_said)
 {
     struct workdir *d = wd(w);
     fetch_t f = d->f[k];
@@ -207,7 +209,9 @@ finish_fetch(worker_t *w, size_t k, const char *why_in)
     if (why[0] == '\0' && snaptar_sha256_file(f.dl, hex, &err) < 0)
         snprintf(why, sizeof why, "%s", err.text);
     else if (why[0] == '\0' && strcmp(hex, f.hash) != 0)
-        snprintf(why, sizeof why, "the snapshot that came does not match its hash");
+        snprintf(why, sizeof why,
+                 "the snapshot that came does not match its hash (the scheduler's copy is "
+                 "damaged); resubmit the job with --workdir");
     if (why[0] == '\0') {
         runas_acct_t acct;
         char refuse[256];
@@ -236,8 +240,11 @@ finish_fetch(worker_t *w, size_t k, const char *why_in)
     unlink(f.dl);
     char reason[768];
     if (why[0] != '\0') {
-        snprintf(reason, sizeof reason, "working directory snapshot %.12s not usable on %s: %s",
-                 f.hash, w->cfg.name, why);
+        if (sched_said)
+            snprintf(reason, sizeof reason, "%s", why);
+        else
+            snprintf(reason, sizeof reason, "working directory snapshot %.12s not usable on %s: %s",
+                     f.hash, w->cfg.name, why);
         w->jcfg.refuse = reason;
         log_warn("snapshot refused " JOB_FMT " why=\"%s\"", f.job_id, why);
     } else {
@@ -278,13 +285,10 @@ workdir_snap_data(worker_t *w, const Wslq__SnapshotData *m, int64_t now)
         fetch_t *f = &d->f[k];
         if (f->job_id != m->job_id || f->attempt != m->attempt || f->offset != m->offset)
             continue;
-        if (m->error != NULL && m->error[0] != '\0') {
-            char why[300];
-            snprintf(why, sizeof why, "the scheduler says: %s", m->error);
-            return finish_fetch(w, k, why);
-        }
+        if (m->error != NULL && m->error[0] != '\0')
+            return finish_fetch(w, k, m->error, 1);
         if (f->fd < 0)
-            return finish_fetch(w, k, "cannot write the download");
+            return finish_fetch(w, k, "cannot write the download", 0);
         f->size = m->size;
         f->max_bytes = m->max_bytes;
         size_t done = 0;
@@ -296,16 +300,16 @@ workdir_snap_data(worker_t *w, const Wslq__SnapshotData *m, int64_t now)
             if (r <= 0) {
                 char why[300];
                 snprintf(why, sizeof why, "cannot write %.200s: %s", f->dl, strerror(errno));
-                return finish_fetch(w, k, why);
+                return finish_fetch(w, k, why, 0);
             }
             done += (size_t) r;
         }
         f->offset += m->data.len;
         f->tries = 0;
         if (f->offset >= f->size)
-            return finish_fetch(w, k, NULL);
+            return finish_fetch(w, k, NULL, 0);
         if (m->data.len == 0)
-            return finish_fetch(w, k, "the scheduler sent an empty piece");
+            return finish_fetch(w, k, "the scheduler sent an empty piece", 0);
         send_get(w, f, now);
         return;
     }
@@ -447,7 +451,7 @@ workdir_tick(worker_t *w, int64_t now)
         if (now - f->sent_ms < RESEND_MS)
             continue;
         if (++f->tries > RETRIES) {
-            finish_fetch(w, k, "no answer from the scheduler");
+            finish_fetch(w, k, "no answer from the scheduler", 0);
             return; /* the list changed */
         }
         send_get(w, f, now);
@@ -475,7 +479,7 @@ workdir_kill(worker_t *w, uint64_t job_id, uint32_t attempt, const char *reason)
             char why[300];
             snprintf(why, sizeof why, "stopped before its snapshot arrived: %s",
                      reason && *reason ? reason : "cancelled");
-            finish_fetch(w, k, why);
+            finish_fetch(w, k, why, 0);
             return 1;
         }
     return 0;

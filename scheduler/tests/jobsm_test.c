@@ -1343,47 +1343,63 @@ test_uncounted_requeues_without_using_retries(void **state)
     fx_free(f);
 }
 
-/* A drain --now under way when the scheduler restarts: the stored record says so, and the
- * job read back still goes back to the queue when its ranks end, whatever their exit. */
+/* A drain --now under way when the scheduler restarts: the stored record says so (end_cause
+ * "drained", kill_sent), and the job read back still goes back to the queue when its ranks
+ * end, whatever their exit. A row an older scheduler stored, with its drain flag (field 73,
+ * now reserved) beside them, reads back the same. */
 static void
 test_drain_survives_restart(void **state)
 {
     (void) state;
     const char *why = "node n0 drained by root: repair";
-    for (int code = 0; code < 2; code++) {
+    for (int code = 0; code < 4; code++) {
         fx_t *f = fx_new(0, 0);
         running(f, 2);
         assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_DRAIN, .text = why}),
                          JOBSM_APPLIED);
         assert_true(f->out.act & JOBSM_ACT_SAVE);
-        assert_true(f->info->drain_requeue);
+        assert_string_equal(f->info->end_cause, "drained");
+        assert_true(f->info->kill_sent);
         /* the restart: the row as stored, read back; the machine rebuilt from it */
         size_t len = wslq__job_info__get_packed_size(f->info);
-        uint8_t *buf = wq_malloc(len);
+        uint8_t *buf = wq_malloc(len + 3);
         wslq__job_info__pack(f->info, buf);
+        if (code >= 2) { /* an older scheduler's row: drain_requeue = 1 (73, varint) too */
+            buf[len++] = 0xc8;
+            buf[len++] = 0x04;
+            buf[len++] = 0x01;
+        }
         Wslq__JobInfo *back = wslq__job_info__unpack(NULL, len, buf);
         free(buf);
         assert_non_null(back);
-        assert_true(back->drain_requeue);
         jobsm_fini(&f->sm);
         wslq__job_info__free_unpacked(f->info, NULL);
         f->info = back;
         jobsm_load(&f->sm, f->info);
         assert_int_equal(f->sm.cause, JOBSM_CAUSE_DRAINED);
         assert_true(f->sm.kill_sent);
+        /* its node re-registers still running it: the same kill again */
+        jobsm_out_t again;
+        memset(&again, 0, sizeof again);
+        assert_int_equal(jobsm_kill_again(&f->sm, f->info, &again), 0);
+        assert_int_equal(again.act, JOBSM_ACT_KILL);
+        assert_int_equal(again.kill_grace, JOBSM_GRACE_NORMAL);
+        assert_string_equal(again.kill_reason, why);
         /* nothing else takes it over meanwhile */
         assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_DRAIN, .text = why}),
                          JOBSM_STALE);
         assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_TIME_LIMIT}), JOBSM_STALE);
         /* the worker's kill grace ran out (SIGKILL), or the ranks exited 0 on SIGTERM */
-        assert_int_equal(ended(f, 0, code ? 0 : 137, code ? 0 : 9), JOBSM_APPLIED);
+        int clean = code % 2;
+        assert_int_equal(ended(f, 0, clean ? 0 : 137, clean ? 0 : 9), JOBSM_APPLIED);
         assert_int_equal(f->info->state, WSLQ__JOB_STATE__RUNNING);
         assert_int_equal(ended(f, 1, 0, 0), JOBSM_APPLIED);
         assert_int_equal(f->info->state, WSLQ__JOB_STATE__PENDING);
         assert_true(f->out.act & JOBSM_ACT_REQUEUED);
         assert_int_equal(f->info->attempt, 1);
         assert_int_equal(f->info->uncounted_requeues, 1);
-        assert_false(f->info->drain_requeue);
+        assert_string_equal(f->info->end_cause, "");
+        assert_false(f->info->kill_sent);
         assert_string_equal(f->info->reason, "requeued: node n0 drained by root: repair "
                                              "(attempt 2 next; retries not used)");
         /* the next attempt is an ordinary one again: a restart now leaves it alone */
@@ -1392,25 +1408,83 @@ test_drain_survives_restart(void **state)
         jobsm_load(&sm, f->info);
         assert_int_equal(sm.cause, JOBSM_CAUSE_NONE);
         assert_false(sm.kill_sent);
+        assert_int_equal(jobsm_kill_again(&sm, f->info, &again), -1);
         jobsm_fini(&sm);
         fx_free(f);
     }
-    /* a cancel overtaking it ends it CANCELLED, and the flag goes with the ending */
+    /* a cancel overtaking it ends it CANCELLED: stored, so a restart finishes the cancel */
     fx_t *f = fx_new(0, 0);
     running(f, 1);
     assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_DRAIN, .text = why}), JOBSM_APPLIED);
-    assert_true(f->info->drain_requeue);
+    assert_string_equal(f->info->end_cause, "drained");
     assert_int_equal(apply(f, (jobsm_event_t){.type = JOBSM_EV_CANCEL}), JOBSM_APPLIED);
-    assert_false(f->info->drain_requeue); /* stored: a restart now would not requeue it */
+    assert_string_equal(f->info->end_cause, "cancelled");
+    assert_true(f->info->kill_sent);
     assert_true(f->out.act & JOBSM_ACT_SAVE);
-    jobsm_t sm; /* a restart now finishes the cancel (end_cause), not the drain */
+    jobsm_t sm;
     jobsm_load(&sm, f->info);
     assert_int_equal(sm.cause, JOBSM_CAUSE_CANCELLED);
+    assert_true(sm.kill_sent);
+    jobsm_out_t again;
+    memset(&again, 0, sizeof again);
+    assert_int_equal(jobsm_kill_again(&sm, f->info, &again), 0);
+    assert_string_equal(again.kill_reason, "cancelled");
     jobsm_fini(&sm);
     assert_int_equal(ended(f, 0, 0, 15), JOBSM_APPLIED);
     assert_int_equal(f->info->state, WSLQ__JOB_STATE__CANCELLED);
-    assert_false(f->info->drain_requeue);
+    assert_string_equal(f->info->end_cause, "");
     fx_free(f);
+}
+
+/* One rule for every cause a restart may find a job being stopped for: the kill again carries
+ * the cause's reason and grace (preempt grace for an eviction, the short one for a broken
+ * gang); a job nothing is stopping gets none. */
+static void
+test_kill_again_every_cause(void **state)
+{
+    (void) state;
+    struct {
+        jobsm_event_t ev;
+        jobsm_cause_t cause;
+        jobsm_grace_t grace;
+        const char *reason;
+    } cases[] = {
+        {{.type = JOBSM_EV_PREEMPT, .text = "evicted: the owner of n0 is present"},
+         JOBSM_CAUSE_PREEMPTED,
+         JOBSM_GRACE_PREEMPT,
+         "evicted: the owner of n0 is present"},
+        {{.type = JOBSM_EV_CANCEL}, JOBSM_CAUSE_CANCELLED, JOBSM_GRACE_NORMAL, "cancelled"},
+        {{.type = JOBSM_EV_REQUEUE}, JOBSM_CAUSE_REQUEUED, JOBSM_GRACE_NORMAL, "requeued"},
+        {{.type = JOBSM_EV_TIME_LIMIT},
+         JOBSM_CAUSE_TIME_LIMIT,
+         JOBSM_GRACE_NORMAL,
+         "time limit reached"},
+        {{.type = JOBSM_EV_RANK_FAILED, .part = 0, .rank = 0, .exit_code = 3},
+         JOBSM_CAUSE_RANK_FAILED,
+         JOBSM_GRACE_GANG,
+         "another rank of the job failed"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fx_t *f = fx_new(0, 0);
+        running(f, 2);
+        jobsm_out_t again;
+        memset(&again, 0, sizeof again);
+        assert_int_equal(jobsm_kill_again(&f->sm, f->info, &again), -1);
+        assert_int_equal(apply(f, cases[i].ev), JOBSM_APPLIED);
+        assert_true(f->out.act & JOBSM_ACT_KILL);
+        jobsm_t sm; /* the restart */
+        jobsm_load(&sm, f->info);
+        assert_int_equal(sm.cause, cases[i].cause);
+        assert_true(sm.kill_sent);
+        assert_int_equal(jobsm_kill_again(&sm, f->info, &again), 0);
+        assert_int_equal(again.act, JOBSM_ACT_KILL);
+        assert_int_equal(again.kill_grace, cases[i].grace);
+        assert_int_equal(f->out.kill_grace, cases[i].grace); /* as first sent */
+        assert_string_equal(again.kill_reason, cases[i].reason);
+        assert_string_equal(f->out.kill_reason, cases[i].reason);
+        jobsm_fini(&sm);
+        fx_free(f);
+    }
 }
 
 /* A rank that never ran its program: the ended reason ends with the worker's line (its
@@ -1472,6 +1546,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_submit),
         cmocka_unit_test(test_drain_survives_restart),
+        cmocka_unit_test(test_kill_again_every_cause),
         cmocka_unit_test(test_place_and_start),
         cmocka_unit_test(test_complete),
         cmocka_unit_test(test_rank_exit_fails_gang),

@@ -8,8 +8,12 @@ killed. After the restart the job must still go back to the queue as the drain a
 left of its own accord (the trap ran to its end), and when its worker re-registered still
 running it the kill was sent again. The node stays drained with its reason.
 Before the fix the restarted scheduler forgot why the job was ending and called the exit 0
-on SIGTERM COMPLETED."""
+on SIGTERM COMPLETED.
+A cancel under way when both the scheduler and the job's worker are killed -9: the restarted
+worker adopts the job still stopping, the restarted scheduler sends its kill again, the job
+gets one SIGTERM only and ends CANCELLED."""
 import os
+import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -77,7 +81,7 @@ try:
     adopted = any(f"node registered name={x} " in ln and "running=1" in ln
                   for ln in since.splitlines())
     if adopted:
-        check(f"drain --now resumed after a restart job={d} node={x}" in since,
+        check(f"kill sent again to a re-registered node job={d} node={x} cause=drained" in since,
               "the restarted scheduler sent the drain's kill again to the worker still running it")
     else:
         print("note: the job had ended before its worker re-registered", flush=True)
@@ -85,6 +89,38 @@ try:
     check(n is not None and n["drained"] is True and n["drain_reason"] == "repair"
           and n["state"] == "drained",
           f"the node stays drained with its reason: {n and (n['state'], n.get('drain_reason'))}")
+
+    # ---- a cancel under way when both the scheduler and the job's worker are killed ----
+    # The job logs each SIGTERM and leaves of its own accord later. The restarted worker
+    # adopts it still stopping; the restarted scheduler sends its kill again; it gets no second
+    # SIGTERM, and it ends CANCELLED.
+    t_log = os.path.join(c.dir, "c-term.log")
+    k = c.submit("--gpus", "1", "--wrap", f"trap 'echo term >> {t_log}' TERM; i=0; "
+                 "while [ $i -lt 250 ]; do sleep 0.1; i=$((i+1)); done")
+    c.wait_state(k, "RUNNING")
+    check(node_of(c, k) == y, f"the job runs on {y}: {node_of(c, k)}")
+    c.cli("cancel", str(k))
+    check(bool(wait_for(lambda: os.path.exists(t_log), 20, "the job's SIGTERM")),
+          "the cancelled job got SIGTERM")
+    slog_at = os.path.getsize(os.path.join(c.dir, "scheduler.log"))
+    c.kill_scheduler()
+    c.workers[y].send_signal(signal.SIGKILL)
+    c.workers[y].wait(5)
+    c.start_scheduler()
+    c.start_worker(y, 1)
+    c.wait_state(k, ("CANCELLED", "COMPLETED", "FAILED"), timeout=60)
+    check(c.state(k) == "CANCELLED", f"the cancel finished after both restarts: {c.state(k)}")
+    with open(os.path.join(c.dir, "scheduler.log"), errors="replace") as f:
+        f.seek(slog_at)
+        since = f.read()
+    if any(f"node registered name={y} " in ln and "running=1" in ln for ln in since.splitlines()):
+        check(f"kill sent again to a re-registered node job={k} node={y} cause=cancelled"
+              in since, "the restarted scheduler sent the cancel's kill again")
+    else:
+        print("note: the job had ended before its worker re-registered", flush=True)
+    with open(t_log) as f:
+        terms = f.read().split()
+    check(terms == ["term"], f"one SIGTERM across both restarts: {terms}")
 finally:
     c.stop()
 finish()

@@ -12,8 +12,10 @@ file system"), with two workers.
 * --output: each node's files come back; wslq fetch unpacks them into DEST/<node>/. Fetch of
   another user's job, of an unknown job, of a job without --output and of a running one is
   refused in one line.
-* A job whose working directory is missing on the node, or whose snapshot is gone before it
-  starts, ends FAILED with a reason naming the directory (or snapshot) and the node."""
+* A job whose working directory is missing on the node ends FAILED with a reason naming the
+  directory and the node; one whose snapshot is gone from the scheduler before it starts, with
+  a one-line reason naming the node and the snapshot and saying to resubmit with --workdir
+  (wslq show's Reason line)."""
 import os
 import shutil
 import sys
@@ -159,16 +161,26 @@ try:
     check(f"cannot use working directory {missing} on pc2" in (j.get("reason") or ""),
           f"missing directory: the job's own reason names it: {j.get('reason')}")
     g = c.submit("--hold", "--nodelist", "pc1", "--workdir", proj, "--", "true")
-    for p in stored():
+    gone = stored()
+    check(len(gone) == 1, f"the held job's snapshot is stored: {gone}")
+    short = os.path.basename(gone[0]).split(".")[0][:12]
+    for p in gone:
         os.unlink(p)
     c.cli("release", str(g))
     c.wait_state(g, ("FAILED", "COMPLETED"), timeout=90)
     j = c.job(g)
+    say = (f"the job's --workdir snapshot {short} is no longer stored on the scheduler "
+           "(snapshot_retention); resubmit it with --workdir")
     text = " | ".join(f"{e.get('reason', '')} {e.get('detail', '')}" for e in c.show(g)["events"])
-    check(j["state"] == "FAILED" and "not usable on pc1" in text and "no longer stored" in text,
-          f"a snapshot gone before the start: the reason says so: {text}")
-    check("not usable on pc1" in (j.get("reason") or ""),
-          f"a snapshot gone: the job's own reason says so: {j.get('reason')}")
+    check(j["state"] == "FAILED" and say in text,
+          f"a snapshot gone before the start: its events say what to do: {text}")
+    reason = j.get("reason") or ""
+    check(reason == f"rank 0 on pc1 exited with code 1: {say}",
+          f"a snapshot gone: the job's own reason names the node and what to do: {reason!r}")
+    shown = c.cli("show", str(g)).stdout
+    check(any(ln.strip().startswith("Reason:") and ln.rstrip().endswith(say)
+              for ln in shown.splitlines()),
+          f"wslq show gives it on the Reason line:\n{shown}")
 finally:
     c.stop()
     shutil.rmtree(tmp, ignore_errors=True)

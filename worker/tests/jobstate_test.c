@@ -67,6 +67,19 @@ test_roundtrip(void **state)
     assert_int_equal(b->time_limit_s, 600);
     assert_int_equal(b->ended, 0);
     assert_int_equal(b->failed_rank, -1);
+    assert_int_equal(b->killed, 0);
+
+    /* being stopped: a worker restarted now knows its SIGTERM went out, and why */
+    a->killed = 1;
+    snprintf(a->reason, sizeof a->reason, "cancelled");
+    assert_int_equal(jobstate_write(p, a, &err), 0);
+    memset(b, 0, sizeof *b);
+    assert_int_equal(jobstate_read(p, b, &err), 0);
+    assert_int_equal(b->ended, 0);
+    assert_int_equal(b->killed, 1);
+    assert_int_equal(b->timed_out, 0);
+    assert_string_equal(b->reason, "cancelled");
+    a->killed = 0;
 
     a->ended = 1;
     a->exit_code = -1;
