@@ -63,6 +63,11 @@ try:
     check(r.returncode == 1 and DEAD in r.stderr, f"WSLQ_SCHEDULER over the files: {r.stderr}")
     r = wslq("queue", "--scheduler", c.addr, env={"WSLQ_SCHEDULER": DEAD})
     check(r.returncode == 0, f"--scheduler over WSLQ_SCHEDULER: {r.stderr.strip()}")
+    # a multicast (PGM) address, which the client's socket cannot speak: one line, exit 1
+    r = wslq("queue", env={"WSLQ_SCHEDULER": "epgm://127.0.0.1;239.192.1.1:5555"})
+    check(r.returncode == 1 and r.stderr.startswith(
+        "wslq: invalid scheduler address 'epgm://127.0.0.1;239.192.1.1:5555'")
+        and r.stderr.count("\n") == 1, f"a PGM address is refused: {r.stderr!r}")
     write(userconf, f"[client]\nscheduler = {DEAD}\ntimeout = 30\n")
     r = wslq("queue", "--timeout", "1")
     check(r.returncode == 1 and "timed out after 1 s" in r.stderr,
