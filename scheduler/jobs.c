@@ -290,14 +290,14 @@ jobs_apply(sched_t *self, job_t *job, jobsm_event_t *ev)
         else if (was && !now && job->array->active > 0)
             job->array->active--;
     }
-    if (out.state_changed) {
+    if (out.state_changed)
         job->phase_mono = ev->now_mono_ms;
-        note_state(self, job, &out);
-    }
     if (out.act & JOBSM_ACT_SAVE)
-        jobs_save(self, job);
+        jobs_save(self, job); /* a new job's first save gives it its id */
     else
         self->stats.version++;
+    if (out.state_changed)
+        note_state(self, job, &out); /* after the save: the line names the job's id */
     for (size_t i = 0; i < out.n_rows; i++)
         add_row(self, job, &out.rows[i]);
     if (job->info->id != 0 && jobs_find(self, job->info->id) == job)

@@ -107,6 +107,12 @@ try:
     check(r.returncode == 1 and "node nosuch not found" in r.stderr, "doctor of an unknown node")
     r = c.cli("nodes", "pc1")
     check("nccl_profile=default" in r.stdout, "the node's NCCL profile is shown")
+
+    # The scheduler's log names each submitted job by its id from the first line on.
+    with open(os.path.join(c.dir, "scheduler.log"), errors="replace") as f:
+        slog = f.read()
+    check(f"job={ids[0]} state=PENDING attempt=0 reason=\"submitted\"" in slog
+          and "job=0 state=" not in slog, "each submit's log line names its job id")
 finally:
     c.stop()
 finish()
