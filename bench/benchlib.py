@@ -92,3 +92,19 @@ def idle_cpu(pids, seconds, settle, gone=None):
     time.sleep(seconds)
     dt = time.monotonic() - t0
     return [(clk_ticks(p, gone) - a) / HZ / dt * 100 for p, a in zip(pids, c0)]
+
+
+def wait_stamp(path, poll=0.0005):
+    """The start time (CLOCK_REALTIME ns) that wslq-bench-stamp wrote to path, waiting up to
+    60 s for the line."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with open(path) as f:
+                line = f.read()
+            if line.endswith("\n"):
+                return int(line.split()[1])
+        except FileNotFoundError:
+            pass
+        time.sleep(poll)
+    raise RuntimeError(f"the latency job of {path} never started")

@@ -24,16 +24,14 @@ import time
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, "../tests/integration"))
+sys.path.insert(0, here)
+from benchlib import opt as _opt, wait_stamp  # noqa: E402
+
 args = sys.argv[1:]
 
 
 def opt(name, default):
-    if name not in args:
-        return default
-    i = args.index(name)
-    val = args[i + 1] if i + 1 < len(args) else ""
-    del args[i:i + 2]
-    return val
+    return _opt(args, name, default)
 
 
 rounds = int(opt("--rounds", "5"))
@@ -73,18 +71,6 @@ def timed(fig, k, argv, env):
     add(fig + " CPU (ms)", k, statistics.median(r[1] for r in runs))
 
 
-def wait_stamp(path):
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with open(path) as f:
-                line = f.read()
-            if line.endswith("\n"):
-                return int(line.split()[1])
-        except FileNotFoundError:
-            pass
-        time.sleep(0.0002)
-    raise RuntimeError(f"the latency job of {path} never started")
 
 
 clusters = []

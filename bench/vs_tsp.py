@@ -30,7 +30,7 @@ import tempfile
 import time
 
 import benchlib
-from benchlib import opt, rss_mib
+from benchlib import opt, rss_mib, wait_stamp
 
 args = sys.argv[1:]
 mode = opt(args, "--mode", "curve")
@@ -59,18 +59,6 @@ def loop_rate(cmd, env, n):
     return n / (time.monotonic() - t0)
 
 
-def wait_stamp(path):
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with open(path) as f:
-                line = f.read()
-            if line.endswith("\n"):
-                return int(line.split()[1])
-        except FileNotFoundError:
-            pass
-        time.sleep(0.0005)
-    raise RuntimeError(f"the latency job of {path} never started")
 
 
 # ---------- task-spooler ----------
