@@ -12,6 +12,8 @@ inflates least):
   * `wslq submit --hold -- true`: the whole client, start to exit (the job is held, so
     nothing runs)
   * `wslq nodes`: a read-only request, the same connection set-up and teardown
+  * the scheduler's CPU time per `wslq submit --hold` (all its threads, from
+    /proc/PID/task/*/schedstat over the N submits; the idle worker's heartbeats included)
   * submit-to-start latency: from just before `wslq submit -- wslq-bench-stamp FILE` starts to
     the job's first instruction (bench/stamp.c), one job at a time on an idle cluster
 --mode curve (the default) secures every connection with CURVE as a lab would; --sync picks
@@ -71,6 +73,16 @@ def timed(fig, k, argv, env):
     add(fig + " CPU (ms)", k, statistics.median(r[1] for r in runs))
 
 
+def sched_cpu_ms(pid):
+    """CPU time of every thread of pid so far, in ms"""
+    total = 0
+    for t in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{t}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except FileNotFoundError:
+            pass
+    return total / 1e6
 
 
 clusters = []
@@ -90,15 +102,17 @@ try:
         stamps = os.path.join(c.dir, "stamps")
         os.mkdir(stamps)
         os.chmod(stamps, 0o777)
-        setups.append((b, env, stamps))
+        setups.append((b, env, stamps, c.sched.pid))
     print(f"A = {bins[0]}\nB = {bins[1]}\n{mode}, --sync {sync}, {rounds} rounds of {n}",
           flush=True)
     seq = 0
     for r in range(rounds):
-        for k, (b, env, stamps) in enumerate(setups):
+        for k, (b, env, stamps, spid) in enumerate(setups):
             w = f"{b}/wslq"
             timed("`wslq --version`", k, [w, "--version"], env)
+            cpu0 = sched_cpu_ms(spid)
             timed("`wslq submit --hold -- true`", k, [w, "submit", "--hold", "--", "true"], env)
+            add("scheduler CPU per submit --hold (ms)", k, (sched_cpu_ms(spid) - cpu0) / n)
             timed("`wslq nodes`", k, [w, "nodes"], env)
             lat = []
             for _ in range(n):
