@@ -34,15 +34,9 @@ if bins:
 elif "WSLQ_BIN" not in os.environ:
     os.environ["WSLQ_BIN"] = os.path.join(here, "../build/bin")
 sys.path.insert(0, os.path.join(here, "../tests/integration"))
+sys.path.insert(0, here)
 import cluster  # noqa: E402
-
-
-def cpu_ns(pid):
-    t = 0
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-            t += int(f.read().split()[0])
-    return t
+from benchlib import cpu_ns  # noqa: E402
 
 
 c = cluster.Cluster(workers=[], sched_args=["--sync", "full", "--torpid", "3s", "--lost", "10s"])

@@ -27,7 +27,7 @@ import time
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, "../tests/integration"))
 sys.path.insert(0, here)
-from benchlib import opt as _opt, wait_stamp  # noqa: E402
+from benchlib import cpu_ns, opt as _opt, wait_stamp  # noqa: E402
 
 args = sys.argv[1:]
 
@@ -73,18 +73,6 @@ def timed(fig, k, argv, env):
     add(fig + " CPU (ms)", k, statistics.median(r[1] for r in runs))
 
 
-def sched_cpu_ms(pid):
-    """CPU time of every thread of pid so far, in ms"""
-    total = 0
-    for t in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{t}/schedstat") as f:
-                total += int(f.read().split()[0])
-        except FileNotFoundError:
-            pass
-    return total / 1e6
-
-
 clusters = []
 try:
     setups = []
@@ -110,9 +98,9 @@ try:
         for k, (b, env, stamps, spid) in enumerate(setups):
             w = f"{b}/wslq"
             timed("`wslq --version`", k, [w, "--version"], env)
-            cpu0 = sched_cpu_ms(spid)
+            cpu0 = cpu_ns(spid) / 1e6
             timed("`wslq submit --hold -- true`", k, [w, "submit", "--hold", "--", "true"], env)
-            add("scheduler CPU per submit --hold (ms)", k, (sched_cpu_ms(spid) - cpu0) / n)
+            add("scheduler CPU per submit --hold (ms)", k, (cpu_ns(spid) / 1e6 - cpu0) / n)
             timed("`wslq nodes`", k, [w, "nodes"], env)
             lat = []
             for _ in range(n):
