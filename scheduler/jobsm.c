@@ -123,6 +123,13 @@ raise_cause(jobsm_t *sm, jobsm_cause_t c)
         sm->cause = c;
 }
 
+/* The JobKill reasons the first kill of a cause and jobsm_kill_again share. */
+static const char WHY_CANCELLED[] = "cancelled";
+static const char WHY_TIME_LIMIT[] = "time limit reached";
+static const char WHY_REQUEUED[] = "requeued";
+static const char WHY_RANK_FAILED[] = "another rank of the job failed";
+static const char WHY_NODE_LOST[] = "another node of the job was lost";
+
 static void
 kill_rest(jobsm_t *sm, jobsm_out_t *out, jobsm_grace_t grace, const char *why)
 {
@@ -419,7 +426,7 @@ on_part_ended(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_o
         record_failure(sm, info, ev);
         raise_cause(sm, JOBSM_CAUSE_RANK_FAILED);
         out->act |= JOBSM_ACT_SAVE;
-        kill_rest(sm, out, JOBSM_GRACE_GANG, "another rank of the job failed");
+        kill_rest(sm, out, JOBSM_GRACE_GANG, WHY_RANK_FAILED);
         if (ev->gpu_reset && sm->cause == JOBSM_CAUSE_RANK_FAILED) /* not the time limit */
             gpu_reset_seen(sm, info, ev, out);
     } else if (failed && ev->gpu_reset && sm->cause == JOBSM_CAUSE_RANK_FAILED &&
@@ -452,7 +459,7 @@ on_rank_failed(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_
     jobsm_row_t *r = add_row(out, info->state, "rank failed", info->allocs[ev->part]->node);
     snprintf(r->detail, sizeof r->detail, "rank=%d exit_code=%d signal=%d", ev->rank, ev->exit_code,
              ev->signal);
-    kill_rest(sm, out, JOBSM_GRACE_GANG, "another rank of the job failed");
+    kill_rest(sm, out, JOBSM_GRACE_GANG, WHY_RANK_FAILED);
     return JOBSM_APPLIED;
 }
 
@@ -474,7 +481,7 @@ on_part_lost(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_ou
     add_row(out, info->state, missing ? "node restarted without the job" : "node lost", node);
     if (!sm->kill_sent)
         kill_rest(sm, out, JOBSM_GRACE_GANG,
-                  missing ? "another node of the job lost it" : "another node of the job was lost");
+                  missing ? "another node of the job lost it" : WHY_NODE_LOST);
     finish_if_all_ended(sm, info, ev, out);
     return JOBSM_APPLIED;
 }
@@ -509,7 +516,7 @@ on_cancel(jobsm_t *sm, Wslq__JobInfo *info, const jobsm_event_t *ev, jobsm_out_t
         return JOBSM_STALE;
     raise_cause(sm, JOBSM_CAUSE_CANCELLED);
     add_row(out, info->state, "cancel requested", NULL);
-    kill_rest(sm, out, JOBSM_GRACE_NORMAL, "cancelled");
+    kill_rest(sm, out, JOBSM_GRACE_NORMAL, WHY_CANCELLED);
     return JOBSM_APPLIED;
 }
 
@@ -520,7 +527,7 @@ on_time_limit(jobsm_t *sm, Wslq__JobInfo *info, jobsm_out_t *out)
         return JOBSM_STALE;
     raise_cause(sm, JOBSM_CAUSE_TIME_LIMIT);
     add_row(out, info->state, "time limit reached", NULL);
-    kill_rest(sm, out, JOBSM_GRACE_NORMAL, "time limit reached");
+    kill_rest(sm, out, JOBSM_GRACE_NORMAL, WHY_TIME_LIMIT);
     return JOBSM_APPLIED;
 }
 
@@ -602,7 +609,7 @@ on_requeue(jobsm_t *sm, Wslq__JobInfo *info, jobsm_out_t *out)
     raise_cause(sm, JOBSM_CAUSE_REQUEUED);
     add_row(out, info->state, "requeue requested", NULL);
     if (!sm->kill_sent)
-        kill_rest(sm, out, JOBSM_GRACE_NORMAL, "requeued");
+        kill_rest(sm, out, JOBSM_GRACE_NORMAL, WHY_REQUEUED);
     else
         out->act |= JOBSM_ACT_SAVE;
     return JOBSM_APPLIED;
@@ -819,13 +826,13 @@ jobsm_kill_again(const jobsm_t *sm, const Wslq__JobInfo *info, jobsm_out_t *out)
     jobsm_grace_t grace = JOBSM_GRACE_NORMAL;
     switch (sm->cause) {
     case JOBSM_CAUSE_CANCELLED:
-        why = "cancelled";
+        why = WHY_CANCELLED;
         break;
     case JOBSM_CAUSE_TIME_LIMIT:
-        why = "time limit reached";
+        why = WHY_TIME_LIMIT;
         break;
     case JOBSM_CAUSE_REQUEUED:
-        why = "requeued";
+        why = WHY_REQUEUED;
         break;
     case JOBSM_CAUSE_PREEMPTED: /* the reason says who drained, preempted or evicted it */
     case JOBSM_CAUSE_DRAINED:
@@ -837,13 +844,13 @@ jobsm_kill_again(const jobsm_t *sm, const Wslq__JobInfo *info, jobsm_out_t *out)
         break;
     case JOBSM_CAUSE_NODE_LOST:
         grace = JOBSM_GRACE_GANG;
-        why = "another node of the job was lost";
+        why = WHY_NODE_LOST;
         break;
     case JOBSM_CAUSE_RANK_FAILED:
     case JOBSM_CAUSE_OUT_OF_MEMORY:
     case JOBSM_CAUSE_GPU_RESET:
         grace = JOBSM_GRACE_GANG;
-        why = "another rank of the job failed";
+        why = WHY_RANK_FAILED;
         break;
     default:
         break;
