@@ -342,6 +342,7 @@ recv_batch(sched_t *self, void *sock, int admin_sock)
             if (err.code == WQ_ESYS && err.sys_errno == EINTR)
                 return;
             self->stats.bad_frames_total++;
+            self->stats.version++; /* a counter the dashboard shows */
             int suppressed = wq_ratelimit(&self->bad_rl, 10, 10000);
             if (suppressed >= 0)
                 log_warn("bad frame dropped: %s total=%" PRIu64 " suppressed=%d", err.text,
@@ -392,6 +393,8 @@ next_timer(sched_t *self)
     next = t < next ? t : next;
     if (self->next_trim_mono != 0 && self->next_trim_mono < next)
         next = self->next_trim_mono;
+    if (self->hook != NULL && self->hook_due < next)
+        next = self->hook_due;
     return next;
 }
 
@@ -526,7 +529,7 @@ sched_turn(sched_t *self, long timeout_ms, wq_error_t *err)
         self->stats.loop_sum_s += dt;
     }
     if (self->hook)
-        self->hook(self, self->hook_arg);
+        self->hook_due = self->hook(self, self->hook_arg);
     return 0;
 }
 
@@ -590,4 +593,5 @@ sched_set_hook(sched_t *self, sched_hook_f fn, void *arg)
 {
     self->hook = fn;
     self->hook_arg = arg;
+    self->hook_due = INT64_MAX;
 }

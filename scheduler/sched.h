@@ -146,8 +146,10 @@ const Wslq__JobInfo *sched_job(const sched_t *self, size_t i);
 /* The state directory: queue.db (open another connection to read history) and logs/. */
 const char *sched_state_dir(const sched_t *self);
 
-/* Called on the loop thread at the end of every turn, after replies are sent. */
-typedef void (*sched_hook_f)(sched_t *self, void *arg);
+/* Called on the loop thread at the end of every turn, after replies are sent. Returns the
+ * monotonic ms at which it wants the next turn even if nothing else happens (INT64_MAX: not
+ * before the next message or timer): the loop sleeps no longer than that. */
+typedef int64_t (*sched_hook_f)(sched_t *self, void *arg);
 void sched_set_hook(sched_t *self, sched_hook_f fn, void *arg);
 
 #endif

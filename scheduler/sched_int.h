@@ -234,6 +234,7 @@ struct sched {
     uint64_t seen_version; /* version when parked watches were last checked */
     sched_hook_f hook;
     void *hook_arg;
+    int64_t hook_due;    /* monotonic ms the hook asked to run again by (INT64_MAX: no need) */
     struct backfill *bf; /* backfill.c: the last pass's plan and reservations; NULL = none */
     struct fs_core *fs;  /* fairshare.c: usage, shares, limits, the pass's order */
     /* snapshots.c: upload leases, the next removal sweep */

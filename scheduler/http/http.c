@@ -115,8 +115,11 @@ cut_slow_heads(http_t *h, int64_t now)
     pthread_mutex_unlock(&h->stat_lock);
 }
 
-/* The loop's per-turn hook: cheap unless a snapshot is due. */
-static void
+/* The loop's per-turn hook: cheap unless a snapshot is due. A change that comes within
+ * PUBLISH_MIN_MS of the last snapshot asks the loop to wake when it may be published, so the
+ * dashboard never waits for the next message to show it; with nothing changed the loop is
+ * not woken (the loop counters refresh on the turns that come anyway). */
+static int64_t
 on_turn(sched_t *s, void *arg)
 {
     http_t *h = arg;
@@ -124,11 +127,14 @@ on_turn(sched_t *s, void *arg)
     cut_slow_heads(h, now);
     int64_t since = now - h->last_publish_mono;
     uint64_t v = sched_stats(s)->version;
-    if (since < PUBLISH_MIN_MS || (v == h->last_version && since < PUBLISH_IDLE_MS))
-        return;
+    if (since < PUBLISH_MIN_MS)
+        return v != h->last_version ? h->last_publish_mono + PUBLISH_MIN_MS : INT64_MAX;
+    if (v == h->last_version && since < PUBLISH_IDLE_MS)
+        return INT64_MAX;
     publish(h);
     h->last_version = v;
     h->last_publish_mono = now;
+    return INT64_MAX;
 }
 
 /* ---------- responses ---------- */
