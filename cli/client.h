@@ -12,7 +12,11 @@
 typedef struct client client_t;
 
 /* Connect (lazily: ZeroMQ connects in the background) to ctx->scheduler. Returns NULL with
- * *err for an address ZeroMQ cannot parse. Caller owns the result (client_destroy). */
+ * *err for an address ZeroMQ cannot parse. Caller owns the result (client_destroy).
+ * A scheduler address unix:PATH (from --scheduler, WSLQ_SCHEDULER or a config file) is the
+ * scheduler host's user socket: a plain Unix stream connected here (no ZeroMQ context, no
+ * keys; the scheduler knows us by uid), NULL with "cannot reach scheduler at unix:PATH
+ * (why); is wslq-scheduler running?" when it cannot be. */
 client_t *client_new(const cli_ctx_t *ctx, wq_error_t *err);
 
 /* Send 'req' and wait ctx->timeout_ms + extra_wait_ms for the reply, which must have body
@@ -31,8 +35,16 @@ Wslq__Envelope *client_call(client_t *c,
  * (caller owns it: wire_free) or NULL with *err, as client_call. */
 Wslq__Envelope *client_nodes(client_t *c, const char *name, wq_error_t *err);
 
-/* The client's DEALER, to poll with other things (wslq top); use wire_send/wire_recv on it. */
+/* The client's DEALER (NULL over unix:PATH). */
 void *client_socket(client_t *c);
+
+/* To wait for replies together with other things (wslq top): send without waiting for the
+ * reply (req->request_id as the caller set it; 0 or -1), take one message that has arrived
+ * (NULL: none now, or a bad one), and the zmq_pollitem_t that is readable when one may have. */
+int client_post(client_t *c, Wslq__Envelope *req);
+Wslq__Envelope *client_take(client_t *c);
+typedef struct zmq_pollitem_t zmq_pollitem_t;
+void client_pollitem(client_t *c, zmq_pollitem_t *item);
 
 /* Close the socket (linger 0) and NULL *cp. NULL-safe. */
 void client_destroy(client_t **cp);

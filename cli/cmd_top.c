@@ -191,7 +191,6 @@ draw(const char *text, const char *status)
 /* The watch socket: a DEALER of our own, polled together with the keyboard. */
 typedef struct {
     client_t *c;      /* a connection of its own (keys and all) */
-    void *sock;       /* its socket */
     uint64_t pending; /* request_id of the watch in flight; 0 = none */
     int64_t sent_ms;  /* monotonic */
 } watch_t;
@@ -203,7 +202,6 @@ watch_open(watch_t *w, const cli_ctx_t *ctx, wq_error_t *err)
     w->c = client_new(ctx, err);
     if (w->c == NULL)
         return -1;
-    w->sock = client_socket(w->c);
     return 0;
 }
 
@@ -211,7 +209,6 @@ static void
 watch_close(watch_t *w)
 {
     client_destroy(&w->c);
-    w->sock = NULL;
 }
 
 static void
@@ -228,7 +225,7 @@ watch_send(watch_t *w, uint64_t since)
         if (getrandom(&id, sizeof id, 0) != sizeof id)
             id = (uint64_t) wq_clock_mono_ms();
     env.request_id = id;
-    w->pending = wire_send(w->sock, NULL, 0, &env, ZMQ_DONTWAIT, NULL) == 0 ? id : 0;
+    w->pending = client_post(w->c, &env) == 0 ? id : 0;
     w->sent_ms = wq_clock_mono_ms();
 }
 
@@ -238,7 +235,7 @@ watch_recv(watch_t *w, uint64_t *version)
 {
     int got = 0;
     Wslq__Envelope *env;
-    while ((env = wire_recv(w->sock, NULL, NULL, ZMQ_DONTWAIT, NULL)) != NULL) {
+    while ((env = client_take(w->c)) != NULL) {
         if (env->request_id == w->pending && env->body_case == WSLQ__ENVELOPE__BODY_WATCH_REPLY) {
             *version = env->watch_reply->version;
             w->pending = 0;
@@ -303,7 +300,8 @@ run_live(cli_ctx_t *ctx, client_t *c)
         long timeout = want_fetch ? REDRAW_MIN_MS - (now - last_fetch) : 1000;
         if (timeout < 0)
             timeout = 0;
-        zmq_pollitem_t items[] = {{w.sock, 0, ZMQ_POLLIN, 0}, {NULL, STDIN_FILENO, ZMQ_POLLIN, 0}};
+        zmq_pollitem_t items[] = {{0}, {NULL, STDIN_FILENO, ZMQ_POLLIN, 0}};
+        client_pollitem(w.c, &items[0]);
         int rc = zmq_poll(items, 2, timeout);
         if (rc < 0 && errno != EINTR)
             break;

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1027,4 +1028,30 @@ wire_set_str(char **field, const char *v)
     if (*field != NULL && *field != protobuf_c_empty_string)
         free(*field);
     *field = wq_strdup(v ? v : "");
+}
+
+/* ---------- the user socket's stream framing ---------- */
+
+void
+wire_stream_header(uint8_t hdr[WIRE_STREAM_HDR], size_t len)
+{
+    uint32_t be = htonl((uint32_t) len);
+    memcpy(hdr, &be, sizeof be);
+}
+
+int
+wire_stream_frame(const uint8_t *buf, size_t have, size_t *body_len, wq_error_t *err)
+{
+    if (have < WIRE_STREAM_HDR)
+        return 0;
+    uint32_t be;
+    memcpy(&be, buf, sizeof be);
+    uint32_t len = ntohl(be);
+    if (len == 0 || len > WIRE_MAX_FRAME)
+        return wq_fail(err, WQ_ELIMIT, "bad frame length %" PRIu32 " (1 to %u bytes)", len,
+                       (unsigned) WIRE_MAX_FRAME);
+    if (have - WIRE_STREAM_HDR < len)
+        return 0;
+    *body_len = len;
+    return 1;
 }

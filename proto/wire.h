@@ -74,6 +74,18 @@ Wslq__Envelope *wire_recv_user(void *sock,
                                int flags,
                                wq_error_t *err);
 
+/* The scheduler host's user socket (a Unix stream, no ZeroMQ): each message is a 4-byte
+ * big-endian length, then that many bytes of one encoded Envelope (1 to WIRE_MAX_FRAME). */
+#define WIRE_STREAM_HDR 4
+
+/* Write the length header of a frame of len bytes. */
+void wire_stream_header(uint8_t hdr[WIRE_STREAM_HDR], size_t len);
+
+/* Look at the bytes received so far (buf, have): 0 when the header or body is not complete
+ * yet, 1 with *body_len when a whole frame is there (header + *body_len bytes), -1 with *err
+ * (WQ_ELIMIT, one line) when the header announces 0 bytes or more than WIRE_MAX_FRAME. */
+int wire_stream_frame(const uint8_t *buf, size_t have, size_t *body_len, wq_error_t *err);
+
 /* "PENDING", "RUNNING", ...; "UNKNOWN" out of range. */
 const char *wire_state_name(Wslq__JobState state);
 

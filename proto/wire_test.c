@@ -594,6 +594,35 @@ test_state_names(void **state)
     assert_false(wire_state_is_final(WSLQ__JOB_STATE__STARTING));
 }
 
+/* The user socket's framing: a 4-byte big-endian length, then the body. */
+static void
+test_stream_frames(void **state)
+{
+    (void) state;
+    uint8_t buf[16] = {0};
+    size_t body = 0;
+    wq_error_t err = {0};
+    wire_stream_header(buf, 5);
+    assert_int_equal(buf[0], 0);
+    assert_int_equal(buf[3], 5);
+    for (size_t have = 0; have < WIRE_STREAM_HDR + 5; have++)
+        assert_int_equal(wire_stream_frame(buf, have, &body, &err), 0); /* not complete yet */
+    assert_int_equal(wire_stream_frame(buf, WIRE_STREAM_HDR + 5, &body, &err), 1);
+    assert_int_equal(body, 5);
+    assert_int_equal(wire_stream_frame(buf, sizeof buf, &body, &err), 1); /* more after it */
+    wire_stream_header(buf, 0);
+    assert_int_equal(wire_stream_frame(buf, sizeof buf, &body, &err), -1);
+    assert_int_equal(err.code, WQ_ELIMIT);
+    assert_non_null(strstr(err.text, "bad frame length 0"));
+    wire_stream_header(buf, WIRE_MAX_FRAME);
+    assert_int_equal(wire_stream_frame(buf, WIRE_STREAM_HDR, &body, &err), 0); /* the limit */
+    wire_stream_header(buf, (size_t) WIRE_MAX_FRAME + 1);
+    assert_int_equal(wire_stream_frame(buf, WIRE_STREAM_HDR, &body, &err), -1);
+    memset(buf, 0xff, 4);
+    assert_int_equal(wire_stream_frame(buf, WIRE_STREAM_HDR, &body, &err), -1);
+    assert_non_null(strstr(err.text, "4294967295"));
+}
+
 int
 main(void)
 {
@@ -614,6 +643,7 @@ main(void)
         cmocka_unit_test(test_isolation_fields),
         cmocka_unit_test(test_probe_messages),
         cmocka_unit_test(test_state_names),
+        cmocka_unit_test(test_stream_frames),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -233,6 +233,41 @@ auth_zap(sched_t *self)
 
 /* ---------- the principal of a message ---------- */
 
+/* A user socket peer (usock.c): root and the scheduler's own account are the local admin,
+ * as they are on the admin socket, while there is one; any other uid is the enrolled user
+ * named as its account (WHO_NOBODY with no name when there is none: usock.c refuses it with
+ * its own line). A name with keys of which some are revoked is the user of those that are
+ * not; all revoked: WHO_NOBODY with the name. */
+static void
+auth_local(sched_t *self, const peer_t *from, who_t *who)
+{
+    if (self->admin_router != NULL && (from->uid == 0 || from->uid == (uint32_t) geteuid())) {
+        who->kind = WHO_LOCAL_ADMIN;
+        snprintf(who->name, sizeof who->name, "root");
+        return;
+    }
+    const char *account = usock_account(self, from);
+    if (account[0] == '\0')
+        return;
+    int revoked = 0;
+    for (size_t i = 0; i < self->n_keys; i++) {
+        const auth_key_t *k = &self->keys[i];
+        if (strcmp(k->name, account) != 0 || k->kind == WHO_NODE)
+            continue;
+        if (k->kind == WHO_NOBODY) {
+            revoked = 1;
+            continue;
+        }
+        if (who->kind != WHO_USER) {
+            who->kind = WHO_USER;
+            snprintf(who->name, sizeof who->name, "%s", k->name);
+        }
+        who->admin |= k->admin;
+    }
+    if (who->kind != WHO_USER && revoked)
+        snprintf(who->name, sizeof who->name, "%s", account);
+}
+
 void
 auth_who(sched_t *self, const peer_t *from, const char *user_id, who_t *who)
 {
@@ -240,6 +275,10 @@ auth_who(sched_t *self, const peer_t *from, const char *user_id, who_t *who)
     if (from->admin_sock) {
         who->kind = WHO_LOCAL_ADMIN;
         snprintf(who->name, sizeof who->name, "root");
+        return;
+    }
+    if (from->local) {
+        auth_local(self, from, who);
         return;
     }
     if (self->cfg.insecure) {

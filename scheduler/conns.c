@@ -80,6 +80,12 @@ conns_destroy(conns_t **self_p)
     *self_p = NULL;
 }
 
+size_t
+conns_count(const conns_t *cs)
+{
+    return cs != NULL ? cs->n : 0;
+}
+
 void *
 conns_socket(conns_t *self)
 {

@@ -75,7 +75,26 @@ refuse(sched_t *self, const peer_t *from, uint64_t rid, const who_t *w, unsigned
 {
     wq_error_t err;
     self->stats.forbidden_total++;
-    if (w->kind == WHO_NOBODY)
+    const char *account = from->local ? usock_account(self, from) : "";
+    if (from->local && w->kind == WHO_NOBODY && w->name[0])
+        wq_fail(&err, WQ_EPERM,
+                "the wslq user %s (this account) was removed by an admin; ask an admin for a "
+                "new enrolment code (wslq login CODE)",
+                w->name);
+    else if (from->local && w->kind == WHO_NOBODY && account[0])
+        wq_fail(&err, WQ_EPERM,
+                "account %s is not an enrolled wslq user; ask an admin for an enrolment code "
+                "(wslq admin user add %s), then run 'wslq login CODE' once",
+                account, account);
+    else if (from->local && w->kind == WHO_NOBODY)
+        wq_fail(&err, WQ_EPERM,
+                "uid %u has no account name on the scheduler host; wslq users are known by "
+                "their account's name",
+                (unsigned) from->uid);
+    else if (from->local && (need & BY_ANON))
+        wq_fail(&err, WQ_EINVAL,
+                "enrol over the network: 'wslq login CODE' uses the address in the code");
+    else if (w->kind == WHO_NOBODY)
         wq_fail(&err, WQ_EPERM,
                 "this key was revoked by an admin (it was %s's): a user needs a new enrolment "
                 "code (wslq login CODE), a node a new join code (wslq-worker --join CODE)",

@@ -73,6 +73,11 @@ usage(FILE *out)
         "                        workers, tcp://HOST:PORT (default: this host's first IPv4)\n"
         "  --admin-socket PATH   the local admin socket (default STATE_DIR/admin.sock;\n"
         "                        '' for none): 'wslq admin' as root or the scheduler's user\n"
+        "  --user-socket PATH    a Unix socket (made 0666) for the users of this host: each\n"
+        "                        connection acts as the enrolled user named as its account\n"
+        "                        (by uid, no keys); clients use --scheduler unix:PATH. Its\n"
+        "                        directory must be reachable by them (not STATE_DIR, which\n"
+        "                        is 0700). Default none (off); off with --insecure\n"
         "  --insecure yes|no     no CURVE keys: every peer is what it claims. Only for\n"
         "                        throwaway test clusters (default no)\n"
         "  --notify-url URL      webhook (http:// or https://) for jobs submitted with\n"
@@ -171,6 +176,10 @@ apply(conf_ctx_t *c, const char *key, const char *v, wq_error_t *err)
         cfg->advertise = keep(c, v);
     } else if (strcmp(key, "admin-socket") == 0 || strcmp(key, "admin_socket") == 0) {
         cfg->admin_path = keep(c, v);
+    } else if (strcmp(key, "user-socket") == 0 || strcmp(key, "user_socket") == 0) {
+        if (v[0] != '\0' && strcmp(v, "none") != 0 && v[0] != '/')
+            return wq_fail(err, WQ_EINVAL, "user-socket: '%s' is not an absolute path or none", v);
+        cfg->user_path = keep(c, v);
     } else if (strcmp(key, "insecure") == 0) {
         if (strcmp(v, "yes") == 0)
             cfg->insecure = 1;
@@ -299,6 +308,7 @@ main(int argc, char **argv)
                                          {"default-time-limit", required_argument, 0, 'D'},
                                          {"advertise", required_argument, 0, 'a'},
                                          {"admin-socket", required_argument, 0, 'A'},
+                                         {"user-socket", required_argument, 0, 'U'},
                                          {"insecure", required_argument, 0, 'I'},
                                          {"notify-url", required_argument, 0, 'n'},
                                          {"notify-timeout", required_argument, 0, 'N'},

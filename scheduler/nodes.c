@@ -27,7 +27,7 @@ nodes_by_peer(sched_t *self, const peer_t *p)
 {
     for (size_t i = 0; i < self->n_nodes; i++) {
         node_t *n = self->nodes[i];
-        if (n->peer.len == p->len && memcmp(n->peer.id, p->id, p->len) == 0 && p->len > 0)
+        if (p->len > 0 && peer_same(&n->peer, p))
             return n;
     }
     return NULL;

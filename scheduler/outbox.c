@@ -116,6 +116,11 @@ out_flush(sched_t *self)
     WQ_ASSERT(!queue_in_txn(self->q)); /* nothing leaves before the turn's COMMIT */
     for (size_t i = 0; i < self->n_outs; i++) {
         out_t *o = &self->outs[i];
+        if (o->peer.local) {
+            usock_send(self, &o->peer, o->buf, o->len);
+            free(o->buf);
+            continue;
+        }
         void *sock = o->peer.admin_sock ? self->admin_router : self->router;
         if (zmq_send(sock, o->peer.id, o->peer.len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
             zmq_send(sock, o->buf, o->len, ZMQ_DONTWAIT) < 0)
@@ -123,6 +128,7 @@ out_flush(sched_t *self)
         free(o->buf);
     }
     self->n_outs = 0;
+    usock_flushed(self);
 }
 
 void
@@ -146,9 +152,8 @@ out_fail_requests(sched_t *self, const wq_error_t *why)
     for (size_t i = 0; i < n; i++) {
         int answered = 0; /* one answer per request */
         for (size_t j = 0; j < i && !answered; j++)
-            answered = old[j].request_id == old[i].request_id &&
-                       old[j].peer.len == old[i].peer.len &&
-                       memcmp(old[j].peer.id, old[i].peer.id, old[i].peer.len) == 0;
+            answered =
+                old[j].request_id == old[i].request_id && peer_same(&old[j].peer, &old[i].peer);
         if (old[i].request_id != 0 && !answered)
             out_error(self, &old[i].peer, old[i].request_id, &err);
     }

@@ -172,6 +172,7 @@ sched_new(const sched_config_t *cfg, wq_error_t *err)
     self->state_dir = wq_strdup(cfg->state_dir);
     self->log_dir = wq_asprintf("%s/logs", cfg->state_dir);
     self->lock_fd = -1;
+    self->usock_fd = -1;
     self->wake_fd[0] = self->wake_fd[1] = -1;
     if (pipe(self->wake_fd) < 0) {
         wq_fail(err, WQ_ESYS, "cannot make a pipe: %s", strerror(errno));
@@ -250,7 +251,7 @@ sched_new(const sched_config_t *cfg, wq_error_t *err)
     }
     size_t len = sizeof self->endpoint;
     zmq_getsockopt(self->router, ZMQ_LAST_ENDPOINT, self->endpoint, &len);
-    if (open_admin_socket(self, err) < 0)
+    if (open_admin_socket(self, err) < 0 || usock_open(self, err) < 0)
         goto error;
     if (cfg->notify_url != NULL || cfg->n_notify_urls > 0) {
         notify_config_t nc;
@@ -283,6 +284,8 @@ sched_destroy(sched_t **self_p)
         zmq_close(self->admin_router);
         unlink(self->admin_path);
     }
+    usock_close(self);
+    free(self->pfd);
     auth_close(self);
     if (self->zctx && self->own_zctx)
         zmq_ctx_term(self->zctx);
@@ -368,6 +371,7 @@ tick(sched_t *self, int64_t now)
     gang_tick(self, now);
     waiters_expire(self, now);
     snapshots_tick(self, now);
+    usock_tick(self, now);
 #ifdef __GLIBC__
     if (self->next_trim_mono != 0 && now >= self->next_trim_mono) {
         malloc_trim(0);
@@ -390,6 +394,8 @@ next_timer(sched_t *self)
     t = waiters_next_timer(self);
     next = t < next ? t : next;
     t = snapshots_next_timer(self);
+    next = t < next ? t : next;
+    t = usock_next_timer(self);
     next = t < next ? t : next;
     if (self->next_trim_mono != 0 && self->next_trim_mono < next)
         next = self->next_trim_mono;
@@ -439,7 +445,11 @@ sched_turn(sched_t *self, long timeout_ms, wq_error_t *err)
             any |= ready[i] = sock_has_input(socks[i]);
     for (int i = 0; i < S_N; i++)
         self->sock_quiet[i] = 1;
-    struct pollfd pfd[S_N + 1];
+    if (self->cap_pfd < S_N + 1) {
+        self->cap_pfd = 64;
+        self->pfd = wq_realloc(self->pfd, self->cap_pfd * sizeof *self->pfd);
+    }
+    struct pollfd *pfd = self->pfd;
     int map[S_N + 1], n_fds = 0;
     for (int i = 0; i < S_N; i++) {
         size_t sz = sizeof pfd[0].fd;
@@ -451,8 +461,11 @@ sched_turn(sched_t *self, long timeout_ms, wq_error_t *err)
     pfd[n_fds].fd = self->wake_fd[0];
     pfd[n_fds].events = POLLIN;
     map[n_fds++] = -1;
+    size_t n_all = (size_t) n_fds; /* then the user socket's (usock.c) */
+    usock_poll_add(self, &n_all);
+    pfd = self->pfd;
     int rc =
-        poll(pfd, (nfds_t) n_fds, any ? 0 : (int) (timeout_ms > INT_MAX ? INT_MAX : timeout_ms));
+        poll(pfd, (nfds_t) n_all, any ? 0 : (int) (timeout_ms > INT_MAX ? INT_MAX : timeout_ms));
     if (rc < 0 && errno != EINTR)
         return wq_fail(err, WQ_ESYS, "poll failed: %s", strerror(errno));
     int woken = 0;
@@ -478,6 +491,8 @@ sched_turn(sched_t *self, long timeout_ms, wq_error_t *err)
         recv_batch(self, self->router, 0);
     if (ready[S_ADMIN])
         recv_batch(self, self->admin_router, 1);
+    if (rc > 0)
+        usock_events(self, (size_t) n_fds, n_all - (size_t) n_fds);
     if (woken) {
         char buf[64];
         while (read(self->wake_fd[0], buf, sizeof buf) > 0) {

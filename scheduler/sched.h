@@ -42,6 +42,7 @@ typedef struct {
     int insecure;           /* no CURVE: every peer is what it claims (throwaway clusters) */
     const char *advertise;  /* the address enrolment codes carry; NULL = a guess (first IPv4) */
     const char *admin_path; /* the local admin socket; NULL = <state_dir>/admin.sock, "" = none */
+    const char *user_path;  /* the user socket (usock.c); NULL or "" = none */
     /* --notify webhooks: the lab's (NULL = none) and users' own, which win; with neither,
      * no sender thread runs and a --notify submit is refused. */
     const char *notify_url;

@@ -35,7 +35,17 @@ typedef struct peer {
     char id[SCHED_MAX_IDENTITY];
     size_t len;     /* 0 = nobody (a node never connected in this run) */
     int admin_sock; /* it came over the local admin socket (and its answer goes back there) */
+    int local;      /* it came over the user socket (usock.c): id is the connection's serial */
+    uint32_t uid;   /* local: the peer's uid (SO_PEERCRED) */
 } peer_t;
+
+/* 1 if a and b are the same connection. */
+static inline int
+peer_same(const peer_t *a, const peer_t *b)
+{
+    return a->len == b->len && a->local == b->local && a->admin_sock == b->admin_sock &&
+           memcmp(a->id, b->id, a->len) == 0;
+}
 
 /* ---- who sent a message (auth.c) ---- */
 
@@ -185,7 +195,14 @@ struct sched {
     auth_key_t *keys;    /* the principals, sorted by key */
     size_t n_keys;
     wq_ratelimit_t auth_rl, enrol_rl;
-    conns_t *conns;         /* connection accounting and caps on the ROUTER */
+    conns_t *conns; /* connection accounting and caps on the ROUTER */
+    int usock_fd;   /* the user socket's listening fd (usock.c); -1 = none */
+    char usock_path[4096];
+    struct uconn **uconns; /* its open connections */
+    size_t n_uconns;
+    uint64_t usock_serial; /* the last connection's serial */
+    struct pollfd *pfd;    /* sched_turn's poll set, grown as needed */
+    size_t cap_pfd;
     size_t max_conns;       /* SCHED_MAX_CONNS, lower when the descriptor limit is */
     int64_t next_trim_mono; /* ms: when freed memory is next given back to the system (0:
                                nothing was freed since the last time) */
@@ -293,6 +310,26 @@ void out_fail_requests(sched_t *self, const wq_error_t *why);
 
 /* conns.c: the ROUTER's connections, counted and capped */
 conns_t *conns_new(void *zctx, void *router, wq_error_t *err);
+size_t conns_count(const conns_t *cs); /* the ROUTER's open connections */
+
+/* usock.c: the user socket on the scheduler host (a Unix stream, no ZeroMQ): each connection
+ * is known by the uid the kernel gives (SO_PEERCRED); auth_who maps it to the enrolled user
+ * of the account's name. */
+int usock_open(sched_t *self, wq_error_t *err);
+void usock_close(sched_t *self);
+/* Add the listening fd and every connection's to pfd (grown in self->pfd) from index *n. */
+void usock_poll_add(sched_t *self, size_t *n);
+/* After the poll: accept, read and dispatch, write, close; pfd[first..] as usock_poll_add
+ * left them. */
+void usock_events(sched_t *self, size_t first, size_t n);
+/* out_flush: queue a packed envelope to a local peer; a closed connection drops it. */
+void usock_send(sched_t *self, const peer_t *to, const uint8_t *buf, size_t len);
+/* After out_flush: connections with nothing more to send that are to close are closed. */
+void usock_flushed(sched_t *self);
+int64_t usock_next_timer(const sched_t *self);
+void usock_tick(sched_t *self, int64_t now);
+/* The account name of a local peer ("" when its uid has none). */
+const char *usock_account(const sched_t *self, const peer_t *p);
 void conns_destroy(conns_t **self_p);
 void *conns_socket(conns_t *self); /* to poll: readable when there are events */
 void conns_events(sched_t *self, conns_t *cs);

@@ -11,8 +11,7 @@ waiters_park(sched_t *self, waiter_t *w, wq_error_t *err)
 {
     size_t same = 0;
     for (size_t i = 0; i < self->n_waiters; i++)
-        same += self->waiters[i].peer.len == w->peer.len &&
-                memcmp(self->waiters[i].peer.id, w->peer.id, w->peer.len) == 0;
+        same += peer_same(&self->waiters[i].peer, &w->peer);
     if (self->n_waiters >= SCHED_MAX_WAITERS || same >= SCHED_MAX_WAITERS_PER_PEER) {
         self->stats.waiters_refused_total++;
         free(w->key);

@@ -12,7 +12,11 @@ A cluster is secured as a lab's is: the scheduler makes its CURVE key, the test'
 enrolled as an admin with a one-time code (`wslq admin user add` over the scheduler's local
 socket, then `wslq login`), and each worker joins with a node code (`wslq-worker --join`).
 Cluster(secure=False) starts everything with --insecure instead, for the few tests that speak
-raw ZeroMQ to the scheduler."""
+raw ZeroMQ to the scheduler.
+
+Cluster(user_socket=True) also opens the scheduler host's user socket (--user-socket) at
+c.user_sock, in a directory every account may reach (the cluster's directory is made 0711 for
+it); c.cli(..., local=True) talks over it (WSLQ_SCHEDULER=unix:PATH, no credentials)."""
 import getpass
 import json
 import os
@@ -137,7 +141,7 @@ def wait_for(pred, timeout, what, interval=0.05):
 
 
 class Cluster:
-    def __init__(self, workers=(), sched_args=(), secure=True, legacy=False):
+    def __init__(self, workers=(), sched_args=(), secure=True, legacy=False, user_socket=False):
         """legacy: programs from before enrolment existed (bench/ compares builds): no keys,
         and none of the flags they would not know."""
         self.dir = tempfile.mkdtemp(prefix="wslq-it-")
@@ -151,6 +155,12 @@ class Cluster:
         self.admin_sock = os.path.join(self.dir, "sched", "admin.sock")
         self.creds = os.path.join(self.dir, "creds", self.user)
         self.sched_args = list(sched_args)
+        self.user_sock = None
+        if user_socket:
+            os.chmod(self.dir, 0o711)
+            os.makedirs(os.path.join(self.dir, "usock"), mode=0o755)
+            self.user_sock = os.path.join(self.dir, "usock", "user.sock")
+            self.sched_args += ["--user-socket", self.user_sock]
         self.ports_lock = None
         if "--port-range" not in self.sched_args:
             lo, hi, self.ports_lock = port_block()
@@ -267,10 +277,12 @@ class Cluster:
         """HTTP headers that sign in as the cluster's admin user (none when insecure)."""
         return {"Authorization": f"Bearer {self.token()}"} if self.secure else {}
 
-    def cli(self, *args, timeout=30, env=None):
+    def cli(self, *args, timeout=30, env=None, local=False):
         e = self.env()
         e["WSLQ_SCHEDULER"] = self.addr
-        if self.secure:
+        if local:
+            e["WSLQ_SCHEDULER"] = f"unix:{self.user_sock}"
+        elif self.secure:
             e["WSLQ_CREDENTIALS"] = self.creds
         elif not self.legacy:
             e["WSLQ_INSECURE"] = "yes"
