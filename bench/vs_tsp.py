@@ -8,6 +8,14 @@ enrols the bench's user and each worker as a lab would; insecure runs the same p
 --insecure. wslq runs a scheduler (--sync full: every acknowledged submit is fsynced) and 4
 workers x 16 slots on loopback; tsp one server with 64 slots (`tsp -S 64`) and its own socket.
 
+The figures of one `wslq` command (the submit loop, the latency) are measured over both of
+wslq's ways in, side by side: "wslq unix" is the scheduler host's user socket
+(--user-socket; WSLQ_SCHEDULER=unix:PATH: a plain Unix stream, the user known by uid, no
+ZeroMQ), what a user on the scheduler's own PC uses, as tsp's users do; "wslq tcp" is ZeroMQ
+over loopback TCP with CURVE (or --insecure), what a user on another PC uses. The user
+socket is off with --mode insecure (no enrolled users), so there only "wslq tcp" is measured.
+The daemon figures (drain, idle) are the scheduler's alone, whichever way the jobs came.
+
 Both run at once and every figure alternates between them in R rounds (default 5), so a
 machine whose load changes from minute to minute (a shared one) weighs on both alike; a
 figure is the median of its rounds. Measured the same way for both:
@@ -90,9 +98,18 @@ try:
 
     # ---------- wslq ----------
     # the shipped node timeouts: the test cluster's 1 s torpid flaps with 1 s heartbeats
-    c = benchlib.lab_cluster(["--sync", "full", "--torpid", "3s", "--lost", "10s"],
+    udir = tempfile.mkdtemp(prefix="wslq-bench-usock-")
+    os.chmod(udir, 0o755)
+    usock = os.path.join(udir, "user.sock") if mode == "curve" else None
+    c = benchlib.lab_cluster(["--sync", "full", "--torpid", "3s", "--lost", "10s"] +
+                             (["--user-socket", usock] if usock else []),
                              secure=mode == "curve")
     env = benchlib.client_env(c)
+    # the scheduler host's user socket: no credentials, the kernel gives our uid
+    uenv = dict(env, WSLQ_SCHEDULER=f"unix:{usock}") if usock else None
+    if uenv:
+        uenv.pop("WSLQ_CREDENTIALS", None)
+    ways = [("wslq unix", uenv), ("wslq tcp", env)] if uenv else [("wslq tcp", env)]
     W = f"{BIN}/wslq"
     pids = [c.sched.pid] + [p.pid for p in c.workers.values()]
     os.chmod(c.dir, 0o755)
@@ -108,8 +125,8 @@ try:
         # both in the same window; a process gone since counts 0 ticks
         both = benchlib.idle_cpu(pids + server, idle_s, settle=1, gone=0)
         cpu = {"wslq": both[:len(pids)], "tsp": both[len(pids):]}
-        add(f"idle CPU, {label} (% of a core, lower is better)", "wslq", sum(cpu["wslq"]))
-        add(f"scheduler RSS, {label} (MiB, lower is better)", "wslq", rss_mib(pids[0]))
+        add(f"idle CPU, {label} (% of a core, lower is better)", "wslq tcp", sum(cpu["wslq"]))
+        add(f"scheduler RSS, {label} (MiB, lower is better)", "wslq tcp", rss_mib(pids[0]))
         print(f"  idle {label}: wslq {sum(cpu['wslq']):.3f}% (scheduler {cpu['wslq'][0]:.3f}%,"
               f" workers {' '.join(f'{x:.3f}%' for x in cpu['wslq'][1:])}), scheduler RSS "
               f"{rss_mib(pids[0]):.1f} MiB", flush=True)
@@ -127,7 +144,8 @@ try:
         add("bash loop of /bin/true (/s)", "bash", loop_rate("/bin/true", env, k))
         if TSP:
             add("`tsp -V` / `wslq --version` loop (/s)", "tsp", loop_rate(f"{TSP} -V", tenv, k))
-        add("`tsp -V` / `wslq --version` loop (/s)", "wslq", loop_rate(f"{W} --version", env, k))
+        add("`tsp -V` / `wslq --version` loop (/s)", "wslq tcp",
+            loop_rate(f"{W} --version", env, k))
     print("  floor done", flush=True)
 
     # submits from a shell loop while the jobs run
@@ -137,9 +155,10 @@ try:
             add("submit loop of /bin/true, jobs running (/s)", "tsp",
                 loop_rate(f"{TSP} -n /bin/true", tenv, per))
             tsp_wait_idle()
-        add("submit loop of /bin/true, jobs running (/s)", "wslq",
-            loop_rate(f"{W} submit -- /bin/true", env, per))
-        wslq_wait_idle()
+        for who, e in ways:
+            add("submit loop of /bin/true, jobs running (/s)", who,
+                loop_rate(f"{W} submit -- /bin/true", e, per))
+            wslq_wait_idle()
     print("  submit loop done", flush=True)
 
     # queued behind a dependency, released at once
@@ -170,7 +189,7 @@ try:
         with open(fifo, "w") as f:
             f.write("go\n")
         wslq_wait_idle()
-        add("drain after release (jobs/s)", "wslq", N / (time.monotonic() - t0))
+        add("drain after release (jobs/s)", "wslq tcp", N / (time.monotonic() - t0))
     print("  drain done", flush=True)
 
     # submit-to-start latency, one job at a time, alternating
@@ -186,19 +205,21 @@ try:
             add("submit-to-start latency (ms, lower is better)", "tsp",
                 (wait_stamp(path) - t0) / 1e6)
             time.sleep(0.05)
-        path = os.path.join(stamps, f"w{i}")
-        t0 = time.time_ns()
-        subprocess.run([W, "submit", "--", f"{BIN}/wslq-bench-stamp", path], env=env,
-                       check=True, capture_output=True)
-        add("submit-to-start latency (ms, lower is better)", "wslq", (wait_stamp(path) - t0) / 1e6)
-        time.sleep(0.05)
+        for k, (who, e) in enumerate(ways):
+            path = os.path.join(stamps, f"w{k}-{i}")
+            t0 = time.time_ns()
+            subprocess.run([W, "submit", "--", f"{BIN}/wslq-bench-stamp", path], env=e,
+                           check=True, capture_output=True)
+            add("submit-to-start latency (ms, lower is better)", who,
+                (wait_stamp(path) - t0) / 1e6)
+            time.sleep(0.05)
     if TSP:
         tsp_wait_idle()
     wslq_wait_idle()
     print("  latency done", flush=True)
 
     # up to 3,000 jobs each, then idle again
-    done_wslq = N + 2 * N + 100 + 2
+    done_wslq = len(ways) * N + 2 * N + len(ways) * 100 + 2
     if done_wslq < 3000:
         subprocess.run([f"{BIN}/wslq-bench-submit", c.addr, "drain", str(3000 - done_wslq)],
                        env=env, check=True, capture_output=True, timeout=600)
@@ -216,21 +237,35 @@ finally:
         tsp("-K", check=False)
         cluster.end_marked(f"WSLQ_BENCH_TSP={tdir}")
     shutil.rmtree(tdir, ignore_errors=True)
+    if "udir" in dir():
+        shutil.rmtree(udir, ignore_errors=True)
 
-print(f"\nmedians of the rounds (wslq {mode}; ratio = wslq / tsp):")
-print(f"  {'figure':52} {'tsp':>9} {'wslq':>9} {'ratio':>7}")
+print(f"\nmedians of the rounds (wslq {mode}; ratio = wslq / tsp; wslq unix: the scheduler "
+      f"host's user socket, as a user on that PC; wslq tcp: ZeroMQ {mode} over TCP, as a user "
+      f"on another PC; the daemon figures are the scheduler's, under wslq tcp):")
+print(f"  {'figure':52} {'tsp':>9} {'wslq unix':>10} {'wslq tcp':>10} {'unix/tsp':>9} "
+      f"{'tcp/tsp':>8}")
+
+
+def med(v, who):
+    return statistics.median(v[who]) if v.get(who) else None
+
+
 for fig, v in results.items():
     if "bash" in v:
         print(f"  {fig:52} {statistics.median(v['bash']):>9.1f}  (the floor: bash)")
         continue
-    t = statistics.median(v["tsp"]) if v.get("tsp") else None
-    w = statistics.median(v["wslq"]) if v.get("wslq") else None
-    ratio = f"{w / t:.2f}x" if t and w is not None else "-"
-    ts = f"{t:.3f}" if t is not None else "-"
-    ws = f"{w:.3f}" if w is not None else "-"
-    print(f"  {fig:52} {ts:>9} {ws:>9} {ratio:>7}")
+    t, u, w = med(v, "tsp"), med(v, "wslq unix"), med(v, "wslq tcp")
+
+    def num(x):
+        return f"{x:.3f}" if x is not None else "-"
+
+    def ratio(x):
+        return f"{x / t:.2f}x" if t and x is not None else "-"
+
+    print(f"  {fig:52} {num(t):>9} {num(u):>10} {num(w):>10} {ratio(u):>9} {ratio(w):>8}")
 floor = statistics.median(results["bash loop of /bin/true (/s)"]["bash"])
 sub = results["submit loop of /bin/true, jobs running (/s)"]
-print(f"  wslq's submit loop against the floor: "
-      f"{statistics.median(sub['wslq']) / floor:.2f}x"
-      + (f"; tsp's: {statistics.median(sub['tsp']) / floor:.2f}x" if sub.get("tsp") else ""))
+print("  submit loop against the floor: "
+      + "; ".join(f"{who} {statistics.median(sub[who]) / floor:.2f}x"
+                  for who in ("wslq unix", "wslq tcp", "tsp") if sub.get(who)))
