@@ -132,10 +132,13 @@ cli_user_name(const cli_ctx_t *ctx)
     static char name[129];
     if (name[0] != '\0')
         return name;
-    /* enrolled: the scheduler knows us by the name in our credentials */
+    /* enrolled: the scheduler knows us by the name in our credentials; over the user
+     * socket (unix:PATH) by our account's name, and no credentials file is read */
     keys_creds_t creds;
     wq_error_t err = {0};
-    if (ctx != NULL && !ctx->insecure && ctx->credentials[0] != '\0' &&
+    int by_uid = ctx != NULL && (ctx->scheduler_given || ctx->scheduler_conf) &&
+                 strncmp(ctx->scheduler, "unix:", 5) == 0;
+    if (ctx != NULL && !by_uid && !ctx->insecure && ctx->credentials[0] != '\0' &&
         keys_load(ctx->credentials, &creds, &err) == 0 && creds.name[0] != '\0') {
         snprintf(name, sizeof name, "%s", creds.name);
         return name;

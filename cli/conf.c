@@ -34,9 +34,11 @@ set_client(conf_load_t *cl, const char *key, const char *v, wq_error_t *err)
 {
     cli_ctx_t *ctx = cl->ctx;
     if (strcmp(key, "scheduler") == 0) {
-        if (strncmp(v, "tcp://", 6) != 0 && strncmp(v, "ipc://", 6) != 0)
+        if (strncmp(v, "tcp://", 6) != 0 && strncmp(v, "ipc://", 6) != 0 &&
+            strncmp(v, "unix:/", 6) != 0)
             return wq_fail(err, WQ_EINVAL,
-                           "scheduler: '%.120s' is not tcp://HOST:PORT or ipc://PATH", v);
+                           "scheduler: '%.120s' is not tcp://HOST:PORT, unix:PATH or ipc://PATH",
+                           v);
         if (copy_value(ctx->conf_scheduler, sizeof ctx->conf_scheduler, v, key, err) < 0)
             return -1;
         ctx->scheduler = ctx->conf_scheduler;

@@ -50,6 +50,7 @@ print_usage(void)
         printf("  %-8s %s\n", commands[i].verb, commands[i].summary);
     printf("\nGlobal options (also accepted after the command):\n"
            "  --scheduler ADDR   scheduler address (env WSLQ_SCHEDULER, default %s)\n"
+           "                     unix:PATH: the scheduler host's user socket (by uid, no keys)\n"
            "  --timeout SEC      seconds to wait for each reply (env WSLQ_TIMEOUT, default 5)\n"
            "  --version          print the version\n"
            "\nConfig files: " CLI_SYSTEM_CONFIG " (env WSLQ_SYSTEM_CONFIG names another), then\n"

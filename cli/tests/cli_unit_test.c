@@ -260,9 +260,9 @@ test_conf_errors(void **state)
                       ":2: syntax error");
     expect_conf_error(NULL, "[client]\n\ntimeout = soon\n", "/home/.config/wslq/wslq.conf",
                       ":3: timeout: 'soon' is not a timeout; use seconds, e.g. 5, 500ms, 2m");
-    expect_conf_error(NULL, "[client]\nscheduler = sched.lab:7420\n",
-                      "/home/.config/wslq/wslq.conf",
-                      ":2: scheduler: 'sched.lab:7420' is not tcp://HOST:PORT or ipc://PATH");
+    expect_conf_error(
+        NULL, "[client]\nscheduler = sched.lab:7420\n", "/home/.config/wslq/wslq.conf",
+        ":2: scheduler: 'sched.lab:7420' is not tcp://HOST:PORT, unix:PATH or ipc://PATH");
     expect_conf_error("[client]\nadmin_socket =\n", NULL, "/system.conf",
                       ":2: admin_socket: empty value");
     expect_conf_error("[client]\ntimeout = 0\n", "[client]\ntimeout = 3\n", "/system.conf",

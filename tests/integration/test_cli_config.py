@@ -9,6 +9,8 @@
 * A config's address wins over the one in the credentials (the credentials name the cluster,
   the file an unreachable port: the file's is used).
 * timeout from the file applies ("timed out after 1 s"), WSLQ_TIMEOUT and --timeout over it.
+* A file's `scheduler = unix:PATH` is the user socket: with none there, the one-line "cannot
+  reach scheduler at unix:PATH (No such file or directory)".
 * Other programs' sections ([scheduler], [worker]) in the same file are left alone.
 * A broken file (unknown key, bad value, a line that is no INI) stops every command with one
   line naming the file and the line, exit 2, and nothing reaches the scheduler (the queue is
@@ -80,6 +82,15 @@ try:
     r = wslq("queue", env={"XDG_CONFIG_HOME": xdg})
     check(r.returncode == 0, f"XDG_CONFIG_HOME/wslq/wslq.conf: {r.stderr.strip()}")
 
+    # a file may name the scheduler host's user socket (unix:PATH): here none listens
+    nosock = os.path.join(c.dir, "none.sock")
+    write(userconf, f"[client]\nscheduler = unix:{nosock}\n")
+    r = wslq("queue")
+    check(r.returncode == 1 and r.stderr == f"wslq: cannot reach scheduler at unix:{nosock} (No "
+          "such file or directory); is wslq-scheduler running?\n",
+          f"a file's unix:PATH is used: {r.stderr!r}")
+    write(userconf, "")
+
     # broken files: one line, file and line named, exit 2, nothing sent
     before = c.json("queue")
     broken = [
@@ -89,7 +100,7 @@ try:
         (userconf, "", "# mine\n[client]\ntimeout = soon\n",
          f"{userconf}:3: timeout: 'soon' is not a timeout; use seconds, e.g. 5, 500ms, 2m"),
         (userconf, "", "[client]\nscheduler = 10.0.0.1:7420\n",
-         f"{userconf}:2: scheduler: '10.0.0.1:7420' is not tcp://HOST:PORT or ipc://PATH"),
+         f"{userconf}:2: scheduler: '10.0.0.1:7420' is not tcp://HOST:PORT, unix:PATH or ipc://PATH"),
     ]
     for path, systext, usertext, want in broken:
         write(sysconf, systext)
