@@ -30,7 +30,8 @@ struct client {
     char addr[4200];
     int timeout_ms;
     /* unix:PATH, the scheduler host's user socket: a plain stream, no ZeroMQ at all */
-    int fd; /* -1 when over ZeroMQ */
+    int local; /* over unix:PATH */
+    int fd;    /* its connection; -1 when closed (the next send connects again) */
     uint8_t *rbuf;
     size_t rlen, rcap;
 };
@@ -53,6 +54,7 @@ unix_connect(client_t *c, const char *path, wq_error_t *err)
         return wq_fail(err, WQ_EINVAL, "invalid scheduler address '%.120s'; expected unix:PATH",
                        c->addr);
     snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    c->rlen = 0;
     c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0)
         return wq_fail_errno(err, "cannot make a socket");
@@ -65,7 +67,10 @@ unix_connect(client_t *c, const char *path, wq_error_t *err)
             nanosleep(&ts, NULL); /* the backlog is full: the scheduler is busy */
             continue;
         }
-        return unix_unreachable(c->addr, errno == EAGAIN ? "busy" : strerror(errno), err);
+        int e = errno;
+        close(c->fd);
+        c->fd = -1;
+        return unix_unreachable(c->addr, e == EAGAIN ? "busy" : strerror(e), err);
     }
     return 0;
 }
@@ -92,6 +97,8 @@ unix_wait(int fd, short events, int64_t deadline)
 static int
 unix_send(client_t *c, Wslq__Envelope *req, int64_t deadline, int wait_ms, wq_error_t *err)
 {
+    if (c->fd < 0 && unix_connect(c, c->addr + 5, err) < 0)
+        return -1; /* the scheduler closed the last one (a restart): connect again */
     size_t len = 0;
     uint8_t *body = wire_encode(req, &len);
     if (len > WIRE_MAX_FRAME) {
@@ -163,6 +170,11 @@ unix_read(client_t *c, wq_error_t *err)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return 0;
+        int e = errno;
+        close(c->fd); /* nothing more comes on it */
+        c->fd = -1;
+        c->rlen = 0;
+        errno = e;
         return wq_fail(err, WQ_EIO, "the scheduler at %.150s closed the connection%s%s", c->addr,
                        n < 0 ? ": " : "", n < 0 ? strerror(errno) : "");
     }
@@ -231,6 +243,7 @@ client_new(const cli_ctx_t *ctx, wq_error_t *err)
         strncmp(ctx->scheduler, "unix:", 5) == 0) {
         /* the scheduler host's user socket: the kernel tells the scheduler our uid */
         snprintf(c->addr, sizeof c->addr, "%s", ctx->scheduler);
+        c->local = 1;
         if (unix_connect(c, ctx->scheduler + 5, err) < 0)
             goto error;
         return c;
@@ -411,7 +424,7 @@ client_call(client_t *c,
 {
     req->request_id = new_request_id();
     int wait_ms = c->timeout_ms + (extra_wait_ms > 0 ? extra_wait_ms : 0);
-    if (c->fd >= 0)
+    if (c->local)
         return unix_call(c, req, expect, wait_ms, err);
     if (wire_send(c->sock, NULL, 0, req, ZMQ_DONTWAIT, err) < 0) {
         if (errno == EAGAIN)
@@ -457,7 +470,7 @@ int
 client_post(client_t *c, Wslq__Envelope *req)
 {
     wq_error_t err = {0};
-    if (c->fd >= 0)
+    if (c->local)
         return unix_send(c, req, wq_clock_mono_ms() + c->timeout_ms, c->timeout_ms, &err);
     return wire_send(c->sock, NULL, 0, req, ZMQ_DONTWAIT, &err);
 }
@@ -466,8 +479,10 @@ Wslq__Envelope *
 client_take(client_t *c)
 {
     wq_error_t err = {0};
-    if (c->fd < 0)
+    if (!c->local)
         return wire_recv(c->sock, NULL, NULL, ZMQ_DONTWAIT, &err);
+    if (c->fd < 0)
+        return NULL;
     Wslq__Envelope *env = unix_frame(c, &err);
     if (env == NULL && err.code == WQ_EBUSY && unix_read(c, &err) > 0)
         env = unix_frame(c, &err);
@@ -478,8 +493,8 @@ void
 client_pollitem(client_t *c, zmq_pollitem_t *item)
 {
     memset(item, 0, sizeof *item);
-    if (c->fd >= 0)
-        item->fd = c->fd;
+    if (c->local)
+        item->fd = c->fd; /* -1 while closed: poll skips it */
     else
         item->socket = c->sock;
     item->events = ZMQ_POLLIN;

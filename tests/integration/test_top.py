@@ -1,6 +1,7 @@
 """`wslq top` against a loopback cluster: --once prints nodes, GPUs and jobs; the live view
 (in a pseudo-terminal) redraws when a job is submitted (pushed by WatchRequest: there is no
-timer), survives a resize, and quits on 'q'."""
+timer), survives a resize, and quits on 'q'. The live view also over the scheduler host's user
+socket (unix:PATH, its watch parked on that connection): a submission is pushed there too."""
 import fcntl
 import os
 import pty
@@ -59,7 +60,7 @@ class Term:
 
 
 def main():
-    c = Cluster()
+    c = Cluster(user_socket=True)
     try:
         c.start_worker("pc1", 2)
         env = c.env(WSLQ_SCHEDULER=c.addr, WSLQ_CREDENTIALS=c.creds)
@@ -106,7 +107,24 @@ def main():
             check(rc == 0, f"q quits at once (exit {rc})")
         finally:
             t.close()
-        c.cli("cancel", str(first), str(jid))
+
+        # the same live view over the user socket: no keys, its watch parked there
+        t = Term([f"{BIN}/wslq", "top"],
+                 dict(c.env(WSLQ_SCHEDULER=f"unix:{c.user_sock}"), TERM="xterm"))
+        try:
+            check(t.wait_text("q quit", 10) and "pushedjob" in t.text(),
+                  "live view over the user socket draws the jobs")
+            jid2 = c.submit("--gpus", "1", "--name", "unixpushed", "--", "sleep", "30")
+            check(t.wait_text("unixpushed", 5), "a submission is pushed over the user socket")
+            os.write(t.master, b"q")
+            try:
+                rc = t.p.wait(3)
+            except subprocess.TimeoutExpired:
+                rc = None
+            check(rc == 0, f"q quits the user socket's view (exit {rc})")
+        finally:
+            t.close()
+        c.cli("cancel", str(first), str(jid), str(jid2))
     finally:
         c.stop()
     finish()
