@@ -315,7 +315,9 @@ keeper_launch(keeper_t *k,
         if (read_one(k, 0, &r) <= 0) {
             if (k->fd >= 0)
                 lose(k); /* no answer in time */
-            return -2;
+            /* the rank may have started: failed rather than started a second time */
+            errno = ECONNRESET;
+            return -1;
         }
         if (r.type == KEEPER_STARTED && r.pid > 0)
             return r.pid;

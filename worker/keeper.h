@@ -79,8 +79,9 @@ void keeper_init(keeper_t *k, const char *state_dir, const char *rank_exe);
 int keeper_connect(keeper_t *k);
 
 /* Start rank through the keeper, connecting to it or starting it first. The pid, or -1 with
- * errno when the keeper refused or fork failed (the rank cannot start), or -2 when the keeper
- * cannot be used (the caller starts the rank the old way). */
+ * errno when the keeper refused, fork failed or the keeper went away before it answered (the
+ * rank cannot start), or -2 when the keeper cannot be used (nothing was sent: the caller
+ * starts the rank the old way). */
 pid_t keeper_launch(keeper_t *k,
                     const char *status_path,
                     const char *exe,

@@ -363,8 +363,9 @@ keeper(int lfd)
                 nclients++;
             }
         }
-        if (nclients == 0 && live == 0)
-            return 0; /* no worker and nothing to keep */
+        struct pollfd q = {lfd, POLLIN, 0};
+        if (nclients == 0 && live == 0 && poll(&q, 1, 0) == 0)
+            return 0; /* no worker, none connecting, and nothing to keep */
     }
 }
 
