@@ -1,6 +1,7 @@
 /* Starting a job's ranks on this node: the spool directory, each rank's environment and
- * account, vfork + exec under wslq-rank, and the ending of a job that could not start (see
- * job.h). What happens after the start is job.c. */
+ * account, the launch through the rank keeper (keeper.h; else vfork + exec under wslq-rank),
+ * and the ending of a job that could not start (see job.h). What happens after the start is
+ * job.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
