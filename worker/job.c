@@ -376,7 +376,7 @@ adopted_rank_ended(job_t *j, int i, int64_t now_ms)
         fclose(f);
     if (!known) {
         r->alive = 0;
-        j->status_lost = 1; /* killed with its wslq-rank, or started without one */
+        j->status_lost = 1; /* killed with its wslq-rank or keeper, or started without one */
         return;
     }
     rank_ended(j, i, status, now_ms);
@@ -561,6 +561,8 @@ finish(job_t *j)
                  wq_format_duration(j->time_limit_s, d, sizeof d));
     } else if (j->killed) {
         snprintf(j->reason, sizeof j->reason, "%s", j->kill_reason);
+    } else if (j->status_lost && !j->have_fail && j->keeper_lost) {
+        snprintf(j->reason, sizeof j->reason, "rank keeper died; exit status lost");
     } else if (j->status_lost && !j->have_fail) {
         snprintf(j->reason, sizeof j->reason, "worker restarted; exit status lost");
     }

@@ -8,7 +8,8 @@
  *   metrics-<G>.jsonl    WSLQ_METRICS of rank G: JSON lines relayed as MetricLines
  *   pos                  how far each rank-<G>.out and metrics file was consumed, so a
  *                        restarted worker continues where the last one stopped
- *   rank-<G>.status      the wait status wslq-rank records for rank G (worker/rank.c)
+ *   rank-<G>.status      the wait status the rank keeper (keeper.h) or wslq-rank records for
+ *                        rank G (worker/rank.c)
  *   rdv.sock             the rendezvous socket (rdv.h), made by streams.c
  * Ranks write their output straight to files (never to a pipe the worker holds), so they
  * keep running and logging while the worker restarts.
@@ -29,6 +30,7 @@
 #include "worker/container.h"
 #include "worker/isol.h"
 #include "worker/jobenv.h"
+#include "worker/keeper.h"
 #include "worker/runas.h"
 
 enum job_phase {
@@ -40,7 +42,9 @@ enum job_phase {
 typedef struct job_rank {
     int lrank;        /* local rank on this node */
     uint32_t grank;   /* global rank */
-    pid_t pid;        /* leader: our child; 0 when adopted from an earlier worker process */
+    pid_t pid;        /* leader: our child, or the rank keeper's (kept); 0 when adopted from an
+                         earlier worker process or when its keeper is gone */
+    int kept;         /* started by the rank keeper (keeper.h): its end comes from the keeper */
     pid_t pgid;       /* its process group and session (setsid) */
     int alive;        /* 1 until the leader is reaped (own) or the group is gone (adopted) */
     int status;       /* waitpid status once reaped (or read from rank-<G>.status when
@@ -90,6 +94,7 @@ typedef struct job {
     char kill_reason[256];
     int have_fail;              /* a rank ended non-zero: fail_* valid */
     int status_lost;            /* an adopted rank ended without a status we can read */
+    int keeper_lost;            /* the rank keeper of some of its ranks went away */
     int output_lost;            /* the spool was full while it ran: some output may be missing */
     int (*no_space)(void *arg); /* job_cfg_t's, for job_save */
     void *no_space_arg;
@@ -131,6 +136,8 @@ typedef struct job_cfg {
     char *const *base_env; /* the worker's environment, NULL = none */
     int64_t grace_ms;      /* default kill grace */
     int rendezvous;        /* 1: offer WSLQ_RENDEZVOUS = <spool>/rdv.sock */
+    keeper_t *keeper;      /* the rank keeper every rank starts under when it can (keeper.h);
+                              NULL = none: ranks start under wslq-rank each */
     const char *rank_exe;  /* wslq-rank, the parent that records each rank's exit status for a
                               worker restarted meanwhile (worker/rank.c); NULL = ranks are
                               started directly and that status is lost */

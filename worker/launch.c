@@ -1,6 +1,7 @@
 /* Starting a job's ranks on this node: the spool directory, each rank's environment and
- * account, vfork + exec under wslq-rank, and the ending of a job that could not start (see
- * job.h). What happens after the start is job.c. */
+ * account, the launch through the rank keeper (keeper.h; else vfork + exec under wslq-rank),
+ * and the ending of a job that could not start (see job.h). What happens after the start is
+ * job.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -17,6 +18,7 @@
 #include "common/mem.h"
 #include "common/net.h"
 #include "common/parse.h"
+#include "worker/childexec.h"
 #include "worker/job_int.h"
 #include "worker/jobstate.h"
 
@@ -93,80 +95,16 @@ find_exe(const char *argv0, const char *path)
     }
 }
 
-/* In the child, between vfork and exec: system calls only, no allocation and no writes to
- * the worker's memory beyond this frame (the child shares it, and the worker has ZeroMQ
- * threads). The error pipe tells the worker which step failed and why. */
-static _Noreturn void
-child_exec(const char *cwd,
-           const char *exe,
-           char **argv,
-           char **envp,
-           int nullfd,
-           int outfd,
-           int errw,
-           int keep_errw,
-           const runas_acct_t *acct,
-           const isol_cpus_t *cpus,
-           int procs_fd)
-{
-    isol_child(cpus, procs_fd); /* while still the worker's account: the cgroup is its */
-    if (keep_errw)
-        fcntl(errw, F_SETFD, 0); /* wslq-rank reports the rank's own exec through it */
-    setsid();
-    dup2(nullfd, 0);
-    dup2(outfd, 1);
-    dup2(outfd, 2);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    for (int s = 1; s < NSIG; s++)
-        sigaction(s, &dfl, NULL); /* ignored signals (SIGPIPE) would survive exec */
-    int msg[2] = {1, 0};
-    /* The job's account before anything runs (chdir included, so it is checked as the job's):
-     * wslq-rank then runs as the account too. A failed switch runs nothing. */
-    msg[0] = runas_switch(acct, &msg[1]);
-    if (msg[0] != 0) {
-        ssize_t w = write(errw, msg, sizeof msg);
-        (void) w;
-        _exit(126);
-    }
-    msg[0] = 1;
-    if (chdir(cwd) == 0) {
-        msg[0] = 2;
-        if (exe != NULL)
-            execve(exe, argv, envp);
-        else
-            errno = ENOENT;
-    }
-    msg[1] = errno;
-    ssize_t w = write(errw, msg, sizeof msg);
-    (void) w;
-    _exit(msg[0] == 1 ? 1 : (msg[1] == ENOENT ? 127 : 126));
-}
-
 /* Start one rank. vfork: no copy of the worker's page tables, so a launch costs the same
  * whatever the worker's size (fork of a process with 20 MiB touched measured 3.5 ms here, a
- * vfork-based spawn 0.4 ms). The child runs child_exec() and never returns here; kept in a
- * function of its own so nothing of the caller's frame lives across the vfork. */
+ * vfork-based spawn 0.4 ms). The child runs child_exec() (childexec.h) and never returns here; kept
+ * in a function of its own so nothing of the caller's frame lives across the vfork. */
 static __attribute__((noinline)) pid_t
-spawn_rank(const char *cwd,
-           const char *exe,
-           char **argv,
-           char **envp,
-           int nullfd,
-           int outfd,
-           int errw,
-           int keep_errw,
-           const runas_acct_t *acct,
-           const isol_cpus_t *cpus,
-           int procs_fd)
+spawn_rank(const child_spec_t *c)
 {
     pid_t pid = vfork();
     if (pid == 0)
-        child_exec(cwd, exe, argv, envp, nullfd, outfd, errw, keep_errw, acct, cpus, procs_fd);
+        child_exec(c);
     return pid;
 }
 
@@ -343,19 +281,27 @@ job_launch(const Wslq__JobLaunch *l, const job_cfg_t *cfg)
         job_rank_path(p, sizeof p, j, "metrics", r->grank, ".jsonl");
         r->met_fd = job_spool_open(j, p, O_RDONLY | O_CREAT);
         int ep[2] = {-1, -1};
-        pid_t pid = -1;
+        pid_t pid = cfg->keeper != NULL ? -1 : -2;
         int saved = 0;
         char **sargv = NULL;
         if (outfd >= 0 && nullfd >= 0 && pipe_cloexec(ep) == 0) {
-            if (cfg->rank_exe != NULL && exe != NULL) {
+            char stp[PATH_MAX + 32];
+            job_rank_path(stp, sizeof stp, j, "rank", r->grank, ".status");
+            if (cfg->keeper != NULL) {
+                /* the rank keeper forks and execs the program itself (keeper.h) */
+                pid = keeper_launch(cfg->keeper, stp, exe, cwd, argv, envp, nullfd, outfd, ep[1],
+                                    acct, j->uid, j->gid, bind, procs_fd);
+                if (pid > 0)
+                    r->kept = 1;
+            }
+            if (pid == -2 && cfg->rank_exe != NULL && exe != NULL) {
                 /* wslq-rank STATUS ERRFD PROGRAM ARGV...: built here, the vfork child may
                  * not allocate */
                 size_t na = 0;
                 while (argv[na] != NULL)
                     na++;
                 sargv = wq_calloc(na + 5, sizeof *sargv);
-                char stp[PATH_MAX + 32], fdtxt[16];
-                job_rank_path(stp, sizeof stp, j, "rank", r->grank, ".status");
+                char fdtxt[16];
                 snprintf(fdtxt, sizeof fdtxt, "%d", ep[1]);
                 sargv[0] = (char *) "wslq-rank";
                 sargv[1] = stp;
@@ -363,11 +309,13 @@ job_launch(const Wslq__JobLaunch *l, const job_cfg_t *cfg)
                 sargv[3] = exe;
                 for (size_t a = 0; a < na; a++)
                     sargv[4 + a] = argv[a];
-                pid = spawn_rank(cwd, cfg->rank_exe, sargv, envp, nullfd, outfd, ep[1], 1, acct,
-                                 bind, procs_fd);
-            } else {
-                pid =
-                    spawn_rank(cwd, exe, argv, envp, nullfd, outfd, ep[1], 0, acct, bind, procs_fd);
+                child_spec_t c = {cwd, cfg->rank_exe, sargv, envp,    nullfd, outfd, ep[1],
+                                  1,   acct,          bind,  procs_fd};
+                pid = spawn_rank(&c);
+            } else if (pid == -2) {
+                child_spec_t c = {cwd,   exe, argv, envp, nullfd,  outfd,
+                                  ep[1], 0,   acct, bind, procs_fd};
+                pid = spawn_rank(&c);
             }
         }
         saved = errno;

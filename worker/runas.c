@@ -16,23 +16,6 @@
 #include "common/log.h"
 #include "common/mem.h"
 
-/* 32-bit x86 and ARM have 16-bit id calls under the plain names; the 32-bit ones end in 32. */
-#ifdef SYS_setuid32
-#define SYS_SETGROUPS SYS_setgroups32
-#define SYS_GETGROUPS SYS_getgroups32
-#define SYS_SETGID    SYS_setgid32
-#define SYS_SETUID    SYS_setuid32
-#define SYS_GETRESUID SYS_getresuid32
-#define SYS_GETRESGID SYS_getresgid32
-#else
-#define SYS_SETGROUPS SYS_setgroups
-#define SYS_GETGROUPS SYS_getgroups
-#define SYS_SETGID    SYS_setgid
-#define SYS_SETUID    SYS_setuid
-#define SYS_GETRESUID SYS_getresuid
-#define SYS_GETRESGID SYS_getresgid
-#endif
-
 #define GROUPS_MAX 65536 /* the kernel's NGROUPS_MAX */
 
 static const char *const mode_names[] = {"service", "owner", "worker"};
@@ -308,37 +291,4 @@ runas_give(const char *path, uid_t uid, gid_t gid)
     if (uid == geteuid() && gid == getegid())
         return 0;
     return fchownat(AT_FDCWD, path, uid, gid, AT_SYMLINK_NOFOLLOW);
-}
-
-int
-runas_switch(const runas_acct_t *a, int *err_no)
-{
-    if (a == NULL || !a->drop)
-        return 0;
-    /* Groups first and uid last: once the uid is not 0, the other two can no longer change. */
-    if (syscall(SYS_SETGROUPS, (long) a->ngroups, a->groups) != 0) {
-        *err_no = errno;
-        return RUNAS_STAGE_GROUPS;
-    }
-    if (syscall(SYS_SETGID, (long) a->gid) != 0) {
-        *err_no = errno;
-        return RUNAS_STAGE_GID;
-    }
-    if (syscall(SYS_SETUID, (long) a->uid) != 0) {
-        *err_no = errno;
-        return RUNAS_STAGE_UID;
-    }
-    /* Checked, not assumed: real, effective and saved ids, the group count, and that the way
-     * back to root is shut (setuid as root sets all three uids and drops the capabilities). */
-    uid_t ru = 0, eu = 0, su = 0;
-    gid_t rg = 0, eg = 0, sg = 0;
-    *err_no = EPERM;
-    if (syscall(SYS_GETRESUID, &ru, &eu, &su) != 0 || syscall(SYS_GETRESGID, &rg, &eg, &sg) != 0)
-        return RUNAS_STAGE_CHECK;
-    if (ru != a->uid || eu != a->uid || su != a->uid || rg != a->gid || eg != a->gid ||
-        sg != a->gid || syscall(SYS_GETGROUPS, 0L, NULL) != (long) a->ngroups)
-        return RUNAS_STAGE_CHECK;
-    if (syscall(SYS_SETUID, 0L) == 0 || syscall(SYS_SETGID, 0L) == 0)
-        return RUNAS_STAGE_CHECK;
-    return 0;
 }

@@ -200,6 +200,29 @@ streams_reap(worker_t *w, int64_t now)
     }
 }
 
+void
+streams_keeper(worker_t *w, int64_t now)
+{
+    keeper_end_t e;
+    while (keeper_next_end(&w->keeper, &e) == 0)
+        for (size_t i = 0; i < w->njobs; i++)
+            if (job_reap(w->jobs[i], e.pid, e.status, now))
+                break;
+    if (!w->keeper.lost)
+        return;
+    /* The keeper is gone: its ranks are init's now. Watched by group like adopted ones; one
+     * that ends without a status file ends the job with the keeper's loss as the reason. */
+    w->keeper.lost = 0;
+    for (size_t i = 0; i < w->njobs; i++) {
+        job_t *j = w->jobs[i];
+        for (int r = 0; r < j->nranks; r++)
+            if (j->ranks[r].kept && j->ranks[r].alive && j->ranks[r].pid > 0) {
+                j->ranks[r].pid = 0;
+                j->keeper_lost = 1;
+            }
+    }
+}
+
 /* Stream new bytes of job.log from j->sent, bounded per tick. */
 static void
 send_logs(worker_t *w, job_t *j)

@@ -196,6 +196,9 @@ find_rank_exe(worker_t *w)
     }
     if (w->rank_exe[0] && access(w->rank_exe, X_OK) == 0) {
         w->jcfg.rank_exe = w->rank_exe;
+        keeper_init(&w->keeper, w->cfg.state_dir, w->rank_exe);
+        if (getenv("WSLQ_NO_RANK_KEEPER") == NULL)
+            w->jcfg.keeper = &w->keeper;
         return;
     }
     log_warn("wslq-rank not found beside wslq-worker path=%s: a job running while this worker "
@@ -215,6 +218,7 @@ worker_new(const wcfg_t *cfg, const keys_creds_t *creds, wq_error_t *err)
         return NULL;
 
     worker_t *w = wq_calloc(1, sizeof *w);
+    w->keeper.fd = -1;
     if (isol_init(&w->isol, cfg->cpu_bind, cfg->cgroup, cfg->cgroup_root, cfg->mem_watch, err) <
         0) {
         free(w);
@@ -261,6 +265,8 @@ worker_new(const wcfg_t *cfg, const keys_creds_t *creds, wq_error_t *err)
         w->rdv = rdv_new(outbox_rdv_send, w);
 
     streams_adopt(w);
+    if (w->jcfg.keeper != NULL)
+        keeper_connect(w->jcfg.keeper); /* a keeper left running by an earlier worker */
     selftest_listen(w);
 
     w->ctx = zmq_ctx_new();
@@ -346,15 +352,17 @@ worker_run(worker_t *w)
                         "node joined (its key differs), or it does not use CURVE suppressed=%d",
                         w->cfg.scheduler, sup);
         }
-        zmq_pollitem_t items[2 + 1 + WORKER_SELFTEST_MAX + RDV_ITEMS] = {
+        int kfd = keeper_fd(&w->keeper);
+        zmq_pollitem_t items[3 + 1 + WORKER_SELFTEST_MAX + RDV_ITEMS] = {
             {w->sock, 0, ZMQ_POLLIN, 0},
             {NULL, sig_pipe[0], ZMQ_POLLIN, 0},
+            {NULL, kfd >= 0 ? kfd : sig_pipe[0], kfd >= 0 ? ZMQ_POLLIN : 0, 0},
         };
         int smap[1 + WORKER_SELFTEST_MAX];
-        int nst = selftest_pollitems(w, items + 2, smap);
-        zmq_pollitem_t *rdv_items = items + 2 + nst;
+        int nst = selftest_pollitems(w, items + 3, smap);
+        zmq_pollitem_t *rdv_items = items + 3 + nst;
         size_t nrdv = w->rdv ? rdv_pollitems(w->rdv, rdv_items, RDV_ITEMS) : 0;
-        if (zmq_poll(items, 2 + nst + (int) nrdv, poll_timeout(w, now)) < 0 &&
+        if (zmq_poll(items, 3 + nst + (int) nrdv, poll_timeout(w, now)) < 0 &&
             zmq_errno() != EINTR) {
             log_err("poll failed err=\"%s\"", zmq_strerror(zmq_errno()));
             rc = -1;
@@ -365,7 +373,8 @@ worker_run(worker_t *w)
             ;
         now = wq_clock_mono_ms();
         streams_reap(w, now);
-        selftest_handle(w, items + 2, smap, nst, now);
+        streams_keeper(w, now);
+        selftest_handle(w, items + 3, smap, nst, now);
         if (nrdv > 0)
             rdv_handle(w->rdv, rdv_items, nrdv);
         for (int n = 0; n < RECV_BURST; n++) {
@@ -395,6 +404,7 @@ worker_destroy(worker_t **wp)
         return;
     worker_t *w = *wp;
     streams_destroy(w);
+    keeper_close(&w->keeper);
     workdir_destroy(w);
     rdv_destroy(&w->rdv);
     selftest_close(w);

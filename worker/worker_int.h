@@ -21,6 +21,7 @@
 #include "proto/wire.h"
 #include "worker/config.h"
 #include "worker/job.h"
+#include "worker/keeper.h"
 #include "worker/rdv.h"
 #include "worker/runas.h"
 #include "worker/space.h"
@@ -61,6 +62,7 @@ struct worker {
     job_cfg_t jcfg;          /* what every job launch needs (state dir, env, grace) */
     isol_t isol;             /* CPU binding and cgroups of jobs (isol.h), decided at start */
     char rank_exe[PATH_MAX]; /* wslq-rank beside this program, "" when missing */
+    keeper_t keeper;         /* the rank keeper (keeper.h), started at the first launch */
     runas_t runas;           /* whose account jobs run as (runas.h), decided at start */
     rdv_t *rdv;              /* rendezvous relay, NULL when disabled */
     int registered;          /* a RegisterReply arrived since the last (re)connect */
@@ -147,6 +149,10 @@ void streams_register_reply(worker_t *w, const Wslq__RegisterReply *r, int64_t n
 
 /* Reap exited children and give each to its job. */
 void streams_reap(worker_t *w, int64_t now);
+
+/* Rank ends the rank keeper reported; when it went away, its running ranks are watched by
+ * group from then on (keeper.h). */
+void streams_keeper(worker_t *w, int64_t now);
 
 /* One turn: poll every job, stream logs and metrics (only while registered), send
  * RankFailed and JobEnded when due, forget jobs whose end was acknowledged and sent. */

@@ -50,6 +50,7 @@ static gid_t acct_gid, extra_gid;
 static int watchdog_fd = -1;
 static pid_t watchdog_pid;
 static job_cfg_t cfg;
+static keeper_t *keeper; /* the rank keeper of the test that uses one, else NULL */
 static uint64_t next_id = 1;
 
 /* ---- the temporary account ---- */
@@ -256,6 +257,9 @@ run_until(job_t *j, rdv_t *rdv, int64_t limit_ms, const char *const *in_log)
         pid_t pid;
         while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
             job_reap(j, pid, status, wq_clock_mono_ms());
+        keeper_end_t e;
+        while (keeper != NULL && keeper_next_end(keeper, &e) == 0)
+            job_reap(j, e.pid, e.status, wq_clock_mono_ms());
         job_poll(j, wq_clock_mono_ms());
         pump(rdv);
         int have = in_log != NULL;
@@ -743,6 +747,70 @@ test_switch_failure(void **state)
     job_destroy(&j);
 }
 
+/* Through the rank keeper (keeper.h): the rank runs as the account with the keeper as its
+ * parent, its wait status reaches the worker and the status file (the account's, 0600); a
+ * program that does not exist ends 127 with the reason of the direct start. */
+static void
+test_keeper_job(void **state)
+{
+    (void) state;
+    runas_t r;
+    wq_error_t err = {0};
+    assert_int_equal(runas_init(&r, RUNAS_SERVICE, acct_name, &err), 0);
+    assert_int_equal(runas_state_dirs(&r, dir, &err), 0);
+    runas_acct_t a;
+    char why[256];
+    assert_int_equal(runas_resolve(&r, "root", "testnode", &a, why, sizeof why), 0);
+    keeper_t k;
+    keeper_init(&k, dir, rank_exe);
+    keeper = &k;
+    job_cfg_t c = cfg;
+    c.acct = &a;
+    c.keeper = &k;
+
+    launch_t f;
+    init_launch(&f, "echo \"uid=$(id -u) ppid=$PPID\"; exit 3", 1);
+    job_t *j = job_launch(&f.l, &c);
+    assert_int_equal(j->started, 1);
+    assert_int_equal(j->ranks[0].kept, 1);
+    run_until(j, NULL, 30000, NULL);
+    assert_int_equal(j->exit_code, 3);
+    char line[128];
+    snprintf(line, sizeof line, "uid=%u ppid=", (unsigned) acct_uid);
+    const char *at = strstr(read_log(j), line);
+    if (at == NULL)
+        fail_msg("no '%s' in the log:\n%s", line, read_log(j));
+    /* the shell's parent: the keeper, not this process */
+    assert_int_not_equal(atoi(at + strlen(line)), (int) getpid());
+    char stp[PATH_MAX + 32];
+    snprintf(stp, sizeof stp, "%s/rank-0.status", j->spool);
+    assert_owned(stp, 0600);
+    FILE *sf = fopen(stp, "r");
+    int st = -1;
+    assert_non_null(sf);
+    assert_int_equal(fscanf(sf, "%d", &st), 1);
+    fclose(sf);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 3);
+    job_destroy(&j);
+
+    launch_t g;
+    init_launch(&g, "unused", 1);
+    g.argv[0] = "/nonexistent/wslq-no-such-program";
+    g.spec.n_argv = 1;
+    g.spec.wrap = 0;
+    j = job_launch(&g.l, &c);
+    assert_int_equal(j->started, 1);
+    run_until(j, NULL, 30000, NULL);
+    assert_int_equal(j->exit_code, 127);
+    if (strstr(j->reason,
+               "rank 0: cannot run '/nonexistent/wslq-no-such-program': command not found") == NULL)
+        fail_msg("reason '%s'", j->reason);
+    job_destroy(&j);
+    keeper_close(&k);
+    keeper = NULL;
+    runas_acct_clear(&a);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -766,6 +834,7 @@ main(int argc, char **argv)
         cmocka_unit_test(test_start_checks),  cmocka_unit_test(test_resolve),
         cmocka_unit_test(test_service_job),   cmocka_unit_test(test_owner_job),
         cmocka_unit_test(test_owner_refused), cmocka_unit_test(test_switch_failure),
+        cmocka_unit_test(test_keeper_job),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
