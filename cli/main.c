@@ -75,11 +75,8 @@ main(int argc, char **argv)
      * parsed into `flags` and applied over the config files and the environment once they
      * are read. A broken config file stops every command but --help and --version, which
      * still say how to use wslq. */
-    cli_ctx_t ctx, flags;
+    static cli_ctx_t ctx, flags; /* 12 KiB each: out of the stack, untouched by --version */
     wq_error_t err = {0}, conf_err = {0};
-    flags.scheduler = NULL; /* only opt_common()'s fields: the rest is never read */
-    flags.scheduler_given = 0;
-    flags.timeout_ms = 0;
     int timeout_given = 0;
 
     static const opt_t opts[] = {{"version", 'V', 0, O_VERSION}, OPT_COMMON, {NULL, 0, 0, 0}};

@@ -7,9 +7,8 @@
  * sockets, wslq's are DEALER and PAIR), so the static wslq links these definitions instead of
  * the two archives (cli/CMakeLists.txt): each opens libnorm.so.1 on its first call and
  * forwards to it; if that fails it answers as a failed call of that function would (an
- * invalid handle, false, nothing done). The headers are C++ (normApi.h), so the prototypes
- * are written here; the four constants are the library's values (null handles and
- * 0xffffffff, normApi.cpp). */
+ * invalid handle, false, nothing done). NORM's header is C++ only, so the prototypes are
+ * written here; the four constants are the library's values (null handles and 0xffffffff). */
 #include <dlfcn.h>
 #include <stdbool.h>
 #include <stddef.h>
