@@ -65,6 +65,11 @@ print_usage(void)
 
 enum { O_VERSION = 1 };
 
+/* "wslq 0.1.0 (protocol 1)\n", whole at compile time: no printf at start-up. */
+#define STR_(x)      #x
+#define STR(x)       STR_(x)
+#define VERSION_LINE "wslq " WSLQ_VERSION " (protocol " STR(WIRE_PROTO_CUR) ")\n"
+
 int
 main(int argc, char **argv)
 {
@@ -90,7 +95,7 @@ main(int argc, char **argv)
             return CLI_OK;
         }
         if (id == O_VERSION) {
-            printf("wslq %s (protocol %d)\n", WSLQ_VERSION, WIRE_PROTO_CUR);
+            fputs(VERSION_LINE, stdout);
             opt_parser_fini(&p);
             return CLI_OK;
         }
