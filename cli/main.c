@@ -66,17 +66,24 @@ print_usage(void)
 
 enum { O_VERSION = 1 };
 
+/* "wslq 0.1.0 (protocol 1)\n", whole at compile time: no printf at start-up. */
+#define STR_(x)      #x
+#define STR(x)       STR_(x)
+#define VERSION_LINE "wslq " WSLQ_VERSION " (protocol " STR(WIRE_PROTO_CUR) ")\n"
+
 int
 main(int argc, char **argv)
 {
     /* Writing to a closed pipe (wslq logs 5 | head) is an ordinary end, handled as EPIPE. */
     signal(SIGPIPE, SIG_IGN);
 
-    cli_ctx_t ctx;
+    /* The global options come first, so --version and --help read no file: a flag is
+     * parsed into `flags` and applied over the config files and the environment once they
+     * are read. A broken config file stops every command but --help and --version, which
+     * still say how to use wslq. */
+    static cli_ctx_t ctx, flags; /* 12 KiB each: out of the stack, untouched by --version */
     wq_error_t err = {0}, conf_err = {0};
-    /* A broken config file stops every command but --help and --version, which still say
-     * how to use wslq. */
-    int conf_bad = cli_ctx_init(&ctx, &conf_err) < 0;
+    int timeout_given = 0;
 
     static const opt_t opts[] = {{"version", 'V', 0, O_VERSION}, OPT_COMMON, {NULL, 0, 0, 0}};
     opt_parser_t p;
@@ -89,21 +96,28 @@ main(int argc, char **argv)
             return CLI_OK;
         }
         if (id == O_VERSION) {
-            printf("wslq %s (protocol %d)\n", WSLQ_VERSION, WIRE_PROTO_CUR);
+            fputs(VERSION_LINE, stdout);
             opt_parser_fini(&p);
             return CLI_OK;
         }
-        if (opt_common(&ctx, id, p.arg, &err) != 0)
+        if (opt_common(&flags, id, p.arg, &err) != 0)
             break;
+        timeout_given |= id == OPT_TIMEOUT;
     }
     int rest = p.rest;
     opt_parser_fini(&p);
     if (id != 0)
         return cli_usage_error(NULL, "%s", err.text);
-    if (conf_bad) {
+    if (cli_ctx_init(&ctx, &conf_err) < 0) {
         fprintf(stderr, "wslq: %s\n", conf_err.text);
         return CLI_USAGE;
     }
+    if (flags.scheduler_given) {
+        ctx.scheduler = flags.scheduler;
+        ctx.scheduler_given = 1;
+    }
+    if (timeout_given)
+        ctx.timeout_ms = flags.timeout_ms;
     if (rest >= argc)
         return cli_usage_error(NULL, "no command given");
 

@@ -15,7 +15,8 @@
 #include "proto/wslq.pb-c.h"
 
 #define WIRE_PROTO_MIN 1 /* oldest version accepted */
-#define WIRE_PROTO_CUR 1 /* version this build speaks */
+/* The version this build speaks: a plain number (`wslq --version` prints it as written). */
+#define WIRE_PROTO_CUR 1
 
 /* JobState values, UNSPECIFIED to OUT_OF_MEMORY: the size of arrays indexed by state. Not
  * every value below it is a state (9 and 10 are not yet): loops skip !wire_state_known. */
