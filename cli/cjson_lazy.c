@@ -5,19 +5,35 @@
  * page faults and 6 system calls of a `wslq --version`, for the `--json` output of a few
  * commands. The static wslq links these definitions instead: each opens libcjson.so.1 on its
  * first call and forwards to it; if that fails it answers as cJSON does when out of memory
- * (NULL or false; `cli_print_json` then prints its one-line error). Every object the
- * program frees or prints came from the same library, so the two never mix. */
+ * (NULL or false; `cli_print_json` then prints a one-line error naming the library). Every object
+ * the program frees or prints came from the same library, so the two never mix. */
 #include <cjson/cJSON.h>
 #include <dlfcn.h>
 #include <stddef.h>
+#include <stdio.h>
+
+static char lib_error[256]; /* why the library could not be opened, "" while it could */
 
 static void *
 cjson_lib_sym(const char *name)
 {
     static void *lib;
-    if (lib == NULL)
+    if (lib == NULL) {
         lib = dlopen("libcjson.so.1", RTLD_NOW | RTLD_LOCAL);
+        if (lib == NULL) {
+            const char *why = dlerror();
+            snprintf(lib_error, sizeof lib_error, "%s", why ? why : "libcjson.so.1: not found");
+        }
+    }
     return lib != NULL ? dlsym(lib, name) : NULL;
+}
+
+/* Why the last call found no cJSON (cli_print_json names it), or NULL. */
+const char *cli_json_lib_error(void);
+const char *
+cli_json_lib_error(void)
+{
+    return lib_error[0] ? lib_error : NULL;
 }
 
 /* Defines RET NAME(PARAMS) forwarding ARGS to the library's NAME, FAIL without it. */

@@ -151,11 +151,19 @@ cli_user_name(const cli_ctx_t *ctx)
     return name;
 }
 
+/* Defined by cli/cjson_lazy.c in the static wslq, which opens cJSON on first use. */
+const char *cli_json_lib_error(void) __attribute__((weak));
+
 int
 cli_print_json(struct cJSON *doc)
 {
     char *text = cJSON_Print(doc);
     cJSON_Delete(doc);
+    const char *lib_err = cli_json_lib_error != NULL ? cli_json_lib_error() : NULL;
+    if (text == NULL && lib_err != NULL) {
+        fprintf(stderr, "wslq: cannot print JSON: %s (install libcjson1)\n", lib_err);
+        return CLI_FAIL;
+    }
     if (text == NULL) {
         fprintf(stderr, "wslq: out of memory formatting JSON\n");
         return CLI_FAIL;
