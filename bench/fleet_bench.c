@@ -64,6 +64,8 @@ mono_ms(void)
     return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static int keep_dir; /* a failed run keeps the scheduler's log */
+
 static void
 cleanup(void)
 {
@@ -75,6 +77,8 @@ cleanup(void)
         waitpid(sched_pid, NULL, 0);
         sched_pid = 0;
     }
+    if (keep_dir)
+        return;
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", state_dir);
     if (system(cmd) != 0)
@@ -84,8 +88,9 @@ cleanup(void)
 static void
 die(const char *what)
 {
-    fprintf(stderr, "wslq-bench-fleet: %s\n", what);
-    cleanup();
+    fprintf(stderr, "wslq-bench-fleet: %s (the scheduler's log: %s/scheduler.log)\n", what,
+            state_dir);
+    keep_dir = 1;
     exit(1);
 }
 
@@ -479,8 +484,13 @@ main(int argc, char **argv)
         done = 1;
         for (int i = 0; i < n_fleet; i++)
             done &= fleet[i].registered;
-        if (mono_ms() > t_reg)
+        if (mono_ms() > t_reg) {
+            int n = 0;
+            for (int i = 0; i < n_fleet; i++)
+                n += fleet[i].registered;
+            fprintf(stderr, "wslq-bench-fleet: %d of %d nodes registered\n", n, n_fleet);
             die("the fleet did not register within 60 s");
+        }
     }
     printf("fleet: %d nodes registered in %.2f s (4 GPUs, 16 CPUs, 64 GiB each; 1 s heartbeats)\n",
            n_fleet, (double) (mono_ms() - t0) / 1000);
