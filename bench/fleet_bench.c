@@ -85,6 +85,15 @@ cleanup(void)
         fprintf(stderr, "cannot remove %s\n", state_dir);
 }
 
+/* Stopped by a signal (SIGTERM from timeout, ^C): the scheduler goes too. */
+static void
+on_signal(int sig)
+{
+    if (sched_pid > 0)
+        kill(sched_pid, SIGKILL);
+    _exit(128 + sig);
+}
+
 static void
 die(const char *what)
 {
@@ -434,6 +443,9 @@ main(int argc, char **argv)
         _exit(127);
     }
     atexit(cleanup);
+    signal(SIGPIPE, SIG_IGN); /* a closed stdout (| head) must not skip the cleanup */
+    signal(SIGTERM, on_signal);
+    signal(SIGINT, on_signal);
 
     void *ctx = zmq_ctx_new();
     zmq_ctx_set(ctx, ZMQ_MAX_SOCKETS, n_fleet + 64);
