@@ -1025,9 +1025,13 @@ wire_state_is_final(Wslq__JobState state)
 void
 wire_set_str(char **field, const char *v)
 {
+    if (v == NULL)
+        v = "";
+    if (*field != NULL && *field != protobuf_c_empty_string && strcmp(*field, v) == 0)
+        return; /* the same: no free and copy (nodes_refresh sets many fields on every look) */
     if (*field != NULL && *field != protobuf_c_empty_string)
         free(*field);
-    *field = wq_strdup(v ? v : "");
+    *field = wq_strdup(v);
 }
 
 /* ---------- the user socket's stream framing ---------- */

@@ -10,6 +10,10 @@
 #include "scheduler/sched_int.h"
 
 #define CLOCK_WARN_MS 500 /* |offset| from which doctor.time.offset warns */
+/* Heartbeats' GPU metrics bump stats.version (the dashboard's snapshot, wslq top's watch) at
+ * most this often: a worker's every 1 s heartbeat still shows at once, and a fleet's thousand
+ * a second cost one snapshot, not four (its 250 ms floor). */
+#define METRICS_VERSION_MS 750
 
 static const char *const node_state_names[] = {"idle", "torpid", "lost"};
 
@@ -22,15 +26,82 @@ nodes_by_name(sched_t *self, const char *name)
     return NULL;
 }
 
+static size_t
+peer_hash(const peer_t *p)
+{
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (size_t i = 0; i < p->len; i++) {
+        h ^= (unsigned char) p->id[i];
+        h *= 0x100000001b3ull;
+    }
+    return (size_t) h;
+}
+
+/* The table of nodes by connection, built again after a node registered or was forgotten:
+ * every message asks it, so a fleet's heartbeats do not each walk every node. Where two
+ * nodes had the same connection, the first in the registry has it, as a walk would find. */
+static void
+peers_rebuild(sched_t *self)
+{
+    size_t cap = 16;
+    while (cap < 2 * self->n_nodes)
+        cap *= 2;
+    if (cap != self->node_peers_cap) {
+        free(self->node_peers);
+        self->node_peers = wq_calloc(cap, sizeof *self->node_peers);
+        self->node_peers_cap = cap;
+    } else {
+        memset(self->node_peers, 0, cap * sizeof *self->node_peers);
+    }
+    for (size_t i = 0; i < self->n_nodes; i++) {
+        node_t *nd = self->nodes[i];
+        if (nd->peer.len == 0)
+            continue;
+        size_t j = peer_hash(&nd->peer) & (cap - 1);
+        while (self->node_peers[j] != NULL && !peer_same(&self->node_peers[j]->peer, &nd->peer))
+            j = (j + 1) & (cap - 1);
+        if (self->node_peers[j] == NULL)
+            self->node_peers[j] = nd;
+    }
+    self->node_peers_stale = 0;
+}
+
 node_t *
 nodes_by_peer(sched_t *self, const peer_t *p)
 {
-    for (size_t i = 0; i < self->n_nodes; i++) {
-        node_t *n = self->nodes[i];
-        if (p->len > 0 && peer_same(&n->peer, p))
-            return n;
-    }
+    if (p->len == 0)
+        return NULL;
+    if (self->node_peers == NULL || self->node_peers_stale)
+        peers_rebuild(self);
+    size_t mask = self->node_peers_cap - 1;
+    for (size_t j = peer_hash(p) & mask; self->node_peers[j] != NULL; j = (j + 1) & mask)
+        if (peer_same(&self->node_peers[j]->peer, p))
+            return self->node_peers[j];
     return NULL;
+}
+
+/* ---------- when a node's silence is next due ---------- */
+
+static int64_t node_torpid_ms(const sched_t *self, const node_t *nd);
+
+/* The first millisecond at which nodes_tick finds the node silent too long. */
+static int64_t
+node_due(const sched_t *self, const node_t *nd)
+{
+    return nd->state == NODE_ALIVE    ? nd->last_seen_mono + node_torpid_ms(self, nd) + 1
+           : nd->state == NODE_TORPID ? nd->last_seen_mono + self->cfg.lost_ms + 1
+                                      : INT64_MAX;
+}
+
+/* self->nodes_due stays a lower bound of every node's due time: a change that may bring a
+ * node's earlier lowers it here; one that puts it later (a heartbeat) leaves it, and the loop
+ * then wakes early once, when nodes_tick finds the true one. */
+static void
+due_note(sched_t *self, const node_t *nd)
+{
+    int64_t t = node_due(self, nd);
+    if (t < self->nodes_due)
+        self->nodes_due = t;
 }
 
 static node_t *
@@ -42,6 +113,7 @@ node_add(sched_t *self, Wslq__NodeInfo *info)
     n->last_seen_mono = wq_clock_mono_ms();
     self->nodes = wq_realloc(self->nodes, (self->n_nodes + 1) * sizeof *self->nodes);
     self->nodes[self->n_nodes++] = n;
+    due_note(self, n);
     return n;
 }
 
@@ -63,6 +135,9 @@ nodes_free_all(sched_t *self)
     free(self->nodes);
     self->nodes = NULL;
     self->n_nodes = 0;
+    free(self->node_peers);
+    self->node_peers = NULL;
+    self->node_peers_cap = 0;
 }
 
 void
@@ -226,6 +301,10 @@ owner_report(sched_t *self,
 {
     int was_blocked = nodes_owner_blocks(nd);
     int acted = nd->owner_policy >= 2;
+    if (nd->owner_state != state || nd->owner_policy != policy ||
+        nd->owner_suspend_max_s != suspend_max_s || strcmp(nd->owner_why, why) != 0 ||
+        strcmp(nd->owner_user, user ? user : "") != 0)
+        self->stats.version++; /* shown (wslq nodes, the dashboard) */
     snprintf(nd->owner_user, sizeof nd->owner_user, "%s", user ? user : "");
     nd->owner_suspend_max_s = suspend_max_s;
     if (nd->owner_state != state || nd->owner_policy != policy)
@@ -251,6 +330,7 @@ nodes_seen(sched_t *self, node_t *nd)
         nd->state = NODE_ALIVE;
         self->dirty = 1;
     }
+    due_note(self, nd);
 }
 
 static void
@@ -286,6 +366,7 @@ nodes_announce(sched_t *self, node_t *nd, uint32_t next_hb_ms)
                  nd->info->name, next_hb_ms, self->cfg.lost_ms, self->cfg.lost_ms / 2);
     }
     nd->next_hb_ms = next_hb_ms;
+    due_note(self, nd);
 }
 
 static int64_t
@@ -298,6 +379,7 @@ node_torpid_ms(const sched_t *self, const node_t *nd)
 void
 nodes_tick(sched_t *self, int64_t now)
 {
+    int64_t due = INT64_MAX;
     for (size_t i = 0; i < self->n_nodes; i++) {
         node_t *nd = self->nodes[i];
         int64_t silent = now - nd->last_seen_mono;
@@ -308,23 +390,16 @@ nodes_tick(sched_t *self, int64_t now)
         }
         if (nd->state == NODE_TORPID && silent > self->cfg.lost_ms)
             node_lost(self, nd);
+        int64_t t = node_due(self, nd);
+        due = t < due ? t : due;
     }
+    self->nodes_due = due;
 }
 
 int64_t
 nodes_next_timer(const sched_t *self)
 {
-    int64_t next = INT64_MAX;
-    for (size_t i = 0; i < self->n_nodes; i++) {
-        const node_t *nd = self->nodes[i];
-        /* the first millisecond at which nodes_tick finds it silent too long */
-        int64_t t = nd->state == NODE_ALIVE    ? nd->last_seen_mono + node_torpid_ms(self, nd) + 1
-                    : nd->state == NODE_TORPID ? nd->last_seen_mono + self->cfg.lost_ms + 1
-                                               : INT64_MAX;
-        if (t < next)
-            next = t;
-    }
-    return next;
+    return self->nodes_due; /* O(1): a heartbeat only ever puts its node's due time later */
 }
 
 /* ---------- what workers send ---------- */
@@ -377,6 +452,7 @@ handle_register(sched_t *self, const msg_t *m)
         nd->info = ni;
     }
     nd->peer = *m->from;
+    self->node_peers_stale = 1;
     nd->state = NODE_ALIVE;
     nd->last_seen_mono = wq_clock_mono_ms();
     nd->clock_known = 0;
@@ -435,7 +511,6 @@ void
 handle_heartbeat(sched_t *self, const msg_t *m)
 {
     node_t *nd = m->node;
-    self->stats.version++; /* fresh GPU metrics */
     const Wslq__Heartbeat *hb = m->env->heartbeat;
     log_flag(SCHED, "heartbeat name=%s running=%" PRIu32 " next_ms=%" PRIu32, nd->info->name,
              hb->running, hb->next_heartbeat_ms);
@@ -448,6 +523,7 @@ handle_heartbeat(sched_t *self, const msg_t *m)
         const Wslq__NodeCheck *was = nodecheck_find(nd->info->checks, nd->info->n_checks, c->id);
         if (was != NULL && was->verdict == c->verdict && strcmp(was->summary, c->summary) == 0)
             continue;
+        int verdict_changed = was == NULL || was->verdict != c->verdict;
         int blocks = strcmp(c->id, "disk.spool") == 0 &&
                      (c->verdict == WSLQ__CHECK_VERDICT__CHECK_FAIL) !=
                          (was != NULL && was->verdict == WSLQ__CHECK_VERDICT__CHECK_FAIL);
@@ -457,7 +533,11 @@ handle_heartbeat(sched_t *self, const msg_t *m)
                      nd->info->name, c->summary);
         nodecheck_set(&nd->info->checks, &nd->info->n_checks, c->id, c->verdict, c->summary,
                       c->fix);
-        self->dirty |= blocks; /* the node takes jobs again, or stops */
+        if (verdict_changed)
+            self->stats.version++; /* a check's verdict changed (wslq doctor, wslq nodes) */
+        else
+            self->metrics_unpublished = 1; /* its text only (free space): as metrics */
+        self->dirty |= blocks;             /* the node takes jobs again, or stops */
     }
     isol_heartbeat_cpus(self, nd, hb);
     for (size_t i = 0; i < hb->n_gpus; i++)
@@ -466,6 +546,11 @@ handle_heartbeat(sched_t *self, const msg_t *m)
             const Wslq__GpuInfo *src = hb->gpus[i];
             if (dst->index != src->index)
                 continue;
+            self->metrics_unpublished |=
+                dst->mem_used_mb != src->mem_used_mb || dst->temp_c != src->temp_c ||
+                dst->util_pct != src->util_pct || dst->power_w != src->power_w ||
+                dst->mem_idle_used_mb != src->mem_idle_used_mb ||
+                (src->mem_total_mb && dst->mem_total_mb != src->mem_total_mb);
             dst->mem_used_mb = src->mem_used_mb;
             if (src->mem_total_mb)
                 dst->mem_total_mb = src->mem_total_mb;
@@ -474,6 +559,14 @@ handle_heartbeat(sched_t *self, const msg_t *m)
             dst->power_w = src->power_w;
             dst->mem_idle_used_mb = src->mem_idle_used_mb;
         }
+    /* fresh GPU metrics: shown, but not worth a snapshot per heartbeat (METRICS_VERSION_MS);
+     * held ones go with the next heartbeat after that, or with any other change first */
+    int64_t now = wq_clock_mono_ms();
+    if (self->metrics_unpublished && now - self->metrics_bumped_mono >= METRICS_VERSION_MS) {
+        self->stats.version++;
+        self->metrics_bumped_mono = now;
+        self->metrics_unpublished = 0;
+    }
 }
 
 /* ---------- `wslq nodes` ---------- */
@@ -521,6 +614,7 @@ nodes_forget(sched_t *self, const char *name)
             sched_fatal(self, &err);
         wslq__node_info__free_unpacked(nd->info, NULL);
         free(nd);
+        self->node_peers_stale = 1;
         memmove(&self->nodes[i], &self->nodes[i + 1],
                 (self->n_nodes - i - 1) * sizeof *self->nodes);
         self->n_nodes--;

@@ -218,6 +218,15 @@ struct sched {
 
     node_t **nodes;
     size_t n_nodes;
+    /* nodes.c: the nodes by their connection (open addressing, rebuilt when stale), the
+     * earliest a node's silence may be due (a lower bound: nodes_tick sets it exactly), and
+     * when heartbeats' GPU metrics last bumped stats.version */
+    node_t **node_peers;
+    size_t node_peers_cap;
+    int node_peers_stale;
+    int64_t nodes_due;
+    int64_t metrics_bumped_mono;
+    int metrics_unpublished;
     job_t **jobs; /* active jobs, ascending id */
     size_t n_jobs;
     size_t cap_jobs;

@@ -25,7 +25,7 @@
 #include "scheduler/sched.h"
 #include "scheduler/sched_int.h" /* nodes_torpid_ms */
 
-#define MAX_WORKERS 4
+#define MAX_WORKERS 24
 
 typedef struct {
     void *sock;
@@ -607,6 +607,47 @@ test_node_lost_requeues(void **state)
     ended(w, id, 0, 0, -1, 0);
     wire_free((Wslq__Envelope *[]){expect(f, w->sock, WSLQ__ENVELOPE__BODY_ENDED_ACK, 2000)});
     assert_int_equal(state_of(f, id, NULL, 0), WSLQ__JOB_STATE__STARTING);
+}
+
+static const char *
+node_state_of(fx_t *f, const char *name)
+{
+    for (size_t i = 0; i < sched_node_count(f->s); i++)
+        if (strcmp(sched_node(f->s, i)->name, name) == 0)
+            return sched_node(f->s, i)->state;
+    return "none";
+}
+
+/* Many nodes: each heartbeat finds its own node by its connection, also after another was
+ * forgotten; heartbeats that change nothing shown leave the state version alone; one node
+ * falls silent and is lost while every other stays idle. */
+static void
+test_fleet_one_node_lost(void **state)
+{
+    fx_t *f = *state;
+    for (int i = 0; i < MAX_WORKERS; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "pc%02d", i);
+        fake_worker_t *w = add_worker(f, name);
+        wire_free((Wslq__Envelope *[]){register_worker(f, w, 1, NULL, 0)});
+    }
+    pump(f, 3 * HB_MS);
+    f->w[5].beating = 0;
+    nodes_forget(f->s, "pc05");
+    assert_int_equal(sched_node_count(f->s), MAX_WORKERS - 1);
+    pump(f, 3 * HB_MS);
+    uint64_t v = sched_stats(f->s)->version;
+    pump(f, 8 * HB_MS);
+    assert_int_equal(sched_stats(f->s)->version, v);
+    f->w[11].beating = 0;
+    int64_t end = wq_clock_mono_ms() + 5000;
+    while (strcmp(node_state_of(f, "pc11"), "lost") != 0 && wq_clock_mono_ms() < end)
+        pump(f, 20);
+    assert_string_equal(node_state_of(f, "pc11"), "lost");
+    for (int i = 0; i < MAX_WORKERS; i++)
+        if (i != 5 && i != 11)
+            assert_string_equal(node_state_of(f, f->w[i].name), "idle");
+    assert_string_equal(node_state_of(f, "pc05"), "none");
 }
 
 /* The torpid threshold: the configured one, stretched to 1.5 x the interval the worker
@@ -1374,6 +1415,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_backfill_reservation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_preempt_for_higher_priority, setup, teardown),
         cmocka_unit_test_setup_teardown(test_owner_suspend_and_evict_after_max, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fleet_one_node_lost, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
