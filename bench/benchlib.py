@@ -36,11 +36,15 @@ def load_cluster(bin_dir=None):
 
 
 def lab_cluster(sched_args, secure, workers=4, slots=16):
-    """A loopback cluster as a lab's: a scheduler started with sched_args (CURVE-enrolled
-    when secure, else --insecure) and workers w0, w1, ... of `slots` CPU slots each, no
-    GPUs, heartbeats every 1,000 ms. Stopped again if a worker fails to start."""
+    """A loopback cluster as a lab's: a scheduler started with the shipped --torpid 3s and
+    --lost 10s, then sched_args (CURVE-enrolled when secure, else --insecure), and workers
+    w0, w1, ... of `slots` CPU slots each, no GPUs, heartbeats every 1,000 ms (3,000 ms when
+    idle). Not the fixture's --lost 3s of the tests: an idle worker's 3 s heartbeat would
+    have it lost and registered again every few seconds, each time a placement pass over
+    the whole backlog. Stopped again if a worker fails to start."""
     import cluster
-    c = cluster.Cluster(workers=[], sched_args=sched_args, secure=secure)
+    c = cluster.Cluster(workers=[], sched_args=["--torpid", "3s", "--lost", "10s"] + sched_args,
+                        secure=secure)
     try:
         for i in range(workers):
             c.start_worker(f"w{i}", 0, extra=["--cpus", str(slots), "--heartbeat-ms", "1000"])

@@ -110,6 +110,7 @@ node_add(sched_t *self, Wslq__NodeInfo *info)
     node_t *n = wq_calloc(1, sizeof *n);
     n->info = info;
     n->state = NODE_TORPID;
+    n->torpid_passes = UINT64_MAX; /* not seen in this run: its return is news */
     n->last_seen_mono = wq_clock_mono_ms();
     self->nodes = wq_realloc(self->nodes, (self->n_nodes + 1) * sizeof *self->nodes);
     self->nodes[self->n_nodes++] = n;
@@ -328,7 +329,10 @@ nodes_seen(sched_t *self, node_t *nd)
         log_info("node back name=%s", nd->info->name);
         self->stats.version++;
         nd->state = NODE_ALIVE;
-        self->dirty = 1;
+        /* jobs were placed without it only if a pass ran meanwhile: an idle worker whose
+         * heartbeat comes just past --torpid costs no pass over the whole backlog */
+        if (self->n_passes != nd->torpid_passes)
+            self->dirty = 1;
     }
     due_note(self, nd);
 }
@@ -385,6 +389,7 @@ nodes_tick(sched_t *self, int64_t now)
         int64_t silent = now - nd->last_seen_mono;
         if (nd->state == NODE_ALIVE && silent > node_torpid_ms(self, nd)) {
             nd->state = NODE_TORPID;
+            nd->torpid_passes = self->n_passes;
             self->stats.version++;
             log_warn("node torpid name=%s silent_ms=%" PRId64, nd->info->name, silent);
         }

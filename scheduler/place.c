@@ -564,6 +564,7 @@ place_pass(sched_t *self)
     self->dirty = 0;
     if (!full && self->n_fresh == 0)
         return;
+    self->n_passes++;
     int deps = self->place_ended;
     if (full)
         self->place_ended = 0;

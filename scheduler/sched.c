@@ -360,8 +360,31 @@ recv_batch(sched_t *self, void *sock, int admin_sock)
 }
 
 /* Freed memory is given back to the system this often: a flood of connections leaves much of
- * it in malloc's arenas otherwise. */
-#define TRIM_MS 10000
+ * it in malloc's arenas otherwise. malloc_trim walks every free chunk of the heap and advises
+ * each page run away again (a system call and a TLB flush each), so with a large backlog's
+ * fragmented heap it is done only when the arenas hold TRIM_MIN_FREE bytes more free memory
+ * than the last trim left: a turn that answered a heartbeat freed next to nothing. */
+#define TRIM_MS       10000
+#define TRIM_MIN_FREE (256u << 10)
+
+#ifdef __GLIBC__
+static void
+trim_if_freed(sched_t *self)
+{
+#if __GLIBC_PREREQ(2, 33)
+    size_t free_now = mallinfo2().fordblks;
+    if (free_now < self->trim_free_after + TRIM_MIN_FREE) {
+        if (free_now < self->trim_free_after)
+            self->trim_free_after = free_now; /* reused since: the mark follows it down */
+        return;
+    }
+    malloc_trim(0);
+    self->trim_free_after = mallinfo2().fordblks;
+#else
+    malloc_trim(0);
+#endif
+}
+#endif
 
 static void
 tick(sched_t *self, int64_t now)
@@ -374,7 +397,7 @@ tick(sched_t *self, int64_t now)
     usock_tick(self, now);
 #ifdef __GLIBC__
     if (self->next_trim_mono != 0 && now >= self->next_trim_mono) {
-        malloc_trim(0);
+        trim_if_freed(self);
         self->next_trim_mono = 0;
     }
 #endif

@@ -101,6 +101,9 @@ typedef struct node {
     uint32_t owner_suspend_max_s;       /* suspend: evict a job stopped longer; 0 = 1800 */
     /* jobs that failed here with a GPU reset (TDR) since the scheduler started */
     uint64_t gpu_resets;
+    /* sched_t.n_passes when it went torpid: back with no pass run meanwhile, no pass runs for
+     * it (nothing was decided without it) */
+    uint64_t torpid_passes;
 } node_t;
 
 /* ---- jobs (jobs.c, gang.c, place.c) ---- */
@@ -206,6 +209,7 @@ struct sched {
     size_t max_conns;       /* SCHED_MAX_CONNS, lower when the descriptor limit is */
     int64_t next_trim_mono; /* ms: when freed memory is next given back to the system (0:
                                nothing was freed since the last time) */
+    size_t trim_free_after; /* bytes free in malloc's arenas after the last trim */
     notify_t *notify;       /* the webhook sender (notify.c); NULL when none is configured */
     int wake_fd[2];         /* a pipe: sched_stop (a signal handler) wakes the poll with it */
     int sock_quiet[4];      /* sched_turn: 1 when ZMQ_EVENTS said nothing and nobody read since */
@@ -252,6 +256,7 @@ struct sched {
     int placing;       /* in place_pass: the pending set is not compacted under its sweep */
     int place_waiting; /* a pending job waits for resources: a new one waits its turn */
     int sets_built;    /* the sets above are built (from the active jobs, when first needed) */
+    uint64_t n_passes; /* placement passes that looked at jobs (full or of new jobs alone) */
     job_t **live;
     size_t n_live, cap_live;
     unsigned next_port;
