@@ -2,6 +2,7 @@
 #include "scheduler/notify.h"
 
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -37,9 +38,64 @@ struct notify {
     pthread_t thread;
     int started;
     CURL *curl;
+    int curl_inited;     /* curl_global_init succeeded: cleaned up at the end */
     atomic_int stopping; /* read by libcurl's progress callback: abort a post in flight */
     _Atomic uint64_t sent_total, failed_total, dropped_total;
 };
+
+/* libcurl, opened when webhooks are first configured. Linked, it and what it needs (OpenSSL,
+ * libssh2, LDAP, Kerberos, RTMP, ...) were loaded by every scheduler and were a quarter of an
+ * idle one's resident memory, for a feature most labs leave off. */
+static struct {
+    int loaded;
+    CURLcode (*global_init)(long);
+    void (*global_cleanup)(void);
+    CURL *(*easy_init)(void);
+    CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
+    CURLcode (*easy_perform)(CURL *);
+    CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
+    const char *(*easy_strerror)(CURLcode);
+    void (*easy_cleanup)(CURL *);
+} lib;
+
+#define CURL_SONAME "libcurl.so.4"
+
+static int
+curl_load(wq_error_t *err)
+{
+    if (lib.loaded)
+        return 0;
+    void *h = dlopen(CURL_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (h == NULL) {
+        const char *why = dlerror();
+        return wq_fail(err, WQ_ESYS,
+                       "webhooks (--notify-url) need libcurl: %.200s; install libcurl4",
+                       why ? why : CURL_SONAME);
+    }
+    struct {
+        const char *name;
+        void **fn;
+    } syms[] = {
+        {"curl_global_init", (void **) &lib.global_init},
+        {"curl_global_cleanup", (void **) &lib.global_cleanup},
+        {"curl_easy_init", (void **) &lib.easy_init},
+        {"curl_easy_setopt", (void **) &lib.easy_setopt},
+        {"curl_easy_perform", (void **) &lib.easy_perform},
+        {"curl_easy_getinfo", (void **) &lib.easy_getinfo},
+        {"curl_easy_strerror", (void **) &lib.easy_strerror},
+        {"curl_easy_cleanup", (void **) &lib.easy_cleanup},
+    };
+    for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++) {
+        *syms[i].fn = dlsym(h, syms[i].name);
+        if (*syms[i].fn == NULL) {
+            dlclose(h);
+            return wq_fail(err, WQ_ESYS, "webhooks (--notify-url): %s has no %s", CURL_SONAME,
+                           syms[i].name);
+        }
+    }
+    lib.loaded = 1; /* kept open for the process's life, as a linked library would be */
+    return 0;
+}
 
 void
 notify_config_init(notify_config_t *cfg)
@@ -102,16 +158,16 @@ static int
 post(notify_t *self, const item_t *it, char *why, size_t size)
 {
     CURL *c = self->curl;
-    curl_easy_setopt(c, CURLOPT_URL, it->url);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, it->body);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long) strlen(it->body));
-    CURLcode rc = curl_easy_perform(c);
+    lib.easy_setopt(c, CURLOPT_URL, it->url);
+    lib.easy_setopt(c, CURLOPT_POSTFIELDS, it->body);
+    lib.easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long) strlen(it->body));
+    CURLcode rc = lib.easy_perform(c);
     if (rc != CURLE_OK) {
-        snprintf(why, size, "%s", curl_easy_strerror(rc));
+        snprintf(why, size, "%s", lib.easy_strerror(rc));
         return -1;
     }
     long code = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    lib.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
     if (code < 200 || code > 299) {
         snprintf(why, size, "the receiver answered HTTP %ld", code);
         return -1;
@@ -227,33 +283,36 @@ notify_new(const notify_config_t *cfg, wq_error_t *err)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&self->cv, &ca);
     pthread_condattr_destroy(&ca);
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    if (curl_load(err) < 0)
+        goto error;
+    if (lib.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         wq_fail(err, WQ_ESYS, "cannot start libcurl for webhooks");
         goto error;
     }
-    self->curl = curl_easy_init();
+    self->curl_inited = 1;
+    self->curl = lib.easy_init();
     if (self->curl == NULL) {
         wq_fail(err, WQ_ESYS, "cannot start libcurl for webhooks");
         goto error;
     }
     CURL *c = self->curl;
     static char ua[] = "wslq-scheduler";
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, ua);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long) cfg->timeout_ms);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long) cfg->timeout_ms);
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    lib.easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    lib.easy_setopt(c, CURLOPT_USERAGENT, ua);
+    lib.easy_setopt(c, CURLOPT_TIMEOUT_MS, (long) cfg->timeout_ms);
+    lib.easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long) cfg->timeout_ms);
+    lib.easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
 #if LIBCURL_VERSION_NUM >= 0x075500
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    lib.easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 #else
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long) (CURLPROTO_HTTP | CURLPROTO_HTTPS));
+    lib.easy_setopt(c, CURLOPT_PROTOCOLS, (long) (CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
-    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, progress);
-    curl_easy_setopt(c, CURLOPT_XFERINFODATA, self);
+    lib.easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+    lib.easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    lib.easy_setopt(c, CURLOPT_XFERINFOFUNCTION, progress);
+    lib.easy_setopt(c, CURLOPT_XFERINFODATA, self);
     static struct curl_slist json = {"Content-Type: application/json", NULL};
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, &json);
+    lib.easy_setopt(c, CURLOPT_HTTPHEADER, &json);
     int rc = pthread_create(&self->thread, NULL, sender, self);
     if (rc != 0) {
         wq_fail(err, WQ_ESYS, "cannot start the webhook thread: %s", strerror(rc));
@@ -297,8 +356,9 @@ notify_destroy(notify_t **self_p)
     if (n > 0)
         log_warn("webhook notifications not sent, dropped at stop count=%zu", n);
     if (self->curl != NULL)
-        curl_easy_cleanup(self->curl);
-    curl_global_cleanup();
+        lib.easy_cleanup(self->curl);
+    if (self->curl_inited)
+        lib.global_cleanup();
     pthread_cond_destroy(&self->cv);
     pthread_mutex_destroy(&self->mu);
     free(self);
