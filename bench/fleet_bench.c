@@ -414,6 +414,7 @@ main(int argc, char **argv)
         return 2;
     }
     const char *bin = argv[1];
+    keep_dir = getenv("WSLQ_BENCH_KEEP") != NULL; /* its log, e.g. with WSLQ_DEBUG=http */
     n_fleet = atoi(argv[2]);
     long pending = atol(argv[3]);
     int secs = argc == 5 ? atoi(argv[4]) : 30;
