@@ -197,6 +197,7 @@ jobs_save(sched_t *self, job_t *job)
 {
     wq_error_t err = {0};
     self->stats.version++;
+    self->stats.jobs_changes++;
     sched_db_begin(self);
     if (self->failed)
         return;
@@ -294,8 +295,10 @@ jobs_apply(sched_t *self, job_t *job, jobsm_event_t *ev)
         job->phase_mono = ev->now_mono_ms;
     if (out.act & JOBSM_ACT_SAVE)
         jobs_save(self, job); /* a new job's first save gives it its id */
-    else
+    else {
         self->stats.version++;
+        self->stats.jobs_changes++;
+    }
     if (out.state_changed)
         note_state(self, job, &out); /* after the save: the line names the job's id */
     for (size_t i = 0; i < out.n_rows; i++)

@@ -105,6 +105,7 @@ extern const double sched_loop_bounds[SCHED_LOOP_BUCKETS]; /* seconds */
 
 typedef struct {
     uint64_t version;                         /* bumps on every job or node change */
+    uint64_t jobs_changes;                    /* bumps (with version) on every job change */
     uint64_t submitted_total;                 /* accepted submissions */
     uint64_t refused_total;                   /* submissions refused (impossible, bad deps) */
     uint64_t ended_total[WIRE_JOB_STATES];    /* by final JobState */

@@ -84,7 +84,7 @@ publish(http_t *h)
 {
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    http_snap_t *s = http_snap_take(h->sched, h->started_ms);
+    http_snap_t *s = http_snap_take(h->sched, h->started_ms, &h->jobwalk);
     pthread_mutex_lock(&h->stat_lock);
     s->http_slow_cut_total = h->slow_cut_total;
     s->http_auth_refused_total = h->auth_refused_total;

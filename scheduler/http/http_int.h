@@ -61,9 +61,21 @@ typedef struct http_snap {
     char *update_json;  /* owned: the SSE "update" event data */
 } http_snap_t;
 
-/* Build a snapshot from the scheduler's read-only views. Loop thread only. refs = 1.
+/* What the walk over the active jobs found, kept for the next snapshot: a change of nodes
+ * only (a fleet's GPU metrics, about once a second) reuses it instead of walking 100,000
+ * waiting jobs again. Valid while the scheduler's jobs_changes is 'gen'. Loop thread only. */
+typedef struct {
+    int valid;
+    uint64_t gen;
+    uint64_t active[WIRE_JOB_STATES];
+    uint64_t suspended_now;
+    uint64_t jobs_version;
+} http_jobwalk_t;
+
+/* Build a snapshot from the scheduler's read-only views, the job counts from *walk when no
+ * job changed since it was filled (NULL: always walk). Loop thread only. refs = 1.
  * Caller owns the result (http_snap_free). */
-http_snap_t *http_snap_take(sched_t *s, int64_t started_ms);
+http_snap_t *http_snap_take(sched_t *s, int64_t started_ms, http_jobwalk_t *walk);
 void http_snap_free(http_snap_t *snap);
 
 /* A rendered response: status, body (owned) and its content type (static). */

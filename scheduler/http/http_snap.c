@@ -3,6 +3,7 @@
  * 10,000 active jobs take a median 2.4 ms, and the loop takes a snapshot at most every
  * 250 ms, so under 1 % of the loop's time. */
 #include <cjson/cJSON.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,22 +15,30 @@
 const char *const http_node_state_names[HTTP_NODE_STATES] = {
     "idle", "mixed", "allocated", "torpid", "lost", "draining", "drained", "other"};
 
-/* FNV-1a, to notice any change of the active jobs between snapshots. */
+/* A fingerprint of the active jobs, to notice any change between snapshots. It runs over
+ * every active job at each snapshot (100,000 waiting in a lab's backlog), so it mixes eight
+ * bytes at a time: hashed a byte at a time (FNV-1a) the walk took about 13 ms a snapshot at
+ * 100,000 jobs. Equality is all that is asked of it. */
 static uint64_t
-fnv(uint64_t h, const void *p, size_t n)
+mix_u64(uint64_t h, uint64_t v)
 {
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
+    h = (h ^ v) * 0x9e3779b97f4a7c15ull;
+    return h ^ (h >> 29);
 }
 
 static uint64_t
-fnv_u64(uint64_t h, uint64_t v)
+mix_str(uint64_t h, const char *str)
 {
-    return fnv(h, &v, sizeof v);
+    size_t n = strlen(str);
+    const char *p = str;
+    for (; n >= 8; n -= 8, p += 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = mix_u64(h, w);
+    }
+    uint64_t tail = 0;
+    memcpy(&tail, p, n);
+    return mix_u64(h, tail ^ ((uint64_t) (p - str + (ptrdiff_t) n) << 56));
 }
 
 static int
@@ -42,7 +51,7 @@ node_state_index(const char *s)
 }
 
 http_snap_t *
-http_snap_take(sched_t *s, int64_t started_ms)
+http_snap_take(sched_t *s, int64_t started_ms, http_jobwalk_t *walk)
 {
     http_snap_t *snap = wq_calloc(1, sizeof *snap);
     snap->refs = 1;
@@ -53,26 +62,39 @@ http_snap_take(sched_t *s, int64_t started_ms)
     snap->started_ms = started_ms;
 
     /* Jobs: counts by state, and a fingerprint of what a job listing shows. Counters cover
-     * the jobs that left the active set (ended, refused). */
-    uint64_t h = 0xcbf29ce484222325ull;
-    h = fnv_u64(h, st->submitted_total);
-    h = fnv_u64(h, st->requeued_total);
-    for (int i = 0; i < WIRE_JOB_STATES; i++)
-        h = fnv_u64(h, st->ended_total[i]);
-    size_t nj = sched_job_count(s);
-    for (size_t i = 0; i < nj; i++) {
-        const Wslq__JobInfo *j = sched_job(s, i);
-        if (j->state >= 0 && j->state < WIRE_JOB_STATES)
-            snap->active[j->state]++;
-        snap->suspended_now += j->suspended;
-        h = fnv_u64(h, j->suspended);
-        h = fnv_u64(h, j->id);
-        h = fnv_u64(h, ((uint64_t) j->state << 32) | j->attempt);
-        h = fnv_u64(h, (uint64_t) j->start_ms);
-        if (j->reason)
-            h = fnv(h, j->reason, strlen(j->reason));
+     * the jobs that left the active set (ended, refused). Every job change bumps
+     * jobs_changes: without one, the last walk's figures stand. */
+    if (walk != NULL && walk->valid && walk->gen == st->jobs_changes) {
+        memcpy(snap->active, walk->active, sizeof snap->active);
+        snap->suspended_now = walk->suspended_now;
+        snap->jobs_version = walk->jobs_version;
+    } else {
+        uint64_t h = 0xcbf29ce484222325ull;
+        h = mix_u64(h, st->submitted_total);
+        h = mix_u64(h, st->requeued_total);
+        for (int i = 0; i < WIRE_JOB_STATES; i++)
+            h = mix_u64(h, st->ended_total[i]);
+        size_t nj = sched_job_count(s);
+        for (size_t i = 0; i < nj; i++) {
+            const Wslq__JobInfo *j = sched_job(s, i);
+            if (j->state >= 0 && j->state < WIRE_JOB_STATES)
+                snap->active[j->state]++;
+            snap->suspended_now += j->suspended;
+            h = mix_u64(h, j->id ^ ((uint64_t) j->suspended << 63));
+            h = mix_u64(h, ((uint64_t) j->state << 32) | j->attempt);
+            h = mix_u64(h, (uint64_t) j->start_ms);
+            if (j->reason)
+                h = mix_str(h, j->reason);
+        }
+        snap->jobs_version = h & ((1ull << 53) - 1); /* exact as a JSON number */
+        if (walk != NULL) {
+            walk->valid = 1;
+            walk->gen = st->jobs_changes;
+            memcpy(walk->active, snap->active, sizeof walk->active);
+            walk->suspended_now = snap->suspended_now;
+            walk->jobs_version = snap->jobs_version;
+        }
     }
-    snap->jobs_version = h & ((1ull << 53) - 1); /* exact as a JSON number */
 
     /* Nodes: the JSON the API serves, and the GPU numbers /metrics needs. */
     size_t nn = sched_node_count(s);
