@@ -126,6 +126,13 @@ cli_parse_job_id(const char *s, uint64_t *id, wq_error_t *err)
     return 0;
 }
 
+int
+cli_by_uid(const cli_ctx_t *ctx)
+{
+    return ctx != NULL && (ctx->scheduler_given || ctx->scheduler_conf) &&
+           strncmp(ctx->scheduler, "unix:", 5) == 0;
+}
+
 const char *
 cli_user_name(const cli_ctx_t *ctx)
 {
@@ -136,8 +143,7 @@ cli_user_name(const cli_ctx_t *ctx)
      * socket (unix:PATH) by our account's name, and no credentials file is read */
     keys_creds_t creds;
     wq_error_t err = {0};
-    int by_uid = ctx != NULL && (ctx->scheduler_given || ctx->scheduler_conf) &&
-                 strncmp(ctx->scheduler, "unix:", 5) == 0;
+    int by_uid = cli_by_uid(ctx);
     if (ctx != NULL && !by_uid && !ctx->insecure && ctx->credentials[0] != '\0' &&
         keys_load(ctx->credentials, &creds, &err) == 0 && creds.name[0] != '\0') {
         snprintf(name, sizeof name, "%s", creds.name);

@@ -74,6 +74,8 @@ int cli_one_job_id(char **operands, int n, uint64_t *id, wq_error_t *err);
 /* Login name of the calling user (getpwuid), or the uid as a string when there is no
  * passwd entry. Static storage. */
 const char *cli_user_name(const cli_ctx_t *ctx);
+/* 1 when the scheduler is reached over its user socket (unix:PATH), which knows us by uid. */
+int cli_by_uid(const cli_ctx_t *ctx);
 
 struct cJSON;
 /* Print a JSON document (pretty, newline-terminated) to stdout and delete it. Returns

@@ -134,6 +134,8 @@ unix_send(client_t *c, Wslq__Envelope *req, int64_t deadline, int wait_ms, wq_er
 
 /* One whole frame from what was read so far, decoded: the message, or NULL with *err
  * (WQ_EBUSY: not complete yet). */
+#define UNIX_READ_CHUNK 16384
+
 static Wslq__Envelope *
 unix_frame(client_t *c, wq_error_t *err)
 {
@@ -154,10 +156,12 @@ unix_frame(client_t *c, wq_error_t *err)
 static int
 unix_read(client_t *c, wq_error_t *err)
 {
-    if (c->rcap - c->rlen < 65536) {
-        c->rcap = c->rcap ? c->rcap * 2 : 65536 * 2;
+    /* 16 KiB at a time: most replies are a few hundred bytes, and a first buffer of 128 KiB
+     * was a mmap, its page faults and a munmap in every command */
+    if (c->rcap - c->rlen < UNIX_READ_CHUNK) {
+        c->rcap = c->rcap ? c->rcap * 2 : UNIX_READ_CHUNK * 2;
         if (c->rcap > 2 * (WIRE_MAX_FRAME + WIRE_STREAM_HDR) && c->rlen < c->rcap / 2)
-            c->rcap = c->rlen + 65536;
+            c->rcap = c->rlen + UNIX_READ_CHUNK;
         c->rbuf = wq_realloc(c->rbuf, c->rcap);
     }
     for (;;) {

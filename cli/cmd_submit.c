@@ -218,7 +218,10 @@ submit_parse(cli_ctx_t *ctx, int argc, char **argv, submit_args_t *a, wq_error_t
     s->n_secret_env = o->secrets.n;
     s->secret_env = o->secrets.v;
     memset(&o->secrets, 0, sizeof o->secrets);
-    s->user = wq_strdup(cli_user_name(ctx));
+    /* the scheduler names the owner itself (the key, or over unix:PATH the uid): the name is
+     * only read where nothing else says who we are, which spares a submit over the user
+     * socket the account lookup (nsswitch, /etc/passwd) */
+    s->user = wq_strdup(cli_by_uid(ctx) ? "" : cli_user_name(ctx));
     s->uid = (uint32_t) getuid();
     s->nodes = o->nodes;
     s->gpus_per_node = o->gpus_set ? o->gpus : o->gpn;
