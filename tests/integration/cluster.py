@@ -89,6 +89,39 @@ def port_block():
     raise RuntimeError(f"no free block of {_PORT_BLOCK} ports between 10240 and 28735")
 
 
+def temp_accounts(prefixes, home):
+    """Temporary system accounts, one per prefix (the prefix and a tag of this run), with the
+    directory home as their home. They and home are removed by the returned remove(), or when
+    this process ends however it ends: a watchdog shell in its own session waits for its
+    stdin to close. Needs root and useradd/userdel (the test checks first and skips). A
+    refused useradd removes what was made, prints FAIL with its reason and exits 1.
+    Returns (names, remove)."""
+    tag = f"{os.getpid() & 0xffffff:06x}{int(time.time() * 1000) & 0xffff:04x}"
+    names = [f"{p}{tag}" for p in prefixes]
+    script = ("cat >/dev/null; " + "".join(f'userdel -f "${i + 1}" 2>/dev/null; '
+                                           for i in range(len(names))) +
+              f'rm -rf "${len(names) + 1}"')
+    watchdog = subprocess.Popen(["/bin/sh", "-c", script, "sh", *names, home],
+                                stdin=subprocess.PIPE, start_new_session=True)
+
+    def remove():
+        if watchdog.stdin and not watchdog.stdin.closed:
+            watchdog.stdin.close()
+        try:
+            watchdog.wait(60)
+        except subprocess.TimeoutExpired:
+            pass
+
+    for acct in names:
+        r = subprocess.run(["useradd", "--system", "--no-create-home", "--home-dir", home,
+                            "--shell", "/usr/sbin/nologin", acct], capture_output=True, text=True)
+        if r.returncode != 0:
+            remove()
+            print(f"FAIL: useradd {acct}: {r.stderr.strip()}")
+            sys.exit(1)
+    return names, remove
+
+
 def processes_marked(entry):
     """PIDs of live processes (this user's: others' environments are unreadable) whose
     environment holds the exact entry "NAME=value"."""

@@ -26,10 +26,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from cluster import BIN, Cluster, check, finish, wait_for  # noqa: E402
+from cluster import BIN, Cluster, check, finish, temp_accounts, wait_for  # noqa: E402
 
 if os.geteuid() != 0:
     print(f"skipped: switching jobs to another account needs root (this runs as uid "
@@ -40,29 +39,8 @@ if missing:
     print(f"skipped: {', '.join(missing)} missing: no temporary account")
     sys.exit(77)
 
-acct = f"wqi{os.getpid() & 0xffffff:06x}{int(time.time() * 1000) & 0xffff:04x}"
 home = tempfile.mkdtemp(prefix="wqi-home-")
-watchdog = subprocess.Popen(
-    ["/bin/sh", "-c", 'cat >/dev/null; userdel -f "$1" 2>/dev/null; rm -rf "$2"', "sh", acct,
-     home],
-    stdin=subprocess.PIPE, start_new_session=True)
-
-
-def remove_account():
-    if watchdog.stdin and not watchdog.stdin.closed:
-        watchdog.stdin.close()
-    try:
-        watchdog.wait(60)
-    except subprocess.TimeoutExpired:
-        pass
-
-
-r = subprocess.run(["useradd", "--system", "--no-create-home", "--home-dir", home, "--shell",
-                    "/usr/sbin/nologin", acct], capture_output=True, text=True)
-if r.returncode != 0:
-    remove_account()
-    print(f"FAIL: useradd {acct}: {r.stderr.strip()}")
-    sys.exit(1)
+(acct,), remove_account = temp_accounts(["wqi"], home)
 pw = pwd.getpwnam(acct)
 os.chown(home, pw.pw_uid, pw.pw_gid)
 os.chmod(home, 0o700)

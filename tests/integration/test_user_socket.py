@@ -20,7 +20,6 @@ WSLQ_SCHEDULER=unix:PATH and no credentials file.
 * A job acknowledged over the socket survives the scheduler's kill -9.
 * A missing socket gives the one-line "cannot reach scheduler at unix:PATH (...)"."""
 import os
-import pwd
 import re
 import shutil
 import socket
@@ -28,11 +27,10 @@ import struct
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from cluster import BIN, Cluster, check, finish, free_port, wait_for  # noqa: E402
+from cluster import BIN, Cluster, check, finish, free_port, temp_accounts, wait_for  # noqa: E402
 
 if os.geteuid() != 0:
     print(f"skipped: the test accounts need root (this runs as uid {os.geteuid()})")
@@ -42,32 +40,9 @@ if missing:
     print(f"skipped: {', '.join(missing)} missing: no temporary accounts")
     sys.exit(77)
 
-tag = f"{os.getpid() & 0xffffff:06x}{int(time.time() * 1000) & 0xffff:04x}"
-enrolled, stranger = f"wqu{tag}", f"wqs{tag}"
 home = tempfile.mkdtemp(prefix="wqu-home-")
 os.chmod(home, 0o755)
-watchdog = subprocess.Popen(
-    ["/bin/sh", "-c", 'cat >/dev/null; userdel -f "$1" 2>/dev/null; userdel -f "$2" 2>/dev/null;'
-     ' rm -rf "$3"', "sh", enrolled, stranger, home],
-    stdin=subprocess.PIPE, start_new_session=True)
-
-
-def remove_accounts():
-    if watchdog.stdin and not watchdog.stdin.closed:
-        watchdog.stdin.close()
-    try:
-        watchdog.wait(60)
-    except subprocess.TimeoutExpired:
-        pass
-
-
-for acct in (enrolled, stranger):
-    r = subprocess.run(["useradd", "--system", "--no-create-home", "--home-dir", home, "--shell",
-                        "/usr/sbin/nologin", acct], capture_output=True, text=True)
-    if r.returncode != 0:
-        remove_accounts()
-        print(f"FAIL: useradd {acct}: {r.stderr.strip()}")
-        sys.exit(1)
+(enrolled, stranger), remove_accounts = temp_accounts(["wqu", "wqs"], home)
 
 http_port = free_port()
 c = Cluster(workers=[("pc1", 1)], user_socket=True,
@@ -116,7 +91,7 @@ def raw(data, close_write=True, wait=10):
 
 try:
     c.enrol(enrolled)
-    other = c.enrol(f"wqo{tag}")
+    other = c.enrol("wqo" + enrolled[3:])  # an enrolled name no account has
 
     # --- an enrolled account over the socket: its jobs, its name
     r = as_account(enrolled, "submit", "--parsable", "--name", "local", "--wrap",
