@@ -26,12 +26,16 @@
 #include "scheduler/http/http_srv.h"
 #include "scheduler/who.h"
 
-#define PUBLISH_MIN_MS  250         /* snapshots at most this often while things change */
-#define PUBLISH_IDLE_MS 1000        /* and this often when nothing changed (loop counters) */
-#define CONN_TIMEOUT_S  30          /* idle connection closed after this */
-#define CONN_MEMORY     (16u << 10) /* per-connection pool: request head above ~12 KiB is 431 */
-#define THREAD_STACK    (512u << 10)
-#define TOKEN_FILE_MAX  4096
+#define PUBLISH_MIN_MS  250  /* snapshots at most this often while things change */
+#define PUBLISH_IDLE_MS 1000 /* and this often when nothing changed (loop counters) */
+/* ...but never more often than keeps the snapshots under 1/PUBLISH_BUDGET of the loop's
+ * time (1/(2 x PUBLISH_BUDGET) when nothing changed): a thousand nodes' JSON took 44-60 ms
+ * here, and taken every second it was most of the scheduler's CPU (bench/README.md). */
+#define PUBLISH_BUDGET 25
+#define CONN_TIMEOUT_S 30          /* idle connection closed after this */
+#define CONN_MEMORY    (16u << 10) /* per-connection pool: request head above ~12 KiB is 431 */
+#define THREAD_STACK   (512u << 10)
+#define TOKEN_FILE_MAX 4096
 
 /* Per request, made by the URI log callback before the headers are parsed. */
 typedef struct {
@@ -82,14 +86,18 @@ http_snap_release(http_t *h, http_snap_t *s)
 static void
 publish(http_t *h)
 {
-    struct timespec t0, t1;
+    struct timespec t0, t1, c0, c1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
     http_snap_t *s = http_snap_take(h->sched, h->started_ms, &h->jobwalk);
     pthread_mutex_lock(&h->stat_lock);
     s->http_slow_cut_total = h->slow_cut_total;
     s->http_auth_refused_total = h->auth_refused_total;
     pthread_mutex_unlock(&h->stat_lock);
     clock_gettime(CLOCK_MONOTONIC, &t1);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+    h->last_snap_us =
+        (int64_t) (c1.tv_sec - c0.tv_sec) * 1000000 + (c1.tv_nsec - c0.tv_nsec) / 1000;
     log_flag(HTTP, "http snapshot version=%" PRIu64 " ms=%.3f", s->version,
              (double) (t1.tv_sec - t0.tv_sec) * 1e3 + (double) (t1.tv_nsec - t0.tv_nsec) / 1e6);
     pthread_mutex_lock(&h->snap_lock);
@@ -116,7 +124,8 @@ cut_slow_heads(http_t *h, int64_t now)
 }
 
 /* The loop's per-turn hook: cheap unless a snapshot is due. A change that comes within
- * PUBLISH_MIN_MS of the last snapshot asks the loop to wake when it may be published, so the
+ * PUBLISH_MIN_MS of the last snapshot (longer when snapshots are dear: PUBLISH_BUDGET) asks
+ * the loop to wake when it may be published, so the
  * dashboard never waits for the next message to show it; with nothing changed the loop is
  * not woken (the loop counters refresh on the turns that come anyway). */
 static int64_t
@@ -127,9 +136,13 @@ on_turn(sched_t *s, void *arg)
     cut_slow_heads(h, now);
     int64_t since = now - h->last_publish_mono;
     uint64_t v = sched_stats(s)->version;
-    if (since < PUBLISH_MIN_MS)
-        return v != h->last_version ? h->last_publish_mono + PUBLISH_MIN_MS : INT64_MAX;
-    if (v == h->last_version && since < PUBLISH_IDLE_MS)
+    int64_t min_ms = h->last_snap_us * PUBLISH_BUDGET / 1000;
+    min_ms = min_ms > PUBLISH_MIN_MS ? min_ms : PUBLISH_MIN_MS;
+    int64_t idle_ms = 2 * h->last_snap_us * PUBLISH_BUDGET / 1000;
+    idle_ms = idle_ms > PUBLISH_IDLE_MS ? idle_ms : PUBLISH_IDLE_MS;
+    if (since < min_ms)
+        return v != h->last_version ? h->last_publish_mono + min_ms : INT64_MAX;
+    if (v == h->last_version && since < idle_ms)
         return INT64_MAX;
     publish(h);
     h->last_version = v;

@@ -57,6 +57,7 @@ struct http {
 
     /* Loop thread only. */
     int64_t last_publish_mono; /* ms */
+    int64_t last_snap_us;      /* what the last snapshot cost the loop (CPU of its thread) */
     uint64_t last_version;
 
     atomic_uint conns; /* open connections */
