@@ -64,14 +64,18 @@ def stored():
 
 try:
     # ---- a 2-node job in the snapshot ----
-    r = c.cli("submit", "--parsable", "--nodes", "2", "--workdir", proj, "--", "sh", "-c",
-              'echo "node=$WSLQ_NODE cwd=$(pwd)"; echo "ls:" $(ls -A | sort); cat keep.txt; '
+    # held until the store is looked at: with snapshot_retention = 0 the snapshot goes as soon
+    # as the job ends, which a quick job can do before the look
+    r = c.cli("submit", "--parsable", "--hold", "--nodes", "2", "--workdir", proj, "--", "sh",
+              "-c", 'echo "node=$WSLQ_NODE cwd=$(pwd)"; echo "ls:" $(ls -A | sort); cat keep.txt; '
               'cat sub/data.txt sub/top-only.txt link-in')
     jid = r.stdout.strip()
     check(r.returncode == 0 and jid.isdigit(), f"2-node --workdir submit: {r.stderr.strip()}")
     check("uploaded" in r.stderr and "1 entries left out" in r.stderr,
           f"the CLI says it uploaded and left the outside link out: {r.stderr.strip()}")
     check(len(stored()) == 1, f"one snapshot stored: {stored()}")
+    r = c.cli("release", jid)
+    check(r.returncode == 0, f"the job released: {r.stderr.strip()}")
     c.wait_state(jid, ("COMPLETED", "FAILED", "CANCELLED"), timeout=60)
     j = c.job(jid)
     log = c.cli("logs", jid).stdout
