@@ -20,6 +20,7 @@ it); c.cli(..., local=True) talks over it (WSLQ_SCHEDULER=unix:PATH, no credenti
 import getpass
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 BIN = os.environ.get("WSLQ_BIN") or os.path.join(os.path.dirname(__file__), "../../build/bin")
 
@@ -309,6 +311,18 @@ class Cluster:
     def auth(self):
         """HTTP headers that sign in as the cluster's admin user (none when insecure)."""
         return {"Authorization": f"Bearer {self.token()}"} if self.secure else {}
+
+    def metric(self, http_port, name):
+        """The value of an unlabelled counter or gauge on the dashboard's /metrics at
+        127.0.0.1:http_port, or None when /metrics cannot be read or does not name it."""
+        try:
+            req = urllib.request.Request(f"http://127.0.0.1:{http_port}/metrics",
+                                         headers=self.auth())
+            with urllib.request.urlopen(req, timeout=5) as r:
+                m = re.search(rb"^" + re.escape(name.encode()) + rb" (\d+)$", r.read(), re.M)
+                return int(m.group(1)) if m else None
+        except OSError:
+            return None
 
     def cli(self, *args, timeout=30, env=None, local=False):
         e = self.env()

@@ -12,11 +12,9 @@ All of it with CURVE on: the frame sender talks as the cluster's enrolled admin 
 bad frames reach the decoder past the handshake, as a member of the lab could send them."""
 import os
 import random
-import re
 import socket
 import subprocess
 import sys
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 from cluster import BIN, Cluster, check, finish, free_port, wait_for  # noqa: E402
@@ -28,13 +26,7 @@ c = Cluster(workers=[("pc1", 1)],
 
 def refused_frames():
     """The scheduler's wslq_wire_protocol_errors_total, or None when /metrics does not say."""
-    try:
-        req = urllib.request.Request(f"http://127.0.0.1:{http_port}/metrics", headers=c.auth())
-        with urllib.request.urlopen(req, timeout=5) as r:
-            m = re.search(rb"^wslq_wire_protocol_errors_total (\d+)$", r.read(), re.M)
-            return int(m.group(1)) if m else None
-    except OSError:
-        return None
+    return c.metric(http_port, "wslq_wire_protocol_errors_total")
 
 
 try:

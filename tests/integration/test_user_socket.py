@@ -20,14 +20,12 @@ WSLQ_SCHEDULER=unix:PATH and no credentials file.
 * A job acknowledged over the socket survives the scheduler's kill -9.
 * A missing socket gives the one-line "cannot reach scheduler at unix:PATH (...)"."""
 import os
-import re
 import shutil
 import socket
 import struct
 import subprocess
 import sys
 import tempfile
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 from cluster import BIN, Cluster, check, finish, free_port, temp_accounts, wait_for  # noqa: E402
@@ -57,13 +55,8 @@ def as_account(acct, *args, timeout=60):
 
 
 def refused_frames():
-    try:
-        req = urllib.request.Request(f"http://127.0.0.1:{http_port}/metrics", headers=c.auth())
-        with urllib.request.urlopen(req, timeout=5) as r:
-            m = re.search(rb"^wslq_wire_protocol_errors_total (\d+)$", r.read(), re.M)
-            return int(m.group(1)) if m else None
-    except OSError:
-        return None
+    """The scheduler's wslq_wire_protocol_errors_total, or None when /metrics does not say."""
+    return c.metric(http_port, "wslq_wire_protocol_errors_total")
 
 
 def raw(data, close_write=True, wait=10):
