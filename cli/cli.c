@@ -46,13 +46,19 @@ bad:
                    what, s);
 }
 
-int
-cli_ctx_init(cli_ctx_t *ctx, wq_error_t *err)
+void
+cli_ctx_defaults(cli_ctx_t *ctx)
 {
     memset(ctx, 0, sizeof *ctx);
     ctx->scheduler = CLI_DEFAULT_SCHEDULER;
     ctx->timeout_ms = CLI_DEFAULT_TIMEOUT_MS;
     ctx->admin_socket = CLI_DEFAULT_ADMIN_SOCKET;
+}
+
+int
+cli_ctx_init(cli_ctx_t *ctx, wq_error_t *err)
+{
+    cli_ctx_defaults(ctx);
     /* the files, the machine's first, then the user's; the environment and the flags win */
     const char *s = getenv("WSLQ_SYSTEM_CONFIG");
     if (cli_conf_load(ctx, s != NULL && s[0] != '\0' ? s : CLI_SYSTEM_CONFIG, err) < 0)

@@ -44,6 +44,10 @@ typedef struct cli_ctx {
  * ("PATH:LINE: what") or WSLQ_TIMEOUT is not a duration. */
 int cli_ctx_init(cli_ctx_t *ctx, wq_error_t *err);
 
+/* The built-in defaults alone, with no file or environment read: what 'wslq VERB --help'
+ * runs with. */
+void cli_ctx_defaults(cli_ctx_t *ctx);
+
 /* Apply one config file: its [client] section (scheduler, timeout, admin_socket) and, from
  * its [scheduler] section, where the local admin socket is (admin_socket, else
  * state_dir/admin.sock). Other sections are other programs'. A missing file is no error.

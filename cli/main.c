@@ -79,7 +79,7 @@ main(int argc, char **argv)
 
     /* The global options come first, so --version and --help read no file: a flag is
      * parsed into `flags` and applied over the config files and the environment once they
-     * are read. A broken config file stops every command but --help and --version, which
+     * are read. A broken config file stops every command but the help and --version, which
      * still say how to use wslq. */
     static cli_ctx_t ctx, flags; /* 12 KiB each: out of the stack, untouched by --version */
     wq_error_t err = {0}, conf_err = {0};
@@ -108,7 +108,14 @@ main(int argc, char **argv)
     opt_parser_fini(&p);
     if (id != 0)
         return cli_usage_error(NULL, "%s", err.text);
-    if (cli_ctx_init(&ctx, &conf_err) < 0) {
+    /* 'wslq VERB --help' and 'wslq help VERB' only print: they run on the defaults and read
+     * no file, so a broken config file still lets them say how to use the command */
+    int help_only = rest < argc && (strcmp(argv[rest], "help") == 0 ||
+                                    (rest + 1 < argc && (strcmp(argv[rest + 1], "--help") == 0 ||
+                                                         strcmp(argv[rest + 1], "-h") == 0)));
+    if (help_only)
+        cli_ctx_defaults(&ctx);
+    else if (cli_ctx_init(&ctx, &conf_err) < 0) {
         fprintf(stderr, "wslq: %s\n", conf_err.text);
         return CLI_USAGE;
     }

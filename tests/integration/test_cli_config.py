@@ -14,7 +14,7 @@
 * Other programs' sections ([scheduler], [worker]) in the same file are left alone.
 * A broken file (unknown key, bad value, a line that is no INI) stops every command with one
   line naming the file and the line, exit 2, and nothing reaches the scheduler (the queue is
-  unchanged); `wslq --help` still works."""
+  unchanged); `wslq --help`, `wslq VERB --help` and `wslq help VERB` still work."""
 import os
 import sys
 import tempfile
@@ -111,6 +111,11 @@ try:
         r = wslq("--help")
         check(r.returncode == 0 and "Config files" in r.stdout,
               f"--help despite a broken file: {r.returncode} {r.stderr.strip()}")
+        for args in (("submit", "--help"), ("queue", "-h"), ("help", "cancel")):
+            r = wslq(*args)
+            check(r.returncode == 0 and r.stdout.startswith("usage: wslq ") and r.stderr == "",
+                  f"wslq {' '.join(args)} despite a broken file: {r.returncode} "
+                  f"{r.stderr.strip()}")
     check(c.json("queue") == before, "no broken-config submit reached the queue")
 finally:
     c.stop()
