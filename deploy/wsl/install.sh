@@ -43,6 +43,7 @@ SERVICE_HOME=/var/lib/wslq/home
 JOIN_CODE=""
 SCHEDULER_ADDR=""
 HTTP_ADDR=""
+USER_SOCKET=0
 # How many things this run changed (files written, packages, accounts, units).
 CHANGED=0
 # Driver packages that must not be inside WSL: they shadow the Windows driver (DESIGN.md §9.1).
@@ -51,7 +52,7 @@ DRIVER_RE='^(nvidia-driver.*|libnvidia-compute-.*|nvidia-dkms-.*|nvidia-kernel-.
 usage() {
     cat <<USAGE
 usage: install.sh [--join CODE] [--scheduler ADDR] [--scheduler-host] [--http ADDR:PORT]
-                  [--from-build DIR] [--prefix DIR] [--cuda-toolkit X-Y]
+                  [--user-socket] [--from-build DIR] [--prefix DIR] [--cuda-toolkit X-Y]
                   [--allow-linux-driver] [--dry-run]
   --join CODE           join the cluster with a code from 'wslq admin node invite' (on the
                         scheduler host); without it, run 'wslq-worker --join CODE' later
@@ -62,6 +63,10 @@ usage: install.sh [--join CODE] [--scheduler ADDR] [--scheduler-host] [--http AD
   --http ADDR:PORT      with --scheduler-host: where the dashboard listens, set in
                         /etc/wslq/wslq.conf; ADDR is an IPv4 address or the name of the
                         LAN interface (eth0:7421); default 127.0.0.1:7421 (this host only)
+  --user-socket         with --scheduler-host: this host's users reach the scheduler through
+                        /run/wslq/user.sock, as the enrolled wslq user of their account's
+                        name (no credentials file, no CURVE handshake); sets user_socket in
+                        [scheduler] and scheduler = unix:/run/wslq/user.sock in [client]
   --from-build DIR      copy binaries from DIR/bin (an existing build) instead of building
   --prefix DIR          where binaries go (default /usr/local)
   --cuda-toolkit X-Y    also apt install cuda-toolkit-X-Y (never a driver); needs NVIDIA's
@@ -135,6 +140,7 @@ put_file() {
 while [ $# -gt 0 ]; do
     case $1 in
     --scheduler-host) ROLE=scheduler ;;
+    --user-socket) USER_SOCKET=1 ;;
     --join)
         JOIN_CODE=${2:?--join needs the code from wslq admin node invite}
         shift
@@ -186,6 +192,9 @@ if [ "$ROLE" = scheduler ] && [ -n "$JOIN_CODE" ]; then
 fi
 if [ "$ROLE" = worker ] && [ -n "$HTTP_ADDR" ]; then
     die "--http is for the scheduler host (--scheduler-host): the dashboard runs there"
+fi
+if [ "$ROLE" = worker ] && [ "$USER_SOCKET" = 1 ]; then
+    die "--user-socket is for the scheduler host (--scheduler-host): the socket is the scheduler's"
 fi
 case $JOIN_CODE in
 "" | wq1:*) ;;
@@ -387,7 +396,7 @@ set_key() {
 
 # The config: the one there (or the example, the first time) with the flags' values set:
 # --scheduler in [worker] and [client] (the worker and every user's wslq command), --http in
-# [scheduler]. Written only when that changes it.
+# [scheduler], --user-socket in [scheduler] and [client]. Written only when that changes it.
 conf=/etc/wslq/wslq.conf
 if [ -f "$conf" ]; then
     conf_base=$conf
@@ -401,6 +410,12 @@ if [ -n "$SCHEDULER_ADDR" ]; then
 fi
 if [ -n "$HTTP_ADDR" ]; then
     conf_text=$(printf '%s\n' "$conf_text" | set_key scheduler http "$HTTP_ADDR")
+fi
+if [ "$USER_SOCKET" = 1 ]; then
+    # /run/wslq is the scheduler unit's RuntimeDirectory; users on this host then connect by
+    # their uid (the kernel's SO_PEERCRED), the workers keep the TCP address
+    conf_text=$(printf '%s\n' "$conf_text" | set_key scheduler user_socket /run/wslq/user.sock |
+        set_key client scheduler unix:/run/wslq/user.sock)
 fi
 if [ -f "$conf" ]; then
     say "$conf exists: only the keys the flags name are set in it"

@@ -10,10 +10,11 @@ namespaces: nothing outlives the test):
   installs the worker's programs, the service account, the config and the unit;
 * the same command again changes nothing (no file under /etc, /usr/local, /var/lib/wslq,
   /var/lib/dpkg changes: path, size, mode, owner, mtime) and says "nothing changed";
-* `install.sh --scheduler-host --http lo:7421` adds the scheduler; again, nothing changes;
-* the config it wrote names the scheduler for the worker and for the wslq command, and the
-  dashboard's address; `wslq` reads it (the address shows in its "cannot reach" line, with
-  no WSLQ_SCHEDULER; WSLQ_INSECURE=yes so that no credentials are needed to try);
+* `install.sh --scheduler-host --http lo:7421 --user-socket` adds the scheduler; again,
+  nothing changes;
+* the config it wrote names the scheduler's TCP address for the worker, its user socket for
+  the scheduler and for the wslq command, and the dashboard's address; `wslq` reads it (the
+  socket shows in its "cannot reach" line, with no WSLQ_SCHEDULER);
 * `scripts/demo.sh --installed` runs the demo job with the installed programs (in its own
   network namespace, so its port is its own) and it ends COMPLETED.
 
@@ -122,14 +123,14 @@ step deploy/wsl/install.sh --scheduler tcp://127.0.0.1:7420
 snapshot >/tmp/after
 if cmp -s /tmp/before /tmp/after; then echo "== same after worker rerun"; else
     echo "== changed after worker rerun:"; diff /tmp/before /tmp/after | head -n 20; fi
-step deploy/wsl/install.sh --scheduler-host --http lo:7421
+step deploy/wsl/install.sh --scheduler-host --http lo:7421 --user-socket
 snapshot >/tmp/before
-step deploy/wsl/install.sh --scheduler-host --http lo:7421
+step deploy/wsl/install.sh --scheduler-host --http lo:7421 --user-socket
 snapshot >/tmp/after
 if cmp -s /tmp/before /tmp/after; then echo "== same after scheduler rerun"; else
     echo "== changed after scheduler rerun:"; diff /tmp/before /tmp/after | head -n 20; fi
 echo "== config"
-grep -n '^scheduler = \|^http = ' /etc/wslq/wslq.conf
+grep -n '^scheduler = \|^http = \|^user_socket = ' /etc/wslq/wslq.conf
 echo "== wslq reads it"
 WSLQ_INSECURE=yes /usr/local/bin/wslq --timeout 1 queue 2>&1
 echo "== demo"
@@ -196,11 +197,14 @@ def run_suite(suite):
               f"{name}: the scheduler rerun changes no file:\n"
               f"{section('changed after scheduler')}")
         conf = section("config")
-        check(conf.count("scheduler = tcp://127.0.0.1:7420") == 2,
-              f"{name}: the config names the scheduler in [worker] and [client]:\n{conf[:600]}")
+        check(conf.count("scheduler = tcp://127.0.0.1:7420") == 1 and
+              conf.count("scheduler = unix:/run/wslq/user.sock") == 1 and
+              "user_socket = /run/wslq/user.sock" in conf,
+              f"{name}: the config names the scheduler's TCP address in [worker], its user "
+              f"socket in [scheduler] and [client]:\n{conf[:600]}")
         check("http = lo:7421" in conf, f"{name}: the config has the dashboard's address")
         reads = section("wslq reads it")
-        check("127.0.0.1:7420" in reads.split("== demo")[0],
+        check("cannot reach scheduler at unix:/run/wslq/user.sock" in reads.split("== demo")[0],
               f"{name}: wslq takes the scheduler from /etc/wslq/wslq.conf:\n{reads[:600]}")
         demo = section("demo")
         check("== demo rc 0" in demo and "ended COMPLETED" in demo,
