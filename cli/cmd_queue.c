@@ -37,7 +37,8 @@ static const char usage[] =
     "run time of an ended one. REASON says in a word why a pending job waits (Priority,\n"
     "Resources, Dependency, Held, ArrayLimit, NoNode, Backoff, Reservation; 'wslq why JOB'\n"
     "tells the whole story); NODELIST(REASON) gives the nodes, or the reason in a sentence,\n"
-    "after 'start ~14:05' when the backfill plan reserved resources for the job.\n";
+    "after 'start ~14:05' when the backfill plan reserved resources for the job; an ended\n"
+    "job's nodes are followed by why it ended: 'pc1 (exit 1)'.\n";
 
 enum { O_ALL = 1, O_STATE, O_USER, O_ME, O_NAME, O_LIMIT, O_NOHEADER, O_JSON, O_ARRAY };
 
@@ -138,7 +139,11 @@ print_queue(const Wslq__QueueReply *r, int64_t now_ms, int no_header, FILE *out)
             for (size_t k = 0; k < j->n_allocs && used < sizeof list - 1; k++)
                 used += (size_t) snprintf(list + used, sizeof list - used, "%s%s", k ? "," : "",
                                           j->allocs[k]->node);
-            table_cellf(t, "%s", list);
+            /* an ended job says why beside where: "pc1 (exit 1)" */
+            if (wire_state_is_final(j->state) && j->reason != NULL && j->reason[0] != '\0')
+                table_cellf(t, "%s (%s)", list, j->reason);
+            else
+                table_cellf(t, "%s", list);
         } else if (j->state == WSLQ__JOB_STATE__PENDING && j->est_start_ms > 0) {
             char when[32];
             table_cellf(t, "start ~%s (%s)",

@@ -860,19 +860,35 @@ test_queue_table(void **state)
     rest.array_pending = 492;
     rest.wait_reason = WSLQ__WAIT_REASON__WAIT_ARRAY_LIMIT;
     rest.reason = "array limit: 8 of its tasks run (%8)";
-    Wslq__JobInfo *jobs[] = {&job_a, &job_b, &task, &rest};
+    /* an ended job: where it ran and why it ended; a cancelled one that never ran: why */
+    Wslq__JobInfo failed = job_a, cancelled = job_b;
+    failed.id = 14;
+    failed.state = WSLQ__JOB_STATE__FAILED;
+    failed.end_ms = 1700000030000;
+    failed.exit_code = 1;
+    failed.reason = "exit 1";
+    cancelled.id = 15;
+    cancelled.state = WSLQ__JOB_STATE__CANCELLED;
+    cancelled.end_ms = 1700000010000;
+    cancelled.wait_reason = WSLQ__WAIT_REASON__WAIT_REASON_UNSPECIFIED;
+    cancelled.reason = "cancelled by alice";
+    Wslq__JobInfo *jobs[] = {&job_a, &job_b, &task, &rest, &failed, &cancelled};
     Wslq__QueueReply r = WSLQ__QUEUE_REPLY__INIT;
-    r.n_jobs = 4;
+    r.n_jobs = 6;
     r.jobs = jobs;
     char *s = capture(queue_fn, &r);
     assert_string_equal(
-        s, "          ID  USER   NAME   STATE    GPUS  NODES  TIME  REASON      NODELIST(REASON)\n"
-           "          12  alice  hello  RUNNING     2      1  1:05  -           pc1\n"
-           "          13  alice  hello  PENDING     2      1  1:06  Resources   (no node has 2 "
-           "free GPUs)\n"
-           "        40_7  alice  hello  RUNNING     2      1  1:05  -           pc1\n"
-           "40_[8-499%8]  alice  hello  PENDING     2      1  1:06  ArrayLimit  (array limit: 8 "
-           "of its tasks run (%8))\n");
+        s,
+        "          ID  USER   NAME   STATE      GPUS  NODES  TIME  REASON      NODELIST(REASON)\n"
+        "          12  alice  hello  RUNNING       2      1  1:05  -           pc1\n"
+        "          13  alice  hello  PENDING       2      1  1:06  Resources   (no node has 2 "
+        "free GPUs)\n"
+        "        40_7  alice  hello  RUNNING       2      1  1:05  -           pc1\n"
+        "40_[8-499%8]  alice  hello  PENDING       2      1  1:06  ArrayLimit  (array limit: 8 "
+        "of its tasks run (%8))\n"
+        "          14  alice  hello  FAILED        2      1  0:29  -           pc1 (exit 1)\n"
+        "          15  alice  hello  CANCELLED     2      1  0:00  -           (cancelled by "
+        "alice)\n");
     free(s);
     char *cmd = print_command(&spec_a);
     assert_string_equal(cmd, "python3 -c 'print('\\''hi there'\\'')'");
