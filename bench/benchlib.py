@@ -89,13 +89,26 @@ def rss_mib(pid):
 
 def idle_cpu(pids, seconds, settle, gone=None):
     """After `settle` seconds, each of pids' CPU time over the same `seconds`, as % of one
-    core (a list in the order of pids). gone: as for clk_ticks."""
+    core (a list in the order of pids), from cpu_ns: an idle daemon's few milliseconds a
+    second are below the 10 ms clock tick of clk_ticks, which charges a whole tick to
+    whichever process it finds running (0.05 % of a core over 20 s per tick, either way).
+    gone: what a process that has gone counts (its OSError when None)."""
+    def ns(p):
+        try:
+            return cpu_ns(p)
+        except OSError:
+            if gone is None:
+                raise
+            return None
+
     time.sleep(settle)
     t0 = time.monotonic()
-    c0 = [clk_ticks(p, gone) for p in pids]
+    c0 = [ns(p) for p in pids]
     time.sleep(seconds)
+    c1 = [ns(p) for p in pids]
     dt = time.monotonic() - t0
-    return [(clk_ticks(p, gone) - a) / HZ / dt * 100 for p, a in zip(pids, c0)]
+    return [gone if a is None or b is None else (b - a) / 1e9 / dt * 100
+            for a, b in zip(c0, c1)]
 
 
 def wait_stamp(path, poll=0.0005):
