@@ -230,6 +230,19 @@ sched_new(const sched_config_t *cfg, wq_error_t *err)
     zmq_setsockopt(self->router, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(self->router, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(self->router, ZMQ_HANDSHAKE_IVL, &handshake, sizeof handshake);
+    /* A worker whose link died silently (a cable, a sleeping PC) connects again with its
+     * routing id while the scheduler's end of the old connection lives on: nothing is sent to
+     * an idle worker, so the kernel never learns it is dead. The new connection takes the id
+     * (ZMQ_ROUTER_HANDOVER; a worker's id holds 128 random bits nobody else sees, so no
+     * other peer can take a node's traffic), and TCP keep-alive lets the kernel drop the
+     * dead end: probes after 5 s of silence, which a live worker's 3 s heartbeats never
+     * leave. */
+    int ka_idle = 5, ka_intvl = 2, ka_cnt = 3;
+    zmq_setsockopt(self->router, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
+    zmq_setsockopt(self->router, ZMQ_TCP_KEEPALIVE, &one, sizeof one);
+    zmq_setsockopt(self->router, ZMQ_TCP_KEEPALIVE_IDLE, &ka_idle, sizeof ka_idle);
+    zmq_setsockopt(self->router, ZMQ_TCP_KEEPALIVE_INTVL, &ka_intvl, sizeof ka_intvl);
+    zmq_setsockopt(self->router, ZMQ_TCP_KEEPALIVE_CNT, &ka_cnt, sizeof ka_cnt);
     if (auth_open(self, err) < 0)
         goto error;
     self->conns = conns_new(self->zctx, self->router, err);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -275,8 +276,19 @@ worker_new(const wcfg_t *cfg, const keys_creds_t *creds, wq_error_t *err)
         wq_fail_errno(err, "cannot create socket");
         goto error;
     }
-    char ident[WIRE_MAX_NAME + 3];
-    snprintf(ident, sizeof ident, "w:%s", cfg->name);
+    /* The routing id: the node's name and 128 random bits, fixed for this process. The
+     * scheduler's ROUTER hands the id over to a new connection that brings it (a link that
+     * died silently while the scheduler's end of it lived on), and nobody else can take the
+     * node's traffic that way: the bits are never shown to anyone. */
+    unsigned char nonce[16];
+    if (getrandom(nonce, sizeof nonce, 0) != (ssize_t) sizeof nonce) {
+        wq_fail_errno(err, "cannot draw the connection id (getrandom)");
+        goto error;
+    }
+    char ident[WIRE_MAX_NAME + 3 + 2 * sizeof nonce + 1];
+    int n = snprintf(ident, sizeof ident, "w:%s:", cfg->name);
+    for (size_t i = 0; i < sizeof nonce; i++)
+        n += snprintf(ident + n, sizeof ident - (size_t) n, "%02x", nonce[i]);
     int ivl = 100, ivl_max = 5000, linger = 1000, hb_ivl = 30000, hb_to = 5000, maxrt = 5000;
     zmq_setsockopt(w->sock, ZMQ_ROUTING_ID, ident, strlen(ident));
     zmq_setsockopt(w->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);

@@ -4,7 +4,10 @@ scheduler's end of a veth pair goes down for 9 s (nothing is refused, nothing co
 The worker's heartbeats stay unacknowledged, and ZMQ_TCP_MAXRT (5 s) has the kernel give
 the connection up; ZeroMQ connects again once the link is back. The worker's ZMTP pings
 (every 30 s) are only a backup, so a 9 s outage is mostly over before one is due: the
-connection seen afterwards must be a new one (another local port).
+connection seen afterwards must be a new one (another local port). Then the node is idle
+again: the new connection takes the worker's routing id (the scheduler's ROUTER hands it
+over; before, it kept the id for the old connection and the node stayed lost), and the
+scheduler's kernel drops its end of the dead connection (TCP keep-alive).
 Two network namespaces made here; needs root and iproute2 (exits 77 otherwise)."""
 import json
 import os
@@ -120,10 +123,19 @@ try:
     check(wait_for(lambda: worker_ports() - before, 15, "a new connection"),
           f"the dead connection was dropped and a new one made (ports before {before}, "
           f"now {worker_ports()})")
-    # Not checked yet: the node coming back. The scheduler's end of the dead connection
-    # outlives the outage (it sends nothing to an idle worker, so its kernel never learns),
-    # and its ROUTER ignores the new connection that brings the same routing id: the node
-    # stays lost (over 60 s here, base 9659848 alike) until one of the two restarts.
+    # The node comes back: the scheduler's end of the dead connection outlives the outage
+    # (it sends nothing to an idle worker), and its ROUTER keeps the routing id for it, so
+    # the new connection is heard only once TCP keep-alive (5 s silent, then probes) has
+    # the scheduler's kernel drop the old one.
+    check(wait_for(lambda: node_state() == "idle", 30, "the node idle again"),
+          f"the node is idle again after the outage (now {node_state()})")
+
+    def sched_conns():
+        r = subprocess.run(in_ns(sched_ns, "ss", "-Htn", "state", "established", "src",
+                                 f"{SCHED_IP}:{PORT}"), capture_output=True, text=True)
+        return [ln for ln in r.stdout.splitlines() if ln.strip()]
+    check(wait_for(lambda: len(sched_conns()) == 1, 20, "the dead end dropped"),
+          f"the scheduler's end of the dead connection is dropped: {sched_conns()}")
 finally:
     for p in procs:
         p.terminate()
