@@ -300,7 +300,7 @@ job_save(job_t *j, wq_error_t *err)
 void
 job_forget(job_t *j)
 {
-    unlink(j->state_path);
+    jobstate_forget(j->state_path);
 }
 
 void

@@ -77,6 +77,57 @@ write_all(int fd, const char *buf, size_t len, off_t off)
     return 0;
 }
 
+/* Files of ended jobs kept for the next jobs' states (jobstate_forget): <dir>/spare-<i> for
+ * i < n, in the directory of the states. One process's memory: a restarted worker starts
+ * with none and overwrites the names of the spares a former one left. */
+#define SPARES_MAX 64
+static struct {
+    char dir[PATH_MAX];
+    size_t n;
+} spares;
+
+/* The directory of path (up to its last '/') into dir (size PATH_MAX); 0, or -1 if none. */
+static int
+dir_of(const char *path, char *dir)
+{
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL || (size_t) (slash - path) >= PATH_MAX)
+        return -1;
+    memcpy(dir, path, (size_t) (slash - path));
+    dir[slash - path] = '\0';
+    return 0;
+}
+
+/* <dir>/spare-<i> into p (size n): 0, or -1 when it does not fit. */
+static int
+spare_path(char *p, size_t n, const char *dir, size_t i)
+{
+    return snprintf(p, n, "%s/spare-%zu", dir, i) < (int) n ? 0 : -1;
+}
+
+/* A spare's text replaced by buf, then the spare renamed to path: 0 with the file open in
+ * *keep, or -1 (no spare here, or one that failed: the caller makes a new file). */
+static int
+write_spare(const char *path, const char *buf, size_t len, int *keep)
+{
+    char dir[PATH_MAX], p[PATH_MAX + 32];
+    while (spares.n > 0 && dir_of(path, dir) == 0 && strcmp(dir, spares.dir) == 0 &&
+           spare_path(p, sizeof p, dir, spares.n - 1) == 0) {
+        spares.n--;
+        int fd = open(p, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+            continue; /* gone meanwhile: the next one */
+        if (write_all(fd, buf, len, 0) == 0 && ftruncate(fd, (off_t) len) == 0 &&
+            rename(p, path) == 0) {
+            *keep = fd;
+            return 0;
+        }
+        close(fd);
+        unlink(p);
+    }
+    return -1;
+}
+
 /* Through path.tmp and a rename; the file left open in *keep when keep is not NULL. */
 static int
 write_new(const char *path, const char *buf, size_t len, int *keep, wq_error_t *err)
@@ -123,11 +174,29 @@ jobstate_rewrite(const char *path, const jobstate_t *st, int *fd, wq_error_t *er
     int len = format(buf, sizeof buf, st);
     if (len < 0)
         return wq_fail(err, WQ_EINVAL, "state of job %" PRIu64 " too long", st->job_id);
+    if (*fd < 0 && write_spare(path, buf, (size_t) len, fd) == 0)
+        return 0;
     if (*fd < 0)
         return write_new(path, buf, (size_t) len, fd, err);
     if (write_all(*fd, buf, (size_t) len, 0) < 0 || ftruncate(*fd, (off_t) len) < 0)
         return wq_fail_errno(err, "cannot write %s", path);
     return 0;
+}
+
+void
+jobstate_forget(const char *path)
+{
+    char dir[PATH_MAX], p[PATH_MAX + 32];
+    if (dir_of(path, dir) == 0 && strcmp(dir, spares.dir) != 0) {
+        memcpy(spares.dir, dir, sizeof dir); /* another directory (tests): its own spares */
+        spares.n = 0;
+    }
+    if (spares.n < SPARES_MAX && dir_of(path, dir) == 0 &&
+        spare_path(p, sizeof p, dir, spares.n) == 0 && rename(path, p) == 0) {
+        spares.n++;
+        return;
+    }
+    unlink(path);
 }
 
 static int
