@@ -7,8 +7,8 @@ for each figure and the ratio B / A.
     bench/usock_pair.py BIN_A BIN_B [--rounds R] [--loop N] [--lat L]
 Figures, per round: a bash loop of N (default 250) `wslq submit -- /bin/true` while the jobs
 run (submits/s), the CPU time the scheduler and the workers spent a job of that loop (all
-their threads, until the queue is empty again; what a loaded machine inflates least), and the median submit-to-start latency of L (default 25) jobs one at a time
-on the idle cluster (from just before `wslq submit` starts to the job's first instruction,
+their threads, until the queue is empty again; what a loaded machine inflates least), and
+the median submit-to-start latency of L (default 25) jobs one at a time on the idle cluster (from just before `wslq submit` starts to the job's first instruction,
 bench/stamp.c)."""
 import os
 import shutil
@@ -69,8 +69,8 @@ try:
 
     for r in range(rounds):
         for k, (b, c, env, wenv, stamps) in enumerate(setups):
-            script = (f"for ((i = 0; i < {nloop}; i++)); do {b}/wslq submit -- /bin/true "
-                      ">/dev/null || exit 1; done")
+            script = (f"for ((i = 0; i < {nloop}; i++)); do "
+                      f"{b}/wslq submit -- /bin/true >/dev/null || exit 1; done")
             pids = [c.sched.pid] + [p.pid for p in c.workers.values()]
             c0 = sum(cpu_ns(p) for p in pids)
             t0 = time.monotonic()
