@@ -8,8 +8,8 @@ for each figure and the ratio B / A.
 Figures, per round: a bash loop of N (default 250) `wslq submit -- /bin/true` while the jobs
 run (submits/s), the CPU time the scheduler and the workers spent a job of that loop (all
 their threads, until the queue is empty again; what a loaded machine inflates least), and
-the median submit-to-start latency of L (default 25) jobs one at a time on the idle cluster (from just before `wslq submit` starts to the job's first instruction,
-bench/stamp.c)."""
+the median submit-to-start latency of L (default 25) jobs one at a time on the idle cluster
+(from just before `wslq submit` starts to the job's first instruction, bench/stamp.c)."""
 import os
 import shutil
 import statistics
