@@ -3,6 +3,7 @@
 same machine; prints each figure with the ratio wslq / tsp. Installs nothing: without `tsp`
 on PATH only wslq's figures are printed. Run from the build tree's parent:
     bench/vs_tsp.sh [BIN] [--mode curve|insecure] [--idle-s S] [--rounds R] [--jobs N]
+                    [--only FIGS]
 BIN defaults to build/bin. --mode curve (the default) secures every connection with CURVE and
 enrols the bench's user and each worker as a lab would; insecure runs the same programs with
 --insecure. wslq runs a scheduler (--sync full: every acknowledged submit is fsynced) and 4
@@ -28,7 +29,9 @@ figure is the median of its rounds. Measured the same way for both:
   * submit-to-start latency on an idle system: from just before the submit command starts to
     the job's first instruction (bench/stamp.c), 100 jobs each, one at a time, alternating
   * the daemons idle for --idle-s seconds (default 30), in the same window: fresh, and after
-    3,000 jobs each: CPU (% of one core) and the scheduler's (tsp server's) resident memory"""
+    3,000 jobs each: CPU (% of one core) and the scheduler's (tsp server's) resident memory
+--only FIGS measures only the figures named, a comma-separated list of idle, floor, loop,
+drain and latency (e.g. --only loop,latency); all of them by default."""
 import os
 import shutil
 import statistics
@@ -45,6 +48,10 @@ mode = opt(args, "--mode", "curve")
 idle_s = float(opt(args, "--idle-s", "30"))
 rounds = int(opt(args, "--rounds", "5"))
 N = int(opt(args, "--jobs", "1000"))  # fewer for a quick try of the script itself
+FIGS = ("idle", "floor", "loop", "drain", "latency")
+only = set(opt(args, "--only", ",".join(FIGS)).split(","))
+if not only <= set(FIGS):
+    sys.exit(f"--only takes a comma-separated list of {', '.join(FIGS)}")
 if mode not in ("curve", "insecure") or rounds < 1:
     sys.exit("--mode must be curve or insecure; --rounds at least 1")
 cluster = benchlib.load_cluster(args[0] if args else None)
@@ -136,10 +143,11 @@ try:
             print(f"  idle {label}: tsp {sum(cpu['tsp']):.3f}%, server RSS "
                   f"{rss_mib(server[0]):.1f} MiB", flush=True)
 
-    idle("fresh")
+    if "idle" in only:
+        idle("fresh")
 
     # the floor, the start-up of each command
-    for r in range(rounds):
+    for r in range(rounds if "floor" in only else 0):
         k = max(N // rounds, 10)
         add("bash loop of /bin/true (/s)", "bash", loop_rate("/bin/true", env, k))
         if TSP:
@@ -150,7 +158,7 @@ try:
 
     # submits from a shell loop while the jobs run
     per = N // rounds
-    for r in range(rounds):
+    for r in range(rounds if "loop" in only else 0):
         if TSP:
             add("submit loop of /bin/true, jobs running (/s)", "tsp",
                 loop_rate(f"{TSP} -n /bin/true", tenv, per))
@@ -162,7 +170,7 @@ try:
     print("  submit loop done", flush=True)
 
     # queued behind a dependency, released at once
-    for r in range(2):
+    for r in range(2 if "drain" in only else 0):
         if TSP:
             fifo = os.path.join(tdir, f"fifo{r}")
             os.mkfifo(fifo)
@@ -196,7 +204,7 @@ try:
     stamps = os.path.join(c.dir, "stamps")
     os.mkdir(stamps)
     os.chmod(stamps, 0o777)
-    for i in range(min(100, N)):
+    for i in range(min(100, N) if "latency" in only else 0):
         if TSP:
             path = os.path.join(stamps, f"t{i}")
             t0 = time.time_ns()
@@ -219,17 +227,18 @@ try:
     print("  latency done", flush=True)
 
     # up to 3,000 jobs each, then idle again
-    done_wslq = len(ways) * N + 2 * N + len(ways) * 100 + 2
-    if done_wslq < 3000:
-        subprocess.run([f"{BIN}/wslq-bench-submit", c.addr, "drain", str(3000 - done_wslq)],
-                       env=env, check=True, capture_output=True, timeout=600)
-    if TSP:
-        left = 3000 - (N + 2 * N_TSP_QUEUE + 100 + 2)
-        if left > 0:
-            subprocess.run(["bash", "-c", f"for ((i = 0; i < {left}; i++)); do "
-                            f"{TSP} -n /bin/true >/dev/null; done"], env=tenv, check=True)
-        tsp_wait_idle()
-    idle("after 3,000 jobs")
+    if "idle" in only:
+        done_wslq = len(ways) * N + 2 * N + len(ways) * 100 + 2
+        if done_wslq < 3000:
+            subprocess.run([f"{BIN}/wslq-bench-submit", c.addr, "drain", str(3000 - done_wslq)],
+                           env=env, check=True, capture_output=True, timeout=600)
+        if TSP:
+            left = 3000 - (N + 2 * N_TSP_QUEUE + 100 + 2)
+            if left > 0:
+                subprocess.run(["bash", "-c", f"for ((i = 0; i < {left}; i++)); do "
+                                f"{TSP} -n /bin/true >/dev/null; done"], env=tenv, check=True)
+            tsp_wait_idle()
+        idle("after 3,000 jobs")
 finally:
     if c is not None:
         c.stop()
@@ -264,6 +273,8 @@ for fig, v in results.items():
         return f"{x / t:.2f}x" if t and x is not None else "-"
 
     print(f"  {fig:52} {num(t):>9} {num(u):>10} {num(w):>10} {ratio(u):>9} {ratio(w):>8}")
+if not {"floor", "loop"} <= only:
+    sys.exit(0)
 floor = statistics.median(results["bash loop of /bin/true (/s)"]["bash"])
 sub = results["submit loop of /bin/true, jobs running (/s)"]
 print("  submit loop against the floor: "

@@ -110,15 +110,19 @@ out_suspend(sched_t *self, const char *node, Wslq__JobSuspend *b)
         suspend_body(self, &n->peer, 0, b);
 }
 
+/* The turn's messages in two passes, each in the order they were made: first those over
+ * ZeroMQ (launches to the workers among them: the I/O thread sends them while this one goes
+ * on), then the user socket's replies, whose client wakes at once and may take this CPU. The
+ * order between two messages to the same peer is kept, since a peer is on one side only. */
 void
 out_flush(sched_t *self)
 {
     WQ_ASSERT(!queue_in_txn(self->q)); /* nothing leaves before the turn's COMMIT */
+    size_t n_local = 0;
     for (size_t i = 0; i < self->n_outs; i++) {
         out_t *o = &self->outs[i];
         if (o->peer.local) {
-            usock_send(self, &o->peer, o->buf, o->len);
-            free(o->buf);
+            self->outs[n_local++] = *o; /* kept, in order, for the second pass */
             continue;
         }
         void *sock = o->peer.admin_sock ? self->admin_router : self->router;
@@ -126,6 +130,10 @@ out_flush(sched_t *self)
             zmq_send(sock, o->buf, o->len, ZMQ_DONTWAIT) < 0)
             log_flag(SCHED, "send dropped: %s", zmq_strerror(errno));
         free(o->buf);
+    }
+    for (size_t i = 0; i < n_local; i++) {
+        usock_send(self, &self->outs[i].peer, self->outs[i].buf, self->outs[i].len);
+        free(self->outs[i].buf);
     }
     self->n_outs = 0;
     usock_flushed(self);

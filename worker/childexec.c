@@ -32,17 +32,9 @@ isol_child(const isol_cpus_t *cpus, int procs_fd)
     if (cpus != NULL)
         syscall(SYS_sched_setaffinity, 0, sizeof *cpus, cpus);
     if (procs_fd >= 0) {
-        /* the pid in decimal, by hand: no stdio between vfork and exec */
-        char d[24];
-        int i = (int) sizeof d;
-        long pid = syscall(SYS_getpid);
-        d[--i] = '\n';
-        do {
-            d[--i] = (char) ('0' + pid % 10);
-            pid /= 10;
-        } while (pid > 0);
-        /* at offset 0 each time: every rank's child writes through the same descriptor */
-        ssize_t w = pwrite(procs_fd, d + i, sizeof d - (size_t) i, 0);
+        /* "0": this process (with one thread, as a vfork child has), at offset 0 each time:
+         * every rank's child writes through the same descriptor */
+        ssize_t w = pwrite(procs_fd, "0\n", 2, 0);
         (void) w;
     }
 }

@@ -210,10 +210,10 @@ isol_cg_create(int kind,
 }
 
 int
-isol_cg_procs_fd(const char *path)
+isol_cg_procs_fd(int kind, const char *path)
 {
     char p[PATH_MAX + 32];
-    snprintf(p, sizeof p, "%s/cgroup.procs", path);
+    snprintf(p, sizeof p, "%s/%s", path, kind == ISOL_CG_V1 ? "tasks" : "cgroup.procs");
     return open(p, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
 }
 

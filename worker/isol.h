@@ -83,11 +83,16 @@ int isol_cg_create(int kind,
                    size_t n,
                    wq_error_t *err);
 
-/* Open <path>/cgroup.procs for the vfork child (close-on-exec), -1 on failure. */
-int isol_cg_procs_fd(const char *path);
+/* Open the file through which a rank's vfork child joins the cgroup at path (kind
+ * ISOL_CG_V2 or ISOL_CG_V1), close-on-exec: cgroup.procs for v2; for v1 tasks, which moves
+ * the writing thread alone, the whole of a child that has one thread, without the
+ * kernel's lock on all thread groups (a wait of an RCU grace period, 5 ms measured on an
+ * idle machine, in every job's start). -1 on failure. */
+int isol_cg_procs_fd(int kind, const char *path);
 
 /* In a rank's child between vfork and exec (system calls only): bind to cpus (NULL = no
- * change) and join the cgroup whose cgroup.procs is fd (-1 = none) by writing its pid. */
+ * change) and join the cgroup whose join file (isol_cg_procs_fd) is fd (-1 = none) by
+ * writing "0", the kernel's name for the writer itself. */
 void isol_child(const isol_cpus_t *cpus, int procs_fd);
 
 /* Processes the kernel's OOM killer ended in the cgroup: v2 memory.events "oom_kill", v1

@@ -36,7 +36,7 @@ isol_job_setup(job_t *j, const isol_t *is, const int *use, const Wslq__JobSpec *
         int ncpus = bind ? isol_cpu_count(&j->cpus) : 0;
         if (isol_cg_create(is->cg, is->cg_root, j->id, j->attempt, j->mem_mb, ncpus, j->cg_path,
                            sizeof j->cg_path, &err) == 0) {
-            *procs_fd = isol_cg_procs_fd(j->cg_path);
+            *procs_fd = isol_cg_procs_fd(is->cg, j->cg_path);
             if (*procs_fd < 0) {
                 log_warn("cannot join the job's cgroup " JOB_FMT " path=%s", j->id, j->cg_path);
                 isol_cg_remove(j->cg_path);

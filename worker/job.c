@@ -46,12 +46,21 @@ job_out_path(char *buf, size_t n, const job_t *j, const job_rank_t *r)
  * someone else's) while the worker runs as root: so no symlink is followed, and only a plain
  * file with one link that the account owns is taken, or one this call created (0600, then
  * given to the account). No O_TRUNC here: a file is truncated (ftruncate) only once it passed.
- * -1 with errno otherwise. */
+ * -1 with errno otherwise. With O_CREAT a new file is tried first (a fresh spool has none):
+ * O_EXCL opens no FIFO, so that open needs no O_NONBLOCK to take off again. *made (if not
+ * NULL): 1 when this call created the file. */
 int
-job_spool_open(const job_t *j, const char *path, int flags)
+job_spool_open_made(const job_t *j, const char *path, int flags, int *made_out)
 {
     int base = (flags & ~O_CREAT) | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
-    int fd = -1, made = 0;
+    int fd = -1, made = 0, nonblock = 1;
+    if (flags & O_CREAT) {
+        fd = open(path, (base & ~O_NONBLOCK) | O_CREAT | O_EXCL, 0600);
+        made = fd >= 0;
+        nonblock = !made;
+        if (fd < 0 && errno != EEXIST)
+            return -1;
+    }
     for (int tries = 0; tries < 2 && fd < 0; tries++) {
         fd = open(path, base);
         if (fd < 0 && errno == ENOENT && (flags & O_CREAT)) {
@@ -68,8 +77,17 @@ job_spool_open(const job_t *j, const char *path, int flags)
         errno = EPERM;
         return -1;
     }
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK); /* O_NONBLOCK was for a FIFO's open */
+    if (made_out != NULL)
+        *made_out = made;
+    if (nonblock || (flags & O_NONBLOCK))
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK); /* it was for a FIFO's open */
     return fd;
+}
+
+int
+job_spool_open(const job_t *j, const char *path, int flags)
+{
+    return job_spool_open_made(j, path, flags, NULL);
 }
 
 /* Append one line written by the worker itself to the rank's output. */
@@ -105,6 +123,7 @@ job_alloc(uint64_t id, uint32_t attempt, int nranks, const job_cfg_t *cfg)
         j->ranks[i].met_fd = -1;
     }
     j->log_fd = -1;
+    j->state_fd = -1;
     j->phase = JOB_RUNNING;
     j->failed_rank = -1;
     j->uid = geteuid();
@@ -270,10 +289,10 @@ job_save(job_t *j, wq_error_t *err)
     /* while stopping, the kill's reason: a worker restarted meanwhile goes on stopping it */
     snprintf(st->reason, sizeof st->reason, "%s", st->ended ? j->reason : j->kill_reason);
     st->log_bytes = j->log_bytes;
-    int rc = jobstate_write(j->state_path, st, err);
+    int rc = jobstate_rewrite(j->state_path, st, &j->state_fd, err);
     if (rc < 0 && err != NULL && err->sys_errno == ENOSPC && j->no_space != NULL &&
-        j->no_space(j->no_space_arg))
-        rc = jobstate_write(j->state_path, st, err); /* a finished job must not look lost */
+        j->no_space(j->no_space_arg)) /* a finished job must not look lost */
+        rc = jobstate_rewrite(j->state_path, st, &j->state_fd, err);
     free(st);
     return rc;
 }
@@ -281,7 +300,7 @@ job_save(job_t *j, wq_error_t *err)
 void
 job_forget(job_t *j)
 {
-    unlink(j->state_path);
+    jobstate_forget(j->state_path);
 }
 
 void
@@ -699,6 +718,8 @@ job_destroy(job_t **jp)
     }
     if (j->log_fd >= 0)
         close(j->log_fd);
+    if (j->state_fd >= 0)
+        close(j->state_fd);
     jobenv_free(&j->ctr_rm);
     free(j->ranks);
     free(j);

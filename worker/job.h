@@ -65,6 +65,7 @@ typedef struct job {
     char name[WIRE_MAX_NAME + 1];
     char spool[PATH_MAX];          /* spool directory */
     char state_path[PATH_MAX];     /* <state-dir>/jobs/<id>.<attempt>.state */
+    int state_fd;                  /* that file once written (rewritten in place), -1 */
     char argv0[256];               /* for error messages */
     uid_t uid;                     /* the job's account, owner of its spool (the worker's own when
                                       the ranks do not switch accounts) */

@@ -23,6 +23,8 @@ void job_out_path(char *buf, size_t n, const job_t *j, const job_rank_t *r);
 
 /* Open a file in the job's spool with no link followed (job.c says what is checked). */
 int job_spool_open(const job_t *j, const char *path, int flags);
+/* The same, *made set to 1 when the file was created by this call (0 otherwise). */
+int job_spool_open_made(const job_t *j, const char *path, int flags, int *made);
 
 /* sig to the rank's process group and the rank itself, if it is alive. */
 void job_signal_rank(job_rank_t *r, int sig);

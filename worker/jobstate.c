@@ -2,13 +2,18 @@
 #include "worker/jobstate.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "common/parse.h"
+
+/* the longest text of a jobstate_t: its strings, and a pgid line of at most 24 bytes a rank */
+#define JOBSTATE_TEXT_MAX (sizeof(jobstate_t) + 24 * WIRE_MAX_RANKS + 1024)
 
 /* Copy s into dst (size n) with newlines turned into spaces, so one value stays one line. */
 static void
@@ -20,46 +25,178 @@ one_line(char *dst, size_t n, const char *s)
     dst[i] = '\0';
 }
 
-int
-jobstate_write(const char *path, const jobstate_t *st, wq_error_t *err)
+/* The file's text into buf (size n): its length, or -1 when it does not fit. */
+static int
+format(char *buf, size_t n, const jobstate_t *st)
+{
+    char name[sizeof st->name], reason[sizeof st->reason];
+    one_line(name, sizeof name, st->name);
+    one_line(reason, sizeof reason, st->reason);
+    size_t len = 0;
+#define PUT(...)                                                          \
+    do {                                                                  \
+        int k_ = snprintf(buf + len, len < n ? n - len : 0, __VA_ARGS__); \
+        if (k_ < 0)                                                       \
+            return -1;                                                    \
+        len += (size_t) k_;                                               \
+    } while (0)
+    PUT("version=%d\njob_id=%" PRIu64 "\nattempt=%" PRIu32 "\nname=%s\nfirst_rank=%" PRIu32
+        "\nnranks=%d\nspool=%s\nstart_wall_ms=%" PRId64 "\ntime_limit_s=%" PRId64 "\n",
+        JOBSTATE_VERSION, st->job_id, st->attempt, name, st->first_rank, st->nranks, st->spool,
+        st->start_wall_ms, st->time_limit_s);
+    for (int i = 0; i < st->nranks; i++)
+        PUT("pgid=%ld\n", (long) st->pgid[i]);
+    PUT("ended=%d\n", st->ended);
+    if (st->ended)
+        PUT("exit_code=%d\nsignal=%d\ntimed_out=%d\nkilled=%d\nfailed_rank=%d\nreason=%s\n"
+            "log_bytes=%" PRIu64 "\n",
+            st->exit_code, st->signal, st->timed_out, st->killed, st->failed_rank, reason,
+            st->log_bytes);
+    else if (st->timed_out || st->killed) /* being stopped: its SIGTERM went out */
+        PUT("timed_out=%d\nkilled=%d\nreason=%s\n", st->timed_out, st->killed, reason);
+#undef PUT
+    return len < n && len <= INT_MAX ? (int) len : -1;
+}
+
+/* All of buf at offset off of fd: 0, or -1 with errno. */
+static int
+write_all(int fd, const char *buf, size_t len, off_t off)
+{
+    size_t done = 0;
+    while (done < len) {
+        ssize_t w = pwrite(fd, buf + done, len - done, off + (off_t) done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            if (w == 0)
+                errno = EIO;
+            return -1;
+        }
+        done += (size_t) w;
+    }
+    return 0;
+}
+
+/* Files of ended jobs kept for the next jobs' states (jobstate_forget): <dir>/spare-<i> for
+ * i < n, in the directory of the states. One process's memory: a restarted worker starts
+ * with none and overwrites the names of the spares a former one left. */
+#define SPARES_MAX 64
+static struct {
+    char dir[PATH_MAX];
+    size_t n;
+} spares;
+
+/* The directory of path (up to its last '/') into dir (size PATH_MAX); 0, or -1 if none. */
+static int
+dir_of(const char *path, char *dir)
+{
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL || (size_t) (slash - path) >= PATH_MAX)
+        return -1;
+    memcpy(dir, path, (size_t) (slash - path));
+    dir[slash - path] = '\0';
+    return 0;
+}
+
+/* <dir>/spare-<i> into p (size n): 0, or -1 when it does not fit. */
+static int
+spare_path(char *p, size_t n, const char *dir, size_t i)
+{
+    return snprintf(p, n, "%s/spare-%zu", dir, i) < (int) n ? 0 : -1;
+}
+
+/* A spare's text replaced by buf, then the spare renamed to path: 0 with the file open in
+ * *keep, or -1 (no spare here, or one that failed: the caller makes a new file). */
+static int
+write_spare(const char *path, const char *buf, size_t len, int *keep)
+{
+    char dir[PATH_MAX], p[PATH_MAX + 32];
+    while (spares.n > 0 && dir_of(path, dir) == 0 && strcmp(dir, spares.dir) == 0 &&
+           spare_path(p, sizeof p, dir, spares.n - 1) == 0) {
+        spares.n--;
+        int fd = open(p, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+            continue; /* gone meanwhile: the next one */
+        if (write_all(fd, buf, len, 0) == 0 && ftruncate(fd, (off_t) len) == 0 &&
+            rename(p, path) == 0) {
+            *keep = fd;
+            return 0;
+        }
+        close(fd);
+        unlink(p);
+    }
+    return -1;
+}
+
+/* Through path.tmp and a rename; the file left open in *keep when keep is not NULL. */
+static int
+write_new(const char *path, const char *buf, size_t len, int *keep, wq_error_t *err)
 {
     char tmp[PATH_MAX + 8];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int) sizeof tmp)
         return wq_fail(err, WQ_EINVAL, "state file path too long: %s", path);
-    FILE *f = fopen(tmp, "w");
-    if (f == NULL)
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (fd < 0)
         return wq_fail_errno(err, "cannot write %s", tmp);
-    char name[sizeof st->name], reason[sizeof st->reason];
-    one_line(name, sizeof name, st->name);
-    one_line(reason, sizeof reason, st->reason);
-    fprintf(f,
-            "version=%d\njob_id=%" PRIu64 "\nattempt=%" PRIu32 "\nname=%s\nfirst_rank=%" PRIu32
-            "\nnranks=%d\nspool=%s\nstart_wall_ms=%" PRId64 "\ntime_limit_s=%" PRId64 "\n",
-            JOBSTATE_VERSION, st->job_id, st->attempt, name, st->first_rank, st->nranks, st->spool,
-            st->start_wall_ms, st->time_limit_s);
-    for (int i = 0; i < st->nranks; i++)
-        fprintf(f, "pgid=%ld\n", (long) st->pgid[i]);
-    fprintf(f, "ended=%d\n", st->ended);
-    if (st->ended)
-        fprintf(f,
-                "exit_code=%d\nsignal=%d\ntimed_out=%d\nkilled=%d\nfailed_rank=%d\nreason=%s\n"
-                "log_bytes=%" PRIu64 "\n",
-                st->exit_code, st->signal, st->timed_out, st->killed, st->failed_rank, reason,
-                st->log_bytes);
-    else if (st->timed_out || st->killed) /* being stopped: its SIGTERM went out */
-        fprintf(f, "timed_out=%d\nkilled=%d\nreason=%s\n", st->timed_out, st->killed, reason);
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad) {
+    if (write_all(fd, buf, len, 0) < 0) {
         wq_fail_errno(err, "cannot write %s", tmp);
+        close(fd);
         unlink(tmp);
         return -1;
     }
     if (rename(tmp, path) < 0) {
         wq_fail_errno(err, "cannot rename %s", tmp);
+        close(fd);
         unlink(tmp);
         return -1;
     }
+    if (keep != NULL)
+        *keep = fd;
+    else
+        close(fd);
     return 0;
+}
+
+int
+jobstate_write(const char *path, const jobstate_t *st, wq_error_t *err)
+{
+    char buf[JOBSTATE_TEXT_MAX];
+    int len = format(buf, sizeof buf, st);
+    if (len < 0)
+        return wq_fail(err, WQ_EINVAL, "state of job %" PRIu64 " too long", st->job_id);
+    return write_new(path, buf, (size_t) len, NULL, err);
+}
+
+int
+jobstate_rewrite(const char *path, const jobstate_t *st, int *fd, wq_error_t *err)
+{
+    char buf[JOBSTATE_TEXT_MAX];
+    int len = format(buf, sizeof buf, st);
+    if (len < 0)
+        return wq_fail(err, WQ_EINVAL, "state of job %" PRIu64 " too long", st->job_id);
+    if (*fd < 0 && write_spare(path, buf, (size_t) len, fd) == 0)
+        return 0;
+    if (*fd < 0)
+        return write_new(path, buf, (size_t) len, fd, err);
+    if (write_all(*fd, buf, (size_t) len, 0) < 0 || ftruncate(*fd, (off_t) len) < 0)
+        return wq_fail_errno(err, "cannot write %s", path);
+    return 0;
+}
+
+void
+jobstate_forget(const char *path)
+{
+    char dir[PATH_MAX], p[PATH_MAX + 32];
+    if (dir_of(path, dir) == 0 && strcmp(dir, spares.dir) != 0) {
+        memcpy(spares.dir, dir, sizeof dir); /* another directory (tests): its own spares */
+        spares.n = 0;
+    }
+    if (spares.n < SPARES_MAX && dir_of(path, dir) == 0 &&
+        spare_path(p, sizeof p, dir, spares.n) == 0 && rename(path, p) == 0) {
+        spares.n++;
+        return;
+    }
+    unlink(path);
 }
 
 static int

@@ -41,6 +41,19 @@ typedef struct jobstate {
 /* Write *st to 'path' atomically (temp + rename). 0 or -1 with *err. */
 int jobstate_write(const char *path, const jobstate_t *st, wq_error_t *err);
 
+/* The same, for a file written more than once: with *fd < 0, through a temp file and a
+ * rename as above, the file then left open in *fd; with *fd open, the file is rewritten in
+ * place, with one write from its start (a process killed meanwhile leaves the old text or
+ * the new one, not a mix) and cut to the new length. No new file a save: on a filesystem
+ * without a journal each new inode costs a scan over the inodes freed recently. The caller
+ * closes *fd. 0 or -1 with *err. */
+int jobstate_rewrite(const char *path, const jobstate_t *st, int *fd, wq_error_t *err);
+
+/* The state file at path is no longer needed: kept, under another name that no reader takes,
+ * for a later jobstate_rewrite to fill and rename (no file made or removed a job: each costs
+ * a scan over the inodes freed recently on a filesystem without a journal), or removed. */
+void jobstate_forget(const char *path);
+
 /* Read 'path' into *st. Unknown keys are ignored; a missing required key, a bad number or an
  * unknown version is an error naming the file and line. 0 or -1 with *err. */
 int jobstate_read(const char *path, jobstate_t *st, wq_error_t *err);

@@ -2,6 +2,7 @@
  * account, the launch through the rank keeper (keeper.h; else vfork + exec under wslq-rank),
  * and the ending of a job that could not start (see job.h). What happens after the start is
  * job.c. */
+#define _GNU_SOURCE /* pipe2 */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -111,11 +112,7 @@ spawn_rank(const child_spec_t *c)
 static int
 pipe_cloexec(int fds[2])
 {
-    if (pipe(fds) < 0)
-        return -1;
-    fcntl(fds[0], F_SETFD, FD_CLOEXEC);
-    fcntl(fds[1], F_SETFD, FD_CLOEXEC);
-    return 0;
+    return pipe2(fds, O_CLOEXEC);
 }
 
 job_t *
@@ -148,8 +145,9 @@ job_launch(const Wslq__JobLaunch *l, const job_cfg_t *cfg)
         return end_early(j, 1, why);
     }
     snprintf(p, sizeof p, "%s/job.log", j->spool);
-    j->log_fd = job_spool_open(j, p, O_RDWR | O_CREAT | O_APPEND);
-    if (j->log_fd < 0 || ftruncate(j->log_fd, 0) < 0) {
+    int fresh = 0; /* a file just created is empty already */
+    j->log_fd = job_spool_open_made(j, p, O_RDWR | O_CREAT | O_APPEND, &fresh);
+    if (j->log_fd < 0 || (!fresh && ftruncate(j->log_fd, 0) < 0)) {
         char why[200];
         snprintf(why, sizeof why, "cannot create %.150s: %s", p, strerror(errno));
         return end_early(j, 1, why);

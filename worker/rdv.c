@@ -81,8 +81,12 @@ rdv_open(rdv_t *r, uint64_t job_id, uint32_t attempt, const char *path, wq_error
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return wq_fail_errno(err, "rendezvous socket");
-    unlink(path);
-    if (bind(fd, (struct sockaddr *) &a, sizeof a) < 0 || listen(fd, 64) < 0) {
+    /* bound first: a fresh spool has no socket file, and a stale one (a rerun) is unlinked
+     * and bound again */
+    int rc = bind(fd, (struct sockaddr *) &a, sizeof a);
+    if (rc < 0 && errno == EADDRINUSE && unlink(path) == 0)
+        rc = bind(fd, (struct sockaddr *) &a, sizeof a);
+    if (rc < 0 || listen(fd, 64) < 0) {
         wq_fail_errno(err, "rendezvous socket %s", path);
         close(fd);
         return -1;

@@ -20,6 +20,12 @@
 #define ENDED_RESEND_MS   2000 /* JobEnded re-sent until JobEndedAck */
 #define LOG_CHUNKS_TICK   16   /* LogChunks per job per tick */
 #define METRIC_LINES_TICK 64   /* metric lines per rank per tick */
+/* NCCL's /dev/shm leftovers are removed once they are 60 s old (sysinfo.c): a sweep after a
+ * job's end at most this often takes the same files, a little later, without a scan of
+ * /dev/shm after each of a stream of short jobs */
+#define SHM_SWEEP_MS 10000
+
+static int64_t shm_swept_ms = INT64_MIN / 2; /* the last sweep (monotonic ms) */
 
 static void
 add_job(worker_t *w, job_t *j)
@@ -293,8 +299,10 @@ streams_tick(worker_t *w, int64_t now)
         }
         if (ended_now)
             tdr_check_end(w, j);
-        if (ended_now)
+        if (ended_now && now - shm_swept_ms >= SHM_SWEEP_MS) {
             sysinfo_cleanup_nccl_shm();
+            shm_swept_ms = now;
+        }
         if (ended_now && w->rdv != NULL)
             rdv_close_job(w->rdv, j->id, j->attempt);
         int more = 0;

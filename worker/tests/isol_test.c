@@ -164,8 +164,8 @@ test_cgroup_v2_fixture(void **state)
     readfile(path, "cpu.max", buf, sizeof buf);
     assert_string_equal(buf, "200000 100000\n");
 
-    /* a rank's child joins it: its own pid in cgroup.procs */
-    int fd = isol_cg_procs_fd(path);
+    /* a rank's child joins it: "0" (the writer itself, to the kernel) in cgroup.procs */
+    int fd = isol_cg_procs_fd(ISOL_CG_V2, path);
     assert_true(fd >= 0);
     pid_t pid = fork();
     if (pid == 0) {
@@ -176,9 +176,7 @@ test_cgroup_v2_fixture(void **state)
     assert_int_equal(waitpid(pid, &st, 0), pid);
     close(fd);
     readfile(path, "cgroup.procs", buf, sizeof buf);
-    char want[32];
-    snprintf(want, sizeof want, "%ld\n", (long) pid);
-    assert_string_equal(buf, want);
+    assert_string_equal(buf, "0\n");
 
     /* the kernel's OOM killer: oom_kill counts up; the peak in bytes */
     assert_int_equal(isol_cg_oom_kills(ISOL_CG_V2, path), 0);
@@ -258,6 +256,20 @@ test_cgroup_v1_fixture(void **state)
     mkfile(path, "memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n");
     assert_int_equal(isol_cg_oom_kills(ISOL_CG_V1, path), 1);
     assert_int_equal(isol_cg_peak(ISOL_CG_V1, path), 2097152);
+    /* a rank's child joins it through tasks (its one thread, no lock on every thread group) */
+    mkfile(path, "tasks", "");
+    int fd = isol_cg_procs_fd(ISOL_CG_V1, path);
+    assert_true(fd >= 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        isol_child(NULL, fd);
+        _exit(0);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    close(fd);
+    readfile(path, "tasks", buf, sizeof buf);
+    assert_string_equal(buf, "0\n");
     /* v1 insisted on, a directory that is neither */
     rm_tree(root);
     snprintf(root, sizeof root, "/tmp/wslq-cg-XXXXXX");

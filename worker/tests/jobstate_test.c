@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 /* after the standard headers */
 #include <cmocka.h>
@@ -127,12 +128,66 @@ test_rejects(void **state)
     free(b);
 }
 
+/* A state rewritten in place keeps its file; a forgotten one is kept as a spare and becomes
+ * the next job's state file, whole and with no leftover of the former text. */
+static void
+test_rewrite_and_spare(void **state)
+{
+    (void) state;
+    jobstate_t *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
+    a->job_id = 5;
+    a->nranks = 1;
+    a->pgid[0] = 42;
+    snprintf(a->spool, sizeof a->spool, "/spool/5.0");
+    snprintf(a->reason, sizeof a->reason, "a long reason that the next text is shorter than");
+    a->ended = 1;
+    char p[128], q[128], spare[128];
+    snprintf(p, sizeof p, "%s/5.0.state", dir);
+    snprintf(q, sizeof q, "%s/6.0.state", dir);
+    snprintf(spare, sizeof spare, "%s/spare-0", dir);
+    wq_error_t err = {0};
+    int fd = -1;
+    assert_int_equal(jobstate_rewrite(p, a, &fd, &err), 0);
+    assert_true(fd >= 0);
+    struct stat st0, st1;
+    assert_int_equal(stat(p, &st0), 0);
+    a->exit_code = 3;
+    assert_int_equal(jobstate_rewrite(p, a, &fd, &err), 0);
+    assert_int_equal(stat(p, &st1), 0);
+    assert_true(st0.st_ino == st1.st_ino); /* in place */
+    assert_int_equal(jobstate_read(p, b, &err), 0);
+    assert_int_equal(b->exit_code, 3);
+    close(fd);
+
+    jobstate_forget(p);
+    assert_int_equal(access(p, F_OK), -1);
+    assert_int_equal(access(spare, F_OK), 0);
+    a->job_id = 6;
+    a->ended = 0;
+    a->reason[0] = '\0';
+    fd = -1;
+    assert_int_equal(jobstate_rewrite(q, a, &fd, &err), 0);
+    assert_int_equal(access(spare, F_OK), -1);
+    assert_int_equal(stat(q, &st1), 0);
+    assert_true(st0.st_ino == st1.st_ino); /* the spare's file */
+    assert_int_equal(jobstate_read(q, b, &err), 0);
+    assert_int_equal(b->job_id, 6);
+    assert_int_equal(b->ended, 0);
+    assert_int_equal(b->exit_code, 0);
+    close(fd);
+    jobstate_forget(q);
+    unlink(spare);
+    free(a);
+    free(b);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_rejects),
+        cmocka_unit_test(test_rewrite_and_spare),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
