@@ -14,6 +14,8 @@
 
 /* the longest text of a jobstate_t: its strings, and a pgid line of at most 24 bytes a rank */
 #define JOBSTATE_TEXT_MAX (sizeof(jobstate_t) + 24 * WIRE_MAX_RANKS + 1024)
+/* The most a rewrite in place writes: one page, which a kill cannot cut in two */
+#define JOBSTATE_PAGE 4096
 
 /* Copy s into dst (size n) with newlines turned into spaces, so one value stays one line. */
 static void
@@ -178,7 +180,30 @@ jobstate_rewrite(const char *path, const jobstate_t *st, int *fd, wq_error_t *er
         return 0;
     if (*fd < 0)
         return write_new(path, buf, (size_t) len, fd, err);
-    if (write_all(*fd, buf, (size_t) len, 0) < 0 || ftruncate(*fd, (off_t) len) < 0)
+    /* In place, with one pwrite from the start that is never shorter than the file: a
+     * shorter text ends with a "pad=..." line the reader ignores, since a cut to length after
+     * the write would leave, were the worker killed between the two, the new text followed
+     * by the old one's tail. A kill stops a write only between pages, so a text past the
+     * first page goes through a new file and a rename as the first one did. */
+    off_t cur = lseek(*fd, 0, SEEK_END);
+    size_t n = (size_t) len;
+    if (cur > 0 && (size_t) cur > n) {
+        size_t pad = (size_t) cur - n < 5 ? 5 : (size_t) cur - n; /* "pad=" and '\n' at least */
+        if (n + pad <= sizeof buf) {
+            memcpy(buf + n, "pad=", 4);
+            memset(buf + n + 4, '.', pad - 5);
+            buf[n + pad - 1] = '\n';
+            n += pad;
+        } else {
+            n = sizeof buf + 1; /* no room: a new file below */
+        }
+    }
+    if (cur < 0 || n > JOBSTATE_PAGE) {
+        close(*fd);
+        *fd = -1;
+        return write_new(path, buf, (size_t) len, fd, err);
+    }
+    if (write_all(*fd, buf, n, 0) < 0)
         return wq_fail_errno(err, "cannot write %s", path);
     return 0;
 }

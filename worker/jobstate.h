@@ -43,8 +43,10 @@ int jobstate_write(const char *path, const jobstate_t *st, wq_error_t *err);
 
 /* The same, for a file written more than once: with *fd < 0, through a temp file and a
  * rename as above, the file then left open in *fd; with *fd open, the file is rewritten in
- * place, with one write from its start (a process killed meanwhile leaves the old text or
- * the new one, not a mix) and cut to the new length. No new file a save: on a filesystem
+ * place, with one write from its start of one page at most, never shorter than the file (a
+ * shorter text is padded with a "pad=" line), so a process killed meanwhile leaves the old
+ * text or the new one, not a mix; a longer text goes through a new file again. No new file a
+ * save: on a filesystem
  * without a journal each new inode costs a scan over the inodes freed recently. The caller
  * closes *fd. 0 or -1 with *err. */
 int jobstate_rewrite(const char *path, const jobstate_t *st, int *fd, wq_error_t *err);

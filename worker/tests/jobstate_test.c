@@ -157,6 +157,29 @@ test_rewrite_and_spare(void **state)
     assert_true(st0.st_ino == st1.st_ino); /* in place */
     assert_int_equal(jobstate_read(p, b, &err), 0);
     assert_int_equal(b->exit_code, 3);
+    /* a shorter text: one write, padded to the file's length (never cut after the write,
+     * which a kill between the two would leave with the old text's tail) */
+    snprintf(a->reason, sizeof a->reason, "short");
+    assert_int_equal(jobstate_rewrite(p, a, &fd, &err), 0);
+    struct stat st2;
+    assert_int_equal(stat(p, &st2), 0);
+    assert_true(st2.st_ino == st0.st_ino && st2.st_size >= st1.st_size);
+    assert_int_equal(jobstate_read(p, b, &err), 0);
+    assert_string_equal(b->reason, "short");
+    assert_int_equal(b->exit_code, 3);
+    /* a text past one page goes through a new file and a rename, whole */
+    a->nranks = 256;
+    for (int i = 0; i < a->nranks; i++)
+        a->pgid[i] = 2000000000 + i;
+    assert_int_equal(jobstate_rewrite(p, a, &fd, &err), 0);
+    assert_int_equal(stat(p, &st2), 0);
+    assert_true(st2.st_ino != st0.st_ino && st2.st_size > 4096);
+    assert_int_equal(jobstate_read(p, b, &err), 0);
+    assert_int_equal(b->nranks, 256);
+    assert_int_equal(b->pgid[255], 2000000255);
+    st0 = st2; /* the file now */
+    a->nranks = 1;
+    snprintf(a->reason, sizeof a->reason, "a long reason that the next text is shorter than");
     close(fd);
 
     jobstate_forget(p);
