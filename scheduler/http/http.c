@@ -89,7 +89,7 @@ publish(http_t *h)
     struct timespec t0, t1, c0, c1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
-    http_snap_t *s = http_snap_take(h->sched, h->started_ms, &h->jobwalk);
+    http_snap_t *s = http_snap_take(h->sched, h->started_ms, &h->jobwalk, &h->nodecache);
     pthread_mutex_lock(&h->stat_lock);
     s->http_slow_cut_total = h->slow_cut_total;
     s->http_auth_refused_total = h->auth_refused_total;
@@ -712,6 +712,7 @@ http_destroy(http_t **self_p)
     if (h->mhd != NULL)
         MHD_stop_daemon(h->mhd);
     http_snap_release(h, h->snap);
+    http_nodecache_free(&h->nodecache);
     queue_destroy(&h->q);
     free(h->token);
     free(h->log_dir);
