@@ -89,6 +89,7 @@ publish(http_t *h)
     struct timespec t0, t1, c0, c1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+    uint64_t rendered = h->nodecache.rendered;
     http_snap_t *s = http_snap_take(h->sched, h->started_ms, &h->jobwalk, &h->nodecache);
     pthread_mutex_lock(&h->stat_lock);
     s->http_slow_cut_total = h->slow_cut_total;
@@ -98,8 +99,9 @@ publish(http_t *h)
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
     h->last_snap_us =
         (int64_t) (c1.tv_sec - c0.tv_sec) * 1000000 + (c1.tv_nsec - c0.tv_nsec) / 1000;
-    log_flag(HTTP, "http snapshot version=%" PRIu64 " ms=%.3f", s->version,
-             (double) (t1.tv_sec - t0.tv_sec) * 1e3 + (double) (t1.tv_nsec - t0.tv_nsec) / 1e6);
+    log_flag(HTTP, "http snapshot version=%" PRIu64 " ms=%.3f nodes_rendered=%" PRIu64, s->version,
+             (double) (t1.tv_sec - t0.tv_sec) * 1e3 + (double) (t1.tv_nsec - t0.tv_nsec) / 1e6,
+             h->nodecache.rendered - rendered);
     pthread_mutex_lock(&h->snap_lock);
     http_snap_t *old = h->snap;
     h->snap = s;

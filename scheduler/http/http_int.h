@@ -74,11 +74,11 @@ typedef struct {
 
 /* Each node's JSON as the last snapshot rendered it, to render only the nodes that changed:
  * building every node's JSON through cJSON was most of a snapshot's cost (a fleet of 1,000).
- * What a heartbeat changes (last_seen, each GPU's used memory, temperature, utilisation and
- * power) is left out of the cached text as holes filled in at each snapshot; the key is the
- * node's NodeInfo packed with those cleared, so any other change (any field, by whichever
- * writer) renders the node again. Entry i is the i-th node of the last snapshot. Loop thread
- * only. */
+ * What a heartbeat changes (last_seen, each GPU's used memory, temperature, utilisation,
+ * power and so the memory no job holds) is left out of the cached text as holes filled in at each
+ * snapshot; the key is the node's NodeInfo packed with those cleared, so any other change (any
+ * field, by whichever writer) renders the node again. Entry i is the i-th node of the last
+ * snapshot. Loop thread only. */
 typedef struct {
     uint8_t *key; /* owned: NodeInfo packed, the holes' fields cleared */
     size_t key_len;

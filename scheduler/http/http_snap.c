@@ -48,9 +48,12 @@ mix_str(uint64_t h, const char *str)
 
 /* The holes as json_node() writes the cleared fields (add_time with 0; add_u64 0 and
  * add_opt_int -1). A string value cannot hold these bytes (its quotes are escaped), and they
- * come in this order: last_seen among the node's first keys, the GPUs last. */
+ * come in this order: last_seen among the node's first keys, the GPUs last, each with its
+ * metrics and then the memory that no job holds (mem_other_mb, from its used memory). */
 #define HOLE_LAST_SEEN "\"last_seen_ms\":null,\"last_seen_time\":null"
 #define HOLE_GPU       "\"mem_used_mb\":0,\"temp_c\":null,\"util_pct\":null,\"power_w\":null"
+#define HOLE_GPU_OTHER "\"mem_other_mb\":0"
+#define GPU_HOLES      2
 
 static void
 nodejson_clear(http_nodejson_t *e)
@@ -92,6 +95,7 @@ clear_holes(http_nodecache_t *c, const Wslq__NodeInfo *n, Wslq__NodeInfo *key)
         c->gpus[g].temp_c = -1;
         c->gpus[g].util_pct = -1;
         c->gpus[g].power_w = -1;
+        c->gpus[g].mem_other_mb = 0;
         c->gpu_ptrs[g] = &c->gpus[g];
     }
     key->gpus = n->n_gpus ? c->gpu_ptrs : NULL;
@@ -105,11 +109,13 @@ nodejson_fill(http_nodejson_t *e, const Wslq__NodeInfo *key)
     e->text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     e->text_len = strlen(e->text);
-    e->n_holes = 1 + key->n_gpus;
+    e->n_holes = 1 + GPU_HOLES * key->n_gpus;
     e->holes = wq_malloc(2 * e->n_holes * sizeof *e->holes);
     const char *from = e->text;
     for (size_t k = 0; k < e->n_holes; k++) {
-        const char *what = k == 0 ? HOLE_LAST_SEEN : HOLE_GPU;
+        const char *what = k == 0                ? HOLE_LAST_SEEN
+                           : (k - 1) % GPU_HOLES ? HOLE_GPU_OTHER
+                                                 : HOLE_GPU;
         const char *at = strstr(from, what);
         WQ_ASSERT(at != NULL);
         e->holes[2 * k] = (size_t) (at - e->text);
@@ -159,8 +165,11 @@ sb_hole(strbuf_t *b, const Wslq__NodeInfo *n, size_t k)
         char t[40];
         len = snprintf(out, sizeof out, "\"last_seen_ms\":%" PRId64 ",\"last_seen_time\":\"%s\"",
                        n->last_seen_ms, json_format_time(n->last_seen_ms, t, sizeof t));
+    } else if ((k - 1) % GPU_HOLES) {
+        len = snprintf(out, sizeof out, "\"mem_other_mb\":%" PRIu64,
+                       n->gpus[(k - 1) / GPU_HOLES]->mem_other_mb);
     } else {
-        const Wslq__GpuInfo *g = n->gpus[k - 1];
+        const Wslq__GpuInfo *g = n->gpus[(k - 1) / GPU_HOLES];
         char a[24], c[24], d[24];
         len = snprintf(out, sizeof out,
                        "\"mem_used_mb\":%" PRIu64 ",\"temp_c\":%s,\"util_pct\":%s,\"power_w\":%s",

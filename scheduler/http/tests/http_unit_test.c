@@ -570,6 +570,7 @@ test_nodes_cache(void **state)
     t[2].gpu[0].mem_used_mb = 1234;
     t[1].gpu[0].power_w = 250;
     t[1].gpu[1].temp_c = -1;
+    t[1].gpu[1].mem_other_mb = 77;
     assert_int_equal(assert_nodes_render(&c, nodes, N), 0);
     t[2].gpu[0].mem_total_mb = 48000;
     assert_int_equal(assert_nodes_render(&c, nodes, N), 1);
@@ -580,7 +581,7 @@ test_nodes_cache(void **state)
     Wslq__NodeAttr attr = WSLQ__NODE_ATTR__INIT, *attrs[] = {&attr};
     attr.key = "last_seen_ms";
     attr.value = "\"last_seen_ms\":null,\"last_seen_time\":null,\"mem_used_mb\":0,\"temp_c\":null,"
-                 "\"util_pct\":null,\"power_w\":null";
+                 "\"util_pct\":null,\"power_w\":null,\"mem_other_mb\":0";
     t[0].info.attrs = attrs;
     t[0].info.n_attrs = 1;
     assert_int_equal(assert_nodes_render(&c, nodes, N), 1);
