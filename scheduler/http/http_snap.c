@@ -141,42 +141,92 @@ sb_add(strbuf_t *b, const char *s, size_t n)
     b->p[b->len] = '\0';
 }
 
-/* An integer as cJSON prints it, or null for the 'unset' value. */
-static const char *
-opt_int(int64_t v, int64_t unset, char *buf, size_t size)
+static void
+sb_str(strbuf_t *b, const char *s)
 {
-    if (v == unset)
-        return "null";
-    snprintf(buf, size, "%" PRId64, v);
-    return buf;
+    sb_add(b, s, strlen(s));
+}
+
+/* An integer as cJSON prints it (integral, far below 2^53: its digits), or null for the
+ * 'unset' value. By hand: snprintf for each of a fleet's GPU figures was a good part of
+ * a snapshot. */
+static void
+sb_int(strbuf_t *b, int64_t v, int64_t unset)
+{
+    if (v == unset) {
+        sb_str(b, "null");
+        return;
+    }
+    char d[24], *p = d + sizeof d;
+    uint64_t u = v < 0 ? 0 - (uint64_t) v : (uint64_t) v;
+    do {
+        *--p = (char) ('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        *--p = '-';
+    sb_add(b, p, (size_t) (d + sizeof d - p));
+}
+
+/* json_format_time()'s text, its whole seconds kept for the next nodes: a fleet's last_seen
+ * times fall within a second or two. */
+typedef struct {
+    int64_t sec[4];
+    char day[4][40]; /* "YYYY-MM-DDTHH:MM:SS", "" = not filled */
+} days_t;
+
+static void
+sb_time(strbuf_t *b, days_t *days, int64_t ms)
+{
+    int64_t sec = ms / 1000;
+    int slot = (int) (sec & 3);
+    char *day = days->day[slot];
+    if (day[0] == '\0' || days->sec[slot] != sec) {
+        json_format_time(sec * 1000, day, sizeof days->day[slot]);
+        size_t n = strlen(day);
+        if (n < 5 || strcmp(day + n - 5, ".000Z") != 0) { /* not a time: as it comes */
+            char t[40];
+            day[0] = '\0';
+            sb_str(b, json_format_time(ms, t, sizeof t));
+            return;
+        }
+        day[n - 5] = '\0';
+        days->sec[slot] = sec;
+    }
+    char frac[8] = {'.', (char) ('0' + ms % 1000 / 100), (char) ('0' + ms % 100 / 10),
+                    (char) ('0' + ms % 10), 'Z'};
+    sb_str(b, day);
+    sb_add(b, frac, 5);
 }
 
 /* A hole filled exactly as json_node() writes its fields. */
 static void
-sb_hole(strbuf_t *b, const Wslq__NodeInfo *n, size_t k)
+sb_hole(strbuf_t *b, days_t *days, const Wslq__NodeInfo *n, size_t k)
 {
-    char out[160];
-    int len;
     if (k == 0) {
         if (n->last_seen_ms <= 0) {
-            sb_add(b, HOLE_LAST_SEEN, strlen(HOLE_LAST_SEEN));
+            sb_str(b, HOLE_LAST_SEEN);
             return;
         }
-        char t[40];
-        len = snprintf(out, sizeof out, "\"last_seen_ms\":%" PRId64 ",\"last_seen_time\":\"%s\"",
-                       n->last_seen_ms, json_format_time(n->last_seen_ms, t, sizeof t));
+        sb_str(b, "\"last_seen_ms\":");
+        sb_int(b, n->last_seen_ms, INT64_MIN);
+        sb_str(b, ",\"last_seen_time\":\"");
+        sb_time(b, days, n->last_seen_ms);
+        sb_str(b, "\"");
     } else if ((k - 1) % GPU_HOLES) {
-        len = snprintf(out, sizeof out, "\"mem_other_mb\":%" PRIu64,
-                       n->gpus[(k - 1) / GPU_HOLES]->mem_other_mb);
+        sb_str(b, "\"mem_other_mb\":");
+        sb_int(b, (int64_t) n->gpus[(k - 1) / GPU_HOLES]->mem_other_mb, INT64_MIN);
     } else {
         const Wslq__GpuInfo *g = n->gpus[(k - 1) / GPU_HOLES];
-        char a[24], c[24], d[24];
-        len = snprintf(out, sizeof out,
-                       "\"mem_used_mb\":%" PRIu64 ",\"temp_c\":%s,\"util_pct\":%s,\"power_w\":%s",
-                       g->mem_used_mb, opt_int(g->temp_c, -1, a, sizeof a),
-                       opt_int(g->util_pct, -1, c, sizeof c), opt_int(g->power_w, -1, d, sizeof d));
+        sb_str(b, "\"mem_used_mb\":");
+        sb_int(b, (int64_t) g->mem_used_mb, INT64_MIN);
+        sb_str(b, ",\"temp_c\":");
+        sb_int(b, g->temp_c, -1);
+        sb_str(b, ",\"util_pct\":");
+        sb_int(b, g->util_pct, -1);
+        sb_str(b, ",\"power_w\":");
+        sb_int(b, g->power_w, -1);
     }
-    sb_add(b, out, (size_t) len);
 }
 
 char *
@@ -193,6 +243,7 @@ http_nodes_render(http_nodecache_t *cache, const Wslq__NodeInfo *const *nodes, s
         c->n = n;
     }
     strbuf_t b = {0};
+    days_t days = {0};
     sb_add(&b, "[", 1);
     for (size_t i = 0; i < n; i++) {
         Wslq__NodeInfo key;
@@ -217,7 +268,7 @@ http_nodes_render(http_nodecache_t *cache, const Wslq__NodeInfo *const *nodes, s
         size_t from = 0;
         for (size_t k = 0; k < e->n_holes; k++) {
             sb_add(&b, e->text + from, e->holes[2 * k] - from);
-            sb_hole(&b, nodes[i], k);
+            sb_hole(&b, &days, nodes[i], k);
             from = e->holes[2 * k] + e->holes[2 * k + 1];
         }
         sb_add(&b, e->text + from, e->text_len - from);
