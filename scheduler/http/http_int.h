@@ -96,6 +96,7 @@ typedef struct {
     Wslq__GpuInfo *gpus; /* the cleared GPUs of the node at hand, n_gpus_cap */
     Wslq__GpuInfo **gpu_ptrs;
     size_t n_gpus_cap;
+    size_t last_len;   /* the last rendering's length */
     uint64_t rendered; /* nodes rendered again, for the tests */
 } http_nodecache_t;
 

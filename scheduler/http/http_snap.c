@@ -242,7 +242,8 @@ http_nodes_render(http_nodecache_t *cache, const Wslq__NodeInfo *const *nodes, s
             memset(c->v + c->n, 0, (n - c->n) * sizeof *c->v);
         c->n = n;
     }
-    strbuf_t b = {0};
+    strbuf_t b = {.cap = c->last_len + c->last_len / 8 + 64};
+    b.p = wq_malloc(b.cap); /* sized like the last: no copying as it grows */
     days_t days = {0};
     sb_add(&b, "[", 1);
     for (size_t i = 0; i < n; i++) {
@@ -274,6 +275,7 @@ http_nodes_render(http_nodecache_t *cache, const Wslq__NodeInfo *const *nodes, s
         sb_add(&b, e->text + from, e->text_len - from);
     }
     sb_add(&b, "]", 1);
+    c->last_len = b.len;
     http_nodecache_free(&local);
     return b.p;
 }
