@@ -11,10 +11,12 @@
 
 #define CLOCK_WARN_MS 500 /* |offset| from which doctor.time.offset warns */
 /* Heartbeats' GPU metrics bump stats.version (the dashboard's snapshot, wslq top's watch) at
- * most this often. A snapshot renders every node's JSON: with 200 nodes heartbeating at 1 Hz
+ * most this often. A snapshot rendered every node's JSON: with 200 nodes heartbeating at 1 Hz
  * that took a median 17.5 ms here, 2.3 % of a core at one every 750 ms (bench/README.md, the
- * fleet). GPU figures 2 s old are what Grafana and the dashboard show anyway; any other
- * change (a job, a node's state, a check's verdict) still publishes at once. */
+ * fleet); it now fills the fresh figures into each node's cached JSON (http_snap.c), but
+ * wslq top's watchers still get one update per bump. GPU figures 2 s old are what Grafana
+ * and the dashboard show anyway; any other change (a job, a node's state, a check's
+ * verdict) still publishes at once. */
 #define METRICS_VERSION_MS 2000
 
 static const char *const node_state_names[] = {"idle", "torpid", "lost"};

@@ -231,6 +231,8 @@ struct sched {
     int64_t nodes_due;
     int64_t metrics_bumped_mono;
     int metrics_unpublished;
+    /* no pending self-test's deadline is before this (selftest.c); 0: none pending */
+    int64_t selftest_due;
     job_t **jobs; /* active jobs, ascending id */
     size_t n_jobs;
     size_t cap_jobs;

@@ -85,6 +85,8 @@ start(sched_t *self, node_t *nd)
     snprintf(t->peer, sizeof t->peer, "%s", best->info->name);
     t->tries++;
     t->deadline_mono = wq_clock_mono_ms() + SELFTEST_TIMEOUT_MS + SELFTEST_SLACK_MS;
+    if (self->selftest_due == 0 || t->deadline_mono < self->selftest_due)
+        self->selftest_due = t->deadline_mono;
     char txt[WIRE_MAX_NAME + 48];
     snprintf(txt, sizeof txt, "pending (by %s)", best->info->name);
     set_result(self, nd, SELFTEST_PENDING, txt, WSLQ__CHECK_VERDICT__CHECK_INFO,
@@ -187,18 +189,22 @@ selftest_tick(sched_t *self, int64_t now)
             start(self, nd);
         }
     }
+    self->selftest_due = 0;
+    for (size_t i = 0; i < self->n_nodes; i++) {
+        const selftest_t *t = &self->nodes[i]->selftest;
+        if (t->state == SELFTEST_PENDING &&
+            (self->selftest_due == 0 || t->deadline_mono < self->selftest_due))
+            self->selftest_due = t->deadline_mono;
+    }
 }
 
+/* O(1), called on every loop turn (a walk over 1,000 nodes each was measurable): the earliest
+ * deadline as start() lowered it and selftest_tick() found it. A test that ended since only
+ * makes it early, which costs one tick that finds nothing due and sets it right. */
 int64_t
 selftest_next_timer(const sched_t *self)
 {
-    int64_t next = INT64_MAX;
-    for (size_t i = 0; i < self->n_nodes; i++) {
-        const selftest_t *t = &self->nodes[i]->selftest;
-        if (t->state == SELFTEST_PENDING && t->deadline_mono < next)
-            next = t->deadline_mono;
-    }
-    return next;
+    return self->selftest_due != 0 ? self->selftest_due : INT64_MAX;
 }
 
 int

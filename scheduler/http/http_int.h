@@ -72,10 +72,44 @@ typedef struct {
     uint64_t jobs_version;
 } http_jobwalk_t;
 
+/* Each node's JSON as the last snapshot rendered it, to render only the nodes that changed:
+ * building every node's JSON through cJSON was most of a snapshot's cost (a fleet of 1,000).
+ * What a heartbeat changes (last_seen, each GPU's used memory, temperature, utilisation,
+ * power and so the memory no job holds) is left out of the cached text as holes filled in at each
+ * snapshot; the key is the node's NodeInfo packed with those cleared, so any other change (any
+ * field, by whichever writer) renders the node again. Entry i is the i-th node of the last
+ * snapshot. Loop thread only. */
+typedef struct {
+    uint8_t *key; /* owned: NodeInfo packed, the holes' fields cleared */
+    size_t key_len;
+    char *text; /* owned: json_node() of the cleared NodeInfo */
+    size_t text_len;
+    size_t *holes; /* owned: offset and length in text of last_seen, then of each GPU's */
+    size_t n_holes;
+} http_nodejson_t;
+
+typedef struct {
+    http_nodejson_t *v; /* owned, n */
+    size_t n;
+    uint8_t *scratch; /* a packing buffer, cap bytes */
+    size_t cap;
+    Wslq__GpuInfo *gpus; /* the cleared GPUs of the node at hand, n_gpus_cap */
+    Wslq__GpuInfo **gpu_ptrs;
+    size_t n_gpus_cap;
+    size_t last_len;   /* the last rendering's length */
+    uint64_t rendered; /* nodes rendered again, for the tests */
+} http_nodecache_t;
+
+/* The JSON array of nodes[0..n), as json_node() renders each, reusing and refreshing *cache
+ * (NULL: none kept). Returns a malloc'd string. */
+char *http_nodes_render(http_nodecache_t *cache, const Wslq__NodeInfo *const *nodes, size_t n);
+void http_nodecache_free(http_nodecache_t *cache);
+
 /* Build a snapshot from the scheduler's read-only views, the job counts from *walk when no
- * job changed since it was filled (NULL: always walk). Loop thread only. refs = 1.
- * Caller owns the result (http_snap_free). */
-http_snap_t *http_snap_take(sched_t *s, int64_t started_ms, http_jobwalk_t *walk);
+ * job changed since it was filled (NULL: always walk), the nodes' JSON through *nodes (NULL:
+ * none kept). Loop thread only. refs = 1. Caller owns the result (http_snap_free). */
+http_snap_t *
+http_snap_take(sched_t *s, int64_t started_ms, http_jobwalk_t *walk, http_nodecache_t *nodes);
 void http_snap_free(http_snap_t *snap);
 
 /* A rendered response: status, body (owned) and its content type (static). */

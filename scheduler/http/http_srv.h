@@ -39,7 +39,8 @@ typedef struct hconn {
 struct http {
     http_config_t cfg;
     sched_t *sched;
-    http_jobwalk_t jobwalk; /* the last snapshot's walk over the jobs (loop thread) */
+    http_jobwalk_t jobwalk;     /* the last snapshot's walk over the jobs (loop thread) */
+    http_nodecache_t nodecache; /* the last snapshot's node JSON (loop thread) */
     struct MHD_Daemon *mhd;
     char *log_dir; /* <state_dir>/logs; owned */
     char *token;   /* owned; NULL = no token needed */

@@ -764,6 +764,51 @@ test_rank_failure_and_cancel(void **state)
     assert_int_equal(state_of(f, pend, NULL, 0), WSLQ__JOB_STATE__STARTING);
 }
 
+/* Register w as a node that claims inbound connections (so it is self-tested). */
+static void
+register_inbound(fx_t *f, fake_worker_t *w, const char *ip, unsigned port)
+{
+    Wslq__Register r = WSLQ__REGISTER__INIT;
+    Wslq__GpuInfo g = WSLQ__GPU_INFO__INIT, *gp = &g;
+    g.uuid = "GPU-x";
+    g.name = "fake";
+    r.name = w->name;
+    r.hostname = w->name;
+    r.ip = (char *) ip;
+    r.cpus = 4;
+    r.mem_mb = 8000;
+    r.gpus = &gp;
+    r.n_gpus = 1;
+    r.inbound_ok = 1;
+    r.probe_port = port;
+    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
+    env.request_id = ++f->next_rid;
+    env.body_case = WSLQ__ENVELOPE__BODY_REG;
+    env.reg = &r;
+    send_env(w->sock, &env);
+    wire_free((Wslq__Envelope *[]){expect(f, w->sock, WSLQ__ENVELOPE__BODY_REG_REPLY, 2000)});
+}
+
+/* A peer that never answers the inbound test: its deadline (the test's timeout and slack,
+ * 5 s) still comes, and the node is tested again, by the only other peer there is. */
+static void
+test_selftest_silent_peer_asked_again(void **state)
+{
+    fx_t *f = *state;
+    fake_worker_t *a = add_worker(f, "pcA"), *b = add_worker(f, "pcB");
+    register_inbound(f, a, "127.0.0.1", 40000);
+    register_inbound(f, b, "127.0.0.2", 40001);
+    Wslq__Envelope *p1 = expect(f, b->sock, WSLQ__ENVELOPE__BODY_PROBE, 2000);
+    assert_string_equal(p1->probe->target_node, "pcA");
+    int64_t asked = wq_clock_mono_ms();
+    Wslq__Envelope *p2 = expect(f, b->sock, WSLQ__ENVELOPE__BODY_PROBE, 8000);
+    assert_string_equal(p2->probe->target_node, "pcA");
+    assert_string_not_equal(p2->probe->token, p1->probe->token);
+    assert_true(wq_clock_mono_ms() - asked >= 4000);
+    wire_free(&p1);
+    wire_free(&p2);
+}
+
 static void
 test_gang_across_nodes(void **state)
 {
@@ -1403,6 +1448,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_announced_interval_stretches_torpid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rank_failure_and_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gang_across_nodes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_selftest_silent_peer_asked_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_adopts_running_job, setup, teardown),
         cmocka_unit_test_setup_teardown(test_array_cap_survives_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_forgotten_part_is_lost, setup, teardown),

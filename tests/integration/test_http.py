@@ -276,6 +276,9 @@ def run(c, h):
     upd = [d for e, d in evs if e == "update"]
     check(evs and evs[0][0] == "hello" and upd and "summary" in upd[0] and "nodes" in upd[0],
           "event stream: hello, then an update with summary and nodes")
+    check(upd and isinstance(upd[0]["nodes"], list)
+          and all(isinstance(n, dict) and "name" in n and "gpus" in n for n in upd[0]["nodes"]),
+          "the update's nodes are the node objects, as /api/v1/nodes has them")
     first_jv = upd[0]["jobs_version"] if upd else None
     box = {}
 

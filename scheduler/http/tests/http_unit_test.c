@@ -1,6 +1,7 @@
 /* Dashboard pieces without a socket: the request-target parser against hostile input, the
  * listen address parser, /metrics rendering (cumulative buckets, unreported values left
- * out, label escaping), log chunks (UTF-8 cleaning, tails, cut characters) and metric series.
+ * out, label escaping), log chunks (UTF-8 cleaning, tails, cut characters), metric series and
+ * the nodes' cached JSON (the same as rendering each afresh, whatever changed).
  * A deterministic fuzz loop feeds the parser random and mutated targets. */
 /* cmocka.h needs these first. */
 #include <arpa/inet.h>
@@ -18,6 +19,7 @@
 #include <cmocka.h>
 
 #include "common/mem.h"
+#include "proto/json.h"
 #include "scheduler/http/http_int.h"
 #include "scheduler/http/http_parse.h"
 
@@ -484,6 +486,119 @@ teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
+/* ---------- the nodes' JSON, each node rendered again only when it changed ---------- */
+
+/* What the dashboard served before the cache: every node through json_node(). */
+static char *
+nodes_plain(const Wslq__NodeInfo *const *nodes, size_t n)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++)
+        cJSON_AddItemToArray(arr, json_node(nodes[i]));
+    char *text = cJSON_PrintUnformatted(arr);
+    cJSON_Delete(arr);
+    return text;
+}
+
+/* The cached rendering equals the plain one; returns how many nodes it rendered again. */
+static uint64_t
+assert_nodes_render(http_nodecache_t *c, const Wslq__NodeInfo *const *nodes, size_t n)
+{
+    uint64_t before = c->rendered;
+    char *got = http_nodes_render(c, nodes, n);
+    char *want = nodes_plain(nodes, n);
+    assert_string_equal(got, want);
+    free(got);
+    cJSON_free(want);
+    return c->rendered - before;
+}
+
+typedef struct {
+    Wslq__NodeInfo info;
+    Wslq__GpuInfo gpu[2], *gpus[2];
+    char name[16];
+} tnode_t;
+
+static void
+tnode_init(tnode_t *t, int i)
+{
+    wslq__node_info__init(&t->info);
+    snprintf(t->name, sizeof t->name, "n%d", i);
+    t->info.name = t->name;
+    t->info.state = "idle";
+    t->info.cpus = 16;
+    t->info.last_seen_ms = 1764700000000 + i;
+    for (int g = 0; g < 2; g++) {
+        wslq__gpu_info__init(&t->gpu[g]);
+        t->gpu[g].index = (uint32_t) g;
+        t->gpu[g].uuid = "GPU-x";
+        t->gpu[g].mem_total_mb = 24576;
+        t->gpu[g].temp_c = 40;
+        t->gpus[g] = &t->gpu[g];
+    }
+    t->info.gpus = t->gpus;
+    t->info.n_gpus = 2;
+}
+
+static void
+test_nodes_cache(void **state)
+{
+    (void) state;
+    enum { N = 5 };
+    tnode_t t[N];
+    const Wslq__NodeInfo *nodes[N];
+    for (int i = 0; i < N; i++) {
+        tnode_init(&t[i], i);
+        nodes[i] = &t[i].info;
+    }
+    http_nodecache_t c = {0};
+    assert_int_equal(assert_nodes_render(&c, nodes, N), N);
+    /* nothing changed, or only last_seen (a heartbeat): nothing rendered again */
+    assert_int_equal(assert_nodes_render(&c, nodes, N), 0);
+    for (int i = 0; i < N; i++)
+        t[i].info.last_seen_ms += 1000;
+    t[4].info.last_seen_ms = 0; /* never seen: nulls */
+    assert_int_equal(assert_nodes_render(&c, nodes, N), 0);
+    /* a node's state, a GPU's metrics, a drain: that node only, and it shows */
+    t[1].info.state = "lost";
+    assert_int_equal(assert_nodes_render(&c, nodes, N), 1);
+    t[2].gpu[1].job_id = 9;
+    assert_int_equal(assert_nodes_render(&c, nodes, N), 1);
+    /* a heartbeat's GPU metrics go in without rendering the node again; unreported: null */
+    t[2].gpu[1].temp_c = 71;
+    t[2].gpu[0].util_pct = 100;
+    t[2].gpu[0].mem_used_mb = 1234;
+    t[1].gpu[0].power_w = 250;
+    t[1].gpu[1].temp_c = -1;
+    t[1].gpu[1].mem_other_mb = 77;
+    assert_int_equal(assert_nodes_render(&c, nodes, N), 0);
+    t[2].gpu[0].mem_total_mb = 48000;
+    assert_int_equal(assert_nodes_render(&c, nodes, N), 1);
+    t[3].info.drained = 1;
+    t[3].info.drain_reason = "disk \"full\"";
+    assert_int_equal(assert_nodes_render(&c, nodes, N), 1);
+    /* an attribute named like the pair being spliced does not confuse it */
+    Wslq__NodeAttr attr = WSLQ__NODE_ATTR__INIT, *attrs[] = {&attr};
+    attr.key = "last_seen_ms";
+    attr.value = "\"last_seen_ms\":null,\"last_seen_time\":null,\"mem_used_mb\":0,\"temp_c\":null,"
+                 "\"util_pct\":null,\"power_w\":null,\"mem_other_mb\":0";
+    t[0].info.attrs = attrs;
+    t[0].info.n_attrs = 1;
+    assert_int_equal(assert_nodes_render(&c, nodes, N), 1);
+    /* a node gone, the others in new places; then one more */
+    const Wslq__NodeInfo *fewer[] = {nodes[4], nodes[0], nodes[2]};
+    assert_nodes_render(&c, fewer, 3);
+    assert_int_equal(c.n, 3);
+    assert_nodes_render(&c, nodes, N);
+    assert_int_equal(assert_nodes_render(&c, nodes, 0), 0);
+    http_nodecache_free(&c);
+    /* without a cache */
+    char *got = http_nodes_render(NULL, nodes, N), *want = nodes_plain(nodes, N);
+    assert_string_equal(got, want);
+    free(got);
+    cJSON_free(want);
+}
+
 int
 main(void)
 {
@@ -497,6 +612,7 @@ main(void)
         cmocka_unit_test(test_log_chunk),
         cmocka_unit_test(test_metric_series),
         cmocka_unit_test(test_many_points_thinned),
+        cmocka_unit_test(test_nodes_cache),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
