@@ -101,8 +101,9 @@ clear_holes(http_nodecache_t *c, const Wslq__NodeInfo *n, Wslq__NodeInfo *key)
     key->gpus = n->n_gpus ? c->gpu_ptrs : NULL;
 }
 
-/* Render the cleared node into e->text and find its holes. */
-static void
+/* Render the cleared node into e->text and find its holes: 0, or -1 when one is not where
+ * json_node() was expected to write it (the caller renders that node whole instead). */
+static int
 nodejson_fill(http_nodejson_t *e, const Wslq__NodeInfo *key)
 {
     cJSON *o = json_node(key);
@@ -117,11 +118,13 @@ nodejson_fill(http_nodejson_t *e, const Wslq__NodeInfo *key)
                            : (k - 1) % GPU_HOLES ? HOLE_GPU_OTHER
                                                  : HOLE_GPU;
         const char *at = strstr(from, what);
-        WQ_ASSERT(at != NULL);
+        if (at == NULL)
+            return -1;
         e->holes[2 * k] = (size_t) (at - e->text);
         e->holes[2 * k + 1] = strlen(what);
         from = at + strlen(what);
     }
+    return 0;
 }
 
 typedef struct {
@@ -258,7 +261,18 @@ http_nodes_render(http_nodecache_t *cache, const Wslq__NodeInfo *const *nodes, s
         http_nodejson_t *e = &c->v[i];
         if (e->key == NULL || e->key_len != len || memcmp(e->key, c->scratch, len) != 0) {
             nodejson_clear(e);
-            nodejson_fill(e, &key);
+            if (nodejson_fill(e, &key) < 0) {
+                /* never expected: the whole node, uncached, rather than wrong figures */
+                nodejson_clear(e);
+                cJSON *o = json_node(nodes[i]);
+                char *text = cJSON_PrintUnformatted(o);
+                cJSON_Delete(o);
+                if (i > 0)
+                    sb_add(&b, ",", 1);
+                sb_add(&b, text, strlen(text));
+                free(text);
+                continue;
+            }
             e->key = wq_malloc(len ? len : 1);
             memcpy(e->key, c->scratch, len);
             e->key_len = len;
