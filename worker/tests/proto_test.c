@@ -235,11 +235,13 @@ test_worker_conversation(void **state)
     (void) state;
     start_worker();
 
-    /* Register with declared GPUs, under identity w:tw1 */
+    /* Register with declared GPUs, under identity w:tw1: and 128 random bits in hex */
     Wslq__Envelope *e = expect(WSLQ__ENVELOPE__BODY_REG, 10000);
     assert_non_null(e);
-    assert_int_equal(ident_len, 5);
-    assert_memory_equal(ident, "w:tw1", 5);
+    assert_int_equal(ident_len, 6 + 32);
+    assert_memory_equal(ident, "w:tw1:", 6);
+    for (size_t i = 6; i < 6 + 32; i++)
+        assert_non_null(strchr("0123456789abcdef", ident[i]));
     assert_string_equal(e->reg->name, "tw1");
     assert_string_equal(e->reg->ip, "127.0.0.1");
     assert_int_equal(e->reg->n_gpus, 2);
