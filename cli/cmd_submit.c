@@ -21,6 +21,7 @@
 static const char usage[] =
     "usage: wslq submit [options] [--] CMD [ARGS...]\n"
     "       wslq submit [options] --wrap 'shell line'\n"
+    "       wslq submit [options] --file jobs.txt\n"
     "\n"
     "Queue a job and print its id. Options:\n"
     "  -J, --name NAME          job name (default: the program's name, or 'wrap')\n"
@@ -74,6 +75,10 @@ static const char usage[] =
     "  -a, --array LIST         a job array: one job per index, e.g. 0-499%8 (at most 8 run at\n"
     "                           once) or 1,3,5-9:2; each task gets WSLQ_ARRAY_INDEX and\n"
     "                           WSLQ_ARRAY_JOB_ID ('$WSLQ_ARRAY_INDEX' in the command expands)\n"
+    "      --file FILE          one job per line of FILE ('-': standard input), each line\n"
+    "                           run with /bin/sh -c and the other options applied to all;\n"
+    "                           empty lines and lines starting with # are skipped; every\n"
+    "                           line is checked before any is sent; prints one id a line\n"
     "      --hold               queue it held: it starts only after 'wslq release ID'\n"
     "      --parsable           print only the job id\n"
     "      --json               print {\"job_id\": N}\n"
@@ -93,6 +98,8 @@ submit_args_fini(submit_args_t *a)
     a->array = NULL;
     free(a->workdir);
     a->workdir = NULL;
+    free(a->file);
+    a->file = NULL;
 }
 
 static char *
@@ -136,6 +143,7 @@ submit_parse(cli_ctx_t *ctx, int argc, char **argv, submit_args_t *a, wq_error_t
             submit_opts_fini(o);
             submit_opts_init(o);
             free(a->array);
+            free(a->file);
             memset(a, 0, sizeof *a);
             if (submit_script_options(ctx, argv[rest], script, script_len, o, a, err) < 0 ||
                 submit_apply_argv(ctx, o, a, argc, argv, &rest, &dashdash, err) != 0)
@@ -145,6 +153,20 @@ submit_parse(cli_ctx_t *ctx, int argc, char **argv, submit_args_t *a, wq_error_t
 
     /* The command. */
     int ncmd = argc - rest;
+    if (a->file != NULL) {
+        if (o->wrap != NULL || ncmd > 0) {
+            wq_fail(err, WQ_EINVAL,
+                    "--file and %s cannot be used together: each line of %.200s "
+                    "is a command",
+                    o->wrap != NULL ? "--wrap" : "a command", a->file);
+            goto out;
+        }
+        if (a->array != NULL) {
+            wq_fail(err, WQ_EINVAL, "--file and --array cannot be used together");
+            goto out;
+        }
+        o->wrap = "true"; /* checked as such; each line takes its place (submit_file) */
+    }
     if (o->wrap != NULL && ncmd > 0) {
         wq_fail(err, WQ_EINVAL, "--wrap and a command ('%.40s') cannot be used together",
                 argv[rest]);
@@ -275,6 +297,8 @@ out:
         a->array = NULL;
         free(a->workdir);
         a->workdir = NULL;
+        free(a->file);
+        a->file = NULL;
     }
     if (s != NULL)
         wslq__job_spec__free_unpacked(s, NULL);
@@ -305,8 +329,14 @@ cmd_submit(cli_ctx_t *ctx, int argc, char **argv)
     }
     if (rc < 0)
         return cli_usage_error(ctx, "%s", err.text);
+    submit_lines_t lines = {0};
+    if (a.file != NULL && submit_lines_read(a.file, a.spec, &lines, &err) < 0) {
+        submit_args_fini(&a);
+        return cli_usage_error(ctx, "%s", err.text);
+    }
     client_t *c = client_new(ctx, &err);
     if (c == NULL) {
+        submit_lines_free(&lines);
         submit_args_fini(&a);
         return cli_fail(&err);
     }
@@ -315,9 +345,17 @@ cmd_submit(cli_ctx_t *ctx, int argc, char **argv)
         a.spec->workdir_hash = NULL;
         if (cli_snapshot_upload(c, a.workdir, &a.spec->workdir_hash, &err) < 0) {
             client_destroy(&c);
+            submit_lines_free(&lines);
             submit_args_fini(&a);
             return cli_fail(&err);
         }
+    }
+    if (a.file != NULL) {
+        int frc = submit_file(ctx, c, &a, &lines);
+        client_destroy(&c);
+        submit_lines_free(&lines);
+        submit_args_fini(&a);
+        return frc;
     }
     Wslq__SubmitRequest req = WSLQ__SUBMIT_REQUEST__INIT;
     req.spec = a.spec;

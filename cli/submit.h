@@ -12,6 +12,8 @@ typedef struct {
     char *array;         /* --array LIST (checked), NULL = one job; owned */
     int hold;            /* --hold: held until `wslq release` */
     char *workdir;       /* --workdir DIR: packed and uploaded before sending; owned */
+    char *file;          /* --file FILE: one job per line ('-': stdin), each line the
+                          * spec's argv[2] (/bin/sh -c LINE) in turn; owned */
 } submit_args_t;
 
 /* --workdir, --chdir and --output checked together (snapshot.c): with a workdir, *workdir is

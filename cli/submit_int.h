@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cli/client.h"
 #include "cli/submit.h"
 
 /* A growable list of malloc'd strings. */
@@ -86,5 +87,27 @@ int submit_script_options(cli_ctx_t *ctx,
                           sub_t *o,
                           submit_args_t *a,
                           wq_error_t *err);
+
+/* --file: the jobs of a file, one a line (submit_file.c). */
+typedef struct {
+    char *text;     /* the whole file, its lines cut at '\n' in place */
+    char **line;    /* each job's command line, in text */
+    size_t *lineno; /* its line number in the file, from 1 */
+    size_t n;
+} submit_lines_t;
+
+/* Read path ('-': standard input) and check each job it holds as spec with that line for
+ * its /bin/sh -c command: empty lines, blank ones and those starting with '#' (after
+ * blanks) are skipped, a trailing '\r' is dropped. 0, or -1 with *err naming the file and
+ * line ("FILE:7: ...") or what is wrong with the file as a whole (unreadable, over
+ * 64 MiB, no job, more than WIRE_MAX_ARRAY_TASKS). */
+int submit_lines_read(const char *path, Wslq__JobSpec *spec, submit_lines_t *l, wq_error_t *err);
+void submit_lines_free(submit_lines_t *l);
+
+/* Send the jobs of l, spec (a->spec) with each line in turn, over one connection with up
+ * to SUBMIT_FILE_WINDOW requests in flight; print each job's id in the order of the lines
+ * (or a --json list), and each refusal as "wslq: FILE:LINE: reason" on stderr. CLI_OK when
+ * every job was queued, CLI_FAIL otherwise. */
+int submit_file(cli_ctx_t *ctx, client_t *c, submit_args_t *a, const submit_lines_t *l);
 
 #endif

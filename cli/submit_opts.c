@@ -41,6 +41,7 @@ enum {
     O_CONSTRAINT,
     O_ARRAY,
     O_HOLD,
+    O_FILE,
     O_NOTIFY,
     O_TF,
     O_CONTAINER,
@@ -79,6 +80,7 @@ static const opt_t opts[] = {
     {"constraint", 'C', 1, O_CONSTRAINT},
     {"array", 'a', 1, O_ARRAY},
     {"hold", 'H', 0, O_HOLD},
+    {"file", 0, 1, O_FILE},
     {"notify", 0, 1, O_NOTIFY},
     {"tf", 0, 0, O_TF},
     {"container", 0, 1, O_CONTAINER},
@@ -464,6 +466,14 @@ apply_opt(cli_ctx_t *ctx, sub_t *o, submit_args_t *a, int id, const char *v, wq_
     case O_HOLD:
         a->hold = 1;
         break;
+    case O_FILE:
+        if (v[0] == '\0') {
+            wq_fail(err, WQ_EINVAL, "--file: empty path");
+            return -1;
+        }
+        free(a->file);
+        a->file = wq_strdup(v);
+        break;
     case O_NOTIFY:
         if (jobspec_parse_notify(v, &o->notify, err) < 0)
             return -1;
@@ -548,7 +558,7 @@ submit_apply_words(cli_ctx_t *ctx, sub_t *o, submit_args_t *a, int argc, char **
     opt_parser_init(&p, argc, v, 1);
     int id, rc = 0;
     while (rc == 0 && (id = opt_next(&p, opts, err)) != 0) {
-        if (id == OPT_HELP || id == O_WRAP)
+        if (id == OPT_HELP || id == O_WRAP || id == O_FILE)
             rc = wq_fail(err, WQ_EINVAL, "%s cannot be used in a batch script", p.name);
         else if (id < 0 || apply_opt(ctx, o, a, id, p.arg, err) != 0)
             rc = -1;
