@@ -23,6 +23,8 @@ figure is the median of its rounds. Measured the same way for both:
   * floor: bash loops of `/bin/true`, `tsp -V` and `wslq --version`
   * a bash loop of submits of /bin/true while the jobs run (N / wall time of the loop):
     1,000 in all, 1,000/R a round
+  * the bulk path: the same 1,000/R jobs from one `wslq submit --file` (N / its wall time),
+    against tsp's loop, as tsp has no bulk submit
   * N jobs queued behind one that holds on (a dependency), released at once:
     N / (release -> queue empty); N is 1,000 for wslq, 900 for tsp (each queued tsp job keeps
     a client process connected to its server, and it takes at most TS_MAXCONN=1000); 2 rounds
@@ -31,7 +33,7 @@ figure is the median of its rounds. Measured the same way for both:
   * the daemons idle for --idle-s seconds (default 30), in the same window: fresh, and after
     3,000 jobs each: CPU (% of one core) and the scheduler's (tsp server's) resident memory
 --only FIGS measures only the figures named, a comma-separated list of idle, floor, loop,
-drain and latency (e.g. --only loop,latency); all of them by default."""
+file, drain and latency (e.g. --only loop,latency); all of them by default."""
 import os
 import shutil
 import statistics
@@ -48,7 +50,7 @@ mode = opt(args, "--mode", "curve")
 idle_s = float(opt(args, "--idle-s", "30"))
 rounds = int(opt(args, "--rounds", "5"))
 N = int(opt(args, "--jobs", "1000"))  # fewer for a quick try of the script itself
-FIGS = ("idle", "floor", "loop", "drain", "latency")
+FIGS = ("idle", "floor", "loop", "file", "drain", "latency")
 only = set(opt(args, "--only", ",".join(FIGS)).split(","))
 if not only <= set(FIGS):
     sys.exit(f"--only takes a comma-separated list of {', '.join(FIGS)}")
@@ -168,6 +170,25 @@ try:
                 loop_rate(f"{W} submit -- /bin/true", e, per))
             wslq_wait_idle()
     print("  submit loop done", flush=True)
+
+    # the bulk path: the same jobs from one `wslq submit --file`, against tsp's loop (tsp
+    # has no bulk submit)
+    jobs_txt = os.path.join(tdir, "jobs.txt")
+    with open(jobs_txt, "w") as f:
+        f.write("/bin/true\n" * per)
+    for r in range(rounds if "file" in only else 0):
+        if TSP:
+            add("N jobs from one `wslq submit --file` / tsp loop (/s)", "tsp",
+                loop_rate(f"{TSP} -n /bin/true", tenv, per))
+            tsp_wait_idle()
+        for who, e in ways:
+            t0 = time.monotonic()
+            subprocess.run([W, "submit", "--file", jobs_txt], env=e, check=True,
+                           capture_output=True, timeout=600)
+            add("N jobs from one `wslq submit --file` / tsp loop (/s)", who,
+                per / (time.monotonic() - t0))
+            wslq_wait_idle()
+    print("  submit --file done", flush=True)
 
     # queued behind a dependency, released at once
     for r in range(2 if "drain" in only else 0):
