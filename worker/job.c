@@ -143,8 +143,11 @@ job_signal_rank(job_rank_t *r, int sig)
 {
     if (!r->alive)
         return;
-    if (r->pgid > 0)
-        kill(-r->pgid, sig);
+    /* The group holds the rank's first process (its leader, after its setsid): once the group
+     * took the signal the process is not sent it again, which a rank that handles its
+     * SIGTERM (a checkpoint) between the two would see twice */
+    if (r->pgid > 0 && kill(-r->pgid, sig) == 0)
+        return;
     if (r->pid > 0)
         kill(r->pid, sig); /* before the child's setsid the group does not exist yet */
 }
@@ -324,6 +327,13 @@ job_stop(job_t *j, int64_t grace_ms, int timed_out, const char *reason, int64_t 
         return;
     }
     j->phase = JOB_STOPPING;
+    j->kill_at_ms = now_ms + grace_ms;
+    /* Saved before the SIGTERM goes out: a worker restarted afterwards sends no second one.
+     * Saved after, a rank could act on its SIGTERM (a checkpoint, a line in a file) while the
+     * state still said "running", and a worker killed then would send it again. */
+    wq_error_t err = {0};
+    if (j->state_path[0] != '\0' && job_save(j, &err) < 0)
+        log_warn("cannot save job state " JOB_FMT " err=\"%s\"", j->id, err.text);
     for (int i = 0; i < j->nranks; i++)
         job_signal_rank(&j->ranks[i], SIGTERM);
     /* a stopped (suspended) rank handles its SIGTERM, a checkpoint, once continued; sent
@@ -331,10 +341,6 @@ job_stop(job_t *j, int64_t grace_ms, int timed_out, const char *reason, int64_t 
     for (int i = 0; i < j->nranks; i++)
         job_signal_rank(&j->ranks[i], SIGCONT);
     j->suspended = 0;
-    j->kill_at_ms = now_ms + grace_ms;
-    wq_error_t err = {0}; /* saved: a worker restarted before the end sends no second SIGTERM */
-    if (j->state_path[0] != '\0' && job_save(j, &err) < 0)
-        log_warn("cannot save job state " JOB_FMT " err=\"%s\"", j->id, err.text);
 }
 
 int
