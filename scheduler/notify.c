@@ -375,6 +375,12 @@ notify_stage(notify_t *self, const char *url, char *body)
     self->staged_tail = &it->next;
 }
 
+int
+notify_staged(const notify_t *self)
+{
+    return self->staged != NULL;
+}
+
 void
 notify_commit(notify_t *self)
 {

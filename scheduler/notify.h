@@ -34,6 +34,8 @@ void notify_destroy(notify_t **self_p);
 
 /* Loop thread: keep one notification until the turn commits. Takes body (malloc'd). */
 void notify_stage(notify_t *self, const char *url, char *body);
+/* Loop thread: 1 if the turn has staged a notification. */
+int notify_staged(const notify_t *self);
 /* The turn committed: hand what was staged to the sender. */
 void notify_commit(notify_t *self);
 /* The turn was rolled back: forget what was staged. */

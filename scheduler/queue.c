@@ -19,6 +19,8 @@ struct queue {
     sqlite3 *db;
     char *path;       /* for messages */
     int in_txn;       /* a BEGIN is open */
+    int sync_full;    /* queue_commit waits for the disk (SQLite itself runs NORMAL) */
+    int unsynced;     /* a commit since the last sync of the WAL */
     uint64_t next_id; /* the id the next insert of this transaction gets; 0 = not known yet */
     sqlite3_stmt *st_begin;
     sqlite3_stmt *st_commit;
@@ -372,8 +374,12 @@ queue_new(const char *path, int sync_full, wq_error_t *err)
                 path);
         goto error;
     }
+    /* NORMAL in WAL mode: a commit is safe from a crash of this process without a sync; with
+     * sync_full queue_commit syncs the WAL itself, which is what FULL does at every commit,
+     * and queue_commit_lazy leaves it to the next one (commits reach the WAL in order) */
+    self->sync_full = sync_full;
     if (exec(self, "PRAGMA journal_mode=WAL", err) < 0 ||
-        exec(self, sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", err) < 0 ||
+        exec(self, "PRAGMA synchronous=NORMAL", err) < 0 ||
         exec(self, "PRAGMA foreign_keys=ON", err) < 0 ||
         exec(self, "PRAGMA cache_size=" QUEUE_CACHE_KIB, err) < 0 || migrate(self, err) < 0)
         goto error;
@@ -476,17 +482,51 @@ queue_begin(queue_t *self, wq_error_t *err)
     return 0;
 }
 
-int
-queue_commit(queue_t *self, wq_error_t *err)
+/* The WAL's own file handle (SQLite's VFS object) synced as a FULL commit would sync it: the
+ * commit and every one before it are then on disk. */
+static int
+sync_wal(queue_t *self, wq_error_t *err)
+{
+    sqlite3_file *wal = NULL;
+    if (sqlite3_file_control(self->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal) != SQLITE_OK ||
+        wal == NULL || wal->pMethods == NULL)
+        return 0; /* no WAL file: an in-memory database */
+    int rc = wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL);
+    if (rc != SQLITE_OK)
+        return wq_fail(err, WQ_EIO, "sync of database %s-wal failed: %s", self->path,
+                       sqlite3_errstr(rc));
+    return 0;
+}
+
+static int
+commit(queue_t *self, int durable, wq_error_t *err)
 {
     if (!self->in_txn)
-        return 0;
+        return durable && self->sync_full && self->unsynced ? sync_wal(self, err) : 0;
     if (step_done(self, self->st_commit, err, "commit") < 0) {
         queue_rollback(self);
         return -1;
     }
     self->in_txn = 0;
+    self->unsynced = 1;
+    if (!durable || !self->sync_full)
+        return 0;
+    if (sync_wal(self, err) < 0)
+        return -1;
+    self->unsynced = 0;
     return 0;
+}
+
+int
+queue_commit(queue_t *self, wq_error_t *err)
+{
+    return commit(self, 1, err);
+}
+
+int
+queue_commit_lazy(queue_t *self, wq_error_t *err)
+{
+    return commit(self, 0, err);
 }
 
 void

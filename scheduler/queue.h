@@ -17,8 +17,9 @@ typedef struct queue queue_t;
 /* 2: principals, codes, tokens; 3: node_drains, node_tags; 4: accounting columns */
 #define QUEUE_SCHEMA_VERSION 4
 
-/* Open (creating and migrating) the queue at 'path' (":memory:" for tests). 'sync_full'
- * selects synchronous=FULL (survives power loss) over NORMAL (survives process crash).
+/* Open (creating and migrating) the queue at 'path' (":memory:" for tests). With
+ * 'sync_full' queue_commit returns once the commit is on disk (it survives a power loss),
+ * as SQLite's synchronous=FULL; without, a commit survives a crash of the process only.
  * Runs PRAGMA quick_check and refuses a damaged file. Caller owns the result. */
 queue_t *queue_new(const char *path, int sync_full, wq_error_t *err);
 void queue_destroy(queue_t **self_p);
@@ -32,8 +33,15 @@ queue_t *queue_open_reader(const char *path, wq_error_t *err);
 
 /* Open a write transaction if none is open (BEGIN IMMEDIATE). */
 int queue_begin(queue_t *self, wq_error_t *err);
-/* Commit the open transaction, if any. */
+/* Commit the open transaction, if any; with sync_full it and every earlier commit are on
+ * disk when this returns (a sync of the WAL, even with no transaction open, where a lazy
+ * commit left one unsynced). -1 with *err: the transaction is rolled back, or it is
+ * committed but its sync failed (not durable: say nothing of it to anyone). */
 int queue_commit(queue_t *self, wq_error_t *err);
+/* Commit the open transaction, if any, without waiting for the disk: safe from a crash of
+ * the process at once, from a power loss once a later queue_commit returns. For a turn that
+ * tells no one anything (nothing a peer will forget because it was told so). */
+int queue_commit_lazy(queue_t *self, wq_error_t *err);
 /* Roll the open transaction back, if any. */
 void queue_rollback(queue_t *self);
 /* 1 if a transaction is open. */

@@ -541,8 +541,13 @@ sched_turn(sched_t *self, long timeout_ms, wq_error_t *err)
         place_pass(self);
     waiters_wake_watch(self);
     int worked = queue_in_txn(self->q) || self->n_outs > 0;
+    /* a turn that tells no one anything (a worker's "started", a timer's change) need not
+     * wait for the disk: no peer forgets what it would have been told, and the next turn
+     * that tells someone syncs it with its own */
+    int owed = self->n_outs > 0 || (self->notify != NULL && notify_staged(self->notify));
     wq_error_t cerr = {0};
-    if (!self->failed && queue_commit(self->q, &cerr) < 0)
+    if (!self->failed &&
+        (owed ? queue_commit(self->q, &cerr) : queue_commit_lazy(self->q, &cerr)) < 0)
         sched_fatal(self, &cerr);
     if (self->failed) {
         /* nothing that is not on disk may leave: the turn's requests get the reason instead */
