@@ -13,6 +13,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, "../tests/integration"))
@@ -45,8 +46,8 @@ try:
         c = benchlib.lab_cluster(["--sync", "full"], secure=mode == "curve")
         clusters.append(c)
         setups.append((b, c, benchlib.client_env(c)))
-    print(f"A = {bins[0]}\nB = {bins[1]}\n{mode}, {rounds} rounds: drain {jobs}, latency {nlat}",
-          flush=True)
+    print(f"A = {bins[0]}\nB = {bins[1]}\n{mode}, {rounds} rounds: drain {jobs}, latency {nlat}; files under "
+          f"{tempfile.gettempdir()} ({benchlib.fs_note(tempfile.gettempdir())})", flush=True)
     for r in range(rounds):
         for k, (b, c, env) in enumerate(setups):
             out = subprocess.run([f"{b}/wslq-bench-submit", c.addr, "drain", str(jobs)],

@@ -60,8 +60,8 @@ try:
         os.mkdir(stamps)
         os.chmod(stamps, 0o777)
         setups.append((b, c, env, wait_env, stamps))
-    print(f"A = {bins[0]}\nB = {bins[1]}\n{rounds} rounds: loop {nloop}, latency {nlat}",
-          flush=True)
+    print(f"A = {bins[0]}\nB = {bins[1]}\n{rounds} rounds: loop {nloop}, latency {nlat}; files under "
+          f"{tempfile.gettempdir()} ({benchlib.fs_note(tempfile.gettempdir())})", flush=True)
 
     def wait_idle(b, c, e):
         subprocess.run([f"{b}/wslq-bench-submit", c.addr, "empty", "250"], env=e, check=True,

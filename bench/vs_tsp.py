@@ -32,6 +32,9 @@ figure is the median of its rounds. Measured the same way for both:
     the job's first instruction (bench/stamp.c), 100 jobs each, one at a time, alternating
   * the daemons idle for --idle-s seconds (default 30), in the same window: fresh, and after
     3,000 jobs each: CPU (% of one core) and the scheduler's (tsp server's) resident memory
+Both keep their files (wslq's state directories, spools and database; tsp's socket) under
+TMPDIR (default /tmp), whose file system the heading names: set TMPDIR to measure on another
+(benchlib.fs_note says why it matters).
 --only FIGS measures only the figures named, a comma-separated list of idle, floor, loop,
 file, drain and latency (e.g. --only loop,latency); all of them by default."""
 import os
@@ -128,7 +131,9 @@ try:
                        check=True, capture_output=True, timeout=600)
 
     print(f"wslq {mode}: scheduler (--sync full) + 4 workers x 16 slots; "
-          f"tsp: {TSP or 'not installed'}, 64 slots; {rounds} rounds, alternating", flush=True)
+          f"tsp: {TSP or 'not installed'}, 64 slots; {rounds} rounds, alternating; "
+          f"both under {tempfile.gettempdir()} ({benchlib.fs_note(tempfile.gettempdir())})",
+          flush=True)
 
     def idle(label):
         # both in the same window; a process gone since counts 0 ticks
