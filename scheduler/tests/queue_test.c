@@ -43,8 +43,10 @@ get_user_version(const char *path)
     return (int) ((uint32_t) b[0] << 24 | (uint32_t) b[1] << 16 | (uint32_t) b[2] << 8 | b[3]);
 }
 
+/* Insert a job and its "submitted" event in a transaction of its own, committed durably
+ * (queue_commit) or lazily (queue_commit_lazy); its id in *id when id is not NULL. */
 static void
-add_job(queue_t *q, const char *user, Wslq__JobState st, uint64_t *id)
+add_job_commit(queue_t *q, const char *user, Wslq__JobState st, int lazy, uint64_t *id)
 {
     Wslq__JobSpec spec = WSLQ__JOB_SPEC__INIT;
     spec.argv = argv_one;
@@ -62,8 +64,15 @@ add_job(queue_t *q, const char *user, Wslq__JobState st, uint64_t *id)
     ev.state = st;
     ev.reason = "submitted";
     assert_int_equal(queue_add_event(q, info.id, &ev, NULL), 0);
-    assert_int_equal(queue_commit(q, NULL), 0);
-    *id = info.id;
+    assert_int_equal(lazy ? queue_commit_lazy(q, NULL) : queue_commit(q, NULL), 0);
+    if (id != NULL)
+        *id = info.id;
+}
+
+static void
+add_job(queue_t *q, const char *user, Wslq__JobState st, uint64_t *id)
+{
+    add_job_commit(q, user, st, 0, id);
 }
 
 static void
@@ -850,20 +859,10 @@ shim_install(void)
     assert_int_equal(sqlite3_vfs_register(&shim_vfs, 1), SQLITE_OK);
 }
 
-/* A job in a transaction of its own, committed durably or lazily. */
 static void
 commit_one(queue_t *q, int lazy)
 {
-    Wslq__JobSpec spec = WSLQ__JOB_SPEC__INIT;
-    spec.argv = argv_one;
-    spec.n_argv = 1;
-    spec.nodes = 1;
-    Wslq__JobInfo info = WSLQ__JOB_INFO__INIT;
-    info.spec = &spec;
-    info.state = WSLQ__JOB_STATE__PENDING;
-    assert_int_equal(queue_begin(q, NULL), 0);
-    assert_int_equal(queue_insert(q, &info, NULL), 0);
-    assert_int_equal(lazy ? queue_commit_lazy(q, NULL) : queue_commit(q, NULL), 0);
+    add_job_commit(q, "cat", WSLQ__JOB_STATE__PENDING, lazy, NULL);
 }
 
 /* With sync_full a commit syncs the WAL before it returns, a lazy one does not, and the next
