@@ -19,6 +19,7 @@ out_push(sched_t *self, const peer_t *to, Wslq__Envelope *env)
     o->peer = *to;
     o->request_id = env->request_id;
     o->buf = wire_encode(env, &o->len);
+    o->can_wait = 0;
 }
 
 /* One typed helper per body the scheduler sends: the envelope is written once, here. */
@@ -78,6 +79,9 @@ void
 out_ended_ack(sched_t *self, const peer_t *to, Wslq__JobEndedAck *b)
 {
     ended_ack_body(self, to, 0, b);
+    /* the worker forgets the job once acknowledged, so the ack follows the disk; nothing
+     * waits on it but the worker's state file, so it may wait for the next sync */
+    self->outs[self->n_outs - 1].can_wait = 1;
 }
 
 void
@@ -110,6 +114,49 @@ out_suspend(sched_t *self, const char *node, Wslq__JobSuspend *b)
         suspend_body(self, &n->peer, 0, b);
 }
 
+int
+out_owed(const sched_t *self)
+{
+    for (size_t i = 0; i < self->n_outs; i++)
+        if (!self->outs[i].can_wait)
+            return 1;
+    return 0;
+}
+
+void
+out_hold(sched_t *self, int64_t now)
+{
+    if (self->n_outs == 0)
+        return;
+    if (self->n_held + self->n_outs > self->cap_held) {
+        self->cap_held = (self->n_held + self->n_outs) * 2;
+        self->held = wq_realloc(self->held, self->cap_held * sizeof *self->held);
+    }
+    memcpy(self->held + self->n_held, self->outs, self->n_outs * sizeof *self->outs);
+    self->n_held += self->n_outs;
+    self->n_outs = 0;
+    if (self->held_due == 0)
+        self->held_due = now + OUT_HOLD_MS;
+}
+
+/* What was held goes first: it was made first, and a peer's messages keep their order. */
+static void
+unhold(sched_t *self)
+{
+    if (self->n_held == 0)
+        return;
+    size_t n = self->n_held + self->n_outs;
+    if (n > self->cap_outs) {
+        self->cap_outs = n * 2;
+        self->outs = wq_realloc(self->outs, self->cap_outs * sizeof *self->outs);
+    }
+    memmove(self->outs + self->n_held, self->outs, self->n_outs * sizeof *self->outs);
+    memcpy(self->outs, self->held, self->n_held * sizeof *self->held);
+    self->n_outs = n;
+    self->n_held = 0;
+    self->held_due = 0;
+}
+
 /* The turn's messages in two passes, each in the order they were made: first those over
  * ZeroMQ (launches to the workers among them: the I/O thread sends them while this one goes
  * on), then the user socket's replies, whose client wakes at once and may take this CPU. The
@@ -118,6 +165,7 @@ void
 out_flush(sched_t *self)
 {
     WQ_ASSERT(!queue_in_txn(self->q)); /* nothing leaves before the turn's COMMIT */
+    unhold(self);
     size_t n_local = 0;
     for (size_t i = 0; i < self->n_outs; i++) {
         out_t *o = &self->outs[i];
@@ -145,11 +193,20 @@ out_discard(sched_t *self)
     for (size_t i = 0; i < self->n_outs; i++)
         free(self->outs[i].buf);
     self->n_outs = 0;
+    for (size_t i = 0; i < self->n_held; i++)
+        free(self->held[i].buf);
+    self->n_held = 0;
+    self->held_due = 0;
 }
 
 void
 out_fail_requests(sched_t *self, const wq_error_t *why)
 {
+    /* held acks wait for a sync that will not come: the workers re-send their ends */
+    for (size_t i = 0; i < self->n_held; i++)
+        free(self->held[i].buf);
+    self->n_held = 0;
+    self->held_due = 0;
     size_t n = self->n_outs;
     out_t *old = self->outs;
     self->outs = NULL;

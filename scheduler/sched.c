@@ -311,6 +311,7 @@ sched_destroy(sched_t **self_p)
     waiters_free_all(self);
     out_discard(self);
     free(self->outs);
+    free(self->held);
     if (self->q != NULL && queue_in_txn(self->q))
         queue_rollback(self->q);
     queue_destroy(&self->q);
@@ -435,6 +436,8 @@ next_timer(sched_t *self)
     next = t < next ? t : next;
     if (self->next_trim_mono != 0 && self->next_trim_mono < next)
         next = self->next_trim_mono;
+    if (self->held_due != 0 && self->held_due < next)
+        next = self->held_due;
     if (self->hook != NULL && self->hook_due < next)
         next = self->hook_due;
     return next;
@@ -541,10 +544,15 @@ sched_turn(sched_t *self, long timeout_ms, wq_error_t *err)
         place_pass(self);
     waiters_wake_watch(self);
     int worked = queue_in_txn(self->q) || self->n_outs > 0;
-    /* a turn that tells no one anything (a worker's "started", a timer's change) need not
+    /* A turn that tells no one anything (a worker's "started", a timer's change) need not
      * wait for the disk: no peer forgets what it would have been told, and the next turn
-     * that tells someone syncs it with its own */
-    int owed = self->n_outs > 0 || (self->notify != NULL && notify_staged(self->notify));
+     * that tells someone syncs it with its own. A worker's ended ack (it forgets the job on
+     * it) waits for that sync too, OUT_HOLD_MS at most: under load one sync then covers the
+     * ends of many turns, and a shell loop's next submit syncs them anyway. */
+    int64_t end_ms = wq_clock_mono_ms();
+    int owed = out_owed(self) || (self->notify != NULL && notify_staged(self->notify)) ||
+               (!self->cfg.sync_full && self->n_outs > 0) || /* no sync to wait for */
+               (self->held_due != 0 && (end_ms >= self->held_due || self->stop));
     wq_error_t cerr = {0};
     if (!self->failed &&
         (owed ? queue_commit(self->q, &cerr) : queue_commit_lazy(self->q, &cerr)) < 0)
@@ -559,7 +567,10 @@ sched_turn(sched_t *self, long timeout_ms, wq_error_t *err)
             *err = self->fail_err;
         return -1;
     }
-    out_flush(self);
+    if (owed)
+        out_flush(self);
+    else
+        out_hold(self, end_ms);
     if (self->notify != NULL) {
         notify_commit(self->notify);
         notify_stats_t ns;

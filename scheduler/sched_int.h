@@ -175,11 +175,15 @@ typedef struct conns conns_t;
 
 /* ---- the outbox (outbox.c) ---- */
 
+/* How long a worker's ended ack may wait for a sync that a later turn does anyway. */
+#define OUT_HOLD_MS 25
+
 typedef struct out {
     peer_t peer;
     uint64_t request_id; /* of the request this answers; 0 = sent unasked */
     uint8_t *buf;        /* owned, packed envelope */
     size_t len;
+    int can_wait; /* a worker's ended ack: it may wait for a later turn's sync (OUT_HOLD_MS) */
 } out_t;
 
 struct sched {
@@ -242,6 +246,11 @@ struct sched {
     size_t n_waiters;
     out_t *outs;
     size_t n_outs, cap_outs;
+    /* messages of turns committed without a sync that can wait for one (out_hold), in the
+     * order they were made; sent before the next turn's, at the latest at held_due */
+    out_t *held;
+    size_t n_held, cap_held;
+    int64_t held_due; /* monotonic ms; 0 = nothing held */
 
     int dirty; /* run a full placement pass this turn */
     /* place.c: the PENDING jobs in placement order (priority, then id), holes included; the
@@ -317,8 +326,16 @@ void out_update_reply(sched_t *self, const peer_t *to, uint64_t rid, Wslq__Updat
 void out_launch(sched_t *self, const char *node, Wslq__JobLaunch *b);
 void out_kill(sched_t *self, const char *node, Wslq__JobKill *b);
 void out_suspend(sched_t *self, const char *node, Wslq__JobSuspend *b);
-/* Send everything queued. Only after the turn's COMMIT. */
+/* 1 if the turn has made a message that may not wait: a reply, a launch, a kill, anything
+ * but a worker's ended ack. */
+int out_owed(const sched_t *self);
+/* The turn committed without a sync and all it made can wait: keep it for a later turn's
+ * out_flush, due by now + OUT_HOLD_MS at the latest. */
+void out_hold(sched_t *self, int64_t now);
+/* Send everything held and queued, in the order made. Only after a COMMIT that waited for
+ * the disk (queue_commit). */
 void out_flush(sched_t *self);
+/* Free what is queued and held, unsent (a worker re-sends what it has no ack for). */
 void out_discard(sched_t *self);
 /* The turn failed: what was queued is not on disk. Every request of the turn is answered
  * with an error saying why instead, and nothing else is sent. */

@@ -24,6 +24,7 @@
 #include "proto/wire.h"
 #include "scheduler/sched.h"
 #include "scheduler/sched_int.h" /* nodes_torpid_ms */
+#include "scheduler/tests/vfs_count.h"
 
 #define MAX_WORKERS 24
 
@@ -1436,12 +1437,55 @@ test_backfill_reservation(void **state)
     assert_int_equal(state_of(f, long_job, NULL, 0), WSLQ__JOB_STATE__PENDING);
 }
 
+/* The job's state as the loop holds it (no request: a reply would be a turn of its own). */
+static Wslq__JobState
+state_held(fx_t *f, uint64_t id)
+{
+    for (size_t i = 0; i < sched_job_count(f->s); i++)
+        if (sched_job(f->s, i)->id == id)
+            return sched_job(f->s, i)->state;
+    return WSLQ__JOB_STATE__JOB_STATE_UNSPECIFIED;
+}
+
+/* With --sync full a turn that tells no one anything commits without a sync, and a worker's
+ * ended ack waits for one: a job's "started" leaves the WAL unsynced, and the ack of its end
+ * arrives after a sync, by itself (OUT_HOLD_MS) when nothing else comes. Breaks this catches:
+ * an ack sent ahead of the disk (the worker forgets a job that a power loss could take back),
+ * a held ack never sent, every turn waiting for the disk. */
+static void
+test_acks_follow_the_disk(void **state)
+{
+    fx_t *f = *state;
+    vfs_count_install();
+    f->cfg.sync_full = 1;
+    reboot(f);
+    fake_worker_t *w = add_worker(f, "pcA");
+    wire_free((Wslq__Envelope *[]){register_worker(f, w, 1, NULL, 0)});
+    uint64_t id = submit(f, 1, 1, 0);
+    wire_free((Wslq__Envelope *[]){expect(f, w->sock, WSLQ__ENVELOPE__BODY_LAUNCH, 2000)});
+    int syncs = vfs_count_wal_syncs();
+    started(w, id, 0);
+    int64_t end = wq_clock_mono_ms() + 2000;
+    while (state_held(f, id) != WSLQ__JOB_STATE__RUNNING && wq_clock_mono_ms() < end)
+        assert_int_equal(turn(f), 0);
+    assert_int_equal(state_held(f, id), WSLQ__JOB_STATE__RUNNING);
+    pump(f, 50); /* heartbeats only: nothing to tell, nothing synced */
+    assert_int_equal(vfs_count_wal_syncs(), syncs);
+    ended(w, id, 0, 0, -1, 0);
+    Wslq__Envelope *ack = expect(f, w->sock, WSLQ__ENVELOPE__BODY_ENDED_ACK, 2000);
+    assert_int_equal(ack->ended_ack->job_id, id);
+    assert_true(vfs_count_wal_syncs() > syncs); /* the end, and the start before it */
+    wire_free(&ack);
+    assert_int_equal(state_of(f, id, NULL, 0), WSLQ__JOB_STATE__COMPLETED);
+}
+
 int
 main(void)
 {
     wq_log_init("core_test");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_register_place_start_end, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_acks_follow_the_disk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_impossible_job_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_lost_requeues, setup, teardown),
         cmocka_unit_test(test_torpid_threshold),
