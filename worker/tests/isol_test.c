@@ -112,6 +112,26 @@ readfile(const char *dir, const char *name, char *buf, size_t n)
     fclose(f);
 }
 
+/* A forked child joins the cgroup at path through isol_cg_procs_fd and isol_child: what it
+ * writes to the kernel's file (a plain file here) is "0", the writer itself. */
+static void
+child_joins(int version, const char *path, const char *file)
+{
+    int fd = isol_cg_procs_fd(version, path);
+    assert_true(fd >= 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        isol_child(NULL, fd);
+        _exit(0);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    close(fd);
+    char buf[64];
+    readfile(path, file, buf, sizeof buf);
+    assert_string_equal(buf, "0\n");
+}
+
 static void
 rm_tree(const char *dir)
 {
@@ -165,18 +185,7 @@ test_cgroup_v2_fixture(void **state)
     assert_string_equal(buf, "200000 100000\n");
 
     /* a rank's child joins it: "0" (the writer itself, to the kernel) in cgroup.procs */
-    int fd = isol_cg_procs_fd(ISOL_CG_V2, path);
-    assert_true(fd >= 0);
-    pid_t pid = fork();
-    if (pid == 0) {
-        isol_child(NULL, fd);
-        _exit(0);
-    }
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    close(fd);
-    readfile(path, "cgroup.procs", buf, sizeof buf);
-    assert_string_equal(buf, "0\n");
+    child_joins(ISOL_CG_V2, path, "cgroup.procs");
 
     /* the kernel's OOM killer: oom_kill counts up; the peak in bytes */
     assert_int_equal(isol_cg_oom_kills(ISOL_CG_V2, path), 0);
@@ -258,18 +267,7 @@ test_cgroup_v1_fixture(void **state)
     assert_int_equal(isol_cg_peak(ISOL_CG_V1, path), 2097152);
     /* a rank's child joins it through tasks (its one thread, no lock on every thread group) */
     mkfile(path, "tasks", "");
-    int fd = isol_cg_procs_fd(ISOL_CG_V1, path);
-    assert_true(fd >= 0);
-    pid_t pid = fork();
-    if (pid == 0) {
-        isol_child(NULL, fd);
-        _exit(0);
-    }
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    close(fd);
-    readfile(path, "tasks", buf, sizeof buf);
-    assert_string_equal(buf, "0\n");
+    child_joins(ISOL_CG_V1, path, "tasks");
     /* v1 insisted on, a directory that is neither */
     rm_tree(root);
     snprintf(root, sizeof root, "/tmp/wslq-cg-XXXXXX");
