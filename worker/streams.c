@@ -291,6 +291,14 @@ streams_tick(worker_t *w, int64_t now)
             log_warn("job output at risk: the spool is full " JOB_FMT, j->id);
         }
         int ended_now = job_poll(j, now);
+        if (ended_now && !j->output_lost) {
+            /* a job that fills the spool may end before a heartbeat measures it: its end does */
+            space_check(&w->space);
+            if (space_full(&w->space)) {
+                j->output_lost = 1;
+                log_warn("job output at risk: the spool is full " JOB_FMT, j->id);
+            }
+        }
         if (j->have_fail && j->fail_cause && !j->fail_reported && j->nranks > 0 && w->registered) {
             /* at once, so the scheduler stops the job's other nodes while this one stops its
              * own other ranks */
