@@ -567,10 +567,12 @@ sched_turn(sched_t *self, long timeout_ms, wq_error_t *err)
             *err = self->fail_err;
         return -1;
     }
-    if (owed)
+    if (owed) {
         out_flush(self);
-    else
+    } else {
         out_hold(self, end_ms);
+        usock_flushed(self); /* as out_flush: closed and dead connections go */
+    }
     if (self->notify != NULL) {
         notify_commit(self->notify);
         notify_stats_t ns;
