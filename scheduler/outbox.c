@@ -187,12 +187,10 @@ out_flush(sched_t *self)
     usock_flushed(self);
 }
 
-void
-out_discard(sched_t *self)
+/* Held acks freed unsent: a worker re-sends an end it has no ack for. */
+static void
+drop_held(sched_t *self)
 {
-    for (size_t i = 0; i < self->n_outs; i++)
-        free(self->outs[i].buf);
-    self->n_outs = 0;
     for (size_t i = 0; i < self->n_held; i++)
         free(self->held[i].buf);
     self->n_held = 0;
@@ -200,13 +198,18 @@ out_discard(sched_t *self)
 }
 
 void
+out_discard(sched_t *self)
+{
+    for (size_t i = 0; i < self->n_outs; i++)
+        free(self->outs[i].buf);
+    self->n_outs = 0;
+    drop_held(self);
+}
+
+void
 out_fail_requests(sched_t *self, const wq_error_t *why)
 {
-    /* held acks wait for a sync that will not come: the workers re-send their ends */
-    for (size_t i = 0; i < self->n_held; i++)
-        free(self->held[i].buf);
-    self->n_held = 0;
-    self->held_due = 0;
+    drop_held(self); /* their sync will not come: the workers re-send their ends */
     size_t n = self->n_outs;
     out_t *old = self->outs;
     self->outs = NULL;
