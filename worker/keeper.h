@@ -3,8 +3,8 @@
  * Unix seqpacket socket, <state-dir>/rank-keeper.sock (root's, 0600); the keeper forks, the
  * child runs child_exec (childexec.h) and execs the rank's program itself, and the keeper
  * answers with the pid. When a rank ends the keeper writes its wait status to the rank's
- * STATUS_FILE (rank-<G>.status, temp file and rename, before the rank is reaped so its group
- * outlives the write) and then tells the worker. One exec per rank instead of two (wslq-rank
+ * STATUS_FILE (rank-<G>.status, made afresh, before the rank is reaped so its group outlives
+ * the write) and then tells the worker. One exec per rank instead of two (wslq-rank
  * then the program).
  *
  * The keeper runs in its own session, ignores the group signals and outlives the worker: a

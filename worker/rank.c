@@ -10,8 +10,8 @@
  * rank, which the worker still uses when the keeper cannot serve a launch.
  *
  * The worker starts it in the rank's new session (in place of the rank itself). It starts
- * PROGRAM with ARGV0..., waits for it, writes the wait status to STATUS_FILE (temp file and
- * rename, so a reader sees all or nothing) and exits the way the rank did, so the worker that
+ * PROGRAM with ARGV0..., waits for it, writes the wait status to STATUS_FILE (read once the
+ * rank's session is gone, so after the write) and exits the way the rank did, so the worker that
  * started it reads the same status as from the rank itself. A worker restarted meanwhile is
  * not the parent of anything; it finds the session gone and reads STATUS_FILE.
  *
@@ -43,19 +43,20 @@ extern char **environ;
 
 static const int group_signals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
 
-/* Write status to path through path.tmp and a rename. The keeper is root in a directory the
- * job's account owns: the temp file is made afresh (O_EXCL, no link followed) and given to
- * uid:gid, so the account cannot point the write elsewhere. uid -1 = keep (wslq-rank already
- * runs as the account). */
+/* Write status to path, a file made afresh: O_EXCL and no link followed, as the keeper is root
+ * in a directory the job's account owns (a file or link already there is removed first, once),
+ * then given to uid:gid, so the account cannot point the write elsewhere. uid -1 = keep
+ * (wslq-rank already runs as the account). No temp file and rename: the reader (a restarted
+ * worker, adopted_rank_ended) reads it only once the rank's session is gone, which is after
+ * this write; a writer killed in between leaves it empty, read as "status lost" as a missing
+ * file is. One file made per rank, not two names and a rename. */
 static int
 write_status(const char *path, int status, uid_t uid, gid_t gid)
 {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int) sizeof tmp)
-        return -1;
-    unlink(tmp);
     /* 0600: the spool is the job's account's */
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == EEXIST && unlink(path) == 0)
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         return -1;
     char line[32];
@@ -66,8 +67,8 @@ write_status(const char *path, int status, uid_t uid, gid_t gid)
     if (ok && uid != (uid_t) -1 && fchown(fd, uid, gid) < 0)
         ok = 0;
     close(fd);
-    if (!ok || rename(tmp, path) < 0) {
-        unlink(tmp);
+    if (!ok) {
+        unlink(path);
         return -1;
     }
     return 0;

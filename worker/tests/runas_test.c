@@ -748,7 +748,8 @@ test_switch_failure(void **state)
 }
 
 /* Through the rank keeper (keeper.h): the rank runs as the account with the keeper as its
- * parent, its wait status reaches the worker and the status file (the account's, 0600); a
+ * parent, its wait status reaches the worker and the status file (the account's, 0600, made
+ * afresh where the rank had put a link); a
  * program that does not exist ends 127 with the reason of the direct start. */
 static void
 test_keeper_job(void **state)
@@ -769,7 +770,13 @@ test_keeper_job(void **state)
     c.keeper = &k;
 
     launch_t f;
-    init_launch(&f, "echo \"uid=$(id -u) ppid=$PPID\"; exit 3", 1);
+    /* the rank plants a link of its own where its status file goes: the keeper replaces the
+     * link and writes a file of its own, the link's target untouched */
+    init_launch(&f,
+                "echo mine > \"$HOME/planted\"; "
+                "ln -s \"$HOME/planted\" \"$(dirname \"$WSLQ_METRICS\")/rank-0.status\"; "
+                "echo \"uid=$(id -u) ppid=$PPID\"; exit 3",
+                1);
     job_t *j = job_launch(&f.l, &c);
     assert_int_equal(j->started, 1);
     assert_int_equal(j->ranks[0].kept, 1);
@@ -791,6 +798,14 @@ test_keeper_job(void **state)
     assert_int_equal(fscanf(sf, "%d", &st), 1);
     fclose(sf);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 3);
+    char planted[128], got[16] = {0};
+    snprintf(planted, sizeof planted, "%s/planted", home);
+    sf = fopen(planted, "r");
+    assert_non_null(sf);
+    assert_non_null(fgets(got, sizeof got, sf));
+    fclose(sf);
+    assert_string_equal(got, "mine\n");
+    unlink(planted);
     job_destroy(&j);
 
     launch_t g;
