@@ -88,8 +88,13 @@ child_exec(const child_spec_t *c)
     struct sigaction dfl;
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;
-    for (int s = 1; s < NSIG; s++)
-        sigaction(s, &dfl, NULL); /* ignored signals (SIGPIPE) would survive exec */
+    /* ignored signals (SIGPIPE) would survive exec */
+    if (c->ignored != NULL)
+        for (int i = 0; i < c->nignored; i++)
+            sigaction(c->ignored[i], &dfl, NULL);
+    else
+        for (int s = 1; s < NSIG; s++)
+            sigaction(s, &dfl, NULL);
     int msg[2] = {1, 0};
     /* The job's account before anything runs (chdir included, so it is checked as the job's):
      * wslq-rank then runs as the account too. A failed switch runs nothing. */

@@ -20,12 +20,15 @@ typedef struct child_spec {
     const runas_acct_t *acct; /* the account to switch to, NULL = none */
     const isol_cpus_t *cpus;  /* CPU affinity, NULL = none */
     int procs_fd;             /* the job cgroup's procs file, -1 = none */
+    const int *ignored;       /* the only signals not at their default (the parent ignores */
+    int nignored;             /* them, none caught); NULL = reset every one */
 } child_spec_t;
 
 /* In the child: cgroup and affinity, a new session, the standard descriptors, signals reset
- * (mask empty, every disposition default), the switch to the account, chdir, exec. On failure
- * {stage, errno} goes to errw (stage 1 chdir, 2 exec, enum runas_stage for the switch) and the
- * child exits 1 (chdir), 127 (not found) or 126. */
+ * (mask empty, every disposition default: the ignored ones, or all 64 when the parent cannot
+ * say which; a caught one is reset by the exec itself), the switch to the account, chdir, exec. On
+ * failure {stage, errno} goes to errw (stage 1 chdir, 2 exec, enum runas_stage for the switch) and
+ * the child exits 1 (chdir), 127 (not found) or 126. */
 _Noreturn void child_exec(const child_spec_t *c);
 
 #endif

@@ -307,12 +307,12 @@ job_launch(const Wslq__JobLaunch *l, const job_cfg_t *cfg)
                 sargv[3] = exe;
                 for (size_t a = 0; a < na; a++)
                     sargv[4 + a] = argv[a];
-                child_spec_t c = {cwd, cfg->rank_exe, sargv, envp,    nullfd, outfd, ep[1],
-                                  1,   acct,          bind,  procs_fd};
+                child_spec_t c = {cwd, cfg->rank_exe, sargv, envp,     nullfd, outfd, ep[1],
+                                  1,   acct,          bind,  procs_fd, NULL,   0};
                 pid = spawn_rank(&c);
             } else if (pid == -2) {
-                child_spec_t c = {cwd,   exe, argv, envp, nullfd,  outfd,
-                                  ep[1], 0,   acct, bind, procs_fd};
+                child_spec_t c = {cwd, exe,  argv, envp,     nullfd, outfd, ep[1],
+                                  0,   acct, bind, procs_fd, NULL,   0};
                 pid = spawn_rank(&c);
             }
         }

@@ -43,6 +43,11 @@ extern char **environ;
 
 static const int group_signals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
 
+/* The keeper's own: every other signal is at its default, so a rank's child resets these
+ * alone (childexec.h), not all 64 */
+static const int keeper_ignored[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGPIPE, SIGUSR1, SIGUSR2};
+#define KEEPER_NIGNORED ((int) (sizeof keeper_ignored / sizeof keeper_ignored[0]))
+
 /* Write status to path, a file made afresh: O_EXCL and no link followed, as the keeper is root
  * in a directory the job's account owns (a file or link already there is removed first, once),
  * then given to uid:gid, so the account cannot point the write elsewhere. uid -1 = keep
@@ -206,7 +211,9 @@ launch(int ci, size_t len, const int *fds, int nfd)
                       0,
                       &acct,
                       h.has_cpus ? &h.cpus : NULL,
-                      h.has_procs ? fds[3] : -1};
+                      h.has_procs ? fds[3] : -1,
+                      keeper_ignored,
+                      KEEPER_NIGNORED};
     pid_t pid = spawn(&c);
     if (pid < 0) {
         err = errno;
@@ -312,9 +319,10 @@ from_client(int ci)
 static int
 keeper(int lfd)
 {
-    static const int ignored[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGPIPE, SIGUSR1, SIGUSR2};
-    for (size_t i = 0; i < sizeof ignored / sizeof ignored[0]; i++)
-        signal(ignored[i], SIG_IGN);
+    for (int s = 1; s < NSIG; s++)
+        signal(s, SIG_DFL); /* what the worker left ignored would reach the ranks */
+    for (int i = 0; i < KEEPER_NIGNORED; i++)
+        signal(keeper_ignored[i], SIG_IGN);
     sigset_t chld;
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);

@@ -749,8 +749,8 @@ test_switch_failure(void **state)
 
 /* Through the rank keeper (keeper.h): the rank runs as the account with the keeper as its
  * parent, its wait status reaches the worker and the status file (the account's, 0600, made
- * afresh where the rank had put a link); a
- * program that does not exist ends 127 with the reason of the direct start. */
+ * afresh where the rank had put a link), and no signal is ignored in the rank; a program
+ * that does not exist ends 127 with the reason of the direct start. */
 static void
 test_keeper_job(void **state)
 {
@@ -775,9 +775,13 @@ test_keeper_job(void **state)
     init_launch(&f,
                 "echo mine > \"$HOME/planted\"; "
                 "ln -s \"$HOME/planted\" \"$(dirname \"$WSLQ_METRICS\")/rank-0.status\"; "
-                "echo \"uid=$(id -u) ppid=$PPID\"; exit 3",
+                "echo \"uid=$(id -u) ppid=$PPID\"; grep SigIgn /proc/$$/status; exit 3",
                 1);
+    /* ignored here (the keeper inherits it), and SIGPIPE and the group signals in the keeper:
+     * none reaches the rank */
+    signal(SIGXFSZ, SIG_IGN);
     job_t *j = job_launch(&f.l, &c);
+    signal(SIGXFSZ, SIG_DFL);
     assert_int_equal(j->started, 1);
     assert_int_equal(j->ranks[0].kept, 1);
     run_until(j, NULL, 30000, NULL);
@@ -789,6 +793,8 @@ test_keeper_job(void **state)
         fail_msg("no '%s' in the log:\n%s", line, read_log(j));
     /* the shell's parent: the keeper, not this process */
     assert_int_not_equal(atoi(at + strlen(line)), (int) getpid());
+    if (strstr(read_log(j), "SigIgn:\t0000000000000000\n") == NULL)
+        fail_msg("the rank ignores signals:\n%s", read_log(j));
     char stp[PATH_MAX + 32];
     snprintf(stp, sizeof stp, "%s/rank-0.status", j->spool);
     assert_owned(stp, 0600);
