@@ -107,10 +107,30 @@ spare_path(char *p, size_t n, const char *dir, size_t i)
     return snprintf(p, n, "%s/spare-%zu", dir, i) < (int) n ? 0 : -1;
 }
 
-/* A spare's text replaced by buf, then the spare renamed to path: 0 with the file open in
- * *keep, or -1 (no spare here, or one that failed: the caller makes a new file). */
+/* The text buf[0..n) made as long as a file of cur bytes, when shorter, with a "pad=..."
+ * line the reader ignores (at least 5 bytes: "pad=" and '\n'). The new length, or 0 when that
+ * does not fit in cap. */
+static size_t
+pad_to(char *buf, size_t n, size_t cap, off_t cur)
+{
+    if (cur <= 0 || (size_t) cur <= n)
+        return n;
+    size_t pad = (size_t) cur - n < 5 ? 5 : (size_t) cur - n;
+    if (n + pad > cap)
+        return 0;
+    memcpy(buf + n, "pad=", 4);
+    memset(buf + n + 4, '.', pad - 5);
+    buf[n + pad - 1] = '\n';
+    return n + pad;
+}
+
+/* A spare's text replaced by buf (of cap bytes, len used), then the spare renamed to path: 0
+ * with the file open in *keep, or -1 (no spare here, or one that failed: the caller makes a
+ * new file). A longer spare is padded rather than cut to length, as a rewrite in place is (a
+ * cut costs more than the rest of the save on ext4 with a journal); one that would be past
+ * cap (a page: the later rewrites stay in place) is cut. */
 static int
-write_spare(const char *path, const char *buf, size_t len, int *keep)
+write_spare(const char *path, char *buf, size_t cap, size_t len, int *keep)
 {
     char dir[PATH_MAX], p[PATH_MAX + 32];
     while (spares.n > 0 && dir_of(path, dir) == 0 && strcmp(dir, spares.dir) == 0 &&
@@ -119,8 +139,10 @@ write_spare(const char *path, const char *buf, size_t len, int *keep)
         int fd = open(p, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
             continue; /* gone meanwhile: the next one */
-        if (write_all(fd, buf, len, 0) == 0 && ftruncate(fd, (off_t) len) == 0 &&
-            rename(p, path) == 0) {
+        off_t cur = lseek(fd, 0, SEEK_END);
+        size_t n = cur < 0 ? 0 : pad_to(buf, len, cap, cur);
+        if (write_all(fd, buf, n ? n : len, 0) == 0 &&
+            (n != 0 || ftruncate(fd, (off_t) len) == 0) && rename(p, path) == 0) {
             *keep = fd;
             return 0;
         }
@@ -176,7 +198,7 @@ jobstate_rewrite(const char *path, const jobstate_t *st, int *fd, wq_error_t *er
     int len = format(buf, sizeof buf, st);
     if (len < 0)
         return wq_fail(err, WQ_EINVAL, "state of job %" PRIu64 " too long", st->job_id);
-    if (*fd < 0 && write_spare(path, buf, (size_t) len, fd) == 0)
+    if (*fd < 0 && write_spare(path, buf, JOBSTATE_PAGE, (size_t) len, fd) == 0)
         return 0;
     if (*fd < 0)
         return write_new(path, buf, (size_t) len, fd, err);
@@ -186,19 +208,8 @@ jobstate_rewrite(const char *path, const jobstate_t *st, int *fd, wq_error_t *er
      * by the old one's tail. A kill stops a write only between pages, so a text past the
      * first page goes through a new file and a rename as the first one did. */
     off_t cur = lseek(*fd, 0, SEEK_END);
-    size_t n = (size_t) len;
-    if (cur > 0 && (size_t) cur > n) {
-        size_t pad = (size_t) cur - n < 5 ? 5 : (size_t) cur - n; /* "pad=" and '\n' at least */
-        if (n + pad <= sizeof buf) {
-            memcpy(buf + n, "pad=", 4);
-            memset(buf + n + 4, '.', pad - 5);
-            buf[n + pad - 1] = '\n';
-            n += pad;
-        } else {
-            n = sizeof buf + 1; /* no room: a new file below */
-        }
-    }
-    if (cur < 0 || n > JOBSTATE_PAGE) {
+    size_t n = cur < 0 ? 0 : pad_to(buf, (size_t) len, sizeof buf, cur);
+    if (n == 0 || n > JOBSTATE_PAGE) { /* 0: no room for the pad */
         close(*fd);
         *fd = -1;
         return write_new(path, buf, (size_t) len, fd, err);

@@ -129,7 +129,8 @@ test_rejects(void **state)
 }
 
 /* A state rewritten in place keeps its file; a forgotten one is kept as a spare and becomes
- * the next job's state file, whole and with no leftover of the former text. */
+ * the next job's state file, whole and with no leftover of the former text: cut when it was
+ * past a page, padded to its length when not. */
 static void
 test_rewrite_and_spare(void **state)
 {
@@ -198,7 +199,29 @@ test_rewrite_and_spare(void **state)
     assert_int_equal(b->ended, 0);
     assert_int_equal(b->exit_code, 0);
     close(fd);
+    /* a spare longer than the next text is padded, not cut: the same length, read whole */
+    a->nranks = 8;
+    for (int i = 0; i < a->nranks; i++)
+        a->pgid[i] = 3000 + i;
+    fd = -1;
+    assert_int_equal(jobstate_rewrite(q, a, &fd, &err), 0);
+    assert_int_equal(fstat(fd, &st0), 0);
+    close(fd);
     jobstate_forget(q);
+    char r[128];
+    snprintf(r, sizeof r, "%s/7.0.state", dir);
+    a->job_id = 7;
+    a->nranks = 1;
+    fd = -1;
+    assert_int_equal(jobstate_rewrite(r, a, &fd, &err), 0);
+    assert_int_equal(stat(r, &st1), 0);
+    assert_true(st1.st_ino == st0.st_ino && st1.st_size == st0.st_size);
+    assert_int_equal(jobstate_read(r, b, &err), 0);
+    assert_int_equal(b->job_id, 7);
+    assert_int_equal(b->nranks, 1);
+    assert_int_equal(b->pgid[0], 3000);
+    close(fd);
+    jobstate_forget(r);
     unlink(spare);
     free(a);
     free(b);
