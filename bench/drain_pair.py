@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """The drain of 1,000 trivial jobs and the submit-to-start latency, two builds side by side:
 each build runs its own lab-sized loopback cluster (a scheduler and 4 workers x 16 CPU slots,
-benchlib.lab_cluster), and every round measures both, one after the other, so a machine whose
-load changes weighs on both alike. Prints the median of the rounds for each figure and the
-ratio B / A (for jobs/s above 1 is better, for latency below 1).
+benchlib.lab_cluster), and every round measures both, one after the other and each first in
+turn, so a machine whose load changes weighs on both alike (use an even number of rounds).
+Prints the median of the rounds for each figure and the ratio B / A (for jobs/s above 1 is
+better, for latency below 1).
     bench/drain_pair.py BIN_A BIN_B [--rounds R] [--jobs N] [--lat L] [--mode curve|insecure]
 Figures, per round: `wslq-bench-submit drain N` (default 1,000: first submit to last job ended,
 jobs/s) and the median of `wslq-bench-submit latency L` (default 100: submit sent to the job's
@@ -49,7 +50,10 @@ try:
     print(f"A = {bins[0]}\nB = {bins[1]}\n{mode}, {rounds} rounds: drain {jobs}, latency {nlat}; files under "
           f"{tempfile.gettempdir()} ({benchlib.fs_note(tempfile.gettempdir())})", flush=True)
     for r in range(rounds):
-        for k, (b, c, env) in enumerate(setups):
+        # A then B in odd rounds, B then A in even ones: the build measured second in a
+        # round ran up to 12 % slower, whichever it was
+        for k in ((0, 1) if r % 2 == 0 else (1, 0)):
+            b, c, env = setups[k]
             out = subprocess.run([f"{b}/wslq-bench-submit", c.addr, "drain", str(jobs)],
                                  capture_output=True, text=True, check=True, env=env).stdout
             m = re.search(r"drained \d+ jobs in ([\d.]+) s from the first submit: (\d+) jobs/s",

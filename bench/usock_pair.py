@@ -2,8 +2,8 @@
 """The two `wslq submit` figures of vs_tsp.py over the scheduler host's user socket, two builds
 side by side: each build runs its own lab-sized cluster (scheduler --sync full with
 --user-socket, 4 workers x 16 CPU slots, CURVE), and every round measures both, one after the
-other, so a machine whose load changes weighs on both alike. Prints the median of the rounds
-for each figure and the ratio B / A.
+other and each first in turn, so a machine whose load changes weighs on both alike (use an
+even number of rounds). Prints the median of the rounds for each figure and the ratio B / A.
     bench/usock_pair.py BIN_A BIN_B [--rounds R] [--loop N] [--lat L]
 Figures, per round: a bash loop of N (default 250) `wslq submit -- /bin/true` while the jobs
 run (submits/s), the CPU time the scheduler and the workers spent a job of that loop (all
@@ -68,7 +68,10 @@ try:
                        capture_output=True, timeout=600)
 
     for r in range(rounds):
-        for k, (b, c, env, wenv, stamps) in enumerate(setups):
+        # A then B in odd rounds, B then A in even ones: the build measured second in a
+        # round ran up to 12 % slower, whichever it was
+        for k in ((0, 1) if r % 2 == 0 else (1, 0)):
+            b, c, env, wenv, stamps = setups[k]
             script = (f"for ((i = 0; i < {nloop}; i++)); do "
                       f"{b}/wslq submit -- /bin/true >/dev/null || exit 1; done")
             pids = [c.sched.pid] + [p.pid for p in c.workers.values()]
