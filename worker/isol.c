@@ -177,7 +177,8 @@ isol_cg_create(int kind,
     int w = snprintf(path, n, "%s/wslq-job-%" PRIu64 "-%" PRIu32, root, id, attempt);
     if (w < 0 || (size_t) w >= n)
         return wq_fail(err, WQ_EINVAL, "cgroup path too long");
-    if (mkdir(path, 0755) < 0 && errno != EEXIST)
+    int there = mkdir(path, 0755) < 0;
+    if (there && errno != EEXIST)
         return wq_fail(err, WQ_EIO, "cannot create cgroup %s: %s", path, strerror(errno));
     char v[64];
     const char *what = NULL;
@@ -206,7 +207,7 @@ isol_cg_create(int kind,
         return wq_fail(err, WQ_EIO, "cannot write %s of cgroup %s: %s", what, path,
                        strerror(saved));
     }
-    return 0;
+    return there;
 }
 
 int

@@ -72,7 +72,8 @@ int isol_cpulist_parse(const char *s, isol_cpus_t *set);
 /* A job's cgroup: <root>/wslq-job-<id>-<attempt>, made with memory.max = mem_mb (v2; and
  * memory.swap.max 0, cpu.max = ncpus whole CPUs, each when the file is there) or
  * memory.limit_in_bytes (v1; and memory.memsw.limit_in_bytes when there). path gets its
- * directory. 0, or -1 with *err (nothing left behind). */
+ * directory. 0 (made now: its counters start at 0), 1 (there already, a leftover of the same
+ * job and attempt: its counters are not fresh), or -1 with *err (nothing left behind). */
 int isol_cg_create(int kind,
                    const char *root,
                    uint64_t id,

@@ -34,8 +34,9 @@ isol_job_setup(job_t *j, const isol_t *is, const int *use, const Wslq__JobSpec *
     if (is->cg == ISOL_CG_V2 || is->cg == ISOL_CG_V1) {
         wq_error_t err = {0};
         int ncpus = bind ? isol_cpu_count(&j->cpus) : 0;
-        if (isol_cg_create(is->cg, is->cg_root, j->id, j->attempt, j->mem_mb, ncpus, j->cg_path,
-                           sizeof j->cg_path, &err) == 0) {
+        int rc = isol_cg_create(is->cg, is->cg_root, j->id, j->attempt, j->mem_mb, ncpus,
+                                j->cg_path, sizeof j->cg_path, &err);
+        if (rc >= 0) {
             *procs_fd = isol_cg_procs_fd(is->cg, j->cg_path);
             if (*procs_fd < 0) {
                 log_warn("cannot join the job's cgroup " JOB_FMT " path=%s", j->id, j->cg_path);
@@ -43,7 +44,8 @@ isol_job_setup(job_t *j, const isol_t *is, const int *use, const Wslq__JobSpec *
                 j->cg_path[0] = '\0';
             } else {
                 j->cg_kind = is->cg;
-                j->cg_oom_before = isol_cg_oom_kills(is->cg, j->cg_path);
+                /* a cgroup made now has had no OOM kill: read only a leftover's count */
+                j->cg_oom_before = rc == 1 ? isol_cg_oom_kills(is->cg, j->cg_path) : 0;
             }
         } else {
             j->cg_path[0] = '\0';
