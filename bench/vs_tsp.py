@@ -27,7 +27,10 @@ figure is the median of its rounds. Measured the same way for both:
     against tsp's loop, as tsp has no bulk submit
   * N jobs queued behind one that holds on (a dependency), released at once:
     N / (release -> queue empty); N is 1,000 for wslq, 900 for tsp (each queued tsp job keeps
-    a client process connected to its server, and it takes at most TS_MAXCONN=1000); 2 rounds
+    a client process connected to its server, and it takes at most TS_MAXCONN=1000); 2 rounds.
+    The end is found cheaply for both, so that the asking does not weigh on the drain: for
+    tsp `tsp -w` on the last job, then `tsp -l` every 10 ms; for wslq one connection asking
+    every 10 ms for the newest active job alone
   * submit-to-start latency on an idle system: from just before the submit command starts to
     the job's first instruction (bench/stamp.c), 100 jobs each, one at a time, alternating
   * the daemons idle for --idle-s seconds (default 30), in the same window: fresh, and after
@@ -201,13 +204,18 @@ try:
             fifo = os.path.join(tdir, f"fifo{r}")
             os.mkfifo(fifo)
             hold = tsp("sh", "-c", f"read x < {fifo}").stdout.strip()  # -n would hide the id
-            subprocess.run(["bash", "-c", f"for ((i = 0; i < {N_TSP_QUEUE}; i++)); do "
-                            f"{TSP} -n -D {hold} /bin/true >/dev/null; done"], env=tenv,
-                           check=True)
+            last = subprocess.run(["bash", "-c", f"for ((i = 0; i < {N_TSP_QUEUE}; i++)); do "
+                                   f"id=$({TSP} -n -D {hold} /bin/true) || exit 1; done; "
+                                   f"echo $id"], env=tenv, check=True, capture_output=True,
+                                  text=True).stdout.strip()
             time.sleep(1)
             t0 = time.monotonic()
             with open(fifo, "w") as f:
                 f.write("go\n")
+            # the end of the drain: tsp -w on the last job queued (its server answers when
+            # the job ends, nothing polled meanwhile), then the list until nothing is left
+            # (jobs of equal length end in the order they started, so this is rarely polled)
+            subprocess.run([TSP, "-w", last], env=tenv, capture_output=True)
             cluster.wait_for(lambda: not tsp_busy(), 600, "tsp's queue to empty", interval=0.01)
             add("drain after release (jobs/s)", "tsp", N_TSP_QUEUE / (time.monotonic() - t0))
             tsp("-C")
