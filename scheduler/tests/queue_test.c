@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 /* after the standard headers */
 #include <cmocka.h>
@@ -772,6 +774,63 @@ test_lazy_commit_syncs(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* With sync_full the WAL is made as long as a checkpoint's worth of frames at open, zeros past
+ * its frames, so commits overwrite it rather than grow it. A process that dies after its
+ * commits leaves frames followed by zeros: the next open finds every committed job, and one
+ * that was rolled back is not there. Breaks this catches: the zeros written over the frames
+ * (from the WAL's start, not its end): the committed jobs would be gone. */
+static void
+test_wal_prefilled(void **state)
+{
+    (void) state;
+    char dir[] = "/tmp/wslq-queue-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128], wal[160];
+    snprintf(path, sizeof path, "%s/q.db", dir);
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    const long long want = 32 + 1001LL * (4096 + 24); /* autocheckpoint 1,000 pages of 4 KiB */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        queue_t *q = queue_new(path, 1, NULL);
+        struct stat st;
+        if (q == NULL || stat(wal, &st) < 0 || st.st_size < want)
+            _exit(2);
+        for (int i = 0; i < 3; i++)
+            add_job_commit(q, "cat", WSLQ__JOB_STATE__PENDING, 0, NULL);
+        Wslq__JobSpec spec = WSLQ__JOB_SPEC__INIT;
+        spec.argv = argv_one;
+        spec.n_argv = 1;
+        Wslq__JobInfo info = WSLQ__JOB_INFO__INIT;
+        info.spec = &spec;
+        queue_begin(q, NULL);
+        queue_insert(q, &info, NULL);
+        queue_rollback(q);
+        _exit(0); /* as if killed: nothing closed, nothing checkpointed */
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    struct stat st;
+    assert_int_equal(stat(wal, &st), 0);
+    assert_true(st.st_size >= want);
+    queue_t *q = queue_new(path, 1, NULL);
+    assert_non_null(q);
+    assert_int_equal(queue_max_id(q), 3);
+    for (uint64_t id = 1; id <= 3; id++) {
+        Wslq__JobInfo *got = queue_get(q, id, NULL);
+        assert_non_null(got);
+        assert_string_equal(got->spec->user, "cat");
+        wslq__job_info__free_unpacked(got, NULL);
+    }
+    add_job_commit(q, "cat", WSLQ__JOB_STATE__PENDING, 0, NULL);
+    assert_int_equal(queue_max_id(q), 4);
+    queue_destroy(&q);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int
 main(void)
 {
@@ -786,6 +845,7 @@ main(void)
         cmocka_unit_test(test_usage_sums),
         cmocka_unit_test(test_migration_v3_to_v4),
         cmocka_unit_test(test_lazy_commit_syncs),
+        cmocka_unit_test(test_wal_prefilled),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
