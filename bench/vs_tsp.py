@@ -2,12 +2,15 @@
 """wslq against task-spooler (Debian `task-spooler`, command `tsp`), figure by figure on the
 same machine; prints each figure with the ratio wslq / tsp. Installs nothing: without `tsp`
 on PATH only wslq's figures are printed. Run from the build tree's parent:
-    bench/vs_tsp.sh [BIN] [--mode curve|insecure] [--idle-s S] [--rounds R] [--jobs N]
-                    [--only FIGS]
+    bench/vs_tsp.sh [BIN] [--mode curve|insecure] [--sync full|normal] [--idle-s S]
+                    [--rounds R] [--jobs N] [--only FIGS]
 BIN defaults to build/bin. --mode curve (the default) secures every connection with CURVE and
 enrols the bench's user and each worker as a lab would; insecure runs the same programs with
---insecure. wslq runs a scheduler (--sync full: every acknowledged submit is fsynced) and 4
-workers x 16 slots on loopback; tsp one server with 64 slots (`tsp -S 64`) and its own socket.
+--insecure. wslq runs a scheduler and 4 workers x 16 slots on loopback; tsp one server with
+64 slots (`tsp -S 64`) and its own socket. --sync full (the default, as shipped): every
+acknowledged submit and every job start waits for an fsync; --sync normal: nothing waits
+for the disk (a crash of the scheduler loses nothing, a power cut the last commits), which
+is closer to tsp, whose queue is in its server's memory alone.
 
 The figures of one `wslq` command (the submit loop, the latency) are measured over both of
 wslq's ways in, side by side: "wslq unix" is the scheduler host's user socket
@@ -53,6 +56,9 @@ from benchlib import opt, rss_mib, wait_stamp
 
 args = sys.argv[1:]
 mode = opt(args, "--mode", "curve")
+sync = opt(args, "--sync", "full")
+if sync not in ("full", "normal"):
+    sys.exit("--sync takes full or normal")
 idle_s = float(opt(args, "--idle-s", "30"))
 rounds = int(opt(args, "--rounds", "5"))
 N = int(opt(args, "--jobs", "1000"))  # fewer for a quick try of the script itself
@@ -116,7 +122,7 @@ try:
     udir = tempfile.mkdtemp(prefix="wslq-bench-usock-")
     os.chmod(udir, 0o755)
     usock = os.path.join(udir, "user.sock") if mode == "curve" else None
-    c = benchlib.lab_cluster(["--sync", "full", "--torpid", "3s", "--lost", "10s"] +
+    c = benchlib.lab_cluster(["--sync", sync, "--torpid", "3s", "--lost", "10s"] +
                              (["--user-socket", usock] if usock else []),
                              secure=mode == "curve")
     env = benchlib.client_env(c)
@@ -133,7 +139,7 @@ try:
         subprocess.run([f"{BIN}/wslq-bench-submit", c.addr, "empty", "10"], env=env,
                        check=True, capture_output=True, timeout=600)
 
-    print(f"wslq {mode}: scheduler (--sync full) + 4 workers x 16 slots; "
+    print(f"wslq {mode}: scheduler (--sync {sync}) + 4 workers x 16 slots; "
           f"tsp: {TSP or 'not installed'}, 64 slots; {rounds} rounds, alternating; "
           f"both under {tempfile.gettempdir()} ({benchlib.fs_note(tempfile.gettempdir())})",
           flush=True)
