@@ -107,9 +107,10 @@ typedef struct job {
     int failed_rank;   /* global rank, -1 = none */
     char reason[256];
     uint64_t log_bytes; /* size of job.log at the end */
-    /* streams.c's bookkeeping for the end message */
-    int64_t ended_sent_ms; /* monotonic ms JobEnded was last sent, 0 = not yet */
-    int acked;             /* JobEndedAck received */
+    /* streams.c's bookkeeping for the start and end messages */
+    int64_t started_due_ms; /* JobStarted held until then (monotonic ms), 0 = sent or none */
+    int64_t ended_sent_ms;  /* monotonic ms JobEnded was last sent, 0 = not yet */
+    int acked;              /* JobEndedAck received */
     /* --container: `ENGINE rm -f NAMES` run when the job is stopped or fails, so no container
      * outlives its rank; NULL = not a container job */
     char **ctr_rm;

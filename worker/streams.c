@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/mem.h"
 #include "worker/tdr.h"
 #include "worker/worker_int.h"
@@ -24,6 +25,12 @@
  * job's end at most this often takes the same files, a little later, without a scan of
  * /dev/shm after each of a stream of short jobs */
 #define SHM_SWEEP_MS 10000
+/* A single-node job's JobStarted waits this long, or until anything else about the job goes
+ * out (its output, a failed rank, its end): a job that ends by then has both in one write,
+ * which the scheduler takes in one turn and one commit rather than two. Its rank already
+ * runs; only the RUNNING state shows up later. A gang's goes at once (its parts wait for
+ * each other). */
+#define STARTED_HOLD_MS 10
 
 static int64_t shm_swept_ms = INT64_MIN / 2; /* the last sweep (monotonic ms) */
 
@@ -85,8 +92,10 @@ streams_launch(worker_t *w, const Wslq__JobLaunch *l)
     if (j != NULL) { /* a repeat: answer again, never run twice */
         if (j->phase == JOB_ENDED)
             j->ended_sent_ms = 0;
-        else if (j->started)
+        else if (j->started) {
+            j->started_due_ms = 0;
             outbox_job_started(w, j);
+        }
         return;
     }
     if (l->alloc->node && *l->alloc->node && strcmp(l->alloc->node, w->cfg.name) != 0)
@@ -117,7 +126,9 @@ streams_launch(worker_t *w, const Wslq__JobLaunch *l)
     if (j->phase == JOB_ENDED && w->rdv != NULL)
         rdv_close_job(w->rdv, j->id, j->attempt);
     add_job(w, j);
-    if (j->started)
+    if (j->started && l->spec->nodes <= 1)
+        j->started_due_ms = wq_clock_mono_ms() + STARTED_HOLD_MS;
+    else if (j->started)
         outbox_job_started(w, j); /* first: the submit-to-start path does nothing else before */
     wq_error_t err = {0};
     if (job_save(j, &err) < 0)
@@ -229,6 +240,16 @@ streams_keeper(worker_t *w, int64_t now)
     }
 }
 
+/* A held JobStarted sent now (before anything else about the job). */
+static void
+started_flush(worker_t *w, job_t *j)
+{
+    if (j->started_due_ms == 0)
+        return;
+    j->started_due_ms = 0;
+    outbox_job_started(w, j);
+}
+
 /* Stream new bytes of job.log from j->sent, bounded per tick. */
 static void
 send_logs(worker_t *w, job_t *j)
@@ -238,6 +259,7 @@ send_logs(worker_t *w, job_t *j)
         j->sent = size; /* the scheduler claims more than we have: trust our file */
     if (j->sent == size)
         return;
+    started_flush(w, j);
     uint8_t *buf = wq_malloc(WORKER_LOG_CHUNK);
     for (int k = 0; k < LOG_CHUNKS_TICK && j->sent < size; k++) {
         uint64_t want = size - j->sent < WORKER_LOG_CHUNK ? size - j->sent : WORKER_LOG_CHUNK;
@@ -270,6 +292,7 @@ send_metrics(worker_t *w, job_t *j)
         char **lines = NULL;
         size_t n = job_metrics(j, i, &lines, METRIC_LINES_TICK);
         if (n > 0) {
+            started_flush(w, j);
             outbox_metric_lines(w, j, i, lines, n);
             if (n == METRIC_LINES_TICK)
                 more = w->backlog = 1;
@@ -291,6 +314,9 @@ streams_tick(worker_t *w, int64_t now)
             log_warn("job output at risk: the spool is full " JOB_FMT, j->id);
         }
         int ended_now = job_poll(j, now);
+        if (j->started_due_ms != 0 &&
+            (now >= j->started_due_ms || j->phase == JOB_ENDED || j->have_fail))
+            started_flush(w, j);
         if (ended_now && !j->output_lost) {
             /* a job that fills the spool may end before a heartbeat measures it: its end does */
             space_check(&w->space);
@@ -344,6 +370,8 @@ streams_next_deadline(const worker_t *w, int64_t next, int *active)
         int64_t d = job_next_deadline(j);
         if (d > 0 && d < next)
             next = d;
+        if (j->started_due_ms != 0 && j->started_due_ms < next)
+            next = j->started_due_ms;
         if (j->phase != JOB_ENDED)
             *active = 1;
         else if (!j->acked && j->ended_sent_ms + ENDED_RESEND_MS < next)

@@ -66,6 +66,41 @@ stop_worker(void)
 
 /* Next message of kind 'body' within timeout_ms; LogChunks seen on the way are collected
  * into logbuf. NULL on timeout. */
+/* The messages about a job in the order they came (body and job id), for the order checks:
+ * nothing about a job may come before its JobStarted. */
+#define SEEN_MAX 4096
+static struct {
+    int body;
+    uint64_t job;
+} seen[SEEN_MAX];
+static size_t nseen;
+
+static void
+note_seen(const Wslq__Envelope *env)
+{
+    uint64_t job = env->body_case == WSLQ__ENVELOPE__BODY_STARTED       ? env->started->job_id
+                   : env->body_case == WSLQ__ENVELOPE__BODY_ENDED       ? env->ended->job_id
+                   : env->body_case == WSLQ__ENVELOPE__BODY_LOG         ? env->log->job_id
+                   : env->body_case == WSLQ__ENVELOPE__BODY_METRICS     ? env->metrics->job_id
+                   : env->body_case == WSLQ__ENVELOPE__BODY_RANK_FAILED ? env->rank_failed->job_id
+                                                                        : 0;
+    if (job != 0 && nseen < SEEN_MAX) {
+        seen[nseen].body = (int) env->body_case;
+        seen[nseen].job = job;
+        nseen++;
+    }
+}
+
+/* Where the first message of this body about job came in seen[], or -1. */
+static long
+seen_at(int body, uint64_t job)
+{
+    for (size_t i = 0; i < nseen; i++)
+        if (seen[i].body == body && seen[i].job == job)
+            return (long) i;
+    return -1;
+}
+
 static Wslq__Envelope *
 expect(int body, int timeout_ms)
 {
@@ -85,6 +120,7 @@ expect(int body, int timeout_ms)
             continue;
         memcpy(ident, id, idl);
         ident_len = idl;
+        note_seen(env);
         if (env->body_case == WSLQ__ENVELOPE__BODY_LOG) {
             Wslq__LogChunk *c = env->log;
             if (c->offset == loglen && loglen + c->data.len < sizeof logbuf) {
@@ -297,6 +333,13 @@ test_worker_conversation(void **state)
     send_ack(1);
     e = expect(WSLQ__ENVELOPE__BODY_ENDED, 3000);
     assert_null(e);
+    /* it ended within the JobStarted hold: its JobStarted still came first, before its
+     * output, its failed rank and its end */
+    long started = seen_at(WSLQ__ENVELOPE__BODY_STARTED, 1);
+    assert_true(started >= 0);
+    assert_true(seen_at(WSLQ__ENVELOPE__BODY_LOG, 1) > started);
+    assert_true(seen_at(WSLQ__ENVELOPE__BODY_RANK_FAILED, 1) > started);
+    assert_true(seen_at(WSLQ__ENVELOPE__BODY_ENDED, 1) > started);
 
     /* a long job: duplicate launch answered, not run twice; Reregister lists it */
     loglen = 0;
