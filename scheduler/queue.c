@@ -333,13 +333,21 @@ count_tables(queue_t *self)
  * with a journal a sync that grows a file commits the journal too (bench/README.md: 0.57-0.74
  * ms against 0.31-0.39 ms). Zeros are no frame (no valid salt or checksum), so SQLite's
  * recovery stops at them as at the frames an earlier cycle left. Through SQLite's own handle,
- * past what is there; best effort: a disk that cannot take it leaves the WAL to grow. */
+ * past what is there; best effort, and only on a file system with room to spare
+ * (WAL_PREFILL_MIN_FREE): on a small or nearly full one the WAL grows as it did, so its last
+ * free space goes to the jobs. */
+#define WAL_PREFILL_MIN_FREE (256ull << 20)
+
 static void
 wal_prefill(queue_t *self)
 {
     sqlite3_file *wal = NULL;
     int pages = 0, psz = 0;
     sqlite3_int64 have = 0;
+    struct statvfs fs;
+    if (statvfs(self->path, &fs) < 0 ||
+        (unsigned long long) fs.f_bavail * fs.f_frsize < WAL_PREFILL_MIN_FREE)
+        return;
     if (sqlite3_file_control(self->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal) != SQLITE_OK ||
         wal == NULL || wal->pMethods == NULL ||
         pragma_int(self, "PRAGMA wal_autocheckpoint", &pages) < 0 ||
