@@ -287,6 +287,9 @@ from_client(int ci)
     ssize_t n = recvmsg(clients[ci], &m, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return 0;
+    if (n < 0)
+        return -1; /* gone (ECONNRESET: it closed with our messages unread): nothing came, and
+                      the control buffer was never filled, so it is not read */
     int fds[8], nfd = 0;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c != NULL; c = CMSG_NXTHDR(&m, c)) {
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
