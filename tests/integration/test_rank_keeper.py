@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The rank keeper (worker/keeper.h): one `wslq-rank --keeper` per worker is the parent of every
 rank. It outlives a worker killed with -9, which finds it again after its restart (the running
-job's exit status still reported, later jobs started by the same keeper); a keeper killed with
+job's exit status still reported, later jobs started by the same keeper; a rank that ends while
+its worker is stopped, the worker then killed, still reported); a keeper killed with
 -9 ends its running job with a clear reason and the worker starts another; a program that does
 not exist still ends 127 with the same reason; bad messages on its socket are refused."""
 import os
@@ -100,6 +101,26 @@ try:
     check(j["state"] == "FAILED" and j.get("exit_code") == 7,
           f"the running job's exit 7 reported after the restart: {j['state']} "
           f"{j.get('exit_code')} {j.get('reason')}")
+
+    # ---- the worker stopped while a rank ends, then killed: the end the keeper told it of was
+    # never handled; the restarted worker finds it in the status file and reports the exit
+    # code (with another rank alive all along, or the keeper, left with no worker and no rank,
+    # would exit and the next worker start a new one) ----
+    hold = c.submit("--wrap", "sleep 60")
+    h = c.submit("--wrap", "sleep 1; exit 5")
+    c.wait_state(hold, "RUNNING")
+    c.wait_state(h, "RUNNING")
+    c.workers["pc1"].send_signal(signal.SIGSTOP)
+    time.sleep(1.5)  # the rank ends meanwhile; its end waits in the stopped worker's socket
+    kill_worker(c, "pc1")
+    c.start_worker("pc1", 2)
+    c.wait_state(h, ("COMPLETED", "FAILED", "NODE_FAIL"), timeout=60)
+    j = c.job(h)
+    check(j["state"] == "FAILED" and j.get("exit_code") == 5,
+          f"the end the stopped worker missed is reported after the restart: {j['state']} "
+          f"{j.get('exit_code')} {j.get('reason')}")
+    c.cli("cancel", str(hold))
+    c.wait_state(hold, "CANCELLED", timeout=30)
 
     # ---- a launch after the restart goes through the same keeper ----
     tag2 = f"keeper-tag2-{os.getpid()}"
