@@ -7,7 +7,9 @@ Prints the median of the rounds for each figure and the ratio B / A (for jobs/s 
 better, for latency below 1).
     bench/drain_pair.py BIN_A BIN_B [--rounds R] [--jobs N] [--lat L] [--mode curve|insecure]
 Figures, per round: `wslq-bench-submit drain N` (default 1,000: first submit to last job ended,
-jobs/s) and the median of `wslq-bench-submit latency L` (default 100: submit sent to the job's
+jobs/s), the CPU time the scheduler, the workers and their rank keepers each spent a job of
+that drain (all their threads, /proc/PID/task/*/schedstat: what a loaded machine inflates
+least), and the median of `wslq-bench-submit latency L` (default 100: submit sent to the job's
 first instruction, bench/stamp.c, one job at a time on the idle cluster)."""
 import os
 import re
@@ -20,7 +22,7 @@ here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, "../tests/integration"))
 sys.path.insert(0, here)
 import benchlib  # noqa: E402
-from benchlib import opt as _opt  # noqa: E402
+from benchlib import cpu_ns, opt as _opt  # noqa: E402
 
 args = sys.argv[1:]
 rounds = int(_opt(args, "--rounds", "3"))
@@ -47,6 +49,9 @@ try:
         c = benchlib.lab_cluster(["--sync", "full"], secure=mode == "curve")
         clusters.append(c)
         setups.append((b, c, benchlib.client_env(c)))
+        # a first few jobs start each worker's rank keeper, whose CPU a round then counts
+        subprocess.run([f"{b}/wslq-bench-submit", c.addr, "drain", "20"], capture_output=True,
+                       check=True, env=setups[-1][2])
     print(f"A = {bins[0]}\nB = {bins[1]}\n{mode}, {rounds} rounds: drain {jobs}, latency {nlat}; files under "
           f"{tempfile.gettempdir()} ({benchlib.fs_note(tempfile.gettempdir())})", flush=True)
     for r in range(rounds):
@@ -54,12 +59,20 @@ try:
         # round ran up to 12 % slower, whichever it was
         for k in ((0, 1) if r % 2 == 0 else (1, 0)):
             b, c, env = setups[k]
+            groups = (("scheduler", [c.sched.pid]),
+                      ("workers", [p.pid for p in c.workers.values()]),
+                      ("rank keepers", benchlib.keeper_pids(c)))
+            c0 = [sum(cpu_ns(p) for p in pids) for _, pids in groups]
             out = subprocess.run([f"{b}/wslq-bench-submit", c.addr, "drain", str(jobs)],
                                  capture_output=True, text=True, check=True, env=env).stdout
             m = re.search(r"drained \d+ jobs in ([\d.]+) s from the first submit: (\d+) jobs/s",
                           out)
             add(f"drain {jobs} jobs (jobs/s)", k, float(m.group(2)))
             cluster.wait_for(lambda: not c.json("queue")["jobs"], 120, "queue to empty")
+            # what each daemon spent a job of the drain (its end found by the queue polls)
+            for (name, pids), before in zip(groups, c0):
+                add(f"{name} CPU a drained job (us)", k,
+                    (sum(cpu_ns(p) for p in pids) - before) / 1e3 / jobs)
             stamps = os.path.join(c.dir, f"stamps-{r}")
             out = subprocess.run([f"{b}/wslq-bench-submit", c.addr, "latency", str(nlat), stamps,
                                   f"{b}/wslq-bench-stamp"], capture_output=True, text=True,
