@@ -76,6 +76,15 @@ def kill_worker(c, name):
     c.workers[name].wait(10)
 
 
+def restarted_reports(c, jid, code, what):
+    """pc1 started again (after kill_worker): job jid then ends FAILED with exit code code."""
+    c.start_worker("pc1", 2)
+    c.wait_state(jid, ("COMPLETED", "FAILED", "NODE_FAIL"), timeout=60)
+    j = c.job(jid)
+    check(j["state"] == "FAILED" and j.get("exit_code") == code,
+          f"{what}: {j['state']} {j.get('exit_code')} {j.get('reason')}")
+
+
 c = Cluster(workers=[("pc1", 2)])
 state = os.path.join(c.dir, "w-pc1")
 try:
@@ -95,12 +104,7 @@ try:
     # ---- the worker killed with -9: the keeper stays, the status reaches the new worker ----
     kill_worker(c, "pc1")
     check(alive(k1), "the keeper outlives the worker killed with -9")
-    c.start_worker("pc1", 2)
-    c.wait_state(a, ("COMPLETED", "FAILED", "NODE_FAIL"), timeout=60)
-    j = c.job(a)
-    check(j["state"] == "FAILED" and j.get("exit_code") == 7,
-          f"the running job's exit 7 reported after the restart: {j['state']} "
-          f"{j.get('exit_code')} {j.get('reason')}")
+    restarted_reports(c, a, 7, "the running job's exit 7 reported after the restart")
 
     # ---- the worker stopped while a rank ends, then killed: the end the keeper told it of was
     # never handled; the restarted worker finds it in the status file and reports the exit
@@ -113,12 +117,7 @@ try:
     c.workers["pc1"].send_signal(signal.SIGSTOP)
     time.sleep(1.5)  # the rank ends meanwhile; its end waits in the stopped worker's socket
     kill_worker(c, "pc1")
-    c.start_worker("pc1", 2)
-    c.wait_state(h, ("COMPLETED", "FAILED", "NODE_FAIL"), timeout=60)
-    j = c.job(h)
-    check(j["state"] == "FAILED" and j.get("exit_code") == 5,
-          f"the end the stopped worker missed is reported after the restart: {j['state']} "
-          f"{j.get('exit_code')} {j.get('reason')}")
+    restarted_reports(c, h, 5, "the end the stopped worker missed is reported after the restart")
     c.cli("cancel", str(hold))
     c.wait_state(hold, "CANCELLED", timeout=30)
 
