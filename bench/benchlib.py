@@ -141,31 +141,11 @@ def cpu_ns(pid):
 
 
 def keeper_pids(c):
-    """The rank keepers (`wslq-rank --keeper`, worker/keeper.h) of cluster c's workers, found
-    by the socket each listens on in its worker's state directory: one per worker that has
-    started a job."""
-    socks = {os.path.join(c.dir, f"w-{name}", "rank-keeper.sock") for name in c.workers}
-    inodes = set()
-    with open("/proc/net/unix") as f:
-        next(f)
-        for line in f:
-            parts = line.split()
-            if len(parts) >= 8 and parts[7] in socks:
-                inodes.add(parts[6])
-    pids = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/cmdline", "rb") as f:
-                if not f.read().startswith(b"wslq-rank\0--keeper\0"):
-                    continue
-            link = os.readlink(f"/proc/{d}/fd/3")
-        except OSError:
-            continue
-        if link.startswith("socket:[") and link[8:-1] in inodes:
-            pids.append(int(d))
-    return pids
+    """The rank keepers of cluster c's workers (cluster.keeper_pid: found by the socket each
+    listens on in its worker's state directory): one per worker that has started a job."""
+    import cluster
+    pids = (cluster.keeper_pid(os.path.join(c.dir, f"w-{name}")) for name in c.workers)
+    return [p for p in pids if p is not None]
 
 
 def fs_note(path):

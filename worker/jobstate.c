@@ -124,13 +124,13 @@ pad_to(char *buf, size_t n, size_t cap, off_t cur)
     return n + pad;
 }
 
-/* A spare's text replaced by buf (of cap bytes, len used), then the spare renamed to path: 0
- * with the file open in *keep, or -1 (no spare here, or one that failed: the caller makes a
+/* A spare's text replaced by buf (len used, room for a page), then the spare renamed to path:
+ * 0 with the file open in *keep, or -1 (no spare here, or one that failed: the caller makes a
  * new file). A longer spare is padded rather than cut to length, as a rewrite in place is (a
- * cut costs more than the rest of the save on ext4 with a journal); one that would be past
- * cap (a page: the later rewrites stay in place) is cut. */
+ * cut costs more than the rest of the save on ext4 with a journal); one that would pass a
+ * page is cut, so the later rewrites stay in place. */
 static int
-write_spare(const char *path, char *buf, size_t cap, size_t len, int *keep)
+write_spare(const char *path, char *buf, size_t len, int *keep)
 {
     char dir[PATH_MAX], p[PATH_MAX + 32];
     while (spares.n > 0 && dir_of(path, dir) == 0 && strcmp(dir, spares.dir) == 0 &&
@@ -140,7 +140,7 @@ write_spare(const char *path, char *buf, size_t cap, size_t len, int *keep)
         if (fd < 0)
             continue; /* gone meanwhile: the next one */
         off_t cur = lseek(fd, 0, SEEK_END);
-        size_t n = cur < 0 ? 0 : pad_to(buf, len, cap, cur);
+        size_t n = cur < 0 ? 0 : pad_to(buf, len, JOBSTATE_PAGE, cur);
         if (write_all(fd, buf, n ? n : len, 0) == 0 &&
             (n != 0 || ftruncate(fd, (off_t) len) == 0) && rename(p, path) == 0) {
             *keep = fd;
@@ -198,7 +198,7 @@ jobstate_rewrite(const char *path, const jobstate_t *st, int *fd, wq_error_t *er
     int len = format(buf, sizeof buf, st);
     if (len < 0)
         return wq_fail(err, WQ_EINVAL, "state of job %" PRIu64 " too long", st->job_id);
-    if (*fd < 0 && write_spare(path, buf, JOBSTATE_PAGE, (size_t) len, fd) == 0)
+    if (*fd < 0 && write_spare(path, buf, (size_t) len, fd) == 0)
         return 0;
     if (*fd < 0)
         return write_new(path, buf, (size_t) len, fd, err);

@@ -126,7 +126,7 @@ streams_launch(worker_t *w, const Wslq__JobLaunch *l)
     if (j->phase == JOB_ENDED && w->rdv != NULL)
         rdv_close_job(w->rdv, j->id, j->attempt);
     add_job(w, j);
-    if (j->started && l->spec->nodes <= 1)
+    if (j->started && l->nnodes <= 1)
         j->started_due_ms = wq_clock_mono_ms() + STARTED_HOLD_MS;
     else if (j->started)
         outbox_job_started(w, j); /* first: the submit-to-start path does nothing else before */

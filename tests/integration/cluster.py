@@ -162,6 +162,38 @@ def end_marked(entry, timeout=10):
     return pids
 
 
+def socket_inodes(path):
+    """Inodes of the listening Unix sockets bound at path (/proc/net/unix)."""
+    found = set()
+    with open("/proc/net/unix") as f:
+        next(f)
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 8 and parts[7] == path:
+                found.add(parts[6])
+    return found
+
+
+def keeper_pid(state_dir):
+    """The pid of the rank keeper (`wslq-rank --keeper`, worker/keeper.h) listening on the
+    socket in a worker's state directory, or None."""
+    inodes = socket_inodes(os.path.join(state_dir, "rank-keeper.sock"))
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            if argv[:2] != [b"wslq-rank", b"--keeper"]:
+                continue
+            link = os.readlink(f"/proc/{d}/fd/3")
+        except OSError:
+            continue
+        if link.startswith("socket:[") and link[8:-1] in inodes:
+            return int(d)
+    return None
+
+
 def wait_for(pred, timeout, what, interval=0.05):
     """Poll pred() until true or timeout seconds pass; returns the last value."""
     deadline = time.monotonic() + timeout

@@ -13,38 +13,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from cluster import Cluster, check, finish, wait_for  # noqa: E402
-
-
-def socket_inodes(path):
-    """Inodes of the listening Unix sockets bound at path (/proc/net/unix)."""
-    found = set()
-    with open("/proc/net/unix") as f:
-        next(f)
-        for line in f:
-            parts = line.split()
-            if len(parts) >= 8 and parts[7] == path:
-                found.add(parts[6])
-    return found
-
-
-def keeper_pid(state_dir):
-    """The pid of the keeper listening on state_dir's socket, or None."""
-    inodes = socket_inodes(os.path.join(state_dir, "rank-keeper.sock"))
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-            if argv[:2] != [b"wslq-rank", b"--keeper"]:
-                continue
-            link = os.readlink(f"/proc/{d}/fd/3")
-        except OSError:
-            continue
-        if link.startswith("socket:[") and link[8:-1] in inodes:
-            return int(d)
-    return None
+from cluster import Cluster, check, finish, keeper_pid, wait_for  # noqa: E402
 
 
 def alive(pid):
