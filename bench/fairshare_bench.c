@@ -1,11 +1,12 @@
 /* One scheduling pass with fair-share on, against the real scheduler core in this process
  * (over inproc://): 50 fake nodes x 4 GPUs registered and full, 100,000 pending 1-GPU jobs
- * of 10 users (arrays), every user with different usage. A full pass after a job ended
- * goes through every pending job in effective-priority order (their dependencies may have
- * ended); the tasks of an array after one that did not fit are skipped from the pending
- * set's entries alone. Then the merge alone, and, after a restart with fair-share and age
- * weighted 0 (the order of before) and no node registered again, a pass that must look at
- * every job itself (no node has room: each one's dependencies are checked).
+ * of 10 users (arrays), every user with different usage. A full pass that looks at every
+ * job (as the first after a restart, when any dependency may have ended meanwhile) goes
+ * through every pending job in effective-priority order; the tasks of an array after one
+ * that did not fit are skipped from the pending set's entries alone. Then the merge alone, and,
+ * after a restart with fair-share and age weighted 0 (the order of before) and no node registered
+ * again, a pass that must look at every job itself (no node has room: each one's dependencies are
+ * checked).
  *
  *   wslq-bench-fairshare [JOBS [PASSES]]     default 100000 jobs, 50 passes
  *
@@ -68,7 +69,7 @@ cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Time n passes (ended: as after a job ended, every pending job looked at). */
+/* Time n passes (ended: every pending job looked at, as after a restart). */
 static void
 measure(sched_t *s, const char *label, int n, int ended)
 {

@@ -3,6 +3,7 @@
  * besides afterok. Requests by selector (cancel, hold, ...) are jobsel.c, why is why.c. */
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +137,7 @@ job_free(job_t *job)
     if (job == NULL)
         return;
     kv_clear(job);
+    free(job->waiters);
     jobsm_fini(&job->sm);
     wslq__job_info__free_unpacked(job->info, NULL);
     free(job);
@@ -146,6 +148,7 @@ jobs_remove(sched_t *self, job_t *job)
 {
     snapshots_job_gone(self, job);
     place_track(self, job, 1);
+    place_wake(self, job);
     array_detach(self, job);
     place_track(self, job, 1);
     size_t lo = 0, hi = self->n_jobs; /* ascending id: a binary search */
@@ -231,6 +234,27 @@ jobs_set_reason(sched_t *self, job_t *job, Wslq__WaitReason code, const char *wh
     wire_set_str(&job->info->reason, why);
     job->info->wait_reason = code;
     jobs_save(self, job);
+}
+
+int
+jobs_waits_for(const job_t *job, uint64_t dep, const char *tail)
+{
+    static const char head[] = "waiting for job ";
+    const char *r = job->info->reason;
+    if (job->info->wait_reason != WSLQ__WAIT_REASON__WAIT_DEPENDENCY ||
+        strncmp(r, head, sizeof head - 1) != 0)
+        return 0;
+    r += sizeof head - 1;
+    if (*r < '1' || *r > '9')
+        return 0; /* no number, or a leading zero: not the text this formats */
+    uint64_t id = 0;
+    for (; *r >= '0' && *r <= '9'; r++) {
+        uint64_t d = (uint64_t) (*r - '0');
+        if (id > UINT64_MAX / 10 || (id == UINT64_MAX / 10 && d > UINT64_MAX % 10))
+            return 0; /* past 64 bits */
+        id = id * 10 + d;
+    }
+    return id == dep && strcmp(r, tail) == 0;
 }
 
 /* Statistics and the log line of a state change. */
@@ -759,8 +783,10 @@ jobs_deps_wait(sched_t *self, job_t *job)
         int notok = i >= s->n_after_any;
         uint64_t dep = notok ? s->after_notok[i - s->n_after_any] : s->after_any[i];
         if (jobs_find(self, dep) != NULL) {
-            snprintf(why, sizeof why, "waiting for job %" PRIu64 " to end (%s)", dep,
-                     notok ? "afternotok" : "afterany");
+            const char *tail = notok ? " to end (afternotok)" : " to end (afterany)";
+            if (jobs_waits_for(job, dep, tail))
+                return 1;
+            snprintf(why, sizeof why, "waiting for job %" PRIu64 "%s", dep, tail);
             jobs_set_reason(self, job, WSLQ__WAIT_REASON__WAIT_DEPENDENCY, why);
             return 1;
         }

@@ -188,6 +188,32 @@ pend_compact(sched_t *self)
     self->pend_unsorted = 0;
 }
 
+/* A pending job that waits for other jobs to end (afterok, afterany, afternotok) is noted on
+ * each of them that is still active, to be tried again when it leaves (place_wake); a
+ * --singleton is counted instead: any job that ends may be the one it waits for. */
+static void
+wait_for_deps(sched_t *self, job_t *job)
+{
+    const Wslq__JobSpec *s = job->info->spec;
+    size_t n = s->n_depends_on + s->n_after_any + s->n_after_notok;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t id = i < s->n_depends_on ? s->depends_on[i]
+                      : i < s->n_depends_on + s->n_after_any
+                          ? s->after_any[i - s->n_depends_on]
+                          : s->after_notok[i - s->n_depends_on - s->n_after_any];
+        job_t *dep = jobs_find(self, id);
+        if (dep == NULL || dep == job)
+            continue; /* ended already: the job's own try finds out */
+        if (dep->n_waiters == dep->cap_waiters) {
+            dep->cap_waiters = dep->cap_waiters ? 2 * dep->cap_waiters : 4;
+            dep->waiters = wq_realloc(dep->waiters, dep->cap_waiters * sizeof *dep->waiters);
+        }
+        dep->waiters[dep->n_waiters++] = job->info->id;
+    }
+    job->pend_single = s->singleton != 0;
+    self->n_pend_single += (size_t) job->pend_single;
+}
+
 static void
 pend_add(sched_t *self, job_t *job)
 {
@@ -213,12 +239,15 @@ pend_add(sched_t *self, job_t *job)
                                    .job = job};
     self->n_pend++;
     job->in_pend = 1;
+    wait_for_deps(self, job);
 }
 
 static void
 pend_drop(sched_t *self, job_t *job)
 {
     job->in_pend = 0;
+    self->n_pend_single -= (size_t) job->pend_single;
+    job->pend_single = 0;
     if (self->pend_unsorted)
         pend_compact(self);
     size_t i = pend_lower_bound(self, job->info->spec->priority, job->info->id);
@@ -294,8 +323,8 @@ void
 place_track(sched_t *self, job_t *job, int gone)
 {
     fairshare_track(self, job, gone);
-    if (gone)
-        self->place_ended = 1;
+    if (gone && self->n_pend_single > 0)
+        self->place_ended = 1; /* a singleton may wait for this one */
     if (!self->sets_built)
         return; /* they are built from the active jobs when first needed */
     track(self, job, gone, 1);
@@ -310,8 +339,27 @@ place_live(sched_t *self, size_t *n)
 }
 
 void
+place_wake(sched_t *self, job_t *job)
+{
+    if (job->n_waiters > 0) {
+        if (self->n_woken + job->n_waiters > self->cap_woken) {
+            self->cap_woken = 2 * (self->n_woken + job->n_waiters);
+            self->woken = wq_realloc(self->woken, self->cap_woken * sizeof *self->woken);
+        }
+        memcpy(self->woken + self->n_woken, job->waiters, job->n_waiters * sizeof *job->waiters);
+        self->n_woken += job->n_waiters;
+    }
+    free(job->waiters);
+    job->waiters = NULL;
+    job->n_waiters = job->cap_waiters = 0;
+}
+
+void
 place_free(sched_t *self)
 {
+    free(self->woken);
+    self->woken = NULL;
+    self->n_woken = self->cap_woken = 0;
     free(self->pend);
     free(self->fresh);
     free(self->live);
@@ -343,6 +391,8 @@ deps_ready(sched_t *self, job_t *job)
     for (size_t i = 0; i < s->n_depends_on; i++) {
         uint64_t dep = s->depends_on[i];
         if (jobs_find(self, dep) != NULL) {
+            if (jobs_waits_for(job, dep, " (dependency)"))
+                return 0; /* as the last pass found it */
             char why[96];
             snprintf(why, sizeof why, "waiting for job %" PRIu64 " (dependency)", dep);
             jobs_set_reason(self, job, WSLQ__WAIT_REASON__WAIT_DEPENDENCY, why);
@@ -549,11 +599,86 @@ pass_goes_on(sched_t *self, const pass_t *p, int deps)
            (!p->preempting && p->preempt_below != INT32_MAX);
 }
 
+static int
+cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+    return x < y ? -1 : x > y;
+}
+
+static int
+cmp_woken(const void *a, const void *b)
+{
+    const job_t *x = *(job_t *const *) a, *y = *(job_t *const *) b;
+    return pend_before(x->info->spec->priority, x->info->id, y->info->spec->priority, y->info->id)
+               ? -1
+               : 1;
+}
+
+static void
+woken_add(uint64_t **v, size_t *n, size_t *cap, uint64_t id)
+{
+    if (*n == *cap) {
+        *cap = *cap ? 2 * *cap : 16;
+        *v = wq_realloc(*v, *cap * sizeof **v);
+    }
+    (*v)[(*n)++] = id;
+}
+
+/* The jobs whose dependencies ended since the last full pass, tried in the pending set's order
+ * (a dependency failed: cancelled; met: placed where there is room, else their reason set),
+ * though the pass stopped looking where no node had room. A job cancelled so wakes its own
+ * waiters, which are tried next, up to WOKEN_ROUNDS deep (deeper ones at the next full pass).
+ * A job that cannot be tried yet (held, in a requeue backoff, its array at its cap) stays for
+ * a later pass. */
+#define WOKEN_ROUNDS 64
+
+static void
+try_woken(sched_t *self, pass_t *p)
+{
+    uint64_t *keep = NULL;
+    size_t n_keep = 0, cap_keep = 0;
+    for (int round = 0; self->n_woken > 0 && round < WOKEN_ROUNDS; round++) {
+        uint64_t *ids = self->woken;
+        size_t n = self->n_woken;
+        self->woken = NULL;
+        self->n_woken = self->cap_woken = 0;
+        qsort(ids, n, sizeof *ids, cmp_u64);
+        job_t **jobs = wq_malloc(n * sizeof *jobs);
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (i > 0 && ids[i] == ids[i - 1])
+                continue; /* the same job, noted twice (it joined the pending set again) */
+            job_t *job = jobs_find(self, ids[i]);
+            if (job != NULL && job->in_pend)
+                jobs[m++] = job;
+        }
+        qsort(jobs, m, sizeof *jobs, cmp_woken);
+        for (size_t i = 0; i < m; i++)
+            ids[i] = jobs[i]->info->id;
+        free(jobs);
+        for (size_t i = 0; i < m; i++) {
+            job_t *job = jobs_find(self, ids[i]); /* trying one may have ended another */
+            if (job == NULL || !job->in_pend)
+                continue;
+            if (!jobsm_placeable(&job->sm, job->info, p->now) || jobs_array_full(job))
+                woken_add(&keep, &n_keep, &cap_keep, ids[i]);
+            else
+                try_job(self, job, p, 0); /* a failed dependency ends it: place_wake */
+        }
+        free(ids);
+    }
+    for (size_t i = 0; i < n_keep; i++)
+        woken_add(&self->woken, &self->n_woken, &self->cap_woken, keep[i]);
+    free(keep);
+}
+
 /* The pass: the pending jobs in order of effective priority (priority, fair-share and age:
  * fairshare.c), each placed if the policy finds room and its user is under the limits. It runs when
  * something changed that could let a job start: a job ended or was requeued, a node came, went or
  * changed, a requeue backoff ran out (self->dirty); then every pending job is looked at until no
- * node has room left, and past that point only jobs whose dependencies may have ended. When the
+ * node has room left, and past that point only the waiters of jobs that ended (try_woken), or
+ * every pending job after a restart or while a --singleton waits (place_ended). When the
  * only change is new pending jobs, the others would fare as in the last pass (nothing they wait for
  * was freed), so only the new ones are tried, in the same order. */
 void
@@ -565,6 +690,8 @@ place_pass(sched_t *self)
     if (!full && self->n_fresh == 0)
         return;
     self->n_passes++;
+    /* every pending job past the point where no node has room: at start (what ended while
+     * the scheduler was down), or when a job left while a --singleton waits */
     int deps = self->place_ended;
     if (full)
         self->place_ended = 0;
@@ -594,6 +721,7 @@ place_pass(sched_t *self)
              pass_goes_on(self, &p, deps) && (i = fairshare_order_next(self)) < self->n_pend;)
             if (self->pend[i].array == NULL || self->pend[i].array != p.blocked)
                 try_job(self, self->pend[i].job, &p, 0); /* (try_job skips those tasks too) */
+        try_woken(self, &p);
         self->placing = 0;
     }
     /* The new jobs in placement order, by id (trying one can end another: a dependency);

@@ -133,7 +133,12 @@ typedef struct job {
     /* place.c's sets (place_track): in the ordered pending set; index in self->live + 1
      * (0 = not there) */
     int in_pend;
+    int pend_single; /* a --singleton counted in self->n_pend_single */
     size_t live_slot;
+    /* the ids of pending jobs that wait for this one to end (afterok, afterany, afternotok),
+     * tried again when it leaves the active jobs (place_wake); some may have gone since */
+    uint64_t *waiters;
+    size_t n_waiters, cap_waiters;
     /* fairshare.c: its user, what of it the user's counts hold now (FS_COUNTED_*), and when
      * the run it counts began (wall ms) */
     struct fs_user *fs_user;
@@ -263,7 +268,12 @@ struct sched {
     int pend_unsorted; /* appended out of order (a bulk load): sorted at the next pass */
     uint64_t *fresh;
     size_t n_fresh, cap_fresh;
-    int place_ended;
+    int place_ended;      /* look at every pending job past the last free CPU (see place.c) */
+    size_t n_pend_single; /* pending --singleton jobs */
+    /* the waiters of jobs that left the active jobs, for the next full pass to try; those it
+     * could not try yet (held, in a backoff, their array at its cap) stay for the next */
+    uint64_t *woken;
+    size_t n_woken, cap_woken;
     int placing;       /* in place_pass: the pending set is not compacted under its sweep */
     int place_waiting; /* a pending job waits for resources: a new one waits its turn */
     int sets_built;    /* the sets above are built (from the active jobs, when first needed) */
@@ -395,6 +405,9 @@ int64_t jobs_kill_grace_ms(const sched_t *self, jobsm_grace_t g);
 void jobs_save(sched_t *self, job_t *job);
 /* Set why a pending job waits (a word and a sentence), writing it only when it changed. */
 void jobs_set_reason(sched_t *self, job_t *job, Wslq__WaitReason code, const char *why);
+/* 1 if the job's reason is already "waiting for job DEP" followed by tail (WAIT_DEPENDENCY): a
+ * pass that looks at a waiting job again formats no reason that would not change. */
+int jobs_waits_for(const job_t *job, uint64_t dep, const char *tail);
 /* Refuse, with the reason, a request about a job this principal may not touch. 1 = refused. */
 int jobs_forbid(sched_t *self, const msg_t *m, const Wslq__JobInfo *info, const char *what);
 void handle_submit(sched_t *self, const msg_t *m);
@@ -487,6 +500,9 @@ void place_req_of(const Wslq__JobSpec *s, policy_req_t *r);
  * when it joins the active jobs, after each event applied to it, and (gone = 1) just before
  * it leaves them. */
 void place_track(sched_t *self, job_t *job, int gone);
+/* The job leaves the active jobs for good (jobs_remove): the jobs waiting for its end are
+ * tried at the next full pass. */
+void place_wake(sched_t *self, job_t *job);
 void place_free(sched_t *self);
 /* The active jobs that are not PENDING, and PENDING ones in a requeue backoff (unordered). */
 job_t *const *place_live(sched_t *self, size_t *n);

@@ -1162,9 +1162,10 @@ test_parked_requests_are_capped(void **state)
     zmq_close(other);
 }
 
-/* A 1-CPU job with this priority, after job dep (0: none); returns its id. */
+/* A 1-CPU job with this priority, after job dep (0: none; afterok, or afternotok when notok),
+ * held from the start when hold; returns its id. */
 static uint64_t
-submit_cpu_job(fx_t *f, int32_t priority, uint64_t dep)
+submit_cpu_after(fx_t *f, int32_t priority, uint64_t dep, int notok, int hold)
 {
     char *argv[] = {"true"};
     Wslq__JobSpec spec = WSLQ__JOB_SPEC__INIT;
@@ -1174,12 +1175,16 @@ submit_cpu_job(fx_t *f, int32_t priority, uint64_t dep)
     spec.cpus_per_node = 1;
     spec.priority = priority;
     spec.user = "alice";
-    if (dep != 0) {
+    if (dep != 0 && notok) {
+        spec.after_notok = &dep;
+        spec.n_after_notok = 1;
+    } else if (dep != 0) {
         spec.depends_on = &dep;
         spec.n_depends_on = 1;
     }
     Wslq__SubmitRequest req = WSLQ__SUBMIT_REQUEST__INIT;
     req.spec = &spec;
+    req.hold = hold != 0;
     Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
     env.request_id = ++f->next_rid;
     env.body_case = WSLQ__ENVELOPE__BODY_SUBMIT;
@@ -1189,6 +1194,31 @@ submit_cpu_job(fx_t *f, int32_t priority, uint64_t dep)
     uint64_t id = rep->submit_reply->job_id;
     wire_free(&rep);
     return id;
+}
+
+static uint64_t
+submit_cpu_job(fx_t *f, int32_t priority, uint64_t dep)
+{
+    return submit_cpu_after(f, priority, dep, 0, 0);
+}
+
+/* wslq release ID */
+static void
+release(fx_t *f, uint64_t id)
+{
+    char sel[32];
+    snprintf(sel, sizeof sel, "%" PRIu64, id);
+    char *sels[] = {sel};
+    Wslq__JobControlRequest cr = WSLQ__JOB_CONTROL_REQUEST__INIT;
+    cr.op = WSLQ__JOB_CONTROL_REQUEST__OP__RELEASE;
+    cr.selectors = sels;
+    cr.n_selectors = 1;
+    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
+    env.request_id = ++f->next_rid;
+    env.body_case = WSLQ__ENVELOPE__BODY_CONTROL;
+    env.control = &cr;
+    send_env(f->cli, &env);
+    wire_free((Wslq__Envelope *[]){expect(f, f->cli, WSLQ__ENVELOPE__BODY_CONTROL_REPLY, 2000)});
 }
 
 static uint64_t
@@ -1356,6 +1386,100 @@ test_pass_on_a_full_node(void **state)
     assert_int_equal(launched(f, w), low);
 }
 
+/* jobs_waits_for: the reason a pass would write again is recognised without formatting it,
+ * and nothing else is: another job, another tail, another code, a leading zero, a number
+ * past 64 bits, no number. */
+static void
+test_waits_for_reason(void **state)
+{
+    (void) state;
+    Wslq__JobInfo info = WSLQ__JOB_INFO__INIT;
+    job_t job = {.info = &info};
+    info.wait_reason = WSLQ__WAIT_REASON__WAIT_DEPENDENCY;
+    info.reason = "waiting for job 42 (dependency)";
+    assert_true(jobs_waits_for(&job, 42, " (dependency)"));
+    assert_false(jobs_waits_for(&job, 4, " (dependency)"));
+    assert_false(jobs_waits_for(&job, 420, " (dependency)"));
+    assert_false(jobs_waits_for(&job, 42, " to end (afterany)"));
+    info.reason = "waiting for job 42 to end (afternotok)";
+    assert_true(jobs_waits_for(&job, 42, " to end (afternotok)"));
+    assert_false(jobs_waits_for(&job, 42, " to end (afterany)"));
+    info.wait_reason = WSLQ__WAIT_REASON__WAIT_RESOURCES;
+    assert_false(jobs_waits_for(&job, 42, " to end (afternotok)"));
+    info.wait_reason = WSLQ__WAIT_REASON__WAIT_DEPENDENCY;
+    info.reason = "waiting for job 042 (dependency)";
+    assert_false(jobs_waits_for(&job, 42, " (dependency)"));
+    info.reason = "waiting for job 18446744073709551615 (dependency)";
+    assert_true(jobs_waits_for(&job, UINT64_MAX, " (dependency)"));
+    info.reason = "waiting for job 18446744073709551616 (dependency)"; /* 2^64 */
+    assert_false(jobs_waits_for(&job, 0, " (dependency)"));
+    info.reason = "waiting for job  (dependency)";
+    assert_false(jobs_waits_for(&job, 0, " (dependency)"));
+    info.reason = "";
+    assert_false(jobs_waits_for(&job, 0, ""));
+}
+
+/* Without backfill a pass stops where no node has room; the jobs waiting for one that ended
+ * are tried all the same (place.c's try_woken), though the CPU it freed went to an older job:
+ * afterok of a failed job is cancelled, and so is the job after that one (a chain); a held
+ * one is cancelled once released; afternotok of a completed job is cancelled. */
+static void
+test_dependants_on_a_full_node(void **state)
+{
+    fx_t *f = *state;
+    f->cfg.backfill_depth = 0;
+    reboot(f);
+    if (f->cli == NULL)
+        f->cli = dealer(f, NULL);
+    fake_worker_t *w = add_worker(f, "pcA");
+    wire_free((Wslq__Envelope *[]){register_worker(f, w, 0, NULL, 0)});
+    uint64_t run[8];
+    for (int i = 0; i < 8; i++) { /* 8 CPUs, 8 one-CPU jobs: full */
+        run[i] = submit_cpu_job(f, 0, 0);
+        assert_int_equal(launched(f, w), run[i]);
+        started(w, run[i], 0);
+    }
+    for (int i = 0; i < 8; i++)
+        wait_state(f, run[i], WSLQ__JOB_STATE__RUNNING, 2000);
+    char reason[256], want[128];
+    uint64_t plain[2] = {submit_cpu_job(f, 0, 0), submit_cpu_job(f, 0, 0)};
+    uint64_t okdep = submit_cpu_job(f, 0, run[0]);
+    uint64_t chain = submit_cpu_job(f, 0, okdep);
+    uint64_t held = submit_cpu_after(f, 0, run[0], 0, 1);
+    /* run[0] fails: its CPU goes to the older plain job; its dependants are cancelled */
+    ended(w, run[0], 0, 1, 0, 0);
+    wire_free((Wslq__Envelope *[]){expect(f, w->sock, WSLQ__ENVELOPE__BODY_ENDED_ACK, 2000)});
+    assert_int_equal(launched(f, w), plain[0]);
+    wait_state(f, okdep, WSLQ__JOB_STATE__CANCELLED, 2000);
+    state_of(f, okdep, reason, sizeof reason);
+    snprintf(want, sizeof want, "dependency job %" PRIu64 " ended FAILED", run[0]);
+    assert_string_equal(reason, want);
+    wait_state(f, chain, WSLQ__JOB_STATE__CANCELLED, 2000);
+    state_of(f, chain, reason, sizeof reason);
+    snprintf(want, sizeof want, "dependency job %" PRIu64 " ended CANCELLED", okdep);
+    assert_string_equal(reason, want);
+    assert_int_equal(state_of(f, held, NULL, 0), WSLQ__JOB_STATE__PENDING);
+    release(f, held);
+    wait_state(f, held, WSLQ__JOB_STATE__CANCELLED, 2000);
+    state_of(f, held, reason, sizeof reason);
+    snprintf(want, sizeof want, "dependency job %" PRIu64 " ended FAILED", run[0]);
+    assert_string_equal(reason, want);
+    uint64_t notok = submit_cpu_after(f, 0, run[1], 1, 0);
+    assert_int_equal(state_of(f, notok, reason, sizeof reason), WSLQ__JOB_STATE__PENDING);
+    snprintf(want, sizeof want, "waiting for job %" PRIu64 " to end (afternotok)", run[1]);
+    assert_string_equal(reason, want);
+    /* run[1] completes: its CPU goes to the other plain job; afternotok can never be met */
+    ended(w, run[1], 0, 0, -1, 0);
+    wire_free((Wslq__Envelope *[]){expect(f, w->sock, WSLQ__ENVELOPE__BODY_ENDED_ACK, 2000)});
+    assert_int_equal(launched(f, w), plain[1]);
+    wait_state(f, notok, WSLQ__JOB_STATE__CANCELLED, 2000);
+    state_of(f, notok, reason, sizeof reason);
+    snprintf(want, sizeof want,
+             "dependency job %" PRIu64 " COMPLETED, so afternotok can never be met", run[1]);
+    assert_string_equal(reason, want);
+    expect_none(f, w->sock, WSLQ__ENVELOPE__BODY_LAUNCH, 200); /* nothing else started */
+}
+
 /* A 1-node job of gpus GPUs with a time limit (0 = none); returns its id. */
 static uint64_t
 submit_timed(fx_t *f, uint32_t gpus, uint64_t time_s)
@@ -1489,6 +1613,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_impossible_job_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_lost_requeues, setup, teardown),
         cmocka_unit_test(test_torpid_threshold),
+        cmocka_unit_test(test_waits_for_reason),
         cmocka_unit_test_setup_teardown(test_announced_interval_stretches_torpid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rank_failure_and_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gang_across_nodes, setup, teardown),
@@ -1502,6 +1627,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_requeued_log_keeps_both_attempts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parked_requests_are_capped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pass_on_a_full_node, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dependants_on_a_full_node, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backfill_reservation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_preempt_for_higher_priority, setup, teardown),
         cmocka_unit_test_setup_teardown(test_owner_suspend_and_evict_after_max, setup, teardown),
