@@ -268,7 +268,9 @@ job_launch(const Wslq__JobLaunch *l, const job_cfg_t *cfg)
             exe = wq_strdup(engine);
         }
         job_out_path(p, sizeof p, j, r);
-        int outfd = job_spool_open(j, p, O_WRONLY | O_APPEND | (j->merged ? O_CREAT : 0));
+        /* one rank writes the job's log through the worker's own descriptor of it (O_APPEND),
+         * which the launch passes on; ranks of a merged job each get a file of their own */
+        int outfd = j->merged ? job_spool_open(j, p, O_WRONLY | O_APPEND | O_CREAT) : j->log_fd;
         if (outfd >= 0 && j->merged && ftruncate(outfd, 0) < 0) {
             close(outfd);
             outfd = -1;
@@ -320,7 +322,7 @@ job_launch(const Wslq__JobLaunch *l, const job_cfg_t *cfg)
         free(sargv);
         if (ep[1] >= 0)
             close(ep[1]);
-        if (outfd >= 0)
+        if (outfd >= 0 && outfd != j->log_fd)
             close(outfd);
         free(exe);
         jobenv_free(&argv);
