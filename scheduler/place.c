@@ -188,6 +188,25 @@ pend_compact(sched_t *self)
     self->pend_unsorted = 0;
 }
 
+/* Room for one more waiter on dep: the ids of jobs no longer pending (cancelled, started)
+ * are dropped first, and the array grows only if at least half of it still waits, so a long
+ * job that many short-lived dependants came and went for keeps a small one. */
+static void
+waiters_room(sched_t *self, job_t *dep)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < dep->n_waiters; i++) {
+        const job_t *w = jobs_find(self, dep->waiters[i]);
+        if (w != NULL && w->in_pend)
+            dep->waiters[kept++] = dep->waiters[i];
+    }
+    dep->n_waiters = kept;
+    if (2 * kept >= dep->cap_waiters) {
+        dep->cap_waiters = dep->cap_waiters ? 2 * dep->cap_waiters : 4;
+        dep->waiters = wq_realloc(dep->waiters, dep->cap_waiters * sizeof *dep->waiters);
+    }
+}
+
 /* A pending job that waits for other jobs to end (afterok, afterany, afternotok) is noted on
  * each of them that is still active, to be tried again when it leaves (place_wake); a
  * --singleton is counted instead: any job that ends may be the one it waits for. */
@@ -204,10 +223,8 @@ wait_for_deps(sched_t *self, job_t *job)
         job_t *dep = jobs_find(self, id);
         if (dep == NULL || dep == job)
             continue; /* ended already: the job's own try finds out */
-        if (dep->n_waiters == dep->cap_waiters) {
-            dep->cap_waiters = dep->cap_waiters ? 2 * dep->cap_waiters : 4;
-            dep->waiters = wq_realloc(dep->waiters, dep->cap_waiters * sizeof *dep->waiters);
-        }
+        if (dep->n_waiters == dep->cap_waiters)
+            waiters_room(self, dep);
         dep->waiters[dep->n_waiters++] = job->info->id;
     }
     job->pend_single = s->singleton != 0;

@@ -1386,6 +1386,53 @@ test_pass_on_a_full_node(void **state)
     assert_int_equal(launched(f, w), low);
 }
 
+/* wslq cancel ID */
+static void
+cancel_job(fx_t *f, uint64_t id)
+{
+    Wslq__CancelRequest cr = WSLQ__CANCEL_REQUEST__INIT;
+    cr.job_ids = &id;
+    cr.n_job_ids = 1;
+    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
+    env.request_id = ++f->next_rid;
+    env.body_case = WSLQ__ENVELOPE__BODY_CANCEL;
+    env.cancel = &cr;
+    send_env(f->cli, &env);
+    wire_free((Wslq__Envelope *[]){expect(f, f->cli, WSLQ__ENVELOPE__BODY_CANCEL_REPLY, 2000)});
+}
+
+/* A running job that 100 dependants came and went for (each submitted, then cancelled) keeps
+ * a short list of waiters (place.c's waiters_room: those gone are dropped before it grows),
+ * and the one still waiting is on it: cancelled when that job fails. */
+static void
+test_waiters_stay_few(void **state)
+{
+    fx_t *f = *state;
+    if (f->cli == NULL)
+        f->cli = dealer(f, NULL);
+    fake_worker_t *w = add_worker(f, "pcA");
+    wire_free((Wslq__Envelope *[]){register_worker(f, w, 0, NULL, 0)});
+    uint64_t x = submit_cpu_job(f, 0, 0);
+    assert_int_equal(launched(f, w), x);
+    started(w, x, 0);
+    wait_state(f, x, WSLQ__JOB_STATE__RUNNING, 2000);
+    for (int i = 0; i < 100; i++) {
+        uint64_t d = submit_cpu_job(f, 0, x);
+        cancel_job(f, d);
+        assert_int_equal(state_of(f, d, NULL, 0), WSLQ__JOB_STATE__CANCELLED);
+    }
+    uint64_t last = submit_cpu_job(f, 0, x);
+    const job_t *jx = jobs_find(f->s, x);
+    assert_non_null(jx);
+    assert_true(jx->cap_waiters <= 8);
+    int noted = 0;
+    for (size_t i = 0; i < jx->n_waiters; i++)
+        noted |= jx->waiters[i] == last;
+    assert_true(noted);
+    ended(w, x, 0, 1, 0, 0);
+    wait_state(f, last, WSLQ__JOB_STATE__CANCELLED, 2000);
+}
+
 /* jobs_waits_for: the reason a pass would write again is recognised without formatting it,
  * and nothing else is: another job, another tail, another code, a leading zero, a number
  * past 64 bits, no number. */
@@ -1628,6 +1675,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_parked_requests_are_capped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pass_on_a_full_node, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dependants_on_a_full_node, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_waiters_stay_few, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backfill_reservation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_preempt_for_higher_priority, setup, teardown),
         cmocka_unit_test_setup_teardown(test_owner_suspend_and_evict_after_max, setup, teardown),
