@@ -229,6 +229,7 @@ add_row(sched_t *self, job_t *job, const jobsm_row_t *r)
 void
 jobs_set_reason(sched_t *self, job_t *job, Wslq__WaitReason code, const char *why)
 {
+    job->blocked_on = 0;
     if (strcmp(job->info->reason, why) == 0 && job->info->wait_reason == code)
         return;
     wire_set_str(&job->info->reason, why);
@@ -299,6 +300,7 @@ jobs_apply(sched_t *self, job_t *job, jobsm_event_t *ev)
         ev->now_wall_ms = wq_clock_wall_ms();
     if (ev->now_mono_ms == 0)
         ev->now_mono_ms = wq_clock_mono_ms();
+    job->blocked_on = 0; /* its reason may change */
     jobsm_out_t out;
     wq_error_t err = {0};
     int rc = jobsm_apply(&job->sm, job->info, ev, &out, &err);
@@ -784,10 +786,11 @@ jobs_deps_wait(sched_t *self, job_t *job)
         uint64_t dep = notok ? s->after_notok[i - s->n_after_any] : s->after_any[i];
         if (jobs_find(self, dep) != NULL) {
             const char *tail = notok ? " to end (afternotok)" : " to end (afterany)";
-            if (jobs_waits_for(job, dep, tail))
-                return 1;
-            snprintf(why, sizeof why, "waiting for job %" PRIu64 "%s", dep, tail);
-            jobs_set_reason(self, job, WSLQ__WAIT_REASON__WAIT_DEPENDENCY, why);
+            if (!jobs_waits_for(job, dep, tail)) {
+                snprintf(why, sizeof why, "waiting for job %" PRIu64 "%s", dep, tail);
+                jobs_set_reason(self, job, WSLQ__WAIT_REASON__WAIT_DEPENDENCY, why);
+            }
+            job->blocked_on = dep;
             return 1;
         }
         if (notok && jobs_state_of(self, dep) == WSLQ__JOB_STATE__COMPLETED) {

@@ -408,11 +408,12 @@ deps_ready(sched_t *self, job_t *job)
     for (size_t i = 0; i < s->n_depends_on; i++) {
         uint64_t dep = s->depends_on[i];
         if (jobs_find(self, dep) != NULL) {
-            if (jobs_waits_for(job, dep, " (dependency)"))
-                return 0; /* as the last pass found it */
-            char why[96];
-            snprintf(why, sizeof why, "waiting for job %" PRIu64 " (dependency)", dep);
-            jobs_set_reason(self, job, WSLQ__WAIT_REASON__WAIT_DEPENDENCY, why);
+            if (!jobs_waits_for(job, dep, " (dependency)")) { /* else as the last pass found */
+                char why[96];
+                snprintf(why, sizeof why, "waiting for job %" PRIu64 " (dependency)", dep);
+                jobs_set_reason(self, job, WSLQ__WAIT_REASON__WAIT_DEPENDENCY, why);
+            }
+            job->blocked_on = dep;
             return 0;
         }
         int found;
@@ -735,9 +736,13 @@ place_pass(sched_t *self)
         if (pass_goes_on(self, &p, deps))
             fairshare_order_begin(self);
         for (size_t i;
-             pass_goes_on(self, &p, deps) && (i = fairshare_order_next(self)) < self->n_pend;)
+             pass_goes_on(self, &p, deps) && (i = fairshare_order_next(self)) < self->n_pend;) {
+            job_t *job = self->pend[i].job;
+            if (job->blocked_on != 0 && jobs_find(self, job->blocked_on) != NULL)
+                continue; /* it waits for a job still active, as try_job would find again */
             if (self->pend[i].array == NULL || self->pend[i].array != p.blocked)
-                try_job(self, self->pend[i].job, &p, 0); /* (try_job skips those tasks too) */
+                try_job(self, job, &p, 0); /* (try_job skips those tasks too) */
+        }
         try_woken(self, &p);
         self->placing = 0;
     }

@@ -134,6 +134,9 @@ typedef struct job {
      * (0 = not there) */
     int in_pend;
     int pend_single; /* a --singleton counted in self->n_pend_single */
+    /* the active job it was last found waiting for (its reason says so); 0 = none. Cleared by
+     * any event applied to it or reason set: a pass passes over it while that job is active */
+    uint64_t blocked_on;
     size_t live_slot;
     /* the ids of pending jobs that wait for this one to end (afterok, afterany, afternotok),
      * tried again when it leaves the active jobs (place_wake); some may have gone since */

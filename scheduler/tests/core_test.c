@@ -1202,15 +1202,15 @@ submit_cpu_job(fx_t *f, int32_t priority, uint64_t dep)
     return submit_cpu_after(f, priority, dep, 0, 0);
 }
 
-/* wslq release ID */
+/* wslq hold ID, wslq release ID */
 static void
-release(fx_t *f, uint64_t id)
+control(fx_t *f, Wslq__JobControlRequest__Op op, uint64_t id)
 {
     char sel[32];
     snprintf(sel, sizeof sel, "%" PRIu64, id);
     char *sels[] = {sel};
     Wslq__JobControlRequest cr = WSLQ__JOB_CONTROL_REQUEST__INIT;
-    cr.op = WSLQ__JOB_CONTROL_REQUEST__OP__RELEASE;
+    cr.op = op;
     cr.selectors = sels;
     cr.n_selectors = 1;
     Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
@@ -1433,6 +1433,50 @@ test_waiters_stay_few(void **state)
     wait_state(f, last, WSLQ__JOB_STATE__CANCELLED, 2000);
 }
 
+/* A job waiting for a running one is passed over by the pass while that job runs (its
+ * reason stands, place.c's blocked_on), but not once an event changed its reason: held, it
+ * says so; released, it says again what it waits for. And a full pass goes on past it: a CPU
+ * freed on a full node goes to a job after it in line. */
+static void
+test_blocked_reason_after_release(void **state)
+{
+    fx_t *f = *state;
+    if (f->cli == NULL)
+        f->cli = dealer(f, NULL);
+    fake_worker_t *w = add_worker(f, "pcA");
+    wire_free((Wslq__Envelope *[]){register_worker(f, w, 0, NULL, 0)});
+    uint64_t x = submit_cpu_job(f, 0, 0);
+    assert_int_equal(launched(f, w), x);
+    started(w, x, 0);
+    wait_state(f, x, WSLQ__JOB_STATE__RUNNING, 2000);
+    char reason[256], want[96];
+    snprintf(want, sizeof want, "waiting for job %" PRIu64 " (dependency)", x);
+    uint64_t d = submit_cpu_job(f, 0, x);
+    assert_int_equal(state_of(f, d, reason, sizeof reason), WSLQ__JOB_STATE__PENDING);
+    assert_string_equal(reason, want);
+    control(f, WSLQ__JOB_CONTROL_REQUEST__OP__HOLD, d);
+    assert_int_equal(state_of(f, d, reason, sizeof reason), WSLQ__JOB_STATE__PENDING);
+    assert_string_equal(reason, "held");
+    control(f, WSLQ__JOB_CONTROL_REQUEST__OP__RELEASE, d);
+    pump(f, 50);
+    assert_int_equal(state_of(f, d, reason, sizeof reason), WSLQ__JOB_STATE__PENDING);
+    assert_string_equal(reason, want);
+    /* the other 7 CPUs taken, then a job after d in line: a freed CPU goes to it */
+    uint64_t fill[7];
+    for (int i = 0; i < 7; i++) {
+        fill[i] = submit_cpu_job(f, 0, 0);
+        assert_int_equal(launched(f, w), fill[i]);
+        started(w, fill[i], 0);
+    }
+    uint64_t y = submit_cpu_job(f, 0, 0);
+    assert_int_equal(state_of(f, y, NULL, 0), WSLQ__JOB_STATE__PENDING);
+    ended(w, fill[0], 0, 0, -1, 0);
+    wire_free((Wslq__Envelope *[]){expect(f, w->sock, WSLQ__ENVELOPE__BODY_ENDED_ACK, 2000)});
+    assert_int_equal(launched(f, w), y);
+    assert_int_equal(state_of(f, d, reason, sizeof reason), WSLQ__JOB_STATE__PENDING);
+    assert_string_equal(reason, want);
+}
+
 /* jobs_waits_for: the reason a pass would write again is recognised without formatting it,
  * and nothing else is: another job, another tail, another code, a leading zero, a number
  * past 64 bits, no number. */
@@ -1506,7 +1550,7 @@ test_dependants_on_a_full_node(void **state)
     snprintf(want, sizeof want, "dependency job %" PRIu64 " ended CANCELLED", okdep);
     assert_string_equal(reason, want);
     assert_int_equal(state_of(f, held, NULL, 0), WSLQ__JOB_STATE__PENDING);
-    release(f, held);
+    control(f, WSLQ__JOB_CONTROL_REQUEST__OP__RELEASE, held);
     wait_state(f, held, WSLQ__JOB_STATE__CANCELLED, 2000);
     state_of(f, held, reason, sizeof reason);
     snprintf(want, sizeof want, "dependency job %" PRIu64 " ended FAILED", run[0]);
@@ -1676,6 +1720,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_pass_on_a_full_node, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dependants_on_a_full_node, setup, teardown),
         cmocka_unit_test_setup_teardown(test_waiters_stay_few, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_blocked_reason_after_release, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backfill_reservation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_preempt_for_higher_priority, setup, teardown),
         cmocka_unit_test_setup_teardown(test_owner_suspend_and_evict_after_max, setup, teardown),
