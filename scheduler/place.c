@@ -355,17 +355,21 @@ place_live(sched_t *self, size_t *n)
     return self->live;
 }
 
+static void
+woken_add(uint64_t **v, size_t *n, size_t *cap, uint64_t id)
+{
+    if (*n == *cap) {
+        *cap = *cap ? 2 * *cap : 16;
+        *v = wq_realloc(*v, *cap * sizeof **v);
+    }
+    (*v)[(*n)++] = id;
+}
+
 void
 place_wake(sched_t *self, job_t *job)
 {
-    if (job->n_waiters > 0) {
-        if (self->n_woken + job->n_waiters > self->cap_woken) {
-            self->cap_woken = 2 * (self->n_woken + job->n_waiters);
-            self->woken = wq_realloc(self->woken, self->cap_woken * sizeof *self->woken);
-        }
-        memcpy(self->woken + self->n_woken, job->waiters, job->n_waiters * sizeof *job->waiters);
-        self->n_woken += job->n_waiters;
-    }
+    for (size_t i = 0; i < job->n_waiters; i++)
+        woken_add(&self->woken, &self->n_woken, &self->cap_woken, job->waiters[i]);
     free(job->waiters);
     job->waiters = NULL;
     job->n_waiters = job->cap_waiters = 0;
@@ -631,16 +635,6 @@ cmp_woken(const void *a, const void *b)
     return pend_before(x->info->spec->priority, x->info->id, y->info->spec->priority, y->info->id)
                ? -1
                : 1;
-}
-
-static void
-woken_add(uint64_t **v, size_t *n, size_t *cap, uint64_t id)
-{
-    if (*n == *cap) {
-        *cap = *cap ? 2 * *cap : 16;
-        *v = wq_realloc(*v, *cap * sizeof **v);
-    }
-    (*v)[(*n)++] = id;
 }
 
 /* The jobs whose dependencies ended since the last full pass, tried in the pending set's order
