@@ -457,6 +457,14 @@ ended(fake_worker_t *w, uint64_t id, uint32_t attempt, int code, int rank, int k
     ended_with_log(w, id, attempt, code, rank, killed, 0);
 }
 
+/* The worker reports the job's end with this exit code (0: completed), acknowledged. */
+static void
+end_cpu_job(fx_t *f, fake_worker_t *w, uint64_t id, int code)
+{
+    ended(w, id, 0, code, code ? 0 : -1, 0);
+    wire_free((Wslq__Envelope *[]){expect(f, w->sock, WSLQ__ENVELOPE__BODY_ENDED_ACK, 2000)});
+}
+
 static void
 output(fake_worker_t *w, uint64_t id, uint32_t attempt, uint64_t offset, const char *text)
 {
@@ -605,8 +613,7 @@ test_node_lost_requeues(void **state)
     assert_int_equal(l->launch->attempt, 1);
     wire_free(&l);
     /* the first attempt's late JobEnded changes nothing */
-    ended(w, id, 0, 0, -1, 0);
-    wire_free((Wslq__Envelope *[]){expect(f, w->sock, WSLQ__ENVELOPE__BODY_ENDED_ACK, 2000)});
+    end_cpu_job(f, w, id, 0);
     assert_int_equal(state_of(f, id, NULL, 0), WSLQ__JOB_STATE__STARTING);
 }
 
@@ -677,6 +684,21 @@ test_torpid_threshold(void **state)
     assert_true(nodes_torpid_ms(2000, 2500, 60000, &clamped) < 2500);
 }
 
+/* wslq cancel ID */
+static void
+cancel_job(fx_t *f, uint64_t id)
+{
+    Wslq__CancelRequest cr = WSLQ__CANCEL_REQUEST__INIT;
+    cr.job_ids = &id;
+    cr.n_job_ids = 1;
+    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
+    env.request_id = ++f->next_rid;
+    env.body_case = WSLQ__ENVELOPE__BODY_CANCEL;
+    env.cancel = &cr;
+    send_env(f->cli, &env);
+    wire_free((Wslq__Envelope *[]){expect(f, f->cli, WSLQ__ENVELOPE__BODY_CANCEL_REPLY, 2000)});
+}
+
 /* A node that announced a longer interval stays alive past the configured torpid threshold,
  * and is still torpid, then lost, after the configured lost. */
 static void
@@ -737,15 +759,7 @@ test_rank_failure_and_cancel(void **state)
     Wslq__Envelope *l = expect(f, w->sock, WSLQ__ENVELOPE__BODY_LAUNCH, 2000);
     assert_int_equal(l->launch->job_id, queued);
     wire_free(&l);
-    Wslq__CancelRequest cr = WSLQ__CANCEL_REQUEST__INIT;
-    cr.job_ids = &queued;
-    cr.n_job_ids = 1;
-    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
-    env.request_id = ++f->next_rid;
-    env.body_case = WSLQ__ENVELOPE__BODY_CANCEL;
-    env.cancel = &cr;
-    send_env(f->cli, &env);
-    wire_free((Wslq__Envelope *[]){expect(f, f->cli, WSLQ__ENVELOPE__BODY_CANCEL_REPLY, 2000)});
+    cancel_job(f, queued);
     k = expect(f, w->sock, WSLQ__ENVELOPE__BODY_KILL, 2000);
     assert_string_equal(k->kill->reason, "cancelled");
     assert_int_equal(k->kill->grace_ms, 1000);
@@ -756,10 +770,7 @@ test_rank_failure_and_cancel(void **state)
     uint64_t pend = submit(f, 1, 1, 0);
     wire_free((Wslq__Envelope *[]){expect(f, w->sock, WSLQ__ENVELOPE__BODY_LAUNCH, 2000)});
     uint64_t behind = submit(f, 1, 1, 0);
-    cr.job_ids = &behind;
-    env.request_id = ++f->next_rid;
-    send_env(f->cli, &env);
-    wire_free((Wslq__Envelope *[]){expect(f, f->cli, WSLQ__ENVELOPE__BODY_CANCEL_REPLY, 2000)});
+    cancel_job(f, behind);
     assert_int_equal(state_of(f, behind, reason, sizeof reason), WSLQ__JOB_STATE__CANCELLED);
     assert_string_equal(reason, "cancelled by user");
     assert_int_equal(state_of(f, pend, NULL, 0), WSLQ__JOB_STATE__STARTING);
@@ -1230,6 +1241,30 @@ launched(fx_t *f, fake_worker_t *w)
     return id;
 }
 
+/* The CPU node pcA (8 CPUs, no GPU), registered, and the client connected. */
+static fake_worker_t *
+cpu_node(fx_t *f)
+{
+    if (f->cli == NULL)
+        f->cli = dealer(f, NULL);
+    fake_worker_t *w = add_worker(f, "pcA");
+    wire_free((Wslq__Envelope *[]){register_worker(f, w, 0, NULL, 0)});
+    return w;
+}
+
+/* n one-CPU jobs submitted, launched on w and RUNNING, their ids in ids. */
+static void
+run_cpu_jobs(fx_t *f, fake_worker_t *w, uint64_t *ids, int n)
+{
+    for (int i = 0; i < n; i++) {
+        ids[i] = submit_cpu_job(f, 0, 0);
+        assert_int_equal(launched(f, w), ids[i]);
+        started(w, ids[i], 0);
+    }
+    for (int i = 0; i < n; i++)
+        wait_state(f, ids[i], WSLQ__JOB_STATE__RUNNING, 2000);
+}
+
 /* A job of a higher priority preempts a preemptible one on the only GPU: JobKill with the
  * preempt grace, the victim requeued with attempt 1, the new job launched once it ended. */
 static void
@@ -1344,18 +1379,9 @@ static void
 test_pass_on_a_full_node(void **state)
 {
     fx_t *f = *state;
-    if (f->cli == NULL)
-        f->cli = dealer(f, NULL);
-    fake_worker_t *w = add_worker(f, "pcA");
-    wire_free((Wslq__Envelope *[]){register_worker(f, w, 0, NULL, 0)});
+    fake_worker_t *w = cpu_node(f);
     uint64_t run[8];
-    for (int i = 0; i < 8; i++) { /* 8 CPUs, 8 one-CPU jobs: full */
-        run[i] = submit_cpu_job(f, 0, 0);
-        assert_int_equal(launched(f, w), run[i]);
-        started(w, run[i], 0);
-    }
-    for (int i = 0; i < 8; i++)
-        wait_state(f, run[i], WSLQ__JOB_STATE__RUNNING, 2000);
+    run_cpu_jobs(f, w, run, 8); /* 8 CPUs, 8 one-CPU jobs: full */
     char reason[256];
     uint64_t low = submit_cpu_job(f, 0, 0);
     assert_int_equal(state_of(f, low, reason, sizeof reason), WSLQ__JOB_STATE__PENDING);
@@ -1368,8 +1394,7 @@ test_pass_on_a_full_node(void **state)
     uint64_t high = submit_cpu_job(f, 5, 0);
     uint64_t high2 = submit_cpu_job(f, 5, 0);
     /* run[0] fails: its CPU goes to the first high-priority job; the job after it is cancelled */
-    ended(w, run[0], 0, 1, 0, 0);
-    wire_free((Wslq__Envelope *[]){expect(f, w->sock, WSLQ__ENVELOPE__BODY_ENDED_ACK, 2000)});
+    end_cpu_job(f, w, run[0], 1);
     assert_int_equal(launched(f, w), high);
     wait_state(f, after, WSLQ__JOB_STATE__CANCELLED, 2000);
     state_of(f, after, reason, sizeof reason);
@@ -1378,27 +1403,10 @@ test_pass_on_a_full_node(void **state)
     assert_int_equal(state_of(f, high2, NULL, 0), WSLQ__JOB_STATE__PENDING);
     assert_int_equal(state_of(f, low, NULL, 0), WSLQ__JOB_STATE__PENDING);
     /* the next freed CPUs: the other high-priority job, then the oldest of the rest */
-    ended(w, run[1], 0, 0, -1, 0);
-    wire_free((Wslq__Envelope *[]){expect(f, w->sock, WSLQ__ENVELOPE__BODY_ENDED_ACK, 2000)});
+    end_cpu_job(f, w, run[1], 0);
     assert_int_equal(launched(f, w), high2);
-    ended(w, run[2], 0, 0, -1, 0);
-    wire_free((Wslq__Envelope *[]){expect(f, w->sock, WSLQ__ENVELOPE__BODY_ENDED_ACK, 2000)});
+    end_cpu_job(f, w, run[2], 0);
     assert_int_equal(launched(f, w), low);
-}
-
-/* wslq cancel ID */
-static void
-cancel_job(fx_t *f, uint64_t id)
-{
-    Wslq__CancelRequest cr = WSLQ__CANCEL_REQUEST__INIT;
-    cr.job_ids = &id;
-    cr.n_job_ids = 1;
-    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
-    env.request_id = ++f->next_rid;
-    env.body_case = WSLQ__ENVELOPE__BODY_CANCEL;
-    env.cancel = &cr;
-    send_env(f->cli, &env);
-    wire_free((Wslq__Envelope *[]){expect(f, f->cli, WSLQ__ENVELOPE__BODY_CANCEL_REPLY, 2000)});
 }
 
 /* A running job that 100 dependants came and went for (each submitted, then cancelled) keeps
@@ -1408,14 +1416,9 @@ static void
 test_waiters_stay_few(void **state)
 {
     fx_t *f = *state;
-    if (f->cli == NULL)
-        f->cli = dealer(f, NULL);
-    fake_worker_t *w = add_worker(f, "pcA");
-    wire_free((Wslq__Envelope *[]){register_worker(f, w, 0, NULL, 0)});
-    uint64_t x = submit_cpu_job(f, 0, 0);
-    assert_int_equal(launched(f, w), x);
-    started(w, x, 0);
-    wait_state(f, x, WSLQ__JOB_STATE__RUNNING, 2000);
+    fake_worker_t *w = cpu_node(f);
+    uint64_t x;
+    run_cpu_jobs(f, w, &x, 1);
     for (int i = 0; i < 100; i++) {
         uint64_t d = submit_cpu_job(f, 0, x);
         cancel_job(f, d);
@@ -1441,14 +1444,9 @@ static void
 test_blocked_reason_after_release(void **state)
 {
     fx_t *f = *state;
-    if (f->cli == NULL)
-        f->cli = dealer(f, NULL);
-    fake_worker_t *w = add_worker(f, "pcA");
-    wire_free((Wslq__Envelope *[]){register_worker(f, w, 0, NULL, 0)});
-    uint64_t x = submit_cpu_job(f, 0, 0);
-    assert_int_equal(launched(f, w), x);
-    started(w, x, 0);
-    wait_state(f, x, WSLQ__JOB_STATE__RUNNING, 2000);
+    fake_worker_t *w = cpu_node(f);
+    uint64_t x;
+    run_cpu_jobs(f, w, &x, 1);
     char reason[256], want[96];
     snprintf(want, sizeof want, "waiting for job %" PRIu64 " (dependency)", x);
     uint64_t d = submit_cpu_job(f, 0, x);
@@ -1463,15 +1461,10 @@ test_blocked_reason_after_release(void **state)
     assert_string_equal(reason, want);
     /* the other 7 CPUs taken, then a job after d in line: a freed CPU goes to it */
     uint64_t fill[7];
-    for (int i = 0; i < 7; i++) {
-        fill[i] = submit_cpu_job(f, 0, 0);
-        assert_int_equal(launched(f, w), fill[i]);
-        started(w, fill[i], 0);
-    }
+    run_cpu_jobs(f, w, fill, 7);
     uint64_t y = submit_cpu_job(f, 0, 0);
     assert_int_equal(state_of(f, y, NULL, 0), WSLQ__JOB_STATE__PENDING);
-    ended(w, fill[0], 0, 0, -1, 0);
-    wire_free((Wslq__Envelope *[]){expect(f, w->sock, WSLQ__ENVELOPE__BODY_ENDED_ACK, 2000)});
+    end_cpu_job(f, w, fill[0], 0);
     assert_int_equal(launched(f, w), y);
     assert_int_equal(state_of(f, d, reason, sizeof reason), WSLQ__JOB_STATE__PENDING);
     assert_string_equal(reason, want);
@@ -1520,26 +1513,16 @@ test_dependants_on_a_full_node(void **state)
     fx_t *f = *state;
     f->cfg.backfill_depth = 0;
     reboot(f);
-    if (f->cli == NULL)
-        f->cli = dealer(f, NULL);
-    fake_worker_t *w = add_worker(f, "pcA");
-    wire_free((Wslq__Envelope *[]){register_worker(f, w, 0, NULL, 0)});
+    fake_worker_t *w = cpu_node(f);
     uint64_t run[8];
-    for (int i = 0; i < 8; i++) { /* 8 CPUs, 8 one-CPU jobs: full */
-        run[i] = submit_cpu_job(f, 0, 0);
-        assert_int_equal(launched(f, w), run[i]);
-        started(w, run[i], 0);
-    }
-    for (int i = 0; i < 8; i++)
-        wait_state(f, run[i], WSLQ__JOB_STATE__RUNNING, 2000);
+    run_cpu_jobs(f, w, run, 8); /* 8 CPUs, 8 one-CPU jobs: full */
     char reason[256], want[128];
     uint64_t plain[2] = {submit_cpu_job(f, 0, 0), submit_cpu_job(f, 0, 0)};
     uint64_t okdep = submit_cpu_job(f, 0, run[0]);
     uint64_t chain = submit_cpu_job(f, 0, okdep);
     uint64_t held = submit_cpu_after(f, 0, run[0], 0, 1);
     /* run[0] fails: its CPU goes to the older plain job; its dependants are cancelled */
-    ended(w, run[0], 0, 1, 0, 0);
-    wire_free((Wslq__Envelope *[]){expect(f, w->sock, WSLQ__ENVELOPE__BODY_ENDED_ACK, 2000)});
+    end_cpu_job(f, w, run[0], 1);
     assert_int_equal(launched(f, w), plain[0]);
     wait_state(f, okdep, WSLQ__JOB_STATE__CANCELLED, 2000);
     state_of(f, okdep, reason, sizeof reason);
@@ -1560,8 +1543,7 @@ test_dependants_on_a_full_node(void **state)
     snprintf(want, sizeof want, "waiting for job %" PRIu64 " to end (afternotok)", run[1]);
     assert_string_equal(reason, want);
     /* run[1] completes: its CPU goes to the other plain job; afternotok can never be met */
-    ended(w, run[1], 0, 0, -1, 0);
-    wire_free((Wslq__Envelope *[]){expect(f, w->sock, WSLQ__ENVELOPE__BODY_ENDED_ACK, 2000)});
+    end_cpu_job(f, w, run[1], 0);
     assert_int_equal(launched(f, w), plain[1]);
     wait_state(f, notok, WSLQ__JOB_STATE__CANCELLED, 2000);
     state_of(f, notok, reason, sizeof reason);
