@@ -208,8 +208,9 @@ waiters_room(sched_t *self, job_t *dep)
 }
 
 /* A pending job that waits for other jobs to end (afterok, afterany, afternotok) is noted on
- * each of them that is still active, to be tried again when it leaves (place_wake); a
- * --singleton is counted instead: any job that ends may be the one it waits for. */
+ * each of them that is still active, to be tried again when it leaves (place_wake). (A
+ * --singleton is not: once no job keeps it waiting it waits for room like any job, and a pass
+ * with room comes to it.) */
 static void
 wait_for_deps(sched_t *self, job_t *job)
 {
@@ -227,8 +228,6 @@ wait_for_deps(sched_t *self, job_t *job)
             waiters_room(self, dep);
         dep->waiters[dep->n_waiters++] = job->info->id;
     }
-    job->pend_single = s->singleton != 0;
-    self->n_pend_single += (size_t) job->pend_single;
 }
 
 static void
@@ -263,8 +262,6 @@ static void
 pend_drop(sched_t *self, job_t *job)
 {
     job->in_pend = 0;
-    self->n_pend_single -= (size_t) job->pend_single;
-    job->pend_single = 0;
     if (self->pend_unsorted)
         pend_compact(self);
     size_t i = pend_lower_bound(self, job->info->spec->priority, job->info->id);
@@ -340,8 +337,6 @@ void
 place_track(sched_t *self, job_t *job, int gone)
 {
     fairshare_track(self, job, gone);
-    if (gone && self->n_pend_single > 0)
-        self->place_ended = 1; /* a singleton may wait for this one */
     if (!self->sets_built)
         return; /* they are built from the active jobs when first needed */
     track(self, job, gone, 1);
@@ -690,7 +685,7 @@ try_woken(sched_t *self, pass_t *p)
  * something changed that could let a job start: a job ended or was requeued, a node came, went or
  * changed, a requeue backoff ran out (self->dirty); then every pending job is looked at until no
  * node has room left, and past that point only the waiters of jobs that ended (try_woken), or
- * every pending job after a restart or while a --singleton waits (place_ended). When the
+ * every pending job after a restart (place_ended). When the
  * only change is new pending jobs, the others would fare as in the last pass (nothing they wait for
  * was freed), so only the new ones are tried, in the same order. */
 void
@@ -703,7 +698,7 @@ place_pass(sched_t *self)
         return;
     self->n_passes++;
     /* every pending job past the point where no node has room: at start (what ended while
-     * the scheduler was down), or when a job left while a --singleton waits */
+     * the scheduler was down) */
     int deps = self->place_ended;
     if (full)
         self->place_ended = 0;

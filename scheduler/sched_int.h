@@ -133,7 +133,6 @@ typedef struct job {
     /* place.c's sets (place_track): in the ordered pending set; index in self->live + 1
      * (0 = not there) */
     int in_pend;
-    int pend_single; /* a --singleton counted in self->n_pend_single */
     /* the active job it was last found waiting for (its reason says so); 0 = none. Cleared by
      * any event applied to it or reason set: a pass passes over it while that job is active */
     uint64_t blocked_on;
@@ -271,8 +270,7 @@ struct sched {
     int pend_unsorted; /* appended out of order (a bulk load): sorted at the next pass */
     uint64_t *fresh;
     size_t n_fresh, cap_fresh;
-    int place_ended;      /* look at every pending job past the last free CPU (see place.c) */
-    size_t n_pend_single; /* pending --singleton jobs */
+    int place_ended; /* look at every pending job past the last free CPU (see place.c) */
     /* the waiters of jobs that left the active jobs, for the next full pass to try; those it
      * could not try yet (held, in a backoff, their array at its cap) stay for the next */
     uint64_t *woken;

@@ -355,20 +355,44 @@ submit(fx_t *f, uint32_t nodes, uint32_t gpus_per_node, unsigned retries)
     return id;
 }
 
+/* env sent from the fake CLI with the next request id; the reply of kind want within ms
+ * (caller frees). */
+static Wslq__Envelope *
+request(fx_t *f, Wslq__Envelope *env, Wslq__Envelope__BodyCase want, int ms)
+{
+    if (f->cli == NULL)
+        f->cli = dealer(f, NULL);
+    env->request_id = ++f->next_rid;
+    send_env(f->cli, env);
+    return expect(f, f->cli, want, ms);
+}
+
+/* A SubmitRequest from the fake CLI: the job's id (an array's first), its size in *size when
+ * not NULL. */
+static uint64_t
+submit_req(fx_t *f, Wslq__SubmitRequest *req, uint32_t *size)
+{
+    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
+    env.body_case = WSLQ__ENVELOPE__BODY_SUBMIT;
+    env.submit = req;
+    Wslq__Envelope *rep = request(f, &env, WSLQ__ENVELOPE__BODY_SUBMIT_REPLY, 5000);
+    uint64_t id = rep->submit_reply->job_id;
+    if (size != NULL)
+        *size = rep->submit_reply->array_size;
+    wire_free(&rep);
+    return id;
+}
+
 /* `wslq show`: the job and its events. Caller frees. */
 static Wslq__Envelope *
 show(fx_t *f, uint64_t id)
 {
-    if (f->cli == NULL)
-        f->cli = dealer(f, NULL);
     Wslq__ShowRequest req = WSLQ__SHOW_REQUEST__INIT;
     req.job_id = id;
     Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
-    env.request_id = ++f->next_rid;
     env.body_case = WSLQ__ENVELOPE__BODY_SHOW;
     env.show = &req;
-    send_env(f->cli, &env);
-    return expect(f, f->cli, WSLQ__ENVELOPE__BODY_SHOW_REPLY, 2000);
+    return request(f, &env, WSLQ__ENVELOPE__BODY_SHOW_REPLY, 2000);
 }
 
 static Wslq__JobState
@@ -485,11 +509,9 @@ logs_at(fx_t *f, uint64_t id, uint64_t offset)
     req.job_id = id;
     req.offset = offset;
     Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
-    env.request_id = ++f->next_rid;
     env.body_case = WSLQ__ENVELOPE__BODY_LOGS;
     env.logs = &req;
-    send_env(f->cli, &env);
-    return expect(f, f->cli, WSLQ__ENVELOPE__BODY_LOGS_REPLY, 2000);
+    return request(f, &env, WSLQ__ENVELOPE__BODY_LOGS_REPLY, 2000);
 }
 
 static void
@@ -692,11 +714,9 @@ cancel_job(fx_t *f, uint64_t id)
     cr.job_ids = &id;
     cr.n_job_ids = 1;
     Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
-    env.request_id = ++f->next_rid;
     env.body_case = WSLQ__ENVELOPE__BODY_CANCEL;
     env.cancel = &cr;
-    send_env(f->cli, &env);
-    wire_free((Wslq__Envelope *[]){expect(f, f->cli, WSLQ__ENVELOPE__BODY_CANCEL_REPLY, 2000)});
+    wire_free((Wslq__Envelope *[]){request(f, &env, WSLQ__ENVELOPE__BODY_CANCEL_REPLY, 2000)});
 }
 
 /* A node that announced a longer interval stays alive past the configured torpid threshold,
@@ -943,8 +963,6 @@ test_restart_adopts_running_job(void **state)
 static uint64_t
 submit_array(fx_t *f, const char *array, uint32_t *size)
 {
-    if (f->cli == NULL)
-        f->cli = dealer(f, NULL);
     char *argv[] = {"true"};
     Wslq__JobSpec spec = WSLQ__JOB_SPEC__INIT;
     spec.argv = argv;
@@ -955,16 +973,7 @@ submit_array(fx_t *f, const char *array, uint32_t *size)
     Wslq__SubmitRequest req = WSLQ__SUBMIT_REQUEST__INIT;
     req.spec = &spec;
     req.array = (char *) array;
-    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
-    env.request_id = ++f->next_rid;
-    env.body_case = WSLQ__ENVELOPE__BODY_SUBMIT;
-    env.submit = &req;
-    send_env(f->cli, &env);
-    Wslq__Envelope *rep = expect(f, f->cli, WSLQ__ENVELOPE__BODY_SUBMIT_REPLY, 5000);
-    uint64_t id = rep->submit_reply->job_id;
-    *size = rep->submit_reply->array_size;
-    wire_free(&rep);
-    return id;
+    return submit_req(f, &req, size);
 }
 
 /* An array's %K cap holds across a scheduler restart: the started tasks are counted again
@@ -1196,15 +1205,7 @@ submit_cpu_after(fx_t *f, int32_t priority, uint64_t dep, int notok, int hold)
     Wslq__SubmitRequest req = WSLQ__SUBMIT_REQUEST__INIT;
     req.spec = &spec;
     req.hold = hold != 0;
-    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
-    env.request_id = ++f->next_rid;
-    env.body_case = WSLQ__ENVELOPE__BODY_SUBMIT;
-    env.submit = &req;
-    send_env(f->cli, &env);
-    Wslq__Envelope *rep = expect(f, f->cli, WSLQ__ENVELOPE__BODY_SUBMIT_REPLY, 2000);
-    uint64_t id = rep->submit_reply->job_id;
-    wire_free(&rep);
-    return id;
+    return submit_req(f, &req, NULL);
 }
 
 static uint64_t
@@ -1225,11 +1226,9 @@ control(fx_t *f, Wslq__JobControlRequest__Op op, uint64_t id)
     cr.selectors = sels;
     cr.n_selectors = 1;
     Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
-    env.request_id = ++f->next_rid;
     env.body_case = WSLQ__ENVELOPE__BODY_CONTROL;
     env.control = &cr;
-    send_env(f->cli, &env);
-    wire_free((Wslq__Envelope *[]){expect(f, f->cli, WSLQ__ENVELOPE__BODY_CONTROL_REPLY, 2000)});
+    wire_free((Wslq__Envelope *[]){request(f, &env, WSLQ__ENVELOPE__BODY_CONTROL_REPLY, 2000)});
 }
 
 static uint64_t
@@ -1432,7 +1431,7 @@ test_waiters_stay_few(void **state)
     for (size_t i = 0; i < jx->n_waiters; i++)
         noted |= jx->waiters[i] == last;
     assert_true(noted);
-    ended(w, x, 0, 1, 0, 0);
+    end_cpu_job(f, w, x, 1);
     wait_state(f, last, WSLQ__JOB_STATE__CANCELLED, 2000);
 }
 
@@ -1557,8 +1556,6 @@ test_dependants_on_a_full_node(void **state)
 static uint64_t
 submit_timed(fx_t *f, uint32_t gpus, uint64_t time_s)
 {
-    if (f->cli == NULL)
-        f->cli = dealer(f, NULL);
     char *argv[] = {"true"};
     Wslq__JobSpec spec = WSLQ__JOB_SPEC__INIT;
     spec.argv = argv;
@@ -1569,15 +1566,7 @@ submit_timed(fx_t *f, uint32_t gpus, uint64_t time_s)
     spec.user = "alice";
     Wslq__SubmitRequest req = WSLQ__SUBMIT_REQUEST__INIT;
     req.spec = &spec;
-    Wslq__Envelope env = WSLQ__ENVELOPE__INIT;
-    env.request_id = ++f->next_rid;
-    env.body_case = WSLQ__ENVELOPE__BODY_SUBMIT;
-    env.submit = &req;
-    send_env(f->cli, &env);
-    Wslq__Envelope *rep = expect(f, f->cli, WSLQ__ENVELOPE__BODY_SUBMIT_REPLY, 2000);
-    uint64_t id = rep->submit_reply->job_id;
-    wire_free(&rep);
-    return id;
+    return submit_req(f, &req, NULL);
 }
 
 /* Backfill in the real core, the passes for new jobs alone included: a 4-GPU job behind four

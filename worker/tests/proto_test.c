@@ -64,8 +64,6 @@ stop_worker(void)
     return -1;
 }
 
-/* Next message of kind 'body' within timeout_ms; LogChunks seen on the way are collected
- * into logbuf. NULL on timeout. */
 /* The messages about a job in the order they came (body and job id), for the order checks:
  * nothing about a job may come before its JobStarted. */
 #define SEEN_MAX 4096
@@ -101,6 +99,8 @@ seen_at(int body, uint64_t job)
     return -1;
 }
 
+/* Next message of kind 'body' within timeout_ms; LogChunks seen on the way are collected
+ * into logbuf. NULL on timeout. */
 static Wslq__Envelope *
 expect(int body, int timeout_ms)
 {
