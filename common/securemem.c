@@ -12,6 +12,21 @@
 
 #define NCLASS 11 /* 64 B .. 64 KiB */
 
+#ifdef SECUREMEM_WRAP
+/* The static wslq (cli/CMakeLists.txt) links libzmq.a and libsodium.a with
+ * --wrap=sodium_allocarray --wrap=sodium_free: libzmq's calls reach the cache's functions under
+ * these names, and libsodium's own are __real_*. */
+void *__real_sodium_allocarray(size_t count, size_t size);
+void __real_sodium_free(void *ptr);
+void *__wrap_sodium_allocarray(size_t count, size_t size);
+void __wrap_sodium_free(void *ptr);
+#define CACHE_ALLOCARRAY __wrap_sodium_allocarray
+#define CACHE_FREE       __wrap_sodium_free
+#else
+#define CACHE_ALLOCARRAY sodium_allocarray
+#define CACHE_FREE       sodium_free
+#endif
+
 typedef void *(*allocarray_fn)(size_t, size_t);
 typedef void *(*malloc_fn)(size_t);
 typedef void (*free_fn)(void *);
@@ -44,9 +59,15 @@ init(void)
         fputs("securemem: sodium_init failed\n", stderr);
         abort();
     }
+#ifdef SECUREMEM_WRAP
+    real_allocarray = __real_sodium_allocarray;
+    real_malloc = sodium_malloc;
+    real_free = __real_sodium_free;
+#else
     real_allocarray = (allocarray_fn) dlsym(RTLD_NEXT, "sodium_allocarray");
     real_malloc = (malloc_fn) dlsym(RTLD_NEXT, "sodium_malloc");
     real_free = (free_fn) dlsym(RTLD_NEXT, "sodium_free");
+#endif
     if (!real_allocarray || !real_malloc || !real_free) {
         fputs("securemem: libsodium's allocator not found (is libsodium.so linked?)\n", stderr);
         abort();
@@ -127,7 +148,7 @@ tab_del(size_t i)
 }
 
 void *
-sodium_allocarray(size_t count, size_t size)
+CACHE_ALLOCARRAY(size_t count, size_t size)
 {
     pthread_once(&once, init);
     if (count > 0 && size >= SIZE_MAX / count) {
@@ -164,7 +185,7 @@ sodium_allocarray(size_t count, size_t size)
 }
 
 void
-sodium_free(void *ptr)
+CACHE_FREE(void *ptr)
 {
     if (!ptr)
         return;

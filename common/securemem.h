@@ -24,7 +24,11 @@
  * it): one mutex. A pointer freed twice aborts.
  *
  * The real functions are looked up once with dlsym(RTLD_NEXT), so this works only in an
- * executable linked against libsodium.so. */
+ * executable linked against libsodium.so. Built with SECUREMEM_WRAP (wslq_securemem_wrap) the
+ * cache's two functions are named __wrap_sodium_allocarray and __wrap_sodium_free instead,
+ * and the real ones are __real_*: for a program linked with the static archives and the
+ * linker's --wrap=sodium_allocarray --wrap=sodium_free (the static wslq, whose CURVE
+ * handshake with the scheduler otherwise set up and tore down a guarded block six times). */
 #ifndef WSLQ_SECUREMEM_H
 #define WSLQ_SECUREMEM_H
 
