@@ -46,8 +46,18 @@ Wslq__Envelope *client_take(client_t *c);
 typedef struct zmq_pollitem_t zmq_pollitem_t;
 void client_pollitem(client_t *c, zmq_pollitem_t *item);
 
-/* Close the socket (linger 0) and NULL *cp. NULL-safe. */
+/* Close the socket (linger 0) and NULL *cp. NULL-safe. A ZeroMQ context is left running for
+ * client_exit; the one left by the client destroyed before, if any, is ended here. */
 void client_destroy(client_t **cp);
+
+/* The end of a wslq process that has used ZeroMQ: flush stdout and stderr and _exit(rc)
+ * without ending the context client_destroy left. Ending it (zmq_ctx_term) waits for its I/O
+ * and reaper threads to close the connection and stop: about a tenth of a command over TCP
+ * (bench/README.md). The kernel closes the connection at the exit just the same, and with
+ * linger 0 nothing unsent would have gone out either way. Returns rc when no context was left
+ * (the user socket, or no connection), or, after ending it, in a build under
+ * AddressSanitizer, whose leak check runs at exit. */
+int client_exit(int rc);
 
 /* The "cannot reach" line for an address and timeout, in *err (code WQ_ETIMEDOUT). */
 int client_unreachable(const char *addr, int timeout_ms, wq_error_t *err);

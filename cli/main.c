@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/client.h"
 #include "cli/opt.h"
 #include "proto/wire.h"
 
@@ -146,7 +147,7 @@ main(int argc, char **argv)
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(commands[i].verb, verb) == 0) {
             ctx.verb = commands[i].verb;
-            return commands[i].run(&ctx, argc - rest, argv + rest);
+            return client_exit(commands[i].run(&ctx, argc - rest, argv + rest));
         }
     }
     return cli_usage_error(NULL, "unknown command '%.40s'", verb);
