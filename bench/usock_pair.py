@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
-"""The two `wslq submit` figures of vs_tsp.py over the scheduler host's user socket, two builds
-side by side: each build runs its own lab-sized cluster (scheduler --sync full with
---user-socket, 4 workers x 16 CPU slots, CURVE), and every round measures both, one after the
-other and each first in turn, so a machine whose load changes weighs on both alike (use an
-even number of rounds). Prints the median of the rounds for each figure and the ratio B / A.
-    bench/usock_pair.py BIN_A BIN_B [--rounds R] [--loop N] [--lat L]
+"""The two `wslq submit` figures of vs_tsp.py over the scheduler host's user socket (or, with
+--way tcp, over CURVE TCP as from another PC), two builds side by side: each build runs its
+own lab-sized cluster (scheduler --sync full with --user-socket, 4 workers x 16 CPU slots,
+CURVE), and every round measures both, one after the other and each first in turn, so a
+machine whose load changes weighs on both alike (use an even number of rounds). Prints the
+median of the rounds for each figure and the ratio B / A.
+    bench/usock_pair.py BIN_A BIN_B [--rounds R] [--loop N] [--lat L] [--way unix|tcp]
 Figures, per round: a bash loop of N (default 250) `wslq submit -- /bin/true` while the jobs
-run (submits/s), the CPU time the scheduler and the workers spent a job of that loop (all
-their threads, until the queue is empty again; what a loaded machine inflates least), and
-the median submit-to-start latency of L (default 25) jobs one at a time on the idle cluster
-(from just before `wslq submit` starts to the job's first instruction, bench/stamp.c)."""
+run (submits/s), the CPU time of that loop's commands a submit (user + system of the bash
+and its children: the wslq processes and bash's forks), the CPU time the scheduler and the
+workers spent a job of that loop (all their threads, until the queue is empty again; what a
+loaded machine inflates least), and the median submit-to-start latency of L (default 25)
+jobs one at a time on the idle cluster (from just before `wslq submit` starts to the job's
+first instruction, bench/stamp.c)."""
 import os
 import shutil
 import statistics
@@ -28,7 +31,8 @@ args = sys.argv[1:]
 rounds = int(_opt(args, "--rounds", "5"))
 nloop = int(_opt(args, "--loop", "250"))
 nlat = int(_opt(args, "--lat", "25"))
-if len(args) != 2 or rounds < 1 or nloop < 1 or nlat < 1:
+way = _opt(args, "--way", "unix")
+if len(args) != 2 or rounds < 1 or nloop < 1 or nlat < 1 or way not in ("unix", "tcp"):
     sys.exit(__doc__)
 bins = [os.path.abspath(a) for a in args]
 import cluster  # noqa: E402
@@ -54,13 +58,15 @@ try:
         os.chmod(c.dir, 0o755)
         env = benchlib.client_env(c)
         wait_env = dict(env)
-        env = dict(env, WSLQ_SCHEDULER=f"unix:{usock}")
-        env.pop("WSLQ_CREDENTIALS", None)
+        if way == "unix":
+            env = dict(env, WSLQ_SCHEDULER=f"unix:{usock}")
+            env.pop("WSLQ_CREDENTIALS", None)
         stamps = os.path.join(c.dir, "stamps")
         os.mkdir(stamps)
         os.chmod(stamps, 0o777)
         setups.append((b, c, env, wait_env, stamps))
-    print(f"A = {bins[0]}\nB = {bins[1]}\n{rounds} rounds: loop {nloop}, latency {nlat}; files under "
+    print(f"A = {bins[0]}\nB = {bins[1]}\n{rounds} rounds over {way}: loop {nloop}, latency {nlat}; "
+          f"files under "
           f"{tempfile.gettempdir()} ({benchlib.fs_note(tempfile.gettempdir())})", flush=True)
 
     def wait_idle(b, c, e):
@@ -76,9 +82,13 @@ try:
                       f"{b}/wslq submit -- /bin/true >/dev/null || exit 1; done")
             pids = [c.sched.pid] + [p.pid for p in c.workers.values()]
             c0 = sum(cpu_ns(p) for p in pids)
-            t0 = time.monotonic()
+            t0, u0 = time.monotonic(), os.times()
             subprocess.run(["bash", "-c", script], env=env, check=True)
+            u1 = os.times()
             add("submit loop, jobs running (/s)", k, nloop / (time.monotonic() - t0))
+            add("the loop's commands' CPU a submit (us)", k,
+                (u1.children_user + u1.children_system - u0.children_user -
+                 u0.children_system) * 1e6 / nloop)
             wait_idle(b, c, wenv)
             # what the daemons spent a job (the queue polls of wait_idle included, alike)
             add("scheduler + workers CPU a job (us)", k,

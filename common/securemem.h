@@ -1,4 +1,4 @@
-/* A reuse cache in front of libsodium's guarded allocator, for the daemons.
+/* A reuse cache in front of libsodium's guarded allocator, for the daemons and the static wslq.
  *
  * libzmq's CURVE mechanism allocates its key and handshake buffers with sodium_allocarray()
  * and releases them with sodium_free(), on every connection. Each such block costs about ten
