@@ -258,6 +258,17 @@ jobs_waits_for(const job_t *job, uint64_t dep, const char *tail)
     return id == dep && strcmp(r, tail) == 0;
 }
 
+void
+jobs_wait_dep(sched_t *self, job_t *job, uint64_t dep, const char *tail)
+{
+    if (!jobs_waits_for(job, dep, tail)) { /* else as the last pass found it */
+        char why[96];
+        snprintf(why, sizeof why, "waiting for job %" PRIu64 "%s", dep, tail);
+        jobs_set_reason(self, job, WSLQ__WAIT_REASON__WAIT_DEPENDENCY, why);
+    }
+    job->blocked_on = dep;
+}
+
 /* Statistics and the log line of a state change. */
 static void
 note_state(sched_t *self, job_t *job, const jobsm_out_t *out)
@@ -785,12 +796,7 @@ jobs_deps_wait(sched_t *self, job_t *job)
         int notok = i >= s->n_after_any;
         uint64_t dep = notok ? s->after_notok[i - s->n_after_any] : s->after_any[i];
         if (jobs_find(self, dep) != NULL) {
-            const char *tail = notok ? " to end (afternotok)" : " to end (afterany)";
-            if (!jobs_waits_for(job, dep, tail)) {
-                snprintf(why, sizeof why, "waiting for job %" PRIu64 "%s", dep, tail);
-                jobs_set_reason(self, job, WSLQ__WAIT_REASON__WAIT_DEPENDENCY, why);
-            }
-            job->blocked_on = dep;
+            jobs_wait_dep(self, job, dep, notok ? " to end (afternotok)" : " to end (afterany)");
             return 1;
         }
         if (notok && jobs_state_of(self, dep) == WSLQ__JOB_STATE__COMPLETED) {

@@ -407,12 +407,7 @@ deps_ready(sched_t *self, job_t *job)
     for (size_t i = 0; i < s->n_depends_on; i++) {
         uint64_t dep = s->depends_on[i];
         if (jobs_find(self, dep) != NULL) {
-            if (!jobs_waits_for(job, dep, " (dependency)")) { /* else as the last pass found */
-                char why[96];
-                snprintf(why, sizeof why, "waiting for job %" PRIu64 " (dependency)", dep);
-                jobs_set_reason(self, job, WSLQ__WAIT_REASON__WAIT_DEPENDENCY, why);
-            }
-            job->blocked_on = dep;
+            jobs_wait_dep(self, job, dep, " (dependency)");
             return 0;
         }
         int found;

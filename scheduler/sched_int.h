@@ -409,6 +409,9 @@ void jobs_set_reason(sched_t *self, job_t *job, Wslq__WaitReason code, const cha
 /* 1 if the job's reason is already "waiting for job DEP" followed by tail (WAIT_DEPENDENCY): a
  * pass that looks at a waiting job again formats no reason that would not change. */
 int jobs_waits_for(const job_t *job, uint64_t dep, const char *tail);
+/* The job waits for the active job dep: its reason becomes "waiting for job DEP" + tail
+ * (written only when it changes) and a pass passes over it while dep is active (blocked_on). */
+void jobs_wait_dep(sched_t *self, job_t *job, uint64_t dep, const char *tail);
 /* Refuse, with the reason, a request about a job this principal may not touch. 1 = refused. */
 int jobs_forbid(sched_t *self, const msg_t *m, const Wslq__JobInfo *info, const char *what);
 void handle_submit(sched_t *self, const msg_t *m);
