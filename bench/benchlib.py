@@ -7,6 +7,7 @@ A script imports this module first, parses its options, then calls load_cluster(
 fixture reads WSLQ_BIN once, when it is imported."""
 import os
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -52,6 +53,23 @@ def lab_cluster(sched_args, secure, workers=4, slots=16):
         c.stop()
         raise
     return c
+
+
+def user_socket_dir():
+    """A directory every account may reach (0755) for a scheduler's --user-socket, and the
+    socket's path in it: (dir, path). The caller removes dir."""
+    d = tempfile.mkdtemp(prefix="wslq-bench-usock-")
+    os.chmod(d, 0o755)
+    return d, os.path.join(d, "user.sock")
+
+
+def usock_env(env, path):
+    """env, for a `wslq` command over the scheduler host's user socket at path instead: no
+    credentials and no --insecure (the kernel gives the scheduler our uid)."""
+    e = dict(env, WSLQ_SCHEDULER=f"unix:{path}")
+    e.pop("WSLQ_CREDENTIALS", None)
+    e.pop("WSLQ_INSECURE", None)
+    return e
 
 
 def client_env(c):

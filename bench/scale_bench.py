@@ -6,18 +6,17 @@ BIN defaults to build/bin; wslq-bench-submit (the load driver) is taken from BIN
 
 Figures, each first with the queue empty (the reference) and then with N pending:
   * submit round trip over one connection, one at a time (wslq-bench-submit rtt): median, p90
-  * `wslq submit` commands one after another, over CURVE TCP (a user on another PC) and over
-    the scheduler host's user socket (a user on that PC): median wall time of one command
+  * `wslq submit` commands one after another, over TCP (a user on another PC) and, with
+    CURVE, over the scheduler host's user socket (a user on that PC): median wall time of one
+    command
   * the scheduler idle over --idle-s seconds (default 30): CPU (% of one core) and RSS
   * a runnable job while N wait (its submit-to-end, through the passes its start and end make;
     median of 10)
   * restart with N active jobs: SIGTERM, start again, time to the first answer"""
-import os
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 import benchlib
@@ -32,16 +31,14 @@ if mode not in ("curve", "insecure"):
 cluster = benchlib.load_cluster(args[0] if args else None)
 BIN = cluster.BIN
 
-udir = tempfile.mkdtemp(prefix="wslq-bench-usock-")
-os.chmod(udir, 0o755)
-usock = os.path.join(udir, "user.sock")
+udir, usock = benchlib.user_socket_dir()
 c = benchlib.lab_cluster(["--sync", "full", "--user-socket", usock], secure=mode == "curve")
 try:
     env = benchlib.client_env(c)
-    # the scheduler host's user socket: no credentials, the kernel gives our uid
-    uenv = dict(env, WSLQ_SCHEDULER=f"unix:{usock}")
-    uenv.pop("WSLQ_CREDENTIALS", None)
-    uenv.pop("WSLQ_INSECURE", None)
+    # the scheduler host's user socket, which an --insecure scheduler does not open
+    ways = {"TCP": env}
+    if mode == "curve":
+        ways["the user socket"] = benchlib.usock_env(env, usock)
     hold = c.submit("--wrap", "sleep 100000")
     c.wait_state(hold, "RUNNING", timeout=120)
 
@@ -51,9 +48,9 @@ try:
         rtt = sorted(float(x) for x in r.stdout.split())
         print(f"  {label}: submit round trip, one connection: median {statistics.median(rtt):.2f} ms, "
               f"p90 {rtt[int(len(rtt) * 0.9)]:.2f} ms", flush=True)
-        walls = {"tcp": [], "unix": []}
+        walls = {way: [] for way in ways}
         for _ in range(50):
-            for way, e in (("tcp", env), ("unix", uenv)):
+            for way, e in ways.items():
                 t0 = time.monotonic()
                 subprocess.run([f"{BIN}/wslq", "submit", "--dependency", f"afterok:{hold}",
                                 "--", "/bin/true"], env=e, check=True, capture_output=True)
@@ -62,9 +59,9 @@ try:
         for _ in range(50):
             subprocess.run([f"{BIN}/wslq", "--version"], check=True, capture_output=True)
         floor = (time.monotonic() - t0) * 1000 / 50
-        print(f"  {label}: `wslq submit` command: median {statistics.median(walls['tcp']):.2f} ms "
-              f"over {mode} TCP, {statistics.median(walls['unix']):.2f} ms over the user socket "
-              f"(`wslq --version`: {floor:.2f} ms)", flush=True)
+        print(f"  {label}: `wslq submit` command: median " +
+              ", ".join(f"{statistics.median(v):.2f} ms over {way}" for way, v in walls.items()) +
+              f" (`wslq --version`: {floor:.2f} ms; {mode})", flush=True)
         pid = c.sched.pid
         cpu = idle_cpu([pid], idle_s, settle=2)[0]
         print(f"  {label}: scheduler idle over {idle_s:.0f} s: "

@@ -49,18 +49,15 @@ try:
     setups = []
     for b in bins:
         cluster.BIN = b
-        udir = tempfile.mkdtemp(prefix="wslq-bench-usock-")
+        udir, usock = benchlib.user_socket_dir()
         dirs.append(udir)
-        os.chmod(udir, 0o755)
-        usock = os.path.join(udir, "user.sock")
         c = benchlib.lab_cluster(["--sync", "full", "--user-socket", usock], secure=True)
         clusters.append(c)
         os.chmod(c.dir, 0o755)
         env = benchlib.client_env(c)
         wait_env = dict(env)
         if way == "unix":
-            env = dict(env, WSLQ_SCHEDULER=f"unix:{usock}")
-            env.pop("WSLQ_CREDENTIALS", None)
+            env = benchlib.usock_env(env, usock)
         stamps = os.path.join(c.dir, "stamps")
         os.mkdir(stamps)
         os.chmod(stamps, 0o777)

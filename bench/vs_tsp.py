@@ -119,17 +119,14 @@ try:
 
     # ---------- wslq ----------
     # the shipped node timeouts: the test cluster's 1 s torpid flaps with 1 s heartbeats
-    udir = tempfile.mkdtemp(prefix="wslq-bench-usock-")
-    os.chmod(udir, 0o755)
-    usock = os.path.join(udir, "user.sock") if mode == "curve" else None
+    udir, usock = benchlib.user_socket_dir()
+    usock = usock if mode == "curve" else None
     c = benchlib.lab_cluster(["--sync", sync, "--torpid", "3s", "--lost", "10s"] +
                              (["--user-socket", usock] if usock else []),
                              secure=mode == "curve")
     env = benchlib.client_env(c)
     # the scheduler host's user socket: no credentials, the kernel gives our uid
-    uenv = dict(env, WSLQ_SCHEDULER=f"unix:{usock}") if usock else None
-    if uenv:
-        uenv.pop("WSLQ_CREDENTIALS", None)
+    uenv = benchlib.usock_env(env, usock) if usock else None
     ways = [("wslq unix", uenv), ("wslq tcp", env)] if uenv else [("wslq tcp", env)]
     W = f"{BIN}/wslq"
     pids = [c.sched.pid] + [p.pid for p in c.workers.values()]
