@@ -25,7 +25,6 @@
 
 #include "common/fs.h"
 #include "common/mem.h"
-#include "scheduler/loadmem.h"
 #include "scheduler/sched_int.h"
 
 #define MAX_MSGS_PER_TURN 4096 /* bounds one turn's work: about 20 ms of submits */
@@ -211,9 +210,7 @@ sched_new(const sched_config_t *cfg, wq_error_t *err)
         nodes_load_tags(self, err) < 0)
         goto error;
     queue_filter_t f = {.active_only = 1, .limit = 1000000, .strict = 1};
-    int load_failed = queue_list(self->q, &f, loadmem_job, self, err) < 0;
-    loadmem_done();
-    if (load_failed)
+    if (queue_list(self->q, &f, jobs_load, self, err) < 0)
         goto error;
     self->next_port = (unsigned) (queue_max_id(self->q) % 997);
     self->zctx = cfg->zctx;
