@@ -325,12 +325,18 @@ sched_destroy(sched_t **self_p)
 }
 
 void
-sched_stop(sched_t *self)
+sched_wake(sched_t *self)
 {
-    self->stop = 1;
     /* async-signal-safe; a full pipe already wakes the poll */
     ssize_t rc = write(self->wake_fd[1], "", 1);
     (void) rc;
+}
+
+void
+sched_stop(sched_t *self)
+{
+    self->stop = 1;
+    sched_wake(self);
 }
 
 const char *

@@ -93,6 +93,9 @@ int sched_turn(sched_t *self, long timeout_ms, wq_error_t *err);
 /* Ask the loop to stop at the end of its current turn (async-signal-safe). */
 void sched_stop(sched_t *self);
 
+/* Wake the loop for a turn now (its hook runs at the end of it); from any thread. */
+void sched_wake(sched_t *self);
+
 /* The endpoint actually bound (resolves port 0 / "*"). */
 const char *sched_endpoint(const sched_t *self);
 

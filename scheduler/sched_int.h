@@ -222,7 +222,7 @@ struct sched {
                                nothing was freed since the last time) */
     size_t trim_free_after; /* bytes free in malloc's arenas after the last trim */
     notify_t *notify;       /* the webhook sender (notify.c); NULL when none is configured */
-    int wake_fd[2];         /* a pipe: sched_stop (a signal handler) wakes the poll with it */
+    int wake_fd[2];         /* a pipe: sched_stop (a signal handler) and sched_wake wake the poll */
     int sock_quiet[4];      /* sched_turn: 1 when ZMQ_EVENTS said nothing and nobody read since */
     wq_ratelimit_t conn_rl;
     queue_t *q;

@@ -33,6 +33,13 @@
  * here, and taken every second it was most of the scheduler's CPU (bench/README.md); with
  * each node's JSON cached (http_snap.c) 4-13 ms. */
 #define PUBLISH_BUDGET 25
+/* Snapshots are taken only while someone reads them: a request or an event stream in the last
+ * READERS_MS. A thousand nodes' JSON every second was a tenth of an idle scheduler's CPU with
+ * no one looking (bench/README.md). The first request after a pause asks the loop for a
+ * fresh snapshot and waits for it, WANTED_WAIT_MS at most (a loop held up by a long turn:
+ * then the last snapshot is served). */
+#define READERS_MS     5000
+#define WANTED_WAIT_MS 2000
 #define CONN_TIMEOUT_S 30          /* idle connection closed after this */
 #define CONN_MEMORY    (16u << 10) /* per-connection pool: request head above ~12 KiB is 431 */
 #define THREAD_STACK   (512u << 10)
@@ -64,7 +71,26 @@ http_port(const http_t *self)
 http_snap_t *
 http_snap_acquire(http_t *h)
 {
+    int64_t now = wq_clock_mono_ms();
+    int64_t last = atomic_exchange(&h->read_mono, now);
     pthread_mutex_lock(&h->snap_lock);
+    if (now - last >= READERS_MS && !h->stopping) {
+        /* the loop may have stopped taking snapshots (on_turn): ask for a fresh one */
+        uint64_t seen = h->published;
+        atomic_store(&h->wanted, 1);
+        sched_wake(h->sched);
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += WANTED_WAIT_MS / 1000;
+        ts.tv_nsec += (WANTED_WAIT_MS % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        while (h->published == seen && !h->stopping)
+            if (pthread_cond_timedwait(&h->snap_cond, &h->snap_lock, &ts) == ETIMEDOUT)
+                break;
+    }
     http_snap_t *s = h->snap;
     if (s != NULL)
         s->refs++;
@@ -106,6 +132,8 @@ publish(http_t *h)
     pthread_mutex_lock(&h->snap_lock);
     http_snap_t *old = h->snap;
     h->snap = s;
+    h->published++;
+    atomic_store(&h->wanted, 0);
     pthread_cond_broadcast(&h->snap_cond);
     pthread_mutex_unlock(&h->snap_lock);
     http_snap_release(h, old);
@@ -126,7 +154,8 @@ cut_slow_heads(http_t *h, int64_t now)
     pthread_mutex_unlock(&h->stat_lock);
 }
 
-/* The loop's per-turn hook: cheap unless a snapshot is due. A change that comes within
+/* The loop's per-turn hook: cheap unless a snapshot is due. With no reader in the last
+ * READERS_MS none is due, until a reader asks (wanted). A change that comes within
  * PUBLISH_MIN_MS of the last snapshot (longer when snapshots are dear: PUBLISH_BUDGET) asks
  * the loop to wake when it may be published, so the
  * dashboard never waits for the next message to show it; with nothing changed the loop is
@@ -137,8 +166,16 @@ on_turn(sched_t *s, void *arg)
     http_t *h = arg;
     int64_t now = wq_clock_mono_ms();
     cut_slow_heads(h, now);
-    int64_t since = now - h->last_publish_mono;
     uint64_t v = sched_stats(s)->version;
+    if (atomic_load(&h->wanted)) {
+        publish(h);
+        h->last_version = v;
+        h->last_publish_mono = now;
+        return INT64_MAX;
+    }
+    if (atomic_load(&h->sse) == 0 && now - atomic_load(&h->read_mono) >= READERS_MS)
+        return INT64_MAX;
+    int64_t since = now - h->last_publish_mono;
     int64_t min_ms = h->last_snap_us * PUBLISH_BUDGET / 1000;
     min_ms = min_ms > PUBLISH_MIN_MS ? min_ms : PUBLISH_MIN_MS;
     int64_t idle_ms = 2 * h->last_snap_us * PUBLISH_BUDGET / 1000;

@@ -47,10 +47,14 @@ struct http {
     uint16_t port;
     int64_t started_ms; /* wall clock */
 
-    pthread_mutex_t snap_lock; /* snap, stopping */
+    pthread_mutex_t snap_lock; /* snap, published, stopping */
     pthread_cond_t snap_cond;  /* broadcast on publish and on stop */
     http_snap_t *snap;         /* newest published; one reference held here */
+    uint64_t published;        /* snapshots published so far */
     int stopping;
+    /* Snapshots are taken only while someone reads them (READERS_MS, http.c). */
+    atomic_llong read_mono; /* ms: when a request or stream last took one */
+    atomic_int wanted;      /* a reader waits for a fresh one: publish at the next turn */
 
     pthread_mutex_t db_lock; /* q, counts, and the snapshots' lazy caches */
     queue_t *q;              /* read-only connection of the HTTP threads */
@@ -73,7 +77,9 @@ struct http {
     wq_ratelimit_t warn_rl;
 };
 
-/* The newest published snapshot with a reference taken, or NULL before the first. */
+/* The newest published snapshot with a reference taken, or NULL before the first. When no
+ * one has read one for READERS_MS the loop has stopped taking them: this asks it for a fresh
+ * one and waits for it (WANTED_WAIT_MS at most, then the last one). */
 http_snap_t *http_snap_acquire(http_t *h);
 void http_snap_release(http_t *h, http_snap_t *s);
 

@@ -129,6 +129,7 @@ def main():
         SSE_TOKEN = c.token()
         run(c, Http(port, c.token()))
         SSE_TOKEN = None
+        run_snapshots_on_demand()
         run_token_and_rate()
         run_flags()
     finally:
@@ -365,6 +366,50 @@ def run(c, h):
 
 def port_of(h):
     return h.port
+
+
+def snapshot_lines(c):
+    """How many dashboard snapshots the scheduler has logged taking (WSLQ_DEBUG=http)."""
+    with open(os.path.join(c.dir, "scheduler.log")) as f:
+        return f.read().count("http snapshot version=")
+
+
+def run_snapshots_on_demand():
+    """With no one reading the dashboard for 5 s (READERS_MS, scheduler/http/http.c) the loop
+    takes no snapshots, though jobs come and go; the next request gets a fresh one, taken after
+    it was made and showing what happened meanwhile."""
+    port = free_port()
+    os.environ["WSLQ_DEBUG"] = "http"  # the scheduler logs each snapshot it takes
+    try:
+        c = Cluster(sched_args=["--http", f"127.0.0.1:{port}", "--http-rate", "0"])
+    finally:
+        del os.environ["WSLQ_DEBUG"]
+    h = Http(port, c.token())
+    try:
+        c.start_worker("pc1", 0)
+        wait_for(lambda: c.node_state("pc1") == "idle", 10, "pc1 to register")
+        st, _, first = h.json("/api/v1/summary")
+        check(st == 200 and first["jobs"]["total"] == 0, "the summary answers, no jobs yet")
+        time.sleep(5.5)  # no reader for longer than READERS_MS
+        before = snapshot_lines(c)
+        job = c.submit("--", "true")
+        c.wait_state(job, "COMPLETED")
+        time.sleep(1.5)  # turns with changes, and the loop's 1 s refresh, would have published
+        after = snapshot_lines(c)
+        check(after == before, f"no snapshot taken with no one reading ({after - before} taken)")
+        asked_ms = time.time() * 1000
+        st, _, doc = h.json("/api/v1/summary")
+        check(st == 200 and doc["time_ms"] >= asked_ms - 1,
+              f"the next request gets a snapshot taken after it was made "
+              f"({doc.get('time_ms')} against {asked_ms:.0f})")
+        check(doc["jobs"]["total"] == 1 and doc["version"] > first["version"],
+              f"the fresh snapshot shows the job that ran meanwhile ({doc['jobs']})")
+        check(snapshot_lines(c) == after + 1, "one snapshot taken for it")
+        st, _, doc2 = h.json("/api/v1/summary")
+        check(st == 200 and doc2["time_ms"] <= doc["time_ms"] + 1000,
+              "a request right after is served from the snapshots being taken again")
+    finally:
+        c.stop()
 
 
 def run_token_and_rate():
