@@ -6,6 +6,7 @@ command against it, and a process's CPU time and resident memory read from /proc
 A script imports this module first, parses its options, then calls load_cluster(): the
 fixture reads WSLQ_BIN once, when it is imported."""
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -156,6 +157,30 @@ def cpu_ns(pid):
         except FileNotFoundError:
             pass
     return total
+
+
+def wakes(pid):
+    """How many times the threads of pid were put on a CPU so far (/proc/PID/task/*/schedstat,
+    its third field): an idle daemon's wake-ups, preemptions included."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[2])
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def wake_cost_us(n=200, sleep_s=0.005):
+    """The CPU time this thread spends on one wake from a timed sleep on this machine, in us
+    (median of n sleeps of sleep_s): the floor under every wake-up of an idle daemon."""
+    costs = []
+    for _ in range(n):
+        t0 = time.thread_time_ns()
+        time.sleep(sleep_s)
+        costs.append(time.thread_time_ns() - t0)
+    return statistics.median(costs) / 1000
 
 
 def keeper_pids(c):

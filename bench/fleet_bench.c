@@ -1,5 +1,5 @@
 /* A fleet of fake workers against a real scheduler, for the "at a lab's scale" figures:
- *   wslq-bench-fleet [--no-http] SCHEDULER_BIN NODES PENDING [SECONDS]
+ *   wslq-bench-fleet [--no-http | --scrape S] SCHEDULER_BIN NODES PENDING [SECONDS]
  * starts SCHEDULER_BIN (--insecure yes, --sync full, the dashboard on a free loopback port
  * unless --no-http, default --torpid 3s and --lost 10s) in a fresh state directory, opens
  * NODES DEALER connections in this one process and registers each as a node (4 GPUs of
@@ -12,9 +12,10 @@
  * while they do). With PENDING = 0 the nodes are idle and the queue empty.
  *
  * After a 5 s settle it takes the scheduler's CPU (utime + stime of all its threads, from
- * /proc/PID/stat) over SECONDS (default 30) and its RSS, then stops the heartbeats of one
- * node and asks `wslq nodes` (NodesRequest) every 50 ms until that node is lost: the time
- * from its last heartbeat. Every wait is bounded; the scheduler is stopped at the end. */
+ * /proc/PID/stat) over SECONDS (default 30) and its RSS (with --scrape S, GET /metrics every
+ * S seconds meanwhile, as Prometheus would; else nobody reads the dashboard), then stops the
+ * heartbeats of one node and asks `wslq nodes` (NodesRequest) every 50 ms until that node is lost:
+ * the time from its last heartbeat. Every wait is bounded; the scheduler is stopped at the end. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -328,6 +329,34 @@ fleet_run_for(long ms)
         fleet_step(end - mono_ms());
 }
 
+/* GET /metrics from the dashboard on 127.0.0.1:port, as a Prometheus scrape: the body's size,
+ * or exit when it does not answer 200 within 10 s. */
+static size_t
+scrape(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t) port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    static const char req[] = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    if (fd < 0 || connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0 ||
+        write(fd, req, sizeof req - 1) != (ssize_t) (sizeof req - 1))
+        die("cannot send GET /metrics to the dashboard");
+    char buf[65536], head[16] = "";
+    size_t total = 0;
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0) {
+        if (total == 0)
+            snprintf(head, sizeof head, "%.*s", (int) (n < 12 ? n : 12), buf);
+        total += (size_t) n;
+    }
+    close(fd);
+    if (strncmp(head, "HTTP/1.0 200", 12) != 0 && strncmp(head, "HTTP/1.1 200", 12) != 0)
+        die("GET /metrics did not answer 200");
+    return total;
+}
+
 static void
 send_submit(void *sock, uint64_t rid, unsigned gpus, unsigned cpus)
 {
@@ -408,9 +437,15 @@ main(int argc, char **argv)
     int no_http = argc > 1 && strcmp(argv[1], "--no-http") == 0;
     argc -= no_http;
     argv += no_http;
-    if (argc < 4 || argc > 5) {
-        fprintf(stderr,
-                "usage: wslq-bench-fleet [--no-http] SCHEDULER_BIN NODES PENDING [SECONDS]\n");
+    int scrape_s = 0;
+    if (argc > 2 && strcmp(argv[1], "--scrape") == 0) {
+        scrape_s = atoi(argv[2]);
+        argc -= 2;
+        argv += 2;
+    }
+    if (argc < 4 || argc > 5 || scrape_s < 0 || (scrape_s > 0 && no_http)) {
+        fprintf(stderr, "usage: wslq-bench-fleet [--no-http | --scrape S] SCHEDULER_BIN NODES "
+                        "PENDING [SECONDS]\n");
         return 2;
     }
     const char *bin = argv[1];
@@ -534,7 +569,20 @@ main(int argc, char **argv)
     long hz = sysconf(_SC_CLK_TCK);
     unsigned long long c0 = sched_ticks();
     int64_t m0 = mono_ms();
-    fleet_run_for((long) secs * 1000);
+    unsigned scrapes = 0;
+    size_t scraped = 0;
+    if (scrape_s > 0) {
+        for (int64_t next = m0, end = m0 + (int64_t) secs * 1000; mono_ms() < end;) {
+            if (mono_ms() >= next) {
+                scraped += scrape(http_port);
+                scrapes++;
+                next += (int64_t) scrape_s * 1000;
+            }
+            fleet_run_for((next < end ? next : end) - mono_ms());
+        }
+    } else {
+        fleet_run_for((long) secs * 1000);
+    }
     unsigned long long c1 = sched_ticks();
     int64_t m1 = mono_ms();
     for (int i = 0; i < n_fleet; i++)
@@ -548,6 +596,11 @@ main(int argc, char **argv)
            (double) (c1 - c0) * 1000 / (double) hz / (double) (hbs1 - hbs0), hbs1 - hbs0, target,
            pct <= target ? "met" : "NOT met");
     printf("scheduler RSS: %.1f MiB\n", (double) rss / 1024);
+    if (scrapes > 0)
+        printf("dashboard: GET /metrics every %d s, %u times in the window (%zu bytes each)\n",
+               scrape_s, scrapes, scraped / scrapes);
+    else
+        printf("dashboard: %s\n", no_http ? "off" : "on, nobody reading it");
     if (launches != launches0)
         printf("note: %u jobs launched during the window\n", launches - launches0);
 

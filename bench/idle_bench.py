@@ -7,9 +7,12 @@ BIN defaults to build/bin. A CURVE-secured scheduler (--sync full, the shipped -
 --lost 10s) and 4 workers (heartbeat_ms 1,000 and the idle interval that follows from it:
 3,000 ms where the build has one; no GPUs) start on loopback; after 3 s
 each daemon's CPU time over S seconds (default 20) is read from /proc/PID/task/*/schedstat
-(nanoseconds, all threads) and printed as % of one core. With --strace the scheduler and the
-first worker are also counted with `strace -c -f` over the same window (strace slows the
-traced processes: read their CPU from a run without it).
+(nanoseconds, all threads) and printed as % of one core, with how many times a second its
+threads were woken (put on a CPU: the third field there). Last, what one wake from a timed
+sleep costs a thread on this machine (benchlib.wake_cost_us) and so how much of the figure
+the wake-ups alone are. With --strace the scheduler and the first worker are also counted
+with `strace -c -f` over the same window (strace slows the traced processes: read their CPU
+from a run without it).
 """
 import os
 import subprocess
@@ -36,7 +39,7 @@ elif "WSLQ_BIN" not in os.environ:
 sys.path.insert(0, os.path.join(here, "../tests/integration"))
 sys.path.insert(0, here)
 import cluster  # noqa: E402
-from benchlib import cpu_ns  # noqa: E402
+from benchlib import cpu_ns, wake_cost_us, wakes  # noqa: E402
 
 
 c = cluster.Cluster(workers=[], sched_args=["--sync", "full", "--torpid", "3s", "--lost", "10s"])
@@ -47,6 +50,7 @@ try:
     time.sleep(3)
     pids = [("scheduler", c.sched.pid)] + [(n, p.pid) for n, p in c.workers.items()]
     before = {n: cpu_ns(p) for n, p in pids}
+    woke0 = {n: wakes(p) for n, p in pids}
     tracers = []
     if use_strace:
         for n, p in pids[:2]:
@@ -58,12 +62,20 @@ try:
         t.send_signal(2)
         t.wait(10)
     after = {n: cpu_ns(p) for n, p in pids}
-    total = 0.0
+    woke1 = {n: wakes(p) for n, p in pids}
+    total, total_wakes = 0.0, 0
     for n, _ in pids:
         pc = (after[n] - before[n]) / 1e9 / secs * 100
         total += pc
-        print(f"{n}: {pc:.3f} % of a core")
-    print(f"all daemons: {total:.3f} % of a core over {secs:g} s")
+        total_wakes += woke1[n] - woke0[n]
+        print(f"{n}: {pc:.3f} % of a core, {(woke1[n] - woke0[n]) / secs:.2f} wake-ups a second")
+    print(f"all daemons: {total:.3f} % of a core over {secs:g} s, "
+          f"{total_wakes / secs:.2f} wake-ups a second")
+    us = wake_cost_us()
+    share = total_wakes / secs * us / 1e4
+    print(f"one wake from a timed sleep costs a thread {us:.1f} us of CPU here (median of 200): "
+          f"the wake-ups alone are {share:.3f} % of a core"
+          + (f", {share / total * 100:.0f} % of the daemons' figure" if total > 0 else ""))
     for n, _ in tracers:
         with open(f"{out}-{n}.txt") as f:
             lines = f.read().splitlines()
