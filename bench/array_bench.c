@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "bench/benchstat.h"
 #include "common/log.h"
 #include "proto/wire.h"
 #include "scheduler/sched.h"
@@ -66,20 +67,6 @@ call(sched_t *s, void *sock, Wslq__Envelope *env)
     }
     die("request", "no answer");
     return NULL;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *) a, y = *(const double *) b;
-    return x < y ? -1 : x > y;
-}
-
-static double
-median(double *v, int n)
-{
-    qsort(v, (size_t) n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 int
@@ -245,11 +232,14 @@ main(int argc, char **argv)
     }
     printf("median: submit %.3f s = %.0f rows/s durable (%.0f rows per CPU-second); with %ld "
            "pending: queue %.1f ms, why %.1f ms; cancel of the whole array %.3f s\n",
-           median(submit_s, runs), median(rate, runs), median(cpu_rate, runs), tasks,
-           median(queue_s, runs) * 1e3, median(why_s, runs) * 1e3, median(cancel_s, runs));
+           bench_median(submit_s, (size_t) runs), bench_median(rate, (size_t) runs),
+           bench_median(cpu_rate, (size_t) runs), tasks, bench_median(queue_s, (size_t) runs) * 1e3,
+           bench_median(why_s, (size_t) runs) * 1e3, bench_median(cancel_s, (size_t) runs));
     printf("median with %ld ended: history (newest 100) %.1f ms all users, %.1f ms one user; "
            "usage of all %.1f ms (%.1f CPU-ms)\n",
-           tasks, median(hist_all_s, runs) * 1e3, median(hist_user_s, runs) * 1e3,
-           median(usage_s, runs) * 1e3, median(usage_cpu_s, runs) * 1e3);
+           tasks, bench_median(hist_all_s, (size_t) runs) * 1e3,
+           bench_median(hist_user_s, (size_t) runs) * 1e3,
+           bench_median(usage_s, (size_t) runs) * 1e3,
+           bench_median(usage_cpu_s, (size_t) runs) * 1e3);
     return 0;
 }

@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "bench/benchstat.h"
 #include "common/log.h"
 #include "proto/wire.h"
 #include "scheduler/sched.h"
@@ -101,17 +102,10 @@ submit(void *sock, uint64_t rid, uint32_t nodes, uint32_t gpus, uint64_t time_s)
     send_env(sock, &env);
 }
 
-static int
-cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *) a, y = *(const double *) b;
-    return x < y ? -1 : x > y;
-}
-
 static void
 report(const char *what, double *v, int n)
 {
-    qsort(v, (size_t) n, sizeof *v, cmp_double);
+    bench_sort(v, (size_t) n);
     printf("  %-6s pass (CPU ms): min %.3f  median %.3f  p90 %.3f  p99 %.3f  max %.3f  (%d "
            "passes)\n",
            what, v[0], v[n / 2], v[n * 9 / 10], v[n * 99 / 100], v[n - 1], n);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "bench/benchstat.h"
 #include "common/log.h"
 #include "proto/wire.h"
 #include "scheduler/fairshare.h"
@@ -62,13 +63,6 @@ call(sched_t *s, void *sock, Wslq__Envelope *env)
     return NULL;
 }
 
-static int
-cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *) a, y = *(const double *) b;
-    return x < y ? -1 : x > y;
-}
-
 /* Time n passes (ended: every pending job looked at, as after a restart). */
 static void
 measure(sched_t *s, const char *label, int n, int ended)
@@ -84,7 +78,7 @@ measure(sched_t *s, const char *label, int n, int ended)
         if (sched_turn(s, 0, &err) < 0) /* commits whatever the pass wrote */
             die("scheduler turn", err.text);
     }
-    qsort(t, (size_t) n, sizeof *t, cmp_double);
+    bench_sort(t, (size_t) n);
     printf("%-48s median %7.2f ms  p10 %7.2f  p90 %7.2f  max %7.2f  (%d passes)\n", label, t[n / 2],
            t[n / 10], t[(n * 9) / 10], t[n - 1], n);
     free(t);
@@ -105,7 +99,7 @@ measure_merge(sched_t *s, const char *label, int n)
         if (seen + s->n_pend_holes != s->n_pend)
             die("merge", "not every pending job came out once");
     }
-    qsort(t, (size_t) n, sizeof *t, cmp_double);
+    bench_sort(t, (size_t) n);
     printf("%-48s median %7.2f ms  p10 %7.2f  p90 %7.2f  max %7.2f  (%d passes)\n", label, t[n / 2],
            t[n / 10], t[(n * 9) / 10], t[n - 1], n);
     free(t);

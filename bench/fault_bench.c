@@ -19,6 +19,8 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "bench/benchstat.h"
+
 #define HUGE_SZ    ((size_t) 2 << 20)
 #define MAX_ROUNDS 50
 
@@ -54,20 +56,6 @@ pause_ms(long ms)
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0) {
     }
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *) a, y = *(const double *) b;
-    return x < y ? -1 : x > y;
-}
-
-static double
-median(double *v, int n)
-{
-    qsort(v, (size_t) n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /* a positive integer argument, or exit with the usage */
@@ -121,6 +109,6 @@ main(int argc, char **argv)
     for (int c = 0; c < 2; c++)
         for (int kind = 0; kind < 2; kind++)
             printf("%s, %s: median %.1f ms to fault %zu MiB (%d rounds)\n", kinds[kind], cases[c],
-                   median(ms[kind][c], rounds), mib, rounds);
+                   bench_median(ms[kind][c], (size_t) rounds), mib, rounds);
     return 0;
 }
