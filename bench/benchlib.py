@@ -146,30 +146,29 @@ def wait_stamp(path, poll=0.0005):
     raise RuntimeError(f"the latency job of {path} never started")
 
 
-def cpu_ns(pid):
-    """CPU time of every thread of pid so far, in ns (/proc/PID/task/*/schedstat: finer than
-    the clock ticks of clk_ticks); a thread that ended meanwhile counts nothing."""
+def schedstat_sum(pid, field):
+    """One field of /proc/PID/task/*/schedstat summed over the threads of pid (0: CPU time in
+    ns, 2: times put on a CPU); a thread that ended meanwhile counts nothing."""
     total = 0
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
             with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                total += int(f.read().split()[0])
+                total += int(f.read().split()[field])
         except FileNotFoundError:
             pass
     return total
+
+
+def cpu_ns(pid):
+    """CPU time of every thread of pid so far, in ns (finer than the clock ticks of
+    clk_ticks)."""
+    return schedstat_sum(pid, 0)
 
 
 def wakes(pid):
-    """How many times the threads of pid were put on a CPU so far (/proc/PID/task/*/schedstat,
-    its third field): an idle daemon's wake-ups, preemptions included."""
-    total = 0
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                total += int(f.read().split()[2])
-        except FileNotFoundError:
-            pass
-    return total
+    """How many times the threads of pid were put on a CPU so far: an idle daemon's
+    wake-ups, preemptions included."""
+    return schedstat_sum(pid, 2)
 
 
 def wake_cost_us(n=200, sleep_s=0.005):
