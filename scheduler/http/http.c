@@ -71,11 +71,12 @@ http_port(const http_t *self)
 http_snap_t *
 http_snap_acquire(http_t *h)
 {
-    int64_t now = wq_clock_mono_ms();
-    int64_t last = atomic_exchange(&h->read_mono, now);
     pthread_mutex_lock(&h->snap_lock);
-    if (now - last >= READERS_MS && !h->stopping) {
-        /* the loop may have stopped taking snapshots (on_turn): ask for a fresh one */
+    int64_t now = wq_clock_mono_ms();
+    int64_t last = atomic_exchange(&h->read_mono, now); /* under the lock: see wanted below */
+    /* The loop may have stopped taking snapshots (on_turn): ask for a fresh one. A reader
+     * that comes while another's is wanted waits for it too, never taking the stale one. */
+    if ((now - last >= READERS_MS || atomic_load(&h->wanted)) && !h->stopping) {
         uint64_t seen = h->published;
         atomic_store(&h->wanted, 1);
         sched_wake(h->sched);
