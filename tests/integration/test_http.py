@@ -421,8 +421,8 @@ def run_snapshots_on_demand():
               f"({snapshot_lines(c) - after})")
         doc = sums[0]
         st, _, doc2 = h.json("/api/v1/summary")
-        check(st == 200 and doc2["time_ms"] <= doc["time_ms"] + 1000,
-              "a request right after is served from the snapshots being taken again")
+        check(st == 200 and doc2["time_ms"] >= doc["time_ms"],
+              "a request right after gets that snapshot or a newer one, never an older one")
     finally:
         c.stop()
 
