@@ -3,8 +3,10 @@
  * stdout, stderr and exit code. Every loop is bounded by a deadline.
  * Usage: cli_fake_sched_test PATH/TO/wslq */
 /* cmocka.h needs these first. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -13,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -437,13 +440,19 @@ static void
 test_unreachable(void **state)
 {
     (void) state;
-    /* A port nothing listens on: bind one, learn it, close it. */
-    void *s = zmq_socket(zctx, ZMQ_ROUTER);
-    assert_int_equal(zmq_bind(s, "tcp://127.0.0.1:*"), 0);
+    /* A port nothing listens on, held (bound, never listening) until the command is done: a
+     * port closed again could meanwhile be taken by a parallel test's listener, or by the
+     * command's own connection to itself (its source port picked equal to it), and the
+     * command would then report a failed handshake instead. */
+    int held = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(held >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(held, (struct sockaddr *) &sa, sizeof sa), 0);
+    socklen_t salen = sizeof sa;
+    assert_int_equal(getsockname(held, (struct sockaddr *) &sa, &salen), 0);
     char dead[64];
-    size_t len = sizeof dead;
-    zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, dead, &len);
-    zmq_close(s);
+    snprintf(dead, sizeof dead, "tcp://127.0.0.1:%u", (unsigned) ntohs(sa.sin_port));
     fake_t f = {.handler = h_silent};
     run_t r;
     RUN(&f, &r, "--scheduler", dead, "--timeout", "1", "queue");
@@ -456,6 +465,7 @@ test_unreachable(void **state)
     assert_string_equal(r.err, want);
     assert_true(r.elapsed_ms >= 900);
     assert_true(r.elapsed_ms < 4000);
+    close(held);
 
     /* A scheduler that accepts but never answers gives the same line, after --timeout. */
     RUN(&f, &r, "--scheduler", addr, "show", "3", "--timeout", "500ms");
