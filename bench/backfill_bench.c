@@ -27,16 +27,6 @@
 #define NODES 50
 #define GPUS  4
 
-/* This thread's CPU time: the pass is single-threaded, and CPU time is less disturbed than
- * the wall clock by other work on a shared machine. */
-static double
-now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double) ts.tv_sec * 1e3 + (double) ts.tv_nsec / 1e6;
-}
-
 static void
 die(const char *what, const char *why)
 {
@@ -123,9 +113,11 @@ timed_pass(sched_t *s, int full)
         s->n_fresh = 1;
     }
     sched_db_begin(s);
-    double t0 = now_ms();
+    /* this thread's CPU time: the pass is single-threaded, and CPU time is less disturbed
+     * than the wall clock by other work on a shared machine */
+    double t0 = bench_clock_ms(CLOCK_THREAD_CPUTIME_ID);
     place_pass(s);
-    double t1 = now_ms();
+    double t1 = bench_clock_ms(CLOCK_THREAD_CPUTIME_ID);
     wq_error_t err = {0};
     if (queue_commit(s->q, &err) < 0)
         die("commit", err.text);

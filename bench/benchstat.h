@@ -1,9 +1,20 @@
-/* What the C benchmarks share: putting their samples in order, and the median. */
+/* What the C benchmarks share: a clock in milliseconds, putting their samples in order, and
+ * the median. */
 #ifndef WSLQ_BENCH_BENCHSTAT_H
 #define WSLQ_BENCH_BENCHSTAT_H
 
 #include <stddef.h>
 #include <stdlib.h>
+#include <time.h>
+
+/* clock id (CLOCK_MONOTONIC: wall time; CLOCK_THREAD_CPUTIME_ID: this thread's CPU) in ms */
+static inline double
+bench_clock_ms(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (double) ts.tv_sec * 1e3 + (double) ts.tv_nsec / 1e6;
+}
 
 static inline int
 bench_cmp_double(const void *a, const void *b)

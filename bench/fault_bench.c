@@ -24,14 +24,6 @@
 #define HUGE_SZ    ((size_t) 2 << 20)
 #define MAX_ROUNDS 50
 
-static double
-now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec * 1e3 + (double) ts.tv_nsec / 1e6;
-}
-
 /* ms to touch size bytes advised huge or not; -1 when the mapping fails */
 static double
 touch(size_t size, int huge)
@@ -42,10 +34,10 @@ touch(size_t size, int huge)
         return -1;
     char *p = (char *) (((uintptr_t) raw + HUGE_SZ - 1) & ~(uintptr_t) (HUGE_SZ - 1));
     (void) madvise(p, size, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
-    double t0 = now_ms();
+    double t0 = bench_clock_ms(CLOCK_MONOTONIC);
     for (size_t i = 0; i < size; i += 4096)
         p[i] = 1;
-    double dt = now_ms() - t0;
+    double dt = bench_clock_ms(CLOCK_MONOTONIC) - t0;
     munmap(raw, size + HUGE_SZ);
     return dt;
 }

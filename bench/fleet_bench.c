@@ -335,12 +335,14 @@ static size_t
 scrape(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        die("cannot make a socket for GET /metrics");
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t) port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     struct timeval tv = {10, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     static const char req[] = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-    if (fd < 0 || connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0 ||
+    if (connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0 ||
         write(fd, req, sizeof req - 1) != (ssize_t) (sizeof req - 1))
         die("cannot send GET /metrics to the dashboard");
     char buf[65536], head[16] = "";

@@ -14,22 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/benchstat.h"
 #include "worker/isol.h"
-
-static double
-now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double) t.tv_sec * 1e3 + (double) t.tv_nsec / 1e6;
-}
-
-static int
-cmp(const void *a, const void *b)
-{
-    double x = *(const double *) a, y = *(const double *) b;
-    return x < y ? -1 : x > y;
-}
 
 static int
 count_procs(void)
@@ -71,12 +57,12 @@ main(int argc, char **argv)
             kids[started++] = p;
         }
         for (int i = 0; i < looks; i++) {
-            double a = now_ms();
+            double a = bench_clock_ms(CLOCK_MONOTONIC);
             volatile uint64_t r = isol_rss_groups("/proc", &g, 1);
             (void) r;
-            t[i] = now_ms() - a;
+            t[i] = bench_clock_ms(CLOCK_MONOTONIC) - a;
         }
-        qsort(t, (size_t) looks, sizeof *t, cmp);
+        bench_sort(t, (size_t) looks);
         double med = t[looks / 2], p90 = t[looks * 9 / 10];
         double every = med * 50 > 500 ? med * 50 : 500;
         printf("%-8d %-10d %-10.3f %-10.3f %-12.0f %.2f%%\n", started, count_procs(), med, p90,
