@@ -38,9 +38,8 @@ outbox_rdv_send(void *ctx, Wslq__Envelope *env)
     return outbox_send(ctx, env);
 }
 
-/* Read the Windows reporter's file; a change of state is logged with its reason. */
-static void
-owner_refresh(worker_t *w)
+void
+outbox_owner_refresh(worker_t *w)
 {
     char why[sizeof w->owner_why];
     int was = w->owner_state;
@@ -48,6 +47,8 @@ owner_refresh(worker_t *w)
     memset(&rep, 0, sizeof rep);
     w->owner_state = owner_read(w->cfg.owner_file, wq_clock_wall_ms() / 1000, &w->cfg.owner_lim,
                                 &rep, why, sizeof why);
+    w->owner_rep = rep;
+    w->owner_read_ms = wq_clock_mono_ms();
     /* the Windows processes' GPU memory, when the report is fresh and has it */
     w->owner_gpu_mb = w->owner_state != OWNER_UNKNOWN && rep.gpu_ok ? rep.gpu_mem_mb : -1;
     /* the reason goes on the wire as one line */
@@ -140,7 +141,7 @@ outbox_register(worker_t *w, int64_t now)
     ckp[r.n_checks] = &ck[r.n_checks];
     r.n_checks++;
     r.probe_port = w->selftest.port;
-    owner_refresh(w);
+    outbox_owner_refresh(w);
     r.owner_state = (uint32_t) w->owner_state;
     r.owner_policy = (uint32_t) w->cfg.owner;
     r.owner_why = w->owner_why;
@@ -160,7 +161,7 @@ int
 outbox_heartbeat(worker_t *w)
 {
     sysinfo_refresh(&w->si);
-    owner_refresh(w);
+    outbox_owner_refresh(w);
     uint64_t ours = 0;
     int unsure = 0;
     for (size_t i = 0; i < w->njobs; i++)

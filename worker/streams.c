@@ -118,7 +118,9 @@ streams_launch(worker_t *w, const Wslq__JobLaunch *l)
     j = job_launch(l, &w->jcfg);
     w->jcfg.cpu_use = NULL;
     free(use);
-    j->tdr_events_at_start = tdr_events_now(w); /* a rise by the end is a GPU reset (tdr.h) */
+    /* a rise by the end is a GPU reset (tdr.h); the heartbeats' last read of the owner file
+     * serves, so a launch waits on no file on the Windows drive */
+    j->tdr_events_at_start = tdr_events_recent(w);
     j->tdr_known = j->tdr_events_at_start >= 0;
     w->jcfg.acct = NULL;
     w->jcfg.refuse = NULL;

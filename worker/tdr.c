@@ -112,6 +112,16 @@ tdr_scan_fd(int fd, char *why, size_t whylen)
     return hit;
 }
 
+/* The count in a report read from the owner file, -1 when the report is not fresh at now. */
+static int64_t
+report_events(const worker_t *w, const owner_report_t *rep, int64_t now)
+{
+    if (rep->version != OWNER_FORMAT_VERSION || rep->time <= 0 ||
+        llabs(now - rep->time) > w->cfg.owner_lim.stale_s)
+        return -1;
+    return rep->tdr_events;
+}
+
 int64_t
 tdr_events_now(worker_t *w)
 {
@@ -120,10 +130,17 @@ tdr_events_now(worker_t *w)
     owner_report_t rep;
     int64_t now = wq_clock_wall_ms() / 1000;
     owner_read(w->cfg.owner_file, now, &w->cfg.owner_lim, &rep, NULL, 0);
-    if (rep.version != OWNER_FORMAT_VERSION || rep.time <= 0 ||
-        llabs(now - rep.time) > w->cfg.owner_lim.stale_s)
+    return report_events(w, &rep, now);
+}
+
+int64_t
+tdr_events_recent(worker_t *w)
+{
+    if (w->cfg.owner_file[0] == '\0')
         return -1;
-    return rep.tdr_events;
+    if (w->owner_read_ms == 0 || wq_clock_mono_ms() - w->owner_read_ms > TDR_REUSE_MS)
+        outbox_owner_refresh(w);
+    return report_events(w, &w->owner_rep, wq_clock_wall_ms() / 1000);
 }
 
 void

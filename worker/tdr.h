@@ -25,6 +25,16 @@ struct job;
 /* The reporter's TDR event count now: -1 when there is no fresh report or it has no count. */
 int64_t tdr_events_now(struct worker *w);
 
+/* How old the worker's last read of the owner file (each heartbeat's) may be for a job's
+ * launch to take the count from it instead of reading the file again. On WSL 2 the file is on
+ * the Windows drive (/mnt/c), where every open is a round trip to Windows, and the reporter
+ * writes it every 5 s by default: a read younger than that is about as fresh as the file. */
+#define TDR_REUSE_MS 5000
+
+/* The count as tdr_events_now, from the last read of the owner file when it is younger than
+ * TDR_REUSE_MS, else from a new one (which becomes the last). For a job's launch. */
+int64_t tdr_events_recent(struct worker *w);
+
 /* At a job's end: set j->gpu_reset and j->gpu_reset_why if it failed with a GPU reset. */
 void tdr_check_end(struct worker *w, struct job *j);
 

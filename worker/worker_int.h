@@ -22,6 +22,7 @@
 #include "worker/config.h"
 #include "worker/job.h"
 #include "worker/keeper.h"
+#include "worker/owner.h"
 #include "worker/rdv.h"
 #include "worker/runas.h"
 #include "worker/space.h"
@@ -84,6 +85,9 @@ struct worker {
     int owner_state;         /* enum owner_state, read before each Register and heartbeat */
     char owner_why[256];     /* why that state (one line) */
     int64_t owner_gpu_mb;    /* the Windows processes' GPU memory as reported, -1 unknown */
+    /* what that read found in the owner file, and when (monotonic ms; 0 before the first) */
+    owner_report_t owner_rep;
+    int64_t owner_read_ms;
     int64_t clock_offset_ms; /* ms: scheduler clock minus ours */
     uint32_t clock_rtt_ms;   /* ms: round trip of the Register that measured it */
     /* workdir.c: snapshots being fetched, outputs being sent; NULL until the first */
@@ -98,6 +102,10 @@ int outbox_send(worker_t *w, Wslq__Envelope *env);
 
 /* outbox_send for the rendezvous relay (rdv_send_fn); ctx is the worker. */
 int outbox_rdv_send(void *ctx, Wslq__Envelope *env);
+
+/* Read the owner file (the Windows reporter's) into owner_state, owner_why, owner_gpu_mb and
+ * owner_rep; a change of state is logged with its reason. Each Register and heartbeat does. */
+void outbox_owner_refresh(worker_t *w);
 
 /* Register: node facts, GPUs, attributes, running jobs, probe port. A new request_id each
  * time; records the send time (monotonic 'now' and wall) for the clock measurement. */

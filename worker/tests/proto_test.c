@@ -1,8 +1,8 @@
 /* The real wslq-worker against a fake scheduler: a ROUTER socket in this process on a random
  * loopback port. Register, launch, JobStarted, LogChunk content, JobEnded with exit code,
  * re-sends until JobEndedAck, duplicate launches, Reregister with running jobs, kill, a bad
- * frame, and a worker restart that re-adopts a running job. Every wait is bounded.
- * argv[1] = path of wslq-worker. */
+ * frame, and a worker restart that re-adopts a running job; that a launch does not read the
+ * owner file again. Every wait is bounded. argv[1] = path of wslq-worker. */
 /* cmocka.h needs these first. */
 #include <setjmp.h>
 #include <signal.h>
@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
@@ -35,18 +36,29 @@ static size_t ident_len;
 static char logbuf[8192];
 static size_t loglen;
 
+/* The worker with a heartbeat every heartbeat_ms and the owner file owner_file ("": the
+ * default one). */
 static void
-start_worker(void)
+start_worker_with(const char *heartbeat_ms, const char *owner_file)
 {
     worker_pid = fork();
     assert_true(worker_pid >= 0);
     if (worker_pid == 0) {
+        /* without an owner file, NULL ends the arguments before it */
+        const char *owner_opt = *owner_file ? "--owner-file" : NULL;
         execl(worker_bin, worker_bin, "--scheduler", endpoint, "--name", "tw1", "--state-dir", dir,
-              "--gpus", "2", "--heartbeat-ms", "100", "--kill-grace-ms", "300", "--ip", "127.0.0.1",
+              "--gpus", "2", "--heartbeat-ms", heartbeat_ms, "--kill-grace-ms", "300", "--ip",
+              "127.0.0.1",
               /* the protocol, not accounts (worker_runas_test): jobs as the worker, root too */
-              "--run-as", "worker", (char *) NULL);
+              "--run-as", "worker", owner_opt, owner_file, (char *) NULL);
         _exit(127);
     }
+}
+
+static void
+start_worker(void)
+{
+    start_worker_with("100", "");
 }
 
 static int
@@ -72,6 +84,7 @@ static struct {
     uint64_t job;
 } seen[SEEN_MAX];
 static size_t nseen;
+static unsigned nheartbeats; /* Heartbeats received, all of them */
 
 static void
 note_seen(const Wslq__Envelope *env)
@@ -82,6 +95,7 @@ note_seen(const Wslq__Envelope *env)
                    : env->body_case == WSLQ__ENVELOPE__BODY_METRICS     ? env->metrics->job_id
                    : env->body_case == WSLQ__ENVELOPE__BODY_RANK_FAILED ? env->rank_failed->job_id
                                                                         : 0;
+    nheartbeats += env->body_case == WSLQ__ENVELOPE__BODY_HEARTBEAT;
     if (job != 0 && nseen < SEEN_MAX) {
         seen[nseen].body = (int) env->body_case;
         seen[nseen].job = job;
@@ -474,6 +488,93 @@ test_worker_conversation(void **state)
     assert_int_equal(stop_worker(), 0);
 }
 
+/* Whether the file watched by inotify descriptor fd was opened since the last call, and how
+ * many times as far as inotify tells (it merges an event with the same one still unread). */
+static int
+opens_since(int fd)
+{
+    int n = 0;
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    for (;;) {
+        ssize_t len = read(fd, buf, sizeof buf);
+        if (len <= 0)
+            return n;
+        for (char *p = buf; p < buf + len;) {
+            const struct inotify_event *ev = (const struct inotify_event *) p;
+            n += (ev->mask & IN_OPEN) != 0;
+            p += sizeof *ev + ev->len;
+        }
+    }
+}
+
+/* Launch job id (exit 0) and wait for its end; acknowledged. */
+static void
+run_one(uint64_t id)
+{
+    send_launch(id, "exit 0", 0);
+    Wslq__Envelope *e = expect(WSLQ__ENVELOPE__BODY_ENDED, 10000);
+    assert_non_null(e);
+    assert_int_equal(e->ended->job_id, id);
+    assert_int_equal(e->ended->exit_code, 0);
+    wire_free(&e);
+    send_ack(id);
+}
+
+/* The owner file (on WSL 2 on the Windows drive, where every open waits on Windows) is read
+ * for the Register and each heartbeat; a launch takes the TDR count of that last read while it
+ * is under TDR_REUSE_MS (5 s) old, and reads the file again only after. */
+static void
+test_owner_file_not_read_per_launch(void **state)
+{
+    (void) state;
+    char owner[64];
+    snprintf(owner, sizeof owner, "%s/owner.json", dir);
+    FILE *f = fopen(owner, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "{\"version\": 1, \"time\": %lld, \"idle_s\": 5, \"fullscreen\": false, "
+            "\"gpu_ok\": true, \"gpu_procs\": [], \"tdr\": {\"delay_s\": 2, \"level\": 3, "
+            "\"events\": 7}}\n",
+            (long long) (wq_clock_wall_ms() / 1000));
+    assert_int_equal(fclose(f), 0);
+    int ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    assert_true(ino >= 0);
+    assert_true(inotify_add_watch(ino, owner, IN_OPEN) >= 0);
+
+    /* heartbeats 20 s apart: none comes while the jobs below run */
+    int64_t t_start = wq_clock_mono_ms(); /* the Register's read is later */
+    start_worker_with("20000", owner);
+    Wslq__Envelope *e = expect(WSLQ__ENVELOPE__BODY_REG, 10000);
+    assert_non_null(e);
+    wire_free(&e);
+    int64_t t_reg = wq_clock_mono_ms(); /* ... and earlier */
+    send_register_reply(0, 0);
+    assert_true(opens_since(ino) >= 1);
+
+    unsigned hb0 = nheartbeats;
+    int opens = 0;
+    for (uint64_t id = 101; id <= 105; id++) {
+        run_one(id);
+        opens += opens_since(ino); /* after each: a read by each would count 5 */
+    }
+    /* five launches, no read of their own (a heartbeat, were one sent, reads once); checked
+     * when the machine was quick enough to launch them all within the reuse window */
+    if (wq_clock_mono_ms() - t_start < 5000)
+        assert_int_equal(opens, (int) (nheartbeats - hb0));
+    else
+        printf("# launches took over 5 s: their reads not checked (opens=%d)\n", opens);
+
+    /* past TDR_REUSE_MS since the last read: the next launch reads the file */
+    while (wq_clock_mono_ms() - t_reg < 5300)
+        usleep(50000);
+    (void) opens_since(ino);
+    hb0 = nheartbeats;
+    run_one(106);
+    assert_int_equal(opens_since(ino), 1 + (int) (nheartbeats - hb0));
+    close(ino);
+    assert_int_equal(stop_worker(), 0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -484,6 +585,7 @@ main(int argc, char **argv)
     worker_bin = argv[1];
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_worker_conversation),
+        cmocka_unit_test(test_owner_file_not_read_per_launch),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
