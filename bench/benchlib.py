@@ -73,6 +73,13 @@ def usock_env(env, path):
     return e
 
 
+def tsp_env(d, **extra):
+    """The environment of task-spooler commands with their own server, its socket and
+    files in directory d, which keeps the last 1,000 finished jobs; plus extra."""
+    return dict(os.environ, TS_SOCKET=os.path.join(d, "socket"), TMPDIR=d,
+                TS_MAXFINISHED="1000", **extra)
+
+
 def client_env(c):
     """The environment of a `wslq` command against cluster c: its address, and its
     credentials when it is CURVE-secured, else WSLQ_INSECURE=yes."""

@@ -178,8 +178,7 @@ def main():
     c, udir, tenv = None, None, None
     try:
         if way == "tsp":
-            tenv = dict(os.environ, TS_SOCKET=os.path.join(work, "tsp.socket"), TMPDIR=work,
-                        TS_MAXFINISHED="1000")
+            tenv = benchlib.tsp_env(work)
             subprocess.run(["tsp", "-S", "64"], env=tenv, check=True, capture_output=True)
             submit = submit_fn(tenv, ["tsp", "-n"], stamps)
             roles = {}

@@ -92,8 +92,7 @@ def loop_rate(cmd, env, n):
 
 # ---------- task-spooler ----------
 tdir = tempfile.mkdtemp(prefix="wslq-bench-tsp-")
-tenv = dict(os.environ, TS_SOCKET=os.path.join(tdir, "socket"), TMPDIR=tdir,
-            TS_MAXFINISHED="1000", WSLQ_BENCH_TSP=tdir)
+tenv = benchlib.tsp_env(tdir, WSLQ_BENCH_TSP=tdir)
 
 
 def tsp(*a, check=True):

@@ -43,14 +43,9 @@ outbox_owner_refresh(worker_t *w)
 {
     char why[sizeof w->owner_why];
     int was = w->owner_state;
-    owner_report_t rep;
-    memset(&rep, 0, sizeof rep);
     w->owner_state = owner_read(w->cfg.owner_file, wq_clock_wall_ms() / 1000, &w->cfg.owner_lim,
-                                &rep, why, sizeof why);
-    w->owner_rep = rep;
+                                &w->owner_rep, why, sizeof why);
     w->owner_read_ms = wq_clock_mono_ms();
-    /* the Windows processes' GPU memory, when the report is fresh and has it */
-    w->owner_gpu_mb = w->owner_state != OWNER_UNKNOWN && rep.gpu_ok ? rep.gpu_mem_mb : -1;
     /* the reason goes on the wire as one line */
     for (char *p = why; *p; p++)
         if ((unsigned char) *p < 0x20 || *p == 0x7f)
@@ -169,7 +164,10 @@ outbox_heartbeat(worker_t *w)
             ours |= w->jobs[i]->gpus;
             unsure |= w->jobs[i]->adopted;
         }
-    sysinfo_note_idle(&w->si, ours, unsure, w->owner_gpu_mb);
+    /* the Windows processes' GPU memory, when the report is fresh and has it */
+    int64_t desktop_mb =
+        w->owner_state != OWNER_UNKNOWN && w->owner_rep.gpu_ok ? w->owner_rep.gpu_mem_mb : -1;
+    sysinfo_note_idle(&w->si, ours, unsure, desktop_mb);
     Wslq__Heartbeat hb = WSLQ__HEARTBEAT__INIT;
     Wslq__GpuInfo gm[WIRE_MAX_GPUS], *gp[WIRE_MAX_GPUS];
     sysinfo_gpu_msgs(&w->si, gm, gp);

@@ -189,6 +189,15 @@ classify_json(const cJSON *root,
     return say(OWNER_PRESENT, why, whylen, "input %lld s ago", (long long) r->idle_s);
 }
 
+/* A report with nothing read: no version, no time, the TDR fields absent. */
+static void
+report_clear(owner_report_t *r)
+{
+    memset(r, 0, sizeof *r);
+    r->tdr_delay_s = -1;
+    r->tdr_events = -1;
+}
+
 enum owner_state
 owner_classify(const char *text,
                size_t len,
@@ -201,9 +210,7 @@ owner_classify(const char *text,
     owner_report_t local;
     if (r == NULL)
         r = &local;
-    memset(r, 0, sizeof *r);
-    r->tdr_delay_s = -1;
-    r->tdr_events = -1;
+    report_clear(r);
     if (len > OWNER_FILE_MAX)
         return say(OWNER_UNKNOWN, why, whylen, "owner file is larger than %d bytes",
                    OWNER_FILE_MAX);
@@ -223,6 +230,8 @@ owner_read(const char *path,
            char *why,
            size_t whylen)
 {
+    if (r != NULL) /* a file that cannot be read leaves nothing of an earlier report */
+        report_clear(r);
     if (path == NULL || *path == '\0')
         return say(OWNER_UNKNOWN, why, whylen, "no owner_file configured");
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);

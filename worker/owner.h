@@ -53,7 +53,8 @@ enum owner_state owner_classify(const char *text,
                                 char *why,
                                 size_t whylen);
 
-/* Read path (at most OWNER_FILE_MAX bytes) and classify it. */
+/* Read path (at most OWNER_FILE_MAX bytes) and classify it. *r is filled in every case: a file
+ * that cannot be read gives a report with nothing in it (version 0, TDR fields -1). */
 enum owner_state owner_read(const char *path,
                             int64_t now,
                             const owner_limits_t *lim,

@@ -84,7 +84,6 @@ struct worker {
     int clock_measured;      /* clock_offset_ms and clock_rtt_ms hold a measurement */
     int owner_state;         /* enum owner_state, read before each Register and heartbeat */
     char owner_why[256];     /* why that state (one line) */
-    int64_t owner_gpu_mb;    /* the Windows processes' GPU memory as reported, -1 unknown */
     /* what that read found in the owner file, and when (monotonic ms; 0 before the first) */
     owner_report_t owner_rep;
     int64_t owner_read_ms;
@@ -103,8 +102,8 @@ int outbox_send(worker_t *w, Wslq__Envelope *env);
 /* outbox_send for the rendezvous relay (rdv_send_fn); ctx is the worker. */
 int outbox_rdv_send(void *ctx, Wslq__Envelope *env);
 
-/* Read the owner file (the Windows reporter's) into owner_state, owner_why, owner_gpu_mb and
- * owner_rep; a change of state is logged with its reason. Each Register and heartbeat does. */
+/* Read the owner file (the Windows reporter's) into owner_state, owner_why and owner_rep; a
+ * change of state is logged with its reason. Each Register and heartbeat does. */
 void outbox_owner_refresh(worker_t *w);
 
 /* Register: node facts, GPUs, attributes, running jobs, probe port. A new request_id each

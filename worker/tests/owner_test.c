@@ -269,10 +269,19 @@ test_files(void **state)
     /* exactly at the limit: read */
     assert_int_equal(truncate(path, OWNER_FILE_MAX), 0);
     assert_int_equal(owner_read(path, NOW, &lim, NULL, why, sizeof why), OWNER_AWAY);
+    owner_report_t rep;
+    assert_int_equal(owner_read(path, NOW, &lim, &rep, why, sizeof why), OWNER_AWAY);
+    assert_int_equal(rep.version, OWNER_FORMAT_VERSION);
     unlink(path);
 
     assert_int_equal(owner_read(path, NOW, &lim, NULL, why, sizeof why), OWNER_UNKNOWN);
     assert_non_null(strstr(why, "cannot read"));
+    /* a file gone leaves nothing of the report read before it in the same struct */
+    assert_int_equal(owner_read(path, NOW, &lim, &rep, why, sizeof why), OWNER_UNKNOWN);
+    assert_int_equal(rep.version, 0);
+    assert_int_equal(rep.time, 0);
+    assert_int_equal(rep.tdr_events, -1);
+    assert_int_equal(rep.tdr_delay_s, -1);
     assert_int_equal(owner_read("", NOW, &lim, NULL, why, sizeof why), OWNER_UNKNOWN);
     assert_int_equal(owner_read("/tmp", NOW, &lim, NULL, why, sizeof why), OWNER_UNKNOWN);
 }
