@@ -37,19 +37,26 @@ def load_cluster(bin_dir=None):
     return cluster
 
 
-def lab_cluster(sched_args, secure, workers=4, slots=16):
+def lab_cluster(sched_args, secure, workers=4, slots=16, worker_args=()):
     """A loopback cluster as a lab's: a scheduler started with the shipped --torpid 3s and
     --lost 10s, then sched_args (CURVE-enrolled when secure, else --insecure), and workers
-    w0, w1, ... of `slots` CPU slots each, no GPUs, heartbeats every 1,000 ms (3,000 ms when
-    idle). Not the fixture's --lost 3s of the tests: an idle worker's 3 s heartbeat would
-    have it lost and registered again every few seconds, each time a placement pass over
-    the whole backlog. Stopped again if a worker fails to start."""
+    w0, w1, ... of `slots` CPU slots each, no GPUs, heartbeats every 1,000 ms (when idle
+    5,000 ms, half of --lost, in a build whose scheduler says so; 3,000 ms before), then
+    worker_args. Not the fixture's --torpid 1s --lost 3s of the tests, which are not what a
+    lab runs and would make idle workers beat every 1.5 s. A worker that does not come up (a bad option in
+    worker_args) stops the cluster and the script with its log's last line."""
     import cluster
     c = cluster.Cluster(workers=[], sched_args=["--torpid", "3s", "--lost", "10s"] + sched_args,
                         secure=secure)
     try:
         for i in range(workers):
-            c.start_worker(f"w{i}", 0, extra=["--cpus", str(slots), "--heartbeat-ms", "1000"])
+            name = f"w{i}"
+            p = c.start_worker(name, 0, extra=["--cpus", str(slots), "--heartbeat-ms", "1000",
+                                               *worker_args])
+            if p.poll() is not None or c.node_state(name) in (None, "lost", "torpid"):
+                with open(os.path.join(c.dir, f"worker-{name}.log"), errors="replace") as f:
+                    last = ([ln.strip() for ln in f if ln.strip()] or ["(no output)"])[-1]
+                raise SystemExit(f"worker {name} did not come up: {last}")
     except BaseException:
         c.stop()
         raise

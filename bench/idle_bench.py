@@ -1,18 +1,20 @@
 #!/usr/bin/env python3
 """Idle daemons: CPU and system calls of a loopback cluster that has nothing to do.
 
-    python3 bench/idle_bench.py [BIN] [--seconds S] [--strace]
+    python3 bench/idle_bench.py [BIN] [--seconds S] [--strace] [--worker-args ARGS]
 
 BIN defaults to build/bin. A CURVE-secured scheduler (--sync full, the shipped --torpid 3s and
 --lost 10s) and 4 workers (heartbeat_ms 1,000 and the idle interval that follows from it:
-3,000 ms where the build has one; no GPUs) start on loopback; after 3 s
+5,000 ms, half of --lost, where the build's scheduler says so; 3,000 ms in older builds; no
+GPUs) start on loopback; after 3 s
 each daemon's CPU time over S seconds (default 20) is read from /proc/PID/task/*/schedstat
 (nanoseconds, all threads) and printed as % of one core, with how many times a second its
 threads were woken (put on a CPU: the third field there). Last, what one wake from a timed
 sleep costs a thread on this machine (benchlib.wake_cost_us) and so how much of the figure
 the wake-ups alone are. With --strace the scheduler and the first worker are also counted
 with `strace -c -f` over the same window (strace slows the traced processes: read their CPU
-from a run without it).
+from a run without it). --worker-args ARGS adds ARGS (split at blanks) to each worker's command
+line: e.g. --worker-args "--idle-heartbeat-ms 5000" for what a longer idle heartbeat saves.
 """
 import os
 import subprocess
@@ -21,13 +23,18 @@ import time
 
 here = os.path.dirname(os.path.abspath(__file__))
 args = sys.argv[1:]
-secs, use_strace, bins = 20.0, False, []
+secs, use_strace, bins, worker_args = 20.0, False, [], []
 while args:
     a = args.pop(0)
     if a == "--seconds" and args:
         secs = float(args.pop(0))
     elif a == "--strace":
         use_strace = True
+    elif a == "--worker-args":
+        worker_args = args.pop(0).split() if args else []
+        if not worker_args:
+            sys.exit("idle_bench.py: --worker-args takes the workers' extra options, "
+                     "e.g. --worker-args '--idle-heartbeat-ms 5000'")
     elif a.startswith("-"):
         sys.exit(f"idle_bench.py: unknown option {a}")
     else:
@@ -38,15 +45,12 @@ elif "WSLQ_BIN" not in os.environ:
     os.environ["WSLQ_BIN"] = os.path.join(here, "../build/bin")
 sys.path.insert(0, os.path.join(here, "../tests/integration"))
 sys.path.insert(0, here)
-import cluster  # noqa: E402
-from benchlib import cpu_ns, wake_cost_us, wakes  # noqa: E402
+from benchlib import cpu_ns, lab_cluster, wake_cost_us, wakes  # noqa: E402
 
 
-c = cluster.Cluster(workers=[], sched_args=["--sync", "full", "--torpid", "3s", "--lost", "10s"])
+c = lab_cluster(["--sync", "full"], secure=True, worker_args=worker_args)
 out = "/tmp/wslq-idle-bench-%d" % os.getpid()
 try:
-    for i in range(4):
-        c.start_worker(f"w{i}", 0, extra=["--cpus", "16", "--heartbeat-ms", "1000"])
     time.sleep(3)
     pids = [("scheduler", c.sched.pid)] + [(n, p.pid) for n, p in c.workers.items()]
     before = {n: cpu_ns(p) for n, p in pids}

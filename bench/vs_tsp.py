@@ -3,7 +3,7 @@
 same machine; prints each figure with the ratio wslq / tsp. Installs nothing: without `tsp`
 on PATH only wslq's figures are printed. Run from the build tree's parent:
     bench/vs_tsp.sh [BIN] [--mode curve|insecure] [--sync full|normal] [--idle-s S]
-                    [--rounds R] [--jobs N] [--only FIGS]
+                    [--rounds R] [--jobs N] [--only FIGS] [--worker-args ARGS]
 BIN defaults to build/bin. --mode curve (the default) secures every connection with CURVE and
 enrols the bench's user and each worker as a lab would; insecure runs the same programs with
 --insecure. wslq runs a scheduler and 4 workers x 16 slots on loopback; tsp one server with
@@ -42,7 +42,10 @@ Both keep their files (wslq's state directories, spools and database; tsp's sock
 TMPDIR (default /tmp), whose file system the heading names: set TMPDIR to measure on another
 (benchlib.fs_note says why it matters).
 --only FIGS measures only the figures named, a comma-separated list of idle, floor, loop,
-file, drain and latency (e.g. --only loop,latency); all of them by default."""
+file, drain and latency (e.g. --only loop,latency); all of them by default.
+--worker-args ARGS adds ARGS (split at blanks) to each worker's command line, to see what one
+of a job's promises costs: e.g. --worker-args "--cgroup none" runs jobs without their cgroup
+(and so without a memory limit), which no lab should ship; the heading says so."""
 import os
 import shutil
 import statistics
@@ -64,6 +67,10 @@ rounds = int(opt(args, "--rounds", "5"))
 N = int(opt(args, "--jobs", "1000"))  # fewer for a quick try of the script itself
 FIGS = ("idle", "floor", "loop", "file", "drain", "latency")
 only = set(opt(args, "--only", ",".join(FIGS)).split(","))
+worker_args = opt(args, "--worker-args", None)
+if worker_args is not None and not worker_args.split():
+    sys.exit("--worker-args takes the workers' extra options, e.g. --worker-args '--cgroup none'")
+worker_args = worker_args.split() if worker_args else []
 if not only <= set(FIGS):
     sys.exit(f"--only takes a comma-separated list of {', '.join(FIGS)}")
 if mode not in ("curve", "insecure") or rounds < 1:
@@ -122,7 +129,7 @@ try:
     usock = usock if mode == "curve" else None
     c = benchlib.lab_cluster(["--sync", sync, "--torpid", "3s", "--lost", "10s"] +
                              (["--user-socket", usock] if usock else []),
-                             secure=mode == "curve")
+                             secure=mode == "curve", worker_args=worker_args)
     env = benchlib.client_env(c)
     # the scheduler host's user socket: no credentials, the kernel gives our uid
     uenv = benchlib.usock_env(env, usock) if usock else None
@@ -135,7 +142,8 @@ try:
         subprocess.run([f"{BIN}/wslq-bench-submit", c.addr, "empty", "10"], env=env,
                        check=True, capture_output=True, timeout=600)
 
-    print(f"wslq {mode}: scheduler (--sync {sync}) + 4 workers x 16 slots; "
+    wargs = f" ({' '.join(worker_args)})" if worker_args else ""
+    print(f"wslq {mode}: scheduler (--sync {sync}) + 4 workers x 16 slots{wargs}; "
           f"tsp: {TSP or 'not installed'}, 64 slots; {rounds} rounds, alternating; "
           f"both under {tempfile.gettempdir()} ({benchlib.fs_note(tempfile.gettempdir())})",
           flush=True)
