@@ -481,6 +481,8 @@ handle_register(sched_t *self, const msg_t *m)
     Wslq__RegisterReply rep = WSLQ__REGISTER_REPLY__INIT;
     gang_on_register(self, nd, r, &rep);
     rep.scheduler_time_ms = wq_clock_wall_ms();
+    rep.idle_heartbeat_max_ms =
+        self->cfg.lost_ms / 2 > UINT32_MAX ? UINT32_MAX : (uint32_t) (self->cfg.lost_ms / 2);
     out_reg_reply(self, m->from, m->env->request_id, &rep);
     gang_free_register_reply(&rep);
     self->dirty = 1;

@@ -50,7 +50,7 @@ wcfg_defaults(wcfg_t *c)
                  home && *home ? home : "/tmp");
     c->gpus = -1;
     c->heartbeat_ms = 1000;
-    c->idle_heartbeat_ms = 0; /* unset: 3 x heartbeat_ms, at most 3000 (wcfg_finish) */
+    c->idle_heartbeat_ms = 0; /* unset: as the scheduler allows (wcfg_idle_ms) */
     c->kill_grace_ms = 10000;
     c->spool_keep_days = 7;
     c->rendezvous = 1;
@@ -296,15 +296,27 @@ wcfg_load(wcfg_t *c, const char *path, wq_error_t *err)
 int
 wcfg_finish(wcfg_t *c, wq_error_t *err)
 {
-    if (c->idle_heartbeat_ms == 0) {
-        /* 3000 at the shipped heartbeat_ms; a worker set to beat faster (for a scheduler with a
-         * short --lost) idles at 3 x its interval, and one set slower never beats faster */
-        int ms = 3 * c->heartbeat_ms < 3000 ? 3 * c->heartbeat_ms : 3000;
-        c->idle_heartbeat_ms = ms > c->heartbeat_ms ? ms : c->heartbeat_ms;
-    } else if (c->idle_heartbeat_ms < c->heartbeat_ms)
+    if (c->idle_heartbeat_ms != 0 && c->idle_heartbeat_ms < c->heartbeat_ms)
         return wq_fail(err, WQ_EINVAL, "idle_heartbeat_ms: %d is less than heartbeat_ms (%d)",
                        c->idle_heartbeat_ms, c->heartbeat_ms);
     return 0;
+}
+
+int
+wcfg_idle_ms(const wcfg_t *c, uint32_t sched_max_ms)
+{
+    int hb = c->heartbeat_ms, ms;
+    if (c->idle_heartbeat_ms > 0)
+        ms = c->idle_heartbeat_ms; /* the scheduler warns when it is over half of --lost */
+    else if (sched_max_ms == 0)
+        ms = 3 * hb < 3000 ? 3 * hb : 3000;
+    else {
+        /* 5000 at the shipped heartbeat_ms and --lost 10s: 2 heartbeats before a loss */
+        ms = 5 * hb < 5000 ? 5 * hb : 5000;
+        if ((uint32_t) ms > sched_max_ms)
+            ms = (int) sched_max_ms;
+    }
+    return ms > hb ? ms : hb;
 }
 
 static const struct option long_opts[] = {
@@ -365,7 +377,8 @@ wcfg_usage(void)
            "  --ip ADDR             LAN IP to report (default the interface's address)\n"
            "  --heartbeat-ms N      heartbeat interval (default 1000)\n"
            "  --idle-heartbeat-ms N heartbeat interval while no job runs here, at least\n"
-           "                        --heartbeat-ms (default 3 x it, at most 3000)\n"
+           "                        --heartbeat-ms (default 5 x it, at most 5000 and\n"
+           "                        at most half the scheduler's --lost)\n"
            "  --kill-grace-ms N     SIGTERM to SIGKILL grace (default 10000)\n"
            "  --spool-keep-days N   keep ended jobs' logs this long (default 7, 0 = forever)\n"
            "  --rendezvous yes|no   offer WSLQ_RENDEZVOUS sockets to jobs (default yes)\n"

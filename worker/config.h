@@ -22,7 +22,8 @@ typedef struct wcfg {
     char iface[64];               /* cluster interface; "" = detect */
     char ip[64];                  /* reported LAN IP; "" = the interface's address */
     int heartbeat_ms;             /* heartbeat interval, 50..60000 */
-    int idle_heartbeat_ms;        /* while no job runs here, heartbeat_ms..60000; 0 = unset */
+    int idle_heartbeat_ms;        /* while no job runs here, heartbeat_ms..60000; 0 = unset
+                                   * (wcfg_idle_ms picks it) */
     int64_t kill_grace_ms;        /* SIGTERM -> SIGKILL default grace */
     int spool_keep_days;          /* spool dirs of ended jobs are removed after this; 0 = never */
     int rendezvous;               /* 1: offer WSLQ_RENDEZVOUS sockets to jobs */
@@ -61,10 +62,16 @@ int wcfg_set(wcfg_t *c, const char *key, const char *value, wq_error_t *err);
  * -1 with *err = "FILE:LINE: what". */
 int wcfg_load(wcfg_t *c, const char *path, wq_error_t *err);
 
-/* The checks across keys, after the file and the flags: an unset idle_heartbeat_ms becomes
- * 3 x heartbeat_ms, at most 3000 but never below heartbeat_ms; one set below heartbeat_ms is
- * -1 with *err naming the key. */
+/* The checks across keys, after the file and the flags: an idle_heartbeat_ms set below
+ * heartbeat_ms is -1 with *err naming the key. */
 int wcfg_finish(wcfg_t *c, wq_error_t *err);
+
+/* The interval of an idle worker's heartbeats (DESIGN.md 7.1): idle_heartbeat_ms where it is
+ * set. Unset, 5 x heartbeat_ms, at most 5000 and at most sched_max_ms, the longest the
+ * scheduler takes (RegisterReply.idle_heartbeat_max_ms, half its --lost); while no scheduler
+ * has said (sched_max_ms 0: not registered yet, or an old scheduler), 3 x heartbeat_ms, at
+ * most 3000. Never below heartbeat_ms. */
+int wcfg_idle_ms(const wcfg_t *c, uint32_t sched_max_ms);
 
 /* Defaults, then --config FILE, then the other flags. *action says what main should do.
  * 0 or -1 with *err (one line; main exits 2). */

@@ -211,8 +211,7 @@ outbox_heartbeat(worker_t *w)
     w->hb_owner_state = w->owner_state;
     w->hb_running = hb.running;
     w->hb_ngpus = w->si.ngpus;
-    int idle_ms = w->cfg.idle_heartbeat_ms > w->cfg.heartbeat_ms ? w->cfg.idle_heartbeat_ms
-                                                                 : w->cfg.heartbeat_ms;
+    int idle_ms = wcfg_idle_ms(&w->cfg, w->idle_max_ms);
     w->hb_idle = w->njobs == 0 && w->registered && !changed;
     int next_ms = w->hb_idle ? idle_ms : w->cfg.heartbeat_ms;
     hb.next_heartbeat_ms = (uint32_t) next_ms;

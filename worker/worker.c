@@ -66,6 +66,7 @@ static void
 on_register_reply(worker_t *w, const Wslq__RegisterReply *r, int64_t now)
 {
     w->registered = 1;
+    w->idle_max_ms = r->idle_heartbeat_max_ms;
     streams_register_reply(w, r, now);
     log_info("registered scheduler=%s kill=%zu offsets=%zu", w->cfg.scheduler, r->n_kill_jobs,
              r->n_log_offsets);

@@ -69,7 +69,8 @@ struct worker {
     int registered;          /* a RegisterReply arrived since the last (re)connect */
     int64_t reg_sent_ms;     /* monotonic ms of the last Register */
     int64_t next_hb_ms;      /* monotonic ms of the next Heartbeat */
-    int hb_idle;             /* the last Heartbeat announced idle_heartbeat_ms */
+    int hb_idle;             /* the last Heartbeat announced the idle interval */
+    uint32_t idle_max_ms;    /* the last RegisterReply's idle_heartbeat_max_ms (0: none) */
     int hb_owner_state;      /* owner state, running count and GPU count the last Heartbeat */
     uint32_t hb_running;     /* carried: a change keeps the next one at heartbeat_ms */
     int hb_ngpus;
@@ -111,8 +112,8 @@ void outbox_owner_refresh(worker_t *w);
 void outbox_register(worker_t *w, int64_t now);
 
 /* Heartbeat: refreshed GPU facts, the running count, the clock offset, and the interval to
- * the next one, which it returns: idle_heartbeat_ms while no job is held here and nothing
- * reported changed since the last one, else heartbeat_ms (worker/README.md). */
+ * the next one, which it returns: the idle interval (wcfg_idle_ms) while no job is held here
+ * and nothing reported changed since the last one, else heartbeat_ms (worker/README.md). */
 int outbox_heartbeat(worker_t *w);
 
 void outbox_job_started(worker_t *w, const job_t *j);

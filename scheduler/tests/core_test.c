@@ -691,9 +691,9 @@ test_torpid_threshold(void **state)
     assert_int_equal(clamped, 0);
     assert_int_equal(nodes_torpid_ms(3000, 10000, 1000, &clamped), 3000);
     assert_int_equal(nodes_torpid_ms(3000, 10000, 2000, &clamped), 3000);
-    assert_int_equal(nodes_torpid_ms(3000, 10000, 3000, &clamped), 4500); /* idle default */
+    assert_int_equal(nodes_torpid_ms(3000, 10000, 3000, &clamped), 4500); /* old idle default */
     assert_int_equal(clamped, 0);
-    assert_int_equal(nodes_torpid_ms(3000, 10000, 5000, &clamped), 7500);
+    assert_int_equal(nodes_torpid_ms(3000, 10000, 5000, &clamped), 7500); /* idle default */
     assert_int_equal(clamped, 0);
     assert_int_equal(nodes_torpid_ms(3000, 10000, 5001, &clamped), 7500);
     assert_int_equal(clamped, 1);

@@ -3,7 +3,8 @@
 torpid threshold to that interval (never torpid while the heartbeats come), a running job
 brings the worker back to heartbeat_ms, and a stopped idle worker is still torpid, then lost,
 within the configured --lost; an interval over half of --lost is warned about once and
-clamped (DESIGN.md §7.1)."""
+clamped; a worker left to its default idles as slowly as the scheduler takes, half its --lost,
+at most 5 x heartbeat_ms (DESIGN.md §7.1)."""
 import os
 import re
 import signal
@@ -101,6 +102,21 @@ try:
                        text)
     check(len(warns) == 1, f"one warning for pc2's interval: {len(warns)}")
     check("node torpid name=pc2" not in text, "pc2 stays alive at 2000 ms")
+
+    # no --idle-heartbeat-ms: the RegisterReply's half of --lost (1500 ms) caps 5 x 200 ms,
+    # so pc3 idles at 1000 ms; no warning, never torpid
+    start = len(log_text(c))
+    c.start_worker("pc3", 1)
+    check(wait_for(lambda: len(re.findall(r"heartbeat name=pc3 running=0 next_ms=1000",
+                                          log_text(c)[start:])) >= 3, 20,
+                   "three idle heartbeats of pc3 announcing 1000 ms"),
+          "three idle heartbeats of pc3 announcing 1000 ms")
+    text = log_text(c)[start:]
+    other = [n for n in re.findall(r"heartbeat name=pc3 running=0 next_ms=(\d+)", text)
+             if n not in ("200", "1000")]
+    check(not other, f"pc3's idle heartbeats announce 1000 ms alone: {other}")
+    check("heartbeat interval too long name=pc3" not in text, "no warning for pc3")
+    check("node torpid name=pc3" not in text, "pc3 stays alive at 1000 ms")
 finally:
     c.stop()
 finish()

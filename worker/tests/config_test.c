@@ -49,8 +49,9 @@ test_flags(void **state)
     assert_int_equal(c.heartbeat_ms, 250);
 }
 
-/* idle_heartbeat_ms: its default follows heartbeat_ms; below it, or out of range, is refused
- * with a line naming the key. */
+/* idle_heartbeat_ms: unset, the interval follows heartbeat_ms and what the scheduler takes
+ * (half its --lost); set, it is kept; below heartbeat_ms, or out of range, is refused with a
+ * line naming the key. */
 static void
 test_idle_heartbeat(void **state)
 {
@@ -61,18 +62,31 @@ test_idle_heartbeat(void **state)
     char *a1[] = {"w", "--name", "pc1", NULL};
     assert_int_equal(wcfg_parse_args(&c, 3, a1, &act, &err), 0);
     assert_int_equal(c.heartbeat_ms, 1000);
-    assert_int_equal(c.idle_heartbeat_ms, 3000);
+    assert_int_equal(c.idle_heartbeat_ms, 0);        /* unset */
+    assert_int_equal(wcfg_idle_ms(&c, 5000), 5000);  /* the shipped --lost 10s */
+    assert_int_equal(wcfg_idle_ms(&c, 30000), 5000); /* a longer --lost: 5 s still */
+    assert_int_equal(wcfg_idle_ms(&c, 2000), 2000);  /* --lost 4s */
+    assert_int_equal(wcfg_idle_ms(&c, 400), 1000);   /* never below heartbeat_ms */
+    assert_int_equal(wcfg_idle_ms(&c, 0), 3000);     /* no scheduler has said: as before */
     char *a2[] = {"w", "--name", "pc1", "--heartbeat-ms", "200", NULL};
     assert_int_equal(wcfg_parse_args(&c, 5, a2, &act, &err), 0);
-    assert_int_equal(c.idle_heartbeat_ms, 600);
+    assert_int_equal(wcfg_idle_ms(&c, 5000), 1000); /* 5 x heartbeat_ms */
+    assert_int_equal(wcfg_idle_ms(&c, 700), 700);
+    assert_int_equal(wcfg_idle_ms(&c, 0), 600);
     char *a3[] = {"w", "--name", "pc1", "--heartbeat-ms", "5000", NULL};
     assert_int_equal(wcfg_parse_args(&c, 5, a3, &act, &err), 0);
-    assert_int_equal(c.idle_heartbeat_ms, 5000);
+    assert_int_equal(wcfg_idle_ms(&c, 5000), 5000);
+    assert_int_equal(wcfg_idle_ms(&c, 0), 5000);
+    assert_int_equal(wcfg_idle_ms(&c, UINT32_MAX), 5000);
     char *a4[] = {"w",    "--name",         "pc1", "--idle-heartbeat-ms",
                   "1500", "--heartbeat-ms", "200", NULL};
     assert_int_equal(wcfg_parse_args(&c, 7, a4, &act, &err), 0);
     assert_int_equal(c.idle_heartbeat_ms, 1500);
     assert_int_equal(c.heartbeat_ms, 200);
+    /* set: kept, whatever the scheduler takes (it warns when over half its --lost) */
+    assert_int_equal(wcfg_idle_ms(&c, 5000), 1500);
+    assert_int_equal(wcfg_idle_ms(&c, 500), 1500);
+    assert_int_equal(wcfg_idle_ms(&c, 0), 1500);
     const char *bad[] = {"49", "60001", "3s", "", "-5"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *a5[] = {"w", "--name", "pc1", "--idle-heartbeat-ms", (char *) bad[i], NULL};
