@@ -270,14 +270,18 @@ try:
     wslq_wait_idle()
     print("  latency done", flush=True)
 
-    # up to 3,000 jobs each, then idle again
+    # up to 3,000 jobs each, counting those the figures measured ran (none with --only
+    # idle), then idle again
     if "idle" in only:
-        done_wslq = len(ways) * N + 2 * N + len(ways) * 100 + 2
+        lat = min(100, N) if "latency" in only else 0
+        done_wslq = (len(ways) * per * rounds * (("loop" in only) + ("file" in only)) +
+                     (2 * (N + 1) if "drain" in only else 0) + len(ways) * lat)
         if done_wslq < 3000:
             subprocess.run([f"{BIN}/wslq-bench-submit", c.addr, "drain", str(3000 - done_wslq)],
                            env=env, check=True, capture_output=True, timeout=600)
         if TSP:
-            left = 3000 - (N + 2 * N_TSP_QUEUE + 100 + 2)
+            left = 3000 - (per * rounds * (("loop" in only) + ("file" in only)) +
+                           (2 * (N_TSP_QUEUE + 1) if "drain" in only else 0) + lat)
             if left > 0:
                 subprocess.run(["bash", "-c", f"for ((i = 0; i < {left}; i++)); do "
                                 f"{TSP} -n /bin/true >/dev/null; done"], env=tenv, check=True)
