@@ -43,8 +43,9 @@ def lab_cluster(sched_args, secure, workers=4, slots=16, worker_args=()):
     w0, w1, ... of `slots` CPU slots each, no GPUs, heartbeats every 1,000 ms (when idle
     5,000 ms, half of --lost, in a build whose scheduler says so; 3,000 ms before), then
     worker_args. Not the fixture's --torpid 1s --lost 3s of the tests, which are not what a
-    lab runs and would make idle workers beat every 1.5 s. A worker that does not come up (a bad option in
-    worker_args) stops the cluster and the script with its log's last line."""
+    lab runs and would make idle workers beat every 1.5 s. A worker that does not come up
+    (a bad option in worker_args) stops the cluster and the script with its log's last
+    line."""
     import cluster
     c = cluster.Cluster(workers=[], sched_args=["--torpid", "3s", "--lost", "10s"] + sched_args,
                         secure=secure)

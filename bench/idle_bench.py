@@ -14,7 +14,7 @@ sleep costs a thread on this machine (benchlib.wake_cost_us) and so how much of 
 the wake-ups alone are. With --strace the scheduler and the first worker are also counted
 with `strace -c -f` over the same window (strace slows the traced processes: read their CPU
 from a run without it). --worker-args ARGS adds ARGS (split at blanks) to each worker's command
-line: e.g. --worker-args "--idle-heartbeat-ms 5000" for what a longer idle heartbeat saves.
+line: e.g. --worker-args "--idle-heartbeat-ms 3000" for the idle interval of older builds.
 """
 import os
 import subprocess
@@ -34,7 +34,7 @@ while args:
         worker_args = args.pop(0).split() if args else []
         if not worker_args:
             sys.exit("idle_bench.py: --worker-args takes the workers' extra options, "
-                     "e.g. --worker-args '--idle-heartbeat-ms 5000'")
+                     "e.g. --worker-args '--idle-heartbeat-ms 3000'")
     elif a.startswith("-"):
         sys.exit(f"idle_bench.py: unknown option {a}")
     else:
