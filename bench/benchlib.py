@@ -55,7 +55,7 @@ def lab_cluster(sched_args, secure, workers=4, slots=16, worker_args=()):
             p = c.start_worker(name, 0, extra=["--cpus", str(slots), "--heartbeat-ms", "1000",
                                                *worker_args])
             if p.poll() is not None or c.node_state(name) in (None, "lost", "torpid"):
-                with open(os.path.join(c.dir, f"worker-{name}.log"), errors="replace") as f:
+                with open(c.worker_log(name), errors="replace") as f:
                     last = ([ln.strip() for ln in f if ln.strip()] or ["(no output)"])[-1]
                 raise SystemExit(f"worker {name} did not come up: {last}")
     except BaseException:

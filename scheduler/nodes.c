@@ -351,13 +351,18 @@ node_lost(sched_t *self, node_t *nd)
     gang_node_lost(self, nd);
 }
 
+uint32_t
+nodes_idle_max_ms(int64_t lost_ms)
+{
+    return lost_ms / 2 > UINT32_MAX ? UINT32_MAX : (uint32_t) (lost_ms / 2);
+}
+
 int64_t
 nodes_torpid_ms(int64_t torpid_ms, int64_t lost_ms, uint32_t next_hb_ms, int *clamped)
 {
-    int64_t ivl = next_hb_ms;
-    *clamped = ivl * 2 > lost_ms;
-    if (*clamped)
-        ivl = lost_ms / 2;
+    uint32_t max = nodes_idle_max_ms(lost_ms);
+    *clamped = next_hb_ms > max;
+    int64_t ivl = *clamped ? max : next_hb_ms;
     int64_t t = ivl + ivl / 2;
     return t > torpid_ms ? t : torpid_ms;
 }
@@ -370,8 +375,9 @@ nodes_announce(sched_t *self, node_t *nd, uint32_t next_hb_ms)
     if (clamped && !nd->hb_warned) {
         nd->hb_warned = 1;
         log_warn("node heartbeat interval too long name=%s next_ms=%" PRIu32 " lost_ms=%" PRId64
-                 ": taken as %" PRId64 " ms; set its idle_heartbeat_ms to half of --lost or less",
-                 nd->info->name, next_hb_ms, self->cfg.lost_ms, self->cfg.lost_ms / 2);
+                 ": taken as %" PRIu32 " ms; set its idle_heartbeat_ms to half of --lost or less",
+                 nd->info->name, next_hb_ms, self->cfg.lost_ms,
+                 nodes_idle_max_ms(self->cfg.lost_ms));
     }
     nd->next_hb_ms = next_hb_ms;
     due_note(self, nd);
@@ -481,8 +487,7 @@ handle_register(sched_t *self, const msg_t *m)
     Wslq__RegisterReply rep = WSLQ__REGISTER_REPLY__INIT;
     gang_on_register(self, nd, r, &rep);
     rep.scheduler_time_ms = wq_clock_wall_ms();
-    rep.idle_heartbeat_max_ms =
-        self->cfg.lost_ms / 2 > UINT32_MAX ? UINT32_MAX : (uint32_t) (self->cfg.lost_ms / 2);
+    rep.idle_heartbeat_max_ms = nodes_idle_max_ms(self->cfg.lost_ms);
     out_reg_reply(self, m->from, m->env->request_id, &rep);
     gang_free_register_reply(&rep);
     self->dirty = 1;

@@ -629,8 +629,11 @@ const char *nodes_owner_policy_name(uint32_t p);
 /* A message came from this node's worker: it is alive. */
 void nodes_seen(sched_t *self, node_t *nd);
 void nodes_tick(sched_t *self, int64_t now);
+/* The longest heartbeat interval taken as announced: half of lost_ms (two heartbeats before a
+ * loss), at most UINT32_MAX. Each RegisterReply tells the worker (idle_heartbeat_max_ms). */
+uint32_t nodes_idle_max_ms(int64_t lost_ms);
 /* How long a node may stay silent before it is torpid: max(torpid_ms, 1.5 x the interval it
- * announced), the interval taken as at most lost_ms / 2 (*clamped = 1 when it was longer), so
+ * announced), the interval taken as at most nodes_idle_max_ms (*clamped = 1 when longer), so
  * a node is torpid after a missed heartbeat and a half and lost after two or more. */
 int64_t nodes_torpid_ms(int64_t torpid_ms, int64_t lost_ms, uint32_t next_hb_ms, int *clamped);
 /* A Register's or Heartbeat's next_heartbeat_ms; one too long for lost_ms is logged once. */

@@ -697,6 +697,12 @@ test_torpid_threshold(void **state)
     assert_int_equal(clamped, 0);
     assert_int_equal(nodes_torpid_ms(3000, 10000, 5001, &clamped), 7500);
     assert_int_equal(clamped, 1);
+    /* what a RegisterReply offers is the clamp's own limit */
+    assert_int_equal(nodes_idle_max_ms(10000), 5000);
+    assert_int_equal(nodes_idle_max_ms(10001), 5000);
+    assert_int_equal(nodes_torpid_ms(3000, 10001, 5000, &clamped), 7500);
+    assert_int_equal(clamped, 0);
+    assert_int_equal(nodes_idle_max_ms(INT64_MAX), UINT32_MAX);
     assert_int_equal(nodes_torpid_ms(3000, 10000, 60000, &clamped), 7500);
     assert_int_equal(clamped, 1);
     assert_int_equal(nodes_torpid_ms(1000, 3000, 1500, &clamped), 2250); /* the test cluster */

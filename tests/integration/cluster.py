@@ -305,9 +305,13 @@ class Cluster:
         if r.returncode != 0:
             raise RuntimeError(f"wslq-worker --join for {name} failed: {r.stderr.strip()}")
 
+    def worker_log(self, name):
+        """The path of worker name's output (stdout and stderr)."""
+        return os.path.join(self.dir, f"worker-{name}.log")
+
     def start_worker(self, name, gpus, extra=(), env=None):
         """gpus=None: the worker discovers its GPUs (NVML); env: more environment for it."""
-        log = open(os.path.join(self.dir, f"worker-{name}.log"), "ab")
+        log = open(self.worker_log(name), "ab")
         # Workers advertise loopback unless a test says otherwise, so every connection a test
         # causes (MASTER_ADDR, the inbound self-test) stays on this machine's loopback.
         if "--ip" not in extra:
