@@ -31,6 +31,9 @@ figure is the median of its rounds. Measured the same way for both:
   * N jobs queued behind one that holds on (a dependency), released at once:
     N / (release -> queue empty); N is 1,000 for wslq, 900 for tsp (each queued tsp job keeps
     a client process connected to its server, and it takes at most TS_MAXCONN=1000); 2 rounds.
+    Its floor, printed with it: 1,000 `/bin/true` started 64 at a time by one small process
+    and reaped (wslq-bench-spawn, bench/spawn_floor.c), the fastest any queue could drain them
+    on this machine; each drain is printed against it too.
     The end is found cheaply for both, so that the asking does not weigh on the drain: for
     tsp `tsp -w` on the last job, then `tsp -l` every 10 ms; for wslq one connection asking
     every 10 ms for the newest active job alone
@@ -80,7 +83,8 @@ cluster = benchlib.load_cluster(args[0] if args else None)
 BIN = cluster.BIN
 TSP = shutil.which("tsp")
 N_TSP_QUEUE = min(900, N)
-results = {}  # figure -> {"tsp": [values], "wslq": [values], "bash": [...]}
+results = {}  # figure -> {"tsp": [values], "wslq": [values], "bash": [the floor's]}
+DRAIN_FLOOR = "drain floor: /bin/true x N, 64 at a time (/s)"
 
 
 def add(fig, who, value):
@@ -208,8 +212,12 @@ try:
             wslq_wait_idle()
     print("  submit --file done", flush=True)
 
-    # queued behind a dependency, released at once
+    # queued behind a dependency, released at once; and the machine's floor for it: the same
+    # number of /bin/true, 64 at a time, from one small process (bench/spawn_floor.c)
     for r in range(2 if "drain" in only else 0):
+        out = subprocess.run([f"{BIN}/wslq-bench-spawn", str(N), "64", "/bin/true"],
+                             check=True, capture_output=True, text=True).stdout
+        add(DRAIN_FLOOR, "bash", float(out.split()[-1].rstrip("/s")))
         if TSP:
             fifo = os.path.join(tdir, f"fifo{r}")
             os.mkfifo(fifo)
@@ -310,7 +318,7 @@ def med(v, who):
 
 for fig, v in results.items():
     if "bash" in v:
-        print(f"  {fig:52} {statistics.median(v['bash']):>9.1f}  (the floor: bash)")
+        print(f"  {fig:52} {statistics.median(v['bash']):>9.1f}  (the floor)")
         continue
     t, u, w = med(v, "tsp"), med(v, "wslq unix"), med(v, "wslq tcp")
 
@@ -321,10 +329,18 @@ for fig, v in results.items():
         return f"{x / t:.2f}x" if t and x is not None else "-"
 
     print(f"  {fig:52} {num(t):>9} {num(u):>10} {num(w):>10} {ratio(u):>9} {ratio(w):>8}")
-if not {"floor", "loop"} <= only:
-    sys.exit(0)
-floor = statistics.median(results["bash loop of /bin/true (/s)"]["bash"])
-sub = results["submit loop of /bin/true, jobs running (/s)"]
-print("  submit loop against the floor: "
-      + "; ".join(f"{who} {statistics.median(sub[who]) / floor:.2f}x"
-                  for who in ("wslq unix", "wslq tcp", "tsp") if sub.get(who)))
+if {"floor", "loop"} <= only:
+    floor = statistics.median(results["bash loop of /bin/true (/s)"]["bash"])
+    sub = results["submit loop of /bin/true, jobs running (/s)"]
+    print("  submit loop against the floor: "
+          + "; ".join(f"{who} {statistics.median(sub[who]) / floor:.2f}x"
+                      for who in ("wslq unix", "wslq tcp", "tsp") if sub.get(who)))
+if "drain" in only:
+    # no queue drains faster than its jobs can be started and reaped at all
+    floor = statistics.median(results[DRAIN_FLOOR]["bash"])
+    drain = results["drain after release (jobs/s)"]
+    print("  drain against the floor: "
+          + "; ".join(f"{who} {statistics.median(drain[who]) / floor:.2f}x"
+                      for who in ("wslq tcp", "tsp") if drain.get(who))
+          + (f"; 1.5x tsp's drain would be {1.5 * statistics.median(drain['tsp']) / floor:.2f}x"
+             if drain.get("tsp") else ""))

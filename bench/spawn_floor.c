@@ -1,0 +1,81 @@
+/* The floor of a drain: the fastest this machine runs N short jobs, SLOTS at a time, started
+ * by one small process with posix_spawn (the cheapest start there is: no copy of the parent's
+ * page tables) and reaped with waitpid. A queue that drains N jobs can do no better than this,
+ * whatever its daemons do; bench/vs_tsp.py holds both tools' drains against it.
+ *     wslq-bench-spawn N SLOTS PROGRAM [ARG...]
+ * Prints "N runs, SLOTS at a time: SECONDS s, RATE/s". Exits 1 when a run cannot be started
+ * or exits other than 0, 2 on bad arguments. */
+#include <errno.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+
+extern char **environ;
+
+static long
+count_arg(const char *s, long max)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < 1 || v > max)
+        return -1;
+    return v;
+}
+
+/* one child reaped; 0 when it exited 0 */
+static int
+reap(void)
+{
+    int status;
+    pid_t pid;
+    do
+        pid = waitpid(-1, &status, 0);
+    while (pid < 0 && errno == EINTR);
+    if (pid < 0) {
+        fprintf(stderr, "wslq-bench-spawn: waitpid: %s\n", strerror(errno));
+        return -1;
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "wslq-bench-spawn: a run ended with status 0x%x\n", (unsigned) status);
+        return -1;
+    }
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    long n = argc >= 4 ? count_arg(argv[1], 10000000) : -1;
+    long slots = argc >= 4 ? count_arg(argv[2], 4096) : -1;
+    if (n < 0 || slots < 0) {
+        fprintf(stderr, "usage: wslq-bench-spawn N SLOTS PROGRAM [ARG...] (N and SLOTS from 1)\n");
+        return 2;
+    }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long running = 0, started = 0;
+    while (started < n || running > 0) {
+        if (started < n && running < slots) {
+            pid_t pid;
+            int rc = posix_spawn(&pid, argv[3], NULL, NULL, argv + 3, environ);
+            if (rc != 0) {
+                fprintf(stderr, "wslq-bench-spawn: %s: %s\n", argv[3], strerror(rc));
+                return 1;
+            }
+            started++;
+            running++;
+            continue;
+        }
+        if (reap() != 0)
+            return 1;
+        running--;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9;
+    printf("%ld runs, %ld at a time: %.3f s, %.1f/s\n", n, slots, s, (double) n / s);
+    return 0;
+}
