@@ -127,10 +127,8 @@ tdr_events_now(worker_t *w)
 {
     if (w->cfg.owner_file[0] == '\0')
         return -1;
-    owner_report_t rep;
-    int64_t now = wq_clock_wall_ms() / 1000;
-    owner_read(w->cfg.owner_file, now, &w->cfg.owner_lim, &rep, NULL, 0);
-    return report_events(w, &rep, now);
+    outbox_owner_refresh(w);
+    return report_events(w, &w->owner_rep, wq_clock_wall_ms() / 1000);
 }
 
 int64_t
@@ -139,7 +137,7 @@ tdr_events_recent(worker_t *w)
     if (w->cfg.owner_file[0] == '\0')
         return -1;
     if (w->owner_read_ms == 0 || wq_clock_mono_ms() - w->owner_read_ms > TDR_REUSE_MS)
-        outbox_owner_refresh(w);
+        return tdr_events_now(w);
     return report_events(w, &w->owner_rep, wq_clock_wall_ms() / 1000);
 }
 

@@ -22,7 +22,11 @@ int tdr_scan_fd(int fd, char *why, size_t whylen);
 struct worker;
 struct job;
 
-/* The reporter's TDR event count now: -1 when there is no fresh report or it has no count. */
+/* The reporter's TDR event count now, from a new read of the owner file: -1 when there is no
+ * fresh report or it has no count. The read becomes the worker's last (its owner state, the
+ * next heartbeat's report, the count a launch within TDR_REUSE_MS takes): a job launched
+ * after another's end starts from the count that end saw, not from an older heartbeat's, so a
+ * reset that end was told of is never laid on the next job too. For a job's end. */
 int64_t tdr_events_now(struct worker *w);
 
 /* How old the worker's last read of the owner file (each heartbeat's) may be for a job's
@@ -31,8 +35,9 @@ int64_t tdr_events_now(struct worker *w);
  * writes it every 5 s by default: a read younger than that is about as fresh as the file. */
 #define TDR_REUSE_MS 5000
 
-/* The count as tdr_events_now, from the last read of the owner file when it is younger than
- * TDR_REUSE_MS, else from a new one (which becomes the last). For a job's launch. */
+/* The count as tdr_events_now, from the last read of the owner file (a heartbeat's, the
+ * Register's or a job end's) when it is younger than TDR_REUSE_MS, else from a new one (which
+ * becomes the last). For a job's launch. */
 int64_t tdr_events_recent(struct worker *w);
 
 /* At a job's end: set j->gpu_reset and j->gpu_reset_why if it failed with a GPU reset. */

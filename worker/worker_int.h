@@ -104,7 +104,8 @@ int outbox_send(worker_t *w, Wslq__Envelope *env);
 int outbox_rdv_send(void *ctx, Wslq__Envelope *env);
 
 /* Read the owner file (the Windows reporter's) into owner_state, owner_why and owner_rep; a
- * change of state is logged with its reason. Each Register and heartbeat does. */
+ * change of state is logged with its reason. Each Register and heartbeat does, a failed job's
+ * end (tdr_events_now), and a launch when the last read is older than TDR_REUSE_MS. */
 void outbox_owner_refresh(worker_t *w);
 
 /* Register: node facts, GPUs, attributes, running jobs, probe port. A new request_id each

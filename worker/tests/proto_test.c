@@ -520,6 +520,24 @@ run_one(uint64_t id)
     send_ack(id);
 }
 
+/* The Windows reporter's owner file at path, written now with a TDR event count of events
+ * (written whole and renamed into place, as the reporter does). */
+static void
+write_owner(const char *path, int events)
+{
+    char tmp[80];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "{\"version\": 1, \"time\": %lld, \"idle_s\": 5, \"fullscreen\": false, "
+            "\"gpu_ok\": true, \"gpu_procs\": [], \"tdr\": {\"delay_s\": 2, \"level\": 3, "
+            "\"events\": %d}}\n",
+            (long long) (wq_clock_wall_ms() / 1000), events);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(rename(tmp, path), 0);
+}
+
 /* The owner file (on WSL 2 on the Windows drive, where every open waits on Windows) is read
  * for the Register and each heartbeat; a launch takes the TDR count of that last read while it
  * is under TDR_REUSE_MS (5 s) old, and reads the file again only after. */
@@ -529,14 +547,7 @@ test_owner_file_not_read_per_launch(void **state)
     (void) state;
     char owner[64];
     snprintf(owner, sizeof owner, "%s/owner.json", dir);
-    FILE *f = fopen(owner, "w");
-    assert_non_null(f);
-    fprintf(f,
-            "{\"version\": 1, \"time\": %lld, \"idle_s\": 5, \"fullscreen\": false, "
-            "\"gpu_ok\": true, \"gpu_procs\": [], \"tdr\": {\"delay_s\": 2, \"level\": 3, "
-            "\"events\": 7}}\n",
-            (long long) (wq_clock_wall_ms() / 1000));
-    assert_int_equal(fclose(f), 0);
+    write_owner(owner, 7);
     int ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     assert_true(ino >= 0);
     assert_true(inotify_add_watch(ino, owner, IN_OPEN) >= 0);
@@ -575,6 +586,50 @@ test_owner_file_not_read_per_launch(void **state)
     assert_int_equal(stop_worker(), 0);
 }
 
+/* A failed job's end reads the owner file afresh, and that read is the one the next launch
+ * takes: a reset the count rose by while one job ran is that job's, not also the next one's
+ * (which, launched within 5 s of an older read, would start from the count before it). */
+static void
+test_tdr_count_from_the_last_end(void **state)
+{
+    (void) state;
+    char owner[64];
+    snprintf(owner, sizeof owner, "%s/owner.json", dir);
+    write_owner(owner, 7);
+    start_worker_with("20000", owner); /* no heartbeat reads the file meanwhile */
+    Wslq__Envelope *e = expect(WSLQ__ENVELOPE__BODY_REG, 10000);
+    assert_non_null(e);
+    wire_free(&e);
+    send_register_reply(0, 0);
+
+    /* the count rises from 7 to 8 while job 201 runs, which then fails: a GPU reset */
+    send_launch(201, "sleep 2; exit 1", 0);
+    e = expect(WSLQ__ENVELOPE__BODY_STARTED, 10000);
+    assert_non_null(e);
+    wire_free(&e);
+    write_owner(owner, 8);
+    e = expect(WSLQ__ENVELOPE__BODY_ENDED, 10000);
+    assert_non_null(e);
+    assert_int_equal(e->ended->job_id, 201);
+    assert_int_equal(e->ended->exit_code, 1);
+    assert_true(e->ended->gpu_reset);
+    assert_non_null(strstr(e->ended->gpu_reset_why, "Windows logged 1 display driver reset"));
+    wire_free(&e);
+    send_ack(201);
+
+    /* job 202 starts after that end and fails with no new reset: an ordinary failure */
+    send_launch(202, "exit 1", 0);
+    e = expect(WSLQ__ENVELOPE__BODY_ENDED, 10000);
+    assert_non_null(e);
+    assert_int_equal(e->ended->job_id, 202);
+    assert_int_equal(e->ended->exit_code, 1);
+    assert_false(e->ended->gpu_reset);
+    assert_string_equal(e->ended->gpu_reset_why, "");
+    wire_free(&e);
+    send_ack(202);
+    assert_int_equal(stop_worker(), 0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -586,6 +641,7 @@ main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_worker_conversation),
         cmocka_unit_test(test_owner_file_not_read_per_launch),
+        cmocka_unit_test(test_tdr_count_from_the_last_end),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
