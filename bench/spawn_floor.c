@@ -8,23 +8,13 @@
 #include <errno.h>
 #include <spawn.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 
-extern char **environ;
+#include "common/parse.h"
 
-static long
-count_arg(const char *s, long max)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < 1 || v > max)
-        return -1;
-    return v;
-}
+extern char **environ;
 
 /* one child reaped; 0 when it exited 0 */
 static int
@@ -49,15 +39,20 @@ reap(void)
 int
 main(int argc, char **argv)
 {
-    long n = argc >= 4 ? count_arg(argv[1], 10000000) : -1;
-    long slots = argc >= 4 ? count_arg(argv[2], 4096) : -1;
-    if (n < 0 || slots < 0) {
-        fprintf(stderr, "usage: wslq-bench-spawn N SLOTS PROGRAM [ARG...] (N and SLOTS from 1)\n");
+    if (argc < 4) {
+        fprintf(stderr, "usage: wslq-bench-spawn N SLOTS PROGRAM [ARG...]\n");
+        return 2;
+    }
+    int64_t n, slots;
+    wq_error_t err = {0};
+    if (wq_parse_int(argv[1], 1, 10000000, "N", &n, &err) < 0 ||
+        wq_parse_int(argv[2], 1, 4096, "SLOTS", &slots, &err) < 0) {
+        fprintf(stderr, "wslq-bench-spawn: %s\n", err.text);
         return 2;
     }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    long running = 0, started = 0;
+    int64_t running = 0, started = 0;
     while (started < n || running > 0) {
         if (started < n && running < slots) {
             pid_t pid;
@@ -76,6 +71,7 @@ main(int argc, char **argv)
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double s = (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9;
-    printf("%ld runs, %ld at a time: %.3f s, %.1f/s\n", n, slots, s, (double) n / s);
+    printf("%lld runs, %lld at a time: %.3f s, %.1f/s\n", (long long) n, (long long) slots, s,
+           (double) n / s);
     return 0;
 }

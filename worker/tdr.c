@@ -137,7 +137,7 @@ tdr_events_recent(worker_t *w)
     if (w->cfg.owner_file[0] == '\0')
         return -1;
     if (w->owner_read_ms == 0 || wq_clock_mono_ms() - w->owner_read_ms > TDR_REUSE_MS)
-        return tdr_events_now(w);
+        outbox_owner_refresh(w);
     return report_events(w, &w->owner_rep, wq_clock_wall_ms() / 1000);
 }
 
