@@ -6,7 +6,6 @@ command against it, and a process's CPU time and resident memory read from /proc
 A script imports this module first, parses its options, then calls load_cluster(): the
 fixture reads WSLQ_BIN once, when it is imported."""
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -184,17 +183,6 @@ def wakes(pid):
     """How many times the threads of pid were put on a CPU so far: an idle daemon's
     wake-ups, preemptions included."""
     return schedstat_sum(pid, 2)
-
-
-def wake_cost_us(n=200, sleep_s=0.005):
-    """The CPU time this thread spends on one wake from a timed sleep on this machine, in us
-    (median of n sleeps of sleep_s): the floor under every wake-up of an idle daemon."""
-    costs = []
-    for _ in range(n):
-        t0 = time.thread_time_ns()
-        time.sleep(sleep_s)
-        costs.append(time.thread_time_ns() - t0)
-    return statistics.median(costs) / 1000
 
 
 def keeper_pids(c):

@@ -9,19 +9,27 @@ BIN defaults to build/bin. A CURVE-secured scheduler (--sync full, the shipped -
 GPUs) start on loopback; after 3 s
 each daemon's CPU time over S seconds (default 20) is read from /proc/PID/task/*/schedstat
 (nanoseconds, all threads) and printed as % of one core, with how many times a second its
-threads were woken (put on a CPU: the third field there). Last, what one wake from a timed
-sleep costs a thread on this machine (benchlib.wake_cost_us) and so how much of the figure
-the wake-ups alone are. With --strace the scheduler and the first worker are also counted
-with `strace -c -f` over the same window (strace slows the traced processes: read their CPU
-from a run without it). --worker-args ARGS adds ARGS (split at blanks) to each worker's command
-line: e.g. --worker-args "--idle-heartbeat-ms 3000" for the idle interval of older builds.
+threads were woken (put on a CPU: the third field there). Last, the floor under it: what one
+wake from a timed sleep costs a thread that does nothing else (wslq-bench-wake,
+bench/wake_floor.c; from BIN, else from build/bin), after sleeps as long as the idle
+daemons' (2.5 s, beside them over the same window) and after 5 ms ones (a virtual machine can
+make those several times cheaper), and so how much of the figure the wake-ups alone are.
+With --strace the scheduler and the first worker are also counted with `strace -c -f` over
+the same window (strace slows the traced processes, and its stops are wake-ups: read their
+CPU from a run without it; the floor is not measured then).
+--worker-args ARGS adds ARGS (split at blanks) to each worker's command line: e.g.
+--worker-args "--idle-heartbeat-ms 3000" for the idle interval of older builds.
 """
 import os
+import re
 import subprocess
 import sys
 import time
 
 here = os.path.dirname(os.path.abspath(__file__))
+# the idle daemons' sleeps: a worker's 5 s between heartbeats, the scheduler's 2.5 s from a
+# heartbeat to its nodes' next deadline (it wakes for both)
+LONG_SLEEP_MS = 2500
 args = sys.argv[1:]
 secs, use_strace, bins, worker_args = 20.0, False, [], []
 while args:
@@ -45,7 +53,20 @@ elif "WSLQ_BIN" not in os.environ:
     os.environ["WSLQ_BIN"] = os.path.join(here, "../build/bin")
 sys.path.insert(0, os.path.join(here, "../tests/integration"))
 sys.path.insert(0, here)
-from benchlib import cpu_ns, lab_cluster, wake_cost_us, wakes  # noqa: E402
+from benchlib import cpu_ns, lab_cluster, wakes  # noqa: E402
+
+WAKE = next((p for p in (os.path.join(os.environ["WSLQ_BIN"], "wslq-bench-wake"),
+                         os.path.join(here, "../build/bin/wslq-bench-wake"))
+             if os.access(p, os.X_OK)), None)
+
+
+def wake_floor(proc):
+    """What the finished wslq-bench-wake proc printed: (wakes, median, least, most), in us."""
+    line = proc.communicate(timeout=120)[0].strip()
+    m = re.match(r"(\d+) wakes .* median ([0-9.]+) us .*least ([0-9.]+), most ([0-9.]+)", line)
+    if proc.returncode != 0 or m is None:
+        raise SystemExit(f"idle_bench.py: {WAKE} failed: {line or 'no output'}")
+    return int(m.group(1)), float(m.group(2)), float(m.group(3)), float(m.group(4))
 
 
 c = lab_cluster(["--sync", "full"], secure=True, worker_args=worker_args)
@@ -61,6 +82,10 @@ try:
             tracers.append((n, subprocess.Popen(
                 ["strace", "-c", "-f", "-p", str(p), "-o", f"{out}-{n}.txt"],
                 stderr=subprocess.DEVNULL)))
+    n_long = int(secs * 1000 // LONG_SLEEP_MS)
+    long_floor = (subprocess.Popen([WAKE, str(LONG_SLEEP_MS), str(n_long)],
+                                   stdout=subprocess.PIPE, text=True)
+                  if WAKE and n_long > 0 and not use_strace else None)
     time.sleep(secs)
     for _, t in tracers:
         t.send_signal(2)
@@ -75,11 +100,27 @@ try:
         print(f"{n}: {pc:.3f} % of a core, {(woke1[n] - woke0[n]) / secs:.2f} wake-ups a second")
     print(f"all daemons: {total:.3f} % of a core over {secs:g} s, "
           f"{total_wakes / secs:.2f} wake-ups a second")
-    us = wake_cost_us()
-    share = total_wakes / secs * us / 1e4
-    print(f"one wake from a timed sleep costs a thread {us:.1f} us of CPU here (median of 200): "
-          f"the wake-ups alone are {share:.3f} % of a core"
-          + (f", {share / total * 100:.0f} % of the daemons' figure" if total > 0 else ""))
+    if use_strace:
+        print("(with --strace the tracer's stops are wake-ups too: no figure a wake-up)")
+    elif total_wakes > 0:
+        print(f"one wake-up of a daemon's thread: {total / 1e-4 / total_wakes * secs:.1f} us "
+              f"of CPU on average")
+    floors = []
+    if long_floor is not None:
+        floors.append((f"{LONG_SLEEP_MS / 1000:g} s asleep, as long as the idle daemons' "
+                       f"(beside them)", long_floor))
+    if WAKE is None and not use_strace:
+        print("no wslq-bench-wake in BIN or build/bin: the floor of a wake is not measured")
+    elif WAKE is not None and not use_strace:
+        floors.append(("5 ms asleep", subprocess.Popen([WAKE, "5", "200"],
+                                                       stdout=subprocess.PIPE, text=True)))
+    for what, proc in floors:
+        n, us, least, most = wake_floor(proc)
+        pc = total_wakes / secs * us / 1e4
+        print(f"the floor, a wake of a thread that does nothing else, after {what}: "
+              f"{us:.1f} us (median of {n}, {least:.1f}-{most:.1f}): the daemons' wake-ups at "
+              f"that are {pc:.3f} % of a core"
+              + (f", {pc / total * 100:.0f} % of their figure" if total > 0 else ""))
     for n, _ in tracers:
         with open(f"{out}-{n}.txt") as f:
             lines = f.read().splitlines()
