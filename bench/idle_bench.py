@@ -71,6 +71,7 @@ def wake_floor(proc):
 
 c = lab_cluster(["--sync", "full"], secure=True, worker_args=worker_args)
 out = "/tmp/wslq-idle-bench-%d" % os.getpid()
+long_floor = None
 try:
     time.sleep(3)
     pids = [("scheduler", c.sched.pid)] + [(n, p.pid) for n, p in c.workers.items()]
@@ -103,8 +104,8 @@ try:
     if use_strace:
         print("(with --strace the tracer's stops are wake-ups too: no figure a wake-up)")
     elif total_wakes > 0:
-        print(f"one wake-up of a daemon's thread: {total / 1e-4 / total_wakes * secs:.1f} us "
-              f"of CPU on average")
+        us_each = total / 100 * secs / total_wakes * 1e6
+        print(f"one wake-up of a daemon's thread: {us_each:.1f} us of CPU on average")
     floors = []
     if long_floor is not None:
         floors.append((f"{LONG_SLEEP_MS / 1000:g} s asleep, as long as the idle daemons' "
@@ -132,4 +133,7 @@ try:
                         if k != "total")
         print(f"{n} (strace): {tot / secs:.0f} system calls/s; {tot} in {secs:g} s: {top}")
 finally:
+    if long_floor is not None and long_floor.poll() is None:
+        long_floor.kill()
+        long_floor.wait()
     c.stop()
