@@ -83,10 +83,11 @@ try:
             tracers.append((n, subprocess.Popen(
                 ["strace", "-c", "-f", "-p", str(p), "-o", f"{out}-{n}.txt"],
                 stderr=subprocess.DEVNULL)))
+    floor = WAKE is not None and not use_strace  # the tracer's stops would be wake-ups too
     n_long = int(secs * 1000 // LONG_SLEEP_MS)
-    long_floor = (subprocess.Popen([WAKE, str(LONG_SLEEP_MS), str(n_long)],
-                                   stdout=subprocess.PIPE, text=True)
-                  if WAKE and n_long > 0 and not use_strace else None)
+    if floor and n_long > 0:
+        long_floor = subprocess.Popen([WAKE, str(LONG_SLEEP_MS), str(n_long)],
+                                      stdout=subprocess.PIPE, text=True)
     time.sleep(secs)
     for _, t in tracers:
         t.send_signal(2)
@@ -106,13 +107,13 @@ try:
     elif total_wakes > 0:
         us_each = total / 100 * secs / total_wakes * 1e6
         print(f"one wake-up of a daemon's thread: {us_each:.1f} us of CPU on average")
+    if WAKE is None and not use_strace:
+        print("no wslq-bench-wake in BIN or build/bin: the floor of a wake is not measured")
     floors = []
     if long_floor is not None:
         floors.append((f"{LONG_SLEEP_MS / 1000:g} s asleep, as long as the idle daemons' "
                        f"(beside them)", long_floor))
-    if WAKE is None and not use_strace:
-        print("no wslq-bench-wake in BIN or build/bin: the floor of a wake is not measured")
-    elif WAKE is not None and not use_strace:
+    if floor:
         floors.append(("5 ms asleep", subprocess.Popen([WAKE, "5", "200"],
                                                        stdout=subprocess.PIPE, text=True)))
     for what, proc in floors:

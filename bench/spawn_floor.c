@@ -10,8 +10,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 
+#include "bench/benchstat.h"
 #include "common/parse.h"
 
 extern char **environ;
@@ -50,8 +50,7 @@ main(int argc, char **argv)
         fprintf(stderr, "wslq-bench-spawn: %s\n", err.text);
         return 2;
     }
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = bench_clock_ms(CLOCK_MONOTONIC);
     int64_t running = 0, started = 0;
     while (started < n || running > 0) {
         if (started < n && running < slots) {
@@ -69,8 +68,7 @@ main(int argc, char **argv)
             return 1;
         running--;
     }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double s = (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9;
+    double s = (bench_clock_ms(CLOCK_MONOTONIC) - t0) / 1e3;
     printf("%lld runs, %lld at a time: %.3f s, %.1f/s\n", (long long) n, (long long) slots, s,
            (double) n / s);
     return 0;

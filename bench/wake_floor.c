@@ -6,34 +6,13 @@
  * bench/idle_bench.py runs it beside the daemons at their sleep length and at 5 ms.
  *     wslq-bench-wake MS N
  * Prints "N wakes after MS ms sleeps: median X us of CPU each (least Y, most Z)". Exits 2 on
- * bad arguments, 1 when the clock cannot be read. */
-#include <errno.h>
+ * bad arguments, 1 when out of memory. */
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <time.h>
 
+#include "bench/benchstat.h"
 #include "common/parse.h"
-
-static int
-thread_ns(int64_t *ns)
-{
-    struct timespec t;
-    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t) < 0) {
-        fprintf(stderr, "wslq-bench-wake: clock_gettime: %s\n", strerror(errno));
-        return -1;
-    }
-    *ns = (int64_t) t.tv_sec * 1000000000 + t.tv_nsec;
-    return 0;
-}
-
-static int
-cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
-    return (x > y) - (x < y);
-}
 
 int
 main(int argc, char **argv)
@@ -49,25 +28,19 @@ main(int argc, char **argv)
         fprintf(stderr, "wslq-bench-wake: %s\n", err.text);
         return 2;
     }
-    int64_t *cost = malloc((size_t) n * sizeof *cost);
+    double *cost = malloc((size_t) n * sizeof *cost); /* us */
     if (cost == NULL) {
         fprintf(stderr, "wslq-bench-wake: out of memory\n");
         return 1;
     }
     for (int64_t i = 0; i < n; i++) {
-        int64_t t0, t1;
-        if (thread_ns(&t0) < 0)
-            return 1;
+        double t0 = bench_clock_ms(CLOCK_THREAD_CPUTIME_ID);
         (void) poll(NULL, 0, (int) ms); /* a signal cutting it short is one more wake */
-        if (thread_ns(&t1) < 0)
-            return 1;
-        cost[i] = t1 - t0;
+        cost[i] = (bench_clock_ms(CLOCK_THREAD_CPUTIME_ID) - t0) * 1e3;
     }
-    qsort(cost, (size_t) n, sizeof *cost, cmp_i64);
-    double median = n % 2 ? (double) cost[n / 2] : (cost[n / 2 - 1] + cost[n / 2]) / 2.0;
+    double median = bench_median(cost, (size_t) n); /* sorts cost */
     printf("%lld wakes after %lld ms sleeps: median %.1f us of CPU each (least %.1f, most %.1f)\n",
-           (long long) n, (long long) ms, median / 1e3, (double) cost[0] / 1e3,
-           (double) cost[n - 1] / 1e3);
+           (long long) n, (long long) ms, median, cost[0], cost[n - 1]);
     free(cost);
     return 0;
 }

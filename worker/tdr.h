@@ -30,10 +30,10 @@ struct job;
 int64_t tdr_events_now(struct worker *w);
 
 /* How old the worker's last read of the owner file (a heartbeat's, a failed job end's) may be
- * for a job's
- * launch to take the count from it instead of reading the file again. On WSL 2 the file is on
- * the Windows drive (/mnt/c), where every open is a round trip to Windows, and the reporter
- * writes it every 5 s by default: a read younger than that is about as fresh as the file. */
+ * for a job's launch to take the count from it instead of reading the file again. On WSL 2
+ * the file is on the Windows drive (/mnt/c), where every open is a round trip to Windows, and
+ * the reporter writes it every 5 s by default: a read younger than that is about as fresh as
+ * the file. */
 #define TDR_REUSE_MS 5000
 
 /* The count as tdr_events_now, from the last read of the owner file (a heartbeat's, the
