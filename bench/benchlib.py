@@ -30,6 +30,15 @@ def opt(args, name, default):
 def load_cluster(bin_dir=None):
     """The fixture module cluster, its programs taken from bin_dir (made absolute); without
     one, from WSLQ_BIN or the fixture's default (build/bin)."""
+    if bin_dir in ("-h", "--help"):
+        print(sys.modules["__main__"].__doc__)
+        sys.exit(0)
+    if bin_dir and bin_dir.startswith("-"):
+        sys.exit(f"{bin_dir}: unknown option (BIN, the build's bin directory, comes first; "
+                 "see --help)")
+    if bin_dir and not os.path.isfile(os.path.join(bin_dir, "wslq-scheduler")):
+        sys.exit(f"{bin_dir}: no wslq-scheduler there (BIN is the build's bin directory, "
+                 "e.g. build/bin)")
     if bin_dir:
         os.environ["WSLQ_BIN"] = os.path.abspath(bin_dir)
     import cluster
@@ -177,6 +186,18 @@ def cpu_ns(pid):
     """CPU time of every thread of pid so far, in ns (finer than the clock ticks of
     clk_ticks)."""
     return schedstat_sum(pid, 0)
+
+
+def busy_s():
+    """CPU time every CPU of the machine has spent so far on anything but waiting (user, nice,
+    system, irq and softirq; not idle, iowait or the hypervisor's steal), in seconds, from
+    /proc/stat: what a window's processes cost all together, those that came and went in it
+    included (the commands of a loop, their jobs)."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    assert fields[0] == "cpu"
+    user, nice, system, _idle, _iowait, irq, softirq = (int(x) for x in fields[1:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def wakes(pid):

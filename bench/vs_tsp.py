@@ -25,7 +25,11 @@ machine whose load changes from minute to minute (a shared one) weighs on both a
 figure is the median of its rounds. Measured the same way for both:
   * floor: bash loops of `/bin/true`, `tsp -V` and `wslq --version`
   * a bash loop of submits of /bin/true while the jobs run (N / wall time of the loop):
-    1,000 in all, 1,000/R a round
+    1,000 in all, 1,000/R a round. With it, over the loop's window: the CPU time of every
+    process on the machine a turn (/proc/stat: the shell, the command, the daemons and the
+    jobs that ran meanwhile), the daemons' part of it (tsp's server; wslq's scheduler,
+    workers and rank keepers) and how busy the CPUs were: a loop that keeps them busy goes
+    as fast as a turn's CPU allows, whichever process spends it
   * the bulk path: the same 1,000/R jobs from one `wslq submit --file` (N / its wall time),
     against tsp's loop, as tsp has no bulk submit
   * N jobs queued behind one that holds on (a dependency), released at once:
@@ -58,7 +62,7 @@ import tempfile
 import time
 
 import benchlib
-from benchlib import opt, rss_mib, wait_stamp
+from benchlib import cpu_ns, opt, rss_mib, wait_stamp
 
 args = sys.argv[1:]
 mode = opt(args, "--mode", "curve")
@@ -85,6 +89,10 @@ TSP = shutil.which("tsp")
 N_TSP_QUEUE = min(900, N)
 results = {}  # figure -> {"tsp": [values], "wslq": [values], "bash": [the floor's]}
 DRAIN_FLOOR = "drain floor: /bin/true x N, 64 at a time (/s)"
+LOOP = "submit loop of /bin/true, jobs running (/s)"
+LOOP_CPU = "  its CPU a turn, every process (ms, lower better)"
+LOOP_DAEMONS = "  of it the daemons' (ms, lower is better)"
+LOOP_BUSY = "  the CPUs busy meanwhile (% of all)"
 
 
 def add(fig, who, value):
@@ -180,16 +188,29 @@ try:
             loop_rate(f"{W} --version", env, k))
     print("  floor done", flush=True)
 
-    # submits from a shell loop while the jobs run
+    # submits from a shell loop while the jobs run, and what a turn of it costs the CPUs
+    def loop_cpu(who, cmd, e, n, daemons):
+        """The submit loop's rate, and in its window the CPU of every process a turn (the
+        shell, the command, the daemons, the jobs that ran meanwhile: /proc/stat), the
+        daemons' part of it, and how busy the CPUs were. daemons() lists their pids now
+        (a wslq rank keeper starts with its worker's first job, and counts from 0)."""
+        before = {p: cpu_ns(p) for p in daemons()}
+        b0, t0 = benchlib.busy_s(), time.monotonic()
+        add(LOOP, who, loop_rate(cmd, e, n))
+        b1, wall = benchlib.busy_s(), time.monotonic() - t0
+        after = {p: cpu_ns(p) for p in daemons()}
+        add(LOOP_CPU, who, (b1 - b0) / n * 1e3)
+        add(LOOP_DAEMONS, who, sum(v - before.get(p, 0) for p, v in after.items()) / n / 1e6)
+        add(LOOP_BUSY, who, (b1 - b0) / (wall * os.cpu_count()) * 100)
+
     per = N // rounds
     for r in range(rounds if "loop" in only else 0):
         if TSP:
-            add("submit loop of /bin/true, jobs running (/s)", "tsp",
-                loop_rate(f"{TSP} -n /bin/true", tenv, per))
+            loop_cpu("tsp", f"{TSP} -n /bin/true", tenv, per, lambda: server)
             tsp_wait_idle()
         for who, e in ways:
-            add("submit loop of /bin/true, jobs running (/s)", who,
-                loop_rate(f"{W} submit -- /bin/true", e, per))
+            loop_cpu(who, f"{W} submit -- /bin/true", e, per,
+                     lambda: pids + benchlib.keeper_pids(c))
             wslq_wait_idle()
     print("  submit loop done", flush=True)
 
@@ -331,7 +352,7 @@ for fig, v in results.items():
     print(f"  {fig:52} {num(t):>9} {num(u):>10} {num(w):>10} {ratio(u):>9} {ratio(w):>8}")
 if {"floor", "loop"} <= only:
     floor = statistics.median(results["bash loop of /bin/true (/s)"]["bash"])
-    sub = results["submit loop of /bin/true, jobs running (/s)"]
+    sub = results[LOOP]
     print("  submit loop against the floor: "
           + "; ".join(f"{who} {statistics.median(sub[who]) / floor:.2f}x"
                       for who in ("wslq unix", "wslq tcp", "tsp") if sub.get(who)))
