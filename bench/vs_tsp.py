@@ -90,7 +90,7 @@ N_TSP_QUEUE = min(900, N)
 results = {}  # figure -> {"tsp": [values], "wslq": [values], "bash": [the floor's]}
 DRAIN_FLOOR = "drain floor: /bin/true x N, 64 at a time (/s)"
 LOOP = "submit loop of /bin/true, jobs running (/s)"
-LOOP_CPU = "  its CPU a turn, every process (ms, lower better)"
+LOOP_CPU = "  its CPU a turn, all processes (ms, lower is better)"
 LOOP_DAEMONS = "  of it the daemons' (ms, lower is better)"
 LOOP_BUSY = "  the CPUs busy meanwhile (% of all)"
 
@@ -195,13 +195,14 @@ try:
         daemons' part of it, and how busy the CPUs were. daemons() lists their pids now
         (a wslq rank keeper starts with its worker's first job, and counts from 0)."""
         before = {p: cpu_ns(p) for p in daemons()}
-        b0, t0 = benchlib.busy_s(), time.monotonic()
-        add(LOOP, who, loop_rate(cmd, e, n))
-        b1, wall = benchlib.busy_s(), time.monotonic() - t0
+        b0 = benchlib.busy_s()
+        rate = loop_rate(cmd, e, n)
+        busy = benchlib.busy_s() - b0
         after = {p: cpu_ns(p) for p in daemons()}
-        add(LOOP_CPU, who, (b1 - b0) / n * 1e3)
+        add(LOOP, who, rate)
+        add(LOOP_CPU, who, busy / n * 1e3)
         add(LOOP_DAEMONS, who, sum(v - before.get(p, 0) for p, v in after.items()) / n / 1e6)
-        add(LOOP_BUSY, who, (b1 - b0) / (wall * os.cpu_count()) * 100)
+        add(LOOP_BUSY, who, busy / (n / rate * os.cpu_count()) * 100)
 
     per = N // rounds
     for r in range(rounds if "loop" in only else 0):
